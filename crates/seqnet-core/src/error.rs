@@ -1,0 +1,174 @@
+//! The one error type of seqnet's core. Every variant names what is at fault:
+//! the layer, the port, the file and line, or the option.
+
+use std::fmt;
+
+/// A problem found while checking a [`crate::LayerGraph`]. The checks collect
+/// every problem at once into [`Error::InvalidGraph`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GraphProblem {
+    #[error("two layers are named '{name}'")]
+    DuplicateLayerName { name: String },
+    #[error("a layer has an empty name")]
+    EmptyLayerName,
+    #[error("connection names unknown layer '{layer}'")]
+    UnknownLayer { layer: String },
+    #[error("layer '{layer}' has no {direction} port '{port}' (it has: {available})")]
+    UnknownPort {
+        layer: String,
+        port: String,
+        direction: PortDirection,
+        available: String,
+    },
+    #[error("input port '{layer}/{port}' is fed twice, by '{first}' and by '{second}'")]
+    InputFedTwice {
+        layer: String,
+        port: String,
+        first: String,
+        second: String,
+    },
+    #[error("the layers {layers:?} form a cycle")]
+    Cycle { layers: Vec<String> },
+    #[error("input port '{layer}/{port}' is not connected")]
+    UnconnectedInput { layer: String, port: String },
+    #[error("the graph has no input layer")]
+    NoInputLayer,
+    #[error("the graph has no output layer")]
+    NoOutputLayer,
+    #[error("layer '{layer}', input port '{port}': {message}")]
+    SizeMismatch {
+        layer: String,
+        port: String,
+        message: String,
+    },
+    #[error("sequence folding layer '{layer}': its output port 'miniBatchSize' does not reach a sequence unfolding layer's 'miniBatchSize' port")]
+    FoldingNotUnfolded { layer: String },
+}
+
+impl GraphProblem {
+    /// The layer this problem is about, where there is one.
+    pub fn layer(&self) -> Option<&str> {
+        match self {
+            GraphProblem::DuplicateLayerName { name } => Some(name),
+            GraphProblem::UnknownLayer { layer }
+            | GraphProblem::UnknownPort { layer, .. }
+            | GraphProblem::InputFedTwice { layer, .. }
+            | GraphProblem::UnconnectedInput { layer, .. }
+            | GraphProblem::SizeMismatch { layer, .. }
+            | GraphProblem::FoldingNotUnfolded { layer } => Some(layer),
+            GraphProblem::Cycle { layers } => layers.first().map(|s| s.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The port this problem is about, where there is one.
+    pub fn port(&self) -> Option<&str> {
+        match self {
+            GraphProblem::UnknownPort { port, .. }
+            | GraphProblem::InputFedTwice { port, .. }
+            | GraphProblem::UnconnectedInput { port, .. }
+            | GraphProblem::SizeMismatch { port, .. } => Some(port),
+            GraphProblem::FoldingNotUnfolded { .. } => Some("miniBatchSize"),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a port takes or gives an activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortDirection {
+    Input,
+    Output,
+}
+
+impl fmt::Display for PortDirection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PortDirection::Input => "input",
+            PortDirection::Output => "output",
+        })
+    }
+}
+
+/// All problems of one graph, shown one per line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphProblems(pub Vec<GraphProblem>);
+
+impl fmt::Display for GraphProblems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(f, "the layer graph has {n} problem{}:", if n == 1 { "" } else { "s" })?;
+        for p in &self.0 {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// seqnet's error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The graph failed its checks; every problem is listed.
+    #[error("{0}")]
+    InvalidGraph(GraphProblems),
+    /// A layer met input it cannot take at run time (wrong size, format or length).
+    #[error("layer '{layer}': {message}")]
+    Layer { layer: String, message: String },
+    /// A layer's configuration is invalid (e.g. zero hidden units).
+    #[error("layer '{layer}': invalid setting {setting}: {message}")]
+    LayerConfig {
+        layer: String,
+        setting: &'static str,
+        message: String,
+    },
+    /// A named learnable or state is unknown or has the wrong size.
+    #[error("layer '{layer}', learnable '{learnable}': {message}")]
+    Learnable {
+        layer: String,
+        learnable: String,
+        message: String,
+    },
+    /// A malformed file: the file and the line (1-based, 0 when not line-based).
+    #[error("{file}:{line}: {message}")]
+    Parse {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    /// An I/O failure on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An option with a value it cannot take.
+    #[error("option {option}: {message}")]
+    InvalidOption {
+        option: &'static str,
+        message: String,
+    },
+    /// Data that does not fit what was asked of it.
+    #[error("{0}")]
+    InvalidInput(String),
+}
+
+impl Error {
+    pub(crate) fn layer(layer: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Layer {
+            layer: layer.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The graph problems, when this is [`Error::InvalidGraph`].
+    pub fn graph_problems(&self) -> &[GraphProblem] {
+        match self {
+            Error::InvalidGraph(p) => &p.0,
+            _ => &[],
+        }
+    }
+}
+
+/// seqnet's result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,151 @@
+//! The checks of a layer graph (as MATLAB's `analyzeNetwork`) and its schedule.
+
+use super::{LayerGraph, PortRef};
+use crate::error::{Error, GraphProblem, GraphProblems, PortDirection, Result};
+use crate::format::ActShape;
+use crate::layers::Layer;
+use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::graph::DiGraph;
+use std::collections::{HashMap, HashSet};
+
+/// A checked graph: the order to run the layers in, where each input port is
+/// fed from, and every port's inferred shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Layer indices in topological order.
+    pub order: Vec<usize>,
+    /// For each layer, for each input port, the output port feeding it.
+    pub sources: Vec<Vec<PortRef>>,
+    /// For each layer, the shapes of its input ports.
+    pub input_shapes: Vec<Vec<ActShape>>,
+    /// For each layer, the shapes of its output ports.
+    pub output_shapes: Vec<Vec<ActShape>>,
+    /// For each layer, for each output port, the input ports it feeds.
+    pub consumers: Vec<Vec<Vec<PortRef>>>,
+}
+
+impl LayerGraph {
+    /// Checks the graph and reports every problem at once, each naming its layer
+    /// and port; on success returns the schedule.
+    pub fn check(&self) -> Result<Plan> {
+        let mut problems = Vec::new();
+        let n = self.layers.len();
+
+        let mut seen = HashSet::new();
+        for layer in &self.layers {
+            if layer.name().is_empty() {
+                problems.push(GraphProblem::EmptyLayerName);
+            } else if !seen.insert(layer.name()) {
+                problems.push(GraphProblem::DuplicateLayerName { name: layer.name().to_string() });
+            }
+        }
+
+        // Resolve the connections; a port fed twice keeps its first source.
+        let mut sources: Vec<Vec<Option<PortRef>>> = self.layers.iter().map(|l| vec![None; l.def().input_ports().len()]).collect();
+        let mut first_source: HashMap<PortRef, String> = HashMap::new();
+        let mut edges = Vec::new();
+        for c in &self.connections {
+            let src = self.resolve(&c.source, PortDirection::Output);
+            let dst = self.resolve(&c.destination, PortDirection::Input);
+            let (src, dst) = match (src, dst) {
+                (Ok(s), Ok(d)) => (s, d),
+                (s, d) => {
+                    problems.extend(s.err());
+                    problems.extend(d.err());
+                    continue;
+                }
+            };
+            if let Some(first) = first_source.get(&dst) {
+                let name = self.port_name(dst, PortDirection::Input);
+                let (layer, port) = name.split_once('/').expect("port names have a '/'");
+                problems.push(GraphProblem::InputFedTwice { layer: layer.into(), port: port.into(), first: first.clone(), second: c.source.clone() });
+                continue;
+            }
+            first_source.insert(dst, c.source.clone());
+            sources[dst.layer][dst.port] = Some(src);
+            edges.push((src.layer, dst.layer));
+        }
+
+        let mut g = DiGraph::<usize, ()>::with_capacity(n, edges.len());
+        let nodes: Vec<_> = (0..n).map(|i| g.add_node(i)).collect();
+        for &(a, b) in &edges {
+            g.add_edge(nodes[a], nodes[b], ());
+        }
+        let mut on_cycle = vec![false; n];
+        for scc in tarjan_scc(&g) {
+            let cyclic = scc.len() > 1 || scc.iter().any(|&v| g.contains_edge(v, v));
+            if cyclic {
+                let mut members: Vec<usize> = scc.iter().map(|v| g[*v]).collect();
+                members.sort_unstable();
+                for &m in &members {
+                    on_cycle[m] = true;
+                }
+                problems.push(GraphProblem::Cycle { layers: members.iter().map(|&m| self.layers[m].name().to_string()).collect() });
+            }
+        }
+
+        for (i, layer) in self.layers.iter().enumerate() {
+            for (p, port) in layer.def().input_ports().iter().enumerate() {
+                if sources[i][p].is_none() {
+                    problems.push(GraphProblem::UnconnectedInput { layer: layer.name().to_string(), port: port.to_string() });
+                }
+            }
+        }
+        if !self.layers.iter().any(|l| l.def().is_input()) {
+            problems.push(GraphProblem::NoInputLayer);
+        }
+        if !self.layers.iter().any(|l| l.def().is_output()) {
+            problems.push(GraphProblem::NoOutputLayer);
+        }
+
+        // Shape inference over the acyclic part, in topological order.
+        let mut sub = g.clone();
+        sub.retain_nodes(|gr, v| !on_cycle[gr[v]]);
+        let order: Vec<usize> = toposort(&sub, None).map(|o| o.into_iter().map(|v| sub[v]).collect()).unwrap_or_default();
+        let mut output_shapes: Vec<Option<Vec<ActShape>>> = vec![None; n];
+        let mut input_shapes: Vec<Vec<ActShape>> = vec![Vec::new(); n];
+        for &i in &order {
+            let layer = &self.layers[i];
+            let ins: Option<Vec<ActShape>> = sources[i].iter().map(|s| s.and_then(|s| output_shapes[s.layer].as_ref().and_then(|o| o.get(s.port).copied()))).collect();
+            let Some(ins) = ins else { continue };
+            match layer.def().infer(&ins) {
+                Ok(outs) => output_shapes[i] = Some(outs),
+                Err(e) => problems.push(GraphProblem::SizeMismatch {
+                    layer: layer.name().to_string(),
+                    port: layer.def().input_ports().get(e.port).copied().unwrap_or("(layer)").to_string(),
+                    message: e.message,
+                }),
+            }
+            input_shapes[i] = ins;
+        }
+
+        for (i, layer) in self.layers.iter().enumerate() {
+            if let Layer::SequenceFolding(_) = layer {
+                let reaches = sources.iter().enumerate().any(|(j, srcs)| {
+                    matches!(self.layers[j], Layer::SequenceUnfolding(_)) && srcs.get(1) == Some(&Some(PortRef { layer: i, port: 1 }))
+                });
+                if !reaches {
+                    problems.push(GraphProblem::FoldingNotUnfolded { layer: layer.name().to_string() });
+                }
+            }
+        }
+
+        if !problems.is_empty() {
+            return Err(Error::InvalidGraph(GraphProblems(problems)));
+        }
+        let sources: Vec<Vec<PortRef>> = sources.into_iter().map(|s| s.into_iter().map(|p| p.expect("checked: every input is connected")).collect()).collect();
+        let mut consumers: Vec<Vec<Vec<PortRef>>> = self.layers.iter().map(|l| vec![Vec::new(); l.def().output_ports().len()]).collect();
+        for (j, srcs) in sources.iter().enumerate() {
+            for (p, s) in srcs.iter().enumerate() {
+                consumers[s.layer][s.port].push(PortRef { layer: j, port: p });
+            }
+        }
+        Ok(Plan {
+            order,
+            sources,
+            input_shapes,
+            output_shapes: output_shapes.into_iter().map(|o| o.expect("checked: every shape inferred")).collect(),
+            consumers,
+        })
+    }
+}

@@ -1,0 +1,164 @@
+//! Element-wise activation layers: `Relu`, `LeakyRelu`, `Tanh`, `Sigmoid`.
+//! Input and output have the same shape and format, any format.
+
+use super::named;
+use super::util::{grad_or_zeros, no_forward, single};
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::format::{ActShape, Format};
+use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
+use ndarray::{ArrayD, Zip};
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+/// The function an element-wise layer applies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Func {
+    Relu,
+    LeakyRelu(f32),
+    Tanh,
+    Sigmoid,
+}
+
+impl Func {
+    fn apply(self, x: f32) -> f32 {
+        match self {
+            Func::Relu => x.max(0.0),
+            Func::LeakyRelu(s) => {
+                if x > 0.0 {
+                    x
+                } else {
+                    s * x
+                }
+            }
+            Func::Tanh => x.tanh(),
+            Func::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        }
+    }
+    /// The derivative from the input `x` and output `y`.
+    fn derivative(self, x: f32, y: f32) -> f32 {
+        match self {
+            Func::Relu => (x > 0.0) as u8 as f32,
+            Func::LeakyRelu(s) => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    s
+                }
+            }
+            Func::Tanh => 1.0 - y * y,
+            Func::Sigmoid => y * (1.0 - y),
+        }
+    }
+}
+
+fn infer_elementwise(inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
+    let x = single(inputs)?;
+    if x.format == Format::BatchSize {
+        return Err(ShapeError::new(0, "cannot take the mini-batch size"));
+    }
+    Ok(vec![x])
+}
+
+struct ElementwiseKernel {
+    name: String,
+    func: Func,
+    /// Input and output of the last forward.
+    cache: Option<(ArrayD<f32>, ArrayD<f32>)>,
+}
+
+impl LayerKernel for ElementwiseKernel {
+    fn forward(&mut self, inputs: &[&Activation], _ctx: &mut ForwardCtx) -> Result<Vec<Activation>> {
+        let x = inputs.first().ok_or_else(|| Error::layer(&self.name, "no input"))?;
+        let f = self.func;
+        let xs = x.data.as_standard_layout().into_owned();
+        let y = xs.mapv(|v| f.apply(v));
+        self.cache = Some((xs, y.clone()));
+        Ok(vec![x.like(y)])
+    }
+    fn backward(&mut self, mut grads: Vec<Option<ArrayD<f32>>>) -> Result<Vec<Option<ArrayD<f32>>>> {
+        let (x, y) = self.cache.as_ref().ok_or_else(|| no_forward(&self.name))?;
+        let mut g = grad_or_zeros(&mut grads, x.shape());
+        let f = self.func;
+        Zip::from(&mut g).and(x).and(y).for_each(|g, &x, &y| *g *= f.derivative(x, y));
+        Ok(vec![Some(g)])
+    }
+}
+
+macro_rules! elementwise_layer {
+    ($ty:ident, $type_name:literal, $doc:literal, |$s:ident| $func:expr) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+        pub struct $ty {
+            #[serde(default)]
+            pub name: String,
+        }
+        named!($ty);
+        impl $ty {
+            pub fn new() -> Self {
+                Self::default()
+            }
+        }
+        impl LayerDef for $ty {
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn type_name(&self) -> &'static str {
+                $type_name
+            }
+            fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
+                infer_elementwise(inputs)
+            }
+            fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
+                let $s = self;
+                Ok(Box::new(ElementwiseKernel { name: self.name.clone(), func: $func, cache: None }))
+            }
+        }
+    };
+}
+
+elementwise_layer!(Relu, "ReLU", "MATLAB's `reluLayer`: `max(x, 0)`.", |_s| Func::Relu);
+elementwise_layer!(Tanh, "Tanh", "MATLAB's `tanhLayer`.", |_s| Func::Tanh);
+elementwise_layer!(Sigmoid, "Sigmoid", "MATLAB's `sigmoidLayer`: `1 / (1 + e^−x)`.", |_s| Func::Sigmoid);
+
+/// MATLAB's `leakyReluLayer`: `x` for positive `x`, `scale·x` otherwise (scale 0.01).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeakyRelu {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default = "default_scale")]
+    pub scale: f32,
+}
+
+fn default_scale() -> f32 {
+    0.01
+}
+
+named!(LeakyRelu);
+
+impl Default for LeakyRelu {
+    fn default() -> Self {
+        LeakyRelu { name: String::new(), scale: default_scale() }
+    }
+}
+
+impl LeakyRelu {
+    pub fn new(scale: f32) -> Self {
+        LeakyRelu { name: String::new(), scale }
+    }
+}
+
+impl LayerDef for LeakyRelu {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn type_name(&self) -> &'static str {
+        "Leaky ReLU"
+    }
+    fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
+        infer_elementwise(inputs)
+    }
+    fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
+        Ok(Box::new(ElementwiseKernel { name: self.name.clone(), func: Func::LeakyRelu(self.scale), cache: None }))
+    }
+}
