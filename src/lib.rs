@@ -8,5 +8,7 @@ pub use seqnet_core::*;
 /// The names most programs use.
 pub mod prelude {
     pub use seqnet_core::layers::*;
-    pub use seqnet_core::{Activation, Error, LayerGraph, Mode, Network, PaddingDirection, Result, SeqLengths};
+    pub use seqnet_core::{
+        Activation, Error, LayerGraph, Mode, Network, PaddingDirection, Result, SeqLengths,
+    };
 }

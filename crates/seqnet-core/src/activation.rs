@@ -36,12 +36,20 @@ impl SeqLengths {
                 "sequence length {l} is longer than the padded length {time}"
             )));
         }
-        Ok(SeqLengths { lengths, time, direction })
+        Ok(SeqLengths {
+            lengths,
+            time,
+            direction,
+        })
     }
 
     /// All `batch` sequences have the full length `time`.
     pub fn full(batch: usize, time: usize) -> Self {
-        SeqLengths { lengths: vec![time; batch], time, direction: PaddingDirection::Right }
+        SeqLengths {
+            lengths: vec![time; batch],
+            time,
+            direction: PaddingDirection::Right,
+        }
     }
 
     /// The time steps `[start, end)` holding observation `b`'s real steps.
@@ -115,7 +123,11 @@ impl Activation {
                 data.shape()
             )));
         }
-        Ok(Activation { data: data.into_shared(), format, lengths: Some(Arc::new(lengths)) })
+        Ok(Activation {
+            data: data.into_shared(),
+            format,
+            lengths: Some(Arc::new(lengths)),
+        })
     }
 
     /// Features per observation from `[B, C]` data.
@@ -126,7 +138,11 @@ impl Activation {
                 data.shape()
             )));
         }
-        Ok(Activation { data: data.into_shared(), format: Format::CB, lengths: None })
+        Ok(Activation {
+            data: data.into_shared(),
+            format: Format::CB,
+            lengths: None,
+        })
     }
 
     /// Images from `[B, C, H, W]` data.
@@ -137,12 +153,20 @@ impl Activation {
                 data.shape()
             )));
         }
-        Ok(Activation { data: data.into_shared(), format: Format::SSCB, lengths: None })
+        Ok(Activation {
+            data: data.into_shared(),
+            format: Format::SSCB,
+            lengths: None,
+        })
     }
 
     /// An activation of the same format and lengths as `self` with new data.
     pub fn like(&self, data: ArrayD<f32>) -> Self {
-        Activation { data: data.into_shared(), format: self.format, lengths: self.lengths.clone() }
+        Activation {
+            data: data.into_shared(),
+            format: self.format,
+            lengths: self.lengths.clone(),
+        }
     }
 
     /// The batch size `B`.

@@ -97,7 +97,11 @@ pub struct GraphProblems(pub Vec<GraphProblem>);
 impl fmt::Display for GraphProblems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        write!(f, "the layer graph has {n} problem{}:", if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "the layer graph has {n} problem{}:",
+            if n == 1 { "" } else { "s" }
+        )?;
         for p in &self.0 {
             write!(f, "\n  - {p}")?;
         }

@@ -68,23 +68,43 @@ pub struct ActShape {
 impl ActShape {
     /// A feature vector per observation (`C×B`).
     pub fn features(channels: usize) -> Self {
-        ActShape { format: Format::CB, channels, spatial: [0, 0] }
+        ActShape {
+            format: Format::CB,
+            channels,
+            spatial: [0, 0],
+        }
     }
     /// A feature sequence (`C×B×T`).
     pub fn sequence(channels: usize) -> Self {
-        ActShape { format: Format::CBT, channels, spatial: [0, 0] }
+        ActShape {
+            format: Format::CBT,
+            channels,
+            spatial: [0, 0],
+        }
     }
     /// Images (`S×S×C×B`).
     pub fn images(h: usize, w: usize, channels: usize) -> Self {
-        ActShape { format: Format::SSCB, channels, spatial: [h, w] }
+        ActShape {
+            format: Format::SSCB,
+            channels,
+            spatial: [h, w],
+        }
     }
     /// An image sequence (`S×S×C×B×T`).
     pub fn image_sequence(h: usize, w: usize, channels: usize) -> Self {
-        ActShape { format: Format::SSCBT, channels, spatial: [h, w] }
+        ActShape {
+            format: Format::SSCBT,
+            channels,
+            spatial: [h, w],
+        }
     }
     /// The `miniBatchSize` port's shape.
     pub fn batch_size() -> Self {
-        ActShape { format: Format::BatchSize, channels: 0, spatial: [0, 0] }
+        ActShape {
+            format: Format::BatchSize,
+            channels: 0,
+            spatial: [0, 0],
+        }
     }
     /// Elements per observation and time step (`H·W·C`, or `C`).
     pub fn elements(&self) -> usize {
@@ -113,7 +133,11 @@ impl fmt::Display for ActShape {
         match self.format {
             Format::CB => write!(f, "{}×B", self.channels),
             Format::CBT => write!(f, "{}×B×T", self.channels),
-            Format::SSCB => write!(f, "{}×{}×{}×B", self.spatial[0], self.spatial[1], self.channels),
+            Format::SSCB => write!(
+                f,
+                "{}×{}×{}×B",
+                self.spatial[0], self.spatial[1], self.channels
+            ),
             Format::SSCBT => write!(
                 f,
                 "{}×{}×{}×B×T",

@@ -57,7 +57,10 @@ pub fn weights(
         WeightsInitializer::Orthogonal => {
             let rows = shape[0];
             let cols = n / rows.max(1);
-            return orthogonal(rows, cols, rng).into_dyn().into_shape_with_order(IxDyn(shape)).expect("orthogonal: same element count");
+            return orthogonal(rows, cols, rng)
+                .into_dyn()
+                .into_shape_with_order(IxDyn(shape))
+                .expect("orthogonal: same element count");
         }
     };
     ArrayD::from_shape_vec(IxDyn(shape), data).expect("initializer: element count matches shape")
@@ -71,7 +74,13 @@ pub fn bias(init: BiasInitializer, len: usize, gates: usize, rng: &mut StdRng) -
         BiasInitializer::NarrowNormal => Array1::from_shape_fn(len, |_| normal(rng) * 0.01),
         BiasInitializer::UnitForgetGate => {
             let h = len / gates.max(1);
-            Array1::from_shape_fn(len, |i| if (h..2 * h).contains(&(i % (gates * h).max(1))) { 1.0 } else { 0.0 })
+            Array1::from_shape_fn(len, |i| {
+                if (h..2 * h).contains(&(i % (gates * h).max(1))) {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
         }
     }
 }
@@ -85,7 +94,11 @@ fn normal(rng: &mut StdRng) -> f32 {
 /// by modified Gram–Schmidt on a standard normal matrix.
 pub fn orthogonal(rows: usize, cols: usize, rng: &mut StdRng) -> Array2<f32> {
     let transpose = cols > rows;
-    let (r, c) = if transpose { (cols, rows) } else { (rows, cols) };
+    let (r, c) = if transpose {
+        (cols, rows)
+    } else {
+        (rows, cols)
+    };
     let mut z = Array2::<f64>::from_shape_fn((r, c), |_| StandardNormal.sample(rng));
     for j in 0..c {
         for k in 0..j {
@@ -94,7 +107,11 @@ pub fn orthogonal(rows: usize, cols: usize, rng: &mut StdRng) -> Array2<f32> {
                 z[[i, j]] -= dot * z[[i, k]];
             }
         }
-        let norm = (0..r).map(|i| z[[i, j]] * z[[i, j]]).sum::<f64>().sqrt().max(1e-12);
+        let norm = (0..r)
+            .map(|i| z[[i, j]] * z[[i, j]])
+            .sum::<f64>()
+            .sqrt()
+            .max(1e-12);
         for i in 0..r {
             z[[i, j]] /= norm;
         }

@@ -39,7 +39,10 @@ pub struct ShapeError {
 
 impl ShapeError {
     pub fn new(port: usize, message: impl Into<String>) -> Self {
-        ShapeError { port, message: message.into() }
+        ShapeError {
+            port,
+            message: message.into(),
+        }
     }
 }
 
@@ -86,7 +89,10 @@ pub trait LayerKernel: Send {
     /// back) and returns it for each input port (`None` where it has no meaning,
     /// such as the `miniBatchSize` port). Writes the learnables' gradients.
     /// Each returned gradient has the layout of that input's data.
-    fn backward(&mut self, grad_outputs: Vec<Option<ArrayD<f32>>>) -> Result<Vec<Option<ArrayD<f32>>>>;
+    fn backward(
+        &mut self,
+        grad_outputs: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Vec<Option<ArrayD<f32>>>>;
 
     fn learnables(&self) -> Vec<&Learnable> {
         Vec::new()

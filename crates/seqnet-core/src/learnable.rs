@@ -28,7 +28,13 @@ impl Learnable {
 
     fn new(name: &'static str, value: ArrayD<f32>, l2_factor: f32) -> Self {
         let grad = ArrayD::zeros(value.raw_dim());
-        Learnable { name, value, grad, learn_rate_factor: 1.0, l2_factor }
+        Learnable {
+            name,
+            value,
+            grad,
+            learn_rate_factor: 1.0,
+            l2_factor,
+        }
     }
 }
 

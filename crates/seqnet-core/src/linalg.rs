@@ -12,7 +12,12 @@ const PARALLEL_THRESHOLD: usize = 1 << 18;
 ///
 /// # Panics
 /// On mismatched shapes: callers check sizes first, so that is a bug inside seqnet.
-pub fn matmul_into(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, accumulate: bool) {
+pub fn matmul_into(
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    mut c: ArrayViewMut2<f32>,
+    accumulate: bool,
+) {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
     assert_eq!(k, k2, "matmul: inner sizes differ");
@@ -95,6 +100,9 @@ mod tests {
         assert!((&acc - &(&expect * 2.0)).iter().all(|d| d.abs() < 1e-4));
         let big_a = Array2::from_shape_fn((64, 128), |(i, j)| ((i * 31 + j * 7) % 13) as f32 - 6.0);
         let big_b = Array2::from_shape_fn((128, 96), |(i, j)| ((i * 3 + j * 11) % 5) as f32 - 2.0);
-        assert_eq!(matmul(big_a.view(), big_b.view()), naive(big_a.view(), big_b.view()));
+        assert_eq!(
+            matmul(big_a.view(), big_b.view()),
+            naive(big_a.view(), big_b.view())
+        );
     }
 }

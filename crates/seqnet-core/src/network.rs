@@ -26,7 +26,9 @@ pub struct Network {
 
 impl std::fmt::Debug for Network {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Network").field("graph", &self.graph).finish_non_exhaustive()
+        f.debug_struct("Network")
+            .field("graph", &self.graph)
+            .finish_non_exhaustive()
     }
 }
 
@@ -35,17 +37,33 @@ impl Network {
     pub fn new(graph: &LayerGraph, seed: u64) -> Result<Self> {
         let plan = graph.check()?;
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut kernels: Vec<Option<Box<dyn LayerKernel>>> = (0..graph.layers.len()).map(|_| None).collect();
+        let mut kernels: Vec<Option<Box<dyn LayerKernel>>> =
+            (0..graph.layers.len()).map(|_| None).collect();
         // Initialize in schedule order, so that adding a layer elsewhere does not
         // change the draws of layers before it.
         for &i in &plan.order {
-            kernels[i] = Some(graph.layers[i].def().build(&plan.input_shapes[i], &mut rng)?);
+            kernels[i] = Some(
+                graph.layers[i]
+                    .def()
+                    .build(&plan.input_shapes[i], &mut rng)?,
+            );
         }
-        let kernels = kernels.into_iter().map(|k| k.expect("every layer is scheduled")).collect();
-        let inputs = (0..graph.layers.len()).filter(|&i| graph.layers[i].def().is_input()).collect::<Vec<_>>();
-        let outputs = (0..graph.layers.len()).filter(|&i| graph.layers[i].def().is_output()).collect::<Vec<_>>();
+        let kernels = kernels
+            .into_iter()
+            .map(|k| k.expect("every layer is scheduled"))
+            .collect();
+        let inputs = (0..graph.layers.len())
+            .filter(|&i| graph.layers[i].def().is_input())
+            .collect::<Vec<_>>();
+        let outputs = (0..graph.layers.len())
+            .filter(|&i| graph.layers[i].def().is_output())
+            .collect::<Vec<_>>();
         Ok(Network {
-            values: graph.layers.iter().map(|l| vec![None; l.def().output_ports().len()]).collect(),
+            values: graph
+                .layers
+                .iter()
+                .map(|l| vec![None; l.def().output_ports().len()])
+                .collect(),
             input_grads: vec![None; inputs.len()],
             graph: graph.clone(),
             plan,
@@ -75,29 +93,56 @@ impl Network {
     /// `targets`: one per output layer (same layout as its prediction) to compute
     /// the loss, or `None`. With `stateful`, recurrent layers start from and keep
     /// their state. Returns each output layer's prediction (the activation feeding it).
-    pub fn forward(&mut self, inputs: &[Activation], targets: Option<&[Activation]>, mode: Mode, stateful: bool) -> Result<Vec<Activation>> {
+    pub fn forward(
+        &mut self,
+        inputs: &[Activation],
+        targets: Option<&[Activation]>,
+        mode: Mode,
+        stateful: bool,
+    ) -> Result<Vec<Activation>> {
         if inputs.len() != self.inputs.len() {
-            return Err(Error::InvalidInput(format!("the network has {} input layer(s), got {} input(s)", self.inputs.len(), inputs.len())));
+            return Err(Error::InvalidInput(format!(
+                "the network has {} input layer(s), got {} input(s)",
+                self.inputs.len(),
+                inputs.len()
+            )));
         }
         if let Some(t) = targets {
             if t.len() != self.outputs.len() {
-                return Err(Error::InvalidInput(format!("the network has {} output layer(s), got {} target(s)", self.outputs.len(), t.len())));
+                return Err(Error::InvalidInput(format!(
+                    "the network has {} output layer(s), got {} target(s)",
+                    self.outputs.len(),
+                    t.len()
+                )));
             }
         }
         for v in &mut self.values {
             v.iter_mut().for_each(|x| *x = None);
         }
         for &i in &self.plan.order {
-            let layer_inputs: Vec<&Activation> = if let Some(k) = self.inputs.iter().position(|&j| j == i) {
-                vec![&inputs[k]]
-            } else {
-                self.plan.sources[i].iter().map(|s| self.values[s.layer][s.port].as_ref().expect("scheduled: producer ran first")).collect()
-            };
+            let layer_inputs: Vec<&Activation> =
+                if let Some(k) = self.inputs.iter().position(|&j| j == i) {
+                    vec![&inputs[k]]
+                } else {
+                    self.plan.sources[i]
+                        .iter()
+                        .map(|s| {
+                            self.values[s.layer][s.port]
+                                .as_ref()
+                                .expect("scheduled: producer ran first")
+                        })
+                        .collect()
+                };
             let target = match (targets, self.outputs.iter().position(|&j| j == i)) {
                 (Some(t), Some(k)) => Some(&t[k]),
                 _ => None,
             };
-            let mut ctx = ForwardCtx { mode, stateful, rng: &mut self.rng, target };
+            let mut ctx = ForwardCtx {
+                mode,
+                stateful,
+                rng: &mut self.rng,
+                target,
+            };
             let outs = self.kernels[i].forward(&layer_inputs, &mut ctx)?;
             for (slot, out) in self.values[i].iter_mut().zip(outs) {
                 *slot = Some(out);
@@ -121,7 +166,12 @@ impl Network {
     /// Backpropagates the loss of the last forward with targets, writing every
     /// learnable's gradient and the gradient with respect to the input data.
     pub fn backward(&mut self) -> Result<()> {
-        let mut grads: Vec<Vec<Option<ArrayD<f32>>>> = self.graph.layers.iter().map(|l| vec![None; l.def().output_ports().len()]).collect();
+        let mut grads: Vec<Vec<Option<ArrayD<f32>>>> = self
+            .graph
+            .layers
+            .iter()
+            .map(|l| vec![None; l.def().output_ports().len()])
+            .collect();
         for &i in self.plan.order.iter().rev() {
             let g = std::mem::take(&mut grads[i]);
             let gin = self.kernels[i].backward(g)?;
@@ -130,7 +180,9 @@ impl Network {
                 continue;
             }
             for (p, g) in gin.into_iter().enumerate() {
-                let (Some(g), Some(src)) = (g, self.plan.sources[i].get(p)) else { continue };
+                let (Some(g), Some(src)) = (g, self.plan.sources[i].get(p)) else {
+                    continue;
+                };
                 let slot = &mut grads[src.layer][src.port];
                 match slot {
                     Some(acc) => *acc += &g,
@@ -148,36 +200,75 @@ impl Network {
 
     /// The output of `"layer"` or `"layer/port"` in the last forward.
     pub fn activations(&self, spec: &str) -> Result<&Activation> {
-        let p = self.graph.resolve(spec, crate::error::PortDirection::Output).map_err(|e| Error::InvalidGraph(crate::error::GraphProblems(vec![e])))?;
-        self.values[p.layer][p.port].as_ref().ok_or_else(|| Error::layer(spec, "no activations yet: run a forward pass first"))
+        let p = self
+            .graph
+            .resolve(spec, crate::error::PortDirection::Output)
+            .map_err(|e| Error::InvalidGraph(crate::error::GraphProblems(vec![e])))?;
+        self.values[p.layer][p.port]
+            .as_ref()
+            .ok_or_else(|| Error::layer(spec, "no activations yet: run a forward pass first"))
     }
 
     /// Every learnable with its layer's name, in layer order.
     pub fn learnables(&self) -> Vec<(&str, &Learnable)> {
-        self.graph.layers.iter().zip(&self.kernels).flat_map(|(l, k)| k.learnables().into_iter().map(move |p| (l.name(), p))).collect()
+        self.graph
+            .layers
+            .iter()
+            .zip(&self.kernels)
+            .flat_map(|(l, k)| k.learnables().into_iter().map(move |p| (l.name(), p)))
+            .collect()
     }
 
     /// Every learnable with its layer's name, mutable, in layer order.
     pub fn learnables_mut(&mut self) -> Vec<(&str, &mut Learnable)> {
-        self.graph.layers.iter().zip(self.kernels.iter_mut()).flat_map(|(l, k)| k.learnables_mut().into_iter().map(move |p| (l.name(), p))).collect()
+        self.graph
+            .layers
+            .iter()
+            .zip(self.kernels.iter_mut())
+            .flat_map(|(l, k)| k.learnables_mut().into_iter().map(move |p| (l.name(), p)))
+            .collect()
     }
 
     /// Every stored statistic with its layer's name.
     pub fn states(&self) -> Vec<(&str, &StateArray)> {
-        self.graph.layers.iter().zip(&self.kernels).flat_map(|(l, k)| k.states().into_iter().map(move |p| (l.name(), p))).collect()
+        self.graph
+            .layers
+            .iter()
+            .zip(&self.kernels)
+            .flat_map(|(l, k)| k.states().into_iter().map(move |p| (l.name(), p)))
+            .collect()
     }
 
     fn kernel_mut(&mut self, layer: &str) -> Result<&mut Box<dyn LayerKernel>> {
-        let i = self.graph.index(layer).ok_or_else(|| Error::layer(layer, "no such layer"))?;
+        let i = self
+            .graph
+            .index(layer)
+            .ok_or_else(|| Error::layer(layer, "no such layer"))?;
         Ok(&mut self.kernels[i])
     }
 
     /// Sets learnable `name` of `layer`; the shape must match.
     pub fn set_learnable(&mut self, layer: &str, name: &str, value: ArrayD<f32>) -> Result<()> {
         let k = self.kernel_mut(layer)?;
-        let p = k.learnables_mut().into_iter().find(|p| p.name == name).ok_or_else(|| Error::Learnable { layer: layer.into(), learnable: name.into(), message: "no such learnable".into() })?;
+        let p = k
+            .learnables_mut()
+            .into_iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::Learnable {
+                layer: layer.into(),
+                learnable: name.into(),
+                message: "no such learnable".into(),
+            })?;
         if p.value.shape() != value.shape() {
-            return Err(Error::Learnable { layer: layer.into(), learnable: name.into(), message: format!("expects shape {:?}, got {:?}", p.value.shape(), value.shape()) });
+            return Err(Error::Learnable {
+                layer: layer.into(),
+                learnable: name.into(),
+                message: format!(
+                    "expects shape {:?}, got {:?}",
+                    p.value.shape(),
+                    value.shape()
+                ),
+            });
         }
         p.value = value;
         Ok(())
@@ -186,9 +277,25 @@ impl Network {
     /// Sets statistic `name` of `layer` (e.g. the input layer's `Mean`); the shape must match.
     pub fn set_state(&mut self, layer: &str, name: &str, value: ArrayD<f32>) -> Result<()> {
         let k = self.kernel_mut(layer)?;
-        let p = k.states_mut().into_iter().find(|p| p.name == name).ok_or_else(|| Error::Learnable { layer: layer.into(), learnable: name.into(), message: "no such statistic".into() })?;
+        let p = k
+            .states_mut()
+            .into_iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::Learnable {
+                layer: layer.into(),
+                learnable: name.into(),
+                message: "no such statistic".into(),
+            })?;
         if p.value.shape() != value.shape() {
-            return Err(Error::Learnable { layer: layer.into(), learnable: name.into(), message: format!("expects shape {:?}, got {:?}", p.value.shape(), value.shape()) });
+            return Err(Error::Learnable {
+                layer: layer.into(),
+                learnable: name.into(),
+                message: format!(
+                    "expects shape {:?}, got {:?}",
+                    p.value.shape(),
+                    value.shape()
+                ),
+            });
         }
         p.value = value;
         Ok(())
@@ -201,11 +308,17 @@ impl Network {
 
     /// Names of the input layers, in the order `forward` takes their data.
     pub fn input_names(&self) -> Vec<&str> {
-        self.inputs.iter().map(|&i| self.graph.layers[i].name()).collect()
+        self.inputs
+            .iter()
+            .map(|&i| self.graph.layers[i].name())
+            .collect()
     }
 
     /// Names of the output layers, in the order `forward` returns predictions.
     pub fn output_names(&self) -> Vec<&str> {
-        self.outputs.iter().map(|&i| self.graph.layers[i].name()).collect()
+        self.outputs
+            .iter()
+            .map(|&i| self.graph.layers[i].name())
+            .collect()
     }
 }

@@ -36,12 +36,18 @@ impl LayerGraph {
             if layer.name().is_empty() {
                 problems.push(GraphProblem::EmptyLayerName);
             } else if !seen.insert(layer.name()) {
-                problems.push(GraphProblem::DuplicateLayerName { name: layer.name().to_string() });
+                problems.push(GraphProblem::DuplicateLayerName {
+                    name: layer.name().to_string(),
+                });
             }
         }
 
         // Resolve the connections; a port fed twice keeps its first source.
-        let mut sources: Vec<Vec<Option<PortRef>>> = self.layers.iter().map(|l| vec![None; l.def().input_ports().len()]).collect();
+        let mut sources: Vec<Vec<Option<PortRef>>> = self
+            .layers
+            .iter()
+            .map(|l| vec![None; l.def().input_ports().len()])
+            .collect();
         let mut first_source: HashMap<PortRef, String> = HashMap::new();
         let mut edges = Vec::new();
         for c in &self.connections {
@@ -58,7 +64,12 @@ impl LayerGraph {
             if let Some(first) = first_source.get(&dst) {
                 let name = self.port_name(dst, PortDirection::Input);
                 let (layer, port) = name.split_once('/').expect("port names have a '/'");
-                problems.push(GraphProblem::InputFedTwice { layer: layer.into(), port: port.into(), first: first.clone(), second: c.source.clone() });
+                problems.push(GraphProblem::InputFedTwice {
+                    layer: layer.into(),
+                    port: port.into(),
+                    first: first.clone(),
+                    second: c.source.clone(),
+                });
                 continue;
             }
             first_source.insert(dst, c.source.clone());
@@ -80,14 +91,22 @@ impl LayerGraph {
                 for &m in &members {
                     on_cycle[m] = true;
                 }
-                problems.push(GraphProblem::Cycle { layers: members.iter().map(|&m| self.layers[m].name().to_string()).collect() });
+                problems.push(GraphProblem::Cycle {
+                    layers: members
+                        .iter()
+                        .map(|&m| self.layers[m].name().to_string())
+                        .collect(),
+                });
             }
         }
 
         for (i, layer) in self.layers.iter().enumerate() {
             for (p, port) in layer.def().input_ports().iter().enumerate() {
                 if sources[i][p].is_none() {
-                    problems.push(GraphProblem::UnconnectedInput { layer: layer.name().to_string(), port: port.to_string() });
+                    problems.push(GraphProblem::UnconnectedInput {
+                        layer: layer.name().to_string(),
+                        port: port.to_string(),
+                    });
                 }
             }
         }
@@ -101,18 +120,35 @@ impl LayerGraph {
         // Shape inference over the acyclic part, in topological order.
         let mut sub = g.clone();
         sub.retain_nodes(|gr, v| !on_cycle[gr[v]]);
-        let order: Vec<usize> = toposort(&sub, None).map(|o| o.into_iter().map(|v| sub[v]).collect()).unwrap_or_default();
+        let order: Vec<usize> = toposort(&sub, None)
+            .map(|o| o.into_iter().map(|v| sub[v]).collect())
+            .unwrap_or_default();
         let mut output_shapes: Vec<Option<Vec<ActShape>>> = vec![None; n];
         let mut input_shapes: Vec<Vec<ActShape>> = vec![Vec::new(); n];
         for &i in &order {
             let layer = &self.layers[i];
-            let ins: Option<Vec<ActShape>> = sources[i].iter().map(|s| s.and_then(|s| output_shapes[s.layer].as_ref().and_then(|o| o.get(s.port).copied()))).collect();
+            let ins: Option<Vec<ActShape>> = sources[i]
+                .iter()
+                .map(|s| {
+                    s.and_then(|s| {
+                        output_shapes[s.layer]
+                            .as_ref()
+                            .and_then(|o| o.get(s.port).copied())
+                    })
+                })
+                .collect();
             let Some(ins) = ins else { continue };
             match layer.def().infer(&ins) {
                 Ok(outs) => output_shapes[i] = Some(outs),
                 Err(e) => problems.push(GraphProblem::SizeMismatch {
                     layer: layer.name().to_string(),
-                    port: layer.def().input_ports().get(e.port).copied().unwrap_or("(layer)").to_string(),
+                    port: layer
+                        .def()
+                        .input_ports()
+                        .get(e.port)
+                        .copied()
+                        .unwrap_or("(layer)")
+                        .to_string(),
                     message: e.message,
                 }),
             }
@@ -122,10 +158,13 @@ impl LayerGraph {
         for (i, layer) in self.layers.iter().enumerate() {
             if let Layer::SequenceFolding(_) = layer {
                 let reaches = sources.iter().enumerate().any(|(j, srcs)| {
-                    matches!(self.layers[j], Layer::SequenceUnfolding(_)) && srcs.get(1) == Some(&Some(PortRef { layer: i, port: 1 }))
+                    matches!(self.layers[j], Layer::SequenceUnfolding(_))
+                        && srcs.get(1) == Some(&Some(PortRef { layer: i, port: 1 }))
                 });
                 if !reaches {
-                    problems.push(GraphProblem::FoldingNotUnfolded { layer: layer.name().to_string() });
+                    problems.push(GraphProblem::FoldingNotUnfolded {
+                        layer: layer.name().to_string(),
+                    });
                 }
             }
         }
@@ -133,8 +172,19 @@ impl LayerGraph {
         if !problems.is_empty() {
             return Err(Error::InvalidGraph(GraphProblems(problems)));
         }
-        let sources: Vec<Vec<PortRef>> = sources.into_iter().map(|s| s.into_iter().map(|p| p.expect("checked: every input is connected")).collect()).collect();
-        let mut consumers: Vec<Vec<Vec<PortRef>>> = self.layers.iter().map(|l| vec![Vec::new(); l.def().output_ports().len()]).collect();
+        let sources: Vec<Vec<PortRef>> = sources
+            .into_iter()
+            .map(|s| {
+                s.into_iter()
+                    .map(|p| p.expect("checked: every input is connected"))
+                    .collect()
+            })
+            .collect();
+        let mut consumers: Vec<Vec<Vec<PortRef>>> = self
+            .layers
+            .iter()
+            .map(|l| vec![Vec::new(); l.def().output_ports().len()])
+            .collect();
         for (j, srcs) in sources.iter().enumerate() {
             for (p, s) in srcs.iter().enumerate() {
                 consumers[s.layer][s.port].push(PortRef { layer: j, port: p });
@@ -144,7 +194,10 @@ impl LayerGraph {
             order,
             sources,
             input_shapes,
-            output_shapes: output_shapes.into_iter().map(|o| o.expect("checked: every shape inferred")).collect(),
+            output_shapes: output_shapes
+                .into_iter()
+                .map(|o| o.expect("checked: every shape inferred"))
+                .collect(),
             consumers,
         })
     }

@@ -51,7 +51,9 @@ impl LayerGraph {
         graph.add_layers(layers)?;
         for i in 1..graph.layers.len() {
             let (prev, next) = (graph.layers[i - 1].def(), graph.layers[i].def());
-            if let (Some(out), Some(inp)) = (prev.output_ports().first(), next.input_ports().first()) {
+            if let (Some(out), Some(inp)) =
+                (prev.output_ports().first(), next.input_ports().first())
+            {
                 graph.connections.push(Connection {
                     source: format!("{}/{}", prev.name(), out),
                     destination: format!("{}/{}", next.name(), inp),
@@ -69,10 +71,15 @@ impl LayerGraph {
                 let name = self.fresh_name(layer.tag());
                 layer.set_name(name);
             } else if self.index(layer.name()).is_some() {
-                problems.push(GraphProblem::DuplicateLayerName { name: layer.name().to_string() });
+                problems.push(GraphProblem::DuplicateLayerName {
+                    name: layer.name().to_string(),
+                });
                 continue;
             } else if layer.name().contains('/') {
-                return Err(Error::InvalidInput(format!("layer name '{}' contains '/', which separates layer and port", layer.name())));
+                return Err(Error::InvalidInput(format!(
+                    "layer name '{}' contains '/', which separates layer and port",
+                    layer.name()
+                )));
             }
             self.layers.push(layer);
         }
@@ -87,14 +94,21 @@ impl LayerGraph {
         if self.index(stem).is_none() {
             return stem.to_string();
         }
-        (1..).map(|i| format!("{stem}_{i}")).find(|n| self.index(n).is_none()).expect("some suffix is free")
+        (1..)
+            .map(|i| format!("{stem}_{i}"))
+            .find(|n| self.index(n).is_none())
+            .expect("some suffix is free")
     }
 
     /// Removes layers and every connection touching them.
     pub fn remove_layers(&mut self, names: &[&str]) -> Result<()> {
         for name in names {
             if self.index(name).is_none() {
-                return Err(Error::InvalidGraph(GraphProblems(vec![GraphProblem::UnknownLayer { layer: name.to_string() }])));
+                return Err(Error::InvalidGraph(GraphProblems(vec![
+                    GraphProblem::UnknownLayer {
+                        layer: name.to_string(),
+                    },
+                ])));
             }
         }
         self.layers.retain(|l| !names.contains(&l.name()));
@@ -108,13 +122,19 @@ impl LayerGraph {
     /// Replaces layer `name` with `layer` (renamed to `name` if unnamed), keeping
     /// the connections whose ports the new layer also has.
     pub fn replace_layer(&mut self, name: &str, mut layer: Layer) -> Result<()> {
-        let i = self.index(name).ok_or_else(|| Error::InvalidGraph(GraphProblems(vec![GraphProblem::UnknownLayer { layer: name.to_string() }])))?;
+        let i = self.index(name).ok_or_else(|| {
+            Error::InvalidGraph(GraphProblems(vec![GraphProblem::UnknownLayer {
+                layer: name.to_string(),
+            }]))
+        })?;
         if layer.name().is_empty() {
             layer.set_name(name);
         }
         let new_name = layer.name().to_string();
         if new_name != name && self.index(&new_name).is_some() {
-            return Err(Error::InvalidGraph(GraphProblems(vec![GraphProblem::DuplicateLayerName { name: new_name }])));
+            return Err(Error::InvalidGraph(GraphProblems(vec![
+                GraphProblem::DuplicateLayerName { name: new_name },
+            ])));
         }
         let (ins, outs) = (layer.def().input_ports(), layer.def().output_ports());
         self.layers[i] = layer;
@@ -128,7 +148,12 @@ impl LayerGraph {
         self.connections = self
             .connections
             .iter()
-            .filter_map(|c| Some(Connection { source: rename(&c.source, outs)?, destination: rename(&c.destination, ins)? }))
+            .filter_map(|c| {
+                Some(Connection {
+                    source: rename(&c.source, outs)?,
+                    destination: rename(&c.destination, ins)?,
+                })
+            })
             .collect();
         Ok(())
     }
@@ -138,30 +163,58 @@ impl LayerGraph {
     /// the input port is already fed.
     pub fn connect(&mut self, source: &str, destination: &str) -> Result<()> {
         let src = self.resolve(source, PortDirection::Output).map_err(one)?;
-        let dst = self.resolve(destination, PortDirection::Input).map_err(one)?;
-        let (s, d) = (self.port_name(src, PortDirection::Output), self.port_name(dst, PortDirection::Input));
-        if let Some(c) = self.connections.iter().find(|c| self.resolve(&c.destination, PortDirection::Input).ok() == Some(dst)) {
+        let dst = self
+            .resolve(destination, PortDirection::Input)
+            .map_err(one)?;
+        let (s, d) = (
+            self.port_name(src, PortDirection::Output),
+            self.port_name(dst, PortDirection::Input),
+        );
+        if let Some(c) = self
+            .connections
+            .iter()
+            .find(|c| self.resolve(&c.destination, PortDirection::Input).ok() == Some(dst))
+        {
             let (layer, port) = d.split_once('/').expect("resolved names have a port");
-            return Err(one(GraphProblem::InputFedTwice { layer: layer.into(), port: port.into(), first: c.source.clone(), second: s }));
+            return Err(one(GraphProblem::InputFedTwice {
+                layer: layer.into(),
+                port: port.into(),
+                first: c.source.clone(),
+                second: s,
+            }));
         }
-        self.connections.push(Connection { source: s, destination: d });
+        self.connections.push(Connection {
+            source: s,
+            destination: d,
+        });
         Ok(())
     }
 
     /// Removes the connection between two ports (MATLAB's `disconnectLayers`).
     pub fn disconnect(&mut self, source: &str, destination: &str) -> Result<()> {
         let src = self.resolve(source, PortDirection::Output).map_err(one)?;
-        let dst = self.resolve(destination, PortDirection::Input).map_err(one)?;
+        let dst = self
+            .resolve(destination, PortDirection::Input)
+            .map_err(one)?;
         let before = self.connections.len();
         let resolved: Vec<_> = self
             .connections
             .iter()
-            .map(|c| (self.resolve(&c.source, PortDirection::Output).ok(), self.resolve(&c.destination, PortDirection::Input).ok()))
+            .map(|c| {
+                (
+                    self.resolve(&c.source, PortDirection::Output).ok(),
+                    self.resolve(&c.destination, PortDirection::Input).ok(),
+                )
+            })
             .collect();
-        let mut keep = resolved.iter().map(|&(s, d)| !(s == Some(src) && d == Some(dst)));
+        let mut keep = resolved
+            .iter()
+            .map(|&(s, d)| !(s == Some(src) && d == Some(dst)));
         self.connections.retain(|_| keep.next().unwrap_or(true));
         if self.connections.len() == before {
-            return Err(Error::InvalidInput(format!("no connection from '{source}' to '{destination}'")));
+            return Err(Error::InvalidInput(format!(
+                "no connection from '{source}' to '{destination}'"
+            )));
         }
         Ok(())
     }
@@ -178,12 +231,20 @@ impl LayerGraph {
 
     /// Names of the input layers, in order.
     pub fn input_names(&self) -> Vec<String> {
-        self.layers.iter().filter(|l| l.def().is_input()).map(|l| l.name().to_string()).collect()
+        self.layers
+            .iter()
+            .filter(|l| l.def().is_input())
+            .map(|l| l.name().to_string())
+            .collect()
     }
 
     /// Names of the output layers, in order.
     pub fn output_names(&self) -> Vec<String> {
-        self.layers.iter().filter(|l| l.def().is_output()).map(|l| l.name().to_string()).collect()
+        self.layers
+            .iter()
+            .filter(|l| l.def().is_output())
+            .map(|l| l.name().to_string())
+            .collect()
     }
 
     /// Resolves `"layer/port"` (or `"layer"` for a layer with one such port).
@@ -192,7 +253,11 @@ impl LayerGraph {
             Some((l, p)) => (l, Some(p)),
             None => (spec, None),
         };
-        let layer = self.index(layer_name).ok_or_else(|| GraphProblem::UnknownLayer { layer: layer_name.to_string() })?;
+        let layer = self
+            .index(layer_name)
+            .ok_or_else(|| GraphProblem::UnknownLayer {
+                layer: layer_name.to_string(),
+            })?;
         let def = self.layers[layer].def();
         let ports = match direction {
             PortDirection::Input => def.input_ports(),
@@ -202,12 +267,25 @@ impl LayerGraph {
             layer: layer_name.to_string(),
             port: port.to_string(),
             direction,
-            available: if ports.is_empty() { "no such ports".to_string() } else { ports.join(", ") },
+            available: if ports.is_empty() {
+                "no such ports".to_string()
+            } else {
+                ports.join(", ")
+            },
         };
         let port = match port_name {
-            Some(p) => ports.iter().position(|q| *q == p).ok_or_else(|| unknown(p))?,
+            Some(p) => ports
+                .iter()
+                .position(|q| *q == p)
+                .ok_or_else(|| unknown(p))?,
             None if ports.len() == 1 => 0,
-            None => return Err(unknown(if ports.is_empty() { "(any)" } else { "(which one?)" })),
+            None => {
+                return Err(unknown(if ports.is_empty() {
+                    "(any)"
+                } else {
+                    "(which one?)"
+                }))
+            }
         };
         Ok(PortRef { layer, port })
     }
@@ -229,7 +307,11 @@ impl LayerGraph {
 
     /// A graph from JSON; `origin` names the source (a file path) in errors.
     pub fn from_json(json: &str, origin: &str) -> Result<Self> {
-        serde_json::from_str(json).map_err(|e| Error::Parse { file: origin.to_string(), line: e.line(), message: format!("not a layer graph: {e}") })
+        serde_json::from_str(json).map_err(|e| Error::Parse {
+            file: origin.to_string(),
+            line: e.line(),
+            message: format!("not a layer graph: {e}"),
+        })
     }
 }
 

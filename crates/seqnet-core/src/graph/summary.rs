@@ -24,7 +24,11 @@ pub struct Summary {
 impl Summary {
     /// The number of learnable values in the network.
     pub fn total_learnables(&self) -> usize {
-        self.rows.iter().flat_map(|r| &r.learnables).map(|(_, s)| s.iter().product::<usize>()).sum()
+        self.rows
+            .iter()
+            .flat_map(|r| &r.learnables)
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum()
     }
 }
 
@@ -40,7 +44,12 @@ impl LayerGraph {
                 SummaryRow {
                     name: def.name().to_string(),
                     type_name: def.type_name(),
-                    activations: def.output_ports().iter().zip(&plan.output_shapes[i]).map(|(p, s)| (p.to_string(), s.to_string())).collect(),
+                    activations: def
+                        .output_ports()
+                        .iter()
+                        .zip(&plan.output_shapes[i])
+                        .map(|(p, s)| (p.to_string(), s.to_string()))
+                        .collect(),
                     learnables: def.learnable_shapes(&plan.input_shapes[i]),
                 }
             })
@@ -50,16 +59,36 @@ impl LayerGraph {
 
     /// The graph in Graphviz DOT, each edge labelled `output port → input port`.
     pub fn to_dot(&self) -> String {
-        let mut s = String::from("digraph seqnet {\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\"];\n");
+        let mut s = String::from(
+            "digraph seqnet {\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\"];\n",
+        );
         for l in &self.layers {
-            s.push_str(&format!("  \"{}\" [label=\"{}\\n{}\"];\n", l.name(), l.name(), l.def().type_name()));
+            s.push_str(&format!(
+                "  \"{}\" [label=\"{}\\n{}\"];\n",
+                l.name(),
+                l.name(),
+                l.def().type_name()
+            ));
         }
         for c in &self.connections {
-            let (src, dst) = (self.resolve(&c.source, PortDirection::Output), self.resolve(&c.destination, PortDirection::Input));
-            let split = |p: &str| p.split_once('/').map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or((p.to_string(), String::new()));
+            let (src, dst) = (
+                self.resolve(&c.source, PortDirection::Output),
+                self.resolve(&c.destination, PortDirection::Input),
+            );
+            let split = |p: &str| {
+                p.split_once('/')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .unwrap_or((p.to_string(), String::new()))
+            };
             let ((sl, sp), (dl, dp)) = (split(&c.source), split(&c.destination));
-            let style = if src.is_err() || dst.is_err() { ", color=red" } else { "" };
-            s.push_str(&format!("  \"{sl}\" -> \"{dl}\" [label=\"{sp} → {dp}\"{style}];\n"));
+            let style = if src.is_err() || dst.is_err() {
+                ", color=red"
+            } else {
+                ""
+            };
+            s.push_str(&format!(
+                "  \"{sl}\" -> \"{dl}\" [label=\"{sp} → {dp}\"{style}];\n"
+            ));
         }
         s.push_str("}\n");
         s
@@ -67,7 +96,11 @@ impl LayerGraph {
 }
 
 fn shape_text(shape: &[usize]) -> String {
-    shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("×")
+    shape
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("×")
 }
 
 impl fmt::Display for Summary {
@@ -80,10 +113,26 @@ impl fmt::Display for Summary {
                 let acts = match r.activations.len() {
                     0 => "-".to_string(),
                     1 => r.activations[0].1.clone(),
-                    _ => r.activations.iter().map(|(p, s)| format!("{p}: {s}")).collect::<Vec<_>>().join(", "),
+                    _ => r
+                        .activations
+                        .iter()
+                        .map(|(p, s)| format!("{p}: {s}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 };
-                let learn = r.learnables.iter().map(|(n, s)| format!("{n} {}", shape_text(s))).collect::<Vec<_>>().join(", ");
-                [(i + 1).to_string(), r.name.clone(), r.type_name.to_string(), acts, learn]
+                let learn = r
+                    .learnables
+                    .iter()
+                    .map(|(n, s)| format!("{n} {}", shape_text(s)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                [
+                    (i + 1).to_string(),
+                    r.name.clone(),
+                    r.type_name.to_string(),
+                    acts,
+                    learn,
+                ]
             })
             .collect();
         let header = ["#", "Name", "Type", "Activations", "Learnables"];
@@ -94,7 +143,11 @@ impl fmt::Display for Summary {
             }
         }
         let line = |f: &mut fmt::Formatter<'_>, cells: &[String]| -> fmt::Result {
-            let text: Vec<String> = cells.iter().zip(&width).map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count()))).collect();
+            let text: Vec<String> = cells
+                .iter()
+                .zip(&width)
+                .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+                .collect();
             writeln!(f, "{}", text.join("  ").trim_end())
         };
         line(f, &header.map(String::from))?;

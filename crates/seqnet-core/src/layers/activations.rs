@@ -68,19 +68,31 @@ struct ElementwiseKernel {
 }
 
 impl LayerKernel for ElementwiseKernel {
-    fn forward(&mut self, inputs: &[&Activation], _ctx: &mut ForwardCtx) -> Result<Vec<Activation>> {
-        let x = inputs.first().ok_or_else(|| Error::layer(&self.name, "no input"))?;
+    fn forward(
+        &mut self,
+        inputs: &[&Activation],
+        _ctx: &mut ForwardCtx,
+    ) -> Result<Vec<Activation>> {
+        let x = inputs
+            .first()
+            .ok_or_else(|| Error::layer(&self.name, "no input"))?;
         let f = self.func;
         let xs = x.data.as_standard_layout().into_owned();
         let y = xs.mapv(|v| f.apply(v));
         self.cache = Some((xs, y.clone()));
         Ok(vec![x.like(y)])
     }
-    fn backward(&mut self, mut grads: Vec<Option<ArrayD<f32>>>) -> Result<Vec<Option<ArrayD<f32>>>> {
+    fn backward(
+        &mut self,
+        mut grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Vec<Option<ArrayD<f32>>>> {
         let (x, y) = self.cache.as_ref().ok_or_else(|| no_forward(&self.name))?;
         let mut g = grad_or_zeros(&mut grads, x.shape());
         let f = self.func;
-        Zip::from(&mut g).and(x).and(y).for_each(|g, &x, &y| *g *= f.derivative(x, y));
+        Zip::from(&mut g)
+            .and(x)
+            .and(y)
+            .for_each(|g, &x, &y| *g *= f.derivative(x, y));
         Ok(vec![Some(g)])
     }
 }
@@ -109,17 +121,32 @@ macro_rules! elementwise_layer {
             fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
                 infer_elementwise(inputs)
             }
-            fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
+            fn build(
+                &self,
+                _inputs: &[ActShape],
+                _rng: &mut StdRng,
+            ) -> Result<Box<dyn LayerKernel>> {
                 let $s = self;
-                Ok(Box::new(ElementwiseKernel { name: self.name.clone(), func: $func, cache: None }))
+                Ok(Box::new(ElementwiseKernel {
+                    name: self.name.clone(),
+                    func: $func,
+                    cache: None,
+                }))
             }
         }
     };
 }
 
-elementwise_layer!(Relu, "ReLU", "MATLAB's `reluLayer`: `max(x, 0)`.", |_s| Func::Relu);
+elementwise_layer!(Relu, "ReLU", "MATLAB's `reluLayer`: `max(x, 0)`.", |_s| {
+    Func::Relu
+});
 elementwise_layer!(Tanh, "Tanh", "MATLAB's `tanhLayer`.", |_s| Func::Tanh);
-elementwise_layer!(Sigmoid, "Sigmoid", "MATLAB's `sigmoidLayer`: `1 / (1 + e^−x)`.", |_s| Func::Sigmoid);
+elementwise_layer!(
+    Sigmoid,
+    "Sigmoid",
+    "MATLAB's `sigmoidLayer`: `1 / (1 + e^−x)`.",
+    |_s| Func::Sigmoid
+);
 
 /// MATLAB's `leakyReluLayer`: `x` for positive `x`, `scale·x` otherwise (scale 0.01).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,13 +165,19 @@ named!(LeakyRelu);
 
 impl Default for LeakyRelu {
     fn default() -> Self {
-        LeakyRelu { name: String::new(), scale: default_scale() }
+        LeakyRelu {
+            name: String::new(),
+            scale: default_scale(),
+        }
     }
 }
 
 impl LeakyRelu {
     pub fn new(scale: f32) -> Self {
-        LeakyRelu { name: String::new(), scale }
+        LeakyRelu {
+            name: String::new(),
+            scale,
+        }
     }
 }
 
@@ -159,6 +192,10 @@ impl LayerDef for LeakyRelu {
         infer_elementwise(inputs)
     }
     fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
-        Ok(Box::new(ElementwiseKernel { name: self.name.clone(), func: Func::LeakyRelu(self.scale), cache: None }))
+        Ok(Box::new(ElementwiseKernel {
+            name: self.name.clone(),
+            func: Func::LeakyRelu(self.scale),
+            cache: None,
+        }))
     }
 }

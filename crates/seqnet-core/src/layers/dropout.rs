@@ -30,13 +30,19 @@ named!(Dropout);
 
 impl Default for Dropout {
     fn default() -> Self {
-        Dropout { name: String::new(), probability: 0.5 }
+        Dropout {
+            name: String::new(),
+            probability: 0.5,
+        }
     }
 }
 
 impl Dropout {
     pub fn new(probability: f32) -> Self {
-        Dropout { name: String::new(), probability }
+        Dropout {
+            name: String::new(),
+            probability,
+        }
     }
 }
 
@@ -50,7 +56,10 @@ impl LayerDef for Dropout {
     fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
         let x = single(inputs)?;
         if !(0.0..1.0).contains(&self.probability) {
-            return Err(ShapeError::new(0, format!("Probability must be in [0, 1), got {}", self.probability)));
+            return Err(ShapeError::new(
+                0,
+                format!("Probability must be in [0, 1), got {}", self.probability),
+            ));
         }
         if x.format == Format::BatchSize {
             return Err(ShapeError::new(0, "cannot take the mini-batch size"));
@@ -58,7 +67,12 @@ impl LayerDef for Dropout {
         Ok(vec![x])
     }
     fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
-        Ok(Box::new(DropoutKernel { name: self.name.clone(), p: self.probability, mask: None, ran: false }))
+        Ok(Box::new(DropoutKernel {
+            name: self.name.clone(),
+            p: self.probability,
+            mask: None,
+            ran: false,
+        }))
     }
 }
 
@@ -72,7 +86,9 @@ struct DropoutKernel {
 
 impl LayerKernel for DropoutKernel {
     fn forward(&mut self, inputs: &[&Activation], ctx: &mut ForwardCtx) -> Result<Vec<Activation>> {
-        let x = inputs.first().ok_or_else(|| Error::layer(&self.name, "no input"))?;
+        let x = inputs
+            .first()
+            .ok_or_else(|| Error::layer(&self.name, "no input"))?;
         self.ran = true;
         if ctx.mode == Mode::Inference || self.p == 0.0 {
             self.mask = None;
@@ -80,20 +96,30 @@ impl LayerKernel for DropoutKernel {
         }
         let keep = 1.0 / (1.0 - self.p);
         let p = self.p;
-        let mask = ArrayD::from_shape_simple_fn(x.data.shape(), || if ctx.rng.random::<f32>() < p { 0.0 } else { keep });
+        let mask = ArrayD::from_shape_simple_fn(x.data.shape(), || {
+            if ctx.rng.random::<f32>() < p {
+                0.0
+            } else {
+                keep
+            }
+        });
         let y = &x.data * &mask;
         self.mask = Some(mask);
         Ok(vec![x.like(y)])
     }
-    fn backward(&mut self, mut grads: Vec<Option<ArrayD<f32>>>) -> Result<Vec<Option<ArrayD<f32>>>> {
+    fn backward(
+        &mut self,
+        mut grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Vec<Option<ArrayD<f32>>>> {
         if !self.ran {
             return Err(no_forward(&self.name));
         }
-        let Some(g) = grads.get_mut(0).and_then(Option::take) else { return Ok(vec![None]) };
+        let Some(g) = grads.get_mut(0).and_then(Option::take) else {
+            return Ok(vec![None]);
+        };
         Ok(vec![Some(match &self.mask {
             Some(m) => g * m,
             None => g,
         })])
     }
 }
-

@@ -96,23 +96,40 @@ impl LayerDef for FullyConnected {
         match x.format {
             Format::CB | Format::SSCB => Ok(vec![ActShape::features(self.output_size)]),
             Format::CBT | Format::SSCBT => Ok(vec![ActShape::sequence(self.output_size)]),
-            Format::BatchSize => Err(ShapeError::new(0, "expects features or images, got the mini-batch size")),
+            Format::BatchSize => Err(ShapeError::new(
+                0,
+                "expects features or images, got the mini-batch size",
+            )),
         }
     }
     fn learnable_shapes(&self, inputs: &[ActShape]) -> Vec<(&'static str, Vec<usize>)> {
         let n_in = inputs.first().map(|s| s.elements()).unwrap_or(0);
-        vec![("Weights", vec![self.output_size, n_in]), ("Bias", vec![self.output_size])]
+        vec![
+            ("Weights", vec![self.output_size, n_in]),
+            ("Bias", vec![self.output_size]),
+        ]
     }
     fn build(&self, inputs: &[ActShape], rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
         let n_in = inputs.first().map(|s| s.elements()).unwrap_or(0);
         let o = self.output_size;
-        let mut weights = Learnable::weights("Weights", init::weights(self.weights_initializer, &[o, n_in], n_in, o, rng));
+        let mut weights = Learnable::weights(
+            "Weights",
+            init::weights(self.weights_initializer, &[o, n_in], n_in, o, rng),
+        );
         weights.l2_factor = self.weight_l2_factor;
         weights.learn_rate_factor = self.weight_learn_rate_factor;
-        let mut bias = Learnable::bias("Bias", init::bias(self.bias_initializer, o, 1, rng).into_dyn());
+        let mut bias = Learnable::bias(
+            "Bias",
+            init::bias(self.bias_initializer, o, 1, rng).into_dyn(),
+        );
         bias.l2_factor = self.bias_l2_factor;
         bias.learn_rate_factor = self.bias_learn_rate_factor;
-        Ok(Box::new(FullyConnectedKernel { name: self.name.clone(), weights, bias, input: None }))
+        Ok(Box::new(FullyConnectedKernel {
+            name: self.name.clone(),
+            weights,
+            bias,
+            input: None,
+        }))
     }
 }
 
@@ -125,38 +142,101 @@ struct FullyConnectedKernel {
 }
 
 impl LayerKernel for FullyConnectedKernel {
-    fn forward(&mut self, inputs: &[&Activation], _ctx: &mut ForwardCtx) -> Result<Vec<Activation>> {
-        let x = inputs.first().ok_or_else(|| Error::layer(&self.name, "no input"))?;
+    fn forward(
+        &mut self,
+        inputs: &[&Activation],
+        _ctx: &mut ForwardCtx,
+    ) -> Result<Vec<Activation>> {
+        let x = inputs
+            .first()
+            .ok_or_else(|| Error::layer(&self.name, "no input"))?;
         let (o, n_in) = (self.weights.value.shape()[0], self.weights.value.shape()[1]);
         let (rows, out_shape, format) = match x.format {
             Format::CB | Format::SSCB => (x.batch(), vec![x.batch(), o], Format::CB),
-            Format::CBT | Format::SSCBT => (x.time() * x.batch(), vec![x.time(), x.batch(), o], Format::CBT),
-            Format::BatchSize => return Err(Error::layer(&self.name, "cannot take the mini-batch size")),
+            Format::CBT | Format::SSCBT => (
+                x.time() * x.batch(),
+                vec![x.time(), x.batch(), o],
+                Format::CBT,
+            ),
+            Format::BatchSize => {
+                return Err(Error::layer(&self.name, "cannot take the mini-batch size"))
+            }
         };
         if x.data.len() != rows * n_in {
-            return Err(Error::layer(&self.name, format!("expects {n_in} features per step, got shape {:?}", x.data.shape())));
+            return Err(Error::layer(
+                &self.name,
+                format!(
+                    "expects {n_in} features per step, got shape {:?}",
+                    x.data.shape()
+                ),
+            ));
         }
-        let xm = x.data.as_standard_layout().into_owned().into_shape_with_order((rows, n_in)).map_err(|e| Error::layer(&self.name, e.to_string()))?;
-        let w = self.weights.value.view().into_dimensionality::<Ix2>().expect("Weights is 2-D");
+        let xm = x
+            .data
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((rows, n_in))
+            .map_err(|e| Error::layer(&self.name, e.to_string()))?;
+        let w = self
+            .weights
+            .value
+            .view()
+            .into_dimensionality::<Ix2>()
+            .expect("Weights is 2-D");
         let mut y = Array2::zeros((rows, o));
-        y.assign(&self.bias.value.view().into_dimensionality::<ndarray::Ix1>().expect("Bias is 1-D").broadcast((rows, o)).expect("broadcast"));
+        y.assign(
+            &self
+                .bias
+                .value
+                .view()
+                .into_dimensionality::<ndarray::Ix1>()
+                .expect("Bias is 1-D")
+                .broadcast((rows, o))
+                .expect("broadcast"),
+        );
         matmul_into(xm.view(), w.t(), y.view_mut(), true);
         self.input = Some((xm, x.data.shape().to_vec()));
-        let y = y.into_dyn().into_shape_with_order(out_shape).expect("same element count");
-        Ok(vec![Activation { data: y.into_shared(), format, lengths: x.lengths.clone() }])
+        let y = y
+            .into_dyn()
+            .into_shape_with_order(out_shape)
+            .expect("same element count");
+        Ok(vec![Activation {
+            data: y.into_shared(),
+            format,
+            lengths: x.lengths.clone(),
+        }])
     }
 
-    fn backward(&mut self, mut grads: Vec<Option<ArrayD<f32>>>) -> Result<Vec<Option<ArrayD<f32>>>> {
+    fn backward(
+        &mut self,
+        mut grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Vec<Option<ArrayD<f32>>>> {
         let (xm, in_shape) = self.input.as_ref().ok_or_else(|| no_forward(&self.name))?;
         let o = self.weights.value.shape()[0];
         let rows = xm.nrows();
-        let g = grad_or_zeros(&mut grads, &[rows, o]).into_shape_with_order((rows, o)).map_err(|e| Error::layer(&self.name, e.to_string()))?;
-        let w = self.weights.value.view().into_dimensionality::<Ix2>().expect("Weights is 2-D");
-        let mut dw = self.weights.grad.view_mut().into_dimensionality::<Ix2>().expect("2-D");
+        let g = grad_or_zeros(&mut grads, &[rows, o])
+            .into_shape_with_order((rows, o))
+            .map_err(|e| Error::layer(&self.name, e.to_string()))?;
+        let w = self
+            .weights
+            .value
+            .view()
+            .into_dimensionality::<Ix2>()
+            .expect("Weights is 2-D");
+        let mut dw = self
+            .weights
+            .grad
+            .view_mut()
+            .into_dimensionality::<Ix2>()
+            .expect("2-D");
         matmul_into(g.t(), xm.view(), dw.view_mut(), false);
         self.bias.grad = g.sum_axis(Axis(0)).into_dyn();
         let dx = crate::linalg::matmul(g.view(), w);
-        Ok(vec![Some(dx.into_dyn().into_shape_with_order(in_shape.clone()).expect("same element count"))])
+        Ok(vec![Some(
+            dx.into_dyn()
+                .into_shape_with_order(in_shape.clone())
+                .expect("same element count"),
+        )])
     }
 
     fn learnables(&self) -> Vec<&Learnable> {

@@ -45,12 +45,18 @@ impl LayerDef for SequenceFolding {
     fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
         let x = single(inputs)?;
         if !x.format.has_time() {
-            return Err(ShapeError::new(0, format!("expects a sequence (C×B×T or S×S×C×B×T), got {x}")));
+            return Err(ShapeError::new(
+                0,
+                format!("expects a sequence (C×B×T or S×S×C×B×T), got {x}"),
+            ));
         }
         Ok(vec![x.with_time(false), ActShape::batch_size()])
     }
     fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
-        Ok(Box::new(FoldKernel { name: self.name.clone(), in_shape: None }))
+        Ok(Box::new(FoldKernel {
+            name: self.name.clone(),
+            in_shape: None,
+        }))
     }
 }
 
@@ -60,24 +66,55 @@ struct FoldKernel {
 }
 
 impl LayerKernel for FoldKernel {
-    fn forward(&mut self, inputs: &[&Activation], _ctx: &mut ForwardCtx) -> Result<Vec<Activation>> {
-        let x = inputs.first().ok_or_else(|| Error::layer(&self.name, "no input"))?;
+    fn forward(
+        &mut self,
+        inputs: &[&Activation],
+        _ctx: &mut ForwardCtx,
+    ) -> Result<Vec<Activation>> {
+        let x = inputs
+            .first()
+            .ok_or_else(|| Error::layer(&self.name, "no input"))?;
         let shape = x.data.shape().to_vec();
         let (t, b) = (shape[0], shape[1]);
         let mut folded = vec![t * b];
         folded.extend_from_slice(&shape[2..]);
         let format = x.format.to_owned();
-        let data = x.data.as_standard_layout().into_owned().into_shape_with_order(folded).map_err(|e| Error::layer(&self.name, e.to_string()))?;
-        let out_format = if format == Format::SSCBT { Format::SSCB } else { Format::CB };
+        let data = x
+            .data
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order(folded)
+            .map_err(|e| Error::layer(&self.name, e.to_string()))?;
+        let out_format = if format == Format::SSCBT {
+            Format::SSCB
+        } else {
+            Format::CB
+        };
         self.in_shape = Some(shape);
-        let frames = Activation { data: data.into_shared(), format: out_format, lengths: x.lengths.clone() };
-        let batch = Activation { data: ArrayD::zeros(vec![b, t]).into_shared(), format: Format::BatchSize, lengths: x.lengths.clone() };
+        let frames = Activation {
+            data: data.into_shared(),
+            format: out_format,
+            lengths: x.lengths.clone(),
+        };
+        let batch = Activation {
+            data: ArrayD::zeros(vec![b, t]).into_shared(),
+            format: Format::BatchSize,
+            lengths: x.lengths.clone(),
+        };
         Ok(vec![frames, batch])
     }
-    fn backward(&mut self, mut grads: Vec<Option<ArrayD<f32>>>) -> Result<Vec<Option<ArrayD<f32>>>> {
-        let shape = self.in_shape.clone().ok_or_else(|| no_forward(&self.name))?;
+    fn backward(
+        &mut self,
+        mut grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Vec<Option<ArrayD<f32>>>> {
+        let shape = self
+            .in_shape
+            .clone()
+            .ok_or_else(|| no_forward(&self.name))?;
         let g = match grads.get_mut(0).and_then(Option::take) {
-            Some(g) => g.into_shape_with_order(shape).map_err(|e| Error::layer(&self.name, e.to_string()))?,
+            Some(g) => g
+                .into_shape_with_order(shape)
+                .map_err(|e| Error::layer(&self.name, e.to_string()))?,
             None => ArrayD::zeros(shape),
         };
         Ok(vec![Some(g)])
@@ -113,16 +150,25 @@ impl LayerDef for SequenceUnfolding {
     fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
         let x = single(inputs)?;
         if !matches!(x.format, Format::CB | Format::SSCB) {
-            return Err(ShapeError::new(0, format!("expects folded frames (S×S×C×B or C×B), got {x}")));
+            return Err(ShapeError::new(
+                0,
+                format!("expects folded frames (S×S×C×B or C×B), got {x}"),
+            ));
         }
         match inputs.get(1) {
             Some(m) if m.format == Format::BatchSize => Ok(vec![x.with_time(true)]),
-            Some(m) => Err(ShapeError::new(1, format!("expects the mini-batch size of a sequence folding layer, got {m}"))),
+            Some(m) => Err(ShapeError::new(
+                1,
+                format!("expects the mini-batch size of a sequence folding layer, got {m}"),
+            )),
             None => Err(ShapeError::new(1, "not connected")),
         }
     }
     fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
-        Ok(Box::new(UnfoldKernel { name: self.name.clone(), in_shape: None }))
+        Ok(Box::new(UnfoldKernel {
+            name: self.name.clone(),
+            in_shape: None,
+        }))
     }
 }
 
@@ -132,26 +178,60 @@ struct UnfoldKernel {
 }
 
 impl LayerKernel for UnfoldKernel {
-    fn forward(&mut self, inputs: &[&Activation], _ctx: &mut ForwardCtx) -> Result<Vec<Activation>> {
+    fn forward(
+        &mut self,
+        inputs: &[&Activation],
+        _ctx: &mut ForwardCtx,
+    ) -> Result<Vec<Activation>> {
         let (Some(x), Some(m)) = (inputs.first(), inputs.get(1)) else {
-            return Err(Error::layer(&self.name, "needs its 'in' and 'miniBatchSize' inputs"));
+            return Err(Error::layer(
+                &self.name,
+                "needs its 'in' and 'miniBatchSize' inputs",
+            ));
         };
         let (b, t) = (m.data.shape()[0], m.data.shape()[1]);
         let shape = x.data.shape().to_vec();
         if shape[0] != t * b {
-            return Err(Error::layer(&self.name, format!("{} frames cannot unfold into {b} sequences of {t} steps", shape[0])));
+            return Err(Error::layer(
+                &self.name,
+                format!(
+                    "{} frames cannot unfold into {b} sequences of {t} steps",
+                    shape[0]
+                ),
+            ));
         }
         let mut unfolded = vec![t, b];
         unfolded.extend_from_slice(&shape[1..]);
-        let format = if x.format == Format::SSCB { Format::SSCBT } else { Format::CBT };
-        let data = x.data.as_standard_layout().into_owned().into_shape_with_order(unfolded).map_err(|e| Error::layer(&self.name, e.to_string()))?;
+        let format = if x.format == Format::SSCB {
+            Format::SSCBT
+        } else {
+            Format::CBT
+        };
+        let data = x
+            .data
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order(unfolded)
+            .map_err(|e| Error::layer(&self.name, e.to_string()))?;
         self.in_shape = Some(shape);
-        Ok(vec![Activation { data: data.into_shared(), format, lengths: m.lengths.clone() }])
+        Ok(vec![Activation {
+            data: data.into_shared(),
+            format,
+            lengths: m.lengths.clone(),
+        }])
     }
-    fn backward(&mut self, mut grads: Vec<Option<ArrayD<f32>>>) -> Result<Vec<Option<ArrayD<f32>>>> {
-        let shape = self.in_shape.clone().ok_or_else(|| no_forward(&self.name))?;
+    fn backward(
+        &mut self,
+        mut grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Vec<Option<ArrayD<f32>>>> {
+        let shape = self
+            .in_shape
+            .clone()
+            .ok_or_else(|| no_forward(&self.name))?;
         let g = match grads.get_mut(0).and_then(Option::take) {
-            Some(g) => g.into_shape_with_order(shape).map_err(|e| Error::layer(&self.name, e.to_string()))?,
+            Some(g) => g
+                .into_shape_with_order(shape)
+                .map_err(|e| Error::layer(&self.name, e.to_string()))?,
             None => ArrayD::zeros(shape),
         };
         Ok(vec![Some(g), None])
@@ -191,7 +271,10 @@ impl LayerDef for Flatten {
         }
     }
     fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
-        Ok(Box::new(FlattenKernel { name: self.name.clone(), in_shape: None }))
+        Ok(Box::new(FlattenKernel {
+            name: self.name.clone(),
+            in_shape: None,
+        }))
     }
 }
 
@@ -201,8 +284,14 @@ struct FlattenKernel {
 }
 
 impl LayerKernel for FlattenKernel {
-    fn forward(&mut self, inputs: &[&Activation], _ctx: &mut ForwardCtx) -> Result<Vec<Activation>> {
-        let x = inputs.first().ok_or_else(|| Error::layer(&self.name, "no input"))?;
+    fn forward(
+        &mut self,
+        inputs: &[&Activation],
+        _ctx: &mut ForwardCtx,
+    ) -> Result<Vec<Activation>> {
+        let x = inputs
+            .first()
+            .ok_or_else(|| Error::layer(&self.name, "no input"))?;
         let shape = x.data.shape().to_vec();
         let (lead, format) = match x.format {
             Format::SSCBT | Format::CBT => (2, Format::CBT),
@@ -210,14 +299,31 @@ impl LayerKernel for FlattenKernel {
         };
         let mut flat = shape[..lead].to_vec();
         flat.push(shape[lead..].iter().product());
-        let data = x.data.as_standard_layout().into_owned().into_shape_with_order(flat).map_err(|e| Error::layer(&self.name, e.to_string()))?;
+        let data = x
+            .data
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order(flat)
+            .map_err(|e| Error::layer(&self.name, e.to_string()))?;
         self.in_shape = Some(shape);
-        Ok(vec![Activation { data: data.into_shared(), format, lengths: x.lengths.clone() }])
+        Ok(vec![Activation {
+            data: data.into_shared(),
+            format,
+            lengths: x.lengths.clone(),
+        }])
     }
-    fn backward(&mut self, mut grads: Vec<Option<ArrayD<f32>>>) -> Result<Vec<Option<ArrayD<f32>>>> {
-        let shape = self.in_shape.clone().ok_or_else(|| no_forward(&self.name))?;
+    fn backward(
+        &mut self,
+        mut grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Vec<Option<ArrayD<f32>>>> {
+        let shape = self
+            .in_shape
+            .clone()
+            .ok_or_else(|| no_forward(&self.name))?;
         let g = match grads.get_mut(0).and_then(Option::take) {
-            Some(g) => g.into_shape_with_order(shape).map_err(|e| Error::layer(&self.name, e.to_string()))?,
+            Some(g) => g
+                .into_shape_with_order(shape)
+                .map_err(|e| Error::layer(&self.name, e.to_string()))?,
             None => ArrayD::zeros(shape),
         };
         Ok(vec![Some(g)])

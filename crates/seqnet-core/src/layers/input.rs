@@ -60,11 +60,19 @@ named!(SequenceInput);
 impl SequenceInput {
     /// Feature sequences with `features` channels.
     pub fn new(features: usize) -> Self {
-        SequenceInput { name: String::new(), input_size: InputSize::Features(features), normalization: Normalization::None, min_length: 1 }
+        SequenceInput {
+            name: String::new(),
+            input_size: InputSize::Features(features),
+            normalization: Normalization::None,
+            min_length: 1,
+        }
     }
     /// Image sequences of `[H, W, C]` frames.
     pub fn image(size: [usize; 3]) -> Self {
-        SequenceInput { input_size: InputSize::Image(size), ..Self::new(0) }
+        SequenceInput {
+            input_size: InputSize::Image(size),
+            ..Self::new(0)
+        }
     }
     pub fn normalization(mut self, n: Normalization) -> Self {
         self.normalization = n;
@@ -104,7 +112,10 @@ impl LayerDef for SequenceInput {
     }
     fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
         let c = self.shape().channels;
-        let stat = |name, v| StateArray { name, value: ArrayD::from_elem(vec![c], v) };
+        let stat = |name, v| StateArray {
+            name,
+            value: ArrayD::from_elem(vec![c], v),
+        };
         let stats = match self.normalization {
             Normalization::None => vec![],
             Normalization::Zerocenter => vec![stat("Mean", 0.0)],
@@ -113,7 +124,11 @@ impl LayerDef for SequenceInput {
                 vec![stat("Min", 0.0), stat("Max", 1.0)]
             }
         };
-        Ok(Box::new(SequenceInputKernel { def: self.clone(), stats, scale: None }))
+        Ok(Box::new(SequenceInputKernel {
+            def: self.clone(),
+            stats,
+            scale: None,
+        }))
     }
 }
 
@@ -132,7 +147,11 @@ impl SequenceInputKernel {
     /// Per-channel `(scale, shift)` so that the normalized value is `scale·x + shift`.
     fn affine(&self) -> (Array1<f32>, Array1<f32>) {
         let c = self.def.shape().channels;
-        let get = |n: &str, d: f32| self.stat(n).map(|a| Array1::from_iter(a.iter().copied())).unwrap_or_else(|| Array1::from_elem(c, d));
+        let get = |n: &str, d: f32| {
+            self.stat(n)
+                .map(|a| Array1::from_iter(a.iter().copied()))
+                .unwrap_or_else(|| Array1::from_elem(c, d))
+        };
         let nonzero = |v: f32| if v.abs() > f32::EPSILON { v } else { 1.0 };
         match self.def.normalization {
             Normalization::None => (Array1::ones(c), Array1::zeros(c)),
@@ -157,12 +176,25 @@ impl SequenceInputKernel {
 }
 
 impl LayerKernel for SequenceInputKernel {
-    fn forward(&mut self, inputs: &[&Activation], _ctx: &mut ForwardCtx) -> Result<Vec<Activation>> {
+    fn forward(
+        &mut self,
+        inputs: &[&Activation],
+        _ctx: &mut ForwardCtx,
+    ) -> Result<Vec<Activation>> {
         let name = &self.def.name;
-        let x = inputs.first().ok_or_else(|| Error::layer(name, "no input data"))?;
+        let x = inputs
+            .first()
+            .ok_or_else(|| Error::layer(name, "no input data"))?;
         check_shape(name, "in", x, &self.def.shape())?;
         if x.time() < self.def.min_length {
-            return Err(Error::layer(name, format!("sequences have {} time steps, fewer than MinLength {}", x.time(), self.def.min_length)));
+            return Err(Error::layer(
+                name,
+                format!(
+                    "sequences have {} time steps, fewer than MinLength {}",
+                    x.time(),
+                    self.def.min_length
+                ),
+            ));
         }
         if self.def.normalization == Normalization::None {
             self.scale = None;
@@ -179,7 +211,10 @@ impl LayerKernel for SequenceInputKernel {
         Ok(vec![x.like(y)])
     }
 
-    fn backward(&mut self, mut grads: Vec<Option<ArrayD<f32>>>) -> Result<Vec<Option<ArrayD<f32>>>> {
+    fn backward(
+        &mut self,
+        mut grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Vec<Option<ArrayD<f32>>>> {
         let Some(mut g) = grads.get_mut(0).and_then(Option::take) else {
             return Ok(vec![None]);
         };

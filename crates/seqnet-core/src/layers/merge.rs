@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 /// Port names `in1` … `in16`; merge layers take at most this many inputs.
 const PORTS: [&str; 16] = [
-    "in1", "in2", "in3", "in4", "in5", "in6", "in7", "in8", "in9", "in10", "in11", "in12", "in13", "in14", "in15", "in16",
+    "in1", "in2", "in3", "in4", "in5", "in6", "in7", "in8", "in9", "in10", "in11", "in12", "in13",
+    "in14", "in15", "in16",
 ];
 
 fn ports(n: usize) -> &'static [&'static str] {
@@ -22,7 +23,10 @@ fn ports(n: usize) -> &'static [&'static str] {
 
 fn check_count(n: usize) -> Result<(), ShapeError> {
     if !(2..=PORTS.len()).contains(&n) {
-        return Err(ShapeError::new(0, format!("NumInputs must be 2 to {}, got {n}", PORTS.len())));
+        return Err(ShapeError::new(
+            0,
+            format!("NumInputs must be 2 to {}, got {n}", PORTS.len()),
+        ));
     }
     Ok(())
 }
@@ -41,7 +45,10 @@ named!(Addition);
 
 impl Addition {
     pub fn new(num_inputs: usize) -> Self {
-        Addition { name: String::new(), num_inputs }
+        Addition {
+            name: String::new(),
+            num_inputs,
+        }
     }
 }
 
@@ -57,19 +64,28 @@ impl LayerDef for Addition {
     }
     fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
         check_count(self.num_inputs)?;
-        let first = *inputs.first().ok_or_else(|| ShapeError::new(0, "no input"))?;
+        let first = *inputs
+            .first()
+            .ok_or_else(|| ShapeError::new(0, "no input"))?;
         if first.format == Format::BatchSize {
             return Err(ShapeError::new(0, "cannot take the mini-batch size"));
         }
         for (i, s) in inputs.iter().enumerate().skip(1) {
             if *s != first {
-                return Err(ShapeError::new(i, format!("has size {s} but 'in1' has {first}; addition needs equal sizes")));
+                return Err(ShapeError::new(
+                    i,
+                    format!("has size {s} but 'in1' has {first}; addition needs equal sizes"),
+                ));
             }
         }
         Ok(vec![first])
     }
     fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
-        Ok(Box::new(AdditionKernel { name: self.name.clone(), n: self.num_inputs, ran: false }))
+        Ok(Box::new(AdditionKernel {
+            name: self.name.clone(),
+            n: self.num_inputs,
+            ran: false,
+        }))
     }
 }
 
@@ -80,19 +96,36 @@ struct AdditionKernel {
 }
 
 impl LayerKernel for AdditionKernel {
-    fn forward(&mut self, inputs: &[&Activation], _ctx: &mut ForwardCtx) -> Result<Vec<Activation>> {
-        let first = inputs.first().ok_or_else(|| Error::layer(&self.name, "no input"))?;
+    fn forward(
+        &mut self,
+        inputs: &[&Activation],
+        _ctx: &mut ForwardCtx,
+    ) -> Result<Vec<Activation>> {
+        let first = inputs
+            .first()
+            .ok_or_else(|| Error::layer(&self.name, "no input"))?;
         let mut sum = first.data.to_owned();
         for (i, x) in inputs.iter().enumerate().skip(1) {
             if x.data.shape() != sum.shape() {
-                return Err(Error::layer(&self.name, format!("input port '{}' has shape {:?}, 'in1' has {:?}", PORTS[i], x.data.shape(), sum.shape())));
+                return Err(Error::layer(
+                    &self.name,
+                    format!(
+                        "input port '{}' has shape {:?}, 'in1' has {:?}",
+                        PORTS[i],
+                        x.data.shape(),
+                        sum.shape()
+                    ),
+                ));
             }
             sum += &x.data;
         }
         self.ran = true;
         Ok(vec![first.like(sum)])
     }
-    fn backward(&mut self, mut grads: Vec<Option<ArrayD<f32>>>) -> Result<Vec<Option<ArrayD<f32>>>> {
+    fn backward(
+        &mut self,
+        mut grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Vec<Option<ArrayD<f32>>>> {
         if !self.ran {
             return Err(no_forward(&self.name));
         }
@@ -116,7 +149,10 @@ named!(Concatenation);
 
 impl Concatenation {
     pub fn new(num_inputs: usize) -> Self {
-        Concatenation { name: String::new(), num_inputs }
+        Concatenation {
+            name: String::new(),
+            num_inputs,
+        }
     }
 }
 
@@ -140,7 +176,9 @@ impl LayerDef for Concatenation {
     }
     fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
         check_count(self.num_inputs)?;
-        let first = *inputs.first().ok_or_else(|| ShapeError::new(0, "no input"))?;
+        let first = *inputs
+            .first()
+            .ok_or_else(|| ShapeError::new(0, "no input"))?;
         if first.format == Format::BatchSize {
             return Err(ShapeError::new(0, "cannot take the mini-batch size"));
         }
@@ -154,7 +192,10 @@ impl LayerDef for Concatenation {
         Ok(vec![ActShape { channels, ..first }])
     }
     fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
-        Ok(Box::new(ConcatKernel { name: self.name.clone(), split: None }))
+        Ok(Box::new(ConcatKernel {
+            name: self.name.clone(),
+            split: None,
+        }))
     }
 }
 
@@ -165,15 +206,28 @@ struct ConcatKernel {
 }
 
 impl LayerKernel for ConcatKernel {
-    fn forward(&mut self, inputs: &[&Activation], _ctx: &mut ForwardCtx) -> Result<Vec<Activation>> {
-        let first = inputs.first().ok_or_else(|| Error::layer(&self.name, "no input"))?;
+    fn forward(
+        &mut self,
+        inputs: &[&Activation],
+        _ctx: &mut ForwardCtx,
+    ) -> Result<Vec<Activation>> {
+        let first = inputs
+            .first()
+            .ok_or_else(|| Error::layer(&self.name, "no input"))?;
         let axis = channel_axis(first.format);
         let views: Vec<_> = inputs.iter().map(|x| x.data.view()).collect();
-        let data = ndarray::concatenate(axis, &views).map_err(|e| Error::layer(&self.name, format!("inputs do not fit together: {e}")))?;
-        self.split = Some((axis, inputs.iter().map(|x| x.data.shape()[axis.0]).collect()));
+        let data = ndarray::concatenate(axis, &views)
+            .map_err(|e| Error::layer(&self.name, format!("inputs do not fit together: {e}")))?;
+        self.split = Some((
+            axis,
+            inputs.iter().map(|x| x.data.shape()[axis.0]).collect(),
+        ));
         Ok(vec![first.like(data)])
     }
-    fn backward(&mut self, mut grads: Vec<Option<ArrayD<f32>>>) -> Result<Vec<Option<ArrayD<f32>>>> {
+    fn backward(
+        &mut self,
+        mut grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Vec<Option<ArrayD<f32>>>> {
         let (axis, sizes) = self.split.clone().ok_or_else(|| no_forward(&self.name))?;
         let Some(g) = grads.get_mut(0).and_then(Option::take) else {
             return Ok(vec![None; sizes.len()]);
@@ -182,7 +236,9 @@ impl LayerKernel for ConcatKernel {
         Ok(sizes
             .iter()
             .map(|&c| {
-                let part = g.slice_axis(axis, ndarray::Slice::from(start..start + c)).to_owned();
+                let part = g
+                    .slice_axis(axis, ndarray::Slice::from(start..start + c))
+                    .to_owned();
                 start += c;
                 Some(part)
             })

@@ -72,7 +72,10 @@ fn infer_output(inputs: &[ActShape], classes: usize) -> Result<Vec<ActShape>, Sh
         return Err(ShapeError::new(0, format!("expects C×B or C×B×T, got {x}")));
     }
     if classes > 0 && x.channels != classes {
-        return Err(ShapeError::new(0, format!("{classes} class names but {} scores", x.channels)));
+        return Err(ShapeError::new(
+            0,
+            format!("{classes} class names but {} scores", x.channels),
+        ));
     }
     Ok(vec![])
 }
@@ -94,14 +97,26 @@ impl LayerDef for ClassificationOutput {
         if !self.class_weights.is_empty() {
             if let Some(x) = inputs.first() {
                 if x.channels != self.class_weights.len() {
-                    return Err(ShapeError::new(0, format!("{} class weights but {} scores", self.class_weights.len(), x.channels)));
+                    return Err(ShapeError::new(
+                        0,
+                        format!(
+                            "{} class weights but {} scores",
+                            self.class_weights.len(),
+                            x.channels
+                        ),
+                    ));
                 }
             }
         }
         infer_output(inputs, self.classes.len())
     }
     fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
-        Ok(Box::new(LossKernel { name: self.name.clone(), kind: LossKind::CrossEntropy(self.class_weights.clone()), grad: None, loss: None }))
+        Ok(Box::new(LossKernel {
+            name: self.name.clone(),
+            kind: LossKind::CrossEntropy(self.class_weights.clone()),
+            grad: None,
+            loss: None,
+        }))
     }
 }
 
@@ -122,7 +137,12 @@ impl LayerDef for RegressionOutput {
         infer_output(inputs, self.response_names.len())
     }
     fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
-        Ok(Box::new(LossKernel { name: self.name.clone(), kind: LossKind::HalfMse, grad: None, loss: None }))
+        Ok(Box::new(LossKernel {
+            name: self.name.clone(),
+            kind: LossKind::HalfMse,
+            grad: None,
+            loss: None,
+        }))
     }
 }
 
@@ -143,21 +163,46 @@ const MIN_PROB: f32 = 1e-30;
 
 impl LayerKernel for LossKernel {
     fn forward(&mut self, inputs: &[&Activation], ctx: &mut ForwardCtx) -> Result<Vec<Activation>> {
-        let y = inputs.first().ok_or_else(|| Error::layer(&self.name, "no input"))?;
+        let y = inputs
+            .first()
+            .ok_or_else(|| Error::layer(&self.name, "no input"))?;
         self.grad = None;
         self.loss = None;
-        let Some(t) = ctx.target else { return Ok(vec![]) };
+        let Some(t) = ctx.target else {
+            return Ok(vec![]);
+        };
         if t.data.shape() != y.data.shape() {
-            return Err(Error::layer(&self.name, format!("targets of shape {:?} do not match predictions of shape {:?}", t.data.shape(), y.data.shape())));
+            return Err(Error::layer(
+                &self.name,
+                format!(
+                    "targets of shape {:?} do not match predictions of shape {:?}",
+                    t.data.shape(),
+                    y.data.shape()
+                ),
+            ));
         }
         let (time, batch, k) = match y.format {
             Format::CB => (1, y.batch(), y.data.shape()[1]),
             Format::CBT => (y.time(), y.batch(), y.data.shape()[2]),
             _ => return Err(Error::layer(&self.name, "expects C×B or C×B×T")),
         };
-        let lengths = if y.format == Format::CBT { y.seq_lengths() } else { SeqLengths::full(batch, 1) };
-        let yv = y.data.as_standard_layout().into_owned().into_shape_with_order((time, batch, k)).expect("3-D view");
-        let tv = t.data.as_standard_layout().into_owned().into_shape_with_order((time, batch, k)).expect("3-D view");
+        let lengths = if y.format == Format::CBT {
+            y.seq_lengths()
+        } else {
+            SeqLengths::full(batch, 1)
+        };
+        let yv = y
+            .data
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((time, batch, k))
+            .expect("3-D view");
+        let tv = t
+            .data
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((time, batch, k))
+            .expect("3-D view");
         let mut grad = ndarray::Array3::<f32>::zeros((time, batch, k));
         let mut total = 0.0f64;
         let n = batch as f32;
@@ -187,12 +232,19 @@ impl LayerKernel for LossKernel {
             }
         }
         self.loss = Some((total / batch.max(1) as f64) as f32);
-        self.grad = Some(grad.into_dyn().into_shape_with_order(y.data.shape()).expect("same element count"));
+        self.grad = Some(
+            grad.into_dyn()
+                .into_shape_with_order(y.data.shape())
+                .expect("same element count"),
+        );
         Ok(vec![])
     }
 
     fn backward(&mut self, _grads: Vec<Option<ArrayD<f32>>>) -> Result<Vec<Option<ArrayD<f32>>>> {
-        let g = self.grad.take().ok_or_else(|| Error::layer(&self.name, "backward needs a forward with targets"))?;
+        let g = self
+            .grad
+            .take()
+            .ok_or_else(|| Error::layer(&self.name, "backward needs a forward with targets"))?;
         Ok(vec![Some(g)])
     }
 

@@ -36,11 +36,17 @@ impl LayerDef for Softmax {
         let x = single(inputs)?;
         match x.format {
             Format::CB | Format::CBT => Ok(vec![x]),
-            _ => Err(ShapeError::new(0, format!("expects C×B or C×B×T features, got {x}"))),
+            _ => Err(ShapeError::new(
+                0,
+                format!("expects C×B or C×B×T features, got {x}"),
+            )),
         }
     }
     fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
-        Ok(Box::new(SoftmaxKernel { name: self.name.clone(), output: None }))
+        Ok(Box::new(SoftmaxKernel {
+            name: self.name.clone(),
+            output: None,
+        }))
     }
 }
 
@@ -60,21 +66,35 @@ pub(crate) fn softmax_rows(data: &mut ArrayD<f32>) {
 }
 
 impl LayerKernel for SoftmaxKernel {
-    fn forward(&mut self, inputs: &[&Activation], _ctx: &mut ForwardCtx) -> Result<Vec<Activation>> {
-        let x = inputs.first().ok_or_else(|| Error::layer(&self.name, "no input"))?;
+    fn forward(
+        &mut self,
+        inputs: &[&Activation],
+        _ctx: &mut ForwardCtx,
+    ) -> Result<Vec<Activation>> {
+        let x = inputs
+            .first()
+            .ok_or_else(|| Error::layer(&self.name, "no input"))?;
         let mut y = x.data.as_standard_layout().into_owned();
         softmax_rows(&mut y);
         self.output = Some(y.clone());
         Ok(vec![x.like(y)])
     }
 
-    fn backward(&mut self, mut grads: Vec<Option<ArrayD<f32>>>) -> Result<Vec<Option<ArrayD<f32>>>> {
+    fn backward(
+        &mut self,
+        mut grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Vec<Option<ArrayD<f32>>>> {
         let y = self.output.as_ref().ok_or_else(|| no_forward(&self.name))?;
         let mut g = grad_or_zeros(&mut grads, y.shape());
         let yr = as_rows(y);
-        for (mut gr, yr) in as_rows_mut(&mut g).axis_iter_mut(Axis(0)).zip(yr.axis_iter(Axis(0))) {
+        for (mut gr, yr) in as_rows_mut(&mut g)
+            .axis_iter_mut(Axis(0))
+            .zip(yr.axis_iter(Axis(0)))
+        {
             let dot: f32 = gr.iter().zip(yr.iter()).map(|(a, b)| a * b).sum();
-            Zip::from(&mut gr).and(&yr).for_each(|g, &y| *g = y * (*g - dot));
+            Zip::from(&mut gr)
+                .and(&yr)
+                .for_each(|g, &y| *g = y * (*g - dot));
         }
         Ok(vec![Some(g)])
     }

@@ -8,26 +8,40 @@ use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, Ix2};
 
 /// The one input's shape, or a shape error at port 0.
 pub fn single(inputs: &[ActShape]) -> Result<ActShape, ShapeError> {
-    inputs.first().copied().ok_or_else(|| ShapeError::new(0, "no input"))
+    inputs
+        .first()
+        .copied()
+        .ok_or_else(|| ShapeError::new(0, "no input"))
 }
 
 /// Data whose last axis is the channel axis, viewed as `[rows, C]`.
 pub fn as_rows(data: &ArrayD<f32>) -> ArrayView2<'_, f32> {
     let c = *data.shape().last().unwrap_or(&1);
     let n = data.len() / c.max(1);
-    data.view().into_shape_with_order((n, c)).expect("as_rows: standard layout").into_dimensionality::<Ix2>().expect("2-D")
+    data.view()
+        .into_shape_with_order((n, c))
+        .expect("as_rows: standard layout")
+        .into_dimensionality::<Ix2>()
+        .expect("2-D")
 }
 
 /// Mutable `[rows, C]` view of data whose last axis is the channel axis.
 pub fn as_rows_mut(data: &mut ArrayD<f32>) -> ArrayViewMut2<'_, f32> {
     let c = *data.shape().last().unwrap_or(&1);
     let n = data.len() / c.max(1);
-    data.view_mut().into_shape_with_order((n, c)).expect("as_rows_mut: standard layout").into_dimensionality::<Ix2>().expect("2-D")
+    data.view_mut()
+        .into_shape_with_order((n, c))
+        .expect("as_rows_mut: standard layout")
+        .into_dimensionality::<Ix2>()
+        .expect("2-D")
 }
 
 /// The gradient for output port 0, or zeros shaped like `like` when none flows back.
 pub fn grad_or_zeros(grads: &mut [Option<ArrayD<f32>>], like: &[usize]) -> ArrayD<f32> {
-    grads.get_mut(0).and_then(Option::take).unwrap_or_else(|| ArrayD::zeros(like))
+    grads
+        .get_mut(0)
+        .and_then(Option::take)
+        .unwrap_or_else(|| ArrayD::zeros(like))
 }
 
 /// Checks a run-time input against the shape the network was built for.
@@ -36,7 +50,11 @@ pub fn check_shape(layer: &str, port: &str, got: &Activation, want: &ActShape) -
     if shape != *want {
         return Err(Error::layer(
             layer,
-            format!("input port '{port}' expects {want} ({}), got {shape} ({})", want.format.label(), shape.format.label()),
+            format!(
+                "input port '{port}' expects {want} ({}), got {shape} ({})",
+                want.format.label(),
+                shape.format.label()
+            ),
         ));
     }
     Ok(())
