@@ -1,0 +1,367 @@
+//! `TrainingOptions`: MATLAB's `trainingOptions`, with its names and defaults.
+
+use seqnet_core::{Error, PaddingDirection, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The optimizer (MATLAB's `solverName`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Solver {
+    /// Stochastic gradient descent with momentum.
+    Sgdm,
+    Adam,
+    Rmsprop,
+}
+
+/// How the learning rate changes during training.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum LearnRateSchedule {
+    /// The initial rate throughout.
+    None,
+    /// Multiply by `drop_factor` every `drop_period` epochs.
+    #[serde(rename_all = "camelCase")]
+    Piecewise {
+        drop_factor: f32,
+        drop_period: usize,
+    },
+}
+
+/// When the training data is shuffled (MATLAB's `Shuffle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Shuffle {
+    Once,
+    Never,
+    EveryEpoch,
+}
+
+/// How gradients are clipped when they exceed `GradientThreshold`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GradientThresholdMethod {
+    /// Rescale each learnable's gradient whose L2 norm exceeds the threshold.
+    L2norm,
+    /// Rescale all gradients when their joint L2 norm exceeds the threshold.
+    GlobalL2norm,
+    /// Clamp each element to `±threshold`.
+    AbsoluteValue,
+}
+
+/// How mini-batch sequences are made the same length (MATLAB's `SequenceLength`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SequenceLength {
+    /// Pad to the longest sequence of each mini-batch.
+    Longest,
+    /// Truncate to the shortest sequence of each mini-batch.
+    Shortest,
+    /// Split into chunks of this many steps; the state carries between chunks.
+    #[serde(untagged)]
+    Fixed(usize),
+}
+
+/// Which network training returns (MATLAB's `OutputNetwork`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputNetwork {
+    LastIteration,
+    BestValidationLoss,
+}
+
+/// Training options, MATLAB's names in Rust case, MATLAB's defaults
+/// (`InitialLearnRate` 0.01 for sgdm, 0.001 otherwise; `MaxEpochs` 30;
+/// `MiniBatchSize` 128; `L2Regularization` 1e-4; `Shuffle` once; …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TrainingOptions {
+    pub solver: Solver,
+    /// `None`: the solver's default.
+    pub initial_learn_rate: Option<f32>,
+    pub learn_rate_schedule: LearnRateSchedule,
+    pub max_epochs: usize,
+    pub mini_batch_size: usize,
+    pub shuffle: Shuffle,
+    pub momentum: f32,
+    pub gradient_decay_factor: f32,
+    /// `None`: 0.999 for adam, 0.9 for rmsprop.
+    pub squared_gradient_decay_factor: Option<f32>,
+    pub epsilon: f32,
+    /// `None`: no clipping (MATLAB's `Inf`).
+    pub gradient_threshold: Option<f32>,
+    pub gradient_threshold_method: GradientThresholdMethod,
+    pub l2_regularization: f32,
+    /// Iterations between validations.
+    pub validation_frequency: usize,
+    /// Stop after this many validations without a lower loss; `None`: never.
+    pub validation_patience: Option<usize>,
+    pub output_network: OutputNetwork,
+    pub sequence_length: SequenceLength,
+    pub sequence_padding_direction: PaddingDirection,
+    pub sequence_padding_value: f32,
+    pub verbose: bool,
+    pub verbose_frequency: usize,
+    pub checkpoint_path: Option<PathBuf>,
+    /// Seeds initialization, shuffling and dropout.
+    pub seed: u64,
+}
+
+impl Default for TrainingOptions {
+    fn default() -> Self {
+        TrainingOptions {
+            solver: Solver::Sgdm,
+            initial_learn_rate: None,
+            learn_rate_schedule: LearnRateSchedule::None,
+            max_epochs: 30,
+            mini_batch_size: 128,
+            shuffle: Shuffle::Once,
+            momentum: 0.9,
+            gradient_decay_factor: 0.9,
+            squared_gradient_decay_factor: None,
+            epsilon: 1e-8,
+            gradient_threshold: None,
+            gradient_threshold_method: GradientThresholdMethod::L2norm,
+            l2_regularization: 1e-4,
+            validation_frequency: 50,
+            validation_patience: None,
+            output_network: OutputNetwork::LastIteration,
+            sequence_length: SequenceLength::Longest,
+            sequence_padding_direction: PaddingDirection::Right,
+            sequence_padding_value: 0.0,
+            verbose: true,
+            verbose_frequency: 50,
+            checkpoint_path: None,
+            seed: 0,
+        }
+    }
+}
+
+macro_rules! setter {
+    ($($name:ident: $ty:ty),* $(,)?) => {
+        $(
+            #[doc = concat!("Sets `", stringify!($name), "`.")]
+            pub fn $name(mut self, v: $ty) -> Self {
+                self.$name = v;
+                self
+            }
+        )*
+    };
+}
+
+impl TrainingOptions {
+    /// MATLAB's `trainingOptions(solverName)`.
+    pub fn new(solver: Solver) -> Self {
+        TrainingOptions {
+            solver,
+            ..Default::default()
+        }
+    }
+
+    setter! {
+        learn_rate_schedule: LearnRateSchedule,
+        max_epochs: usize,
+        mini_batch_size: usize,
+        shuffle: Shuffle,
+        momentum: f32,
+        gradient_decay_factor: f32,
+        epsilon: f32,
+        gradient_threshold_method: GradientThresholdMethod,
+        l2_regularization: f32,
+        validation_frequency: usize,
+        output_network: OutputNetwork,
+        sequence_length: SequenceLength,
+        sequence_padding_direction: PaddingDirection,
+        sequence_padding_value: f32,
+        verbose: bool,
+        verbose_frequency: usize,
+        seed: u64,
+    }
+
+    pub fn initial_learn_rate(mut self, v: f32) -> Self {
+        self.initial_learn_rate = Some(v);
+        self
+    }
+    pub fn squared_gradient_decay_factor(mut self, v: f32) -> Self {
+        self.squared_gradient_decay_factor = Some(v);
+        self
+    }
+    pub fn gradient_threshold(mut self, v: f32) -> Self {
+        self.gradient_threshold = Some(v);
+        self
+    }
+    pub fn validation_patience(mut self, v: usize) -> Self {
+        self.validation_patience = Some(v);
+        self
+    }
+    pub fn checkpoint_path(mut self, v: impl Into<PathBuf>) -> Self {
+        self.checkpoint_path = Some(v.into());
+        self
+    }
+
+    /// The initial learning rate in force (the solver's default when unset).
+    pub fn learn_rate(&self) -> f32 {
+        self.initial_learn_rate.unwrap_or(match self.solver {
+            Solver::Sgdm => 0.01,
+            Solver::Adam | Solver::Rmsprop => 0.001,
+        })
+    }
+
+    /// The squared-gradient decay in force.
+    pub fn squared_decay(&self) -> f32 {
+        self.squared_gradient_decay_factor
+            .unwrap_or(match self.solver {
+                Solver::Rmsprop => 0.9,
+                _ => 0.999,
+            })
+    }
+
+    /// The learning rate for a 0-based epoch, after the schedule.
+    pub fn learn_rate_at(&self, epoch: usize) -> f32 {
+        match self.learn_rate_schedule {
+            LearnRateSchedule::None => self.learn_rate(),
+            LearnRateSchedule::Piecewise {
+                drop_factor,
+                drop_period,
+            } => self.learn_rate() * drop_factor.powi((epoch / drop_period.max(1)) as i32),
+        }
+    }
+
+    /// Checks every option, naming the first one out of range.
+    pub fn validate(&self) -> Result<()> {
+        let bad =
+            |option: &'static str, message: String| Err(Error::InvalidOption { option, message });
+        if !(self.learn_rate() > 0.0 && self.learn_rate().is_finite()) {
+            return bad(
+                "InitialLearnRate",
+                format!("must be positive and finite, got {}", self.learn_rate()),
+            );
+        }
+        if self.max_epochs == 0 {
+            return bad("MaxEpochs", "must be at least 1".into());
+        }
+        if self.mini_batch_size == 0 {
+            return bad("MiniBatchSize", "must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad(
+                "Momentum",
+                format!("must be in [0, 1), got {}", self.momentum),
+            );
+        }
+        if !(0.0..1.0).contains(&self.gradient_decay_factor) {
+            return bad(
+                "GradientDecayFactor",
+                format!("must be in [0, 1), got {}", self.gradient_decay_factor),
+            );
+        }
+        if !(0.0..1.0).contains(&self.squared_decay()) {
+            return bad(
+                "SquaredGradientDecayFactor",
+                format!("must be in [0, 1), got {}", self.squared_decay()),
+            );
+        }
+        if !(self.epsilon > 0.0) {
+            return bad("Epsilon", format!("must be positive, got {}", self.epsilon));
+        }
+        if let Some(t) = self.gradient_threshold {
+            if !(t > 0.0) {
+                return bad("GradientThreshold", format!("must be positive, got {t}"));
+            }
+        }
+        if !(self.l2_regularization >= 0.0 && self.l2_regularization.is_finite()) {
+            return bad(
+                "L2Regularization",
+                format!("must be non-negative, got {}", self.l2_regularization),
+            );
+        }
+        if let LearnRateSchedule::Piecewise {
+            drop_factor,
+            drop_period,
+        } = self.learn_rate_schedule
+        {
+            if !(0.0..=1.0).contains(&drop_factor) {
+                return bad(
+                    "LearnRateDropFactor",
+                    format!("must be in [0, 1], got {drop_factor}"),
+                );
+            }
+            if drop_period == 0 {
+                return bad("LearnRateDropPeriod", "must be at least 1".into());
+            }
+        }
+        if self.sequence_length == SequenceLength::Fixed(0) {
+            return bad("SequenceLength", "must be at least 1".into());
+        }
+        if self.validation_frequency == 0 {
+            return bad("ValidationFrequency", "must be at least 1".into());
+        }
+        if self.verbose_frequency == 0 {
+            return bad("VerboseFrequency", "must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Options from JSON (camelCase keys, any subset); `origin` names the file in errors.
+    pub fn from_json(json: &str, origin: &str) -> Result<Self> {
+        let o: TrainingOptions = serde_json::from_str(json).map_err(|e| Error::Parse {
+            file: origin.into(),
+            line: e.line(),
+            message: format!("not training options: {e}"),
+        })?;
+        o.validate()?;
+        Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_matlab() {
+        assert_eq!(TrainingOptions::new(Solver::Sgdm).learn_rate(), 0.01);
+        assert_eq!(TrainingOptions::new(Solver::Adam).learn_rate(), 0.001);
+        assert_eq!(TrainingOptions::new(Solver::Adam).squared_decay(), 0.999);
+        assert_eq!(TrainingOptions::new(Solver::Rmsprop).squared_decay(), 0.9);
+        let o = TrainingOptions::default();
+        assert_eq!(
+            (o.max_epochs, o.mini_batch_size, o.l2_regularization),
+            (30, 128, 1e-4)
+        );
+    }
+
+    #[test]
+    fn piecewise_schedule_drops_every_period() {
+        let o =
+            TrainingOptions::new(Solver::Sgdm).learn_rate_schedule(LearnRateSchedule::Piecewise {
+                drop_factor: 0.5,
+                drop_period: 2,
+            });
+        let rates: Vec<f32> = (0..5).map(|e| o.learn_rate_at(e)).collect();
+        assert_eq!(rates, [0.01, 0.01, 0.005, 0.005, 0.0025]);
+    }
+
+    #[test]
+    fn json_subset_and_errors_name_the_option_or_line() {
+        let o = TrainingOptions::from_json(r#"{"solver": "adam", "maxEpochs": 5, "sequenceLength": 20, "sequencePaddingDirection": "left"}"#, "o.json").unwrap();
+        assert_eq!(
+            (
+                o.solver,
+                o.max_epochs,
+                o.sequence_length,
+                o.sequence_padding_direction
+            ),
+            (
+                Solver::Adam,
+                5,
+                SequenceLength::Fixed(20),
+                PaddingDirection::Left
+            )
+        );
+        let e = TrainingOptions::from_json("{\n \"maxEpochs\": 0\n}", "o.json").unwrap_err();
+        assert!(e.to_string().contains("MaxEpochs"), "{e}");
+        let e = TrainingOptions::from_json("{\n \"solver\": \"nadam\"\n}", "o.json").unwrap_err();
+        assert!(e.to_string().starts_with("o.json:2:"), "{e}");
+    }
+}
