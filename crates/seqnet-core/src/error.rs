@@ -152,6 +152,9 @@ pub enum Error {
         option: &'static str,
         message: String,
     },
+    /// Training cannot go on (a loss that is not finite, a failed checkpoint).
+    #[error("training stopped at iteration {iteration}: {message}")]
+    Training { iteration: usize, message: String },
     /// Data that does not fit what was asked of it.
     #[error("{0}")]
     InvalidInput(String),

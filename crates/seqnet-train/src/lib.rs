@@ -2,9 +2,13 @@
 //! and the inference helpers.
 
 pub mod options;
+pub mod record;
 pub mod solver;
+pub mod trainer;
 
 pub use options::{
     GradientThresholdMethod, LearnRateSchedule, OutputNetwork, SequenceLength, Shuffle, Solver,
     TrainingOptions,
 };
+pub use record::{IterationInfo, Metrics, TrainingEvent, TrainingRecord, VerboseTable};
+pub use trainer::{evaluate, fit, BatchSource, MiniBatch};
