@@ -1,11 +1,13 @@
 //! seqnet's training: MATLAB's training options, the solvers, the training loop
 //! and the inference helpers.
 
+pub mod model;
 pub mod options;
 pub mod record;
 pub mod solver;
 pub mod trainer;
 
+pub use model::Model;
 pub use options::{
     GradientThresholdMethod, LearnRateSchedule, OutputNetwork, SequenceLength, Shuffle, Solver,
     TrainingOptions,

@@ -1,0 +1,212 @@
+//! One-file models: a `.safetensors` file holding every learnable and statistic
+//! under `<layer>.<Name>`, with the graph JSON, class names and training options
+//! in its metadata. Files are written to a temporary file and renamed into place,
+//! so an interrupted write never leaves a broken file where a good one was.
+
+use crate::options::TrainingOptions;
+use ndarray::ArrayD;
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use seqnet_core::{Error, LayerGraph, Network, Result};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Metadata keys of a seqnet model file.
+pub mod keys {
+    pub const FORMAT: &str = "seqnet.format";
+    pub const GRAPH: &str = "seqnet.graph";
+    pub const CLASSES: &str = "seqnet.classes";
+    pub const OPTIONS: &str = "seqnet.training_options";
+    pub const FORMAT_VERSION: &str = "1";
+}
+
+/// A trained network with what prediction needs to know about its data.
+pub struct Model {
+    pub network: Network,
+    /// Class names in score order (classification), else empty.
+    pub classes: Vec<String>,
+    /// The options the network was trained with, if known.
+    pub options: Option<TrainingOptions>,
+}
+
+fn io(path: &Path, e: std::io::Error) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::InvalidInput(format!("{} is not a file path", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(path, e));
+    }
+    Ok(())
+}
+
+impl Model {
+    /// The model file's bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        let mut push = |name: String, value: &ArrayD<f32>| {
+            let bytes: Vec<u8> = value.iter().flat_map(|v| v.to_le_bytes()).collect();
+            tensors.push((name, value.shape().to_vec(), bytes));
+        };
+        for (layer, p) in self.network.learnables() {
+            push(format!("{layer}.{}", p.name), &p.value);
+        }
+        for (layer, s) in self.network.states() {
+            push(format!("{layer}.{}", s.name), &s.value);
+        }
+        let views: Vec<(String, TensorView)> = tensors
+            .iter()
+            .map(|(n, shape, bytes)| {
+                Ok((
+                    n.clone(),
+                    TensorView::new(Dtype::F32, shape.clone(), bytes)
+                        .map_err(|e| Error::InvalidInput(format!("tensor {n}: {e}")))?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        let mut meta = HashMap::new();
+        meta.insert(keys::FORMAT.to_string(), keys::FORMAT_VERSION.to_string());
+        meta.insert(keys::GRAPH.to_string(), self.network.graph().to_json());
+        meta.insert(
+            keys::CLASSES.to_string(),
+            serde_json::to_string(&self.classes).expect("strings serialise"),
+        );
+        if let Some(o) = &self.options {
+            meta.insert(
+                keys::OPTIONS.to_string(),
+                serde_json::to_string(o).expect("options serialise"),
+            );
+        }
+        safetensors::serialize(views, Some(meta))
+            .map_err(|e| Error::InvalidInput(format!("cannot serialise the model: {e}")))
+    }
+
+    /// Saves the model to `path` atomically.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        write_atomically(path.as_ref(), &self.to_bytes()?)
+    }
+
+    /// Loads a model file; every disagreement between metadata and tensors is an
+    /// error naming the file and the tensor or layer.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+        Self::from_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// A model from a file's bytes; `origin` names the file in errors.
+    pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Self> {
+        let bad = |message: String| Error::Parse {
+            file: origin.to_string(),
+            line: 0,
+            message,
+        };
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        let graph_json = meta
+            .get(keys::GRAPH)
+            .ok_or_else(|| bad(format!("no '{}' metadata: not a seqnet model", keys::GRAPH)))?;
+        let graph =
+            LayerGraph::from_json(graph_json, &format!("{origin} (metadata {})", keys::GRAPH))?;
+        let classes: Vec<String> = match meta.get(keys::CLASSES) {
+            Some(c) => serde_json::from_str(c)
+                .map_err(|e| bad(format!("metadata {}: {e}", keys::CLASSES)))?,
+            None => Vec::new(),
+        };
+        let options = match meta.get(keys::OPTIONS) {
+            Some(o) => Some(
+                serde_json::from_str(o)
+                    .map_err(|e| bad(format!("metadata {}: {e}", keys::OPTIONS)))?,
+            ),
+            None => None,
+        };
+        let mut network = Network::new(&graph, 0)?;
+        let expected: Vec<(String, String, bool)> = network
+            .learnables()
+            .iter()
+            .map(|(l, p)| (l.to_string(), p.name.to_string(), true))
+            .chain(
+                network
+                    .states()
+                    .iter()
+                    .map(|(l, s)| (l.to_string(), s.name.to_string(), false)),
+            )
+            .collect();
+        let mut used = 0usize;
+        for (layer, name, learnable) in &expected {
+            let key = format!("{layer}.{name}");
+            let t = st.tensor(&key).map_err(|_| {
+                bad(format!(
+                    "tensor '{key}' is missing (the graph's layer '{layer}' needs it)"
+                ))
+            })?;
+            if t.dtype() != Dtype::F32 {
+                return Err(bad(format!(
+                    "tensor '{key}' is {:?}, expected F32",
+                    t.dtype()
+                )));
+            }
+            let values: Vec<f32> = t
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            let arr = ArrayD::from_shape_vec(t.shape().to_vec(), values)
+                .map_err(|e| bad(format!("tensor '{key}': {e}")))?;
+            let set = if *learnable {
+                network.set_learnable(layer, name, arr)
+            } else {
+                network.set_state(layer, name, arr)
+            };
+            set.map_err(|e| bad(format!("tensor '{key}' does not fit the graph: {e}")))?;
+            used += 1;
+        }
+        if st.len() != used {
+            let known: std::collections::HashSet<String> = expected
+                .iter()
+                .map(|(l, n, _)| format!("{l}.{n}"))
+                .collect();
+            let extra: Vec<String> = st
+                .names()
+                .into_iter()
+                .filter(|n| !known.contains(*n))
+                .map(|n| n.to_string())
+                .collect();
+            return Err(bad(format!(
+                "tensors {extra:?} belong to no layer of the graph"
+            )));
+        }
+        Ok(Model {
+            network,
+            classes,
+            options,
+        })
+    }
+}
