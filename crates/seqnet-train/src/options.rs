@@ -261,11 +261,11 @@ impl TrainingOptions {
                 format!("must be in [0, 1), got {}", self.squared_decay()),
             );
         }
-        if !(self.epsilon > 0.0) {
+        if self.epsilon.is_nan() || self.epsilon <= 0.0 {
             return bad("Epsilon", format!("must be positive, got {}", self.epsilon));
         }
         if let Some(t) = self.gradient_threshold {
-            if !(t > 0.0) {
+            if t.is_nan() || t <= 0.0 {
                 return bad("GradientThreshold", format!("must be positive, got {t}"));
             }
         }

@@ -170,7 +170,7 @@ impl VerboseTable {
                     self.header_done = true;
                 }
                 if info.iteration == 1
-                    || info.iteration % self.frequency == 0
+                    || info.iteration.is_multiple_of(self.frequency)
                     || info.validation.is_some()
                 {
                     out.push(self.row(info));

@@ -236,7 +236,7 @@ pub fn fit(
                 && std::ptr::eq(batch, batches.last().expect("non-empty"));
             let validation_metrics = match validation {
                 Some(v)
-                    if iteration % options.validation_frequency == 0
+                    if iteration.is_multiple_of(options.validation_frequency)
                         || iteration == 1
                         || is_last =>
                 {
