@@ -700,7 +700,7 @@ mod tests {
         // Dimension count mismatch with @dimensions and between rows.
         assert_eq!(err_line("@dimensions 2\n@classLabel true a\n@data\n1,2:a\n", "expected 2"), 4);
         assert_eq!(err_line("@classLabel true a\n@data\n1:2:a\n1:2:3:a\n", "first data row, line 3"), 4);
-        assert_eq!(err_line("@univariate true\n@classLabel true a\n@data\n1:2:a\n", "@univariate"), 3);
+        assert_eq!(err_line("@univariate true\n@classLabel true a\n@data\n1:2:a\n", "@univariate"), 4);
         assert_eq!(err_line("@univariate true\n@dimensions 3\n@data\n", "@dimensions 3"), 3);
         // Values.
         assert_eq!(err_line("@classLabel true a\n@data\n1,x,3:a\n", "'x' is not a number"), 3);
