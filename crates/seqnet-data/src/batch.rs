@@ -70,6 +70,7 @@ pub enum SequenceLength {
 /// How observations become a mini-batch.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BatchOptions {
+    /// MATLAB's `SequenceLength`: longest, shortest or a fixed chunk length.
     pub sequence_length: SequenceLength,
     /// Where padding goes (and which end truncation cuts).
     pub direction: PaddingDirection,
@@ -161,10 +162,16 @@ impl Layout {
             ),
         };
         let chunks = match options.sequence_length {
-            SequenceLength::Fixed(n) if n > 0 => (0..time).step_by(n).map(|s| s..(s + n).min(time)).collect(),
-            _ => vec![0..time],
+            SequenceLength::Fixed(n) if n > 0 => {
+                (0..time).step_by(n).map(|s| s..(s + n).min(time)).collect()
+            }
+            _ => std::iter::once(0..time).collect(),
         };
-        Layout { time, spans, chunks }
+        Layout {
+            time,
+            spans,
+            chunks,
+        }
     }
 
     /// For observation `b` in chunk `c`: its source steps and where the first
@@ -176,7 +183,10 @@ impl Layout {
         if start >= end {
             return (src..src, 0);
         }
-        (src + (start - global)..src + (end - global), start - c.start)
+        (
+            src + (start - global)..src + (end - global),
+            start - c.start,
+        )
     }
 }
 
@@ -228,7 +238,9 @@ impl Batcher {
             let what = format!("mini-batch observation {b}");
             Signature::check(&mut sig, o, &what)?;
             if o.is_empty() {
-                return Err(Error::InvalidInput(format!("{what}: the sequence has no time step")));
+                return Err(Error::InvalidInput(format!(
+                    "{what}: the sequence has no time step"
+                )));
             }
             if let Some(t) = o.target.steps() {
                 if t != o.len() {
@@ -251,11 +263,21 @@ impl Batcher {
             .collect()
     }
 
-    fn chunk(&self, obs: &[Observation], layout: &Layout, c: &Range<usize>, sig: &Signature) -> Result<Chunk> {
+    fn chunk(
+        &self,
+        obs: &[Observation],
+        layout: &Layout,
+        c: &Range<usize>,
+        sig: &Signature,
+    ) -> Result<Chunk> {
         let tc = c.end - c.start;
         let batch = obs.len();
         let pieces: Vec<(Range<usize>, usize)> = (0..batch).map(|b| layout.piece(b, c)).collect();
-        let lengths = SeqLengths::new(pieces.iter().map(|p| p.0.len()).collect(), tc, self.options.direction)?;
+        let lengths = SeqLengths::new(
+            pieces.iter().map(|p| p.0.len()).collect(),
+            tc,
+            self.options.direction,
+        )?;
 
         // Inputs.
         let mut shape = vec![tc, batch];
@@ -275,7 +297,11 @@ impl Batcher {
                 match &o.data {
                     Sequence::Features(x) => dst.assign(&x.row(step).into_dyn()),
                     // [H, W, C] → [C, H, W].
-                    Sequence::Images(x) => dst.assign(&x.index_axis(Axis(0), step).permuted_axes([2, 0, 1]).into_dyn()),
+                    Sequence::Images(x) => dst.assign(
+                        &x.index_axis(Axis(0), step)
+                            .permuted_axes([2, 0, 1])
+                            .into_dyn(),
+                    ),
                 }
             }
         }
@@ -311,7 +337,9 @@ impl Batcher {
                     match &o.target {
                         Target::Class(class) if *class < width => y[[b, *class]] = 1.0,
                         Target::Class(class) => return Err(class_err(b, *class, width)),
-                        Target::Response(r) => y.index_axis_mut(Axis(0), b).assign(&r.view().into_dyn()),
+                        Target::Response(r) => {
+                            y.index_axis_mut(Axis(0), b).assign(&r.view().into_dyn())
+                        }
                         _ => {}
                     }
                 }
@@ -333,7 +361,8 @@ impl Batcher {
                             },
                             Target::ResponseSequence(r) => {
                                 let mut dst = y.index_axis_mut(Axis(0), at + i);
-                                dst.index_axis_mut(Axis(0), b).assign(&r.row(step).into_dyn());
+                                dst.index_axis_mut(Axis(0), b)
+                                    .assign(&r.row(step).into_dyn());
                             }
                             _ => {}
                         }
@@ -347,7 +376,10 @@ impl Batcher {
 
     /// Reads `indices` from `store` (in the caller's thread) and batches them.
     pub fn batch_indices(&self, store: &dyn Datastore, indices: &[usize]) -> Result<MiniBatch> {
-        let obs = indices.iter().map(|&i| store.read(i)).collect::<Result<Vec<_>>>()?;
+        let obs = indices
+            .iter()
+            .map(|&i| store.read(i))
+            .collect::<Result<Vec<_>>>()?;
         Ok(MiniBatch {
             indices: indices.to_vec(),
             chunks: self.batch(&obs)?,
@@ -468,7 +500,9 @@ mod tests {
             Observation::new(feat(3, 10.), Target::Class(1)),
             Observation::new(feat(1, 20.), Target::Class(0)),
         ];
-        let b = Batcher::new(opts(SequenceLength::Longest, PaddingDirection::Right, -1.)).unwrap().with_classes(3);
+        let b = Batcher::new(opts(SequenceLength::Longest, PaddingDirection::Right, -1.))
+            .unwrap()
+            .with_classes(3);
         let chunks = b.batch(&obs).unwrap();
         assert_eq!(chunks.len(), 1);
         let x = &chunks[0].inputs;
@@ -479,9 +513,14 @@ mod tests {
         assert_eq!(x.seq_lengths().lengths, vec![3, 1]);
         let y = chunks[0].targets.as_ref().unwrap();
         assert_eq!(y.format, seqnet_core::Format::CB);
-        assert_eq!(y.data.view().into_dimensionality::<ndarray::Ix2>().unwrap(), array![[0., 1., 0.], [1., 0., 0.]]);
+        assert_eq!(
+            y.data.view().into_dimensionality::<ndarray::Ix2>().unwrap(),
+            array![[0., 1., 0.], [1., 0., 0.]]
+        );
 
-        let b = Batcher::new(opts(SequenceLength::Longest, PaddingDirection::Left, 0.)).unwrap().with_classes(3);
+        let b = Batcher::new(opts(SequenceLength::Longest, PaddingDirection::Left, 0.))
+            .unwrap()
+            .with_classes(3);
         let x = &b.batch(&obs).unwrap()[0].inputs;
         assert_eq!(col(x, 1, 0), vec![0., 0., 20.]);
         let l = x.seq_lengths();
@@ -491,13 +530,18 @@ mod tests {
 
     #[test]
     fn shortest_truncates_on_the_padding_side() {
-        let obs = vec![Observation::new(feat(4, 0.), Target::None), Observation::new(feat(2, 100.), Target::None)];
-        let right = Batcher::new(opts(SequenceLength::Shortest, PaddingDirection::Right, 0.)).unwrap();
+        let obs = vec![
+            Observation::new(feat(4, 0.), Target::None),
+            Observation::new(feat(2, 100.), Target::None),
+        ];
+        let right =
+            Batcher::new(opts(SequenceLength::Shortest, PaddingDirection::Right, 0.)).unwrap();
         let c = right.batch(&obs).unwrap();
         assert!(c[0].targets.is_none());
         assert_eq!(col(&c[0].inputs, 0, 0), vec![0., 1.]);
         assert_eq!(col(&c[0].inputs, 1, 0), vec![100., 101.]);
-        let left = Batcher::new(opts(SequenceLength::Shortest, PaddingDirection::Left, 0.)).unwrap();
+        let left =
+            Batcher::new(opts(SequenceLength::Shortest, PaddingDirection::Left, 0.)).unwrap();
         let c = left.batch(&obs).unwrap();
         assert_eq!(col(&c[0].inputs, 0, 0), vec![2., 3.]);
         assert!(c[0].inputs.seq_lengths().is_full());
@@ -509,7 +553,9 @@ mod tests {
             Observation::new(feat(5, 0.), Target::ClassSequence(vec![0, 1, 0, 1, 0])),
             Observation::new(feat(2, 50.), Target::ClassSequence(vec![1, 1])),
         ];
-        let b = Batcher::new(opts(SequenceLength::Fixed(2), PaddingDirection::Right, 9.)).unwrap().with_classes(2);
+        let b = Batcher::new(opts(SequenceLength::Fixed(2), PaddingDirection::Right, 9.))
+            .unwrap()
+            .with_classes(2);
         let chunks = b.batch(&obs).unwrap();
         let tcs: Vec<usize> = chunks.iter().map(|c| c.inputs.time()).collect();
         assert_eq!(tcs, vec![2, 2, 1]);
@@ -525,7 +571,9 @@ mod tests {
         assert_eq!(col(y, 1, 0), vec![0., 0.]);
 
         // Left: the short sequence is absent from the first chunks.
-        let b = Batcher::new(opts(SequenceLength::Fixed(2), PaddingDirection::Left, 9.)).unwrap().with_classes(2);
+        let b = Batcher::new(opts(SequenceLength::Fixed(2), PaddingDirection::Left, 9.))
+            .unwrap()
+            .with_classes(2);
         let chunks = b.batch(&obs).unwrap();
         let lens: Vec<Vec<usize>> = chunks.iter().map(Chunk::lengths).collect();
         assert_eq!(lens, vec![vec![2, 0], vec![2, 1], vec![1, 1]]);
@@ -543,16 +591,30 @@ mod tests {
         let chunks = b.batch(&obs).unwrap();
         let y0 = chunks[0].targets.as_ref().unwrap().data.clone();
         let y1 = chunks[1].targets.as_ref().unwrap().data.clone();
-        assert_eq!(y0.into_dimensionality::<ndarray::Ix2>().unwrap(), array![[1., 2.], [3., 4.]]);
-        assert_eq!(y1.into_dimensionality::<ndarray::Ix2>().unwrap(), array![[1., 2.], [0., 0.]]);
+        assert_eq!(
+            y0.into_dimensionality::<ndarray::Ix2>().unwrap(),
+            array![[1., 2.], [3., 4.]]
+        );
+        assert_eq!(
+            y1.into_dimensionality::<ndarray::Ix2>().unwrap(),
+            array![[1., 2.], [0., 0.]]
+        );
     }
 
     #[test]
     fn image_frames_move_channels_first() {
-        let img = Array4::from_shape_fn((2, 3, 4, 2), |(t, h, w, c)| (t * 1000 + h * 100 + w * 10 + c) as f32);
+        let img = Array4::from_shape_fn((2, 3, 4, 2), |(t, h, w, c)| {
+            (t * 1000 + h * 100 + w * 10 + c) as f32
+        });
         let obs = vec![
-            Observation::new(Sequence::Images(img), Target::ResponseSequence(Array2::zeros((2, 1)))),
-            Observation::new(Sequence::Images(Array4::ones((1, 3, 4, 2))), Target::ResponseSequence(Array2::ones((1, 1)))),
+            Observation::new(
+                Sequence::Images(img),
+                Target::ResponseSequence(Array2::zeros((2, 1))),
+            ),
+            Observation::new(
+                Sequence::Images(Array4::ones((1, 3, 4, 2))),
+                Target::ResponseSequence(Array2::ones((1, 1))),
+            ),
         ];
         let b = Batcher::new(BatchOptions::default()).unwrap();
         let c = b.batch(&obs).unwrap();
@@ -573,8 +635,15 @@ mod tests {
         assert!(b.batch(&[]).is_err());
         let cls = Observation::new(feat(2, 0.), Target::Class(2));
         assert!(b.batch(std::slice::from_ref(&cls)).is_err()); // no class count
-        assert!(b.clone().with_classes(2).batch(std::slice::from_ref(&cls)).is_err());
-        let mixed = vec![cls, Observation::new(feat(2, 0.), Target::Response(Array1::zeros(1)))];
+        assert!(b
+            .clone()
+            .with_classes(2)
+            .batch(std::slice::from_ref(&cls))
+            .is_err());
+        let mixed = vec![
+            cls,
+            Observation::new(feat(2, 0.), Target::Response(Array1::zeros(1))),
+        ];
         assert!(b.clone().with_classes(3).batch(&mixed).is_err());
         let short = Observation::new(feat(3, 0.), Target::ClassSequence(vec![0]));
         assert!(b.clone().with_classes(3).batch(&[short]).is_err());
@@ -583,13 +652,25 @@ mod tests {
 
     #[test]
     fn epoch_batches_follow_the_order() {
-        let obs: Vec<Observation> = (0..7).map(|i| Observation::new(feat(i + 1, i as f32), Target::Class(i % 2))).collect();
+        let obs: Vec<Observation> = (0..7)
+            .map(|i| Observation::new(feat(i + 1, i as f32), Target::Class(i % 2)))
+            .collect();
         let ds = Arc::new(InMemoryDatastore::new(obs, Some(vec!["a".into(), "b".into()])).unwrap());
         let b = Batcher::for_datastore(BatchOptions::default(), ds.as_ref()).unwrap();
         let order = vec![6, 0, 5, 1, 4, 2, 3];
-        let keep: Vec<MiniBatch> = b.epoch(ds.clone(), &order, 3, LastBatch::Keep).unwrap().map(|r| r.unwrap()).collect();
-        assert_eq!(keep.iter().map(|m| m.indices.clone()).collect::<Vec<_>>(), vec![vec![6, 0, 5], vec![1, 4, 2], vec![3]]);
-        assert_eq!(keep[0].chunks[0].inputs.seq_lengths().lengths, vec![7, 1, 6]);
+        let keep: Vec<MiniBatch> = b
+            .epoch(ds.clone(), &order, 3, LastBatch::Keep)
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(
+            keep.iter().map(|m| m.indices.clone()).collect::<Vec<_>>(),
+            vec![vec![6, 0, 5], vec![1, 4, 2], vec![3]]
+        );
+        assert_eq!(
+            keep[0].chunks[0].inputs.seq_lengths().lengths,
+            vec![7, 1, 6]
+        );
         let drop = b.epoch(ds.clone(), &order, 3, LastBatch::Discard).unwrap();
         assert_eq!(drop.remaining(), 2);
         assert_eq!(drop.count(), 2);

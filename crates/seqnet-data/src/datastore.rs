@@ -34,7 +34,9 @@ pub trait Datastore: Send + Sync {
     /// reads every observation; implementations that know the lengths
     /// cheaply override it.
     fn sequence_lengths(&self) -> Result<Vec<usize>> {
-        (0..self.len()).map(|i| self.read(i).map(|o| o.len())).collect()
+        (0..self.len())
+            .map(|i| self.read(i).map(|o| o.len()))
+            .collect()
     }
 
     /// How many observations an [`Epoch`] reads ahead of its consumer on a
@@ -82,7 +84,11 @@ impl Epoch {
     }
 
     /// As [`Epoch::new`] with read-ahead `depth` (0: read in the consumer's thread).
-    pub fn with_read_ahead(store: Arc<dyn Datastore>, order: Vec<usize>, depth: usize) -> Result<Self> {
+    pub fn with_read_ahead(
+        store: Arc<dyn Datastore>,
+        order: Vec<usize>,
+        depth: usize,
+    ) -> Result<Self> {
         let n = store.len();
         if let Some(&bad) = order.iter().find(|&&i| i >= n) {
             return Err(Error::InvalidInput(format!(
@@ -248,7 +254,12 @@ mod tests {
             let mut e = Epoch::new(store(5, Some(2), depth), vec![0, 1, 2, 3, 4]).unwrap();
             assert!(e.next().unwrap().is_ok());
             assert!(e.next().unwrap().is_ok());
-            assert!(e.next().unwrap().unwrap_err().to_string().contains("cannot read 2"));
+            assert!(e
+                .next()
+                .unwrap()
+                .unwrap_err()
+                .to_string()
+                .contains("cannot read 2"));
             assert!(e.next().is_none());
         }
     }
@@ -265,7 +276,11 @@ mod tests {
         assert!(e.next().is_some());
         std::thread::sleep(std::time::Duration::from_millis(50));
         // One consumed, 4 queued, at most one being sent.
-        assert!(s.reads.load(Ordering::SeqCst) <= 6, "{}", s.reads.load(Ordering::SeqCst));
+        assert!(
+            s.reads.load(Ordering::SeqCst) <= 6,
+            "{}",
+            s.reads.load(Ordering::SeqCst)
+        );
         drop(e);
         assert!(s.reads.load(Ordering::SeqCst) <= 6);
     }

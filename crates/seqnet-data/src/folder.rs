@@ -101,7 +101,10 @@ impl FolderDatastore {
                         None => {
                             return Err(at(
                                 line,
-                                format!("label '{label}' is not one of the classes ({})", classes.join(", ")),
+                                format!(
+                                    "label '{label}' is not one of the classes ({})",
+                                    classes.join(", ")
+                                ),
                             ))
                         }
                     }
@@ -109,7 +112,10 @@ impl FolderDatastore {
                 (targets, Some(classes), None)
             }
             CsvTargets::Responses { names, values } => (
-                values.outer_iter().map(|r| Target::Response(r.to_owned())).collect(),
+                values
+                    .outer_iter()
+                    .map(|r| Target::Response(r.to_owned()))
+                    .collect(),
                 None,
                 Some(names),
             ),
@@ -118,7 +124,8 @@ impl FolderDatastore {
         let mut first: Option<(FrameShape, &str, usize)> = None;
         for ((file, &line), target) in table.files.iter().zip(&table.lines).zip(targets) {
             let path = dir.join(file);
-            let info = read_info(&path).map_err(|e| at(line, format!("{file}: {}", strip_file(&e, &path))))?;
+            let info = read_info(&path)
+                .map_err(|e| at(line, format!("{file}: {}", strip_file(&e, &path))))?;
             let frame = info.frame_shape();
             match first {
                 None => first = Some((frame, file, line)),
@@ -248,7 +255,11 @@ mod tests {
     fn classification_folder() {
         let dir = folder(
             "file,label\na.npy,dog\nb.npy,cat\nc.npy,dog\n",
-            &[("a.npy", seq(3, 2, 1.)), ("b.npy", seq(5, 2, 2.)), ("c.npy", seq(1, 2, 3.))],
+            &[
+                ("a.npy", seq(3, 2, 1.)),
+                ("b.npy", seq(5, 2, 2.)),
+                ("c.npy", seq(1, 2, 3.)),
+            ],
         );
         let ds = FolderDatastore::open(dir.path()).unwrap();
         assert_eq!(ds.len(), 3);
@@ -282,7 +293,11 @@ mod tests {
     fn regression_and_image_folder() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("labels.csv"), "file,fat,water\nv.npy,1,2\n").unwrap();
-        write_npy(dir.path().join("v.npy"), &Array4::<u8>::from_elem((2, 3, 4, 1), 255)).unwrap();
+        write_npy(
+            dir.path().join("v.npy"),
+            &Array4::<u8>::from_elem((2, 3, 4, 1), 255),
+        )
+        .unwrap();
         let ds = FolderDatastore::open(dir.path()).unwrap();
         assert_eq!(ds.response_names().unwrap(), ["fat", "water"]);
         assert!(ds.classes().is_none());
@@ -301,24 +316,49 @@ mod tests {
 
     #[test]
     fn errors_name_the_csv_line_or_the_file() {
-        let dir = folder("file,label\na.npy,x\nmissing.npy,y\n", &[("a.npy", seq(2, 2, 0.))]);
+        let dir = folder(
+            "file,label\na.npy,x\nmissing.npy,y\n",
+            &[("a.npy", seq(2, 2, 0.))],
+        );
         let e = FolderDatastore::open(dir.path()).unwrap_err();
         let m = e.to_string();
-        assert!(matches!(e, Error::Parse { line: 3, .. }) && m.contains("labels.csv") && m.contains("missing.npy"), "{m}");
+        assert!(
+            matches!(e, Error::Parse { line: 3, .. })
+                && m.contains("labels.csv")
+                && m.contains("missing.npy"),
+            "{m}"
+        );
 
-        let dir = folder("file,label\na.npy,x\nb.npy,y\n", &[("a.npy", seq(2, 2, 0.)), ("b.npy", seq(2, 3, 0.))]);
+        let dir = folder(
+            "file,label\na.npy,x\nb.npy,y\n",
+            &[("a.npy", seq(2, 2, 0.)), ("b.npy", seq(2, 3, 0.))],
+        );
         let m = FolderDatastore::open(dir.path()).unwrap_err().to_string();
-        assert!(m.contains(":3:") && m.contains("3 features") && m.contains("a.npy (line 2) has 2 features"), "{m}");
+        assert!(
+            m.contains(":3:")
+                && m.contains("3 features")
+                && m.contains("a.npy (line 2) has 2 features"),
+            "{m}"
+        );
 
         let e = FolderDatastore::open(tempfile::tempdir().unwrap().path()).unwrap_err();
-        assert!(matches!(e, Error::Io { .. }) && e.to_string().contains("labels.csv"), "{e}");
+        assert!(
+            matches!(e, Error::Io { .. }) && e.to_string().contains("labels.csv"),
+            "{e}"
+        );
 
         // A file corrupted after opening: the error names it and its CSV line.
-        let dir = folder("file,label\na.npy,x\nb.npy,y\n", &[("a.npy", seq(2, 2, 0.)), ("b.npy", seq(2, 2, 0.))]);
+        let dir = folder(
+            "file,label\na.npy,x\nb.npy,y\n",
+            &[("a.npy", seq(2, 2, 0.)), ("b.npy", seq(2, 2, 0.))],
+        );
         let ds = FolderDatastore::open(dir.path()).unwrap();
         std::fs::write(dir.path().join("b.npy"), b"garbage").unwrap();
         let m = ds.read(1).unwrap_err().to_string();
-        assert!(m.contains("b.npy:0:") && m.contains("line 3 of") && m.contains("not a .npy"), "{m}");
+        assert!(
+            m.contains("b.npy:0:") && m.contains("line 3 of") && m.contains("not a .npy"),
+            "{m}"
+        );
         write_npy(dir.path().join("b.npy"), &seq(2, 5, 0.)).unwrap();
         let m = ds.read(1).unwrap_err().to_string();
         assert!(m.contains("expected 2 features"), "{m}");

@@ -17,7 +17,12 @@ pub enum CsvTargets {
     /// `file,label`: one class label per row, `[N]`.
     Labels(Vec<String>),
     /// `file,<names…>`: `values` is `[N, R]` for the `R` response `names`.
-    Responses { names: Vec<String>, values: Array2<f32> },
+    Responses {
+        /// The response column names, `[R]`.
+        names: Vec<String>,
+        /// `[N, R]`.
+        values: Array2<f32>,
+    },
 }
 
 /// A parsed `labels.csv`.
@@ -27,6 +32,7 @@ pub struct LabelsCsv {
     pub files: Vec<String>,
     /// Each row's 1-based line in the CSV file, `[N]`.
     pub lines: Vec<usize>,
+    /// The class labels or responses of the rows.
     pub targets: CsvTargets,
 }
 
@@ -56,17 +62,26 @@ pub fn parse_labels_csv(text: &str, file: &str) -> Result<LabelsCsv> {
         .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
         .filter(|(_, l)| !l.trim().is_empty());
     let Some((hline, header)) = lines.next() else {
-        return Err(err(1, "the file is empty: expected a header 'file,label' or 'file,response[,…]'".into()));
+        return Err(err(
+            1,
+            "the file is empty: expected a header 'file,label' or 'file,response[,…]'".into(),
+        ));
     };
     let columns = split_fields(header).map_err(|m| err(hline, m))?;
     if columns.first().map(|c| c.to_ascii_lowercase()) != Some("file".into()) {
         return Err(err(
             hline,
-            format!("the header must start with 'file', found '{}'", columns.first().map_or("", String::as_str)),
+            format!(
+                "the header must start with 'file', found '{}'",
+                columns.first().map_or("", String::as_str)
+            ),
         ));
     }
     if columns.len() < 2 {
-        return Err(err(hline, "the header needs a column after 'file': 'label', or response names".into()));
+        return Err(err(
+            hline,
+            "the header needs a column after 'file': 'label', or response names".into(),
+        ));
     }
     for (i, c) in columns.iter().enumerate() {
         if c.is_empty() {
@@ -110,7 +125,12 @@ pub fn parse_labels_csv(text: &str, file: &str) -> Result<LabelsCsv> {
             for (name, v) in columns[1..].iter().zip(&fields[1..]) {
                 match v.parse::<f32>() {
                     Ok(x) if x.is_finite() => values.push(x),
-                    _ => return Err(err(line, format!("response '{name}': '{v}' is not a finite number"))),
+                    _ => {
+                        return Err(err(
+                            line,
+                            format!("response '{name}': '{v}' is not a finite number"),
+                        ))
+                    }
                 }
             }
         }
@@ -148,7 +168,9 @@ fn split_fields(line: &str) -> std::result::Result<Vec<String>, String> {
             chars.next();
             loop {
                 match chars.next() {
-                    None => return Err(format!("field {} has an unclosed quote", fields.len() + 1)),
+                    None => {
+                        return Err(format!("field {} has an unclosed quote", fields.len() + 1))
+                    }
                     Some('"') if chars.peek() == Some(&'"') => {
                         chars.next();
                         field.push('"');
@@ -195,7 +217,11 @@ mod tests {
 
     fn err_line(text: &str, needle: &str) -> usize {
         match parse_labels_csv(text, "labels.csv") {
-            Err(Error::Parse { file, line, message }) => {
+            Err(Error::Parse {
+                file,
+                line,
+                message,
+            }) => {
                 assert_eq!(file, "labels.csv");
                 assert!(message.contains(needle), "'{message}' lacks '{needle}'");
                 line
@@ -206,10 +232,17 @@ mod tests {
 
     #[test]
     fn classification_and_regression() {
-        let c = parse_labels_csv("\u{feff}file,label\r\na.npy,cat\r\n\r\n\"b,1.npy\" , \"dog \"\"x\"\"\"\r\n", "l").unwrap();
+        let c = parse_labels_csv(
+            "\u{feff}file,label\r\na.npy,cat\r\n\r\n\"b,1.npy\" , \"dog \"\"x\"\"\"\r\n",
+            "l",
+        )
+        .unwrap();
         assert_eq!(c.files, vec!["a.npy", "b,1.npy"]);
         assert_eq!(c.lines, vec![2, 4]);
-        assert_eq!(c.targets, CsvTargets::Labels(vec!["cat".into(), "dog \"x\"".into()]));
+        assert_eq!(
+            c.targets,
+            CsvTargets::Labels(vec!["cat".into(), "dog \"x\"".into()])
+        );
         let r = parse_labels_csv("File,fat,water\na.npy, 1.5 ,2\nb.npy,3,-4e1\n", "l").unwrap();
         match r.targets {
             CsvTargets::Responses { names, values } => {
@@ -229,14 +262,26 @@ mod tests {
         assert_eq!(err_line("file,a,a\n", "twice"), 1);
         assert_eq!(err_line("file,,a\n", "no name"), 1);
         assert_eq!(err_line("file,label\n", "no rows"), 1);
-        assert_eq!(err_line("file,label\na.npy,x\nb.npy\n", "1 field, the header has 2"), 3);
+        assert_eq!(
+            err_line("file,label\na.npy,x\nb.npy\n", "1 field, the header has 2"),
+            3
+        );
         assert_eq!(err_line("file,label\na.npy,x,y\n", "3 fields"), 2);
         assert_eq!(err_line("file,label\n,x\n", "file name is empty"), 2);
         assert_eq!(err_line("file,label\na.npy,\n", "label is empty"), 2);
-        assert_eq!(err_line("file,response\na.npy,1\n\nb.npy,abc\n", "'abc' is not a finite number"), 4);
+        assert_eq!(
+            err_line(
+                "file,response\na.npy,1\n\nb.npy,abc\n",
+                "'abc' is not a finite number"
+            ),
+            4
+        );
         assert_eq!(err_line("file,response\na.npy,inf\n", "finite"), 2);
         assert_eq!(err_line("file,label\n\"a.npy,x\n", "unclosed quote"), 2);
-        assert_eq!(err_line("file,label\n\"a\"b,x\n", "after its closing quote"), 2);
+        assert_eq!(
+            err_line("file,label\n\"a\"b,x\n", "after its closing quote"),
+            2
+        );
     }
 
     #[test]

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! seqnet's data: everything between files on disk and the mini-batches a
 //! network trains on, with the semantics of MATLAB's Deep Learning Toolbox
 //! (`trainNetwork`'s `SequenceLength`, `SequencePaddingDirection` and
@@ -29,8 +30,8 @@ pub mod npy;
 pub mod observation;
 pub mod order;
 pub mod stats;
-pub mod ts;
 mod text;
+pub mod ts;
 
 pub use batch::{BatchOptions, Batcher, Chunk, EpochBatches, MiniBatch, SequenceLength};
 pub use datastore::{Datastore, Epoch};
@@ -40,4 +41,4 @@ pub use observation::{FrameShape, Observation, Sequence, Target, TargetKind};
 pub use order::{mini_batches, sort_by_length, LastBatch};
 pub use seqnet_core::PaddingDirection;
 pub use stats::ChannelStats;
-pub use ts::{read_ts, parse_ts, MissingPolicy, TsDataset, TsLabels, TsOptions};
+pub use ts::{parse_ts, read_ts, MissingPolicy, TsDataset, TsLabels, TsOptions};

@@ -33,8 +33,15 @@ impl InMemoryDatastore {
         let n = ts.series.len();
         let (targets, classes): (Vec<Target>, _) = match ts.labels {
             TsLabels::None => (vec![Target::None; n], None),
-            TsLabels::Classes { names, labels } => (labels.into_iter().map(Target::Class).collect(), Some(names)),
-            TsLabels::Targets(t) => (t.outer_iter().map(|r| Target::Response(r.to_owned())).collect(), None),
+            TsLabels::Classes { names, labels } => {
+                (labels.into_iter().map(Target::Class).collect(), Some(names))
+            }
+            TsLabels::Targets(t) => (
+                t.outer_iter()
+                    .map(|r| Target::Response(r.to_owned()))
+                    .collect(),
+                None,
+            ),
         };
         if targets.len() != n {
             return Err(Error::InvalidInput(format!(
@@ -74,7 +81,10 @@ impl InMemoryDatastore {
 
 /// Checks observations as [`InMemoryDatastore::new`] documents; the error
 /// comes with the index of the offending observation.
-fn check(observations: &[Observation], classes: Option<&[String]>) -> std::result::Result<(), (usize, Error)> {
+fn check(
+    observations: &[Observation],
+    classes: Option<&[String]>,
+) -> std::result::Result<(), (usize, Error)> {
     let mut sig = None;
     let k = classes.map(<[String]>::len);
     for (i, o) in observations.iter().enumerate() {
@@ -84,7 +94,9 @@ fn check(observations: &[Observation], classes: Option<&[String]>) -> std::resul
         if matches!(o.target, Target::Class(_) | Target::ClassSequence(_)) && classes.is_none() {
             return Err((
                 i,
-                Error::InvalidInput(format!("{what}: class targets need the list of class names")),
+                Error::InvalidInput(format!(
+                    "{what}: class targets need the list of class names"
+                )),
             ));
         }
     }
@@ -139,7 +151,9 @@ mod tests {
 
     #[test]
     fn rejects_mixed_observations() {
-        let f = |t: usize, c: usize| Observation::new(Sequence::Features(Array2::zeros((t, c))), Target::None);
+        let f = |t: usize, c: usize| {
+            Observation::new(Sequence::Features(Array2::zeros((t, c))), Target::None)
+        };
         assert!(InMemoryDatastore::new(vec![f(2, 3), f(4, 3)], None).is_ok());
         let e = InMemoryDatastore::new(vec![f(2, 3), f(4, 2)], None).unwrap_err();
         assert!(e.to_string().contains("observation 1"), "{e}");
@@ -147,7 +161,9 @@ mod tests {
         assert!(InMemoryDatastore::new(vec![f(2, 3), img], None).is_err());
         let cls = Observation::classified(Array2::zeros((2, 3)), 0);
         assert!(InMemoryDatastore::new(vec![cls.clone()], None).is_err());
-        assert!(InMemoryDatastore::new(vec![cls.clone(), f(2, 3)], Some(vec!["a".into()])).is_err());
+        assert!(
+            InMemoryDatastore::new(vec![cls.clone(), f(2, 3)], Some(vec!["a".into()])).is_err()
+        );
         assert!(InMemoryDatastore::new(vec![f(0, 3)], None).is_err());
     }
 }

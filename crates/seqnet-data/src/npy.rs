@@ -19,7 +19,9 @@ use std::path::Path;
 /// The element type of a `.npy` file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NpyType {
+    /// `float32` (`<f4` or `>f4`).
     F32,
+    /// `float64` (`<f8` or `>f8`), converted to `f32`.
     F64,
     /// Scaled to `[0, 1]` when read.
     U8,
@@ -40,6 +42,7 @@ impl NpyType {
 pub struct NpyInfo {
     /// `[T, C]` or `[T, H, W, C]`.
     pub shape: Vec<usize>,
+    /// The element type.
     pub dtype: NpyType,
 }
 
@@ -94,7 +97,10 @@ fn open(path: &Path) -> Result<(BufReader<File>, Header, NpyInfo)> {
     let mut pre = [0u8; 12];
     let got = read_up_to(&mut reader, &mut pre).map_err(|e| io_err(path, e))?;
     if got < 10 || &pre[..6] != b"\x93NUMPY" {
-        return Err(parse_err(path, "not a .npy file (no \\x93NUMPY magic string)"));
+        return Err(parse_err(
+            path,
+            "not a .npy file (no \\x93NUMPY magic string)",
+        ));
     }
     let header_len = match pre[6] {
         1 => u64::from(u16::from_le_bytes([pre[8], pre[9]])),
@@ -139,10 +145,16 @@ fn open(path: &Path) -> Result<(BufReader<File>, Header, NpyInfo)> {
         ));
     }
     if shape[0] == 0 {
-        return Err(parse_err(path, format!("shape {shape:?}: the sequence has no time step")));
+        return Err(parse_err(
+            path,
+            format!("shape {shape:?}: the sequence has no time step"),
+        ));
     }
     if shape.contains(&0) {
-        return Err(parse_err(path, format!("shape {shape:?}: a time step has no value")));
+        return Err(parse_err(
+            path,
+            format!("shape {shape:?}: a time step has no value"),
+        ));
     }
     let bytes = shape
         .iter()
@@ -218,7 +230,8 @@ pub fn read_sequence(path: impl AsRef<Path>) -> Result<Sequence> {
         ArrayD::from_shape_vec(shape, values)
     }
     .map_err(|e| parse_err(path, format!("shape {:?}: {e}", info.shape)))?;
-    let shape_err = |e: ndarray::ShapeError| parse_err(path, format!("shape {:?}: {e}", info.shape));
+    let shape_err =
+        |e: ndarray::ShapeError| parse_err(path, format!("shape {:?}: {e}", info.shape));
     Ok(match info.shape.len() {
         2 => Sequence::Features(array.into_dimensionality().map_err(shape_err)?),
         _ => Sequence::Images(array.into_dimensionality().map_err(shape_err)?),
@@ -266,7 +279,10 @@ mod tests {
         let p = dir.path().join("a.npy");
         let check = |needle: &str| {
             let e = read_sequence(&p).unwrap_err().to_string();
-            assert!(e.contains("a.npy") && e.contains(needle), "'{e}' lacks '{needle}'");
+            assert!(
+                e.contains("a.npy") && e.contains(needle),
+                "'{e}' lacks '{needle}'"
+            );
         };
         std::fs::write(&p, b"").unwrap();
         check("not a .npy file");

@@ -17,8 +17,11 @@ pub enum FrameShape {
     Features(usize),
     /// An image of `[H, W]` pixels with `C` channels.
     Image {
+        /// `H`.
         height: usize,
+        /// `W`.
         width: usize,
+        /// `C`.
         channels: usize,
     },
 }
@@ -137,8 +140,11 @@ pub enum Target {
 /// a datastore or mini-batch have the same kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TargetKind {
+    /// [`Target::None`].
     None,
+    /// [`Target::Class`].
     Class,
+    /// [`Target::ClassSequence`].
     ClassSequence,
     /// `R` responses.
     Response(usize),
@@ -199,7 +205,9 @@ impl Target {
 /// One observation: input data and target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
+    /// The input sequence, `[T, C]` or `[T, H, W, C]`.
     pub data: Sequence,
+    /// What to predict from it.
     pub target: Target,
 }
 
@@ -250,9 +258,10 @@ impl Observation {
         }
         let class_ok = |c: usize| num_classes.is_none_or(|k| c < k);
         match &self.target {
-            Target::Class(c) if !class_ok(*c) => {
-                bad(format!("class index {c} is not below the class count {}", num_classes.unwrap_or(0)))
-            }
+            Target::Class(c) if !class_ok(*c) => bad(format!(
+                "class index {c} is not below the class count {}",
+                num_classes.unwrap_or(0)
+            )),
             Target::ClassSequence(cs) => match cs.iter().position(|&c| !class_ok(c)) {
                 Some(t) => bad(format!(
                     "class index {} at time step {} is not below the class count {}",
@@ -329,10 +338,16 @@ mod tests {
         let mut nan = data.clone();
         nan[[1, 1]] = f32::NAN;
         assert!(Observation::classified(nan, 0).validate(None, "o").is_err());
-        let short = Observation::new(Sequence::Features(data.clone()), Target::ClassSequence(vec![0, 1]));
+        let short = Observation::new(
+            Sequence::Features(data.clone()),
+            Target::ClassSequence(vec![0, 1]),
+        );
         let e = short.validate(None, "obs 7").unwrap_err().to_string();
         assert!(e.contains("obs 7") && e.contains("2 time steps"), "{e}");
-        let resp = Observation::new(Sequence::Features(data), Target::Response(Array::from_vec(vec![])));
+        let resp = Observation::new(
+            Sequence::Features(data),
+            Target::Response(Array::from_vec(vec![])),
+        );
         assert!(resp.validate(None, "o").is_err());
     }
 

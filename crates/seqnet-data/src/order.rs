@@ -52,8 +52,14 @@ mod tests {
     #[test]
     fn splits_with_and_without_the_last_batch() {
         let o: Vec<usize> = (0..7).collect();
-        assert_eq!(mini_batches(&o, 3, LastBatch::Keep).unwrap(), vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
-        assert_eq!(mini_batches(&o, 3, LastBatch::Discard).unwrap(), vec![vec![0, 1, 2], vec![3, 4, 5]]);
+        assert_eq!(
+            mini_batches(&o, 3, LastBatch::Keep).unwrap(),
+            vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]
+        );
+        assert_eq!(
+            mini_batches(&o, 3, LastBatch::Discard).unwrap(),
+            vec![vec![0, 1, 2], vec![3, 4, 5]]
+        );
         assert_eq!(mini_batches(&o, 7, LastBatch::Discard).unwrap().len(), 1);
         assert!(mini_batches(&o, 8, LastBatch::Discard).unwrap().is_empty());
         assert!(mini_batches(&o, 0, LastBatch::Keep).is_err());

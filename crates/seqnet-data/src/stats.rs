@@ -90,7 +90,10 @@ impl StatsAccumulator {
                     .view()
                     .into_shape_with_order((rows, c))
                     .map_err(|e| Error::InvalidInput(format!("normalization statistics: {e}")))?;
-                self.add_rows(view.into_dimensionality::<Ix2>().map_err(|e| Error::InvalidInput(e.to_string()))?)
+                self.add_rows(
+                    view.into_dimensionality::<Ix2>()
+                        .map_err(|e| Error::InvalidInput(e.to_string()))?,
+                )
             }
         }
         Ok(())
@@ -155,7 +158,11 @@ mod tests {
 
     #[test]
     fn image_channels_are_the_last_axis() {
-        let img = Array4::from_shape_fn((2, 2, 3, 2), |(t, h, w, c)| if c == 0 { (t + h + w) as f32 } else { -1.0 });
+        let img =
+            Array4::from_shape_fn(
+                (2, 2, 3, 2),
+                |(t, h, w, c)| if c == 0 { (t + h + w) as f32 } else { -1.0 },
+            );
         let s = ChannelStats::from_sequences([&Sequence::Images(img)]).unwrap();
         assert_eq!(s.count, 12);
         assert_eq!(s.min, array![0.0, -1.0]);

@@ -50,6 +50,7 @@ pub enum MissingPolicy {
 /// Options of [`read_ts`] and [`parse_ts`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TsOptions {
+    /// What to do with missing values.
     pub missing: MissingPolicy,
 }
 
@@ -232,9 +233,9 @@ impl<'a> Parser<'a> {
         }
         match data_line {
             None => self.err("the file ends without an @data line"),
-            Some(l) if self.series.is_empty() => {
-                self.err(format!("no data rows after @data (line {l}); the file may be truncated"))
-            }
+            Some(l) if self.series.is_empty() => self.err(format!(
+                "no data rows after @data (line {l}); the file may be truncated"
+            )),
             Some(_) => Ok(self.finish()),
         }
     }
@@ -294,7 +295,9 @@ impl<'a> Parser<'a> {
                 duplicate(self.header.timestamps.is_some())?;
                 let v = self.boolean(keyword, &rest)?;
                 if v {
-                    return self.err("@timeStamps true is not supported (only series without time stamps)");
+                    return self.err(
+                        "@timeStamps true is not supported (only series without time stamps)",
+                    );
                 }
                 self.header.timestamps = Some(v);
             }
@@ -322,7 +325,10 @@ impl<'a> Parser<'a> {
                 duplicate(self.header.class_labels.is_some())?;
                 let (flag, names) = match rest.split_first() {
                     Some((f, names)) => (self.boolean(keyword, &[f])?, names),
-                    None => return self.err("@classLabel needs true (followed by the class names) or false"),
+                    None => {
+                        return self
+                            .err("@classLabel needs true (followed by the class names) or false")
+                    }
                 };
                 if !flag {
                     if !names.is_empty() {
@@ -338,7 +344,8 @@ impl<'a> Parser<'a> {
                             return self.err(format!("class '{n}' is listed twice in @classLabel"));
                         }
                     }
-                    self.header.class_labels = Some(Some(names.iter().map(|s| s.to_string()).collect()));
+                    self.header.class_labels =
+                        Some(Some(names.iter().map(|s| s.to_string()).collect()));
                 }
             }
             "@targetlabel" => {
@@ -361,7 +368,10 @@ impl<'a> Parser<'a> {
         match rest {
             [v] if v.eq_ignore_ascii_case("true") => Ok(true),
             [v] if v.eq_ignore_ascii_case("false") => Ok(false),
-            _ => self.err(format!("{keyword} needs true or false, found '{}'", rest.join(" "))),
+            _ => self.err(format!(
+                "{keyword} needs true or false, found '{}'",
+                rest.join(" ")
+            )),
         }
     }
 
@@ -369,9 +379,14 @@ impl<'a> Parser<'a> {
         match rest {
             [v] => match v.parse::<usize>() {
                 Ok(n) if n > 0 => Ok(n),
-                _ => self.err(format!("{keyword} needs a positive whole number, found '{v}'")),
+                _ => self.err(format!(
+                    "{keyword} needs a positive whole number, found '{v}'"
+                )),
             },
-            _ => self.err(format!("{keyword} needs one positive whole number, found '{}'", rest.join(" "))),
+            _ => self.err(format!(
+                "{keyword} needs one positive whole number, found '{}'",
+                rest.join(" ")
+            )),
         }
     }
 
@@ -468,7 +483,9 @@ impl<'a> Parser<'a> {
     /// The values of one dimension; `None` for a missing value.
     fn dimension(&self, d: usize, field: &str) -> Result<Vec<Option<f32>>> {
         if field.trim().is_empty() {
-            return self.err(format!("dimension {d} is empty: a series needs at least one value"));
+            return self.err(format!(
+                "dimension {d} is empty: a series needs at least one value"
+            ));
         }
         let mut out = Vec::new();
         for (p, tok) in field.split(',').enumerate() {
@@ -489,7 +506,13 @@ impl<'a> Parser<'a> {
             }
             match tok.parse::<f32>() {
                 Ok(v) if v.is_finite() => out.push(Some(v)),
-                Ok(_) => return self.err(format!("{}: '{}' is not a finite number", at(), preview(tok))),
+                Ok(_) => {
+                    return self.err(format!(
+                        "{}: '{}' is not a finite number",
+                        at(),
+                        preview(tok)
+                    ))
+                }
                 Err(_) => return self.err(format!("{}: '{}' is not a number", at(), preview(tok))),
             }
         }
@@ -502,7 +525,9 @@ impl<'a> Parser<'a> {
         }
         if let Some(n) = self.header.series_length {
             if t != n {
-                return self.err(format!("the series has {t} values per dimension, @seriesLength is {n}"));
+                return self.err(format!(
+                    "the series has {t} values per dimension, @seriesLength is {n}"
+                ));
             }
         }
         match self.first_length {
@@ -525,8 +550,11 @@ impl<'a> Parser<'a> {
             MissingPolicy::Zero => Ok(col.iter().map(|v| v.unwrap_or(0.0)).collect()),
             // A missing value under `Error` was rejected when read.
             MissingPolicy::Error | MissingPolicy::Interpolate => {
-                let known: Vec<(usize, f32)> =
-                    col.iter().enumerate().filter_map(|(i, v)| v.map(|v| (i, v))).collect();
+                let known: Vec<(usize, f32)> = col
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| v.map(|v| (i, v)))
+                    .collect();
                 if known.is_empty() {
                     return self.err(format!(
                         "dimension {d} has only missing values: nothing to interpolate from"
@@ -634,9 +662,16 @@ mod tests {
     /// whose message contains `needle`.
     fn err_line(text: &str, needle: &str) -> usize {
         match parse(text) {
-            Err(Error::Parse { file, line, message }) => {
+            Err(Error::Parse {
+                file,
+                line,
+                message,
+            }) => {
                 assert_eq!(file, "t.ts");
-                assert!(message.contains(needle), "message '{message}' lacks '{needle}'");
+                assert!(
+                    message.contains(needle),
+                    "message '{message}' lacks '{needle}'"
+                );
                 line
             }
             other => panic!("expected a parse error containing '{needle}', got {other:?}"),
@@ -694,30 +729,108 @@ mod tests {
     fn malformed_inputs_name_the_line() {
         assert_eq!(err_line("", "empty"), 1);
         assert_eq!(err_line("\n\n  \n", "empty"), 1);
-        assert_eq!(err_line("@problemName x\n@classLabel true a\n", "without an @data"), 3);
+        assert_eq!(
+            err_line("@problemName x\n@classLabel true a\n", "without an @data"),
+            3
+        );
         assert_eq!(err_line("@classLabel true a\n@data\n", "no data rows"), 3);
-        assert_eq!(err_line("@classLabel true a\n@data\n# only a comment", "no data rows"), 3);
+        assert_eq!(
+            err_line(
+                "@classLabel true a\n@data\n# only a comment",
+                "no data rows"
+            ),
+            3
+        );
         // Dimension count mismatch with @dimensions and between rows.
-        assert_eq!(err_line("@dimensions 2\n@classLabel true a\n@data\n1,2:a\n", "expected 2"), 4);
-        assert_eq!(err_line("@classLabel true a\n@data\n1:2:a\n1:2:3:a\n", "first data row, line 3"), 4);
-        assert_eq!(err_line("@univariate true\n@classLabel true a\n@data\n1:2:a\n", "@univariate"), 4);
-        assert_eq!(err_line("@univariate true\n@dimensions 3\n@data\n", "@dimensions 3"), 3);
+        assert_eq!(
+            err_line(
+                "@dimensions 2\n@classLabel true a\n@data\n1,2:a\n",
+                "expected 2"
+            ),
+            4
+        );
+        assert_eq!(
+            err_line(
+                "@classLabel true a\n@data\n1:2:a\n1:2:3:a\n",
+                "first data row, line 3"
+            ),
+            4
+        );
+        assert_eq!(
+            err_line(
+                "@univariate true\n@classLabel true a\n@data\n1:2:a\n",
+                "@univariate"
+            ),
+            4
+        );
+        assert_eq!(
+            err_line("@univariate true\n@dimensions 3\n@data\n", "@dimensions 3"),
+            3
+        );
         // Values.
-        assert_eq!(err_line("@classLabel true a\n@data\n1,x,3:a\n", "'x' is not a number"), 3);
-        assert_eq!(err_line("@classLabel true a\n@data\n1,inf,3:a\n", "finite"), 3);
-        assert_eq!(err_line("@classLabel true a\n@data\n1,1e39:a\n", "finite"), 3);
-        assert_eq!(err_line("@classLabel true a\n@data\n1,NaN:a\n", "missing"), 3);
-        assert_eq!(err_line("@classLabel true a\n@data\n1,?:a\n", "missing value '?'"), 3);
-        assert_eq!(err_line("@classLabel true a\n@data\n1,,2:a\n", "empty value"), 3);
-        assert_eq!(err_line("@classLabel true a\n@data\n:a\n", "dimension 1 is empty"), 3);
-        assert_eq!(err_line("@classLabel true a\n@data\n1,2:3:a\n", "dimension 2 has 1 values"), 3);
+        assert_eq!(
+            err_line(
+                "@classLabel true a\n@data\n1,x,3:a\n",
+                "'x' is not a number"
+            ),
+            3
+        );
+        assert_eq!(
+            err_line("@classLabel true a\n@data\n1,inf,3:a\n", "finite"),
+            3
+        );
+        assert_eq!(
+            err_line("@classLabel true a\n@data\n1,1e39:a\n", "finite"),
+            3
+        );
+        assert_eq!(
+            err_line("@classLabel true a\n@data\n1,NaN:a\n", "missing"),
+            3
+        );
+        assert_eq!(
+            err_line("@classLabel true a\n@data\n1,?:a\n", "missing value '?'"),
+            3
+        );
+        assert_eq!(
+            err_line("@classLabel true a\n@data\n1,,2:a\n", "empty value"),
+            3
+        );
+        assert_eq!(
+            err_line("@classLabel true a\n@data\n:a\n", "dimension 1 is empty"),
+            3
+        );
+        assert_eq!(
+            err_line(
+                "@classLabel true a\n@data\n1,2:3:a\n",
+                "dimension 2 has 1 values"
+            ),
+            3
+        );
         // Labels.
-        assert_eq!(err_line("@classLabel true a b\n@data\n1:a\n1:c\n", "'c' is not in the @classLabel list"), 4);
-        assert_eq!(err_line("@classLabel true a\n@data\n1,2\n", "no label field"), 3);
-        assert_eq!(err_line("@targetLabel true\n@data\n1,2:x\n", "not a finite number"), 3);
+        assert_eq!(
+            err_line(
+                "@classLabel true a b\n@data\n1:a\n1:c\n",
+                "'c' is not in the @classLabel list"
+            ),
+            4
+        );
+        assert_eq!(
+            err_line("@classLabel true a\n@data\n1,2\n", "no label field"),
+            3
+        );
+        assert_eq!(
+            err_line("@targetLabel true\n@data\n1,2:x\n", "not a finite number"),
+            3
+        );
         assert_eq!(err_line("@targetLabel true\n@data\n1,2:\n", "empty"), 3);
         // Header.
-        assert_eq!(err_line("@problemName x\n@dimension 3\n@data\n1\n", "unknown header keyword"), 2);
+        assert_eq!(
+            err_line(
+                "@problemName x\n@dimension 3\n@data\n1\n",
+                "unknown header keyword"
+            ),
+            2
+        );
         assert_eq!(err_line("@missing maybe\n", "true or false"), 1);
         assert_eq!(err_line("@dimensions 0\n", "positive"), 1);
         assert_eq!(err_line("@dimensions two\n", "positive"), 1);
@@ -726,7 +839,10 @@ mod tests {
         assert_eq!(err_line("@classLabel\n", "true"), 1);
         assert_eq!(err_line("@missing false\n@missing true\n", "twice"), 2);
         assert_eq!(err_line("@timeStamps true\n", "not supported"), 1);
-        assert_eq!(err_line("@classLabel true a\n@targetLabel true\n@data\n", "not both"), 3);
+        assert_eq!(
+            err_line("@classLabel true a\n@targetLabel true\n@data\n", "not both"),
+            3
+        );
         assert_eq!(err_line("1,2,3\n", "expected a header line"), 1);
         assert_eq!(err_line("@data\n1:2\n@dimensions 2\n", "after @data"), 3);
         assert_eq!(err_line("@data extra\n", "nothing after"), 1);
@@ -751,14 +867,42 @@ mod tests {
     #[test]
     fn missing_policies() {
         let text = "@missing true\n@classLabel true a\n@data\n?,2,?,6,?:1,?,3,4,5:a\n";
-        let zero = parse_ts(text, "t.ts", &TsOptions { missing: MissingPolicy::Zero }).unwrap();
+        let zero = parse_ts(
+            text,
+            "t.ts",
+            &TsOptions {
+                missing: MissingPolicy::Zero,
+            },
+        )
+        .unwrap();
         assert_eq!(zero.series[0].column(0).to_vec(), vec![0., 2., 0., 6., 0.]);
-        let interp = parse_ts(text, "t.ts", &TsOptions { missing: MissingPolicy::Interpolate }).unwrap();
-        assert_eq!(interp.series[0].column(0).to_vec(), vec![2., 2., 4., 6., 6.]);
-        assert_eq!(interp.series[0].column(1).to_vec(), vec![1., 2., 3., 4., 5.]);
+        let interp = parse_ts(
+            text,
+            "t.ts",
+            &TsOptions {
+                missing: MissingPolicy::Interpolate,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            interp.series[0].column(0).to_vec(),
+            vec![2., 2., 4., 6., 6.]
+        );
+        assert_eq!(
+            interp.series[0].column(1).to_vec(),
+            vec![1., 2., 3., 4., 5.]
+        );
         let all = "@classLabel true a\n@data\n?,?:1,2:a\n";
-        match parse_ts(all, "t.ts", &TsOptions { missing: MissingPolicy::Interpolate }) {
-            Err(Error::Parse { line: 3, message, .. }) => assert!(message.contains("only missing")),
+        match parse_ts(
+            all,
+            "t.ts",
+            &TsOptions {
+                missing: MissingPolicy::Interpolate,
+            },
+        ) {
+            Err(Error::Parse {
+                line: 3, message, ..
+            }) => assert!(message.contains("only missing")),
             other => panic!("{other:?}"),
         }
     }

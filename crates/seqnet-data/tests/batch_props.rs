@@ -50,16 +50,22 @@ fn rows(s: &Sequence) -> Vec<Vec<f32>> {
     }
 }
 
-fn observations(lengths: &[usize], channels: usize, images: bool, classes: usize) -> Vec<Observation> {
+fn observations(
+    lengths: &[usize],
+    channels: usize,
+    images: bool,
+    classes: usize,
+) -> Vec<Observation> {
     lengths
         .iter()
         .enumerate()
         .map(|(b, &t)| {
             let v = |s: usize, k: usize| (b * 10_000 + s * 100 + k) as f32;
             let data = if images {
-                Sequence::Images(Array4::from_shape_fn((t, 2, 3, channels), |(s, h, w, c)| {
-                    v(s, (h * 3 + w) * channels + c)
-                }))
+                Sequence::Images(Array4::from_shape_fn(
+                    (t, 2, 3, channels),
+                    |(s, h, w, c)| v(s, (h * 3 + w) * channels + c),
+                ))
             } else {
                 Sequence::Features(Array2::from_shape_fn((t, channels), |(s, c)| v(s, c)))
             };
@@ -88,7 +94,12 @@ fn classes_of(y: &Activation, b: usize) -> Vec<usize> {
 }
 
 fn cases() -> impl Strategy<Value = (Vec<usize>, usize, bool, usize)> {
-    (prop::collection::vec(1usize..12, 1..6), 1usize..4, any::<bool>(), 1usize..6)
+    (
+        prop::collection::vec(1usize..12, 1..6),
+        1usize..4,
+        any::<bool>(),
+        1usize..6,
+    )
 }
 
 proptest! {

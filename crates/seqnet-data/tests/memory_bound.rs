@@ -39,7 +39,10 @@ fn folder_datastore_streams_in_bounded_memory() {
         let mut w = BufWriter::new(std::fs::File::create(dir.path().join(&name)).unwrap());
         a.write_npy(&mut w).unwrap();
         w.flush().unwrap();
-        csv.push_str(&format!("{name},{}\n", if i % 2 == 0 { "even" } else { "odd" }));
+        csv.push_str(&format!(
+            "{name},{}\n",
+            if i % 2 == 0 { "even" } else { "odd" }
+        ));
     }
     drop(a);
     std::fs::write(dir.path().join("labels.csv"), csv).unwrap();
@@ -60,7 +63,10 @@ fn folder_datastore_streams_in_bounded_memory() {
     // 48 MB of slack for the allocator and the test harness.
     let per_obs = (STEPS * CHANNELS * 4) as u64;
     let bound = (read_ahead as u64 + 5) * per_obs + 48 * MB;
-    assert!(bound < data_bytes / 2, "the test must read more than twice its bound");
+    assert!(
+        bound < data_bytes / 2,
+        "the test must read more than twice its bound"
+    );
 
     let began = std::time::Instant::now();
     let mut peak = 0u64;
@@ -85,7 +91,12 @@ fn folder_datastore_streams_in_bounded_memory() {
     // Batching with a mini-batch of 2 through the same bounded reader.
     let batcher = Batcher::for_datastore(BatchOptions::default(), ds.as_ref()).unwrap();
     for mb in batcher
-        .epoch(ds.clone(), &(0..FILES).collect::<Vec<_>>(), 2, LastBatch::Keep)
+        .epoch(
+            ds.clone(),
+            &(0..FILES).collect::<Vec<_>>(),
+            2,
+            LastBatch::Keep,
+        )
         .unwrap()
     {
         let mb = mb.unwrap();
@@ -101,5 +112,10 @@ fn folder_datastore_streams_in_bounded_memory() {
         peak / MB,
         bound / MB
     );
-    assert!(peak < bound, "resident memory rose by {} MB, bound {} MB", peak / MB, bound / MB);
+    assert!(
+        peak < bound,
+        "resident memory rose by {} MB, bound {} MB",
+        peak / MB,
+        bound / MB
+    );
 }

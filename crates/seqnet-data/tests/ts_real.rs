@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 fn data(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data")
+        .join(rel)
 }
 
 fn read(rel: &str) -> TsDataset {
@@ -52,7 +54,11 @@ fn tecator() {
     let test = read("tecator/Tecator_TEST.ts");
     assert_eq!((train.len(), test.len()), (172, 43));
     assert_eq!(train.dimensions(), 1);
-    assert!(train.lengths().iter().chain(&test.lengths()).all(|&l| l == 100));
+    assert!(train
+        .lengths()
+        .iter()
+        .chain(&test.lengths())
+        .all(|&l| l == 100));
     assert_eq!(train.series[0][[0, 0]], 2.61776);
     match &train.labels {
         TsLabels::Targets(t) => {
@@ -75,7 +81,10 @@ fn japanese_vowels_pipeline() {
     assert_eq!(ds.classes().unwrap().len(), 9);
     let stats = ChannelStats::from_datastore(ds.clone()).unwrap();
     assert_eq!(stats.mean.len(), 12);
-    assert_eq!(stats.count as usize, ds.sequence_lengths().unwrap().iter().sum::<usize>());
+    assert_eq!(
+        stats.count as usize,
+        ds.sequence_lengths().unwrap().iter().sum::<usize>()
+    );
     assert!(stats.std.iter().all(|&s| s > 0.0));
     assert!(stats.min.iter().zip(&stats.max).all(|(a, b)| a < b));
 
@@ -84,7 +93,10 @@ fn japanese_vowels_pipeline() {
     let batcher = Batcher::for_datastore(BatchOptions::default(), ds.as_ref()).unwrap();
     let mut seen = 0;
     let mut padded = 0;
-    for mb in batcher.epoch(ds.clone(), &order, 27, LastBatch::Discard).unwrap() {
+    for mb in batcher
+        .epoch(ds.clone(), &order, 27, LastBatch::Discard)
+        .unwrap()
+    {
         let mb = mb.unwrap();
         assert_eq!(mb.chunks.len(), 1);
         let c = &mb.chunks[0];
@@ -110,7 +122,11 @@ fn a_bad_file_names_its_line() {
     lines[19] = lines[19].replacen(',', ",abc,", 1);
     std::fs::write(&p, lines.join("\n")).unwrap();
     match read_ts(&p, &TsOptions::default()) {
-        Err(seqnet_core::Error::Parse { file, line, message }) => {
+        Err(seqnet_core::Error::Parse {
+            file,
+            line,
+            message,
+        }) => {
             assert!(file.ends_with("bad.ts"));
             assert_eq!(line, 20);
             assert!(message.contains("'abc' is not a number"), "{message}");
