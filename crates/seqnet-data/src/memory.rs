@@ -68,6 +68,16 @@ impl InMemoryDatastore {
         }
     }
 
+    /// Reads a `.ts` file ([`crate::read_ts`]) into a datastore ([`InMemoryDatastore::from_ts`]).
+    pub fn open_ts(
+        path: impl AsRef<std::path::Path>,
+        options: &crate::ts::TsOptions,
+    ) -> Result<Self> {
+        let path = path.as_ref();
+        let ts = crate::ts::read_ts(path, options)?;
+        Self::from_ts(ts, &path.display().to_string())
+    }
+
     /// All observations, in index order.
     pub fn observations(&self) -> &[Observation] {
         &self.observations

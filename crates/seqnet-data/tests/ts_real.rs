@@ -76,8 +76,7 @@ fn tecator() {
 #[test]
 fn japanese_vowels_pipeline() {
     let path = data("japanese_vowels/JapaneseVowels_TRAIN.ts");
-    let ts = read_ts(&path, &TsOptions::default()).unwrap();
-    let ds = Arc::new(InMemoryDatastore::from_ts(ts, &path.display().to_string()).unwrap());
+    let ds = Arc::new(InMemoryDatastore::open_ts(&path, &TsOptions::default()).unwrap());
     assert_eq!(ds.classes().unwrap().len(), 9);
     let stats = ChannelStats::from_datastore(ds.clone()).unwrap();
     assert_eq!(stats.mean.len(), 12);
