@@ -2,7 +2,7 @@
 //! observations in a given order — on a background thread ahead of the
 //! consumer, through a bounded queue, when the datastore asks for read-ahead.
 
-use crate::observation::Observation;
+use crate::observation::{FrameShape, Observation, TargetKind};
 use seqnet_core::{Error, Result};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -37,6 +37,24 @@ pub trait Datastore: Send + Sync {
         (0..self.len())
             .map(|i| self.read(i).map(|o| o.len()))
             .collect()
+    }
+
+    /// The shape of one time step, the same for every observation (`None`
+    /// when empty). The default reads observation 0.
+    fn frame_shape(&self) -> Result<Option<FrameShape>> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        self.read(0).map(|o| Some(o.data.frame_shape()))
+    }
+
+    /// The kind of target, the same for every observation (`None` when
+    /// empty). The default reads observation 0.
+    fn target_kind(&self) -> Result<Option<TargetKind>> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        self.read(0).map(|o| Some(o.target.kind()))
     }
 
     /// How many observations an [`Epoch`] reads ahead of its consumer on a

@@ -17,7 +17,7 @@
 use crate::datastore::Datastore;
 use crate::labels_csv::{parse_labels_csv, CsvTargets};
 use crate::npy::{read_info, read_sequence};
-use crate::observation::{FrameShape, Observation, Target};
+use crate::observation::{FrameShape, Observation, Target, TargetKind};
 use seqnet_core::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -157,11 +157,6 @@ impl FolderDatastore {
         })
     }
 
-    /// The shape of one time step, the same for every observation.
-    pub fn frame_shape(&self) -> FrameShape {
-        self.frame
-    }
-
     /// The response column names of a regression `labels.csv`, `[R]`.
     pub fn response_names(&self) -> Option<&[String]> {
         self.response_names.as_deref()
@@ -224,6 +219,14 @@ impl Datastore for FolderDatastore {
         Ok(self.entries.iter().map(|e| e.len).collect())
     }
 
+    fn frame_shape(&self) -> Result<Option<FrameShape>> {
+        Ok((!self.entries.is_empty()).then_some(self.frame))
+    }
+
+    fn target_kind(&self) -> Result<Option<TargetKind>> {
+        Ok(self.entries.first().map(|e| e.target.kind()))
+    }
+
     fn read_ahead(&self) -> usize {
         self.read_ahead
     }
@@ -265,7 +268,8 @@ mod tests {
         assert_eq!(ds.len(), 3);
         assert_eq!(ds.classes().unwrap(), ["cat", "dog"]);
         assert_eq!(ds.sequence_lengths().unwrap(), vec![3, 5, 1]);
-        assert_eq!(ds.frame_shape(), FrameShape::Features(2));
+        assert_eq!(ds.frame_shape().unwrap(), Some(FrameShape::Features(2)));
+        assert_eq!(ds.target_kind().unwrap(), Some(TargetKind::Class));
         let o = ds.read(1).unwrap();
         assert_eq!(o.target, Target::Class(0));
         assert_eq!(o.data, Sequence::Features(seq(5, 2, 2.)));
@@ -302,13 +306,14 @@ mod tests {
         assert_eq!(ds.response_names().unwrap(), ["fat", "water"]);
         assert!(ds.classes().is_none());
         assert_eq!(
-            ds.frame_shape(),
-            FrameShape::Image {
+            ds.frame_shape().unwrap(),
+            Some(FrameShape::Image {
                 height: 3,
                 width: 4,
                 channels: 1
-            }
+            })
         );
+        assert_eq!(ds.target_kind().unwrap(), Some(TargetKind::Response(2)));
         let o = ds.read(0).unwrap();
         assert_eq!(o.target, Target::Response(ndarray::array![1.0, 2.0]));
         assert_eq!(o.data, Sequence::Images(Array4::ones((2, 3, 4, 1))));

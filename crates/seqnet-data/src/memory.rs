@@ -1,7 +1,7 @@
 //! [`InMemoryDatastore`]: observations held in memory.
 
 use crate::datastore::Datastore;
-use crate::observation::{Observation, Sequence, Signature, Target};
+use crate::observation::{FrameShape, Observation, Sequence, Signature, Target, TargetKind};
 use crate::ts::{TsDataset, TsLabels};
 use seqnet_core::{Error, Result};
 
@@ -134,6 +134,14 @@ impl Datastore for InMemoryDatastore {
     fn sequence_lengths(&self) -> Result<Vec<usize>> {
         Ok(self.observations.iter().map(Observation::len).collect())
     }
+
+    fn frame_shape(&self) -> Result<Option<FrameShape>> {
+        Ok(self.observations.first().map(|o| o.data.frame_shape()))
+    }
+
+    fn target_kind(&self) -> Result<Option<TargetKind>> {
+        Ok(self.observations.first().map(|o| o.target.kind()))
+    }
 }
 
 #[cfg(test)]
@@ -156,6 +164,8 @@ mod tests {
         assert_eq!(ds.read(0).unwrap().target, Target::Class(1));
         assert_eq!(ds.read(1).unwrap().target, Target::Class(0));
         assert_eq!(ds.sequence_lengths().unwrap(), vec![2, 1]);
+        assert_eq!(ds.frame_shape().unwrap(), Some(FrameShape::Features(2)));
+        assert_eq!(ds.target_kind().unwrap(), Some(TargetKind::Class));
         assert!(ds.read(2).is_err());
     }
 
