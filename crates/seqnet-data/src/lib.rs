@@ -1,4 +1,3 @@
-#![warn(missing_docs)]
 //! seqnet's data: everything between files on disk and the mini-batches a
 //! network trains on, with the semantics of MATLAB's Deep Learning Toolbox
 //! (`trainNetwork`'s `SequenceLength`, `SequencePaddingDirection` and
@@ -20,6 +19,29 @@
 //! Every error is a [`seqnet_core::Error`]; malformed files give
 //! [`seqnet_core::Error::Parse`] naming the file and the 1-based line (line 0
 //! for files that are not line-based, such as `.npy`).
+//!
+//! ```
+//! use seqnet_data::*;
+//! use std::sync::Arc;
+//!
+//! # fn main() -> seqnet_core::Result<()> {
+//! let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/japanese_vowels/JapaneseVowels_TRAIN.ts");
+//! let train = Arc::new(InMemoryDatastore::open_ts(path, &TsOptions::default())?);
+//! let stats = ChannelStats::from_datastore(train.clone())?; // mean, std, min, max: [12] each
+//! let order = sort_by_length(&train.sequence_lengths()?);
+//! let batcher = Batcher::for_datastore(BatchOptions::default(), train.as_ref())?;
+//! for mini_batch in batcher.epoch(train.clone(), &order, 27, LastBatch::Discard)? {
+//!     let chunk = &mini_batch?.chunks[0];
+//!     let x = &chunk.inputs.data; // [T, 27, 12], padded on the right
+//!     let y = &chunk.targets.as_ref().unwrap().data; // one-hot [27, 9]
+//!     assert_eq!((x.shape()[1..].to_vec(), y.shape().to_vec()), (vec![27, 12], vec![27, 9]));
+//! }
+//! # assert_eq!(stats.mean.len(), 12);
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod batch;
 pub mod datastore;
@@ -40,5 +62,5 @@ pub use memory::InMemoryDatastore;
 pub use observation::{FrameShape, Observation, Sequence, Target, TargetKind};
 pub use order::{mini_batches, sort_by_length, LastBatch};
 pub use seqnet_core::PaddingDirection;
-pub use stats::ChannelStats;
+pub use stats::{ChannelStats, StatsAccumulator};
 pub use ts::{parse_ts, read_ts, MissingPolicy, TsDataset, TsLabels, TsOptions};
