@@ -55,8 +55,9 @@ use seqnet_core::{Activation, Error, PaddingDirection, Result, SeqLengths};
 use std::ops::Range;
 use std::sync::Arc;
 
-/// MATLAB's `SequenceLength` option.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// MATLAB's `SequenceLength` option; in JSON `"longest"`, `"shortest"` or a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum SequenceLength {
     /// Pad to the longest sequence of the mini-batch.
     #[default]
@@ -64,6 +65,7 @@ pub enum SequenceLength {
     /// Truncate to the shortest sequence of the mini-batch.
     Shortest,
     /// Pad to the longest, then split into chunks of this many steps.
+    #[serde(untagged)]
     Fixed(usize),
 }
 

@@ -1,5 +1,6 @@
 //! `TrainingOptions`: MATLAB's `trainingOptions`, with its names and defaults.
 
+pub use seqnet_data::SequenceLength;
 use seqnet_core::{Error, PaddingDirection, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -47,19 +48,6 @@ pub enum GradientThresholdMethod {
     GlobalL2norm,
     /// Clamp each element to `±threshold`.
     AbsoluteValue,
-}
-
-/// How mini-batch sequences are made the same length (MATLAB's `SequenceLength`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SequenceLength {
-    /// Pad to the longest sequence of each mini-batch.
-    Longest,
-    /// Truncate to the shortest sequence of each mini-batch.
-    Shortest,
-    /// Split into chunks of this many steps; the state carries between chunks.
-    #[serde(untagged)]
-    Fixed(usize),
 }
 
 /// Which network training returns (MATLAB's `OutputNetwork`).
