@@ -35,13 +35,24 @@ fn batch(dir: PaddingDirection, seed: u64) -> Activation {
 
 fn assert_grads(layer: impl Into<Layer>, input: Activation) {
     let layer = layer.into();
-    let cfg = GradCheck { probes: 200, ..GradCheck::default() };
+    let cfg = GradCheck {
+        probes: 200,
+        ..GradCheck::default()
+    };
     let report = check_layer(&layer, vec![input], None, cfg).expect("layer runs");
     for want in ["input 0", "InputWeights", "RecurrentWeights", "Bias"] {
-        assert!(report.probes.iter().any(|p| p.0 == want), "{}: {want} not probed", layer.tag());
+        assert!(
+            report.probes.iter().any(|p| p.0 == want),
+            "{}: {want} not probed",
+            layer.tag()
+        );
     }
     let bad = report.failures(TOL);
-    assert!(bad.is_empty(), "{}: gradient mismatches (what, index, analytic, numeric): {bad:?}", layer.tag());
+    assert!(
+        bad.is_empty(),
+        "{}: gradient mismatches (what, index, analytic, numeric): {bad:?}",
+        layer.tag()
+    );
 }
 
 const DIRS: [PaddingDirection; 2] = [PaddingDirection::Right, PaddingDirection::Left];
@@ -51,7 +62,10 @@ const MODES: [OutputMode; 2] = [OutputMode::Sequence, OutputMode::Last];
 fn lstm_both_modes_both_paddings() {
     for (k, dir) in DIRS.into_iter().enumerate() {
         for mode in MODES {
-            assert_grads(Lstm::new(H).output_mode(mode).name("lstm"), batch(dir, 10 + k as u64));
+            assert_grads(
+                Lstm::new(H).output_mode(mode).name("lstm"),
+                batch(dir, 10 + k as u64),
+            );
         }
     }
 }
@@ -66,7 +80,11 @@ fn lstm_activation_variants() {
     for (k, (gate, state)) in variants.into_iter().enumerate() {
         for (d, dir) in DIRS.into_iter().enumerate() {
             for mode in MODES {
-                let layer = Lstm::new(H).gate_activation(gate).state_activation(state).output_mode(mode).name("lstm");
+                let layer = Lstm::new(H)
+                    .gate_activation(gate)
+                    .state_activation(state)
+                    .output_mode(mode)
+                    .name("lstm");
                 assert_grads(layer, batch(dir, 20 + 2 * k as u64 + d as u64));
             }
         }
@@ -77,10 +95,17 @@ fn lstm_activation_variants() {
 fn lstm_with_initial_state_broadcast_and_per_observation() {
     let h0 = random(&[H], 30).into_raw_vec_and_offset().0;
     let c0 = random(&[H], 31).into_raw_vec_and_offset().0;
-    assert_grads(Lstm::new(H).hidden_state(h0).cell_state(c0).name("lstm"), batch(PaddingDirection::Left, 32));
+    assert_grads(
+        Lstm::new(H).hidden_state(h0).cell_state(c0).name("lstm"),
+        batch(PaddingDirection::Left, 32),
+    );
     let h0 = random(&[B, H], 33).into_raw_vec_and_offset().0;
     let c0 = random(&[B, H], 34).into_raw_vec_and_offset().0;
-    let layer = Lstm::new(H).hidden_state(h0).cell_state(c0).output_mode(OutputMode::Last).name("lstm");
+    let layer = Lstm::new(H)
+        .hidden_state(h0)
+        .cell_state(c0)
+        .output_mode(OutputMode::Last)
+        .name("lstm");
     assert_grads(layer, batch(PaddingDirection::Right, 35));
 }
 
@@ -88,12 +113,19 @@ fn lstm_with_initial_state_broadcast_and_per_observation() {
 fn bilstm_both_modes_both_paddings() {
     for (k, dir) in DIRS.into_iter().enumerate() {
         for mode in MODES {
-            assert_grads(BiLstm::new(H).output_mode(mode).name("bilstm"), batch(dir, 40 + k as u64));
+            assert_grads(
+                BiLstm::new(H).output_mode(mode).name("bilstm"),
+                batch(dir, 40 + k as u64),
+            );
         }
     }
     let h0 = random(&[B, 2 * H], 42).into_raw_vec_and_offset().0;
     let c0 = random(&[2 * H], 43).into_raw_vec_and_offset().0;
-    let layer = BiLstm::new(H).hidden_state(h0).cell_state(c0).state_activation(StateActivation::Softsign).name("bilstm");
+    let layer = BiLstm::new(H)
+        .hidden_state(h0)
+        .cell_state(c0)
+        .state_activation(StateActivation::Softsign)
+        .name("bilstm");
     assert_grads(layer, batch(PaddingDirection::Left, 44));
 }
 
@@ -101,20 +133,40 @@ fn bilstm_both_modes_both_paddings() {
 fn gru_both_modes_both_paddings() {
     for (k, dir) in DIRS.into_iter().enumerate() {
         for mode in MODES {
-            assert_grads(Gru::new(H).output_mode(mode).name("gru"), batch(dir, 50 + k as u64));
+            assert_grads(
+                Gru::new(H).output_mode(mode).name("gru"),
+                batch(dir, 50 + k as u64),
+            );
         }
     }
     let h0 = random(&[H], 52).into_raw_vec_and_offset().0;
-    let layer = Gru::new(H).hidden_state(h0).gate_activation(GateActivation::HardSigmoid).state_activation(StateActivation::Softsign).name("gru");
+    let layer = Gru::new(H)
+        .hidden_state(h0)
+        .gate_activation(GateActivation::HardSigmoid)
+        .state_activation(StateActivation::Softsign)
+        .name("gru");
     assert_grads(layer, batch(PaddingDirection::Right, 53));
 }
 
 #[test]
 fn gru_probes_its_recurrent_bias() {
     let layer: Layer = Gru::new(H).name("gru").into();
-    let report = check_layer(&layer, vec![batch(PaddingDirection::Right, 60)], None, GradCheck { probes: 200, ..GradCheck::default() }).unwrap();
+    let report = check_layer(
+        &layer,
+        vec![batch(PaddingDirection::Right, 60)],
+        None,
+        GradCheck {
+            probes: 200,
+            ..GradCheck::default()
+        },
+    )
+    .unwrap();
     assert!(report.probes.iter().any(|p| p.0 == "RecurrentBias"));
-    assert!(report.failures(TOL).is_empty(), "{:?}", report.failures(TOL));
+    assert!(
+        report.failures(TOL).is_empty(),
+        "{:?}",
+        report.failures(TOL)
+    );
 }
 
 #[test]
@@ -123,11 +175,25 @@ fn padded_steps_get_exactly_zero_input_gradient() {
     for dir in DIRS {
         let x = batch(dir, 70);
         let lengths = x.seq_lengths();
-        let layers: Vec<Layer> = vec![Lstm::new(H).name("l").into(), BiLstm::new(H).name("b").into(), Gru::new(H).name("g").into()];
+        let layers: Vec<Layer> = vec![
+            Lstm::new(H).name("l").into(),
+            BiLstm::new(H).name("b").into(),
+            Gru::new(H).name("g").into(),
+        ];
         for layer in layers {
             let mut rng = StdRng::seed_from_u64(1);
             let mut k = layer.def().build(&[x.shape()], &mut rng).unwrap();
-            let y = k.forward(&[&x], &mut ForwardCtx { mode: Mode::Training, stateful: false, rng: &mut rng, target: None }).unwrap();
+            let y = k
+                .forward(
+                    &[&x],
+                    &mut ForwardCtx {
+                        mode: Mode::Training,
+                        stateful: false,
+                        rng: &mut rng,
+                        target: None,
+                    },
+                )
+                .unwrap();
             let g = random(y[0].data.shape(), 71);
             let dx = k.backward(vec![Some(g)]).unwrap().remove(0).unwrap();
             for t in 0..T {
@@ -135,10 +201,19 @@ fn padded_steps_get_exactly_zero_input_gradient() {
                     let padded = !lengths.is_real(b, t);
                     for c in 0..C {
                         if padded {
-                            assert_eq!(dx[[t, b, c]], 0.0, "{}: gradient at padded step", layer.tag());
+                            assert_eq!(
+                                dx[[t, b, c]],
+                                0.0,
+                                "{}: gradient at padded step",
+                                layer.tag()
+                            );
                         }
                     }
-                    for v in y[0].data.index_axis(ndarray::Axis(0), t).index_axis(ndarray::Axis(0), b) {
+                    for v in y[0]
+                        .data
+                        .index_axis(ndarray::Axis(0), t)
+                        .index_axis(ndarray::Axis(0), b)
+                    {
                         if padded {
                             assert_eq!(*v, 0.0, "{}: output at padded step", layer.tag());
                         }

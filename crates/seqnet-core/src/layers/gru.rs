@@ -3,8 +3,9 @@
 
 use super::lstm::infer_recurrent;
 use super::recurrent::{
-    check_state_len, column_sums, fill_rows, initial_state, output_grad, put_slot, take_slot, two_slots, view, view_mut, weight_grad, with_acts, write_outputs, Act,
-    GateActivation, OutputMode, RecurrentState, StateActivation, Steps,
+    check_state_len, column_sums, fill_rows, initial_state, output_grad, put_slot, take_slot,
+    two_slots, view, view_mut, weight_grad, with_acts, write_outputs, Act, GateActivation,
+    OutputMode, RecurrentState, StateActivation, Steps,
 };
 use super::util::no_forward;
 use crate::activation::Activation;
@@ -179,10 +180,14 @@ impl Gru {
             return Err(("NumHiddenUnits", "must be positive".into()));
         }
         if self.bias_initializer == BiasInitializer::UnitForgetGate {
-            return Err(("BiasInitializer", "unit-forget-gate is for LSTMs; a GRU takes zeros, ones or narrow-normal".into()));
+            return Err((
+                "BiasInitializer",
+                "unit-forget-gate is for LSTMs; a GRU takes zeros, ones or narrow-normal".into(),
+            ));
         }
         if let Some(v) = &self.hidden_state {
-            check_state_len("HiddenState", v.len(), self.num_hidden_units).map_err(|m| ("HiddenState", m))?;
+            check_state_len("HiddenState", v.len(), self.num_hidden_units)
+                .map_err(|m| ("HiddenState", m))?;
         }
         Ok(())
     }
@@ -191,20 +196,33 @@ impl Gru {
     /// one input's shape (`C×B×T`). [`LayerDef::build`] boxes this; use it directly
     /// to read [`GruKernel::final_state`].
     pub fn kernel(&self, inputs: &[ActShape], rng: &mut StdRng) -> Result<GruKernel> {
-        self.infer(inputs).map_err(|e| Error::layer(&self.name, e.message))?;
+        self.infer(inputs)
+            .map_err(|e| Error::layer(&self.name, e.message))?;
         let c = inputs[0].channels;
         let h = self.num_hidden_units;
         let g = 3 * h;
-        let mut input_weights = Learnable::weights("InputWeights", init::weights(self.input_weights_initializer, &[g, c], c, g, rng));
+        let mut input_weights = Learnable::weights(
+            "InputWeights",
+            init::weights(self.input_weights_initializer, &[g, c], c, g, rng),
+        );
         input_weights.l2_factor = self.input_weights_l2_factor;
         input_weights.learn_rate_factor = self.input_weights_learn_rate_factor;
-        let mut recurrent_weights = Learnable::weights("RecurrentWeights", init::weights(self.recurrent_weights_initializer, &[g, h], h, g, rng));
+        let mut recurrent_weights = Learnable::weights(
+            "RecurrentWeights",
+            init::weights(self.recurrent_weights_initializer, &[g, h], h, g, rng),
+        );
         recurrent_weights.l2_factor = self.recurrent_weights_l2_factor;
         recurrent_weights.learn_rate_factor = self.recurrent_weights_learn_rate_factor;
-        let mut bias = Learnable::bias("Bias", init::bias(self.bias_initializer, g, 3, rng).into_dyn());
+        let mut bias = Learnable::bias(
+            "Bias",
+            init::bias(self.bias_initializer, g, 3, rng).into_dyn(),
+        );
         bias.l2_factor = self.bias_l2_factor;
         bias.learn_rate_factor = self.bias_learn_rate_factor;
-        let mut recurrent_bias = Learnable::bias("RecurrentBias", init::bias(self.bias_initializer, g, 3, rng).into_dyn());
+        let mut recurrent_bias = Learnable::bias(
+            "RecurrentBias",
+            init::bias(self.bias_initializer, g, 3, rng).into_dyn(),
+        );
         recurrent_bias.l2_factor = self.bias_l2_factor;
         recurrent_bias.learn_rate_factor = self.bias_learn_rate_factor;
         Ok(GruKernel {
@@ -234,17 +252,27 @@ impl LayerDef for Gru {
         "GRU"
     }
     fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
-        self.validate().map_err(|(setting, m)| ShapeError::new(0, format!("{setting} {m}")))?;
+        self.validate()
+            .map_err(|(setting, m)| ShapeError::new(0, format!("{setting} {m}")))?;
         infer_recurrent(inputs, self.num_hidden_units, self.output_mode)
     }
     fn learnable_shapes(&self, inputs: &[ActShape]) -> Vec<(&'static str, Vec<usize>)> {
         let c = inputs.first().map(|s| s.channels).unwrap_or(0);
         let (h, g) = (self.num_hidden_units, 3 * self.num_hidden_units);
-        vec![("InputWeights", vec![g, c]), ("RecurrentWeights", vec![g, h]), ("Bias", vec![g]), ("RecurrentBias", vec![g])]
+        vec![
+            ("InputWeights", vec![g, c]),
+            ("RecurrentWeights", vec![g, h]),
+            ("Bias", vec![g]),
+            ("RecurrentBias", vec![g]),
+        ]
     }
     fn build(&self, inputs: &[ActShape], rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
         if let Err((setting, message)) = self.validate() {
-            return Err(Error::LayerConfig { layer: self.name.clone(), setting, message });
+            return Err(Error::LayerConfig {
+                layer: self.name.clone(),
+                setting,
+                message,
+            });
         }
         Ok(Box::new(self.kernel(inputs, rng)?))
     }
@@ -319,38 +347,81 @@ impl GruKernel {
 
 impl LayerKernel for GruKernel {
     fn forward(&mut self, inputs: &[&Activation], ctx: &mut ForwardCtx) -> Result<Vec<Activation>> {
-        let x = inputs.first().ok_or_else(|| Error::layer(&self.name, "no input"))?;
+        let x = inputs
+            .first()
+            .ok_or_else(|| Error::layer(&self.name, "no input"))?;
         if x.format != Format::CBT {
-            return Err(Error::layer(&self.name, format!("expects a feature sequence (CBT), got {}", x.format.label())));
+            return Err(Error::layer(
+                &self.name,
+                format!("expects a feature sequence (CBT), got {}", x.format.label()),
+            ));
         }
         let (h, c) = (self.hidden, self.input_size);
         if x.data.shape()[2] != c {
-            return Err(Error::layer(&self.name, format!("expects {c} channels, got shape {:?}", x.data.shape())));
+            return Err(Error::layer(
+                &self.name,
+                format!("expects {c} channels, got shape {:?}", x.data.shape()),
+            ));
         }
         self.check_learnables()?;
         let steps = Steps::new(&x.seq_lengths());
         let (t, b) = (steps.t, steps.b);
         let g3 = 3 * h;
-        let xr = x.data.as_standard_layout().into_owned().into_shape_with_order((t * b, c)).map_err(|e| Error::layer(&self.name, e.to_string()))?;
+        let xr = x
+            .data
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((t * b, c))
+            .map_err(|e| Error::layer(&self.name, e.to_string()))?;
         let h0 = match &self.kept {
             Some(k) if ctx.stateful && k.batch() == b => k.hidden.clone(),
-            _ => initial_state(&self.name, "HiddenState", self.hidden_state.as_deref(), b, h)?,
+            _ => initial_state(
+                &self.name,
+                "HiddenState",
+                self.hidden_state.as_deref(),
+                b,
+                h,
+            )?,
         };
 
-        let w_ih = self.input_weights.value.view().into_dimensionality::<Ix2>().expect("checked 2-D");
-        let w_hh = self.recurrent_weights.value.view().into_dimensionality::<Ix2>().expect("checked 2-D");
+        let w_ih = self
+            .input_weights
+            .value
+            .view()
+            .into_dimensionality::<Ix2>()
+            .expect("checked 2-D");
+        let w_hh = self
+            .recurrent_weights
+            .value
+            .view()
+            .into_dimensionality::<Ix2>()
+            .expect("checked 2-D");
         let bias = self.bias.value.as_standard_layout();
         let rbias = self.recurrent_bias.value.as_standard_layout();
-        let mut tape = GruTape { steps, x: xr, gates: vec![0.0; t * b * g3], hn: vec![0.0; t * b * h], h: vec![0.0; (t + 2) * b * h] };
+        let mut tape = GruTape {
+            steps,
+            x: xr,
+            gates: vec![0.0; t * b * g3],
+            hn: vec![0.0; t * b * h],
+            h: vec![0.0; (t + 2) * b * h],
+        };
         fill_rows(&mut tape.gates, bias.as_slice().expect("standard layout"));
-        matmul_into(tape.x.view(), w_ih.t(), view_mut(&mut tape.gates, t * b, g3), true);
+        matmul_into(
+            tape.x.view(),
+            w_ih.t(),
+            view_mut(&mut tape.gates, t * b, g3),
+            true,
+        );
         put_slot(&mut tape.h, tape.steps.initial_slot(false), &h0, 0, h);
         let rb = rbias.as_slice().expect("standard layout");
         with_acts!(self.gate, self.state, gru_pass(&mut tape, false, w_hh, rb));
 
         let mut y = vec![0.0; t * b * h];
         write_outputs(&tape.steps, &tape.h, h, &mut y, h, 0);
-        let mut fin = RecurrentState { hidden: Array2::zeros((b, h)), cell: None };
+        let mut fin = RecurrentState {
+            hidden: Array2::zeros((b, h)),
+            cell: None,
+        };
         take_slot(&tape.h, tape.steps.final_slot(false), &mut fin.hidden, 0, h);
         if ctx.stateful {
             self.kept = Some(fin.clone());
@@ -359,29 +430,53 @@ impl LayerKernel for GruKernel {
         let out = match self.output_mode {
             OutputMode::Sequence => {
                 let data = ArrayD::from_shape_vec(vec![t, b, h], y).expect("t·b·h values");
-                Activation { data: data.into_shared(), format: Format::CBT, lengths: x.lengths.clone() }
+                Activation {
+                    data: data.into_shared(),
+                    format: Format::CBT,
+                    lengths: x.lengths.clone(),
+                }
             }
-            OutputMode::Last => Activation::features(super::recurrent::gather_last(&tape.steps, &y, h).into_dyn())?,
+            OutputMode::Last => {
+                Activation::features(super::recurrent::gather_last(&tape.steps, &y, h).into_dyn())?
+            }
         };
         self.tape = Some(tape);
         Ok(vec![out])
     }
 
-    fn backward(&mut self, mut grads: Vec<Option<ArrayD<f32>>>) -> Result<Vec<Option<ArrayD<f32>>>> {
+    fn backward(
+        &mut self,
+        mut grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Vec<Option<ArrayD<f32>>>> {
         self.check_learnables()?;
         let tape = self.tape.as_ref().ok_or_else(|| no_forward(&self.name))?;
         let steps = &tape.steps;
         let (h, c) = (self.hidden, self.input_size);
         let (t, b, g3) = (steps.t, steps.b, 3 * h);
         let dy = output_grad(&self.name, &mut grads, self.output_mode, steps, h)?;
-        let w_ih = self.input_weights.value.view().into_dimensionality::<Ix2>().expect("checked 2-D");
-        let w_hh = self.recurrent_weights.value.view().into_dimensionality::<Ix2>().expect("checked 2-D");
+        let w_ih = self
+            .input_weights
+            .value
+            .view()
+            .into_dimensionality::<Ix2>()
+            .expect("checked 2-D");
+        let w_hh = self
+            .recurrent_weights
+            .value
+            .view()
+            .into_dimensionality::<Ix2>()
+            .expect("checked 2-D");
         let (dgi, dgh) = with_acts!(self.gate, self.state, gru_pass_back(tape, false, w_hh, &dy));
         let mut dw_ih = Array2::<f32>::zeros((g3, c));
         let mut dw_hh = Array2::<f32>::zeros((g3, h));
         weight_grad(&dgi, tape.x.view(), g3, dw_ih.view_mut());
         let p0 = steps.prev_start(false);
-        weight_grad(&dgh, view(&tape.h[p0 * b * h..], t * b, h), g3, dw_hh.view_mut());
+        weight_grad(
+            &dgh,
+            view(&tape.h[p0 * b * h..], t * b, h),
+            g3,
+            dw_hh.view_mut(),
+        );
         let mut db = vec![0.0f32; g3];
         let mut drb = vec![0.0f32; g3];
         column_sums(&dgi, &mut db);
@@ -392,14 +487,27 @@ impl LayerKernel for GruKernel {
         self.recurrent_weights.grad = dw_hh.into_dyn();
         self.bias.grad = Array1::from(db).into_dyn();
         self.recurrent_bias.grad = Array1::from(drb).into_dyn();
-        Ok(vec![Some(dx.into_shape_with_order(vec![t, b, c]).expect("t·b·c values"))])
+        Ok(vec![Some(
+            dx.into_shape_with_order(vec![t, b, c])
+                .expect("t·b·c values"),
+        )])
     }
 
     fn learnables(&self) -> Vec<&Learnable> {
-        vec![&self.input_weights, &self.recurrent_weights, &self.bias, &self.recurrent_bias]
+        vec![
+            &self.input_weights,
+            &self.recurrent_weights,
+            &self.bias,
+            &self.recurrent_bias,
+        ]
     }
     fn learnables_mut(&mut self) -> Vec<&mut Learnable> {
-        vec![&mut self.input_weights, &mut self.recurrent_weights, &mut self.bias, &mut self.recurrent_bias]
+        vec![
+            &mut self.input_weights,
+            &mut self.recurrent_weights,
+            &mut self.bias,
+            &mut self.recurrent_bias,
+        ]
     }
     fn reset_state(&mut self) {
         self.kept = None;
@@ -419,7 +527,12 @@ fn gru_pass<G: Act, S: Act>(tape: &mut GruTape, reverse: bool, w_hh: ArrayView2<
         let t = steps.step(k, reverse);
         let (prev, out) = steps.slots(t, reverse);
         fill_rows(&mut hw, rb);
-        matmul_into(view(&tape.h[prev * bh..], b, h), w_hh.t(), view_mut(&mut hw, b, g3), true);
+        matmul_into(
+            view(&tape.h[prev * bh..], b, h),
+            w_hh.t(),
+            view_mut(&mut hw, b, g3),
+            true,
+        );
         let (hp, ho) = two_slots(&mut tape.h, prev, out, bh);
         for bi in 0..b {
             let r = bi * h..(bi + 1) * h;
@@ -452,7 +565,12 @@ fn gru_pass<G: Act, S: Act>(tape: &mut GruTape, reverse: bool, w_hh: ArrayView2<
 /// The backward through time for the output gradient `dy` (`[T·B, H]`). Returns
 /// the gradients for `W·x + b` and for `R·h + rb`, both `[T·B, 3H]` (zero at
 /// padded steps).
-fn gru_pass_back<G: Act, S: Act>(tape: &GruTape, reverse: bool, w_hh: ArrayView2<f32>, dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+fn gru_pass_back<G: Act, S: Act>(
+    tape: &GruTape,
+    reverse: bool,
+    w_hh: ArrayView2<f32>,
+    dy: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
     let steps = &tape.steps;
     let (t_len, b, h) = (steps.t, steps.b, w_hh.ncols());
     let (g3, bh) = (3 * h, b * h);
@@ -496,7 +614,12 @@ fn gru_pass_back<G: Act, S: Act>(tape: &GruTape, reverse: bool, w_hh: ArrayView2
             }
         }
         std::mem::swap(&mut dh_next, &mut dh_carry);
-        matmul_into(view(&dgh[t * b * g3..], b, g3), w_hh, view_mut(&mut dh_next, b, h), true);
+        matmul_into(
+            view(&dgh[t * b * g3..], b, g3),
+            w_hh,
+            view_mut(&mut dh_next, b, h),
+            true,
+        );
     }
     (dgi, dgh)
 }

@@ -2,8 +2,9 @@
 //! sharing one fused kernel ([`LstmKernel`]).
 
 use super::recurrent::{
-    check_state_len, column_sums, fill_rows, initial_state, output_grad, put_slot, take_slot, two_slots, view, view_mut, weight_grad, with_acts, write_outputs, Act,
-    GateActivation, OutputMode, RecurrentState, StateActivation, Steps,
+    check_state_len, column_sums, fill_rows, initial_state, output_grad, put_slot, take_slot,
+    two_slots, view, view_mut, weight_grad, with_acts, write_outputs, Act, GateActivation,
+    OutputMode, RecurrentState, StateActivation, Steps,
 };
 use super::util::{no_forward, single};
 use crate::activation::Activation;
@@ -217,17 +218,26 @@ impl<const D: usize> LstmConfig<D> {
     /// one input's shape (`C×B×T`). [`LayerDef::build`] boxes this; use it directly
     /// to read [`LstmKernel::final_state`].
     pub fn kernel(&self, inputs: &[ActShape], rng: &mut StdRng) -> Result<LstmKernel> {
-        self.infer(inputs).map_err(|e| Error::layer(&self.name, e.message))?;
+        self.infer(inputs)
+            .map_err(|e| Error::layer(&self.name, e.message))?;
         let c = inputs[0].channels;
         let h = self.num_hidden_units;
         let g = 4 * D * h;
-        let mut input_weights = Learnable::weights("InputWeights", init::weights(self.input_weights_initializer, &[g, c], c, g, rng));
+        let mut input_weights = Learnable::weights(
+            "InputWeights",
+            init::weights(self.input_weights_initializer, &[g, c], c, g, rng),
+        );
         input_weights.l2_factor = self.input_weights_l2_factor;
         input_weights.learn_rate_factor = self.input_weights_learn_rate_factor;
-        let mut recurrent_weights = Learnable::weights("RecurrentWeights", init::weights(self.recurrent_weights_initializer, &[g, h], h, g, rng));
+        let mut recurrent_weights = Learnable::weights(
+            "RecurrentWeights",
+            init::weights(self.recurrent_weights_initializer, &[g, h], h, g, rng),
+        );
         recurrent_weights.l2_factor = self.recurrent_weights_l2_factor;
         recurrent_weights.learn_rate_factor = self.recurrent_weights_learn_rate_factor;
-        let parts: Vec<Array1<f32>> = (0..D).map(|_| init::bias(self.bias_initializer, 4 * h, 4, rng)).collect();
+        let parts: Vec<Array1<f32>> = (0..D)
+            .map(|_| init::bias(self.bias_initializer, 4 * h, 4, rng))
+            .collect();
         let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
         let bias_value = ndarray::concatenate(Axis(0), &views).expect("equal bias parts");
         let mut bias = Learnable::bias("Bias", bias_value.into_dyn());
@@ -254,10 +264,20 @@ impl<const D: usize> LstmConfig<D> {
 }
 
 /// Shape inference shared by the recurrent layers: a `C×B×T` input gives `S×B×T` or `S×B`.
-pub(crate) fn infer_recurrent(inputs: &[ActShape], size: usize, mode: OutputMode) -> Result<Vec<ActShape>, ShapeError> {
+pub(crate) fn infer_recurrent(
+    inputs: &[ActShape],
+    size: usize,
+    mode: OutputMode,
+) -> Result<Vec<ActShape>, ShapeError> {
     let x = single(inputs)?;
     if x.format != Format::CBT {
-        return Err(ShapeError::new(0, format!("expects a feature sequence (C×B×T), got {x} ({})", x.format.label())));
+        return Err(ShapeError::new(
+            0,
+            format!(
+                "expects a feature sequence (C×B×T), got {x} ({})",
+                x.format.label()
+            ),
+        ));
     }
     Ok(vec![match mode {
         OutputMode::Sequence => ActShape::sequence(size),
@@ -277,17 +297,26 @@ impl<const D: usize> LayerDef for LstmConfig<D> {
         }
     }
     fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
-        self.validate().map_err(|(setting, m)| ShapeError::new(0, format!("{setting} {m}")))?;
+        self.validate()
+            .map_err(|(setting, m)| ShapeError::new(0, format!("{setting} {m}")))?;
         infer_recurrent(inputs, self.output_size(), self.output_mode)
     }
     fn learnable_shapes(&self, inputs: &[ActShape]) -> Vec<(&'static str, Vec<usize>)> {
         let c = inputs.first().map(|s| s.channels).unwrap_or(0);
         let (h, g) = (self.num_hidden_units, 4 * D * self.num_hidden_units);
-        vec![("InputWeights", vec![g, c]), ("RecurrentWeights", vec![g, h]), ("Bias", vec![g])]
+        vec![
+            ("InputWeights", vec![g, c]),
+            ("RecurrentWeights", vec![g, h]),
+            ("Bias", vec![g]),
+        ]
     }
     fn build(&self, inputs: &[ActShape], rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
         if let Err((setting, message)) = self.validate() {
-            return Err(Error::LayerConfig { layer: self.name.clone(), setting, message });
+            return Err(Error::LayerConfig {
+                layer: self.name.clone(),
+                setting,
+                message,
+            });
         }
         Ok(Box::new(self.kernel(inputs, rng)?))
     }
@@ -370,49 +399,107 @@ impl LstmKernel {
 
 impl LayerKernel for LstmKernel {
     fn forward(&mut self, inputs: &[&Activation], ctx: &mut ForwardCtx) -> Result<Vec<Activation>> {
-        let x = inputs.first().ok_or_else(|| Error::layer(&self.name, "no input"))?;
+        let x = inputs
+            .first()
+            .ok_or_else(|| Error::layer(&self.name, "no input"))?;
         if x.format != Format::CBT {
-            return Err(Error::layer(&self.name, format!("expects a feature sequence (CBT), got {}", x.format.label())));
+            return Err(Error::layer(
+                &self.name,
+                format!("expects a feature sequence (CBT), got {}", x.format.label()),
+            ));
         }
         let (h, c, nd) = (self.hidden, self.input_size, self.directions);
         if x.data.shape()[2] != c {
-            return Err(Error::layer(&self.name, format!("expects {c} channels, got shape {:?}", x.data.shape())));
+            return Err(Error::layer(
+                &self.name,
+                format!("expects {c} channels, got shape {:?}", x.data.shape()),
+            ));
         }
         self.check_learnables()?;
         let steps = Steps::new(&x.seq_lengths());
         let (t, b, s) = (steps.t, steps.b, nd * h);
         let g4 = 4 * h;
-        let xr = x.data.as_standard_layout().into_owned().into_shape_with_order((t * b, c)).map_err(|e| Error::layer(&self.name, e.to_string()))?;
+        let xr = x
+            .data
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((t * b, c))
+            .map_err(|e| Error::layer(&self.name, e.to_string()))?;
 
         let start = match &self.kept {
             Some(k) if ctx.stateful && k.batch() == b => k.clone(),
             _ => RecurrentState {
-                hidden: initial_state(&self.name, "HiddenState", self.hidden_state.as_deref(), b, s)?,
-                cell: Some(initial_state(&self.name, "CellState", self.cell_state.as_deref(), b, s)?),
+                hidden: initial_state(
+                    &self.name,
+                    "HiddenState",
+                    self.hidden_state.as_deref(),
+                    b,
+                    s,
+                )?,
+                cell: Some(initial_state(
+                    &self.name,
+                    "CellState",
+                    self.cell_state.as_deref(),
+                    b,
+                    s,
+                )?),
             },
         };
         let c0 = start.cell.as_ref().expect("an LSTM state has a cell state");
 
-        let w_ih = self.input_weights.value.view().into_dimensionality::<Ix2>().expect("checked 2-D");
-        let w_hh = self.recurrent_weights.value.view().into_dimensionality::<Ix2>().expect("checked 2-D");
+        let w_ih = self
+            .input_weights
+            .value
+            .view()
+            .into_dimensionality::<Ix2>()
+            .expect("checked 2-D");
+        let w_hh = self
+            .recurrent_weights
+            .value
+            .view()
+            .into_dimensionality::<Ix2>()
+            .expect("checked 2-D");
         let bias = self.bias.value.as_standard_layout();
         let bias = bias.as_slice().expect("standard layout");
         let mut dirs = Vec::with_capacity(nd);
         for d in 0..nd {
             let reverse = d == 1;
             let rows = d * g4..(d + 1) * g4;
-            let mut dir = LstmDir { gates: vec![0.0; t * b * g4], h: vec![0.0; (t + 2) * b * h], c: vec![0.0; (t + 2) * b * h], tc: vec![0.0; t * b * h] };
+            let mut dir = LstmDir {
+                gates: vec![0.0; t * b * g4],
+                h: vec![0.0; (t + 2) * b * h],
+                c: vec![0.0; (t + 2) * b * h],
+                tc: vec![0.0; t * b * h],
+            };
             fill_rows(&mut dir.gates, &bias[rows.clone()]);
-            matmul_into(xr.view(), w_ih.slice(s![rows.clone(), ..]).t(), view_mut(&mut dir.gates, t * b, g4), true);
-            put_slot(&mut dir.h, steps.initial_slot(reverse), &start.hidden, d * h, h);
+            matmul_into(
+                xr.view(),
+                w_ih.slice(s![rows.clone(), ..]).t(),
+                view_mut(&mut dir.gates, t * b, g4),
+                true,
+            );
+            put_slot(
+                &mut dir.h,
+                steps.initial_slot(reverse),
+                &start.hidden,
+                d * h,
+                h,
+            );
             put_slot(&mut dir.c, steps.initial_slot(reverse), c0, d * h, h);
             let w = w_hh.slice(s![rows, ..]);
-            with_acts!(self.gate, self.state, lstm_pass(&steps, reverse, w, &mut dir));
+            with_acts!(
+                self.gate,
+                self.state,
+                lstm_pass(&steps, reverse, w, &mut dir)
+            );
             dirs.push(dir);
         }
 
         let mut y = vec![0.0; t * b * s];
-        let mut fin = RecurrentState { hidden: Array2::zeros((b, s)), cell: Some(Array2::zeros((b, s))) };
+        let mut fin = RecurrentState {
+            hidden: Array2::zeros((b, s)),
+            cell: Some(Array2::zeros((b, s))),
+        };
         for (d, dir) in dirs.iter().enumerate() {
             write_outputs(&steps, &dir.h, h, &mut y, s, d * h);
             let slot = steps.final_slot(d == 1);
@@ -426,23 +513,42 @@ impl LayerKernel for LstmKernel {
         let out = match self.output_mode {
             OutputMode::Sequence => {
                 let data = ArrayD::from_shape_vec(vec![t, b, s], y).expect("t·b·s values");
-                Activation { data: data.into_shared(), format: Format::CBT, lengths: x.lengths.clone() }
+                Activation {
+                    data: data.into_shared(),
+                    format: Format::CBT,
+                    lengths: x.lengths.clone(),
+                }
             }
-            OutputMode::Last => Activation::features(super::recurrent::gather_last(&steps, &y, s).into_dyn())?,
+            OutputMode::Last => {
+                Activation::features(super::recurrent::gather_last(&steps, &y, s).into_dyn())?
+            }
         };
         self.tape = Some(LstmTape { steps, x: xr, dirs });
         Ok(vec![out])
     }
 
-    fn backward(&mut self, mut grads: Vec<Option<ArrayD<f32>>>) -> Result<Vec<Option<ArrayD<f32>>>> {
+    fn backward(
+        &mut self,
+        mut grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Vec<Option<ArrayD<f32>>>> {
         self.check_learnables()?;
         let tape = self.tape.as_ref().ok_or_else(|| no_forward(&self.name))?;
         let steps = &tape.steps;
         let (h, c, nd) = (self.hidden, self.input_size, self.directions);
         let (t, b, s, g4) = (steps.t, steps.b, nd * h, 4 * h);
         let dy = output_grad(&self.name, &mut grads, self.output_mode, steps, s)?;
-        let w_ih = self.input_weights.value.view().into_dimensionality::<Ix2>().expect("checked 2-D");
-        let w_hh = self.recurrent_weights.value.view().into_dimensionality::<Ix2>().expect("checked 2-D");
+        let w_ih = self
+            .input_weights
+            .value
+            .view()
+            .into_dimensionality::<Ix2>()
+            .expect("checked 2-D");
+        let w_hh = self
+            .recurrent_weights
+            .value
+            .view()
+            .into_dimensionality::<Ix2>()
+            .expect("checked 2-D");
         let mut dw_ih = Array2::<f32>::zeros((nd * g4, c));
         let mut dw_hh = Array2::<f32>::zeros((nd * g4, h));
         let mut db = vec![0.0f32; nd * g4];
@@ -451,24 +557,50 @@ impl LayerKernel for LstmKernel {
             let reverse = d == 1;
             let rows = d * g4..(d + 1) * g4;
             let w = w_hh.slice(s![rows.clone(), ..]);
-            let dg = with_acts!(self.gate, self.state, lstm_pass_back(steps, reverse, w, dir, &dy, s, d * h));
-            weight_grad(&dg, tape.x.view(), g4, dw_ih.slice_mut(s![rows.clone(), ..]));
+            let dg = with_acts!(
+                self.gate,
+                self.state,
+                lstm_pass_back(steps, reverse, w, dir, &dy, s, d * h)
+            );
+            weight_grad(
+                &dg,
+                tape.x.view(),
+                g4,
+                dw_ih.slice_mut(s![rows.clone(), ..]),
+            );
             let p0 = steps.prev_start(reverse);
-            weight_grad(&dg, view(&dir.h[p0 * b * h..], t * b, h), g4, dw_hh.slice_mut(s![rows.clone(), ..]));
+            weight_grad(
+                &dg,
+                view(&dir.h[p0 * b * h..], t * b, h),
+                g4,
+                dw_hh.slice_mut(s![rows.clone(), ..]),
+            );
             column_sums(&dg, &mut db[rows.clone()]);
-            matmul_into(view(&dg, t * b, g4), w_ih.slice(s![rows, ..]), dx.view_mut(), d > 0);
+            matmul_into(
+                view(&dg, t * b, g4),
+                w_ih.slice(s![rows, ..]),
+                dx.view_mut(),
+                d > 0,
+            );
         }
         self.input_weights.grad = dw_ih.into_dyn();
         self.recurrent_weights.grad = dw_hh.into_dyn();
         self.bias.grad = Array1::from(db).into_dyn();
-        Ok(vec![Some(dx.into_shape_with_order(vec![t, b, c]).expect("t·b·c values"))])
+        Ok(vec![Some(
+            dx.into_shape_with_order(vec![t, b, c])
+                .expect("t·b·c values"),
+        )])
     }
 
     fn learnables(&self) -> Vec<&Learnable> {
         vec![&self.input_weights, &self.recurrent_weights, &self.bias]
     }
     fn learnables_mut(&mut self) -> Vec<&mut Learnable> {
-        vec![&mut self.input_weights, &mut self.recurrent_weights, &mut self.bias]
+        vec![
+            &mut self.input_weights,
+            &mut self.recurrent_weights,
+            &mut self.bias,
+        ]
     }
     fn reset_state(&mut self) {
         self.kept = None;
@@ -478,14 +610,24 @@ impl LayerKernel for LstmKernel {
 /// One direction's forward through time. On entry `dir.gates` holds `W·x + b` for
 /// every step and the initial state is in its slot; on exit the gates are
 /// activated and every state slot is filled.
-fn lstm_pass<G: Act, S: Act>(steps: &Steps, reverse: bool, w_hh: ArrayView2<f32>, dir: &mut LstmDir) {
+fn lstm_pass<G: Act, S: Act>(
+    steps: &Steps,
+    reverse: bool,
+    w_hh: ArrayView2<f32>,
+    dir: &mut LstmDir,
+) {
     let (t_len, b, h) = (steps.t, steps.b, w_hh.ncols());
     let (g4, bh) = (4 * h, b * h);
     for k in 0..t_len {
         let t = steps.step(k, reverse);
         let (prev, out) = steps.slots(t, reverse);
         let gates = &mut dir.gates[t * b * g4..(t + 1) * b * g4];
-        matmul_into(view(&dir.h[prev * bh..], b, h), w_hh.t(), view_mut(gates, b, g4), true);
+        matmul_into(
+            view(&dir.h[prev * bh..], b, h),
+            w_hh.t(),
+            view_mut(gates, b, g4),
+            true,
+        );
         let (hp, ho) = two_slots(&mut dir.h, prev, out, bh);
         let (cp, co) = two_slots(&mut dir.c, prev, out, bh);
         let tc = &mut dir.tc[t * bh..(t + 1) * bh];
@@ -500,7 +642,12 @@ fn lstm_pass<G: Act, S: Act>(steps: &Steps, reverse: bool, w_hh: ArrayView2<f32>
             let (gi, rest) = g.split_at_mut(h);
             let (gf, rest) = rest.split_at_mut(h);
             let (gg, go) = rest.split_at_mut(h);
-            let (cp, co, ho, tc) = (&cp[r.clone()], &mut co[r.clone()], &mut ho[r.clone()], &mut tc[r]);
+            let (cp, co, ho, tc) = (
+                &cp[r.clone()],
+                &mut co[r.clone()],
+                &mut ho[r.clone()],
+                &mut tc[r],
+            );
             for j in 0..h {
                 let i = G::f(gi[j]);
                 let f = G::f(gf[j]);
@@ -524,7 +671,15 @@ fn lstm_pass<G: Act, S: Act>(steps: &Steps, reverse: bool, w_hh: ArrayView2<f32>
 /// layer's output `[T·B, S]`, of which this direction owns columns
 /// `offset..offset + H`. Returns the gradient for the gate pre-activations,
 /// `[T·B, 4H]` (zero at padded steps).
-fn lstm_pass_back<G: Act, S: Act>(steps: &Steps, reverse: bool, w_hh: ArrayView2<f32>, dir: &LstmDir, dy: &[f32], s: usize, offset: usize) -> Vec<f32> {
+fn lstm_pass_back<G: Act, S: Act>(
+    steps: &Steps,
+    reverse: bool,
+    w_hh: ArrayView2<f32>,
+    dir: &LstmDir,
+    dy: &[f32],
+    s: usize,
+    offset: usize,
+) -> Vec<f32> {
     let (t_len, b, h) = (steps.t, steps.b, w_hh.ncols());
     let (g4, bh) = (4 * h, b * h);
     let mut dg = vec![0.0f32; t_len * b * g4];

@@ -168,7 +168,11 @@ pub(crate) struct Steps {
 impl Steps {
     pub fn new(lengths: &crate::activation::SeqLengths) -> Self {
         let b = lengths.lengths.len();
-        Steps { t: lengths.time, b, spans: (0..b).map(|i| lengths.span(i)).collect() }
+        Steps {
+            t: lengths.time,
+            b,
+            spans: (0..b).map(|i| lengths.span(i)).collect(),
+        }
     }
 
     #[inline]
@@ -246,13 +250,18 @@ pub(crate) fn view(s: &[f32], rows: usize, cols: usize) -> ArrayView2<'_, f32> {
 /// Mutable `[rows, cols]` view of a contiguous slice.
 #[inline]
 pub(crate) fn view_mut(s: &mut [f32], rows: usize, cols: usize) -> ArrayViewMut2<'_, f32> {
-    ArrayViewMut2::from_shape((rows, cols), &mut s[..rows * cols]).expect("buffer holds rows·cols values")
+    ArrayViewMut2::from_shape((rows, cols), &mut s[..rows * cols])
+        .expect("buffer holds rows·cols values")
 }
 
 /// Checks a configured initial state: `len` must be `size` (one state broadcast
 /// over the batch) or a positive multiple of it (one per observation).
-pub(crate) fn check_state_len(setting: &'static str, len: usize, size: usize) -> Result<(), String> {
-    if size == 0 || len == 0 || len % size != 0 {
+pub(crate) fn check_state_len(
+    setting: &'static str,
+    len: usize,
+    size: usize,
+) -> Result<(), String> {
+    if size == 0 || len == 0 || len != size * (len / size) {
         return Err(format!(
             "{setting} must hold {size} values (one state for every observation) or {size}·B values ([B, {size}] row-major, one per observation), got {len}"
         ));
@@ -261,11 +270,22 @@ pub(crate) fn check_state_len(setting: &'static str, len: usize, size: usize) ->
 }
 
 /// The initial state `[B, size]` from a configured value (`None`: zeros).
-pub(crate) fn initial_state(layer: &str, setting: &'static str, values: Option<&[f32]>, batch: usize, size: usize) -> Result<Array2<f32>> {
-    let Some(v) = values else { return Ok(Array2::zeros((batch, size))) };
+pub(crate) fn initial_state(
+    layer: &str,
+    setting: &'static str,
+    values: Option<&[f32]>,
+    batch: usize,
+    size: usize,
+) -> Result<Array2<f32>> {
+    let Some(v) = values else {
+        return Ok(Array2::zeros((batch, size)));
+    };
     if v.len() == size {
         let row = ArrayView2::from_shape((1, size), v).expect("length checked");
-        return Ok(row.broadcast((batch, size)).expect("broadcast a row").to_owned());
+        return Ok(row
+            .broadcast((batch, size))
+            .expect("broadcast a row")
+            .to_owned());
     }
     if v.len() == batch * size {
         return Ok(Array2::from_shape_vec((batch, size), v.to_vec()).expect("length checked"));
@@ -273,7 +293,11 @@ pub(crate) fn initial_state(layer: &str, setting: &'static str, values: Option<&
     Err(Error::LayerConfig {
         layer: layer.to_string(),
         setting,
-        message: format!("holds {} values; a batch of {batch} needs {size} or {} ([B, {size}])", v.len(), batch * size),
+        message: format!(
+            "holds {} values; a batch of {batch} needs {size} or {} ([B, {size}])",
+            v.len(),
+            batch * size
+        ),
     })
 }
 
@@ -309,7 +333,14 @@ pub(crate) fn weight_grad(dg: &[f32], a: ArrayView2<f32>, n: usize, dw: ArrayVie
 
 /// Copies the states of one direction into the output sequence `[T·B, S]`
 /// (columns `offset..offset + H`), leaving padded steps at zero.
-pub(crate) fn write_outputs(steps: &Steps, hbuf: &[f32], h: usize, y: &mut [f32], s: usize, offset: usize) {
+pub(crate) fn write_outputs(
+    steps: &Steps,
+    hbuf: &[f32],
+    h: usize,
+    y: &mut [f32],
+    s: usize,
+    offset: usize,
+) {
     let b = steps.b;
     for t in 0..steps.t {
         for bi in 0..b {
@@ -328,7 +359,10 @@ pub(crate) fn gather_last(steps: &Steps, y: &[f32], s: usize) -> Array2<f32> {
     for (bi, span) in steps.spans.iter().enumerate() {
         if !span.is_empty() {
             let t = span.end - 1;
-            out.row_mut(bi).as_slice_mut().expect("standard layout").copy_from_slice(&y[(t * b + bi) * s..][..s]);
+            out.row_mut(bi)
+                .as_slice_mut()
+                .expect("standard layout")
+                .copy_from_slice(&y[(t * b + bi) * s..][..s]);
         }
     }
     out
@@ -362,7 +396,13 @@ pub(crate) fn put_slot(buf: &mut [f32], slot: usize, state: &Array2<f32>, offset
 }
 
 /// Copies slot `slot` of a state buffer into columns `offset..offset + h` of `state`.
-pub(crate) fn take_slot(buf: &[f32], slot: usize, state: &mut Array2<f32>, offset: usize, h: usize) {
+pub(crate) fn take_slot(
+    buf: &[f32],
+    slot: usize,
+    state: &mut Array2<f32>,
+    offset: usize,
+    h: usize,
+) {
     let b = state.nrows();
     for bi in 0..b {
         let src = &buf[(slot * b + bi) * h..][..h];
@@ -374,7 +414,13 @@ pub(crate) fn take_slot(buf: &[f32], slot: usize, state: &mut Array2<f32>, offse
 
 /// The loss gradient for the output, checked against the output's shape, as
 /// `[T·B, S]` rows (a `Last` gradient is scattered to each last real step).
-pub(crate) fn output_grad(layer: &str, grads: &mut [Option<ndarray::ArrayD<f32>>], mode: OutputMode, steps: &Steps, s: usize) -> Result<Vec<f32>> {
+pub(crate) fn output_grad(
+    layer: &str,
+    grads: &mut [Option<ndarray::ArrayD<f32>>],
+    mode: OutputMode,
+    steps: &Steps,
+    s: usize,
+) -> Result<Vec<f32>> {
     let want: Vec<usize> = match mode {
         OutputMode::Sequence => vec![steps.t, steps.b, s],
         OutputMode::Last => vec![steps.b, s],
@@ -383,12 +429,21 @@ pub(crate) fn output_grad(layer: &str, grads: &mut [Option<ndarray::ArrayD<f32>>
         return Ok(vec![0.0; steps.t * steps.b * s]);
     };
     if g.shape() != want.as_slice() {
-        return Err(Error::layer(layer, format!("output gradient has shape {:?}, the output has shape {want:?}", g.shape())));
+        return Err(Error::layer(
+            layer,
+            format!(
+                "output gradient has shape {:?}, the output has shape {want:?}",
+                g.shape()
+            ),
+        ));
     }
     Ok(match mode {
         OutputMode::Sequence => g.as_standard_layout().iter().copied().collect(),
         OutputMode::Last => {
-            let g2 = g.view().into_shape_with_order((steps.b, s)).map_err(|e| Error::layer(layer, e.to_string()))?;
+            let g2 = g
+                .view()
+                .into_shape_with_order((steps.b, s))
+                .map_err(|e| Error::layer(layer, e.to_string()))?;
             scatter_last(steps, g2, s)
         }
     })
@@ -404,7 +459,11 @@ mod tests {
             for &x in &[-3.0f32, -1.2, -0.3, 0.0, 0.4, 1.7, 2.9] {
                 let h = 1e-3;
                 let num = (A::f(x + h) - A::f(x - h)) / (2.0 * h);
-                assert!((A::df(A::f(x)) - num).abs() < 2e-3, "x = {x}: {} vs {num}", A::df(A::f(x)));
+                assert!(
+                    (A::df(A::f(x)) - num).abs() < 2e-3,
+                    "x = {x}: {} vs {num}",
+                    A::df(A::f(x))
+                );
             }
         }
         check::<SigmoidAct>();
@@ -415,7 +474,11 @@ mod tests {
 
     #[test]
     fn slots_of_both_directions() {
-        let s = Steps { t: 4, b: 1, spans: vec![0..4] };
+        let s = Steps {
+            t: 4,
+            b: 1,
+            spans: std::iter::once(0..4).collect(),
+        };
         assert_eq!(s.slots(0, false), (0, 1));
         assert_eq!(s.slots(3, true), (5, 4));
         assert_eq!((s.initial_slot(false), s.initial_slot(true)), (0, 5));
