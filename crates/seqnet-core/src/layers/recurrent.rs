@@ -117,9 +117,18 @@ impl Act for HardSigmoidAct {
 }
 
 impl Act for TanhAct {
+    /// `tanh` through `expf`, several times faster than libm's `tanhf` (which goes
+    /// through `expm1f`); within 2 ulp-ish of it: absolute error below `2e-7`,
+    /// relative error below `1e-6` (a short odd series near zero keeps it relative).
     #[inline(always)]
     fn f(x: f32) -> f32 {
-        x.tanh()
+        let a = x.abs();
+        if a < 0.0625 {
+            let x2 = x * x;
+            return x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 - x2 * (17.0 / 315.0))));
+        }
+        let e = (-2.0 * a).exp();
+        ((1.0 - e) / (1.0 + e)).copysign(x)
     }
     #[inline(always)]
     fn df(y: f32) -> f32 {
@@ -470,6 +479,22 @@ mod tests {
         check::<HardSigmoidAct>();
         check::<TanhAct>();
         check::<SoftsignAct>();
+    }
+
+    #[test]
+    fn fast_tanh_matches_the_library_one() {
+        let mut worst = (0.0f32, 0.0f32);
+        for i in -200_000..=200_000 {
+            let x = i as f32 * 1e-4;
+            let (a, b) = (TanhAct::f(x), (x as f64).tanh() as f32);
+            let err = (a - b).abs();
+            worst = (worst.0.max(err), worst.1.max(err / b.abs().max(f32::MIN_POSITIVE)));
+        }
+        assert!(worst.0 < 2e-7 && worst.1 < 1e-6, "abs {:e}, rel {:e}", worst.0, worst.1);
+        assert_eq!(TanhAct::f(0.0), 0.0);
+        assert_eq!(TanhAct::f(100.0), 1.0);
+        assert_eq!(TanhAct::f(-100.0), -1.0);
+        assert!(TanhAct::f(f32::NAN).is_nan());
     }
 
     #[test]
