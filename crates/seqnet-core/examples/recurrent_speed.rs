@@ -10,13 +10,27 @@ use seqnet_core::{Activation, ForwardCtx, Layer, Mode};
 use std::time::Instant;
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let arg = |i: usize, d: usize| args.get(i).copied().unwrap_or(d);
     let (b, t, c, h, runs) = (arg(0, 32), arg(1, 50), arg(2, 128), arg(3, 256), arg(4, 15));
     let mut rng = StdRng::seed_from_u64(1);
-    let x = Activation::sequence(ArrayD::from_shape_simple_fn(vec![t, b, c], || rng.random_range(-1.0..1.0)), None).expect("input");
-    println!("B={b} T={t} C={c} H={h}, {runs} runs, rayon threads: {}", rayon::current_num_threads());
-    let layers: Vec<Layer> = vec![Lstm::new(h).name("lstm").into(), Gru::new(h).name("gru").into(), BiLstm::new(h).name("bilstm").into()];
+    let x = Activation::sequence(
+        ArrayD::from_shape_simple_fn(vec![t, b, c], || rng.random_range(-1.0..1.0)),
+        None,
+    )
+    .expect("input");
+    println!(
+        "B={b} T={t} C={c} H={h}, {runs} runs, rayon threads: {}",
+        rayon::current_num_threads()
+    );
+    let layers: Vec<Layer> = vec![
+        Lstm::new(h).name("lstm").into(),
+        Gru::new(h).name("gru").into(),
+        BiLstm::new(h).name("bilstm").into(),
+    ];
     for layer in layers {
         let mut k = layer.def().build(&[x.shape()], &mut rng).expect("build");
         let mut fwd = Vec::new();
@@ -24,7 +38,17 @@ fn main() {
         for _ in 0..runs + 1 {
             let mut r = StdRng::seed_from_u64(0);
             let t0 = Instant::now();
-            let y = k.forward(&[&x], &mut ForwardCtx { mode: Mode::Training, stateful: false, rng: &mut r, target: None }).expect("forward");
+            let y = k
+                .forward(
+                    &[&x],
+                    &mut ForwardCtx {
+                        mode: Mode::Training,
+                        stateful: false,
+                        rng: &mut r,
+                        target: None,
+                    },
+                )
+                .expect("forward");
             let t1 = Instant::now();
             let g = ArrayD::from_elem(y[0].data.shape(), 1e-3f32);
             k.backward(vec![Some(g)]).expect("backward");

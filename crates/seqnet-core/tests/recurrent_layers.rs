@@ -421,3 +421,75 @@ fn a_network_of_recurrent_layers_trains_forward_and_backward() {
     let row = summary.rows.iter().find(|r| r.name == "bilstm").unwrap();
     assert_eq!(row.activations[0].1, "8×B×T");
 }
+
+#[test]
+fn malformed_activations_are_errors_not_panics() {
+    use std::sync::Arc;
+    let x = Activation::sequence(random(&[3, 2, 3], 8), None).unwrap();
+    let layers: Vec<Layer> = vec![
+        Lstm::new(2).name("l").into(),
+        BiLstm::new(2).name("b").into(),
+        Gru::new(2).name("g").into(),
+    ];
+    for layer in layers {
+        let mut k = layer
+            .def()
+            .build(&[x.shape()], &mut StdRng::seed_from_u64(0))
+            .unwrap();
+        let bad_lengths = Activation {
+            lengths: Some(Arc::new(SeqLengths {
+                lengths: vec![3, 9],
+                time: 3,
+                direction: PaddingDirection::Right,
+            })),
+            ..x.clone()
+        };
+        let wrong_batch = Activation {
+            lengths: Some(Arc::new(SeqLengths::full(5, 3))),
+            ..x.clone()
+        };
+        let flat = Activation {
+            data: random(&[3, 6], 9).into_shared(),
+            ..x.clone()
+        };
+        let features = Activation::features(random(&[2, 3], 9)).unwrap();
+        for bad in [bad_lengths, wrong_batch, flat, features] {
+            let mut rng = StdRng::seed_from_u64(0);
+            let err = k
+                .forward(
+                    &[&bad],
+                    &mut ForwardCtx {
+                        mode: Mode::Training,
+                        stateful: false,
+                        rng: &mut rng,
+                        target: None,
+                    },
+                )
+                .unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("'{}'", layer.name())),
+                "{err}"
+            );
+        }
+        // Backward before any forward, and with a gradient of the wrong shape.
+        assert!(k.backward(vec![None]).is_err());
+        forward(k.as_mut(), &x, false);
+        assert!(k.backward(vec![Some(random(&[2, 2], 1))]).is_err());
+        assert!(k.backward(vec![None]).is_ok());
+        // Learnables set to the wrong shape.
+        k.learnables_mut()[1].value = random(&[3, 3], 1);
+        let mut rng = StdRng::seed_from_u64(0);
+        let err = k
+            .forward(
+                &[&x],
+                &mut ForwardCtx {
+                    mode: Mode::Training,
+                    stateful: false,
+                    rng: &mut rng,
+                    target: None,
+                },
+            )
+            .unwrap_err();
+        assert!(matches!(err, Error::Learnable { .. }), "{err}");
+    }
+}

@@ -3,9 +3,9 @@
 
 use super::lstm::infer_recurrent;
 use super::recurrent::{
-    check_state_len, column_sums, fill_rows, initial_state, output_grad, put_slot, take_slot,
-    two_slots, view, view_mut, weight_grad, with_acts, write_outputs, Act, GateActivation,
-    OutputMode, RecurrentState, StateActivation, Steps,
+    check_state_len, column_sums, fill_rows, initial_state, input_steps, output_grad, put_slot,
+    take_slot, two_slots, view, view_mut, weight_grad, with_acts, write_outputs, Act,
+    GateActivation, OutputMode, RecurrentState, StateActivation, Steps,
 };
 use super::util::no_forward;
 use crate::activation::Activation;
@@ -43,24 +43,30 @@ use serde::{Deserialize, Serialize};
 ///   `RecurrentBias` fixed at zero.)
 ///
 /// Masking and state behave as for [`super::Lstm`]: padded steps leave the state
-/// unchanged and get no gradient; a forward starts from [`Self::hidden_state`]
+/// unchanged and get no gradient; a forward starts from the `hidden_state` field
 /// (zeros when `None`), a stateful forward from the kept state of the previous
 /// stateful forward for the same batch size, and keeps its final state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Gru {
+    /// The layer's name (MATLAB's `Name`), unique in its graph.
     #[serde(default)]
     pub name: String,
     /// `H`, the number of hidden units.
     pub num_hidden_units: usize,
+    /// MATLAB's `OutputMode`: [`OutputMode::Sequence`] or [`OutputMode::Last`].
     #[serde(default)]
     pub output_mode: OutputMode,
+    /// MATLAB's `StateActivationFunction`.
     #[serde(default)]
     pub state_activation: StateActivation,
+    /// MATLAB's `GateActivationFunction`.
     #[serde(default)]
     pub gate_activation: GateActivation,
+    /// MATLAB's `InputWeightsInitializer`, for `InputWeights` (fans `C` and `3H`).
     #[serde(default = "glorot")]
     pub input_weights_initializer: WeightsInitializer,
+    /// MATLAB's `RecurrentWeightsInitializer`, for `RecurrentWeights` (fan-in `H`).
     #[serde(default = "orthogonal")]
     pub recurrent_weights_initializer: WeightsInitializer,
     /// `zeros`, `ones` or `narrow-normal` (not `unit-forget-gate`).
@@ -71,16 +77,22 @@ pub struct Gru {
     /// (then only batches of that size are accepted). `None`: zeros.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hidden_state: Option<Vec<f32>>,
+    /// MATLAB's `InputWeightsL2Factor`: multiplies the global L2 regularization.
     #[serde(default = "one")]
     pub input_weights_l2_factor: f32,
+    /// MATLAB's `RecurrentWeightsL2Factor`.
     #[serde(default = "one")]
     pub recurrent_weights_l2_factor: f32,
+    /// MATLAB's `BiasL2Factor`, for `Bias` and `RecurrentBias`.
     #[serde(default)]
     pub bias_l2_factor: f32,
+    /// MATLAB's `InputWeightsLearnRateFactor`: multiplies the global learning rate.
     #[serde(default = "one")]
     pub input_weights_learn_rate_factor: f32,
+    /// MATLAB's `RecurrentWeightsLearnRateFactor`.
     #[serde(default = "one")]
     pub recurrent_weights_learn_rate_factor: f32,
+    /// MATLAB's `BiasLearnRateFactor`, for `Bias` and `RecurrentBias`.
     #[serde(default = "one")]
     pub bias_learn_rate_factor: f32,
 }
@@ -121,26 +133,32 @@ impl Gru {
             bias_learn_rate_factor: 1.0,
         }
     }
+    /// Sets MATLAB's `OutputMode`: the whole sequence `[T, B, S]` or the last real step `[B, S]`.
     pub fn output_mode(mut self, m: OutputMode) -> Self {
         self.output_mode = m;
         self
     }
+    /// Sets MATLAB's `StateActivationFunction` (`tanh` or `softsign`).
     pub fn state_activation(mut self, a: StateActivation) -> Self {
         self.state_activation = a;
         self
     }
+    /// Sets MATLAB's `GateActivationFunction` (`sigmoid` or `hard-sigmoid`).
     pub fn gate_activation(mut self, a: GateActivation) -> Self {
         self.gate_activation = a;
         self
     }
+    /// Sets MATLAB's `InputWeightsInitializer` (default `glorot`).
     pub fn input_weights_initializer(mut self, i: WeightsInitializer) -> Self {
         self.input_weights_initializer = i;
         self
     }
+    /// Sets MATLAB's `RecurrentWeightsInitializer` (default `orthogonal`).
     pub fn recurrent_weights_initializer(mut self, i: WeightsInitializer) -> Self {
         self.recurrent_weights_initializer = i;
         self
     }
+    /// Sets MATLAB's `BiasInitializer` for `Bias` and `RecurrentBias` (default `zeros`).
     pub fn bias_initializer(mut self, i: BiasInitializer) -> Self {
         self.bias_initializer = i;
         self
@@ -150,26 +168,32 @@ impl Gru {
         self.hidden_state = Some(v);
         self
     }
+    /// Sets MATLAB's `InputWeightsL2Factor` (default 1).
     pub fn input_weights_l2_factor(mut self, f: f32) -> Self {
         self.input_weights_l2_factor = f;
         self
     }
+    /// Sets MATLAB's `RecurrentWeightsL2Factor` (default 1).
     pub fn recurrent_weights_l2_factor(mut self, f: f32) -> Self {
         self.recurrent_weights_l2_factor = f;
         self
     }
+    /// Sets MATLAB's `BiasL2Factor` of `Bias` and `RecurrentBias` (default 0).
     pub fn bias_l2_factor(mut self, f: f32) -> Self {
         self.bias_l2_factor = f;
         self
     }
+    /// Sets MATLAB's `InputWeightsLearnRateFactor` (default 1).
     pub fn input_weights_learn_rate_factor(mut self, f: f32) -> Self {
         self.input_weights_learn_rate_factor = f;
         self
     }
+    /// Sets MATLAB's `RecurrentWeightsLearnRateFactor` (default 1).
     pub fn recurrent_weights_learn_rate_factor(mut self, f: f32) -> Self {
         self.recurrent_weights_learn_rate_factor = f;
         self
     }
+    /// Sets MATLAB's `BiasLearnRateFactor` of `Bias` and `RecurrentBias` (default 1).
     pub fn bias_learn_rate_factor(mut self, f: f32) -> Self {
         self.bias_learn_rate_factor = f;
         self
@@ -350,21 +374,9 @@ impl LayerKernel for GruKernel {
         let x = inputs
             .first()
             .ok_or_else(|| Error::layer(&self.name, "no input"))?;
-        if x.format != Format::CBT {
-            return Err(Error::layer(
-                &self.name,
-                format!("expects a feature sequence (CBT), got {}", x.format.label()),
-            ));
-        }
         let (h, c) = (self.hidden, self.input_size);
-        if x.data.shape()[2] != c {
-            return Err(Error::layer(
-                &self.name,
-                format!("expects {c} channels, got shape {:?}", x.data.shape()),
-            ));
-        }
+        let steps = input_steps(&self.name, x, c)?;
         self.check_learnables()?;
-        let steps = Steps::new(&x.seq_lengths());
         let (t, b) = (steps.t, steps.b);
         let g3 = 3 * h;
         let xr = x

@@ -2,9 +2,9 @@
 //! sharing one fused kernel ([`LstmKernel`]).
 
 use super::recurrent::{
-    check_state_len, column_sums, fill_rows, initial_state, output_grad, put_slot, take_slot,
-    two_slots, view, view_mut, weight_grad, with_acts, write_outputs, Act, GateActivation,
-    OutputMode, RecurrentState, StateActivation, Steps,
+    check_state_len, column_sums, fill_rows, initial_state, input_steps, output_grad, put_slot,
+    take_slot, two_slots, view, view_mut, weight_grad, with_acts, write_outputs, Act,
+    GateActivation, OutputMode, RecurrentState, StateActivation, Steps,
 };
 use super::util::{no_forward, single};
 use crate::activation::Activation;
@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 /// it gives alone. The backward direction of a BiLSTM starts at each sequence's
 /// last real step.
 ///
-/// **State.** A forward starts from [`Self::hidden_state`] / [`Self::cell_state`]
+/// **State.** A forward starts from the `hidden_state` and `cell_state` fields
 /// (zeros when `None`). A stateful forward ([`ForwardCtx::stateful`]) instead starts
 /// from the state the previous stateful forward kept, when there is one for the same
 /// batch size, and keeps its own final state (each sequence's state after its last
@@ -51,20 +51,27 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LstmConfig<const D: usize> {
+    /// The layer's name (MATLAB's `Name`), unique in its graph.
     #[serde(default)]
     pub name: String,
     /// `H`, the number of hidden units of each direction.
     pub num_hidden_units: usize,
+    /// MATLAB's `OutputMode`: [`OutputMode::Sequence`] or [`OutputMode::Last`].
     #[serde(default)]
     pub output_mode: OutputMode,
+    /// MATLAB's `StateActivationFunction`.
     #[serde(default)]
     pub state_activation: StateActivation,
+    /// MATLAB's `GateActivationFunction`.
     #[serde(default)]
     pub gate_activation: GateActivation,
+    /// MATLAB's `InputWeightsInitializer`, for `InputWeights` (fans `C` and `4·D·H`).
     #[serde(default = "glorot")]
     pub input_weights_initializer: WeightsInitializer,
+    /// MATLAB's `RecurrentWeightsInitializer`, for `RecurrentWeights` (fan-in `H`).
     #[serde(default = "orthogonal")]
     pub recurrent_weights_initializer: WeightsInitializer,
+    /// MATLAB's `BiasInitializer`; `unit-forget-gate` sets each direction's forget-gate quarter to 1.
     #[serde(default = "unit_forget_gate")]
     pub bias_initializer: BiasInitializer,
     /// Initial hidden state (MATLAB's `HiddenState`): `S = D·H` values, used for
@@ -73,19 +80,25 @@ pub struct LstmConfig<const D: usize> {
     /// `None`: zeros. A BiLSTM's state is the forward direction's `H`, then the backward's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hidden_state: Option<Vec<f32>>,
-    /// Initial cell state (MATLAB's `CellState`), sized as [`Self::hidden_state`].
+    /// Initial cell state (MATLAB's `CellState`), sized as the `hidden_state` field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cell_state: Option<Vec<f32>>,
+    /// MATLAB's `InputWeightsL2Factor`: multiplies the global L2 regularization.
     #[serde(default = "one")]
     pub input_weights_l2_factor: f32,
+    /// MATLAB's `RecurrentWeightsL2Factor`.
     #[serde(default = "one")]
     pub recurrent_weights_l2_factor: f32,
+    /// MATLAB's `BiasL2Factor`.
     #[serde(default)]
     pub bias_l2_factor: f32,
+    /// MATLAB's `InputWeightsLearnRateFactor`: multiplies the global learning rate.
     #[serde(default = "one")]
     pub input_weights_learn_rate_factor: f32,
+    /// MATLAB's `RecurrentWeightsLearnRateFactor`.
     #[serde(default = "one")]
     pub recurrent_weights_learn_rate_factor: f32,
+    /// MATLAB's `BiasLearnRateFactor`.
     #[serde(default = "one")]
     pub bias_learn_rate_factor: f32,
 }
@@ -135,31 +148,37 @@ impl<const D: usize> LstmConfig<D> {
         self.name = name.into();
         self
     }
+    /// Sets MATLAB's `OutputMode`: the whole sequence `[T, B, S]` or the last real step `[B, S]`.
     pub fn output_mode(mut self, m: OutputMode) -> Self {
         self.output_mode = m;
         self
     }
+    /// Sets MATLAB's `StateActivationFunction` (`tanh` or `softsign`).
     pub fn state_activation(mut self, a: StateActivation) -> Self {
         self.state_activation = a;
         self
     }
+    /// Sets MATLAB's `GateActivationFunction` (`sigmoid` or `hard-sigmoid`).
     pub fn gate_activation(mut self, a: GateActivation) -> Self {
         self.gate_activation = a;
         self
     }
+    /// Sets MATLAB's `InputWeightsInitializer` (default `glorot`).
     pub fn input_weights_initializer(mut self, i: WeightsInitializer) -> Self {
         self.input_weights_initializer = i;
         self
     }
+    /// Sets MATLAB's `RecurrentWeightsInitializer` (default `orthogonal`).
     pub fn recurrent_weights_initializer(mut self, i: WeightsInitializer) -> Self {
         self.recurrent_weights_initializer = i;
         self
     }
+    /// Sets MATLAB's `BiasInitializer` (default `unit-forget-gate`, per direction).
     pub fn bias_initializer(mut self, i: BiasInitializer) -> Self {
         self.bias_initializer = i;
         self
     }
-    /// Initial hidden state: `D·H` values, or `B·D·H` (`[B, D·H]`); see [`Self::hidden_state`](LstmConfig#structfield.hidden_state).
+    /// Initial hidden state: `D·H` values, or `B·D·H` (`[B, D·H]`); see the `hidden_state` field.
     pub fn hidden_state(mut self, v: Vec<f32>) -> Self {
         self.hidden_state = Some(v);
         self
@@ -169,26 +188,32 @@ impl<const D: usize> LstmConfig<D> {
         self.cell_state = Some(v);
         self
     }
+    /// Sets MATLAB's `InputWeightsL2Factor` (default 1).
     pub fn input_weights_l2_factor(mut self, f: f32) -> Self {
         self.input_weights_l2_factor = f;
         self
     }
+    /// Sets MATLAB's `RecurrentWeightsL2Factor` (default 1).
     pub fn recurrent_weights_l2_factor(mut self, f: f32) -> Self {
         self.recurrent_weights_l2_factor = f;
         self
     }
+    /// Sets MATLAB's `BiasL2Factor` (default 0).
     pub fn bias_l2_factor(mut self, f: f32) -> Self {
         self.bias_l2_factor = f;
         self
     }
+    /// Sets MATLAB's `InputWeightsLearnRateFactor` (default 1).
     pub fn input_weights_learn_rate_factor(mut self, f: f32) -> Self {
         self.input_weights_learn_rate_factor = f;
         self
     }
+    /// Sets MATLAB's `RecurrentWeightsLearnRateFactor` (default 1).
     pub fn recurrent_weights_learn_rate_factor(mut self, f: f32) -> Self {
         self.recurrent_weights_learn_rate_factor = f;
         self
     }
+    /// Sets MATLAB's `BiasLearnRateFactor` (default 1).
     pub fn bias_learn_rate_factor(mut self, f: f32) -> Self {
         self.bias_learn_rate_factor = f;
         self
@@ -402,21 +427,9 @@ impl LayerKernel for LstmKernel {
         let x = inputs
             .first()
             .ok_or_else(|| Error::layer(&self.name, "no input"))?;
-        if x.format != Format::CBT {
-            return Err(Error::layer(
-                &self.name,
-                format!("expects a feature sequence (CBT), got {}", x.format.label()),
-            ));
-        }
         let (h, c, nd) = (self.hidden, self.input_size, self.directions);
-        if x.data.shape()[2] != c {
-            return Err(Error::layer(
-                &self.name,
-                format!("expects {c} channels, got shape {:?}", x.data.shape()),
-            ));
-        }
+        let steps = input_steps(&self.name, x, c)?;
         self.check_learnables()?;
-        let steps = Steps::new(&x.seq_lengths());
         let (t, b, s) = (steps.t, steps.b, nd * h);
         let g4 = 4 * h;
         let xr = x

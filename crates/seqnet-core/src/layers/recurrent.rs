@@ -237,6 +237,48 @@ impl Steps {
     }
 }
 
+/// Checks a recurrent layer's run-time input (a `[T, B, C]` feature sequence
+/// with lengths that fit it) and returns its steps.
+pub(crate) fn input_steps(
+    layer: &str,
+    x: &crate::activation::Activation,
+    channels: usize,
+) -> Result<Steps> {
+    if x.format != crate::format::Format::CBT || x.data.ndim() != 3 {
+        return Err(Error::layer(
+            layer,
+            format!(
+                "expects a feature sequence (CBT, [T, B, C]), got {} data of shape {:?}",
+                x.format.label(),
+                x.data.shape()
+            ),
+        ));
+    }
+    let (t, b, c) = (x.data.shape()[0], x.data.shape()[1], x.data.shape()[2]);
+    if c != channels {
+        return Err(Error::layer(
+            layer,
+            format!(
+                "expects {channels} channels, got shape {:?}",
+                x.data.shape()
+            ),
+        ));
+    }
+    let lengths = x.seq_lengths();
+    if lengths.lengths.len() != b || lengths.time != t || lengths.lengths.iter().any(|&l| l > t) {
+        return Err(Error::layer(
+            layer,
+            format!(
+                "sequence lengths {:?} (padded length {}) do not fit data of shape {:?}",
+                lengths.lengths,
+                lengths.time,
+                x.data.shape()
+            ),
+        ));
+    }
+    Ok(Steps::new(&lengths))
+}
+
 /// The rows of slot `a` (read) and slot `b` (written) of a `[slots·n]` buffer; `a ≠ b`.
 #[inline]
 pub(crate) fn two_slots(buf: &mut [f32], a: usize, b: usize, n: usize) -> (&[f32], &mut [f32]) {
@@ -488,9 +530,17 @@ mod tests {
             let x = i as f32 * 1e-4;
             let (a, b) = (TanhAct::f(x), (x as f64).tanh() as f32);
             let err = (a - b).abs();
-            worst = (worst.0.max(err), worst.1.max(err / b.abs().max(f32::MIN_POSITIVE)));
+            worst = (
+                worst.0.max(err),
+                worst.1.max(err / b.abs().max(f32::MIN_POSITIVE)),
+            );
         }
-        assert!(worst.0 < 2e-7 && worst.1 < 1e-6, "abs {:e}, rel {:e}", worst.0, worst.1);
+        assert!(
+            worst.0 < 2e-7 && worst.1 < 1e-6,
+            "abs {:e}, rel {:e}",
+            worst.0,
+            worst.1
+        );
         assert_eq!(TanhAct::f(0.0), 0.0);
         assert_eq!(TanhAct::f(100.0), 1.0);
         assert_eq!(TanhAct::f(-100.0), -1.0);
