@@ -5,9 +5,12 @@ mod activations;
 mod dropout;
 mod fc;
 mod fold;
+mod gru;
 mod input;
+mod lstm;
 mod merge;
 mod output;
+mod recurrent;
 mod softmax;
 mod util;
 
@@ -15,9 +18,12 @@ pub use activations::{LeakyRelu, Relu, Sigmoid, Tanh};
 pub use dropout::Dropout;
 pub use fc::FullyConnected;
 pub use fold::{Flatten, SequenceFolding, SequenceUnfolding};
+pub use gru::{Gru, GruKernel};
 pub use input::{InputSize, Normalization, SequenceInput};
+pub use lstm::{BiLstm, Lstm, LstmConfig, LstmKernel};
 pub use merge::{Addition, Concatenation};
 pub use output::{ClassificationOutput, RegressionOutput};
+pub use recurrent::{GateActivation, OutputMode, RecurrentState, StateActivation};
 pub use softmax::Softmax;
 
 use crate::layer::LayerDef;
@@ -78,6 +84,9 @@ layer_enum! {
     Flatten => Flatten, "flatten";
     Addition => Addition, "addition";
     Concatenation => Concatenation, "concatenation";
+    Lstm => Lstm, "lstm";
+    BiLstm => BiLstm, "bilstm";
+    Gru => Gru, "gru";
 }
 
 /// Implements the `name` setter shared by every layer config.

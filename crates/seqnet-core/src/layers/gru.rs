@@ -1,0 +1,637 @@
+//! [`Gru`]: the gated recurrent unit, with PyTorch's semantics (reset gate after
+//! the recurrent multiplication, separate recurrent bias).
+
+use super::lstm::infer_recurrent;
+use super::recurrent::{
+    check_state_len, column_sums, fill_rows, initial_state, input_steps, output_grad, put_slot,
+    take_slot, two_slots, view, view_mut, weight_grad, with_acts, write_outputs, Act,
+    GateActivation, OutputMode, RecurrentState, StateActivation, Steps,
+};
+use super::util::no_forward;
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::format::{ActShape, Format};
+use crate::init::{self, BiasInitializer, WeightsInitializer};
+use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
+use crate::learnable::Learnable;
+use crate::linalg::matmul_into;
+use ndarray::{Array1, Array2, ArrayD, ArrayView2, Ix2};
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+/// MATLAB's `gruLayer` with `ResetGateMode` `"recurrent-bias-after-multiplication"`,
+/// which is PyTorch's `nn.GRU`.
+///
+/// With `H` hidden units and `C` input channels, each step computes
+/// (gate order reset `r`, update `z`, candidate `n`):
+///
+/// ```text
+/// r  = gate(W_r·x + b_r + R_r·h + rb_r)
+/// z  = gate(W_z·x + b_z + R_z·h + rb_z)
+/// n  = state(W_n·x + b_n + r ⊙ (R_n·h + rb_n))
+/// h' = (1 − z) ⊙ n + z ⊙ h
+/// ```
+///
+/// * Input: a feature sequence `C×B×T` (`[T, B, C]`) only.
+/// * Output: `H×B×T` (`[T, B, H]`, zero at padded steps) with
+///   [`OutputMode::Sequence`], or `H×B` (`[B, H]`, each sequence's last real step)
+///   with [`OutputMode::Last`].
+/// * Learnables: `InputWeights` `[3H, C]` (`W`), `RecurrentWeights` `[3H, H]` (`R`),
+///   `Bias` `[3H]` (`b`, PyTorch's `bias_ih`), `RecurrentBias` `[3H]` (`rb`,
+///   PyTorch's `bias_hh`). Both biases use the `Bias*` factors and initializer.
+///   (MATLAB's default `"after-multiplication"` mode is this layer with
+///   `RecurrentBias` fixed at zero.)
+///
+/// Masking and state behave as for [`super::Lstm`]: padded steps leave the state
+/// unchanged and get no gradient; a forward starts from the `hidden_state` field
+/// (zeros when `None`), a stateful forward from the kept state of the previous
+/// stateful forward for the same batch size, and keeps its final state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Gru {
+    /// The layer's name (MATLAB's `Name`), unique in its graph.
+    #[serde(default)]
+    pub name: String,
+    /// `H`, the number of hidden units.
+    pub num_hidden_units: usize,
+    /// MATLAB's `OutputMode`: [`OutputMode::Sequence`] or [`OutputMode::Last`].
+    #[serde(default)]
+    pub output_mode: OutputMode,
+    /// MATLAB's `StateActivationFunction`.
+    #[serde(default)]
+    pub state_activation: StateActivation,
+    /// MATLAB's `GateActivationFunction`.
+    #[serde(default)]
+    pub gate_activation: GateActivation,
+    /// MATLAB's `InputWeightsInitializer`, for `InputWeights` (fans `C` and `3H`).
+    #[serde(default = "glorot")]
+    pub input_weights_initializer: WeightsInitializer,
+    /// MATLAB's `RecurrentWeightsInitializer`, for `RecurrentWeights` (fan-in `H`).
+    #[serde(default = "orthogonal")]
+    pub recurrent_weights_initializer: WeightsInitializer,
+    /// `zeros`, `ones` or `narrow-normal` (not `unit-forget-gate`).
+    #[serde(default = "zeros")]
+    pub bias_initializer: BiasInitializer,
+    /// Initial hidden state (MATLAB's `HiddenState`): `H` values used for every
+    /// observation, or `B·H` values, `[B, H]` row-major, one per observation
+    /// (then only batches of that size are accepted). `None`: zeros.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden_state: Option<Vec<f32>>,
+    /// MATLAB's `InputWeightsL2Factor`: multiplies the global L2 regularization.
+    #[serde(default = "one")]
+    pub input_weights_l2_factor: f32,
+    /// MATLAB's `RecurrentWeightsL2Factor`.
+    #[serde(default = "one")]
+    pub recurrent_weights_l2_factor: f32,
+    /// MATLAB's `BiasL2Factor`, for `Bias` and `RecurrentBias`.
+    #[serde(default)]
+    pub bias_l2_factor: f32,
+    /// MATLAB's `InputWeightsLearnRateFactor`: multiplies the global learning rate.
+    #[serde(default = "one")]
+    pub input_weights_learn_rate_factor: f32,
+    /// MATLAB's `RecurrentWeightsLearnRateFactor`.
+    #[serde(default = "one")]
+    pub recurrent_weights_learn_rate_factor: f32,
+    /// MATLAB's `BiasLearnRateFactor`, for `Bias` and `RecurrentBias`.
+    #[serde(default = "one")]
+    pub bias_learn_rate_factor: f32,
+}
+
+fn glorot() -> WeightsInitializer {
+    WeightsInitializer::Glorot
+}
+fn orthogonal() -> WeightsInitializer {
+    WeightsInitializer::Orthogonal
+}
+fn zeros() -> BiasInitializer {
+    BiasInitializer::Zeros
+}
+fn one() -> f32 {
+    1.0
+}
+
+super::named!(Gru);
+
+impl Gru {
+    /// A layer with `num_hidden_units` hidden units and MATLAB's defaults.
+    pub fn new(num_hidden_units: usize) -> Self {
+        Gru {
+            name: String::new(),
+            num_hidden_units,
+            output_mode: OutputMode::Sequence,
+            state_activation: StateActivation::Tanh,
+            gate_activation: GateActivation::Sigmoid,
+            input_weights_initializer: glorot(),
+            recurrent_weights_initializer: orthogonal(),
+            bias_initializer: zeros(),
+            hidden_state: None,
+            input_weights_l2_factor: 1.0,
+            recurrent_weights_l2_factor: 1.0,
+            bias_l2_factor: 0.0,
+            input_weights_learn_rate_factor: 1.0,
+            recurrent_weights_learn_rate_factor: 1.0,
+            bias_learn_rate_factor: 1.0,
+        }
+    }
+    /// Sets MATLAB's `OutputMode`: the whole sequence `[T, B, S]` or the last real step `[B, S]`.
+    pub fn output_mode(mut self, m: OutputMode) -> Self {
+        self.output_mode = m;
+        self
+    }
+    /// Sets MATLAB's `StateActivationFunction` (`tanh` or `softsign`).
+    pub fn state_activation(mut self, a: StateActivation) -> Self {
+        self.state_activation = a;
+        self
+    }
+    /// Sets MATLAB's `GateActivationFunction` (`sigmoid` or `hard-sigmoid`).
+    pub fn gate_activation(mut self, a: GateActivation) -> Self {
+        self.gate_activation = a;
+        self
+    }
+    /// Sets MATLAB's `InputWeightsInitializer` (default `glorot`).
+    pub fn input_weights_initializer(mut self, i: WeightsInitializer) -> Self {
+        self.input_weights_initializer = i;
+        self
+    }
+    /// Sets MATLAB's `RecurrentWeightsInitializer` (default `orthogonal`).
+    pub fn recurrent_weights_initializer(mut self, i: WeightsInitializer) -> Self {
+        self.recurrent_weights_initializer = i;
+        self
+    }
+    /// Sets MATLAB's `BiasInitializer` for `Bias` and `RecurrentBias` (default `zeros`).
+    pub fn bias_initializer(mut self, i: BiasInitializer) -> Self {
+        self.bias_initializer = i;
+        self
+    }
+    /// Initial hidden state: `H` values, or `B·H` (`[B, H]`).
+    pub fn hidden_state(mut self, v: Vec<f32>) -> Self {
+        self.hidden_state = Some(v);
+        self
+    }
+    /// Sets MATLAB's `InputWeightsL2Factor` (default 1).
+    pub fn input_weights_l2_factor(mut self, f: f32) -> Self {
+        self.input_weights_l2_factor = f;
+        self
+    }
+    /// Sets MATLAB's `RecurrentWeightsL2Factor` (default 1).
+    pub fn recurrent_weights_l2_factor(mut self, f: f32) -> Self {
+        self.recurrent_weights_l2_factor = f;
+        self
+    }
+    /// Sets MATLAB's `BiasL2Factor` of `Bias` and `RecurrentBias` (default 0).
+    pub fn bias_l2_factor(mut self, f: f32) -> Self {
+        self.bias_l2_factor = f;
+        self
+    }
+    /// Sets MATLAB's `InputWeightsLearnRateFactor` (default 1).
+    pub fn input_weights_learn_rate_factor(mut self, f: f32) -> Self {
+        self.input_weights_learn_rate_factor = f;
+        self
+    }
+    /// Sets MATLAB's `RecurrentWeightsLearnRateFactor` (default 1).
+    pub fn recurrent_weights_learn_rate_factor(mut self, f: f32) -> Self {
+        self.recurrent_weights_learn_rate_factor = f;
+        self
+    }
+    /// Sets MATLAB's `BiasLearnRateFactor` of `Bias` and `RecurrentBias` (default 1).
+    pub fn bias_learn_rate_factor(mut self, f: f32) -> Self {
+        self.bias_learn_rate_factor = f;
+        self
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.num_hidden_units == 0 {
+            return Err(("NumHiddenUnits", "must be positive".into()));
+        }
+        if self.bias_initializer == BiasInitializer::UnitForgetGate {
+            return Err((
+                "BiasInitializer",
+                "unit-forget-gate is for LSTMs; a GRU takes zeros, ones or narrow-normal".into(),
+            ));
+        }
+        if let Some(v) = &self.hidden_state {
+            check_state_len("HiddenState", v.len(), self.num_hidden_units)
+                .map_err(|m| ("HiddenState", m))?;
+        }
+        Ok(())
+    }
+
+    /// The concrete kernel, with learnables initialized from `rng`; `inputs` is the
+    /// one input's shape (`C×B×T`). [`LayerDef::build`] boxes this; use it directly
+    /// to read [`GruKernel::final_state`].
+    pub fn kernel(&self, inputs: &[ActShape], rng: &mut StdRng) -> Result<GruKernel> {
+        self.infer(inputs)
+            .map_err(|e| Error::layer(&self.name, e.message))?;
+        let c = inputs[0].channels;
+        let h = self.num_hidden_units;
+        let g = 3 * h;
+        let mut input_weights = Learnable::weights(
+            "InputWeights",
+            init::weights(self.input_weights_initializer, &[g, c], c, g, rng),
+        );
+        input_weights.l2_factor = self.input_weights_l2_factor;
+        input_weights.learn_rate_factor = self.input_weights_learn_rate_factor;
+        let mut recurrent_weights = Learnable::weights(
+            "RecurrentWeights",
+            init::weights(self.recurrent_weights_initializer, &[g, h], h, g, rng),
+        );
+        recurrent_weights.l2_factor = self.recurrent_weights_l2_factor;
+        recurrent_weights.learn_rate_factor = self.recurrent_weights_learn_rate_factor;
+        let mut bias = Learnable::bias(
+            "Bias",
+            init::bias(self.bias_initializer, g, 3, rng).into_dyn(),
+        );
+        bias.l2_factor = self.bias_l2_factor;
+        bias.learn_rate_factor = self.bias_learn_rate_factor;
+        let mut recurrent_bias = Learnable::bias(
+            "RecurrentBias",
+            init::bias(self.bias_initializer, g, 3, rng).into_dyn(),
+        );
+        recurrent_bias.l2_factor = self.bias_l2_factor;
+        recurrent_bias.learn_rate_factor = self.bias_learn_rate_factor;
+        Ok(GruKernel {
+            name: self.name.clone(),
+            hidden: h,
+            input_size: c,
+            output_mode: self.output_mode,
+            gate: self.gate_activation,
+            state: self.state_activation,
+            hidden_state: self.hidden_state.clone(),
+            input_weights,
+            recurrent_weights,
+            bias,
+            recurrent_bias,
+            tape: None,
+            kept: None,
+            final_state: None,
+        })
+    }
+}
+
+impl LayerDef for Gru {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn type_name(&self) -> &'static str {
+        "GRU"
+    }
+    fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
+        self.validate()
+            .map_err(|(setting, m)| ShapeError::new(0, format!("{setting} {m}")))?;
+        infer_recurrent(inputs, self.num_hidden_units, self.output_mode)
+    }
+    fn learnable_shapes(&self, inputs: &[ActShape]) -> Vec<(&'static str, Vec<usize>)> {
+        let c = inputs.first().map(|s| s.channels).unwrap_or(0);
+        let (h, g) = (self.num_hidden_units, 3 * self.num_hidden_units);
+        vec![
+            ("InputWeights", vec![g, c]),
+            ("RecurrentWeights", vec![g, h]),
+            ("Bias", vec![g]),
+            ("RecurrentBias", vec![g]),
+        ]
+    }
+    fn build(&self, inputs: &[ActShape], rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
+        if let Err((setting, message)) = self.validate() {
+            return Err(Error::LayerConfig {
+                layer: self.name.clone(),
+                setting,
+                message,
+            });
+        }
+        Ok(Box::new(self.kernel(inputs, rng)?))
+    }
+}
+
+/// What the forward keeps for the backward.
+#[derive(Debug, Clone)]
+struct GruTape {
+    steps: Steps,
+    /// The input as `[T·B, C]` rows.
+    x: Array2<f32>,
+    /// Activated `r, z, n` of every step, `[T·B, 3H]` (unused at padded steps).
+    gates: Vec<f32>,
+    /// `R_n·h + rb_n` of every step, `[T·B, H]`.
+    hn: Vec<f32>,
+    /// Hidden states, `T + 2` slots of `[B, H]` (see [`super::recurrent`]).
+    h: Vec<f32>,
+}
+
+/// The kernel of [`Gru`]: learnables `InputWeights` `[3H, C]`, `RecurrentWeights`
+/// `[3H, H]`, `Bias` `[3H]`, `RecurrentBias` `[3H]`; input `[T, B, C]`; output
+/// `[T, B, H]` or `[B, H]`.
+#[derive(Debug, Clone)]
+pub struct GruKernel {
+    name: String,
+    hidden: usize,
+    input_size: usize,
+    output_mode: OutputMode,
+    gate: GateActivation,
+    state: StateActivation,
+    hidden_state: Option<Vec<f32>>,
+    input_weights: Learnable,
+    recurrent_weights: Learnable,
+    bias: Learnable,
+    recurrent_bias: Learnable,
+    tape: Option<GruTape>,
+    kept: Option<RecurrentState>,
+    final_state: Option<RecurrentState>,
+}
+
+impl GruKernel {
+    /// The final state of the last forward: each sequence's hidden state after its
+    /// last real step, `[B, H]` (PyTorch's `h_n`); `cell` is `None`.
+    pub fn final_state(&self) -> Option<&RecurrentState> {
+        self.final_state.as_ref()
+    }
+
+    /// The state kept by the last stateful forward (`[B, H]`), if any.
+    pub fn kept_state(&self) -> Option<&RecurrentState> {
+        self.kept.as_ref()
+    }
+
+    fn check_learnables(&self) -> Result<()> {
+        let g = 3 * self.hidden;
+        for (p, want) in [
+            (&self.input_weights, vec![g, self.input_size]),
+            (&self.recurrent_weights, vec![g, self.hidden]),
+            (&self.bias, vec![g]),
+            (&self.recurrent_bias, vec![g]),
+        ] {
+            if p.value.shape() != want.as_slice() {
+                return Err(Error::Learnable {
+                    layer: self.name.clone(),
+                    learnable: p.name.to_string(),
+                    message: format!("has shape {:?}, expected {want:?}", p.value.shape()),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LayerKernel for GruKernel {
+    fn forward(&mut self, inputs: &[&Activation], ctx: &mut ForwardCtx) -> Result<Vec<Activation>> {
+        let x = inputs
+            .first()
+            .ok_or_else(|| Error::layer(&self.name, "no input"))?;
+        let (h, c) = (self.hidden, self.input_size);
+        let steps = input_steps(&self.name, x, c)?;
+        self.check_learnables()?;
+        let (t, b) = (steps.t, steps.b);
+        let g3 = 3 * h;
+        let xr = x
+            .data
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((t * b, c))
+            .map_err(|e| Error::layer(&self.name, e.to_string()))?;
+        let h0 = match &self.kept {
+            Some(k) if ctx.stateful && k.batch() == b => k.hidden.clone(),
+            _ => initial_state(
+                &self.name,
+                "HiddenState",
+                self.hidden_state.as_deref(),
+                b,
+                h,
+            )?,
+        };
+
+        let w_ih = self
+            .input_weights
+            .value
+            .view()
+            .into_dimensionality::<Ix2>()
+            .expect("checked 2-D");
+        let w_hh = self
+            .recurrent_weights
+            .value
+            .view()
+            .into_dimensionality::<Ix2>()
+            .expect("checked 2-D");
+        let bias = self.bias.value.as_standard_layout();
+        let rbias = self.recurrent_bias.value.as_standard_layout();
+        let mut tape = GruTape {
+            steps,
+            x: xr,
+            gates: vec![0.0; t * b * g3],
+            hn: vec![0.0; t * b * h],
+            h: vec![0.0; (t + 2) * b * h],
+        };
+        fill_rows(&mut tape.gates, bias.as_slice().expect("standard layout"));
+        matmul_into(
+            tape.x.view(),
+            w_ih.t(),
+            view_mut(&mut tape.gates, t * b, g3),
+            true,
+        );
+        put_slot(&mut tape.h, tape.steps.initial_slot(false), &h0, 0, h);
+        let rb = rbias.as_slice().expect("standard layout");
+        with_acts!(self.gate, self.state, gru_pass(&mut tape, false, w_hh, rb));
+
+        let mut y = vec![0.0; t * b * h];
+        write_outputs(&tape.steps, &tape.h, h, &mut y, h, 0);
+        let mut fin = RecurrentState {
+            hidden: Array2::zeros((b, h)),
+            cell: None,
+        };
+        take_slot(&tape.h, tape.steps.final_slot(false), &mut fin.hidden, 0, h);
+        if ctx.stateful {
+            self.kept = Some(fin.clone());
+        }
+        self.final_state = Some(fin);
+        let out = match self.output_mode {
+            OutputMode::Sequence => {
+                let data = ArrayD::from_shape_vec(vec![t, b, h], y).expect("t·b·h values");
+                Activation {
+                    data: data.into_shared(),
+                    format: Format::CBT,
+                    lengths: x.lengths.clone(),
+                }
+            }
+            OutputMode::Last => {
+                Activation::features(super::recurrent::gather_last(&tape.steps, &y, h).into_dyn())?
+            }
+        };
+        self.tape = Some(tape);
+        Ok(vec![out])
+    }
+
+    fn backward(
+        &mut self,
+        mut grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Vec<Option<ArrayD<f32>>>> {
+        self.check_learnables()?;
+        let tape = self.tape.as_ref().ok_or_else(|| no_forward(&self.name))?;
+        let steps = &tape.steps;
+        let (h, c) = (self.hidden, self.input_size);
+        let (t, b, g3) = (steps.t, steps.b, 3 * h);
+        let dy = output_grad(&self.name, &mut grads, self.output_mode, steps, h)?;
+        let w_ih = self
+            .input_weights
+            .value
+            .view()
+            .into_dimensionality::<Ix2>()
+            .expect("checked 2-D");
+        let w_hh = self
+            .recurrent_weights
+            .value
+            .view()
+            .into_dimensionality::<Ix2>()
+            .expect("checked 2-D");
+        let (dgi, dgh) = with_acts!(self.gate, self.state, gru_pass_back(tape, false, w_hh, &dy));
+        let mut dw_ih = Array2::<f32>::zeros((g3, c));
+        let mut dw_hh = Array2::<f32>::zeros((g3, h));
+        weight_grad(&dgi, tape.x.view(), g3, dw_ih.view_mut());
+        let p0 = steps.prev_start(false);
+        weight_grad(
+            &dgh,
+            view(&tape.h[p0 * b * h..], t * b, h),
+            g3,
+            dw_hh.view_mut(),
+        );
+        let mut db = vec![0.0f32; g3];
+        let mut drb = vec![0.0f32; g3];
+        column_sums(&dgi, &mut db);
+        column_sums(&dgh, &mut drb);
+        let mut dx = Array2::<f32>::zeros((t * b, c));
+        matmul_into(view(&dgi, t * b, g3), w_ih, dx.view_mut(), false);
+        self.input_weights.grad = dw_ih.into_dyn();
+        self.recurrent_weights.grad = dw_hh.into_dyn();
+        self.bias.grad = Array1::from(db).into_dyn();
+        self.recurrent_bias.grad = Array1::from(drb).into_dyn();
+        Ok(vec![Some(
+            dx.into_shape_with_order(vec![t, b, c])
+                .expect("t·b·c values"),
+        )])
+    }
+
+    fn learnables(&self) -> Vec<&Learnable> {
+        vec![
+            &self.input_weights,
+            &self.recurrent_weights,
+            &self.bias,
+            &self.recurrent_bias,
+        ]
+    }
+    fn learnables_mut(&mut self) -> Vec<&mut Learnable> {
+        vec![
+            &mut self.input_weights,
+            &mut self.recurrent_weights,
+            &mut self.bias,
+            &mut self.recurrent_bias,
+        ]
+    }
+    fn reset_state(&mut self) {
+        self.kept = None;
+    }
+}
+
+/// The forward through time. On entry `tape.gates` holds `W·x + b` for every
+/// step and the initial state is in its slot; on exit the gates are activated and
+/// every state slot is filled. `rb` is the recurrent bias (`3H` values).
+fn gru_pass<G: Act, S: Act>(tape: &mut GruTape, reverse: bool, w_hh: ArrayView2<f32>, rb: &[f32]) {
+    let steps = &tape.steps;
+    let (t_len, b, h) = (steps.t, steps.b, w_hh.ncols());
+    let (g3, bh) = (3 * h, b * h);
+    // R·h + rb of the current step, [B, 3H], reused by every step.
+    let mut hw = vec![0.0f32; b * g3];
+    for k in 0..t_len {
+        let t = steps.step(k, reverse);
+        let (prev, out) = steps.slots(t, reverse);
+        fill_rows(&mut hw, rb);
+        matmul_into(
+            view(&tape.h[prev * bh..], b, h),
+            w_hh.t(),
+            view_mut(&mut hw, b, g3),
+            true,
+        );
+        let (hp, ho) = two_slots(&mut tape.h, prev, out, bh);
+        for bi in 0..b {
+            let r = bi * h..(bi + 1) * h;
+            if !steps.real(bi, t) {
+                ho[r.clone()].copy_from_slice(&hp[r]);
+                continue;
+            }
+            let row = t * b + bi;
+            let g = &mut tape.gates[row * g3..(row + 1) * g3];
+            let (gr, rest) = g.split_at_mut(h);
+            let (gz, gn) = rest.split_at_mut(h);
+            let hwr = &hw[bi * g3..(bi + 1) * g3];
+            let (hr, hz, hn) = (&hwr[..h], &hwr[h..2 * h], &hwr[2 * h..]);
+            let hn_keep = &mut tape.hn[row * h..(row + 1) * h];
+            let (hp, ho) = (&hp[r.clone()], &mut ho[r]);
+            for j in 0..h {
+                let rv = G::f(gr[j] + hr[j]);
+                let zv = G::f(gz[j] + hz[j]);
+                let nv = S::f(gn[j] + rv * hn[j]);
+                gr[j] = rv;
+                gz[j] = zv;
+                gn[j] = nv;
+                hn_keep[j] = hn[j];
+                ho[j] = (1.0 - zv) * nv + zv * hp[j];
+            }
+        }
+    }
+}
+
+/// The backward through time for the output gradient `dy` (`[T·B, H]`). Returns
+/// the gradients for `W·x + b` and for `R·h + rb`, both `[T·B, 3H]` (zero at
+/// padded steps).
+fn gru_pass_back<G: Act, S: Act>(
+    tape: &GruTape,
+    reverse: bool,
+    w_hh: ArrayView2<f32>,
+    dy: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let steps = &tape.steps;
+    let (t_len, b, h) = (steps.t, steps.b, w_hh.ncols());
+    let (g3, bh) = (3 * h, b * h);
+    let mut dgi = vec![0.0f32; t_len * b * g3];
+    let mut dgh = vec![0.0f32; t_len * b * g3];
+    let mut dh_next = vec![0.0f32; bh];
+    let mut dh_carry = vec![0.0f32; bh];
+    for k in (0..t_len).rev() {
+        let t = steps.step(k, reverse);
+        let (prev, _) = steps.slots(t, reverse);
+        for bi in 0..b {
+            let r = bi * h..(bi + 1) * h;
+            if !steps.real(bi, t) {
+                dh_carry[r.clone()].copy_from_slice(&dh_next[r]);
+                continue;
+            }
+            let row = t * b + bi;
+            let g = &tape.gates[row * g3..(row + 1) * g3];
+            let (gr, gz, gn) = (&g[..h], &g[h..2 * h], &g[2 * h..]);
+            let hn = &tape.hn[row * h..(row + 1) * h];
+            let hp = &tape.h[(prev * b + bi) * h..][..h];
+            let dyr = &dy[row * h..(row + 1) * h];
+            let dhn = &dh_next[r.clone()];
+            let dhc = &mut dh_carry[r];
+            let (di_r, rest) = dgi[row * g3..(row + 1) * g3].split_at_mut(h);
+            let (di_z, di_n) = rest.split_at_mut(h);
+            let (dh_r, rest) = dgh[row * g3..(row + 1) * g3].split_at_mut(h);
+            let (dh_z, dh_n) = rest.split_at_mut(h);
+            for j in 0..h {
+                let dh = dhn[j] + dyr[j];
+                let dn = dh * (1.0 - gz[j]) * S::df(gn[j]);
+                let dz = dh * (hp[j] - gn[j]) * G::df(gz[j]);
+                let dr = dn * hn[j] * G::df(gr[j]);
+                di_r[j] = dr;
+                di_z[j] = dz;
+                di_n[j] = dn;
+                dh_r[j] = dr;
+                dh_z[j] = dz;
+                dh_n[j] = dn * gr[j];
+                dhc[j] = dh * gz[j];
+            }
+        }
+        std::mem::swap(&mut dh_next, &mut dh_carry);
+        matmul_into(
+            view(&dgh[t * b * g3..], b, g3),
+            w_hh,
+            view_mut(&mut dh_next, b, h),
+            true,
+        );
+    }
+    (dgi, dgh)
+}

@@ -1,0 +1,562 @@
+//! What the recurrent layers ([`super::Lstm`], [`super::BiLstm`], [`super::Gru`]) share:
+//! their options, the per-batch state, masking of padded steps, the initial and
+//! kept state, and the output modes.
+//!
+//! # Conventions of the fused kernels
+//!
+//! `B` is the batch size, `T` the padded length, `C` the input channels, `H` the
+//! hidden units and `D` the number of directions (1, or 2 for a BiLSTM).
+//!
+//! * The input `C×B×T` is stored `[T, B, C]`, so its `T·B` rows `[T·B, C]` are a
+//!   free reshape and the input projection of every step is one matrix product.
+//! * The states of one direction live in a buffer of `T + 2` slots of `[B, H]`
+//!   (`[(T+2)·B, H]` row-major): slot `t + 1` holds the state after step `t`;
+//!   the initial state sits in slot `0` for the forward direction and in slot
+//!   `T + 1` for the backward direction. The state *before* step `t` is then slot
+//!   `t` (forward) or `t + 2` (backward), and those `T` slots are contiguous, in
+//!   time order: the recurrent weights' gradient is one product over all steps.
+//! * A padded step copies the previous state into its slot, so every slot holds
+//!   the state "so far": padding never changes the state and gets no gradient.
+
+use crate::error::{Error, Result};
+use crate::linalg::matmul_into;
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+
+/// What a recurrent layer outputs (MATLAB's `OutputMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputMode {
+    /// The whole sequence, `S×B×T` (`[T, B, S]`), zero at padded steps.
+    #[default]
+    Sequence,
+    /// The output at each sequence's last real step, `S×B` (`[B, S]`),
+    /// whichever side the padding is on; zero for an empty sequence.
+    Last,
+}
+
+/// The gate activation function (MATLAB's `GateActivationFunction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GateActivation {
+    /// `σ(x) = 1 / (1 + e^(−x))`.
+    #[default]
+    Sigmoid,
+    /// MATLAB's hard sigmoid, `clamp(0.2·x + 0.5, 0, 1)`.
+    HardSigmoid,
+}
+
+/// The state activation function (MATLAB's `StateActivationFunction`), used for
+/// the LSTM's cell candidate and cell output and for the GRU's candidate state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StateActivation {
+    /// `tanh(x)`.
+    #[default]
+    Tanh,
+    /// `x / (1 + |x|)`.
+    Softsign,
+}
+
+/// The state of a recurrent layer for a whole batch.
+///
+/// `S` is the layer's state size: `H` for [`super::Lstm`] and [`super::Gru`],
+/// `2H` for [`super::BiLstm`] (forward direction first, then backward).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecurrentState {
+    /// Hidden state `[B, S]`.
+    pub hidden: Array2<f32>,
+    /// Cell state `[B, S]` (LSTMs); `None` for a GRU.
+    pub cell: Option<Array2<f32>>,
+}
+
+impl RecurrentState {
+    /// The batch size `B`.
+    pub fn batch(&self) -> usize {
+        self.hidden.nrows()
+    }
+}
+
+/// An elementwise activation with its derivative written in terms of its output.
+pub(crate) trait Act {
+    fn f(x: f32) -> f32;
+    /// `f'(x)` where `y = f(x)`.
+    fn df(y: f32) -> f32;
+}
+
+pub(crate) struct SigmoidAct;
+pub(crate) struct HardSigmoidAct;
+pub(crate) struct TanhAct;
+pub(crate) struct SoftsignAct;
+
+impl Act for SigmoidAct {
+    #[inline(always)]
+    fn f(x: f32) -> f32 {
+        1.0 / (1.0 + (-x).exp())
+    }
+    #[inline(always)]
+    fn df(y: f32) -> f32 {
+        y * (1.0 - y)
+    }
+}
+
+impl Act for HardSigmoidAct {
+    #[inline(always)]
+    fn f(x: f32) -> f32 {
+        (0.2 * x + 0.5).clamp(0.0, 1.0)
+    }
+    #[inline(always)]
+    fn df(y: f32) -> f32 {
+        if y > 0.0 && y < 1.0 {
+            0.2
+        } else {
+            0.0
+        }
+    }
+}
+
+impl Act for TanhAct {
+    /// `tanh` through `expf`, several times faster than libm's `tanhf` (which goes
+    /// through `expm1f`); within 2 ulp-ish of it: absolute error below `2e-7`,
+    /// relative error below `1e-6` (a short odd series near zero keeps it relative).
+    #[inline(always)]
+    fn f(x: f32) -> f32 {
+        let a = x.abs();
+        if a < 0.0625 {
+            let x2 = x * x;
+            return x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 - x2 * (17.0 / 315.0))));
+        }
+        let e = (-2.0 * a).exp();
+        ((1.0 - e) / (1.0 + e)).copysign(x)
+    }
+    #[inline(always)]
+    fn df(y: f32) -> f32 {
+        1.0 - y * y
+    }
+}
+
+impl Act for SoftsignAct {
+    #[inline(always)]
+    fn f(x: f32) -> f32 {
+        x / (1.0 + x.abs())
+    }
+    #[inline(always)]
+    fn df(y: f32) -> f32 {
+        let d = 1.0 - y.abs();
+        d * d
+    }
+}
+
+/// Calls `$f::<Gate, State>($args)` with the activation types chosen at run time.
+macro_rules! with_acts {
+    ($gate:expr, $state:expr, $f:ident($($arg:expr),* $(,)?)) => {{
+        use $crate::layers::recurrent::{GateActivation as GA, StateActivation as SA};
+        use $crate::layers::recurrent::{HardSigmoidAct, SigmoidAct, SoftsignAct, TanhAct};
+        match ($gate, $state) {
+            (GA::Sigmoid, SA::Tanh) => $f::<SigmoidAct, TanhAct>($($arg),*),
+            (GA::Sigmoid, SA::Softsign) => $f::<SigmoidAct, SoftsignAct>($($arg),*),
+            (GA::HardSigmoid, SA::Tanh) => $f::<HardSigmoidAct, TanhAct>($($arg),*),
+            (GA::HardSigmoid, SA::Softsign) => $f::<HardSigmoidAct, SoftsignAct>($($arg),*),
+        }
+    }};
+}
+pub(crate) use with_acts;
+
+/// The sizes and real-step spans of one forward pass.
+#[derive(Debug, Clone)]
+pub(crate) struct Steps {
+    /// Padded length `T`.
+    pub t: usize,
+    /// Batch size `B`.
+    pub b: usize,
+    /// Observation `b`'s real steps.
+    pub spans: Vec<Range<usize>>,
+}
+
+impl Steps {
+    pub fn new(lengths: &crate::activation::SeqLengths) -> Self {
+        let b = lengths.lengths.len();
+        Steps {
+            t: lengths.time,
+            b,
+            spans: (0..b).map(|i| lengths.span(i)).collect(),
+        }
+    }
+
+    #[inline]
+    pub fn real(&self, b: usize, t: usize) -> bool {
+        self.spans[b].contains(&t)
+    }
+
+    /// Time step processed at position `k` of a direction's pass.
+    #[inline]
+    pub fn step(&self, k: usize, reverse: bool) -> usize {
+        if reverse {
+            self.t - 1 - k
+        } else {
+            k
+        }
+    }
+
+    /// The slots of the state before and after step `t` (see the module docs).
+    #[inline]
+    pub fn slots(&self, t: usize, reverse: bool) -> (usize, usize) {
+        if reverse {
+            (t + 2, t + 1)
+        } else {
+            (t, t + 1)
+        }
+    }
+
+    /// The slot of the initial state.
+    pub fn initial_slot(&self, reverse: bool) -> usize {
+        if reverse {
+            self.t + 1
+        } else {
+            0
+        }
+    }
+
+    /// The slot of the final state (after the last step the direction processes).
+    pub fn final_slot(&self, reverse: bool) -> usize {
+        if reverse {
+            1
+        } else {
+            self.t
+        }
+    }
+
+    /// The first of the `T` contiguous slots holding the state before each step.
+    pub fn prev_start(&self, reverse: bool) -> usize {
+        if reverse {
+            2
+        } else {
+            0
+        }
+    }
+}
+
+/// Checks a recurrent layer's run-time input (a `[T, B, C]` feature sequence
+/// with lengths that fit it) and returns its steps.
+pub(crate) fn input_steps(
+    layer: &str,
+    x: &crate::activation::Activation,
+    channels: usize,
+) -> Result<Steps> {
+    if x.format != crate::format::Format::CBT || x.data.ndim() != 3 {
+        return Err(Error::layer(
+            layer,
+            format!(
+                "expects a feature sequence (CBT, [T, B, C]), got {} data of shape {:?}",
+                x.format.label(),
+                x.data.shape()
+            ),
+        ));
+    }
+    let (t, b, c) = (x.data.shape()[0], x.data.shape()[1], x.data.shape()[2]);
+    if c != channels {
+        return Err(Error::layer(
+            layer,
+            format!(
+                "expects {channels} channels, got shape {:?}",
+                x.data.shape()
+            ),
+        ));
+    }
+    let lengths = x.seq_lengths();
+    if lengths.lengths.len() != b || lengths.time != t || lengths.lengths.iter().any(|&l| l > t) {
+        return Err(Error::layer(
+            layer,
+            format!(
+                "sequence lengths {:?} (padded length {}) do not fit data of shape {:?}",
+                lengths.lengths,
+                lengths.time,
+                x.data.shape()
+            ),
+        ));
+    }
+    Ok(Steps::new(&lengths))
+}
+
+/// The rows of slot `a` (read) and slot `b` (written) of a `[slots·n]` buffer; `a ≠ b`.
+#[inline]
+pub(crate) fn two_slots(buf: &mut [f32], a: usize, b: usize, n: usize) -> (&[f32], &mut [f32]) {
+    debug_assert_ne!(a, b);
+    if a < b {
+        let (lo, hi) = buf.split_at_mut(b * n);
+        (&lo[a * n..(a + 1) * n], &mut hi[..n])
+    } else {
+        let (lo, hi) = buf.split_at_mut(a * n);
+        (&hi[..n], &mut lo[b * n..(b + 1) * n])
+    }
+}
+
+/// `[rows, cols]` view of a contiguous slice.
+#[inline]
+pub(crate) fn view(s: &[f32], rows: usize, cols: usize) -> ArrayView2<'_, f32> {
+    ArrayView2::from_shape((rows, cols), &s[..rows * cols]).expect("buffer holds rows·cols values")
+}
+
+/// Mutable `[rows, cols]` view of a contiguous slice.
+#[inline]
+pub(crate) fn view_mut(s: &mut [f32], rows: usize, cols: usize) -> ArrayViewMut2<'_, f32> {
+    ArrayViewMut2::from_shape((rows, cols), &mut s[..rows * cols])
+        .expect("buffer holds rows·cols values")
+}
+
+/// Checks a configured initial state: `len` must be `size` (one state broadcast
+/// over the batch) or a positive multiple of it (one per observation).
+pub(crate) fn check_state_len(
+    setting: &'static str,
+    len: usize,
+    size: usize,
+) -> Result<(), String> {
+    if size == 0 || len == 0 || len != size * (len / size) {
+        return Err(format!(
+            "{setting} must hold {size} values (one state for every observation) or {size}·B values ([B, {size}] row-major, one per observation), got {len}"
+        ));
+    }
+    Ok(())
+}
+
+/// The initial state `[B, size]` from a configured value (`None`: zeros).
+pub(crate) fn initial_state(
+    layer: &str,
+    setting: &'static str,
+    values: Option<&[f32]>,
+    batch: usize,
+    size: usize,
+) -> Result<Array2<f32>> {
+    let Some(v) = values else {
+        return Ok(Array2::zeros((batch, size)));
+    };
+    if v.len() == size {
+        let row = ArrayView2::from_shape((1, size), v).expect("length checked");
+        return Ok(row
+            .broadcast((batch, size))
+            .expect("broadcast a row")
+            .to_owned());
+    }
+    if v.len() == batch * size {
+        return Ok(Array2::from_shape_vec((batch, size), v.to_vec()).expect("length checked"));
+    }
+    Err(Error::LayerConfig {
+        layer: layer.to_string(),
+        setting,
+        message: format!(
+            "holds {} values; a batch of {batch} needs {size} or {} ([B, {size}])",
+            v.len(),
+            batch * size
+        ),
+    })
+}
+
+/// Fills `rows` (`[N, n]`, contiguous) with copies of `bias` (`n` values).
+pub(crate) fn fill_rows(rows: &mut [f32], bias: &[f32]) {
+    if bias.is_empty() {
+        return;
+    }
+    for r in rows.chunks_exact_mut(bias.len()) {
+        r.copy_from_slice(bias);
+    }
+}
+
+/// Column sums of a `[N, n]` buffer into `out` (`n` values).
+pub(crate) fn column_sums(rows: &[f32], out: &mut [f32]) {
+    out.fill(0.0);
+    if out.is_empty() {
+        return;
+    }
+    for r in rows.chunks_exact(out.len()) {
+        for (o, v) in out.iter_mut().zip(r) {
+            *o += v;
+        }
+    }
+}
+
+/// The weight gradients of one block of rows: `dW = dGᵀ·A` where `dG` is
+/// `[T·B, n]` and `A` is `[T·B, m]`; `dw` is `[n, m]`.
+pub(crate) fn weight_grad(dg: &[f32], a: ArrayView2<f32>, n: usize, dw: ArrayViewMut2<f32>) {
+    let rows = a.nrows();
+    matmul_into(view(dg, rows, n).t(), a, dw, false);
+}
+
+/// Copies the states of one direction into the output sequence `[T·B, S]`
+/// (columns `offset..offset + H`), leaving padded steps at zero.
+pub(crate) fn write_outputs(
+    steps: &Steps,
+    hbuf: &[f32],
+    h: usize,
+    y: &mut [f32],
+    s: usize,
+    offset: usize,
+) {
+    let b = steps.b;
+    for t in 0..steps.t {
+        for bi in 0..b {
+            if steps.real(bi, t) {
+                let src = &hbuf[((t + 1) * b + bi) * h..][..h];
+                y[(t * b + bi) * s + offset..][..h].copy_from_slice(src);
+            }
+        }
+    }
+}
+
+/// The output at each sequence's last real step: `[B, S]` from `y` `[T·B, S]`.
+pub(crate) fn gather_last(steps: &Steps, y: &[f32], s: usize) -> Array2<f32> {
+    let b = steps.b;
+    let mut out = Array2::zeros((b, s));
+    for (bi, span) in steps.spans.iter().enumerate() {
+        if !span.is_empty() {
+            let t = span.end - 1;
+            out.row_mut(bi)
+                .as_slice_mut()
+                .expect("standard layout")
+                .copy_from_slice(&y[(t * b + bi) * s..][..s]);
+        }
+    }
+    out
+}
+
+/// The gradient of [`gather_last`]: `[T·B, S]` from `g` `[B, S]`.
+pub(crate) fn scatter_last(steps: &Steps, g: ArrayView2<f32>, s: usize) -> Vec<f32> {
+    let b = steps.b;
+    let mut dy = vec![0.0; steps.t * b * s];
+    for (bi, span) in steps.spans.iter().enumerate() {
+        if !span.is_empty() {
+            let t = span.end - 1;
+            for (d, v) in dy[(t * b + bi) * s..][..s].iter_mut().zip(g.row(bi)) {
+                *d = *v;
+            }
+        }
+    }
+    dy
+}
+
+/// Copies columns `offset..offset + h` of `state` (`[B, S]`) into slot `slot` of
+/// a state buffer (`[slots·B, h]`).
+pub(crate) fn put_slot(buf: &mut [f32], slot: usize, state: &Array2<f32>, offset: usize, h: usize) {
+    let b = state.nrows();
+    for bi in 0..b {
+        let dst = &mut buf[(slot * b + bi) * h..][..h];
+        for (d, v) in dst.iter_mut().zip(state.row(bi).iter().skip(offset)) {
+            *d = *v;
+        }
+    }
+}
+
+/// Copies slot `slot` of a state buffer into columns `offset..offset + h` of `state`.
+pub(crate) fn take_slot(
+    buf: &[f32],
+    slot: usize,
+    state: &mut Array2<f32>,
+    offset: usize,
+    h: usize,
+) {
+    let b = state.nrows();
+    for bi in 0..b {
+        let src = &buf[(slot * b + bi) * h..][..h];
+        for (d, v) in state.row_mut(bi).iter_mut().skip(offset).zip(src) {
+            *d = *v;
+        }
+    }
+}
+
+/// The loss gradient for the output, checked against the output's shape, as
+/// `[T·B, S]` rows (a `Last` gradient is scattered to each last real step).
+pub(crate) fn output_grad(
+    layer: &str,
+    grads: &mut [Option<ndarray::ArrayD<f32>>],
+    mode: OutputMode,
+    steps: &Steps,
+    s: usize,
+) -> Result<Vec<f32>> {
+    let want: Vec<usize> = match mode {
+        OutputMode::Sequence => vec![steps.t, steps.b, s],
+        OutputMode::Last => vec![steps.b, s],
+    };
+    let Some(g) = grads.get_mut(0).and_then(Option::take) else {
+        return Ok(vec![0.0; steps.t * steps.b * s]);
+    };
+    if g.shape() != want.as_slice() {
+        return Err(Error::layer(
+            layer,
+            format!(
+                "output gradient has shape {:?}, the output has shape {want:?}",
+                g.shape()
+            ),
+        ));
+    }
+    Ok(match mode {
+        OutputMode::Sequence => g.as_standard_layout().iter().copied().collect(),
+        OutputMode::Last => {
+            let g2 = g
+                .view()
+                .into_shape_with_order((steps.b, s))
+                .map_err(|e| Error::layer(layer, e.to_string()))?;
+            scatter_last(steps, g2, s)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activation_derivatives_match_differences() {
+        fn check<A: Act>() {
+            for &x in &[-3.0f32, -1.2, -0.3, 0.0, 0.4, 1.7, 2.9] {
+                let h = 1e-3;
+                let num = (A::f(x + h) - A::f(x - h)) / (2.0 * h);
+                assert!(
+                    (A::df(A::f(x)) - num).abs() < 2e-3,
+                    "x = {x}: {} vs {num}",
+                    A::df(A::f(x))
+                );
+            }
+        }
+        check::<SigmoidAct>();
+        check::<HardSigmoidAct>();
+        check::<TanhAct>();
+        check::<SoftsignAct>();
+    }
+
+    #[test]
+    fn fast_tanh_matches_the_library_one() {
+        let mut worst = (0.0f32, 0.0f32);
+        for i in -200_000..=200_000 {
+            let x = i as f32 * 1e-4;
+            let (a, b) = (TanhAct::f(x), (x as f64).tanh() as f32);
+            let err = (a - b).abs();
+            worst = (
+                worst.0.max(err),
+                worst.1.max(err / b.abs().max(f32::MIN_POSITIVE)),
+            );
+        }
+        assert!(
+            worst.0 < 2e-7 && worst.1 < 1e-6,
+            "abs {:e}, rel {:e}",
+            worst.0,
+            worst.1
+        );
+        assert_eq!(TanhAct::f(0.0), 0.0);
+        assert_eq!(TanhAct::f(100.0), 1.0);
+        assert_eq!(TanhAct::f(-100.0), -1.0);
+        assert!(TanhAct::f(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn slots_of_both_directions() {
+        let s = Steps {
+            t: 4,
+            b: 1,
+            spans: std::iter::once(0..4).collect(),
+        };
+        assert_eq!(s.slots(0, false), (0, 1));
+        assert_eq!(s.slots(3, true), (5, 4));
+        assert_eq!((s.initial_slot(false), s.initial_slot(true)), (0, 5));
+        assert_eq!((s.final_slot(false), s.final_slot(true)), (4, 1));
+    }
+}

@@ -1,0 +1,495 @@
+//! Behaviour of the recurrent layers besides their gradients: stateful mode,
+//! shape inference and configuration errors, serialisation, initializers, and use
+//! inside a `Network`.
+
+use ndarray::{s, ArrayD, Axis};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use seqnet_core::init::BiasInitializer;
+use seqnet_core::layers::*;
+use seqnet_core::{
+    ActShape, Activation, Error, ForwardCtx, Layer, LayerDef, LayerGraph, LayerKernel, Mode,
+    Network, PaddingDirection, SeqLengths,
+};
+
+fn random(shape: &[usize], seed: u64) -> ArrayD<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    ArrayD::from_shape_simple_fn(shape, || rng.random_range(-1.0..1.0))
+}
+
+fn forward(k: &mut dyn LayerKernel, x: &Activation, stateful: bool) -> ArrayD<f32> {
+    let mut rng = StdRng::seed_from_u64(0);
+    k.forward(
+        &[x],
+        &mut ForwardCtx {
+            mode: Mode::Inference,
+            stateful,
+            rng: &mut rng,
+            target: None,
+        },
+    )
+    .unwrap()
+    .remove(0)
+    .data
+    .to_owned()
+}
+
+fn close(a: &ArrayD<f32>, b: &ArrayD<f32>) -> bool {
+    a.shape() == b.shape() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5)
+}
+
+/// Lengths `[7, 4]`, right-padded: the whole batch, and the same split into steps
+/// `0..3` and `3..7` (the second observation ends inside the second chunk).
+fn chunks() -> (Activation, Activation, Activation) {
+    let data = random(&[7, 2, 3], 1);
+    let whole = Activation::sequence(
+        data.clone(),
+        Some(SeqLengths::new(vec![7, 4], 7, PaddingDirection::Right).unwrap()),
+    )
+    .unwrap();
+    let first =
+        Activation::sequence(data.slice(s![0..3, .., ..]).to_owned().into_dyn(), None).unwrap();
+    let second = Activation::sequence(
+        data.slice(s![3..7, .., ..]).to_owned().into_dyn(),
+        Some(SeqLengths::new(vec![4, 1], 4, PaddingDirection::Right).unwrap()),
+    )
+    .unwrap();
+    (whole, first, second)
+}
+
+#[test]
+fn stateful_chunks_continue_the_sequence_and_reset_forgets() {
+    let (whole, first, second) = chunks();
+    let layers: Vec<Layer> = vec![
+        Lstm::new(4).name("l").into(),
+        Gru::new(4).name("g").into(),
+        Lstm::new(4)
+            .hidden_state(vec![0.5; 4])
+            .cell_state(vec![-0.5; 4])
+            .name("s")
+            .into(),
+    ];
+    for layer in layers {
+        let mut k = layer
+            .def()
+            .build(&[whole.shape()], &mut StdRng::seed_from_u64(2))
+            .unwrap();
+        let y = forward(k.as_mut(), &whole, false);
+        let y1 = forward(k.as_mut(), &first, true);
+        let y2 = forward(k.as_mut(), &second, true);
+        let joined = ndarray::concatenate(Axis(0), &[y1.view(), y2.view()]).unwrap();
+        assert!(
+            close(&joined, &y),
+            "{}: chunks differ from the whole sequence",
+            layer.tag()
+        );
+        // A non-stateful forward starts from the initial state and keeps nothing.
+        let again = forward(k.as_mut(), &first, false);
+        assert!(close(&again, &y1), "{}", layer.tag());
+        // The kept state is used by the next stateful forward until reset.
+        let y2b = forward(k.as_mut(), &second, true);
+        assert!(
+            !close(&y2b, &y2),
+            "{}: the kept state moved on",
+            layer.tag()
+        );
+        k.reset_state();
+        let fresh = forward(k.as_mut(), &first, true);
+        assert!(
+            close(&fresh, &y1),
+            "{}: reset_state did not forget",
+            layer.tag()
+        );
+        // A different batch size starts from the initial state.
+        let one = Activation::sequence(
+            first.data.slice(s![.., 0..1, ..]).to_owned().into_dyn(),
+            None,
+        )
+        .unwrap();
+        let lone = forward(k.as_mut(), &one, true);
+        assert!(
+            close(&lone, &y1.slice(s![.., 0..1, ..]).to_owned().into_dyn()),
+            "{}",
+            layer.tag()
+        );
+    }
+}
+
+#[test]
+fn stateful_final_state_is_at_the_last_real_step() {
+    let (whole, first, second) = chunks();
+    let mut k = Lstm::new(4)
+        .name("l")
+        .kernel(&[whole.shape()], &mut StdRng::seed_from_u64(3))
+        .unwrap();
+    let y = forward(&mut k, &whole, false);
+    forward(&mut k, &first, true);
+    forward(&mut k, &second, true);
+    let kept = k.kept_state().expect("kept");
+    assert_eq!(kept.hidden.row(0), y.slice(s![6, 0, ..]));
+    assert_eq!(kept.hidden.row(1), y.slice(s![3, 1, ..]));
+    assert_eq!(k.final_state().unwrap(), kept);
+}
+
+#[test]
+fn stateful_backward_is_truncated_at_the_chunk() {
+    let (whole, first, second) = chunks();
+    let mut k = Gru::new(3)
+        .name("g")
+        .kernel(&[whole.shape()], &mut StdRng::seed_from_u64(4))
+        .unwrap();
+    // The whole sequence with gradient only on the second chunk's steps.
+    let y = forward(&mut k, &whole, false);
+    let mut g = random(y.shape(), 5);
+    g.slice_mut(s![0..3, .., ..]).fill(0.0);
+    let dx = k
+        .backward(vec![Some(g.clone())])
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    forward(&mut k, &first, true);
+    forward(&mut k, &second, true);
+    let dx2 = k
+        .backward(vec![Some(g.slice(s![3..7, .., ..]).to_owned().into_dyn())])
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    assert!(close(
+        &dx2,
+        &dx.slice(s![3..7, .., ..]).to_owned().into_dyn()
+    ));
+}
+
+#[test]
+fn shape_inference_takes_feature_sequences_only() {
+    let seq = ActShape::sequence(3);
+    assert_eq!(
+        Lstm::new(5).infer(&[seq]).unwrap(),
+        vec![ActShape::sequence(5)]
+    );
+    assert_eq!(
+        BiLstm::new(5).infer(&[seq]).unwrap(),
+        vec![ActShape::sequence(10)]
+    );
+    assert_eq!(
+        Gru::new(5)
+            .output_mode(OutputMode::Last)
+            .infer(&[seq])
+            .unwrap(),
+        vec![ActShape::features(5)]
+    );
+    for bad in [
+        ActShape::features(3),
+        ActShape::image_sequence(4, 4, 1),
+        ActShape::images(4, 4, 1),
+    ] {
+        let layers: Vec<Layer> = vec![
+            Lstm::new(5).into(),
+            BiLstm::new(5).into(),
+            Gru::new(5).into(),
+        ];
+        for l in layers {
+            let e = l.def().infer(&[bad]).unwrap_err();
+            assert!(e.message.contains("C×B×T"), "{}: {}", l.tag(), e.message);
+        }
+    }
+    assert!(Lstm::new(0)
+        .infer(&[seq])
+        .unwrap_err()
+        .message
+        .contains("NumHiddenUnits"));
+    assert!(Lstm::new(4)
+        .hidden_state(vec![0.0; 6])
+        .infer(&[seq])
+        .unwrap_err()
+        .message
+        .contains("HiddenState"));
+    assert!(BiLstm::new(4)
+        .cell_state(vec![0.0; 4])
+        .infer(&[seq])
+        .unwrap_err()
+        .message
+        .contains("CellState"));
+    assert!(Gru::new(4)
+        .bias_initializer(BiasInitializer::UnitForgetGate)
+        .infer(&[seq])
+        .unwrap_err()
+        .message
+        .contains("BiasInitializer"));
+    let err = Gru::new(4)
+        .bias_initializer(BiasInitializer::UnitForgetGate)
+        .name("g")
+        .build(&[seq], &mut StdRng::seed_from_u64(0))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            err,
+            Error::LayerConfig {
+                setting: "BiasInitializer",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_graph_check_names_the_recurrent_layer_fed_features() {
+    let graph = LayerGraph::from_layers([
+        SequenceInput::new(3).into(),
+        Lstm::new(4).output_mode(OutputMode::Last).name("l1").into(),
+        Lstm::new(4).name("l2").into(),
+    ])
+    .unwrap();
+    let err = graph.check().unwrap_err();
+    assert!(
+        err.graph_problems().iter().any(|p| p.layer() == Some("l2")),
+        "{err}"
+    );
+}
+
+#[test]
+fn learnable_shapes_and_initializers() {
+    let seq = [ActShape::sequence(3)];
+    let mut rng = StdRng::seed_from_u64(0);
+    let k = BiLstm::new(2).kernel(&seq, &mut rng).unwrap();
+    let shapes: Vec<_> = k
+        .learnables()
+        .iter()
+        .map(|p| (p.name, p.value.shape().to_vec()))
+        .collect();
+    assert_eq!(
+        shapes,
+        vec![
+            ("InputWeights", vec![16, 3]),
+            ("RecurrentWeights", vec![16, 2]),
+            ("Bias", vec![16])
+        ]
+    );
+    assert_eq!(BiLstm::new(2).learnable_shapes(&seq), shapes);
+    // Unit forget gate in each direction.
+    let bias: Vec<f32> = k.learnables()[2].value.iter().copied().collect();
+    assert_eq!(
+        bias,
+        vec![0., 0., 1., 1., 0., 0., 0., 0., 0., 0., 1., 1., 0., 0., 0., 0.]
+    );
+    let g = Gru::new(2).kernel(&seq, &mut rng).unwrap();
+    let names: Vec<_> = g
+        .learnables()
+        .iter()
+        .map(|p| (p.name, p.value.shape().to_vec(), p.l2_factor))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("InputWeights", vec![6, 3], 1.0),
+            ("RecurrentWeights", vec![6, 2], 1.0),
+            ("Bias", vec![6], 0.0),
+            ("RecurrentBias", vec![6], 0.0)
+        ]
+    );
+}
+
+#[test]
+fn per_observation_initial_state_needs_its_batch_size() {
+    let x = Activation::sequence(random(&[3, 2, 3], 6), None).unwrap();
+    let mut k = Lstm::new(2)
+        .hidden_state(vec![0.1, 0.2, 0.3, 0.4])
+        .name("l")
+        .build(&[x.shape()], &mut StdRng::seed_from_u64(0))
+        .unwrap();
+    let y = forward(k.as_mut(), &x, false);
+    assert_eq!(y.shape(), &[3, 2, 2]);
+    let x3 = Activation::sequence(random(&[3, 3, 3], 6), None).unwrap();
+    let mut rng = StdRng::seed_from_u64(0);
+    let err = k
+        .forward(
+            &[&x3],
+            &mut ForwardCtx {
+                mode: Mode::Inference,
+                stateful: false,
+                rng: &mut rng,
+                target: None,
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::LayerConfig { layer, setting: "HiddenState", .. } if layer == "l"),
+        "{err}"
+    );
+    let wrong = Activation::sequence(random(&[3, 2, 4], 6), None).unwrap();
+    let err = k
+        .forward(
+            &[&wrong],
+            &mut ForwardCtx {
+                mode: Mode::Inference,
+                stateful: false,
+                rng: &mut rng,
+                target: None,
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("'l'"), "{err}");
+}
+
+#[test]
+fn serde_uses_matlab_names_and_defaults() {
+    let l: Layer =
+        serde_json::from_str(r#"{"type": "lstm", "name": "l", "numHiddenUnits": 10}"#).unwrap();
+    assert_eq!(l, Layer::from(Lstm::new(10).name("l")));
+    let b: Layer = serde_json::from_str(r#"{"type": "bilstm", "numHiddenUnits": 3, "outputMode": "last", "gateActivation": "hard-sigmoid", "stateActivation": "softsign", "hiddenState": [1, 2, 3, 4, 5, 6]}"#).unwrap();
+    assert_eq!(
+        b,
+        Layer::from(
+            BiLstm::new(3)
+                .output_mode(OutputMode::Last)
+                .gate_activation(GateActivation::HardSigmoid)
+                .state_activation(StateActivation::Softsign)
+                .hidden_state(vec![1., 2., 3., 4., 5., 6.])
+        )
+    );
+    let g = Layer::from(
+        Gru::new(7)
+            .output_mode(OutputMode::Last)
+            .bias_l2_factor(0.5)
+            .name("g"),
+    );
+    let json = serde_json::to_string(&g).unwrap();
+    assert!(
+        json.contains(r#""type":"gru""#)
+            && json.contains(r#""outputMode":"last""#)
+            && json.contains(r#""biasL2Factor":0.5"#),
+        "{json}"
+    );
+    assert_eq!(serde_json::from_str::<Layer>(&json).unwrap(), g);
+    assert_eq!(Layer::from(Lstm::new(1)).def().type_name(), "LSTM");
+    assert_eq!(Layer::from(BiLstm::new(1)).def().type_name(), "BiLSTM");
+    assert_eq!(Layer::from(Gru::new(1)).def().type_name(), "GRU");
+}
+
+#[test]
+fn a_network_of_recurrent_layers_trains_forward_and_backward() {
+    let graph = LayerGraph::from_layers([
+        SequenceInput::new(3).into(),
+        BiLstm::new(4).into(),
+        Gru::new(5).into(),
+        Lstm::new(4).output_mode(OutputMode::Last).into(),
+        FullyConnected::new(2).into(),
+        Softmax::new().into(),
+        ClassificationOutput::new().into(),
+    ])
+    .unwrap();
+    let mut net = Network::new(&graph, 1).unwrap();
+    let lengths = SeqLengths::new(vec![5, 3], 5, PaddingDirection::Left).unwrap();
+    let x = Activation::sequence(random(&[5, 2, 3], 7), Some(lengths)).unwrap();
+    let t = Activation::features(ArrayD::from_shape_vec(vec![2, 2], vec![1., 0., 0., 1.]).unwrap())
+        .unwrap();
+    let y = net
+        .forward(std::slice::from_ref(&x), Some(&[t]), Mode::Training, false)
+        .unwrap();
+    assert_eq!(y[0].data.shape(), &[2, 2]);
+    net.backward().unwrap();
+    for (layer, p) in net.learnables() {
+        assert!(p.grad.iter().all(|v| v.is_finite()), "{layer}/{}", p.name);
+        assert_eq!(p.grad.shape(), p.value.shape());
+    }
+    let dx = net.input_gradients()[0].as_ref().unwrap();
+    assert!(
+        dx.slice(s![0..2, 1, ..]).iter().all(|&v| v == 0.0),
+        "left padding gets no gradient"
+    );
+    assert!(dx.iter().any(|&v| v != 0.0));
+    // Stateful prediction keeps moving; reset brings the first answer back.
+    let a = net
+        .forward(std::slice::from_ref(&x), None, Mode::Inference, true)
+        .unwrap()[0]
+        .data
+        .to_owned();
+    let b = net
+        .forward(std::slice::from_ref(&x), None, Mode::Inference, true)
+        .unwrap()[0]
+        .data
+        .to_owned();
+    assert!(!close(&a, &b));
+    net.reset_state();
+    let c = net.forward(&[x], None, Mode::Inference, true).unwrap()[0]
+        .data
+        .to_owned();
+    assert!(close(&a, &c));
+    let summary = graph.summary().unwrap();
+    let row = summary.rows.iter().find(|r| r.name == "bilstm").unwrap();
+    assert_eq!(row.activations[0].1, "8×B×T");
+}
+
+#[test]
+fn malformed_activations_are_errors_not_panics() {
+    use std::sync::Arc;
+    let x = Activation::sequence(random(&[3, 2, 3], 8), None).unwrap();
+    let layers: Vec<Layer> = vec![
+        Lstm::new(2).name("l").into(),
+        BiLstm::new(2).name("b").into(),
+        Gru::new(2).name("g").into(),
+    ];
+    for layer in layers {
+        let mut k = layer
+            .def()
+            .build(&[x.shape()], &mut StdRng::seed_from_u64(0))
+            .unwrap();
+        let bad_lengths = Activation {
+            lengths: Some(Arc::new(SeqLengths {
+                lengths: vec![3, 9],
+                time: 3,
+                direction: PaddingDirection::Right,
+            })),
+            ..x.clone()
+        };
+        let wrong_batch = Activation {
+            lengths: Some(Arc::new(SeqLengths::full(5, 3))),
+            ..x.clone()
+        };
+        let flat = Activation {
+            data: random(&[3, 6], 9).into_shared(),
+            ..x.clone()
+        };
+        let features = Activation::features(random(&[2, 3], 9)).unwrap();
+        for bad in [bad_lengths, wrong_batch, flat, features] {
+            let mut rng = StdRng::seed_from_u64(0);
+            let err = k
+                .forward(
+                    &[&bad],
+                    &mut ForwardCtx {
+                        mode: Mode::Training,
+                        stateful: false,
+                        rng: &mut rng,
+                        target: None,
+                    },
+                )
+                .unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("'{}'", layer.name())),
+                "{err}"
+            );
+        }
+        // Backward before any forward, and with a gradient of the wrong shape.
+        assert!(k.backward(vec![None]).is_err());
+        forward(k.as_mut(), &x, false);
+        assert!(k.backward(vec![Some(random(&[2, 2], 1))]).is_err());
+        assert!(k.backward(vec![None]).is_ok());
+        // Learnables set to the wrong shape.
+        k.learnables_mut()[1].value = random(&[3, 3], 1);
+        let mut rng = StdRng::seed_from_u64(0);
+        let err = k
+            .forward(
+                &[&x],
+                &mut ForwardCtx {
+                    mode: Mode::Training,
+                    stateful: false,
+                    rng: &mut rng,
+                    target: None,
+                },
+            )
+            .unwrap_err();
+        assert!(matches!(err, Error::Learnable { .. }), "{err}");
+    }
+}
