@@ -161,7 +161,8 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn layer(layer: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A run-time error of layer `layer`.
+    pub fn layer(layer: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Layer {
             layer: layer.into(),
             message: message.into(),

@@ -5,6 +5,7 @@ pub mod model;
 pub mod options;
 pub mod record;
 pub mod solver;
+pub mod train;
 pub mod trainer;
 
 pub use model::Model;
@@ -13,4 +14,5 @@ pub use options::{
     TrainingOptions,
 };
 pub use record::{IterationInfo, Metrics, TrainingEvent, TrainingRecord, VerboseTable};
-pub use trainer::{evaluate, fit, BatchSource, MiniBatch};
+pub use train::{train_network, DatastoreBatches};
+pub use trainer::{evaluate, fit, BatchSource, InMemoryBatches};

@@ -64,18 +64,23 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-impl Model {
-    /// The model file's bytes.
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+/// Saves a network with its class names and options, atomically.
+pub fn save_network(path: &Path, network: &Network, classes: &[String], options: Option<&TrainingOptions>) -> Result<()> {
+    write_atomically(path, &model_bytes(network, classes, options)?)
+}
+
+/// A model file's bytes.
+pub fn model_bytes(network: &Network, classes: &[String], options: Option<&TrainingOptions>) -> Result<Vec<u8>> {
+    {
         let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         let mut push = |name: String, value: &ArrayD<f32>| {
             let bytes: Vec<u8> = value.iter().flat_map(|v| v.to_le_bytes()).collect();
             tensors.push((name, value.shape().to_vec(), bytes));
         };
-        for (layer, p) in self.network.learnables() {
+        for (layer, p) in network.learnables() {
             push(format!("{layer}.{}", p.name), &p.value);
         }
-        for (layer, s) in self.network.states() {
+        for (layer, s) in network.states() {
             push(format!("{layer}.{}", s.name), &s.value);
         }
         let views: Vec<(String, TensorView)> = tensors
@@ -90,12 +95,12 @@ impl Model {
             .collect::<Result<_>>()?;
         let mut meta = HashMap::new();
         meta.insert(keys::FORMAT.to_string(), keys::FORMAT_VERSION.to_string());
-        meta.insert(keys::GRAPH.to_string(), self.network.graph().to_json());
+        meta.insert(keys::GRAPH.to_string(), network.graph().to_json());
         meta.insert(
             keys::CLASSES.to_string(),
-            serde_json::to_string(&self.classes).expect("strings serialise"),
+            serde_json::to_string(classes).expect("strings serialise"),
         );
-        if let Some(o) = &self.options {
+        if let Some(o) = options {
             meta.insert(
                 keys::OPTIONS.to_string(),
                 serde_json::to_string(o).expect("options serialise"),
@@ -103,6 +108,13 @@ impl Model {
         }
         safetensors::serialize(views, Some(meta))
             .map_err(|e| Error::InvalidInput(format!("cannot serialise the model: {e}")))
+    }
+}
+
+impl Model {
+    /// The model file's bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        model_bytes(&self.network, &self.classes, self.options.as_ref())
     }
 
     /// Saves the model to `path` atomically.

@@ -43,16 +43,12 @@ pub struct TrainingRecord {
 }
 
 /// Something that happened during training, for progress bars and plots.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum TrainingEvent<'a> {
-    Started {
-        max_epochs: usize,
-        iterations_per_epoch: usize,
-    },
+    Started { max_epochs: usize },
     Iteration(&'a IterationInfo),
-    EpochFinished {
-        epoch: usize,
-    },
+    /// An epoch ended; `network` is as it is now (for checkpoints).
+    EpochFinished { epoch: usize, network: &'a seqnet_core::Network },
     Finished {
         reason: &'a str,
     },

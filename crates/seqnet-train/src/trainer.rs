@@ -6,19 +6,8 @@ use crate::record::{IterationInfo, Metrics, TrainingEvent, TrainingRecord};
 use crate::solver::{self, SolverState};
 use ndarray::{ArrayD, Axis};
 use seqnet_core::{Activation, Error, Format, Mode, Network, Result};
+use seqnet_data::{Chunk, MiniBatch};
 use std::time::Instant;
-
-/// One mini-batch as the network takes it.
-#[derive(Debug, Clone)]
-pub struct MiniBatch {
-    /// One activation per input layer.
-    pub inputs: Vec<Activation>,
-    /// One per output layer, laid out like its prediction (one-hot classes or responses).
-    pub targets: Vec<Activation>,
-    /// Whether this starts new sequences: recurrent state is reset before it.
-    /// Later chunks of split sequences (`SequenceLength::Fixed`) carry the state.
-    pub first_chunk: bool,
-}
 
 /// Sums for accuracy and RMSE over the real steps of a prediction.
 #[derive(Debug, Clone, Copy, Default)]
@@ -95,38 +84,36 @@ pub fn is_classification(network: &Network) -> bool {
         .is_some_and(|l| matches!(l, seqnet_core::Layer::ClassificationOutput(_)))
 }
 
-/// The loss and metric of `network` on `batches`, in inference mode.
-pub fn evaluate(
-    network: &mut Network,
-    batches: &[MiniBatch],
-    stateful_chunks: bool,
-) -> Result<Metrics> {
+/// Runs one chunk: forward (with targets when it has them).
+fn run_chunk(network: &mut Network, chunk: &Chunk, mode: Mode, stateful: bool) -> Result<Vec<Activation>> {
+    let targets = chunk.targets.as_ref().map(std::slice::from_ref);
+    network.forward(std::slice::from_ref(&chunk.inputs), targets, mode, stateful)
+}
+
+/// The loss and metric of `network` on the mini-batches of `source`'s first
+/// epoch, in inference mode. The loss is averaged over observations.
+pub fn evaluate(network: &mut Network, source: &mut dyn BatchSource, stateful_chunks: bool) -> Result<Metrics> {
     let classification = is_classification(network);
     let mut sums = MetricSums::default();
     let (mut loss, mut weight) = (0.0f64, 0usize);
-    for batch in batches {
-        if batch.first_chunk {
-            network.reset_state();
-        }
-        let preds = network.forward(
-            &batch.inputs,
-            Some(&batch.targets),
-            Mode::Inference,
-            stateful_chunks,
-        )?;
-        let b = batch.inputs.first().map(|a| a.batch()).unwrap_or(0);
-        loss += network.loss().unwrap_or(0.0) as f64 * b as f64;
-        weight += b;
-        for (p, t) in preds.iter().zip(&batch.targets) {
-            sums.add(p, t, classification);
+    for batch in source.epoch(0)? {
+        let batch = batch?;
+        network.reset_state();
+        for chunk in &batch.chunks {
+            let preds = run_chunk(network, chunk, Mode::Inference, stateful_chunks)?;
+            let Some(target) = &chunk.targets else {
+                return Err(Error::InvalidInput("validation data has no targets".into()));
+            };
+            let active = chunk.active().iter().filter(|a| **a).count();
+            loss += network.loss().unwrap_or(0.0) as f64 * active as f64;
+            weight += active;
+            for p in &preds {
+                sums.add(p, target, classification);
+            }
         }
     }
     network.reset_state();
-    Ok(Metrics {
-        loss: (loss / weight.max(1) as f64) as f32,
-        accuracy: sums.accuracy(),
-        rmse: sums.rmse(),
-    })
+    Ok(Metrics { loss: (loss / weight.max(1) as f64) as f32, accuracy: sums.accuracy(), rmse: sums.rmse() })
 }
 
 fn snapshot(network: &Network) -> Vec<ArrayD<f32>> {
@@ -158,12 +145,16 @@ fn restore(network: &mut Network, values: Vec<ArrayD<f32>>) {
 /// What the loop needs from a data source: the mini-batches of each epoch.
 pub trait BatchSource {
     /// The mini-batches of 0-based `epoch`, in order.
-    fn epoch(&mut self, epoch: usize) -> Result<Vec<MiniBatch>>;
+    fn epoch(&mut self, epoch: usize) -> Result<Box<dyn Iterator<Item = Result<MiniBatch>> + '_>>;
 }
 
-impl<F: FnMut(usize) -> Result<Vec<MiniBatch>>> BatchSource for F {
-    fn epoch(&mut self, epoch: usize) -> Result<Vec<MiniBatch>> {
-        self(epoch)
+/// The same mini-batches every epoch, held in memory.
+#[derive(Debug, Clone)]
+pub struct InMemoryBatches(pub Vec<MiniBatch>);
+
+impl BatchSource for InMemoryBatches {
+    fn epoch(&mut self, _epoch: usize) -> Result<Box<dyn Iterator<Item = Result<MiniBatch>> + '_>> {
+        Ok(Box::new(self.0.iter().cloned().map(Ok)))
     }
 }
 
@@ -173,7 +164,7 @@ impl<F: FnMut(usize) -> Result<Vec<MiniBatch>>> BatchSource for F {
 pub fn fit(
     network: &mut Network,
     source: &mut dyn BatchSource,
-    validation: Option<&[MiniBatch]>,
+    mut validation: Option<&mut dyn BatchSource>,
     options: &TrainingOptions,
     on_event: &mut dyn FnMut(&TrainingEvent),
 ) -> Result<TrainingRecord> {
@@ -192,91 +183,79 @@ pub fn fit(
     let mut iteration = 0usize;
     let mut best: Option<(f32, Vec<ArrayD<f32>>)> = None;
     let mut since_best = 0usize;
+    let mut last_validated: Option<usize> = None;
     let mut reason = "max epochs completed".to_string();
 
+    on_event(&TrainingEvent::Started { max_epochs: options.max_epochs });
     'epochs: for epoch in 0..options.max_epochs {
-        let batches = source.epoch(epoch)?;
-        if epoch == 0 {
-            record.iterations_per_epoch = batches.len();
-            on_event(&TrainingEvent::Started {
-                max_epochs: options.max_epochs,
-                iterations_per_epoch: batches.len(),
-            });
-        }
         let lr = options.learn_rate_at(epoch);
-        for batch in &batches {
-            iteration += 1;
-            if batch.first_chunk {
-                network.reset_state();
-            }
-            let preds = network.forward(
-                &batch.inputs,
-                Some(&batch.targets),
-                Mode::Training,
-                stateful_chunks,
-            )?;
-            let loss = network.loss().unwrap_or(f32::NAN);
-            if !loss.is_finite() {
-                return Err(Error::Training { iteration, message: format!("the loss became {loss} (try a lower learning rate or a gradient threshold)") });
-            }
-            network.backward()?;
-            {
-                let mut params: Vec<_> = network
-                    .learnables_mut()
-                    .into_iter()
-                    .map(|(_, p)| p)
-                    .collect();
-                solver::step(&mut params, &mut state, options, lr);
-            }
-            let mut sums = MetricSums::default();
-            for (p, t) in preds.iter().zip(&batch.targets) {
-                sums.add(p, t, classification);
-            }
-            let is_last = epoch + 1 == options.max_epochs
-                && std::ptr::eq(batch, batches.last().expect("non-empty"));
-            let validation_metrics = match validation {
-                Some(v)
-                    if iteration.is_multiple_of(options.validation_frequency)
-                        || iteration == 1
-                        || is_last =>
-                {
-                    let m = evaluate(network, v, stateful_chunks)?;
-                    Some(m)
+        let mut batches = source.epoch(epoch)?.peekable();
+        let mut in_epoch = 0usize;
+        while let Some(batch) = batches.next() {
+            let batch = batch?;
+            let last_batch = batches.peek().is_none();
+            network.reset_state();
+            for (c, chunk) in batch.chunks.iter().enumerate() {
+                iteration += 1;
+                in_epoch += 1;
+                let Some(target) = &chunk.targets else {
+                    return Err(Error::InvalidInput("training data has no targets".into()));
+                };
+                let preds = run_chunk(network, chunk, Mode::Training, stateful_chunks)?;
+                let loss = network.loss().unwrap_or(f32::NAN);
+                if !loss.is_finite() {
+                    return Err(Error::Training { iteration, message: format!("the loss became {loss} (try a lower learning rate or a gradient threshold)") });
                 }
-                _ => None,
-            };
-            let info = IterationInfo {
-                epoch: epoch + 1,
-                iteration,
-                loss,
-                accuracy: if classification {
-                    sums.accuracy()
-                } else {
-                    None
-                },
-                rmse: if classification { None } else { sums.rmse() },
-                learn_rate: lr,
-                elapsed: start.elapsed().as_secs_f64(),
-                validation: validation_metrics,
-            };
-            on_event(&TrainingEvent::Iteration(&info));
-            record.iterations.push(info);
-            if let Some(m) = validation_metrics {
-                if best.as_ref().is_none_or(|(l, _)| m.loss < *l) {
-                    best = Some((m.loss, snapshot(network)));
-                    since_best = 0;
-                } else {
-                    since_best += 1;
-                    if options.validation_patience.is_some_and(|p| since_best >= p) {
-                        reason = format!(
-                            "validation loss did not decrease for {since_best} validations"
-                        );
-                        break 'epochs;
+                network.backward()?;
+                {
+                    let mut params: Vec<_> = network.learnables_mut().into_iter().map(|(_, p)| p).collect();
+                    solver::step(&mut params, &mut state, options, lr);
+                }
+                let mut sums = MetricSums::default();
+                for p in &preds {
+                    sums.add(p, target, classification);
+                }
+                let is_last = epoch + 1 == options.max_epochs && last_batch && c + 1 == batch.chunks.len();
+                // Validate between mini-batches only, so that split sequences keep their state.
+                let last_chunk = c + 1 == batch.chunks.len();
+                let due = last_validated.is_none_or(|at| iteration / options.validation_frequency > at / options.validation_frequency) || is_last;
+                let validation_metrics = match validation.as_deref_mut() {
+                    Some(v) if last_chunk && due => {
+                        last_validated = Some(iteration);
+                        Some(evaluate(network, v, stateful_chunks)?)
+                    }
+                    _ => None,
+                };
+                let info = IterationInfo {
+                    epoch: epoch + 1,
+                    iteration,
+                    loss,
+                    accuracy: if classification { sums.accuracy() } else { None },
+                    rmse: if classification { None } else { sums.rmse() },
+                    learn_rate: lr,
+                    elapsed: start.elapsed().as_secs_f64(),
+                    validation: validation_metrics,
+                };
+                on_event(&TrainingEvent::Iteration(&info));
+                record.iterations.push(info);
+                if let Some(m) = validation_metrics {
+                    if best.as_ref().is_none_or(|(l, _)| m.loss < *l) {
+                        best = Some((m.loss, snapshot(network)));
+                        since_best = 0;
+                    } else {
+                        since_best += 1;
+                        if options.validation_patience.is_some_and(|p| since_best >= p) {
+                            reason = format!("validation loss did not decrease for {since_best} validations");
+                            break 'epochs;
+                        }
                     }
                 }
             }
         }
-        on_event(&TrainingEvent::EpochFinished { epoch: epoch + 1 });
+        if epoch == 0 {
+            record.iterations_per_epoch = in_epoch;
+        }
+        on_event(&TrainingEvent::EpochFinished { epoch: epoch + 1, network });
     }
     network.reset_state();
     if options.output_network == OutputNetwork::BestValidationLoss {

@@ -6,6 +6,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::layers::*;
 use seqnet_core::{Activation, Error, LayerGraph, Network};
+use seqnet_data::{Chunk, MiniBatch};
 use seqnet_train::*;
 
 /// Per-step regression: y = 2·x0 − x1 + 0.5, on sequences of 3 steps.
@@ -17,11 +18,11 @@ fn batches(n: usize, seed: u64) -> Vec<MiniBatch> {
             let y = Array3::from_shape_fn((3, 8, 1), |(t, b, _)| {
                 2.0 * x[[t, b, 0]] - x[[t, b, 1]] + 0.5
             });
-            MiniBatch {
-                inputs: vec![Activation::sequence(x.into_dyn(), None).unwrap()],
-                targets: vec![Activation::sequence(y.into_dyn(), None).unwrap()],
-                first_chunk: true,
-            }
+            let chunk = Chunk {
+                inputs: Activation::sequence(x.into_dyn(), None).unwrap(),
+                targets: Some(Activation::sequence(y.into_dyn(), None).unwrap()),
+            };
+            MiniBatch { indices: (0..8).collect(), chunks: vec![chunk] }
         })
         .collect()
 }
@@ -53,7 +54,7 @@ fn learns_a_linear_map_deterministically() {
         .seed(4);
     let run = || {
         let mut n = net();
-        let rec = fit(&mut n, &mut |_| Ok(data.clone()), None, &opts, &mut |_| {}).unwrap();
+        let rec = fit(&mut n, &mut InMemoryBatches(data.clone()), None, &opts, &mut |_| {}).unwrap();
         (n, rec)
     };
     let (n1, rec) = run();
@@ -78,7 +79,7 @@ fn every_solver_reduces_the_loss() {
             .max_epochs(30)
             .seed(1);
         let mut n = net();
-        let rec = fit(&mut n, &mut |_| Ok(data.clone()), None, &opts, &mut |_| {}).unwrap();
+        let rec = fit(&mut n, &mut InMemoryBatches(data.clone()), None, &opts, &mut |_| {}).unwrap();
         let epoch_loss = |e: usize| {
             rec.iterations
                 .iter()
@@ -107,8 +108,8 @@ fn validation_patience_stops_early_and_best_network_is_returned() {
     let mut n = net();
     match fit(
         &mut n,
-        &mut |_| Ok(data.clone()),
-        Some(&val),
+        &mut InMemoryBatches(data.clone()),
+        Some(&mut InMemoryBatches(val.clone())),
         &opts,
         &mut |_| {},
     ) {
@@ -140,7 +141,7 @@ fn a_diverging_loss_stops_training_with_its_iteration() {
         .initial_learn_rate(50.0)
         .max_epochs(100);
     let mut n = net();
-    let err = fit(&mut n, &mut |_| Ok(data.clone()), None, &opts, &mut |_| {}).unwrap_err();
+    let err = fit(&mut n, &mut InMemoryBatches(data.clone()), None, &opts, &mut |_| {}).unwrap_err();
     assert!(
         matches!(err, Error::Training { iteration, .. } if iteration > 1),
         "{err}"
@@ -157,7 +158,7 @@ fn verbose_table_prints_matlab_columns() {
     let mut table = VerboseTable::new(2, false);
     let mut lines = Vec::new();
     let mut n = net();
-    fit(&mut n, &mut |_| Ok(data.clone()), None, &opts, &mut |e| {
+    fit(&mut n, &mut InMemoryBatches(data.clone()), None, &opts, &mut |e| {
         lines.extend(table.lines(e))
     })
     .unwrap();
