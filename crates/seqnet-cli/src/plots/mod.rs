@@ -8,6 +8,7 @@
 
 mod activations;
 mod confusion;
+mod fonts;
 mod progress;
 
 pub use activations::activations_heatmap;
@@ -16,31 +17,14 @@ pub use progress::training_progress;
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Once;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use image::ImageEncoder as _;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use seqnet_core::Error;
 
-/// The font family every picture uses; the embedded DejaVu Sans is registered
-/// under this name.
-pub(crate) const FONT: &str = "sans-serif";
-
-/// DejaVu Sans (Bitstream Vera license, see `assets/LICENSE-DejaVuSans.txt`).
-static DEJAVU_SANS: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
-
-/// Registers the embedded font with plotters, once per process.
-fn ensure_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The font is a fixed, known-good asset (checked by a test), so a
-        // failure here would leave the pictures without text, not crash.
-        for style in [FontStyle::Normal, FontStyle::Bold] {
-            let _ = plotters::style::register_font(FONT, style, DEJAVU_SANS);
-        }
-    });
-}
+use fonts::{ensure_font, TextFix, FONT};
 
 /// The picture formats, chosen by the file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,7 +123,8 @@ fn draw_bytes<P: Picture>(picture: &P, format: Format) -> Result<Vec<u8>, DrawEr
         Format::Png => {
             let mut rgb = vec![0u8; w as usize * h as usize * 3];
             {
-                let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+                let root = TextFix::raster(BitMapBackend::with_buffer(&mut rgb, (w, h)))
+                    .into_drawing_area();
                 picture.draw(&root)?;
                 root.present()?;
             }
@@ -152,7 +137,8 @@ fn draw_bytes<P: Picture>(picture: &P, format: Format) -> Result<Vec<u8>, DrawEr
         Format::Svg => {
             let mut svg = String::new();
             {
-                let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+                let root = TextFix::vector(SVGBackend::with_string(&mut svg, (w, h)))
+                    .into_drawing_area();
                 picture.draw(&root)?;
                 root.present()?;
             }
@@ -160,8 +146,6 @@ fn draw_bytes<P: Picture>(picture: &P, format: Format) -> Result<Vec<u8>, DrawEr
         }
     }
 }
-
-use image::ImageEncoder as _;
 
 // ---------------------------------------------------------------------------
 // Shared drawing helpers.
@@ -319,11 +303,6 @@ pub(crate) const MUTED: RGBColor = RGBColor(100, 100, 100);
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn embedded_font_parses() {
-        assert!(plotters::style::register_font("seqnet-test", FontStyle::Normal, DEJAVU_SANS).is_ok());
-    }
 
     #[test]
     fn nice_steps() {

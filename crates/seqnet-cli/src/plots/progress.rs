@@ -16,7 +16,7 @@ use super::{
 const WIDTH: u32 = 1200;
 const HEIGHT: u32 = 800;
 /// Width of the information panel on the right.
-const PANEL: u32 = 270;
+const PANEL: u32 = 290;
 /// The smoothing factor of the exponential moving average (as MATLAB's plot).
 const SMOOTHING: f64 = 0.6;
 
@@ -26,6 +26,7 @@ const LOSS_RAW: RGBColor = RGBColor(244, 190, 160);
 const LOSS_SMOOTH: RGBColor = RGBColor(217, 83, 25);
 const EPOCH_BAND: RGBColor = RGBColor(246, 246, 246);
 const EPOCH_LINE: RGBColor = RGBColor(205, 205, 205);
+const EPOCH_LINE_DENSE: RGBColor = RGBColor(226, 226, 226);
 const GRID: RGBColor = RGBColor(232, 232, 232);
 
 /// Writes the training progress of `record` to `path` as a 1200×800 picture,
@@ -111,16 +112,15 @@ impl Series {
 }
 
 /// The bias-corrected exponential moving average of `points` (TensorBoard and
-/// MATLAB style): points that are not finite are skipped and stay gaps.
+/// MATLAB style). Points that are not finite are skipped: the smoothed line
+/// bridges them (the raw line shows the gap).
 fn smooth(points: &[(f64, f64)], factor: f64) -> Vec<(f64, f64)> {
     let mut avg = 0.0;
     let mut weight = 1.0;
     points
         .iter()
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
         .map(|&(x, y)| {
-            if !y.is_finite() {
-                return (x, f64::NAN);
-            }
             avg = factor * avg + (1.0 - factor) * y;
             weight *= factor;
             (x, avg / (1.0 - weight))
@@ -231,14 +231,14 @@ impl<'a> Progress<'a> {
             .margin_top(if epoch_labels { 30 } else { 14 })
             .margin_bottom(if is_bottom { 10 } else { 4 })
             .x_label_area_size(if is_bottom { 50 } else { 28 })
-            .y_label_area_size(84)
+            .y_label_area_size(74)
             .build_cartesian_2d(0f64..self.x_max, y_range.0..y_range.1)?;
 
         // Epoch bands and boundaries, under everything else.
         let (left, _) = chart.backend_coord(&(0.0, y_range.1));
         let (right, _) = chart.backend_coord(&(self.x_max, y_range.1));
         let band_px = (right - left) as f64 / self.epochs.len().max(1) as f64;
-        let bands = self.epochs.len() <= 400;
+        let bands = band_px >= 16.0;
         for (k, &(_, a, b)) in self.epochs.iter().enumerate() {
             if bands && k % 2 == 1 {
                 chart.draw_series(std::iter::once(Rectangle::new(
@@ -252,7 +252,7 @@ impl<'a> Progress<'a> {
             .light_line_style(TRANSPARENT)
             .bold_line_style(GRID)
             .axis_style(MUTED)
-            .x_labels(12)
+            .x_labels((self.x_max as usize + 1).clamp(2, 12))
             .y_labels(7)
             .x_label_formatter(&|v| {
                 if (v - v.round()).abs() < 1e-9 {
@@ -262,8 +262,8 @@ impl<'a> Progress<'a> {
                 }
             })
             .y_label_formatter(&|v| compact(*v, 3))
-            .label_style(text(13.0, &MUTED))
-            .axis_desc_style(text(15.0, &INK))
+            .label_style(text(15.0, &MUTED))
+            .axis_desc_style(text(18.0, &INK))
             .x_desc(if is_bottom { "Iteration" } else { "" })
             .y_desc(label)
             .draw()?;
@@ -272,13 +272,25 @@ impl<'a> Progress<'a> {
         } else {
             nice_step(6.0 / band_px.max(1e-6)) as usize
         };
+        // Narrow epochs get lighter boundaries, so that they do not hide the data.
+        let line = if bands { EPOCH_LINE } else { EPOCH_LINE_DENSE };
         for (k, &(epoch, _, b)) in self.epochs.iter().enumerate() {
             if k + 1 < self.epochs.len() && (step == 1 || epoch % step == 0) {
                 chart.draw_series(std::iter::once(PathElement::new(
                     vec![(b, y_range.0), (b, y_range.1)],
-                    EPOCH_LINE.stroke_width(1),
+                    line.stroke_width(1),
                 )))?;
             }
+        }
+        if series.bounds().is_none() {
+            let (cx, _) = chart.backend_coord(&(self.x_max / 2.0, y_range.1));
+            let (_, cy) = chart.backend_coord(&(0.0, (y_range.0 + y_range.1) / 2.0));
+            let (ox, oy) = area.get_base_pixel();
+            area.draw_text(
+                "No finite values to show",
+                &anchored(&text(18.0, &MUTED), HPos::Center, VPos::Center),
+                (cx - ox, cy - oy),
+            )?;
         }
 
         let (raw, smooth) = colors;
@@ -324,7 +336,7 @@ impl<'a> Progress<'a> {
         chart: &ChartContext<DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
         band_px: f64,
     ) -> DrawResult {
-        let style = text(12.0, &MUTED);
+        let style = text(15.0, &MUTED);
         let widest = text_width(area, &format!("Epoch {}", self.epochs.last().map_or(1, |e| e.0)), &style) as f64;
         let step = nice_step((widest + 14.0) / band_px.max(1e-6)).max(1.0) as usize;
         let y_top = chart.y_range().end;
@@ -361,10 +373,10 @@ impl<'a> Progress<'a> {
             vec![(0, 20), (0, h as i32 - 20)],
             GRID.stroke_width(1),
         ))?;
-        let head = bold(16.0, &INK);
-        let body = text(14.0, &INK);
+        let head = bold(19.0, &INK);
+        let body = text(16.5, &INK);
         let x0 = 22;
-        let max_w = w.saturating_sub(x0 as u32 + 16);
+        let max_w = w.saturating_sub(x0 as u32 + 24);
         let mut y = 72;
         let mut line = |s: &str, style: &TextStyle, y: &mut i32, gap: i32| -> DrawResult {
             for l in wrap_text(area, s, style, max_w) {
@@ -448,15 +460,20 @@ impl<'a> Progress<'a> {
 
         line("Legend", &head, &mut y, 6)?;
         let mut entries: Vec<(Sample, String)> = Vec::new();
+        let validating = !self.loss.validation.is_empty();
         if let Some((kind, _)) = &self.metric {
             let name = kind.name();
             entries.push((Sample::Line(METRIC_SMOOTH, 2), format!("Training {name} (smoothed)")));
             entries.push((Sample::Line(METRIC_RAW, 1), format!("Training {name}")));
-            entries.push((Sample::Validation, format!("Validation {name}")));
+            if validating {
+                entries.push((Sample::Validation, format!("Validation {name}")));
+            }
         }
         entries.push((Sample::Line(LOSS_SMOOTH, 2), "Training loss (smoothed)".into()));
         entries.push((Sample::Line(LOSS_RAW, 1), "Training loss".into()));
-        entries.push((Sample::Validation, "Validation loss".into()));
+        if validating {
+            entries.push((Sample::Validation, "Validation loss".into()));
+        }
         entries.push((Sample::Band, "Epoch".into()));
         for (sample, label) in entries {
             let cy = y + 9;
@@ -535,7 +552,7 @@ impl Picture for Progress<'_> {
         let (title, plots) = main.split_vertically(58);
         title.draw_text(
             "Training Progress",
-            &anchored(&bold(24.0, &INK), HPos::Left, VPos::Center),
+            &anchored(&bold(30.0, &INK), HPos::Left, VPos::Center),
             (28, 34),
         )?;
         let loss_range = y_range(None, self.loss.bounds());
@@ -583,9 +600,13 @@ mod tests {
     #[test]
     fn smoothing_is_bias_corrected_and_skips_gaps() {
         let s = smooth(&[(1.0, 2.0), (2.0, f64::NAN), (3.0, 2.0)], 0.6);
+        assert_eq!(s.len(), 2);
         assert!((s[0].1 - 2.0).abs() < 1e-12);
-        assert!(s[1].1.is_nan());
-        assert!((s[2].1 - 2.0).abs() < 1e-12);
+        assert_eq!(s[1].0, 3.0);
+        assert!((s[1].1 - 2.0).abs() < 1e-12);
+        let s = smooth(&[(1.0, 0.0), (2.0, 1.0)], 0.6);
+        // (0.6 * 0.4 * 0 + 0.4 * 1) / (1 - 0.36)
+        assert!((s[1].1 - 0.4 / 0.64).abs() < 1e-12);
     }
 
     #[test]
