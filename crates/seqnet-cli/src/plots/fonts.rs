@@ -48,6 +48,16 @@ fn em(size: f64) -> f32 {
     (size / 1.24) as f32
 }
 
+/// The width in pixels of `text` at plotters text size `size`, as drawn (and
+/// as the SVG backend's font-size gives it).
+pub(crate) fn measure(text: &str, size: f64) -> u32 {
+    match font() {
+        Some(f) => layout(f, text, size).width.ceil() as u32,
+        // Without the font, a rough average glyph width.
+        None => (text.chars().count() as f64 * size * 0.45).ceil() as u32,
+    }
+}
+
 /// Text laid out along a baseline at y = 0, starting at x = 0.
 struct Layout {
     scale: PxScale,

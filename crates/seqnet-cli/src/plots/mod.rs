@@ -166,45 +166,31 @@ pub(crate) fn anchored<'a>(style: &TextStyle<'a>, h: HPos, v: VPos) -> TextStyle
     style.pos(Pos::new(h, v))
 }
 
-/// The width of `s` in pixels when drawn with `style` (0 when unknown).
-pub(crate) fn text_width<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    s: &str,
-    style: &TextStyle,
-) -> u32 {
-    area.estimate_text_size(s, style).map(|d| d.0).unwrap_or(0)
+/// The width of `s` in pixels when drawn at plotters text size `size`.
+pub(crate) fn text_width(s: &str, size: f64) -> u32 {
+    fonts::measure(s, size)
 }
 
-/// `s` cut with an ellipsis so that it is at most `max` pixels wide.
-pub(crate) fn fit_text<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    s: &str,
-    style: &TextStyle,
-    max: u32,
-) -> String {
-    if text_width(area, s, style) <= max {
+/// `s` cut with an ellipsis so that it is at most `max` pixels wide at `size`.
+pub(crate) fn fit_text(s: &str, size: f64, max: u32) -> String {
+    if text_width(s, size) <= max {
         return s.to_string();
     }
     let chars: Vec<char> = s.chars().collect();
     let mut n = chars.len();
     while n > 0 {
         n -= 1;
-        let candidate: String = chars[..n].iter().collect::<String>() + "…";
-        if text_width(area, &candidate, style) <= max {
+        let candidate: String = chars[..n].iter().collect::<String>().trim_end().to_string() + "…";
+        if text_width(&candidate, size) <= max {
             return candidate;
         }
     }
     "…".to_string()
 }
 
-/// Splits `s` into lines at most `max` pixels wide, breaking at spaces (and
-/// cutting words that are longer than a line).
-pub(crate) fn wrap_text<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    s: &str,
-    style: &TextStyle,
-    max: u32,
-) -> Vec<String> {
+/// Splits `s` into lines at most `max` pixels wide at `size`, breaking at
+/// spaces (and cutting words that are longer than a line).
+pub(crate) fn wrap_text(s: &str, size: f64, max: u32) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = String::new();
     for word in s.split_whitespace() {
@@ -213,7 +199,7 @@ pub(crate) fn wrap_text<DB: DrawingBackend>(
         } else {
             format!("{line} {word}")
         };
-        if text_width(area, &candidate, style) <= max || line.is_empty() {
+        if text_width(&candidate, size) <= max || line.is_empty() {
             line = candidate;
         } else {
             lines.push(std::mem::take(&mut line));
@@ -223,10 +209,7 @@ pub(crate) fn wrap_text<DB: DrawingBackend>(
     if !line.is_empty() {
         lines.push(line);
     }
-    lines
-        .into_iter()
-        .map(|l| fit_text(area, &l, style, max))
-        .collect()
+    lines.into_iter().map(|l| fit_text(&l, size, max)).collect()
 }
 
 /// A "nice" step (1, 2 or 5 times a power of ten) at least `raw`.

@@ -336,8 +336,10 @@ impl<'a> Progress<'a> {
         chart: &ChartContext<DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
         band_px: f64,
     ) -> DrawResult {
-        let style = text(15.0, &MUTED);
-        let widest = text_width(area, &format!("Epoch {}", self.epochs.last().map_or(1, |e| e.0)), &style) as f64;
+        const SIZE: f64 = 15.0;
+        let style = text(SIZE, &MUTED);
+        let last_epoch = self.epochs.last().map_or(1, |e| e.0);
+        let widest = text_width(&format!("Epoch {last_epoch}"), SIZE) as f64;
         let step = nice_step((widest + 14.0) / band_px.max(1e-6)).max(1.0) as usize;
         let y_top = chart.y_range().end;
         let (plot_left, top) = chart.backend_coord(&(0.0, y_top));
@@ -349,7 +351,7 @@ impl<'a> Progress<'a> {
                 continue;
             }
             let label = format!("Epoch {epoch}");
-            let w = text_width(area, &label, &style) as i32;
+            let w = text_width(&label, SIZE) as i32;
             let (xa, _) = chart.backend_coord(&(a, y_top));
             let (xb, _) = chart.backend_coord(&(b, y_top));
             let centre = ((xa + xb) / 2).clamp(plot_left + w / 2, plot_right - w / 2);
@@ -379,7 +381,7 @@ impl<'a> Progress<'a> {
         let max_w = w.saturating_sub(x0 as u32 + 24);
         let mut y = 72;
         let mut line = |s: &str, style: &TextStyle, y: &mut i32, gap: i32| -> DrawResult {
-            for l in wrap_text(area, s, style, max_w) {
+            for l in wrap_text(s, style.font.get_size(), max_w) {
                 area.draw_text(&l, &anchored(style, HPos::Left, VPos::Top), (x0, *y))?;
                 *y += 20;
             }
