@@ -227,7 +227,7 @@ pub(crate) fn nice_step(raw: f64) -> f64 {
 }
 
 /// Integer tick positions in `1..=n`, at least `min_gap` pixels apart when
-/// `n` units take `length` pixels: 1 and the multiples of a nice step.
+/// `n` units take `length` pixels: 1, the multiples of a nice step, and `n`.
 pub(crate) fn integer_ticks(n: usize, length: f64, min_gap: f64) -> Vec<usize> {
     if n == 0 {
         return Vec::new();
@@ -237,10 +237,15 @@ pub(crate) fn integer_ticks(n: usize, length: f64, min_gap: f64) -> Vec<usize> {
     let mut ticks = vec![1];
     let mut t = step;
     while t <= n {
-        if t > 1 && (t - 1) as f64 * per_unit >= min_gap * 0.75 {
+        if t > 1 && (t - 1) as f64 * per_unit >= min_gap {
             ticks.push(t);
         }
         t += step;
+    }
+    // The last one too, when there is room for it.
+    let last = *ticks.last().unwrap_or(&1);
+    if last != n && (n - last) as f64 * per_unit >= min_gap {
+        ticks.push(n);
     }
     ticks
 }
@@ -303,7 +308,13 @@ mod tests {
         assert_eq!(integer_ticks(0, 100.0, 10.0), Vec::<usize>::new());
         assert_eq!(integer_ticks(1, 100.0, 10.0), vec![1]);
         assert_eq!(integer_ticks(5, 500.0, 40.0), vec![1, 2, 3, 4, 5]);
-        assert_eq!(integer_ticks(100, 500.0, 40.0), vec![1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
+        assert_eq!(
+            integer_ticks(100, 500.0, 40.0),
+            vec![1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+        );
+        // 1 and 2 would be too close; 64 is far enough from 60.
+        assert_eq!(integer_ticks(8, 144.0, 22.0), vec![1, 4, 6, 8]);
+        assert_eq!(integer_ticks(64, 620.0, 22.0), vec![1, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 64]);
     }
 
     #[test]

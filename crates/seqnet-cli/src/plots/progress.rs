@@ -380,7 +380,7 @@ impl<'a> Progress<'a> {
         let x0 = 22;
         let max_w = w.saturating_sub(x0 as u32 + 24);
         let mut y = 72;
-        let mut line = |s: &str, style: &TextStyle, y: &mut i32, gap: i32| -> DrawResult {
+        let line = |s: &str, style: &TextStyle, y: &mut i32, gap: i32| -> DrawResult {
             for l in wrap_text(s, style.font.get_size(), max_w) {
                 area.draw_text(&l, &anchored(style, HPos::Left, VPos::Top), (x0, *y))?;
                 *y += 20;
