@@ -30,13 +30,20 @@ fn done(dir: &Path) {
 
 /// A deterministic pseudo-random number in [0, 1).
 fn noise(i: usize) -> f32 {
-    let x = (i as u64 + 1).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let x = (i as u64 + 1)
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     ((x >> 33) % 10_000) as f32 / 10_000.0
 }
 
 /// `epochs` × `per_epoch` iterations with a falling loss, validating every
 /// `validate_every` iterations (0: never).
-fn record(epochs: usize, per_epoch: usize, validate_every: usize, classification: bool) -> TrainingRecord {
+fn record(
+    epochs: usize,
+    per_epoch: usize,
+    validate_every: usize,
+    classification: bool,
+) -> TrainingRecord {
     let mut iterations = Vec::new();
     for e in 1..=epochs {
         for k in 1..=per_epoch {
@@ -44,11 +51,13 @@ fn record(epochs: usize, per_epoch: usize, validate_every: usize, classification
             let t = it as f32 / (epochs * per_epoch) as f32;
             let loss = 2.2 * (-3.0 * t).exp() + 0.1 + 0.35 * (noise(it) - 0.5);
             let accuracy = (1.0 - 0.9 * (-3.5 * t).exp() - 0.15 * noise(it + 7)).clamp(0.0, 1.0);
-            let validation = (validate_every > 0 && (it % validate_every == 0 || it == 1)).then(|| Metrics {
-                loss: 2.0 * (-2.8 * t).exp() + 0.2,
-                accuracy: classification.then_some(1.0 - 0.85 * (-3.0 * t).exp() - 0.05),
-                rmse: (!classification).then_some(1.5 * (-2.5 * t).exp() + 0.3),
-            });
+            let validation = (validate_every > 0
+                && (it == 1 || (it / validate_every) * validate_every == it))
+                .then(|| Metrics {
+                    loss: 2.0 * (-2.8 * t).exp() + 0.2,
+                    accuracy: classification.then_some(1.0 - 0.85 * (-3.0 * t).exp() - 0.05),
+                    rmse: (!classification).then_some(1.5 * (-2.5 * t).exp() + 0.3),
+                });
             iterations.push(IterationInfo {
                 epoch: e,
                 iteration: it,
@@ -71,9 +80,23 @@ fn record(epochs: usize, per_epoch: usize, validate_every: usize, classification
 }
 
 fn class_names(n: usize) -> Vec<String> {
-    let base = ["walking", "running", "sitting", "standing", "lying", "cycling", "climbing stairs"];
+    let base = [
+        "walking",
+        "running",
+        "sitting",
+        "standing",
+        "lying",
+        "cycling",
+        "climbing stairs",
+    ];
     (0..n)
-        .map(|i| if i < base.len() { base[i].to_string() } else { format!("class {}", i + 1) })
+        .map(|i| {
+            if i < base.len() {
+                base[i].to_string()
+            } else {
+                format!("class {}", i + 1)
+            }
+        })
         .collect()
 }
 
@@ -107,14 +130,23 @@ fn activations(t: usize, c: usize) -> Array2<f32> {
 /// The width and height of a PNG file, checking its signature and decoding it.
 fn png_size(path: &Path) -> (u32, u32) {
     let bytes = std::fs::read(path).unwrap();
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
+    assert_eq!(
+        &bytes[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        path.display()
+    );
     let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::Png).unwrap();
     (img.width(), img.height())
 }
 
 fn svg_text(path: &Path) -> String {
     let s = std::fs::read_to_string(path).unwrap();
-    assert!(s.starts_with("<svg") || s.starts_with("<?xml"), "{} is not an SVG", path.display());
+    assert!(
+        s.starts_with("<svg") || s.starts_with("<?xml"),
+        "{} is not an SVG",
+        path.display()
+    );
     assert!(s.trim_end().ends_with("</svg>"));
     s
 }
@@ -137,7 +169,15 @@ fn training_progress_png_and_svg() {
     let svg = dir.join("progress.svg");
     training_progress(&rec, &svg).unwrap();
     let s = svg_text(&svg);
-    for want in ["Training Progress", "Iteration", "Accuracy (%)", "Loss", "Epoch 1", "Epoch 3", "Validation accuracy"] {
+    for want in [
+        "Training Progress",
+        "Iteration",
+        "Accuracy (%)",
+        "Loss",
+        "Epoch 1",
+        "Epoch 3",
+        "Validation accuracy",
+    ] {
         assert!(s.contains(want), "the SVG lacks '{want}'");
     }
     // Upper-case extensions are fine too.
@@ -214,7 +254,10 @@ fn training_progress_errors() {
 
     let e = training_progress(&TrainingRecord::default(), &dir.join("empty.png")).unwrap_err();
     assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
-    assert!(e.to_string().contains("empty.png") && e.to_string().contains("no iterations"), "{e}");
+    assert!(
+        e.to_string().contains("empty.png") && e.to_string().contains("no iterations"),
+        "{e}"
+    );
 
     let missing = dir.join("no-such-folder").join("progress.png");
     let e = training_progress(&rec, &missing).unwrap_err();
@@ -274,11 +317,20 @@ fn confusion_matrix_png_and_svg() {
         let svg = dir.join(format!("cm-{n}.svg"));
         confusion_matrix(&counts(n), &class_names(n), &svg).unwrap();
         let s = svg_text(&svg);
-        for want in ["True class", "Predicted class", "Accuracy", "Recall", "Precision"] {
+        for want in [
+            "True class",
+            "Predicted class",
+            "Accuracy",
+            "Recall",
+            "Precision",
+        ] {
             assert!(s.contains(want), "{n} classes: the SVG lacks '{want}'");
         }
         for name in class_names(n).iter().take(n.min(7)) {
-            assert!(s.contains(name.as_str()), "{n} classes: the SVG lacks class '{name}'");
+            assert!(
+                s.contains(name.as_str()),
+                "{n} classes: the SVG lacks class '{name}'"
+            );
         }
     }
     no_leftovers(&dir);
@@ -290,7 +342,12 @@ fn confusion_matrix_edge_cases() {
     let dir = out_dir("confusion-odd");
     // One class, all zero counts, huge counts, long names.
     confusion_matrix(&[vec![5]], &["only".to_string()], &dir.join("one.png")).unwrap();
-    confusion_matrix(&[vec![0, 0], vec![0, 0]], &class_names(2), &dir.join("zeros.png")).unwrap();
+    confusion_matrix(
+        &[vec![0, 0], vec![0, 0]],
+        &class_names(2),
+        &dir.join("zeros.png"),
+    )
+    .unwrap();
     let big = vec![vec![1_234_567, 89_012], vec![3, 9_876_543]];
     let long = vec![
         "a class with a very very long name indeed".to_string(),
@@ -301,10 +358,18 @@ fn confusion_matrix_edge_cases() {
 
     // Errors: no classes, wrong shapes.
     let e = confusion_matrix(&[], &[], &dir.join("none.png")).unwrap_err();
-    assert!(matches!(e, Error::InvalidInput(_)) && e.to_string().contains("none.png"), "{e:?}");
+    assert!(
+        matches!(e, Error::InvalidInput(_)) && e.to_string().contains("none.png"),
+        "{e:?}"
+    );
     let e = confusion_matrix(&counts(3), &class_names(2), &dir.join("names.png")).unwrap_err();
     assert!(e.to_string().contains("names.png"), "{e}");
-    let e = confusion_matrix(&[vec![1, 2], vec![3]], &class_names(2), &dir.join("ragged.png")).unwrap_err();
+    let e = confusion_matrix(
+        &[vec![1, 2], vec![3]],
+        &class_names(2),
+        &dir.join("ragged.png"),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("ragged.png"), "{e}");
     let e = confusion_matrix(&counts(2), &class_names(2), &dir.join("cm.gif")).unwrap_err();
     assert!(matches!(e, Error::InvalidOption { .. }), "{e:?}");
@@ -335,13 +400,28 @@ fn activations_heatmap_png_and_svg() {
 fn activations_heatmap_edge_cases() {
     let dir = out_dir("activations-odd");
     // One step of one channel, all zeros, NaNs, a large array, positive only.
-    activations_heatmap(Array2::from_elem((1, 1), 0.5f32).view(), "single", &dir.join("single.png")).unwrap();
-    activations_heatmap(Array2::<f32>::zeros((30, 3)).view(), "zeros", &dir.join("zeros.png")).unwrap();
+    activations_heatmap(
+        Array2::from_elem((1, 1), 0.5f32).view(),
+        "single",
+        &dir.join("single.png"),
+    )
+    .unwrap();
+    activations_heatmap(
+        Array2::<f32>::zeros((30, 3)).view(),
+        "zeros",
+        &dir.join("zeros.png"),
+    )
+    .unwrap();
     let mut a = activations(50, 8);
     a[[3, 2]] = f32::NAN;
     a[[10, 5]] = f32::INFINITY;
     activations_heatmap(a.view(), "with NaN", &dir.join("nan.png")).unwrap();
-    activations_heatmap(Array2::from_elem((4, 4), f32::NAN).view(), "all NaN", &dir.join("all-nan.png")).unwrap();
+    activations_heatmap(
+        Array2::from_elem((4, 4), f32::NAN).view(),
+        "all NaN",
+        &dir.join("all-nan.png"),
+    )
+    .unwrap();
     let big = activations(3000, 300);
     activations_heatmap(big.view(), "large", &dir.join("large.png")).unwrap();
     activations_heatmap(big.view(), "large", &dir.join("large.svg")).unwrap();
@@ -352,9 +432,22 @@ fn activations_heatmap_edge_cases() {
     let t = activations(12, 40);
     activations_heatmap(t.t(), "transposed view", &dir.join("transposed.png")).unwrap();
 
-    let e = activations_heatmap(Array2::<f32>::zeros((0, 4)).view(), "empty", &dir.join("empty.png")).unwrap_err();
-    assert!(matches!(e, Error::InvalidInput(_)) && e.to_string().contains("empty.png"), "{e:?}");
-    let e = activations_heatmap(Array2::<f32>::zeros((4, 0)).view(), "empty", &dir.join("empty.svg")).unwrap_err();
+    let e = activations_heatmap(
+        Array2::<f32>::zeros((0, 4)).view(),
+        "empty",
+        &dir.join("empty.png"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidInput(_)) && e.to_string().contains("empty.png"),
+        "{e:?}"
+    );
+    let e = activations_heatmap(
+        Array2::<f32>::zeros((4, 0)).view(),
+        "empty",
+        &dir.join("empty.svg"),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("empty.svg"), "{e}");
     let e = activations_heatmap(a.view(), "bad", &dir.join("a.pdf")).unwrap_err();
     assert!(matches!(e, Error::InvalidOption { .. }), "{e:?}");

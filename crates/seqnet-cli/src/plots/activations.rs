@@ -10,8 +10,8 @@ use plotters::style::text_anchor::{HPos, VPos};
 use seqnet_core::Error;
 
 use super::{
-    anchored, bold, compact, fit_text, integer_ticks, mix, nice_step, render, text, text_width, DrawResult,
-    Format, Picture, INK, MUTED,
+    anchored, bold, clean, compact, fit_text, integer_ticks, mix, nice_step, render, text,
+    text_width, DrawResult, Format, Picture, INK, MUTED,
 };
 
 const WIDTH: u32 = 1200;
@@ -45,7 +45,11 @@ const DIVERGING: [RGBColor; 11] = [
 
 /// The colour of `t` in [0, 1] on the diverging map (0.5 is white).
 fn diverging(t: f64) -> RGBColor {
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.5 };
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.5
+    };
     let x = t * (DIVERGING.len() - 1) as f64;
     let i = (x.floor() as usize).min(DIVERGING.len() - 2);
     mix(DIVERGING[i], DIVERGING[i + 1], x - i as f64)
@@ -135,6 +139,7 @@ impl Heatmap {
         } else {
             1.0
         };
+        let title = clean(title);
         let title = title.trim();
         Heatmap {
             title: if title.is_empty() {
@@ -340,6 +345,9 @@ mod tests {
         assert_eq!(h.blocks.len(), 2);
         assert_eq!(h.blocks[0], vec![1.0, 3.0]);
         assert!(h.blocks[1].iter().all(|v| v.is_nan()));
-        assert_eq!((h.not_finite, h.limit, h.title.as_str()), (2, 3.0, "Activations"));
+        assert_eq!(
+            (h.not_finite, h.limit, h.title.as_str()),
+            (2, 3.0, "Activations")
+        );
     }
 }

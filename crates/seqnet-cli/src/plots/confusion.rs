@@ -9,7 +9,7 @@ use plotters::style::text_anchor::{HPos, VPos};
 use seqnet_core::Error;
 
 use super::{
-    anchored, bold, fit_text, luminance, mix, render, text, text_width, DrawResult, Format,
+    anchored, bold, clean, fit_text, luminance, mix, render, text, text_width, DrawResult, Format,
     Picture, INK, MUTED,
 };
 
@@ -136,6 +136,7 @@ impl<'a> Confusion<'a> {
         let names: Vec<String> = class_names
             .iter()
             .map(|s| {
+                let s = clean(s);
                 let s = s.trim();
                 fit_text(if s.is_empty() { "(unnamed)" } else { s }, label_size, 220)
             })
@@ -230,10 +231,16 @@ impl<'a> Confusion<'a> {
         upwards: bool,
     ) -> DrawResult {
         let Some(v) = v else {
-            root.draw(&Rectangle::new([(x, y), (x + w, y + h)], UNDEFINED.filled()))?;
+            root.draw(&Rectangle::new(
+                [(x, y), (x + w, y + h)],
+                UNDEFINED.filled(),
+            ))?;
             return self.border(root, (x, y), (w, h));
         };
-        root.draw(&Rectangle::new([(x, y), (x + w, y + h)], SUMMARY_WRONG.filled()))?;
+        root.draw(&Rectangle::new(
+            [(x, y), (x + w, y + h)],
+            SUMMARY_WRONG.filled(),
+        ))?;
         let bar = if upwards {
             let top = y + h - (h as f64 * v).round() as i32;
             [(x, top), (x + w, y + h)]
@@ -250,7 +257,10 @@ impl<'a> Confusion<'a> {
         (x, y): (i32, i32),
         (w, h): (i32, i32),
     ) -> DrawResult {
-        root.draw(&Rectangle::new([(x, y), (x + w, y + h)], GRID.stroke_width(1)))?;
+        root.draw(&Rectangle::new(
+            [(x, y), (x + w, y + h)],
+            GRID.stroke_width(1),
+        ))?;
         Ok(())
     }
 
@@ -267,7 +277,10 @@ impl<'a> Confusion<'a> {
         label_color: Option<RGBColor>,
     ) -> DrawResult {
         root.draw(&Rectangle::new([(x, y), (x + w, y + h)], fill.filled()))?;
-        root.draw(&Rectangle::new([(x, y), (x + w, y + h)], GRID.stroke_width(1)))?;
+        root.draw(&Rectangle::new(
+            [(x, y), (x + w, y + h)],
+            GRID.stroke_width(1),
+        ))?;
         if label.is_empty() || size < 9.0 {
             return Ok(());
         }
@@ -430,7 +443,11 @@ impl Picture for Confusion<'_> {
                     (x, ly),
                 )?;
             } else {
-                root.draw_text(name, &anchored(&label_style, HPos::Center, VPos::Top), (x, ly))?;
+                root.draw_text(
+                    name,
+                    &anchored(&label_style, HPos::Center, VPos::Top),
+                    (x, ly),
+                )?;
             }
         }
 

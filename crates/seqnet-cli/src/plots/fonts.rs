@@ -107,7 +107,10 @@ pub(crate) struct TextFix<B> {
 impl<B: DrawingBackend> TextFix<B> {
     /// Wraps a bitmap backend: text is drawn here.
     pub(crate) fn raster(inner: B) -> Self {
-        TextFix { inner, raster: true }
+        TextFix {
+            inner,
+            raster: true,
+        }
     }
 
     /// Wraps a vector backend: text is drawn by it, measured here.

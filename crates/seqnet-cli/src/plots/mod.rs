@@ -18,9 +18,9 @@ pub use progress::training_progress;
 use std::fmt;
 use std::path::Path;
 
+use image::ImageEncoder as _;
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use image::ImageEncoder as _;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use seqnet_core::Error;
 
@@ -95,7 +95,8 @@ pub(crate) fn render<P: Picture>(picture: &P, path: &Path) -> Result<(), Error> 
         ))
     };
     // A bug in the drawing must not take the caller down: it becomes an error.
-    let drawn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| draw_bytes(picture, format)));
+    let drawn =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| draw_bytes(picture, format)));
     let bytes = match drawn {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(e)) => return Err(drawing_error(e.0)),
@@ -137,8 +138,8 @@ fn draw_bytes<P: Picture>(picture: &P, format: Format) -> Result<Vec<u8>, DrawEr
         Format::Svg => {
             let mut svg = String::new();
             {
-                let root = TextFix::vector(SVGBackend::with_string(&mut svg, (w, h)))
-                    .into_drawing_area();
+                let root =
+                    TextFix::vector(SVGBackend::with_string(&mut svg, (w, h))).into_drawing_area();
                 picture.draw(&root)?;
                 root.present()?;
             }
@@ -171,12 +172,20 @@ pub(crate) fn text_width(s: &str, size: f64) -> u32 {
     fonts::measure(s, size)
 }
 
+/// `s` with control characters (which SVG cannot hold) made spaces.
+pub(crate) fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 /// `s` cut with an ellipsis so that it is at most `max` pixels wide at `size`.
 pub(crate) fn fit_text(s: &str, size: f64, max: u32) -> String {
     if text_width(s, size) <= max {
         return s.to_string();
     }
-    let chars: Vec<char> = s.chars().collect();
+    // No glyph is narrower than a pixel: longer text cannot fit anyway.
+    let chars: Vec<char> = s.chars().take(max as usize + 1).collect();
     let mut n = chars.len();
     while n > 0 {
         n -= 1;
@@ -273,7 +282,11 @@ pub(crate) fn compact(v: f64, digits: usize) -> String {
 
 /// Linear mix of two colours: `t` = 0 gives `a`, 1 gives `b`.
 pub(crate) fn mix(a: RGBColor, b: RGBColor, t: f64) -> RGBColor {
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let c = |x: u8, y: u8| (x as f64 + (y as f64 - x as f64) * t).round() as u8;
     RGBColor(c(a.0, b.0), c(a.1, b.1), c(a.2, b.2))
 }
@@ -314,7 +327,10 @@ mod tests {
         );
         // 1 and 2 would be too close; 64 is far enough from 60.
         assert_eq!(integer_ticks(8, 144.0, 22.0), vec![1, 4, 6, 8]);
-        assert_eq!(integer_ticks(64, 620.0, 22.0), vec![1, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 64]);
+        assert_eq!(
+            integer_ticks(64, 620.0, 22.0),
+            vec![1, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 64]
+        );
     }
 
     #[test]

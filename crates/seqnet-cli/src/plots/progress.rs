@@ -9,8 +9,8 @@ use seqnet_core::Error;
 use seqnet_train::TrainingRecord;
 
 use super::{
-    anchored, bold, compact, nice_step, render, text, text_width, wrap_text, DrawResult, Format,
-    Picture, INK, MUTED,
+    anchored, bold, clean, compact, fit_text, nice_step, render, text, text_width, wrap_text,
+    DrawResult, Format, Picture, INK, MUTED,
 };
 
 const WIDTH: u32 = 1200;
@@ -176,11 +176,7 @@ impl<'a> Progress<'a> {
                 .map(|i| (x(i), value(its[i].accuracy, its[i].rmse)))
                 .collect();
             let validation = (0..its.len())
-                .filter_map(|i| {
-                    its[i]
-                        .validation
-                        .map(|v| (x(i), value(v.accuracy, v.rmse)))
-                })
+                .filter_map(|i| its[i].validation.map(|v| (x(i), value(v.accuracy, v.rmse))))
                 .collect();
             (kind, Series::new(raw, validation))
         });
@@ -196,11 +192,12 @@ impl<'a> Progress<'a> {
         let mut epochs = Vec::new();
         let mut start = 0.0;
         let mut current = its[0].epoch;
-        for i in 1..its.len() {
-            if its[i].epoch != current {
-                epochs.push((current, start, x(i - 1)));
-                start = x(i - 1);
-                current = its[i].epoch;
+        for pair in its.windows(2) {
+            if pair[1].epoch != current {
+                let end = pair[0].iteration as f64;
+                epochs.push((current, start, end));
+                start = end;
+                current = pair[1].epoch;
             }
         }
         epochs.push((current, start, x_max));
@@ -333,7 +330,13 @@ impl<'a> Progress<'a> {
     fn epoch_labels<DB: DrawingBackend>(
         &self,
         area: &DrawingArea<DB, Shift>,
-        chart: &ChartContext<DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+        chart: &ChartContext<
+            DB,
+            Cartesian2d<
+                plotters::coord::types::RangedCoordf64,
+                plotters::coord::types::RangedCoordf64,
+            >,
+        >,
         band_px: f64,
     ) -> DrawResult {
         const SIZE: f64 = 15.0;
@@ -381,7 +384,13 @@ impl<'a> Progress<'a> {
         let max_w = w.saturating_sub(x0 as u32 + 24);
         let mut y = 72;
         let line = |s: &str, style: &TextStyle, y: &mut i32, gap: i32| -> DrawResult {
-            for l in wrap_text(s, style.font.get_size(), max_w) {
+            let mut lines = wrap_text(&clean(s), style.font.get_size(), max_w);
+            // At most three lines, the last one ending in an ellipsis when cut.
+            if lines.len() > 3 {
+                lines.truncate(3);
+                lines[2] = fit_text(&format!("{}…", lines[2]), style.font.get_size(), max_w);
+            }
+            for l in lines {
                 area.draw_text(&l, &anchored(style, HPos::Left, VPos::Top), (x0, *y))?;
                 *y += 20;
             }
@@ -403,9 +412,12 @@ impl<'a> Progress<'a> {
                     &mut y,
                     0,
                 )?,
-                (Some(MetricKind::Rmse), _, Some(r)) => {
-                    line(&format!("Validation RMSE: {}", compact(r as f64, 4)), &body, &mut y, 0)?
-                }
+                (Some(MetricKind::Rmse), _, Some(r)) => line(
+                    &format!("Validation RMSE: {}", compact(r as f64, 4)),
+                    &body,
+                    &mut y,
+                    0,
+                )?,
                 _ => {}
             }
             line(
@@ -465,13 +477,19 @@ impl<'a> Progress<'a> {
         let validating = !self.loss.validation.is_empty();
         if let Some((kind, _)) = &self.metric {
             let name = kind.name();
-            entries.push((Sample::Line(METRIC_SMOOTH, 2), format!("Training {name} (smoothed)")));
+            entries.push((
+                Sample::Line(METRIC_SMOOTH, 2),
+                format!("Training {name} (smoothed)"),
+            ));
             entries.push((Sample::Line(METRIC_RAW, 1), format!("Training {name}")));
             if validating {
                 entries.push((Sample::Validation, format!("Validation {name}")));
             }
         }
-        entries.push((Sample::Line(LOSS_SMOOTH, 2), "Training loss (smoothed)".into()));
+        entries.push((
+            Sample::Line(LOSS_SMOOTH, 2),
+            "Training loss (smoothed)".into(),
+        ));
         entries.push((Sample::Line(LOSS_RAW, 1), "Training loss".into()));
         if validating {
             entries.push((Sample::Validation, "Validation loss".into()));
