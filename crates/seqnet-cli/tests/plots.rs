@@ -295,6 +295,21 @@ fn unwritable_folder_is_an_io_error_and_keeps_the_old_picture() {
 }
 
 #[test]
+fn a_file_in_place_of_the_folder_is_an_io_error() {
+    // Fails even for root, unlike a read-only folder.
+    let dir = out_dir("not-a-folder");
+    let file = dir.join("plain.txt");
+    std::fs::write(&file, b"x").unwrap();
+    let target = file.join("progress.svg");
+    let e = training_progress(&record(1, 3, 0, true), &target).unwrap_err();
+    match &e {
+        Error::Io { path, .. } => assert!(path.contains("progress.svg"), "{e}"),
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+    done(&dir);
+}
+
+#[test]
 fn writing_over_a_folder_is_an_io_error() {
     let dir = out_dir("over-folder");
     let target = dir.join("taken.svg");

@@ -313,10 +313,22 @@ impl Picture for Confusion<'_> {
             &anchored(&bold(TITLE_SIZE, &INK), HPos::Center, VPos::Top),
             (w as i32 / 2, MARGIN),
         )?;
-        let subtitle = format!(
-            "{} of {} observations classified correctly · {} classes",
-            self.correct, self.total, n
-        );
+        let classes = if n == 1 {
+            "1 class".to_string()
+        } else {
+            format!("{n} classes")
+        };
+        let subtitle = match self.total {
+            0 => classes,
+            1 => format!(
+                "{} of 1 observation classified correctly · {classes}",
+                self.correct
+            ),
+            total => format!(
+                "{} of {total} observations classified correctly · {classes}",
+                self.correct
+            ),
+        };
         root.draw_text(
             &subtitle,
             &anchored(&text(17.0, &MUTED), HPos::Center, VPos::Top),
