@@ -1,6 +1,7 @@
 //! seqnet's training: MATLAB's training options, the solvers, the training loop
 //! and the inference helpers.
 
+pub mod inference;
 pub mod model;
 pub mod options;
 pub mod record;
@@ -8,6 +9,7 @@ pub mod solver;
 pub mod train;
 pub mod trainer;
 
+pub use inference::{activations, classify_and_update_state, forecast, predict, predict_and_update_state, predict_sequences, Classification, PredictOptions};
 pub use model::Model;
 pub use options::{
     GradientThresholdMethod, LearnRateSchedule, OutputNetwork, SequenceLength, Shuffle, Solver,
