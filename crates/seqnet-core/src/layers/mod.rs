@@ -2,22 +2,28 @@
 //! builder setters, gathered in the serialisable [`Layer`] enum.
 
 mod activations;
+mod batchnorm;
+mod conv;
 mod dropout;
 mod fc;
 mod fold;
 mod input;
 mod merge;
 mod output;
+mod pooling;
 mod softmax;
 mod util;
 
 pub use activations::{LeakyRelu, Relu, Sigmoid, Tanh};
+pub use batchnorm::BatchNormalization;
+pub use conv::{Convolution2d, Padding};
 pub use dropout::Dropout;
 pub use fc::FullyConnected;
 pub use fold::{Flatten, SequenceFolding, SequenceUnfolding};
 pub use input::{InputSize, Normalization, SequenceInput};
 pub use merge::{Addition, Concatenation};
 pub use output::{ClassificationOutput, RegressionOutput};
+pub use pooling::{AveragePooling2d, MaxPooling2d, PoolPaddingValue};
 pub use softmax::Softmax;
 
 use crate::layer::LayerDef;
@@ -78,6 +84,10 @@ layer_enum! {
     Flatten => Flatten, "flatten";
     Addition => Addition, "addition";
     Concatenation => Concatenation, "concatenation";
+    Convolution2d => Convolution2d, "convolution2d";
+    BatchNormalization => BatchNormalization, "batchNormalization";
+    MaxPooling2d => MaxPooling2d, "maxPooling2d";
+    AveragePooling2d => AveragePooling2d, "averagePooling2d";
 }
 
 /// Implements the `name` setter shared by every layer config.
