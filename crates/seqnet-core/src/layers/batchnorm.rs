@@ -31,9 +31,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// **Masking.** When the activation carries sequence lengths (a sequence, or
 /// folded frames whose frame `n` is step `n / B` of observation `n % B`), padded
-/// steps are left out of the statistics and of the `Scale`/`Offset` gradients,
-/// and get zero input gradient: padding never changes a result. Their outputs
-/// are normalized like the rest but carry no meaning.
+/// steps are left out of the statistics, output zeros and get zero input
+/// gradient (nor do they add to the `Scale`/`Offset` gradients), in both modes:
+/// padding never changes a result.
 ///
 /// Learnables: `Scale` `[C]` (ones), `Offset` `[C]` (zeros).
 /// States: `TrainedMean` `[C]` (zeros), `TrainedVariance` `[C]` (ones).
@@ -368,7 +368,11 @@ impl LayerKernel for BatchNormKernel {
         let mut y = vec![0f32; xs.len()];
         y.par_chunks_mut(c * spatial)
             .zip(xs.par_chunks(c * spatial))
-            .for_each(|(yn, xn)| {
+            .enumerate()
+            .for_each(|(n, (yn, xn))| {
+                if !is_real(n) {
+                    return;
+                }
                 for ci in 0..c {
                     let (a, m, b) = (gamma[ci] * inv_std[ci], mean[ci], beta[ci]);
                     let r = ci * spatial..(ci + 1) * spatial;
