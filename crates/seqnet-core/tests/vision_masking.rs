@@ -6,7 +6,9 @@ use ndarray::{ArrayD, Axis};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::layers::*;
-use seqnet_core::{ActShape, Activation, ForwardCtx, LayerDef, LayerKernel, Mode, PaddingDirection, SeqLengths};
+use seqnet_core::{
+    ActShape, Activation, ForwardCtx, LayerDef, LayerKernel, Mode, PaddingDirection, SeqLengths,
+};
 
 const C: usize = 2;
 const H: usize = 5;
@@ -18,14 +20,22 @@ fn random(shape: &[usize], rng: &mut StdRng, scale: f32) -> ArrayD<f32> {
 
 fn run(kernel: &mut dyn LayerKernel, x: &Activation, mode: Mode) -> Activation {
     let mut rng = StdRng::seed_from_u64(0);
-    let mut ctx = ForwardCtx { mode, stateful: false, rng: &mut rng, target: None };
+    let mut ctx = ForwardCtx {
+        mode,
+        stateful: false,
+        rng: &mut rng,
+        target: None,
+    };
     kernel.forward(&[x], &mut ctx).expect("forward").remove(0)
 }
 
 /// Folds `[T, B, C, H, W]` sequences with these lengths into frames `[T·B, C, H, W]`.
 fn fold(data: ArrayD<f32>, lengths: SeqLengths) -> Activation {
     let x = Activation::image_sequence(data, Some(lengths)).unwrap();
-    let mut k = SequenceFolding::new().name("fold").build(&[x.shape()], &mut StdRng::seed_from_u64(0)).unwrap();
+    let mut k = SequenceFolding::new()
+        .name("fold")
+        .build(&[x.shape()], &mut StdRng::seed_from_u64(0))
+        .unwrap();
     run(k.as_mut(), &x, Mode::Inference)
 }
 
@@ -34,10 +44,15 @@ fn fold(data: ArrayD<f32>, lengths: SeqLengths) -> Activation {
 fn conv_bn() -> (Box<dyn LayerKernel>, Box<dyn LayerKernel>) {
     let mut rng = StdRng::seed_from_u64(42);
     let in_shape = ActShape::images(H, W, 1);
-    let conv_def = Convolution2d::new([3, 3], C).padding(Padding::Same).name("conv");
+    let conv_def = Convolution2d::new([3, 3], C)
+        .padding(Padding::Same)
+        .name("conv");
     let conv = conv_def.build(&[in_shape], &mut rng).unwrap();
     let out = conv_def.infer(&[in_shape]).unwrap()[0];
-    let mut bn = BatchNormalization::new().name("bn").build(&[out], &mut rng).unwrap();
+    let mut bn = BatchNormalization::new()
+        .name("bn")
+        .build(&[out], &mut rng)
+        .unwrap();
     for p in bn.learnables_mut() {
         p.value = random(&[C], &mut rng, 1.0) + 1.0;
     }
@@ -58,7 +73,11 @@ fn a_video_alone_and_in_a_padded_batch_gives_the_same_frames_in_inference() {
     let video = random(&[2, 1, 1, H, W], &mut rng, 1.0);
     let (mut conv, mut bn) = conv_bn();
     let alone = fold(video.clone(), SeqLengths::full(1, 2));
-    let alone = run(bn.as_mut(), &run(conv.as_mut(), &alone, Mode::Inference), Mode::Inference);
+    let alone = run(
+        bn.as_mut(),
+        &run(conv.as_mut(), &alone, Mode::Inference),
+        Mode::Inference,
+    );
 
     for dir in [PaddingDirection::Right, PaddingDirection::Left] {
         // Three videos of lengths 3, 2 (ours, observation 1) and 1, padded to 3 steps with garbage.
@@ -66,17 +85,31 @@ fn a_video_alone_and_in_a_padded_batch_gives_the_same_frames_in_inference() {
         let mut batch = random(&[3, 3, 1, H, W], &mut rng, 50.0);
         let steps = lengths.span(1);
         for (k, t) in steps.clone().enumerate() {
-            batch.index_axis_mut(Axis(0), t).index_axis_mut(Axis(0), 1).assign(&video.index_axis(Axis(0), k).index_axis(Axis(0), 0));
+            batch
+                .index_axis_mut(Axis(0), t)
+                .index_axis_mut(Axis(0), 1)
+                .assign(&video.index_axis(Axis(0), k).index_axis(Axis(0), 0));
         }
         let frames = fold(batch, lengths.clone());
-        let y = run(bn.as_mut(), &run(conv.as_mut(), &frames, Mode::Inference), Mode::Inference);
+        let y = run(
+            bn.as_mut(),
+            &run(conv.as_mut(), &frames, Mode::Inference),
+            Mode::Inference,
+        );
         for (k, t) in steps.enumerate() {
-            assert_eq!(frame(&y, t * 3 + 1), frame(&alone, k), "{dir:?}: step {k} of the video");
+            assert_eq!(
+                frame(&y, t * 3 + 1),
+                frame(&alone, k),
+                "{dir:?}: step {k} of the video"
+            );
         }
         // Padded frames come out as zeros.
         for n in 0..9 {
             if !lengths.is_real(n % 3, n / 3) {
-                assert!(frame(&y, n).iter().all(|&v| v == 0.0), "{dir:?}: padded frame {n}");
+                assert!(
+                    frame(&y, n).iter().all(|&v| v == 0.0),
+                    "{dir:?}: padded frame {n}"
+                );
             }
         }
     }
@@ -92,8 +125,15 @@ fn padded_frames_change_nothing_in_training() {
     // The same real frames with two different paddings, and packed without padding.
     let mut garbage = x.clone();
     let mut garbage_dy = dy.clone();
-    for &n in (0..9).collect::<Vec<_>>().iter().filter(|n| !real.contains(n)) {
-        garbage.index_axis_mut(Axis(0), n / 3).index_axis_mut(Axis(0), n % 3).mapv_inplace(|v| 1e3 * v + 7.0);
+    for &n in (0..9)
+        .collect::<Vec<_>>()
+        .iter()
+        .filter(|n| !real.contains(n))
+    {
+        garbage
+            .index_axis_mut(Axis(0), n / 3)
+            .index_axis_mut(Axis(0), n % 3)
+            .mapv_inplace(|v| 1e3 * v + 7.0);
         garbage_dy.index_axis_mut(Axis(0), n).fill(-5.0);
     }
     let padded_a = fold(x.clone(), lengths.clone());
@@ -104,13 +144,23 @@ fn padded_frames_change_nothing_in_training() {
     let bn_def = BatchNormalization::new().name("bn");
     let shape = ActShape::images(H, W, C);
     let mut results = Vec::new();
-    for (input, g) in [(&padded_a, &dy), (&padded_b, &garbage_dy), (&packed, &packed_dy)] {
-        let mut bn = bn_def.build(&[shape], &mut StdRng::seed_from_u64(3)).unwrap();
+    for (input, g) in [
+        (&padded_a, &dy),
+        (&padded_b, &garbage_dy),
+        (&packed, &packed_dy),
+    ] {
+        let mut bn = bn_def
+            .build(&[shape], &mut StdRng::seed_from_u64(3))
+            .unwrap();
         for p in bn.learnables_mut() {
             p.value.mapv_inplace(|v| v * 1.5 + 0.25);
         }
         let y = run(bn.as_mut(), input, Mode::Training);
-        let dx = bn.backward(vec![Some(g.clone())]).unwrap().remove(0).unwrap();
+        let dx = bn
+            .backward(vec![Some(g.clone())])
+            .unwrap()
+            .remove(0)
+            .unwrap();
         let grads: Vec<ArrayD<f32>> = bn.learnables().iter().map(|p| p.grad.clone()).collect();
         let states: Vec<ArrayD<f32>> = bn.states().iter().map(|s| s.value.clone()).collect();
         results.push((y.data.to_owned(), dx, grads, states));
@@ -123,12 +173,23 @@ fn padded_frames_change_nothing_in_training() {
     assert_eq!(a.3, b.3, "running statistics");
     for n in (0..9).filter(|n| !real.contains(n)) {
         for r in [a, b] {
-            assert!(r.0.index_axis(Axis(0), n).iter().all(|&v| v == 0.0), "padded frame {n} outputs zeros");
-            assert!(r.1.index_axis(Axis(0), n).iter().all(|&v| v == 0.0), "padded frame {n} gets no gradient");
+            assert!(
+                r.0.index_axis(Axis(0), n).iter().all(|&v| v == 0.0),
+                "padded frame {n} outputs zeros"
+            );
+            assert!(
+                r.1.index_axis(Axis(0), n).iter().all(|&v| v == 0.0),
+                "padded frame {n} gets no gradient"
+            );
         }
     }
     // Packed without padding: the same batch statistics, so the same results.
-    let close = |x: &ArrayD<f32>, y: &ArrayD<f32>| x.shape() == y.shape() && x.iter().zip(y).all(|(u, v)| (u - v).abs() <= 1e-5 * v.abs().max(1.0));
+    let close = |x: &ArrayD<f32>, y: &ArrayD<f32>| {
+        x.shape() == y.shape()
+            && x.iter()
+                .zip(y)
+                .all(|(u, v)| (u - v).abs() <= 1e-5 * v.abs().max(1.0))
+    };
     assert!(close(&a.0.select(Axis(0), &real), &p.0), "outputs");
     assert!(close(&a.1.select(Axis(0), &real), &p.1), "input gradients");
     for (u, v) in a.2.iter().zip(&p.2).chain(a.3.iter().zip(&p.3)) {

@@ -463,12 +463,12 @@ impl LayerKernel for BatchNormKernel {
                 if !cache.is_real(n) {
                     return;
                 }
-                for ci in 0..c {
-                    let (a, k0, k1) = coeffs[ci];
-                    let m = cache.mean[ci];
-                    let r = ci * s..(ci + 1) * s;
-                    for ((d, &g), &v) in dxn[r.clone()].iter_mut().zip(&dyn_[r.clone()]).zip(&xn[r])
-                    {
+                let blocks = dxn
+                    .chunks_exact_mut(s)
+                    .zip(dyn_.chunks_exact(s))
+                    .zip(xn.chunks_exact(s));
+                for ((((dxb, dyb), xb), &(a, k0, k1)), &m) in blocks.zip(&coeffs).zip(&cache.mean) {
+                    for ((d, &g), &v) in dxb.iter_mut().zip(dyb).zip(xb) {
                         *d = a * (g - k0 - (v - m) * k1);
                     }
                 }

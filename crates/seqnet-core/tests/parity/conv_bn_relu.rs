@@ -28,20 +28,33 @@ pub struct Fixture<'a> {
 impl<'a> Fixture<'a> {
     /// Parses a safetensors file's bytes.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, String> {
-        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| format!("bad safetensors header: {e}"))?;
-        let spec = meta.metadata().as_ref().and_then(|m| m.get("spec")).ok_or("no `spec` in the metadata")?;
+        let (_, meta) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| format!("bad safetensors header: {e}"))?;
+        let spec = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("spec"))
+            .ok_or("no `spec` in the metadata")?;
         let spec = serde_json::from_str(spec).map_err(|e| format!("`spec` is not JSON: {e}"))?;
-        let tensors = SafeTensors::deserialize(bytes).map_err(|e| format!("bad safetensors file: {e}"))?;
+        let tensors =
+            SafeTensors::deserialize(bytes).map_err(|e| format!("bad safetensors file: {e}"))?;
         Ok(Fixture { spec, tensors })
     }
 
     /// Tensor `name` (stored as f32) with its shape.
     pub fn array(&self, name: &str) -> Result<ArrayD<f32>, String> {
-        let t = self.tensors.tensor(name).map_err(|e| format!("tensor `{name}`: {e}"))?;
+        let t = self
+            .tensors
+            .tensor(name)
+            .map_err(|e| format!("tensor `{name}`: {e}"))?;
         if t.dtype() != Dtype::F32 {
             return Err(format!("tensor `{name}` is {:?}, expected F32", t.dtype()));
         }
-        let v: Vec<f32> = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let v: Vec<f32> = t
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
         ArrayD::from_shape_vec(t.shape(), v).map_err(|e| format!("tensor `{name}`: {e}"))
     }
 
@@ -50,11 +63,16 @@ impl<'a> Fixture<'a> {
         let v = &self.spec["config"][key];
         let as_usize = |x: &serde_json::Value| x.as_u64().map(|n| n as usize);
         match v {
-            serde_json::Value::Array(a) if a.len() == 2 => match (as_usize(&a[0]), as_usize(&a[1])) {
+            serde_json::Value::Array(a) if a.len() == 2 => match (as_usize(&a[0]), as_usize(&a[1]))
+            {
                 (Some(r), Some(c)) => Ok([r, c]),
-                _ => Err(format!("config.{key} = {v}: expected non-negative integers")),
+                _ => Err(format!(
+                    "config.{key} = {v}: expected non-negative integers"
+                )),
             },
-            _ => as_usize(v).map(|n| [n, n]).ok_or_else(|| format!("config.{key} = {v}: expected an integer or a pair")),
+            _ => as_usize(v)
+                .map(|n| [n, n])
+                .ok_or_else(|| format!("config.{key} = {v}: expected an integer or a pair")),
         }
     }
 }
@@ -62,31 +80,59 @@ impl<'a> Fixture<'a> {
 /// `Ok(scaled error)` when `max|got − want| ≤ tol · max(1, max|want|)`, else a message.
 pub fn compare(what: &str, got: &ArrayD<f32>, want: &ArrayD<f32>, tol: f32) -> Result<f32, String> {
     if got.shape() != want.shape() {
-        return Err(format!("{what}: shape {:?}, expected {:?}", got.shape(), want.shape()));
+        return Err(format!(
+            "{what}: shape {:?}, expected {:?}",
+            got.shape(),
+            want.shape()
+        ));
     }
-    let diff = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let diff = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     let scale = want.iter().map(|b| b.abs()).fold(1.0f32, f32::max);
     if diff.is_nan() || diff > tol * scale {
-        return Err(format!("{what}: max |difference| {diff:e} exceeds {tol:e} · {scale}"));
+        return Err(format!(
+            "{what}: max |difference| {diff:e} exceeds {tol:e} · {scale}"
+        ));
     }
     Ok(diff / scale)
 }
 
 fn set(kernel: &mut dyn LayerKernel, name: &str, value: ArrayD<f32>) -> Result<(), String> {
-    let p = kernel.learnables_mut().into_iter().find(|p| p.name == name).ok_or(format!("no learnable {name}"))?;
+    let p = kernel
+        .learnables_mut()
+        .into_iter()
+        .find(|p| p.name == name)
+        .ok_or(format!("no learnable {name}"))?;
     if p.value.shape() != value.shape() {
-        return Err(format!("learnable {name}: shape {:?}, fixture has {:?}", p.value.shape(), value.shape()));
+        return Err(format!(
+            "learnable {name}: shape {:?}, fixture has {:?}",
+            p.value.shape(),
+            value.shape()
+        ));
     }
     p.value = value;
     Ok(())
 }
 
 fn grad(kernel: &dyn LayerKernel, name: &str) -> Result<ArrayD<f32>, String> {
-    kernel.learnables().into_iter().find(|p| p.name == name).map(|p| p.grad.clone()).ok_or(format!("no learnable {name}"))
+    kernel
+        .learnables()
+        .into_iter()
+        .find(|p| p.name == name)
+        .map(|p| p.grad.clone())
+        .ok_or(format!("no learnable {name}"))
 }
 
 fn state(kernel: &dyn LayerKernel, name: &str) -> Result<ArrayD<f32>, String> {
-    kernel.states().into_iter().find(|p| p.name == name).map(|p| p.value.clone()).ok_or(format!("no state {name}"))
+    kernel
+        .states()
+        .into_iter()
+        .find(|p| p.name == name)
+        .map(|p| p.value.clone())
+        .ok_or(format!("no state {name}"))
 }
 
 /// Runs the fixture at `path` through seqnet's `Convolution2d` →
@@ -102,7 +148,10 @@ pub fn check_conv_bn_relu(path: &Path) -> Result<Vec<(String, f32)>, String> {
     let fx = Fixture::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     let layer = fx.spec["layer"].as_str().unwrap_or_default();
     if layer != "conv2d_bn_relu" {
-        return Err(format!("{}: layer is `{layer}`, not conv2d_bn_relu", path.display()));
+        return Err(format!(
+            "{}: layer is `{layer}`, not conv2d_bn_relu",
+            path.display()
+        ));
     }
     let kernel = fx.pair("kernel")?;
     let stride = fx.pair("stride")?;
@@ -111,12 +160,28 @@ pub fn check_conv_bn_relu(path: &Path) -> Result<Vec<(String, f32)>, String> {
     let input = fx.array("input")?;
     let w = fx.array("param.conv.weight")?;
     if input.ndim() != 4 || w.ndim() != 4 {
-        return Err(format!("input {:?} and conv.weight {:?} must be 4-D", input.shape(), w.shape()));
+        return Err(format!(
+            "input {:?} and conv.weight {:?} must be 4-D",
+            input.shape(),
+            w.shape()
+        ));
     }
-    let (c, h, wd, f) = (input.shape()[1], input.shape()[2], input.shape()[3], w.shape()[0]);
+    let (c, h, wd, f) = (
+        input.shape()[1],
+        input.shape()[2],
+        input.shape()[3],
+        w.shape()[0],
+    );
 
-    let conv_def = Convolution2d::new(kernel, f).stride(stride).padding(Padding::symmetric(ph, pw)).name("conv");
-    let bn_def = BatchNormalization::new().epsilon(eps).mean_decay(1.0).variance_decay(1.0).name("bn");
+    let conv_def = Convolution2d::new(kernel, f)
+        .stride(stride)
+        .padding(Padding::symmetric(ph, pw))
+        .name("conv");
+    let bn_def = BatchNormalization::new()
+        .epsilon(eps)
+        .mean_decay(1.0)
+        .variance_decay(1.0)
+        .name("bn");
     let relu_def = Relu::new().name("relu");
     let in_shape = ActShape::images(h, wd, c);
     let conv_shape = conv_def.infer(&[in_shape]).map_err(|e| e.message)?[0];
@@ -131,7 +196,12 @@ pub fn check_conv_bn_relu(path: &Path) -> Result<Vec<(String, f32)>, String> {
     set(bn.as_mut(), "Offset", fx.array("param.bn.bias")?)?;
 
     let mut frng = StdRng::seed_from_u64(0);
-    let mut ctx = ForwardCtx { mode: Mode::Training, stateful: false, rng: &mut frng, target: None };
+    let mut ctx = ForwardCtx {
+        mode: Mode::Training,
+        stateful: false,
+        rng: &mut frng,
+        target: None,
+    };
     let x = Activation::images(input).map_err(err)?;
     let y_conv = conv.forward(&[&x], &mut ctx).map_err(err)?.remove(0);
     let y_bn = bn.forward(&[&y_conv], &mut ctx).map_err(err)?.remove(0);
@@ -144,7 +214,11 @@ pub fn check_conv_bn_relu(path: &Path) -> Result<Vec<(String, f32)>, String> {
     let g = fx.array("grad_output")?;
     let g_bn = relu.backward(vec![Some(g)]).map_err(err)?.remove(0);
     let g_conv = bn.backward(vec![g_bn]).map_err(err)?.remove(0);
-    let g_in = conv.backward(vec![g_conv]).map_err(err)?.remove(0).ok_or("no input gradient")?;
+    let g_in = conv
+        .backward(vec![g_conv])
+        .map_err(err)?
+        .remove(0)
+        .ok_or("no input gradient")?;
 
     let checks: Vec<(&str, ArrayD<f32>, f32)> = vec![
         ("conv_output", y_conv.data.to_owned(), FORWARD_TOL),
@@ -152,7 +226,11 @@ pub fn check_conv_bn_relu(path: &Path) -> Result<Vec<(String, f32)>, String> {
         ("bn.batch_var_biased", batch_var, FORWARD_TOL),
         ("output", y.data.to_owned(), FORWARD_TOL),
         ("grad.input", g_in, GRADIENT_TOL),
-        ("grad.conv.weight", grad(conv.as_ref(), "Weights")?, GRADIENT_TOL),
+        (
+            "grad.conv.weight",
+            grad(conv.as_ref(), "Weights")?,
+            GRADIENT_TOL,
+        ),
         ("grad.conv.bias", grad(conv.as_ref(), "Bias")?, GRADIENT_TOL),
         ("grad.bn.weight", grad(bn.as_ref(), "Scale")?, GRADIENT_TOL),
         ("grad.bn.bias", grad(bn.as_ref(), "Offset")?, GRADIENT_TOL),
@@ -160,7 +238,10 @@ pub fn check_conv_bn_relu(path: &Path) -> Result<Vec<(String, f32)>, String> {
     let mut ok = Vec::new();
     let mut failures = Vec::new();
     for (name, got, tol) in checks {
-        match fx.array(name).and_then(|want| compare(name, &got, &want, tol)) {
+        match fx
+            .array(name)
+            .and_then(|want| compare(name, &got, &want, tol))
+        {
             Ok(e) => ok.push((name.to_string(), e)),
             Err(e) => failures.push(e),
         }
