@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchNormalization {
+    /// The layer's name, unique in its graph.
     #[serde(default)]
     pub name: String,
     /// Added to the variance, default `1e-5`.
@@ -51,12 +52,16 @@ pub struct BatchNormalization {
     /// Weight of the batch variance in the running variance update, default 0.1.
     #[serde(default = "default_decay")]
     pub variance_decay: f32,
+    /// Multiplies the global L2 regularization for `Scale` `[C]`; default 1 (MATLAB's).
     #[serde(default = "one")]
     pub scale_l2_factor: f32,
+    /// Multiplies the global L2 regularization for `Offset` `[C]`; default 1 (MATLAB's).
     #[serde(default = "one")]
     pub offset_l2_factor: f32,
+    /// Multiplies the global learning rate for `Scale`; default 1.
     #[serde(default = "one")]
     pub scale_learn_rate_factor: f32,
+    /// Multiplies the global learning rate for `Offset`; default 1.
     #[serde(default = "one")]
     pub offset_learn_rate_factor: f32,
 }
@@ -93,30 +98,37 @@ impl BatchNormalization {
     pub fn new() -> Self {
         Self::default()
     }
+    /// Added to the variance (positive).
     pub fn epsilon(mut self, e: f32) -> Self {
         self.epsilon = e;
         self
     }
+    /// Weight of the batch mean in the `TrainedMean` `[C]` update, in `[0, 1]`.
     pub fn mean_decay(mut self, d: f32) -> Self {
         self.mean_decay = d;
         self
     }
+    /// Weight of the batch variance in the `TrainedVariance` `[C]` update, in `[0, 1]`.
     pub fn variance_decay(mut self, d: f32) -> Self {
         self.variance_decay = d;
         self
     }
+    /// L2 factor of `Scale` `[C]`.
     pub fn scale_l2_factor(mut self, f: f32) -> Self {
         self.scale_l2_factor = f;
         self
     }
+    /// L2 factor of `Offset` `[C]`.
     pub fn offset_l2_factor(mut self, f: f32) -> Self {
         self.offset_l2_factor = f;
         self
     }
+    /// Learning-rate factor of `Scale` `[C]`.
     pub fn scale_learn_rate_factor(mut self, f: f32) -> Self {
         self.scale_learn_rate_factor = f;
         self
     }
+    /// Learning-rate factor of `Offset` `[C]`.
     pub fn offset_learn_rate_factor(mut self, f: f32) -> Self {
         self.offset_learn_rate_factor = f;
         self
@@ -276,12 +288,36 @@ fn block_grad_sums(g: &[f32], v: &[f32], m: f32) -> (f64, f64) {
     )
 }
 
+impl BatchNormKernel {
+    /// Checks that learnables and statistics are still `[C]` (they are public and mutable).
+    fn check_sizes(&self) -> Result<()> {
+        let c = self.in_shape.channels;
+        let arrays = [
+            (self.scale.name, &self.scale.value),
+            (self.offset.name, &self.offset.value),
+            (self.mean.name, &self.mean.value),
+            (self.variance.name, &self.variance.value),
+        ];
+        for (name, v) in arrays {
+            if v.shape() != [c] {
+                return Err(Error::Learnable {
+                    layer: self.name.clone(),
+                    learnable: name.into(),
+                    message: format!("expects shape [{c}], has {:?}", v.shape()),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl LayerKernel for BatchNormKernel {
     fn forward(&mut self, inputs: &[&Activation], ctx: &mut ForwardCtx) -> Result<Vec<Activation>> {
         let x = inputs
             .first()
             .ok_or_else(|| Error::layer(&self.name, "no input"))?;
         check_shape(&self.name, "in", x, &self.in_shape)?;
+        self.check_sizes()?;
         let data = if x.data.is_standard_layout() {
             x.data.clone()
         } else {
@@ -399,6 +435,7 @@ impl LayerKernel for BatchNormKernel {
         &mut self,
         mut grads: Vec<Option<ArrayD<f32>>>,
     ) -> Result<Vec<Option<ArrayD<f32>>>> {
+        self.check_sizes()?;
         let cache = self.cache.as_ref().ok_or_else(|| no_forward(&self.name))?;
         let dy = grad_or_zeros(&mut grads, cache.x.shape());
         if dy.shape() != cache.x.shape() {

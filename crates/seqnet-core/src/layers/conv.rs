@@ -106,6 +106,7 @@ pub(crate) mod pair {
         })
     }
 
+    /// `[1, 1]`, the default stride and dilation.
     pub fn ones() -> [usize; 2] {
         [1, 1]
     }
@@ -118,7 +119,9 @@ pub(crate) struct Window {
     pub input: [usize; 2],
     /// Filter or pool size `[fh, fw]`.
     pub size: [usize; 2],
+    /// `[vertical, horizontal]` step.
     pub stride: [usize; 2],
+    /// `[vertical, horizontal]` dilation (1 for pooling).
     pub dilation: [usize; 2],
     /// `[top, bottom, left, right]`.
     pub pad: [usize; 4],
@@ -250,6 +253,7 @@ impl Window {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Convolution2d {
+    /// The layer's name, unique in its graph.
     #[serde(default)]
     pub name: String,
     /// `[fh, fw]`.
@@ -266,16 +270,22 @@ pub struct Convolution2d {
     /// `[vertical, horizontal]` dilation, default `[1, 1]`.
     #[serde(default = "pair::ones", deserialize_with = "pair::deserialize")]
     pub dilation_factor: [usize; 2],
+    /// How `Weights` `[F, C, fh, fw]` start; default Glorot with fans `fh·fw·C`, `fh·fw·F`.
     #[serde(default = "glorot")]
     pub weights_initializer: WeightsInitializer,
+    /// How `Bias` `[F]` starts; default zeros.
     #[serde(default = "zeros")]
     pub bias_initializer: BiasInitializer,
+    /// Multiplies the global L2 regularization for `Weights`; default 1.
     #[serde(default = "one")]
     pub weight_l2_factor: f32,
+    /// Multiplies the global L2 regularization for `Bias`; default 0.
     #[serde(default)]
     pub bias_l2_factor: f32,
+    /// Multiplies the global learning rate for `Weights`; default 1.
     #[serde(default = "one")]
     pub weight_learn_rate_factor: f32,
+    /// Multiplies the global learning rate for `Bias`; default 1.
     #[serde(default = "one")]
     pub bias_learn_rate_factor: f32,
 }
@@ -315,6 +325,7 @@ impl Convolution2d {
         self.stride = stride;
         self
     }
+    /// `'same'` or explicit `[top, bottom, left, right]` zero padding.
     pub fn padding(mut self, padding: Padding) -> Self {
         self.padding = padding;
         self
@@ -324,26 +335,32 @@ impl Convolution2d {
         self.dilation_factor = dilation;
         self
     }
+    /// How `Weights` `[F, C, fh, fw]` start.
     pub fn weights_initializer(mut self, i: WeightsInitializer) -> Self {
         self.weights_initializer = i;
         self
     }
+    /// How `Bias` `[F]` starts.
     pub fn bias_initializer(mut self, i: BiasInitializer) -> Self {
         self.bias_initializer = i;
         self
     }
+    /// L2 factor of `Weights`.
     pub fn weight_l2_factor(mut self, f: f32) -> Self {
         self.weight_l2_factor = f;
         self
     }
+    /// L2 factor of `Bias`.
     pub fn bias_l2_factor(mut self, f: f32) -> Self {
         self.bias_l2_factor = f;
         self
     }
+    /// Learning-rate factor of `Weights`.
     pub fn weight_learn_rate_factor(mut self, f: f32) -> Self {
         self.weight_learn_rate_factor = f;
         self
     }
+    /// Learning-rate factor of `Bias`.
     pub fn bias_learn_rate_factor(mut self, f: f32) -> Self {
         self.bias_learn_rate_factor = f;
         self
@@ -428,6 +445,7 @@ impl LayerDef for Convolution2d {
             name: self.name.clone(),
             in_shape: x,
             window,
+            filters: f,
             weights,
             bias,
             input: None,
@@ -439,6 +457,8 @@ struct ConvKernel {
     name: String,
     in_shape: ActShape,
     window: Window,
+    /// `F`.
+    filters: usize,
     weights: Learnable,
     bias: Learnable,
     /// The last forward's input `[N, C, H, W]`, standard layout.
@@ -452,6 +472,26 @@ fn frames_per_task(n: usize) -> usize {
 }
 
 impl ConvKernel {
+    /// Checks that the learnables still have their shapes (they are public and mutable).
+    fn check_learnables(&self) -> Result<()> {
+        let want = [
+            self.filters,
+            self.in_shape.channels,
+            self.window.size[0],
+            self.window.size[1],
+        ];
+        for (p, want) in [(&self.weights, &want[..]), (&self.bias, &want[..1])] {
+            if p.value.shape() != want {
+                return Err(Error::Learnable {
+                    layer: self.name.clone(),
+                    learnable: p.name.into(),
+                    message: format!("expects shape {want:?}, has {:?}", p.value.shape()),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Whether im2col would copy the frame unchanged (1×1 filter, stride 1, no padding).
     fn is_pointwise(&self) -> bool {
         let g = &self.window;
@@ -469,6 +509,7 @@ impl LayerKernel for ConvKernel {
             .first()
             .ok_or_else(|| Error::layer(&self.name, "no input"))?;
         check_shape(&self.name, "in", x, &self.in_shape)?;
+        self.check_learnables()?;
         let data = if x.data.is_standard_layout() {
             x.data.clone()
         } else {
@@ -519,6 +560,7 @@ impl LayerKernel for ConvKernel {
         &mut self,
         mut grads: Vec<Option<ArrayD<f32>>>,
     ) -> Result<Vec<Option<ArrayD<f32>>>> {
+        self.check_learnables()?;
         let x = self.input.as_ref().ok_or_else(|| no_forward(&self.name))?;
         let g = self.window;
         let n = x.shape()[0];

@@ -34,6 +34,7 @@ pub enum PoolPaddingValue {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MaxPooling2d {
+    /// The layer's name, unique in its graph.
     #[serde(default)]
     pub name: String,
     /// `[ph, pw]`.
@@ -64,6 +65,7 @@ impl MaxPooling2d {
         self.stride = stride;
         self
     }
+    /// `'same'` or explicit `[top, bottom, left, right]` padding, each side smaller than the pool.
     pub fn padding(mut self, padding: Padding) -> Self {
         self.padding = padding;
         self
@@ -78,6 +80,7 @@ impl MaxPooling2d {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AveragePooling2d {
+    /// The layer's name, unique in its graph.
     #[serde(default)]
     pub name: String,
     /// `[ph, pw]`.
@@ -112,10 +115,12 @@ impl AveragePooling2d {
         self.stride = stride;
         self
     }
+    /// `'same'` or explicit `[top, bottom, left, right]` padding, each side smaller than the pool.
     pub fn padding(mut self, padding: Padding) -> Self {
         self.padding = padding;
         self
     }
+    /// What the padding holds: zeros or the window's mean.
     pub fn padding_value(mut self, v: PoolPaddingValue) -> Self {
         self.padding_value = v;
         self
