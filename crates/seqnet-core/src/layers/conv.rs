@@ -471,6 +471,17 @@ fn frames_per_task(n: usize) -> usize {
     n.div_ceil(16).max(1)
 }
 
+/// Threads for each frame's matrix product: all of them when there are too few
+/// frames to keep the threads busy, else 1 (the frames run in parallel).
+fn gemm_threads(n: usize) -> usize {
+    let t = rayon::current_num_threads();
+    if n < t {
+        t
+    } else {
+        1
+    }
+}
+
 impl ConvKernel {
     /// Checks that the learnables still have their shapes (they are public and mutable).
     fn check_learnables(&self) -> Result<()> {
@@ -529,6 +540,7 @@ impl LayerKernel for ConvKernel {
         let pointwise = self.is_pointwise();
         let mut y = vec![0f32; n * f * p];
         let per = frames_per_task(n);
+        let threads = gemm_threads(n);
         y.par_chunks_mut(per * f * p)
             .zip(xs.par_chunks(per * frame_in))
             .for_each(|(yc, xc)| {
@@ -547,7 +559,13 @@ impl LayerKernel for ConvKernel {
                     for (row, &b) in yn.chunks_exact_mut(p).zip(bias) {
                         row.fill(b);
                     }
-                    gemm_serial(view(w, f, k), view(colm, k, p), view_mut(yn, f, p), true);
+                    gemm_frame(
+                        view(w, f, k),
+                        view(colm, k, p),
+                        view_mut(yn, f, p),
+                        true,
+                        threads,
+                    );
                 }
             });
         self.input = Some(data);
@@ -587,6 +605,7 @@ impl LayerKernel for ConvKernel {
         let pointwise = self.is_pointwise();
         let mut dx = vec![0f32; n * frame_in];
         let per = frames_per_task(n);
+        let threads = gemm_threads(n);
         // Each task: its frames' input gradients, and its partial weight and bias gradients.
         let partials: Vec<(Vec<f32>, Vec<f64>)> = dx
             .par_chunks_mut(per * frame_in)
@@ -616,12 +635,24 @@ impl LayerKernel for ConvKernel {
                         im2col(xn, c, &g, &mut col);
                         &col
                     };
-                    gemm_serial(dym, view(colm, k, p).t(), view_mut(&mut dw, f, k), true);
+                    gemm_frame(
+                        dym,
+                        view(colm, k, p).t(),
+                        view_mut(&mut dw, f, k),
+                        true,
+                        threads,
+                    );
                     // dcol = Wᵀ·dY: [K, F]·[F, P], then scattered back onto the frame.
                     if pointwise {
-                        gemm_serial(view(w, f, k).t(), dym, view_mut(dxn, k, p), false);
+                        gemm_frame(view(w, f, k).t(), dym, view_mut(dxn, k, p), false, threads);
                     } else {
-                        gemm_serial(view(w, f, k).t(), dym, view_mut(&mut dcol, k, p), false);
+                        gemm_frame(
+                            view(w, f, k).t(),
+                            dym,
+                            view_mut(&mut dcol, k, p),
+                            false,
+                            threads,
+                        );
                         col2im(&dcol, c, &g, dxn);
                     }
                 }
@@ -733,14 +764,16 @@ fn view_mut(s: &mut [f32], rows: usize, cols: usize) -> ArrayViewMut2<'_, f32> {
         .expect("matrix view of a slice of its size")
 }
 
-/// `c = a·b` (or `c += a·b` with `accumulate`) on the calling thread: the
-/// convolution already runs one frame per task, so nesting the product's own
-/// parallelism would only add overhead. Shapes: `a` `[m, k]`, `b` `[k, n]`, `c` `[m, n]`.
-fn gemm_serial(
+/// `c = a·b` (or `c += a·b` with `accumulate`) for one frame, on `threads`
+/// threads: 1 when the convolution already runs frames in parallel (nesting the
+/// product's own parallelism would only add overhead), all of them when there
+/// are fewer frames than threads. Shapes: `a` `[m, k]`, `b` `[k, n]`, `c` `[m, n]`.
+fn gemm_frame(
     a: ArrayView2<f32>,
     b: ArrayView2<f32>,
     mut c: ArrayViewMut2<f32>,
     accumulate: bool,
+    threads: usize,
 ) {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
@@ -780,7 +813,11 @@ fn gemm_serial(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            if threads > 1 && m * n * k >= 1 << 18 {
+                gemm::Parallelism::Rayon(threads)
+            } else {
+                gemm::Parallelism::None
+            },
         );
     }
 }
@@ -865,11 +902,12 @@ mod tests {
             let mut col = vec![0f32; k * p];
             im2col(&x, c, &g, &mut col);
             let mut y = vec![0f32; f * p];
-            gemm_serial(
+            gemm_frame(
                 view(&w, f, k),
                 view(&col, k, p),
                 view_mut(&mut y, f, p),
                 false,
+                1,
             );
             assert_eq!(y, naive(&x, c, &g, &w, f), "{g:?}");
             // col2im is im2col's adjoint: <im2col(x), z> = <x, col2im(z)>.
