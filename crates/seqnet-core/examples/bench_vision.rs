@@ -3,6 +3,7 @@
 //! batch normalization (training mode) and ReLU on its output (forward + backward).
 //!
 //! Run: `cargo run -p seqnet-core --release --example bench_vision [runs]`.
+//! Prints the median over `runs` (default 21) after two warm-up runs.
 
 use ndarray::ArrayD;
 use rand::rngs::StdRng;
@@ -20,7 +21,8 @@ fn main() {
     let runs: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or(21);
+        .unwrap_or(21)
+        .max(1);
     let mut rng = StdRng::seed_from_u64(1);
     let in_shape = ActShape::images(28, 28, 1);
     let conv_def = Convolution2d::new([5, 5], 20).name("conv");
@@ -39,7 +41,8 @@ fn main() {
     }))
     .expect("x");
     let dy = ArrayD::from_shape_simple_fn(vec![128, 20, 24, 24], || rng.random_range(-1.0f32..1.0));
-    let (mut t_conv, mut t_bn, mut t_all) = (Vec::new(), Vec::new(), Vec::new());
+    // Per run: conv, batchnorm, relu (each forward + backward) in ms.
+    let mut times: Vec<[f64; 3]> = Vec::new();
     for i in 0..runs + 2 {
         let mut frng = StdRng::seed_from_u64(0);
         let mut ctx = ForwardCtx {
@@ -48,54 +51,45 @@ fn main() {
             rng: &mut frng,
             target: None,
         };
+        let upstream = dy.clone();
         let t0 = Instant::now();
-        let c = conv
-            .forward(&[&x], &mut ctx)
-            .expect("conv forward")
-            .remove(0);
+        let c = conv.forward(&[&x], &mut ctx).expect("conv").remove(0);
         let t1 = Instant::now();
-        let b = bn.forward(&[&c], &mut ctx).expect("bn forward").remove(0);
-        let ta = Instant::now();
-        let _r = relu
-            .forward(&[&b], &mut ctx)
-            .expect("relu forward")
-            .remove(0);
-        let tb = Instant::now();
-        let g = relu
-            .backward(vec![Some(dy.clone())])
-            .expect("relu backward")
-            .remove(0);
-        let tc = Instant::now();
-        let g = bn.backward(vec![g]).expect("bn backward").remove(0);
+        let b = bn.forward(&[&c], &mut ctx).expect("bn").remove(0);
         let t2 = Instant::now();
-        if std::env::var("BENCH_DETAIL").is_ok() {
-            eprintln!(
-                "bn fwd {:.2} relu fwd {:.2} relu bwd {:.2} bn bwd {:.2}",
-                (ta - t1).as_secs_f64() * 1e3,
-                (tb - ta).as_secs_f64() * 1e3,
-                (tc - tb).as_secs_f64() * 1e3,
-                (t2 - tc).as_secs_f64() * 1e3
-            );
-        }
-        let _dx = conv.backward(vec![g]).expect("conv backward");
+        let _r = relu.forward(&[&b], &mut ctx).expect("relu").remove(0);
+        let g = relu.backward(vec![Some(upstream)]).expect("relu").remove(0);
         let t3 = Instant::now();
+        let g = bn.backward(vec![g]).expect("bn").remove(0);
+        let t4 = Instant::now();
+        let _dx = conv.backward(vec![g]).expect("conv");
+        let t5 = Instant::now();
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
         if i >= 2 {
-            t_conv.push(((t1 - t0) + (t3 - t2)).as_secs_f64() * 1e3);
-            t_bn.push((t2 - t1).as_secs_f64() * 1e3);
-            t_all.push((t3 - t0).as_secs_f64() * 1e3);
+            times.push([
+                ms((t1 - t0) + (t5 - t4)),
+                ms((t2 - t1) + (t4 - t3)),
+                ms(t3 - t2),
+            ]);
         }
     }
+    let stat = |v: Vec<f64>| {
+        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+        format!("median {:6.2} ms (min {:6.2})", median(v), min)
+    };
+    let col = |k: usize| stat(times.iter().map(|t| t[k]).collect());
+    let sum = |ks: &[usize]| {
+        stat(
+            times
+                .iter()
+                .map(|t| ks.iter().map(|&k| t[k]).sum())
+                .collect(),
+        )
+    };
     println!("threads: {}, runs: {runs}", rayon::current_num_threads());
-    println!(
-        "conv2d forward+backward:          median {:.2} ms",
-        median(t_conv)
-    );
-    println!(
-        "batchnorm+relu forward+backward:  median {:.2} ms",
-        median(t_bn)
-    );
-    println!(
-        "total:                            median {:.2} ms",
-        median(t_all)
-    );
+    println!("conv2d forward+backward:     {}", col(0));
+    println!("batchnorm forward+backward:  {}", col(1));
+    println!("relu forward+backward:       {}", col(2));
+    println!("batchnorm+relu:              {}", sum(&[1, 2]));
+    println!("total:                       {}", sum(&[0, 1, 2]));
 }

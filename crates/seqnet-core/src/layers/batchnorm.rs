@@ -241,14 +241,20 @@ impl Cache {
     }
 }
 
+/// Lanes of the f32 partial sums: wide enough for the compiler to keep them in
+/// vector registers, few enough to stay accurate (a block is one channel of one
+/// frame; the blocks' sums are added in f64).
+const LANES: usize = 8;
+
 /// `Σ v` of a block, in f32 lanes, returned as f64.
 fn block_sum(v: &[f32]) -> f64 {
-    let mut acc = [0f32; 8];
-    let chunks = v.chunks_exact(8);
+    let mut acc = [0f32; LANES];
+    let chunks = v.chunks_exact(LANES);
     let rest: f32 = chunks.remainder().iter().sum();
     for ch in chunks {
-        for (a, x) in acc.iter_mut().zip(ch) {
-            *a += x;
+        let ch: &[f32; LANES] = ch.try_into().expect("chunks_exact");
+        for l in 0..LANES {
+            acc[l] += ch[l];
         }
     }
     acc.iter().map(|&a| a as f64).sum::<f64>() + rest as f64
@@ -256,36 +262,42 @@ fn block_sum(v: &[f32]) -> f64 {
 
 /// `Σ (v − m)²` of a block.
 fn block_sq_dev(v: &[f32], m: f32) -> f64 {
-    let mut acc = [0f32; 8];
-    let chunks = v.chunks_exact(8);
+    let mut acc = [0f32; LANES];
+    let chunks = v.chunks_exact(LANES);
     let rest: f32 = chunks.remainder().iter().map(|x| (x - m) * (x - m)).sum();
     for ch in chunks {
-        for (a, x) in acc.iter_mut().zip(ch) {
-            *a += (x - m) * (x - m);
+        let ch: &[f32; LANES] = ch.try_into().expect("chunks_exact");
+        for l in 0..LANES {
+            let d = ch[l] - m;
+            acc[l] += d * d;
         }
     }
     acc.iter().map(|&a| a as f64).sum::<f64>() + rest as f64
 }
 
-/// `(Σ g, Σ g·(v − m))` of a block.
-fn block_grad_sums(g: &[f32], v: &[f32], m: f32) -> (f64, f64) {
-    let (mut s, mut d) = ([0f32; 8], [0f32; 8]);
-    let (gc, vc) = (g.chunks_exact(8), v.chunks_exact(8));
-    let (mut rs, mut rd) = (0f32, 0f32);
-    for (a, b) in gc.remainder().iter().zip(vc.remainder()) {
-        rs += a;
-        rd += a * (b - m);
-    }
+/// `Σ g·(v − m)` of a block.
+fn block_dot_dev(g: &[f32], v: &[f32], m: f32) -> f64 {
+    let mut acc = [0f32; LANES];
+    let (gc, vc) = (g.chunks_exact(LANES), v.chunks_exact(LANES));
+    let rest: f32 = gc
+        .remainder()
+        .iter()
+        .zip(vc.remainder())
+        .map(|(a, b)| a * (b - m))
+        .sum();
     for (g8, v8) in gc.zip(vc) {
-        for l in 0..8 {
-            s[l] += g8[l];
-            d[l] += g8[l] * (v8[l] - m);
+        let g8: &[f32; LANES] = g8.try_into().expect("chunks_exact");
+        let v8: &[f32; LANES] = v8.try_into().expect("chunks_exact");
+        for l in 0..LANES {
+            acc[l] += g8[l] * (v8[l] - m);
         }
     }
-    (
-        s.iter().map(|&a| a as f64).sum::<f64>() + rs as f64,
-        d.iter().map(|&a| a as f64).sum::<f64>() + rd as f64,
-    )
+    acc.iter().map(|&a| a as f64).sum::<f64>() + rest as f64
+}
+
+/// `(Σ g, Σ g·(v − m))` of a block (two loops: the block is in L1 for the second).
+fn block_grad_sums(g: &[f32], v: &[f32], m: f32) -> (f64, f64) {
+    (block_sum(g), block_dot_dev(g, v, m))
 }
 
 impl BatchNormKernel {
