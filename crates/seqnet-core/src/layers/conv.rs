@@ -889,7 +889,28 @@ mod tests {
             ([10, 7], [2, 3], [1, 2], [2, 2], Padding::Same),
             ([5, 5], [5, 5], [1, 1], [1, 1], Padding::uniform(2)),
         ];
-        for (input, size, stride, dil, pad) in cases {
+        // And random geometries, including windows that hang over the padding.
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(9);
+        let mut r = |lo: usize, hi: usize| rand::Rng::random_range(&mut rng, lo..=hi);
+        let random: Vec<_> = (0..300)
+            .map(|_| {
+                let pad = if r(0, 3) == 0 {
+                    Padding::Same
+                } else {
+                    Padding::Explicit([r(0, 3), r(0, 3), r(0, 3), r(0, 3)])
+                };
+                (
+                    [r(1, 9), r(1, 9)],
+                    [r(1, 4), r(1, 4)],
+                    [r(1, 3), r(1, 3)],
+                    [r(1, 3), r(1, 3)],
+                    pad,
+                )
+            })
+            .filter(|&(i, s, st, d, p)| Window::resolve(i, s, st, d, p, "filter").is_ok())
+            .collect();
+        assert!(random.len() > 100);
+        for (input, size, stride, dil, pad) in cases.into_iter().chain(random) {
             let g = Window::resolve(input, size, stride, dil, pad, "filter").unwrap();
             let (c, f) = (2, 3);
             let x: Vec<f32> = (0..c * input[0] * input[1])
