@@ -400,3 +400,99 @@ impl LayerKernel for PoolKernel {
         )])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::Mode;
+    use rand::{Rng, SeedableRng};
+
+    /// Direct pooling of one plane: `(max, mean with zero padding, mean of the real values)`.
+    fn naive(x: &[f32], g: &Window) -> Vec<(f32, f32, f32)> {
+        let ([h, w], [ph, pw], [ho, wo]) = (g.input, g.size, g.output);
+        let mut out = Vec::new();
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let (mut mx, mut sum, mut n) = (f32::NEG_INFINITY, 0.0, 0);
+                for i in 0..ph {
+                    for j in 0..pw {
+                        let iy = (oy * g.stride[0] + i) as isize - g.pad[0] as isize;
+                        let ix = (ox * g.stride[1] + j) as isize - g.pad[2] as isize;
+                        if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                            let v = x[iy as usize * w + ix as usize];
+                            mx = mx.max(v);
+                            sum += v;
+                            n += 1;
+                        }
+                    }
+                }
+                out.push((mx, sum / (ph * pw) as f32, sum / n as f32));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn pooling_matches_direct_pooling() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let mut tried = 0;
+        while tried < 150 {
+            let mut r = |lo: usize, hi: usize| rng.random_range(lo..=hi);
+            let (h, w, size, stride) = (r(1, 8), r(1, 8), [r(1, 4), r(1, 4)], [r(1, 3), r(1, 3)]);
+            let padding = if r(0, 2) == 0 {
+                Padding::Same
+            } else {
+                Padding::Explicit([r(0, 3), r(0, 3), r(0, 3), r(0, 3)])
+            };
+            let x = ActShape::images(h, w, 2);
+            let Ok(g) = pool_window(&x, size, stride, padding) else {
+                continue;
+            };
+            tried += 1;
+            let data =
+                ArrayD::from_shape_simple_fn(vec![3, 2, h, w], || rng.random_range(-1.0f32..1.0));
+            let act = Activation::images(data.clone()).unwrap();
+            let mut outs = Vec::new();
+            for kind in [
+                Kind::Max,
+                Kind::Average(PoolPaddingValue::Zero),
+                Kind::Average(PoolPaddingValue::Mean),
+            ] {
+                let mut k = PoolKernel {
+                    name: "p".into(),
+                    in_shape: x,
+                    window: g,
+                    kind,
+                    cache: None,
+                };
+                let mut srng = rand::rngs::StdRng::seed_from_u64(0);
+                let mut ctx = ForwardCtx {
+                    mode: Mode::Training,
+                    stateful: false,
+                    rng: &mut srng,
+                    target: None,
+                };
+                outs.push(
+                    k.forward(&[&act], &mut ctx)
+                        .unwrap()
+                        .remove(0)
+                        .data
+                        .into_owned()
+                        .into_raw_vec_and_offset()
+                        .0,
+                );
+            }
+            let p = g.out_len();
+            let xs = data.as_slice().unwrap();
+            for plane in 0..6 {
+                let want = naive(&xs[plane * h * w..(plane + 1) * h * w], &g);
+                for (q, &(mx, zero, mean)) in want.iter().enumerate() {
+                    let at = plane * p + q;
+                    assert_eq!(outs[0][at], mx, "{g:?}");
+                    assert!((outs[1][at] - zero).abs() < 1e-6, "{g:?}");
+                    assert!((outs[2][at] - mean).abs() < 1e-6, "{g:?}");
+                }
+            }
+        }
+    }
+}
