@@ -2,6 +2,8 @@
 //! builder setters, gathered in the serialisable [`Layer`] enum.
 
 mod activations;
+mod batchnorm;
+mod conv;
 mod dropout;
 mod fc;
 mod fold;
@@ -10,11 +12,14 @@ mod input;
 mod lstm;
 mod merge;
 mod output;
+mod pooling;
 mod recurrent;
 mod softmax;
 mod util;
 
 pub use activations::{LeakyRelu, Relu, Sigmoid, Tanh};
+pub use batchnorm::BatchNormalization;
+pub use conv::{Convolution2d, Padding};
 pub use dropout::Dropout;
 pub use fc::FullyConnected;
 pub use fold::{Flatten, SequenceFolding, SequenceUnfolding};
@@ -24,6 +29,7 @@ pub use lstm::{BiLstm, Lstm, LstmConfig, LstmKernel};
 pub use merge::{Addition, Concatenation};
 pub use output::{ClassificationOutput, RegressionOutput};
 pub use recurrent::{GateActivation, OutputMode, RecurrentState, StateActivation};
+pub use pooling::{AveragePooling2d, MaxPooling2d, PoolPaddingValue};
 pub use softmax::Softmax;
 
 use crate::layer::LayerDef;
@@ -87,6 +93,10 @@ layer_enum! {
     Lstm => Lstm, "lstm";
     BiLstm => BiLstm, "bilstm";
     Gru => Gru, "gru";
+    Convolution2d => Convolution2d, "convolution2d";
+    BatchNormalization => BatchNormalization, "batchNormalization";
+    MaxPooling2d => MaxPooling2d, "maxPooling2d";
+    AveragePooling2d => AveragePooling2d, "averagePooling2d";
 }
 
 /// Implements the `name` setter shared by every layer config.

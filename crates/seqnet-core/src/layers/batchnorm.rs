@@ -1,0 +1,542 @@
+//! `BatchNormalization`: MATLAB's `batchNormalizationLayer`, per channel, with
+//! padded frames and steps excluded from the batch statistics.
+
+use super::named;
+use super::util::{check_shape, grad_or_zeros, no_forward, single};
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::format::{ActShape, Format};
+use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Mode, ShapeError};
+use crate::learnable::{Learnable, StateArray};
+use ndarray::{ArcArray, Array1, ArrayD, IxDyn};
+use rand::rngs::StdRng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// MATLAB's `batchNormalizationLayer`:
+/// `y = Scale·(x − μ) / sqrt(σ² + Epsilon) + Offset`, per channel.
+///
+/// Input and output have the same shape and format: `S×S×C×B` (`[N, C, H, W]`,
+/// statistics over `N, H, W`), `S×S×C×B×T` (`[T, B, C, H, W]`, over `T, B, H, W`),
+/// `C×B` (`[N, C]`) or `C×B×T` (`[T, B, C]`, over `T, B`).
+///
+/// - [`Mode::Training`]: `μ`, `σ²` are the mini-batch's mean and biased variance,
+///   and the running statistics are updated as MATLAB does:
+///   `TrainedMean = (1 − MeanDecay)·TrainedMean + MeanDecay·μ` and
+///   `TrainedVariance = (1 − VarianceDecay)·TrainedVariance + VarianceDecay·σ²·m/(m − 1)`,
+///   with `m` the number of values per channel. The running variance takes the
+///   *unbiased* batch variance, as MATLAB (and PyTorch's `running_var`) do; the
+///   normalization itself uses the biased one.
+/// - [`Mode::Inference`]: `μ = TrainedMean`, `σ² = TrainedVariance`.
+///
+/// **Masking.** When the activation carries sequence lengths (a sequence, or
+/// folded frames whose frame `n` is step `n / B` of observation `n % B`), padded
+/// steps are left out of the statistics, output zeros and get zero input
+/// gradient (nor do they add to the `Scale`/`Offset` gradients), in both modes:
+/// padding never changes a result.
+///
+/// Learnables: `Scale` `[C]` (ones), `Offset` `[C]` (zeros).
+/// States: `TrainedMean` `[C]` (zeros), `TrainedVariance` `[C]` (ones).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchNormalization {
+    /// The layer's name, unique in its graph.
+    #[serde(default)]
+    pub name: String,
+    /// Added to the variance, default `1e-5`.
+    #[serde(default = "default_epsilon")]
+    pub epsilon: f32,
+    /// Weight of the batch mean in the running mean update, default 0.1.
+    #[serde(default = "default_decay")]
+    pub mean_decay: f32,
+    /// Weight of the batch variance in the running variance update, default 0.1.
+    #[serde(default = "default_decay")]
+    pub variance_decay: f32,
+    /// Multiplies the global L2 regularization for `Scale` `[C]`; default 1 (MATLAB's).
+    #[serde(default = "one")]
+    pub scale_l2_factor: f32,
+    /// Multiplies the global L2 regularization for `Offset` `[C]`; default 1 (MATLAB's).
+    #[serde(default = "one")]
+    pub offset_l2_factor: f32,
+    /// Multiplies the global learning rate for `Scale`; default 1.
+    #[serde(default = "one")]
+    pub scale_learn_rate_factor: f32,
+    /// Multiplies the global learning rate for `Offset`; default 1.
+    #[serde(default = "one")]
+    pub offset_learn_rate_factor: f32,
+}
+
+fn default_epsilon() -> f32 {
+    1e-5
+}
+fn default_decay() -> f32 {
+    0.1
+}
+fn one() -> f32 {
+    1.0
+}
+
+named!(BatchNormalization);
+
+impl Default for BatchNormalization {
+    fn default() -> Self {
+        BatchNormalization {
+            name: String::new(),
+            epsilon: default_epsilon(),
+            mean_decay: default_decay(),
+            variance_decay: default_decay(),
+            scale_l2_factor: 1.0,
+            offset_l2_factor: 1.0,
+            scale_learn_rate_factor: 1.0,
+            offset_learn_rate_factor: 1.0,
+        }
+    }
+}
+
+impl BatchNormalization {
+    /// MATLAB's defaults: Epsilon 1e-5, decays 0.1, L2 and learn-rate factors 1.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Added to the variance (positive).
+    pub fn epsilon(mut self, e: f32) -> Self {
+        self.epsilon = e;
+        self
+    }
+    /// Weight of the batch mean in the `TrainedMean` `[C]` update, in `[0, 1]`.
+    pub fn mean_decay(mut self, d: f32) -> Self {
+        self.mean_decay = d;
+        self
+    }
+    /// Weight of the batch variance in the `TrainedVariance` `[C]` update, in `[0, 1]`.
+    pub fn variance_decay(mut self, d: f32) -> Self {
+        self.variance_decay = d;
+        self
+    }
+    /// L2 factor of `Scale` `[C]`.
+    pub fn scale_l2_factor(mut self, f: f32) -> Self {
+        self.scale_l2_factor = f;
+        self
+    }
+    /// L2 factor of `Offset` `[C]`.
+    pub fn offset_l2_factor(mut self, f: f32) -> Self {
+        self.offset_l2_factor = f;
+        self
+    }
+    /// Learning-rate factor of `Scale` `[C]`.
+    pub fn scale_learn_rate_factor(mut self, f: f32) -> Self {
+        self.scale_learn_rate_factor = f;
+        self
+    }
+    /// Learning-rate factor of `Offset` `[C]`.
+    pub fn offset_learn_rate_factor(mut self, f: f32) -> Self {
+        self.offset_learn_rate_factor = f;
+        self
+    }
+}
+
+impl LayerDef for BatchNormalization {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn type_name(&self) -> &'static str {
+        "Batch Normalization"
+    }
+    fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
+        let x = single(inputs)?;
+        if x.format == Format::BatchSize {
+            return Err(ShapeError::new(0, "cannot take the mini-batch size"));
+        }
+        if x.channels == 0 {
+            return Err(ShapeError::new(0, "the input has no channels"));
+        }
+        if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
+            return Err(ShapeError::new(
+                0,
+                format!("Epsilon must be positive, got {}", self.epsilon),
+            ));
+        }
+        for (what, d) in [
+            ("MeanDecay", self.mean_decay),
+            ("VarianceDecay", self.variance_decay),
+        ] {
+            if !(0.0..=1.0).contains(&d) {
+                return Err(ShapeError::new(
+                    0,
+                    format!("{what} must be in [0, 1], got {d}"),
+                ));
+            }
+        }
+        Ok(vec![x])
+    }
+    fn learnable_shapes(&self, inputs: &[ActShape]) -> Vec<(&'static str, Vec<usize>)> {
+        let c = inputs.first().map(|s| s.channels).unwrap_or(0);
+        vec![("Scale", vec![c]), ("Offset", vec![c])]
+    }
+    fn build(&self, inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
+        let x = single(inputs).map_err(|e| Error::layer(&self.name, e.message))?;
+        self.infer(inputs)
+            .map_err(|e| Error::layer(&self.name, e.message))?;
+        let c = x.channels;
+        let mut scale = Learnable::weights("Scale", Array1::ones(c).into_dyn());
+        scale.l2_factor = self.scale_l2_factor;
+        scale.learn_rate_factor = self.scale_learn_rate_factor;
+        let mut offset = Learnable::bias("Offset", Array1::zeros(c).into_dyn());
+        offset.l2_factor = self.offset_l2_factor;
+        offset.learn_rate_factor = self.offset_learn_rate_factor;
+        Ok(Box::new(BatchNormKernel {
+            name: self.name.clone(),
+            in_shape: x,
+            epsilon: self.epsilon as f64,
+            mean_decay: self.mean_decay,
+            variance_decay: self.variance_decay,
+            scale,
+            offset,
+            mean: StateArray {
+                name: "TrainedMean",
+                value: Array1::zeros(c).into_dyn(),
+            },
+            variance: StateArray {
+                name: "TrainedVariance",
+                value: Array1::ones(c).into_dyn(),
+            },
+            cache: None,
+        }))
+    }
+}
+
+struct BatchNormKernel {
+    name: String,
+    in_shape: ActShape,
+    epsilon: f64,
+    mean_decay: f32,
+    variance_decay: f32,
+    scale: Learnable,
+    offset: Learnable,
+    mean: StateArray,
+    variance: StateArray,
+    cache: Option<Cache>,
+}
+
+/// What backward needs from its forward.
+struct Cache {
+    /// The input, standard layout, seen as `[N, C, S]`.
+    x: ArcArray<f32, IxDyn>,
+    /// `N` (frames or steps), `S` (spatial elements per channel, 1 without space).
+    frames: usize,
+    spatial: usize,
+    /// Which of the `N` frames are real; `None` when none is padded.
+    real: Option<Vec<bool>>,
+    /// Real values per channel.
+    count: usize,
+    /// The mean used and `1 / sqrt(σ² + ε)`, per channel.
+    mean: Vec<f32>,
+    inv_std: Vec<f32>,
+    mode: Mode,
+}
+
+impl Cache {
+    fn is_real(&self, n: usize) -> bool {
+        self.real.as_ref().is_none_or(|r| r[n])
+    }
+}
+
+/// Lanes of the f32 partial sums: wide enough for the compiler to keep them in
+/// vector registers, few enough to stay accurate (a block is one channel of one
+/// frame; the blocks' sums are added in f64).
+const LANES: usize = 8;
+
+/// `Σ v` of a block, in f32 lanes, returned as f64.
+fn block_sum(v: &[f32]) -> f64 {
+    let mut acc = [0f32; LANES];
+    let chunks = v.chunks_exact(LANES);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for ch in chunks {
+        let ch: &[f32; LANES] = ch.try_into().expect("chunks_exact");
+        for l in 0..LANES {
+            acc[l] += ch[l];
+        }
+    }
+    acc.iter().map(|&a| a as f64).sum::<f64>() + rest as f64
+}
+
+/// `Σ (v − m)²` of a block.
+fn block_sq_dev(v: &[f32], m: f32) -> f64 {
+    let mut acc = [0f32; LANES];
+    let chunks = v.chunks_exact(LANES);
+    let rest: f32 = chunks.remainder().iter().map(|x| (x - m) * (x - m)).sum();
+    for ch in chunks {
+        let ch: &[f32; LANES] = ch.try_into().expect("chunks_exact");
+        for l in 0..LANES {
+            let d = ch[l] - m;
+            acc[l] += d * d;
+        }
+    }
+    acc.iter().map(|&a| a as f64).sum::<f64>() + rest as f64
+}
+
+/// `Σ g·(v − m)` of a block.
+fn block_dot_dev(g: &[f32], v: &[f32], m: f32) -> f64 {
+    let mut acc = [0f32; LANES];
+    let (gc, vc) = (g.chunks_exact(LANES), v.chunks_exact(LANES));
+    let rest: f32 = gc
+        .remainder()
+        .iter()
+        .zip(vc.remainder())
+        .map(|(a, b)| a * (b - m))
+        .sum();
+    for (g8, v8) in gc.zip(vc) {
+        let g8: &[f32; LANES] = g8.try_into().expect("chunks_exact");
+        let v8: &[f32; LANES] = v8.try_into().expect("chunks_exact");
+        for l in 0..LANES {
+            acc[l] += g8[l] * (v8[l] - m);
+        }
+    }
+    acc.iter().map(|&a| a as f64).sum::<f64>() + rest as f64
+}
+
+/// `(Σ g, Σ g·(v − m))` of a block (two loops: the block is in L1 for the second).
+fn block_grad_sums(g: &[f32], v: &[f32], m: f32) -> (f64, f64) {
+    (block_sum(g), block_dot_dev(g, v, m))
+}
+
+impl BatchNormKernel {
+    /// Checks that learnables and statistics are still `[C]` (they are public and mutable).
+    fn check_sizes(&self) -> Result<()> {
+        let c = self.in_shape.channels;
+        let arrays = [
+            (self.scale.name, &self.scale.value),
+            (self.offset.name, &self.offset.value),
+            (self.mean.name, &self.mean.value),
+            (self.variance.name, &self.variance.value),
+        ];
+        for (name, v) in arrays {
+            if v.shape() != [c] {
+                return Err(Error::Learnable {
+                    layer: self.name.clone(),
+                    learnable: name.into(),
+                    message: format!("expects shape [{c}], has {:?}", v.shape()),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LayerKernel for BatchNormKernel {
+    fn forward(&mut self, inputs: &[&Activation], ctx: &mut ForwardCtx) -> Result<Vec<Activation>> {
+        let x = inputs
+            .first()
+            .ok_or_else(|| Error::layer(&self.name, "no input"))?;
+        check_shape(&self.name, "in", x, &self.in_shape)?;
+        self.check_sizes()?;
+        let data = if x.data.is_standard_layout() {
+            x.data.clone()
+        } else {
+            x.data.as_standard_layout().into_owned().into_shared()
+        };
+        let c = self.in_shape.channels;
+        let spatial = if self.in_shape.format.is_spatial() {
+            self.in_shape.spatial[0] * self.in_shape.spatial[1]
+        } else {
+            1
+        };
+        let frames = data.len() / (c * spatial);
+        let real = match &x.lengths {
+            Some(l) if !l.is_full() => {
+                let b = l.lengths.len();
+                if b * l.time != frames {
+                    return Err(Error::layer(
+                        &self.name,
+                        format!("the input's sequence lengths ({b} sequences of {} steps) do not fit its {frames} frames", l.time),
+                    ));
+                }
+                Some(
+                    (0..frames)
+                        .map(|n| l.is_real(n % b, n / b))
+                        .collect::<Vec<bool>>(),
+                )
+            }
+            _ => None,
+        };
+        let real_frames = real
+            .as_ref()
+            .map_or(frames, |r| r.iter().filter(|&&v| v).count());
+        let count = real_frames * spatial;
+        let xs = data.as_slice().expect("standard layout");
+        let block = |n: usize, ci: usize| &xs[(n * c + ci) * spatial..(n * c + ci + 1) * spatial];
+        let is_real = |n: usize| real.as_ref().is_none_or(|r| r[n]);
+
+        let (mean, var): (Vec<f64>, Vec<f64>) = match ctx.mode {
+            Mode::Training if count > 0 => (0..c)
+                .into_par_iter()
+                .map(|ci| {
+                    let s: f64 = (0..frames)
+                        .filter(|&n| is_real(n))
+                        .map(|n| block_sum(block(n, ci)))
+                        .sum();
+                    let m = s / count as f64;
+                    let q: f64 = (0..frames)
+                        .filter(|&n| is_real(n))
+                        .map(|n| block_sq_dev(block(n, ci), m as f32))
+                        .sum();
+                    (m, q / count as f64)
+                })
+                .unzip(),
+            // Nothing real to take statistics of: any normalization will do.
+            Mode::Training => (vec![0.0; c], vec![1.0; c]),
+            Mode::Inference => (
+                self.mean.value.iter().map(|&v| v as f64).collect(),
+                self.variance.value.iter().map(|&v| v as f64).collect(),
+            ),
+        };
+        if ctx.mode == Mode::Training && count > 0 {
+            let correction = if count > 1 {
+                count as f64 / (count - 1) as f64
+            } else {
+                1.0
+            };
+            let (md, vd) = (self.mean_decay as f64, self.variance_decay as f64);
+            for (r, &m) in self.mean.value.iter_mut().zip(&mean) {
+                *r = ((1.0 - md) * *r as f64 + md * m) as f32;
+            }
+            for (r, &v) in self.variance.value.iter_mut().zip(&var) {
+                *r = ((1.0 - vd) * *r as f64 + vd * v * correction) as f32;
+            }
+        }
+        let inv_std: Vec<f32> = var
+            .iter()
+            .map(|&v| (1.0 / (v + self.epsilon).sqrt()) as f32)
+            .collect();
+        let mean: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+        let gamma = self.scale.value.as_standard_layout();
+        let gamma = gamma.as_slice().expect("standard layout");
+        let beta = self.offset.value.as_standard_layout();
+        let beta = beta.as_slice().expect("standard layout");
+        let mut y = vec![0f32; xs.len()];
+        y.par_chunks_mut(c * spatial)
+            .zip(xs.par_chunks(c * spatial))
+            .enumerate()
+            .for_each(|(n, (yn, xn))| {
+                if !is_real(n) {
+                    return;
+                }
+                for ci in 0..c {
+                    let (a, m, b) = (gamma[ci] * inv_std[ci], mean[ci], beta[ci]);
+                    let r = ci * spatial..(ci + 1) * spatial;
+                    for (yv, &xv) in yn[r.clone()].iter_mut().zip(&xn[r]) {
+                        *yv = a * (xv - m) + b;
+                    }
+                }
+            });
+        let y = ArrayD::from_shape_vec(data.shape(), y).expect("same shape");
+        self.cache = Some(Cache {
+            x: data,
+            frames,
+            spatial,
+            real,
+            count,
+            mean,
+            inv_std,
+            mode: ctx.mode,
+        });
+        Ok(vec![x.like(y)])
+    }
+
+    fn backward(
+        &mut self,
+        mut grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Vec<Option<ArrayD<f32>>>> {
+        self.check_sizes()?;
+        let cache = self.cache.as_ref().ok_or_else(|| no_forward(&self.name))?;
+        let dy = grad_or_zeros(&mut grads, cache.x.shape());
+        if dy.shape() != cache.x.shape() {
+            return Err(Error::layer(
+                &self.name,
+                format!(
+                    "output gradient of shape {:?}, expected {:?}",
+                    dy.shape(),
+                    cache.x.shape()
+                ),
+            ));
+        }
+        let dy = dy.as_standard_layout();
+        let dys = dy.as_slice().expect("standard layout");
+        let xs = cache.x.as_slice().expect("standard layout");
+        let (c, s, frames) = (self.in_shape.channels, cache.spatial, cache.frames);
+        let at = |n: usize, ci: usize| (n * c + ci) * s..(n * c + ci + 1) * s;
+        // Per channel: Σ dy and Σ dy·(x − μ) over the real values.
+        let sums: Vec<(f64, f64)> = (0..c)
+            .into_par_iter()
+            .map(|ci| {
+                (0..frames)
+                    .filter(|&n| cache.is_real(n))
+                    .fold((0.0, 0.0), |(a, b), n| {
+                        let (p, q) =
+                            block_grad_sums(&dys[at(n, ci)], &xs[at(n, ci)], cache.mean[ci]);
+                        (a + p, b + q)
+                    })
+            })
+            .collect();
+        let gamma = self.scale.value.as_standard_layout();
+        let gamma = gamma.as_slice().expect("standard layout");
+        // dOffset = Σ dy, dScale = Σ dy·x̂ with x̂ = (x − μ)·inv.
+        self.offset.grad = Array1::from_iter(sums.iter().map(|&(a, _)| a as f32)).into_dyn();
+        self.scale.grad = Array1::from_iter(
+            sums.iter()
+                .zip(&cache.inv_std)
+                .map(|(&(_, b), &inv)| (b * inv as f64) as f32),
+        )
+        .into_dyn();
+        // Training: dx = γ·inv·(dy − Σdy/m − x̂·Σ(dy·x̂)/m); inference: dx = γ·inv·dy.
+        let coeffs: Vec<(f32, f32, f32)> = (0..c)
+            .map(|ci| {
+                let inv = cache.inv_std[ci] as f64;
+                let a = gamma[ci] as f64 * inv;
+                match cache.mode {
+                    Mode::Training if cache.count > 0 => {
+                        let m = cache.count as f64;
+                        let (sdy, sdx) = sums[ci];
+                        (a as f32, (sdy / m) as f32, (sdx * inv * inv / m) as f32)
+                    }
+                    _ => (a as f32, 0.0, 0.0),
+                }
+            })
+            .collect();
+        let mut dx = vec![0f32; xs.len()];
+        dx.par_chunks_mut(c * s)
+            .zip(dys.par_chunks(c * s))
+            .zip(xs.par_chunks(c * s))
+            .enumerate()
+            .for_each(|(n, ((dxn, dyn_), xn))| {
+                if !cache.is_real(n) {
+                    return;
+                }
+                let blocks = dxn
+                    .chunks_exact_mut(s)
+                    .zip(dyn_.chunks_exact(s))
+                    .zip(xn.chunks_exact(s));
+                for ((((dxb, dyb), xb), &(a, k0, k1)), &m) in blocks.zip(&coeffs).zip(&cache.mean) {
+                    for ((d, &g), &v) in dxb.iter_mut().zip(dyb).zip(xb) {
+                        *d = a * (g - k0 - (v - m) * k1);
+                    }
+                }
+            });
+        Ok(vec![Some(
+            ArrayD::from_shape_vec(cache.x.shape(), dx).expect("same shape"),
+        )])
+    }
+
+    fn learnables(&self) -> Vec<&Learnable> {
+        vec![&self.scale, &self.offset]
+    }
+    fn learnables_mut(&mut self) -> Vec<&mut Learnable> {
+        vec![&mut self.scale, &mut self.offset]
+    }
+    fn states(&self) -> Vec<&StateArray> {
+        vec![&self.mean, &self.variance]
+    }
+    fn states_mut(&mut self) -> Vec<&mut StateArray> {
+        vec![&mut self.mean, &mut self.variance]
+    }
+}
