@@ -11,7 +11,12 @@ pub use seqnet_train as train;
 /// The names most programs use.
 pub mod prelude {
     pub use seqnet_core::layers::*;
-    pub use seqnet_core::{Activation, Error, LayerGraph, Mode, Network, PaddingDirection, Result, SeqLengths};
-    pub use seqnet_data::{Datastore, FolderDatastore, InMemoryDatastore, Observation, Sequence, SequenceLength, Target};
+    pub use seqnet_core::{
+        Activation, Error, LayerGraph, Mode, Network, PaddingDirection, Result, SeqLengths,
+    };
+    pub use seqnet_data::{
+        Datastore, FolderDatastore, InMemoryDatastore, Observation, Sequence, SequenceLength,
+        Target,
+    };
     pub use seqnet_train::{train_network, Model, Solver, TrainingOptions};
 }

@@ -6,7 +6,10 @@ use crate::options::TrainingOptions;
 use crate::trainer::argmax;
 use ndarray::{Array2, Axis};
 use seqnet_core::{Activation, Error, Format, Mode, Network, PaddingDirection, Result};
-use seqnet_data::{BatchOptions, Batcher, Chunk, Datastore, InMemoryDatastore, LastBatch, Observation, Sequence, SequenceLength, Target};
+use seqnet_data::{
+    BatchOptions, Batcher, Chunk, Datastore, InMemoryDatastore, LastBatch, Observation, Sequence,
+    SequenceLength, Target,
+};
 use std::sync::Arc;
 
 /// How prediction batches its data (MATLAB's `predict` name-value options).
@@ -20,13 +23,23 @@ pub struct PredictOptions {
 
 impl Default for PredictOptions {
     fn default() -> Self {
-        PredictOptions { mini_batch_size: 128, sequence_length: SequenceLength::Longest, padding_direction: PaddingDirection::Right, padding_value: 0.0 }
+        PredictOptions {
+            mini_batch_size: 128,
+            sequence_length: SequenceLength::Longest,
+            padding_direction: PaddingDirection::Right,
+            padding_value: 0.0,
+        }
     }
 }
 
 impl From<&TrainingOptions> for PredictOptions {
     fn from(o: &TrainingOptions) -> Self {
-        PredictOptions { mini_batch_size: o.mini_batch_size, sequence_length: o.sequence_length, padding_direction: o.sequence_padding_direction, padding_value: o.sequence_padding_value }
+        PredictOptions {
+            mini_batch_size: o.mini_batch_size,
+            sequence_length: o.sequence_length,
+            padding_direction: o.sequence_padding_direction,
+            padding_value: o.sequence_padding_value,
+        }
     }
 }
 
@@ -41,7 +54,14 @@ fn collect(pred: &Activation, chunk: &Chunk, outputs: &mut [Vec<Vec<f32>>]) {
             let lengths = pred.seq_lengths();
             for (b, out) in outputs.iter_mut().enumerate() {
                 for t in lengths.span(b) {
-                    out.push(pred.data.index_axis(Axis(0), t).index_axis(Axis(0), b).iter().copied().collect());
+                    out.push(
+                        pred.data
+                            .index_axis(Axis(0), t)
+                            .index_axis(Axis(0), b)
+                            .iter()
+                            .copied()
+                            .collect(),
+                    );
                 }
             }
         }
@@ -49,7 +69,14 @@ fn collect(pred: &Activation, chunk: &Chunk, outputs: &mut [Vec<Vec<f32>>]) {
             for (b, out) in outputs.iter_mut().enumerate() {
                 if active.get(b).copied().unwrap_or(true) {
                     out.clear();
-                    out.push(pred.data.index_axis(Axis(0), b).iter().copied().take(k).collect());
+                    out.push(
+                        pred.data
+                            .index_axis(Axis(0), b)
+                            .iter()
+                            .copied()
+                            .take(k)
+                            .collect(),
+                    );
                 }
             }
         }
@@ -59,18 +86,31 @@ fn collect(pred: &Activation, chunk: &Chunk, outputs: &mut [Vec<Vec<f32>>]) {
 fn to_array(rows: Vec<Vec<f32>>) -> Array2<f32> {
     let k = rows.first().map_or(0, Vec::len);
     let n = rows.len();
-    Array2::from_shape_vec((n, k), rows.into_iter().flatten().collect()).expect("rows of equal length")
+    Array2::from_shape_vec((n, k), rows.into_iter().flatten().collect())
+        .expect("rows of equal length")
 }
 
 /// The network's (first) output for every observation of `store`, in order:
 /// `[steps, K]` per observation, one row for sequence-to-one networks and one
 /// per real time step for sequence-to-sequence networks. Inference mode; the
 /// recurrent state starts fresh for each mini-batch.
-pub fn predict(network: &mut Network, store: Arc<dyn Datastore>, options: &PredictOptions) -> Result<Vec<Array2<f32>>> {
+pub fn predict(
+    network: &mut Network,
+    store: Arc<dyn Datastore>,
+    options: &PredictOptions,
+) -> Result<Vec<Array2<f32>>> {
     if options.mini_batch_size == 0 {
-        return Err(Error::InvalidOption { option: "MiniBatchSize", message: "must be at least 1".into() });
+        return Err(Error::InvalidOption {
+            option: "MiniBatchSize",
+            message: "must be at least 1".into(),
+        });
     }
-    let batcher = Batcher::new(BatchOptions { sequence_length: options.sequence_length, direction: options.padding_direction, padding_value: options.padding_value })?;
+    let batch_options = BatchOptions {
+        sequence_length: options.sequence_length,
+        direction: options.padding_direction,
+        padding_value: options.padding_value,
+    };
+    let batcher = Batcher::for_datastore(batch_options, store.as_ref())?;
     let order: Vec<usize> = (0..store.len()).collect();
     let stateful = matches!(options.sequence_length, SequenceLength::Fixed(_));
     let mut results = Vec::with_capacity(store.len());
@@ -79,8 +119,15 @@ pub fn predict(network: &mut Network, store: Arc<dyn Datastore>, options: &Predi
         network.reset_state();
         let mut outputs = vec![Vec::new(); batch.indices.len()];
         for chunk in &batch.chunks {
-            let preds = network.forward(std::slice::from_ref(&chunk.inputs), None, Mode::Inference, stateful)?;
-            let pred = preds.first().ok_or_else(|| Error::InvalidInput("the network has no output".into()))?;
+            let preds = network.forward(
+                std::slice::from_ref(&chunk.inputs),
+                None,
+                Mode::Inference,
+                stateful,
+            )?;
+            let pred = preds
+                .first()
+                .ok_or_else(|| Error::InvalidInput("the network has no output".into()))?;
             collect(pred, chunk, &mut outputs);
         }
         results.extend(outputs.into_iter().map(to_array));
@@ -90,12 +137,19 @@ pub fn predict(network: &mut Network, store: Arc<dyn Datastore>, options: &Predi
 }
 
 /// [`predict`] on sequences held in memory (`[T, C]` or `[T, H, W, C]` each).
-pub fn predict_sequences(network: &mut Network, sequences: &[Sequence], options: &PredictOptions) -> Result<Vec<Array2<f32>>> {
+pub fn predict_sequences(
+    network: &mut Network,
+    sequences: &[Sequence],
+    options: &PredictOptions,
+) -> Result<Vec<Array2<f32>>> {
     predict(network, unlabelled(sequences)?, options)
 }
 
 fn unlabelled(sequences: &[Sequence]) -> Result<Arc<dyn Datastore>> {
-    let obs = sequences.iter().map(|s| Observation::new(s.clone(), Target::None)).collect();
+    let obs = sequences
+        .iter()
+        .map(|s| Observation::new(s.clone(), Target::None))
+        .collect();
     Ok(Arc::new(InMemoryDatastore::new(obs, None)?))
 }
 
@@ -112,20 +166,42 @@ pub struct Classification {
 
 /// Turns scores into classes and labels.
 pub fn classification(scores: Array2<f32>, class_names: &[String]) -> Classification {
-    let classes: Vec<usize> = scores.rows().into_iter().map(|r| argmax(r.iter())).collect();
-    let labels = classes.iter().map(|&c| class_names.get(c).cloned().unwrap_or_else(|| c.to_string())).collect();
-    Classification { classes, labels, scores }
+    let classes: Vec<usize> = scores
+        .rows()
+        .into_iter()
+        .map(|r| argmax(r.iter()))
+        .collect();
+    let labels = classes
+        .iter()
+        .map(|&c| class_names.get(c).cloned().unwrap_or_else(|| c.to_string()))
+        .collect();
+    Classification {
+        classes,
+        labels,
+        scores,
+    }
 }
 
 impl Model {
     /// MATLAB's `classify`: labels and scores for every observation of `store`.
-    pub fn classify(&mut self, store: Arc<dyn Datastore>, options: &PredictOptions) -> Result<Vec<Classification>> {
+    pub fn classify(
+        &mut self,
+        store: Arc<dyn Datastore>,
+        options: &PredictOptions,
+    ) -> Result<Vec<Classification>> {
         let scores = predict(&mut self.network, store, options)?;
-        Ok(scores.into_iter().map(|s| classification(s, &self.classes)).collect())
+        Ok(scores
+            .into_iter()
+            .map(|s| classification(s, &self.classes))
+            .collect())
     }
 
     /// MATLAB's `predict`: see [`predict`].
-    pub fn predict(&mut self, store: Arc<dyn Datastore>, options: &PredictOptions) -> Result<Vec<Array2<f32>>> {
+    pub fn predict(
+        &mut self,
+        store: Arc<dyn Datastore>,
+        options: &PredictOptions,
+    ) -> Result<Vec<Array2<f32>>> {
         predict(&mut self.network, store, options)
     }
 }
@@ -134,30 +210,56 @@ impl Model {
 /// `b` continues stream `b` of the previous call) from the kept recurrent state
 /// and keeps the new state. Returns each stream's outputs, `[steps, K]`.
 /// Call `network.reset_state()` to start the streams afresh.
-pub fn predict_and_update_state(network: &mut Network, sequences: &[Sequence]) -> Result<Vec<Array2<f32>>> {
-    let obs: Vec<Observation> = sequences.iter().map(|s| Observation::new(s.clone(), Target::None)).collect();
+pub fn predict_and_update_state(
+    network: &mut Network,
+    sequences: &[Sequence],
+) -> Result<Vec<Array2<f32>>> {
+    let obs: Vec<Observation> = sequences
+        .iter()
+        .map(|s| Observation::new(s.clone(), Target::None))
+        .collect();
     let batcher = Batcher::new(BatchOptions::default())?;
     let mut outputs = vec![Vec::new(); obs.len()];
     for chunk in batcher.batch(&obs)? {
-        let preds = network.forward(std::slice::from_ref(&chunk.inputs), None, Mode::Inference, true)?;
-        let pred = preds.first().ok_or_else(|| Error::InvalidInput("the network has no output".into()))?;
+        let preds = network.forward(
+            std::slice::from_ref(&chunk.inputs),
+            None,
+            Mode::Inference,
+            true,
+        )?;
+        let pred = preds
+            .first()
+            .ok_or_else(|| Error::InvalidInput("the network has no output".into()))?;
         collect(pred, &chunk, &mut outputs);
     }
     Ok(outputs.into_iter().map(to_array).collect())
 }
 
 /// MATLAB's `classifyAndUpdateState`: [`predict_and_update_state`] with labels.
-pub fn classify_and_update_state(model: &mut Model, sequences: &[Sequence]) -> Result<Vec<Classification>> {
+pub fn classify_and_update_state(
+    model: &mut Model,
+    sequences: &[Sequence],
+) -> Result<Vec<Classification>> {
     let scores = predict_and_update_state(&mut model.network, sequences)?;
-    Ok(scores.into_iter().map(|s| classification(s, &model.classes)).collect())
+    Ok(scores
+        .into_iter()
+        .map(|s| classification(s, &model.classes))
+        .collect())
 }
 
 /// The output of layer `layer` (`"name"` or `"name/port"`) for one sequence.
 pub fn activations(network: &mut Network, sequence: &Sequence, layer: &str) -> Result<Activation> {
     let obs = [Observation::new(sequence.clone(), Target::None)];
     let chunks = Batcher::new(BatchOptions::default())?.batch(&obs)?;
-    let chunk = chunks.first().ok_or_else(|| Error::InvalidInput("no data".into()))?;
-    network.forward(std::slice::from_ref(&chunk.inputs), None, Mode::Inference, false)?;
+    let chunk = chunks
+        .first()
+        .ok_or_else(|| Error::InvalidInput("no data".into()))?;
+    network.forward(
+        std::slice::from_ref(&chunk.inputs),
+        None,
+        Mode::Inference,
+        false,
+    )?;
     network.activations(layer).cloned()
 }
 
@@ -167,7 +269,12 @@ pub fn activations(network: &mut Network, sequence: &Sequence, layer: &str) -> R
 pub fn forecast(network: &mut Network, history: &Array2<f32>, steps: usize) -> Result<Array2<f32>> {
     network.reset_state();
     let primed = predict_and_update_state(network, &[Sequence::Features(history.clone())])?;
-    let last = primed.first().and_then(|p| p.rows().into_iter().last().map(|r| r.to_owned())).ok_or_else(|| Error::InvalidInput("forecasting needs a history of at least one step".into()))?;
+    let last = primed
+        .first()
+        .and_then(|p| p.rows().into_iter().last().map(|r| r.to_owned()))
+        .ok_or_else(|| {
+            Error::InvalidInput("forecasting needs a history of at least one step".into())
+        })?;
     if last.len() != history.ncols() {
         return Err(Error::InvalidInput(format!("closed-loop forecasting needs as many responses as features, got {} responses for {} features", last.len(), history.ncols())));
     }

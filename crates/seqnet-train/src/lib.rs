@@ -9,7 +9,10 @@ pub mod solver;
 pub mod train;
 pub mod trainer;
 
-pub use inference::{activations, classify_and_update_state, forecast, predict, predict_and_update_state, predict_sequences, Classification, PredictOptions};
+pub use inference::{
+    activations, classify_and_update_state, forecast, predict, predict_and_update_state,
+    predict_sequences, Classification, PredictOptions,
+};
 pub use model::Model;
 pub use options::{
     GradientThresholdMethod, LearnRateSchedule, OutputNetwork, SequenceLength, Shuffle, Solver,

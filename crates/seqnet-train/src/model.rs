@@ -65,12 +65,21 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Saves a network with its class names and options, atomically.
-pub fn save_network(path: &Path, network: &Network, classes: &[String], options: Option<&TrainingOptions>) -> Result<()> {
+pub fn save_network(
+    path: &Path,
+    network: &Network,
+    classes: &[String],
+    options: Option<&TrainingOptions>,
+) -> Result<()> {
     write_atomically(path, &model_bytes(network, classes, options)?)
 }
 
 /// A model file's bytes.
-pub fn model_bytes(network: &Network, classes: &[String], options: Option<&TrainingOptions>) -> Result<Vec<u8>> {
+pub fn model_bytes(
+    network: &Network,
+    classes: &[String],
+    options: Option<&TrainingOptions>,
+) -> Result<Vec<u8>> {
     {
         let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         let mut push = |name: String, value: &ArrayD<f32>| {

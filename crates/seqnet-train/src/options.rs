@@ -1,7 +1,7 @@
 //! `TrainingOptions`: MATLAB's `trainingOptions`, with its names and defaults.
 
-pub use seqnet_data::SequenceLength;
 use seqnet_core::{Error, PaddingDirection, Result};
+pub use seqnet_data::SequenceLength;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 

@@ -45,10 +45,15 @@ pub struct TrainingRecord {
 /// Something that happened during training, for progress bars and plots.
 #[derive(Debug, Clone)]
 pub enum TrainingEvent<'a> {
-    Started { max_epochs: usize },
+    Started {
+        max_epochs: usize,
+    },
     Iteration(&'a IterationInfo),
     /// An epoch ended; `network` is as it is now (for checkpoints).
-    EpochFinished { epoch: usize, network: &'a seqnet_core::Network },
+    EpochFinished {
+        epoch: usize,
+        network: &'a seqnet_core::Network,
+    },
     Finished {
         reason: &'a str,
     },

@@ -28,7 +28,11 @@ impl DatastoreBatches {
     /// Training batches: MATLAB drops the last partial mini-batch (unless there
     /// would be no full one) and shuffles as `options.shuffle` says.
     pub fn training(store: Arc<dyn Datastore>, options: &TrainingOptions) -> Result<Self> {
-        let last = if store.len() >= options.mini_batch_size { LastBatch::Discard } else { LastBatch::Keep };
+        let last = if store.len() >= options.mini_batch_size {
+            LastBatch::Discard
+        } else {
+            LastBatch::Keep
+        };
         Self::new(store, options, options.shuffle, last)
     }
 
@@ -37,14 +41,33 @@ impl DatastoreBatches {
         Self::new(store, options, Shuffle::Never, LastBatch::Keep)
     }
 
-    fn new(store: Arc<dyn Datastore>, options: &TrainingOptions, shuffle: Shuffle, last: LastBatch) -> Result<Self> {
+    fn new(
+        store: Arc<dyn Datastore>,
+        options: &TrainingOptions,
+        shuffle: Shuffle,
+        last: LastBatch,
+    ) -> Result<Self> {
         if store.is_empty() {
-            return Err(Error::InvalidInput("the datastore has no observations".into()));
+            return Err(Error::InvalidInput(
+                "the datastore has no observations".into(),
+            ));
         }
-        let batch_options = BatchOptions { sequence_length: options.sequence_length, direction: options.sequence_padding_direction, padding_value: options.sequence_padding_value };
+        let batch_options = BatchOptions {
+            sequence_length: options.sequence_length,
+            direction: options.sequence_padding_direction,
+            padding_value: options.sequence_padding_value,
+        };
         let batcher = Batcher::for_datastore(batch_options, store.as_ref())?;
         let order = (0..store.len()).collect();
-        Ok(DatastoreBatches { store, batcher, mini_batch_size: options.mini_batch_size, shuffle, last, order, rng: StdRng::seed_from_u64(options.seed ^ SHUFFLE_STREAM) })
+        Ok(DatastoreBatches {
+            store,
+            batcher,
+            mini_batch_size: options.mini_batch_size,
+            shuffle,
+            last,
+            order,
+            rng: StdRng::seed_from_u64(options.seed ^ SHUFFLE_STREAM),
+        })
     }
 }
 
@@ -56,25 +79,48 @@ impl BatchSource for DatastoreBatches {
         if self.shuffle == Shuffle::EveryEpoch || (self.shuffle == Shuffle::Once && epoch == 0) {
             self.order.shuffle(&mut self.rng);
         }
-        Ok(Box::new(self.batcher.epoch(self.store.clone(), &self.order, self.mini_batch_size, self.last)?))
+        Ok(Box::new(self.batcher.epoch(
+            self.store.clone(),
+            &self.order,
+            self.mini_batch_size,
+            self.last,
+        )?))
     }
 }
 
 /// The class names a graph's classification layer holds (empty if none).
 pub fn classes_of(graph: &LayerGraph) -> Vec<String> {
-    graph.layers.iter().find_map(|l| if let Layer::ClassificationOutput(c) = l { Some(c.classes.clone()) } else { None }).unwrap_or_default()
+    graph
+        .layers
+        .iter()
+        .find_map(|l| {
+            if let Layer::ClassificationOutput(c) = l {
+                Some(c.classes.clone())
+            } else {
+                None
+            }
+        })
+        .unwrap_or_default()
 }
 
 /// Gives the classification layer the datastore's class names (checking their count).
 fn with_classes(graph: &LayerGraph, classes: Option<&[String]>) -> Result<LayerGraph> {
     let mut graph = graph.clone();
-    let Some(classes) = classes else { return Ok(graph) };
+    let Some(classes) = classes else {
+        return Ok(graph);
+    };
     for layer in &mut graph.layers {
         if let Layer::ClassificationOutput(c) = layer {
             if c.classes.is_empty() {
                 c.classes = classes.to_vec();
             } else if c.classes != classes {
-                return Err(Error::layer(&c.name, format!("the layer's classes {:?} differ from the data's {:?}", c.classes, classes)));
+                return Err(Error::layer(
+                    &c.name,
+                    format!(
+                        "the layer's classes {:?} differ from the data's {:?}",
+                        c.classes, classes
+                    ),
+                ));
             }
         }
     }
@@ -87,7 +133,13 @@ fn set_normalization(network: &mut Network, store: &Arc<dyn Datastore>) -> Resul
         .graph()
         .layers
         .iter()
-        .filter_map(|l| if let Layer::SequenceInput(s) = l { Some((s.name.clone(), s.normalization)) } else { None })
+        .filter_map(|l| {
+            if let Layer::SequenceInput(s) = l {
+                Some((s.name.clone(), s.normalization))
+            } else {
+                None
+            }
+        })
         .filter(|(_, n)| *n != Normalization::None)
         .collect();
     if inputs.is_empty() {
@@ -95,8 +147,18 @@ fn set_normalization(network: &mut Network, store: &Arc<dyn Datastore>) -> Resul
     }
     let stats = ChannelStats::from_datastore(store.clone())?;
     for (layer, _) in inputs {
-        let wanted: Vec<&str> = network.states().iter().filter(|(l, _)| *l == layer).map(|(_, s)| s.name).collect();
-        for (name, value) in [("Mean", &stats.mean), ("StandardDeviation", &stats.std), ("Min", &stats.min), ("Max", &stats.max)] {
+        let wanted: Vec<&str> = network
+            .states()
+            .iter()
+            .filter(|(l, _)| *l == layer)
+            .map(|(_, s)| s.name)
+            .collect();
+        for (name, value) in [
+            ("Mean", &stats.mean),
+            ("StandardDeviation", &stats.std),
+            ("Min", &stats.min),
+            ("Max", &stats.max),
+        ] {
             if wanted.contains(&name) {
                 network.set_state(&layer, name, value.clone().into_dyn())?;
             }
@@ -120,24 +182,44 @@ pub fn train_network(
     let mut network = Network::new(&graph, options.seed)?;
     set_normalization(&mut network, &train)?;
     let mut source = DatastoreBatches::training(train, options)?;
-    let mut val = validation.map(|v| DatastoreBatches::in_order(v, options)).transpose()?;
+    let mut val = validation
+        .map(|v| DatastoreBatches::in_order(v, options))
+        .transpose()?;
     let classes = classes_of(&graph);
     let checkpoint = options.checkpoint_path.clone();
     if let Some(dir) = &checkpoint {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.display().to_string(), source: e })?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
     }
     let mut checkpoint_error = None;
-    let record = fit(&mut network, &mut source, val.as_mut().map(|v| v as &mut dyn BatchSource), options, &mut |e| {
-        if let (Some(dir), TrainingEvent::EpochFinished { epoch, network }) = (&checkpoint, e) {
-            let path = dir.join(format!("checkpoint_epoch{epoch:04}.safetensors"));
-            if let Err(err) = crate::model::save_network(&path, network, &classes, Some(options)) {
-                checkpoint_error.get_or_insert(err);
+    let record = fit(
+        &mut network,
+        &mut source,
+        val.as_mut().map(|v| v as &mut dyn BatchSource),
+        options,
+        &mut |e| {
+            if let (Some(dir), TrainingEvent::EpochFinished { epoch, network }) = (&checkpoint, e) {
+                let path = dir.join(format!("checkpoint_epoch{epoch:04}.safetensors"));
+                if let Err(err) =
+                    crate::model::save_network(&path, network, &classes, Some(options))
+                {
+                    checkpoint_error.get_or_insert(err);
+                }
             }
-        }
-        on_event(e)
-    })?;
+            on_event(e)
+        },
+    )?;
     if let Some(e) = checkpoint_error {
         return Err(e);
     }
-    Ok((Model { network, classes, options: Some(options.clone()) }, record))
+    Ok((
+        Model {
+            network,
+            classes,
+            options: Some(options.clone()),
+        },
+        record,
+    ))
 }

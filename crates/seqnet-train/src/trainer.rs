@@ -85,14 +85,23 @@ pub fn is_classification(network: &Network) -> bool {
 }
 
 /// Runs one chunk: forward (with targets when it has them).
-fn run_chunk(network: &mut Network, chunk: &Chunk, mode: Mode, stateful: bool) -> Result<Vec<Activation>> {
+fn run_chunk(
+    network: &mut Network,
+    chunk: &Chunk,
+    mode: Mode,
+    stateful: bool,
+) -> Result<Vec<Activation>> {
     let targets = chunk.targets.as_ref().map(std::slice::from_ref);
     network.forward(std::slice::from_ref(&chunk.inputs), targets, mode, stateful)
 }
 
 /// The loss and metric of `network` on the mini-batches of `source`'s first
 /// epoch, in inference mode. The loss is averaged over observations.
-pub fn evaluate(network: &mut Network, source: &mut dyn BatchSource, stateful_chunks: bool) -> Result<Metrics> {
+pub fn evaluate(
+    network: &mut Network,
+    source: &mut dyn BatchSource,
+    stateful_chunks: bool,
+) -> Result<Metrics> {
     let classification = is_classification(network);
     let mut sums = MetricSums::default();
     let (mut loss, mut weight) = (0.0f64, 0usize);
@@ -113,7 +122,11 @@ pub fn evaluate(network: &mut Network, source: &mut dyn BatchSource, stateful_ch
         }
     }
     network.reset_state();
-    Ok(Metrics { loss: (loss / weight.max(1) as f64) as f32, accuracy: sums.accuracy(), rmse: sums.rmse() })
+    Ok(Metrics {
+        loss: (loss / weight.max(1) as f64) as f32,
+        accuracy: sums.accuracy(),
+        rmse: sums.rmse(),
+    })
 }
 
 fn snapshot(network: &Network) -> Vec<ArrayD<f32>> {
@@ -186,7 +199,9 @@ pub fn fit(
     let mut last_validated: Option<usize> = None;
     let mut reason = "max epochs completed".to_string();
 
-    on_event(&TrainingEvent::Started { max_epochs: options.max_epochs });
+    on_event(&TrainingEvent::Started {
+        max_epochs: options.max_epochs,
+    });
     'epochs: for epoch in 0..options.max_epochs {
         let lr = options.learn_rate_at(epoch);
         let mut batches = source.epoch(epoch)?.peekable();
@@ -208,17 +223,24 @@ pub fn fit(
                 }
                 network.backward()?;
                 {
-                    let mut params: Vec<_> = network.learnables_mut().into_iter().map(|(_, p)| p).collect();
+                    let mut params: Vec<_> = network
+                        .learnables_mut()
+                        .into_iter()
+                        .map(|(_, p)| p)
+                        .collect();
                     solver::step(&mut params, &mut state, options, lr);
                 }
                 let mut sums = MetricSums::default();
                 for p in &preds {
                     sums.add(p, target, classification);
                 }
-                let is_last = epoch + 1 == options.max_epochs && last_batch && c + 1 == batch.chunks.len();
+                let is_last =
+                    epoch + 1 == options.max_epochs && last_batch && c + 1 == batch.chunks.len();
                 // Validate between mini-batches only, so that split sequences keep their state.
                 let last_chunk = c + 1 == batch.chunks.len();
-                let due = last_validated.is_none_or(|at| iteration / options.validation_frequency > at / options.validation_frequency) || is_last;
+                let due = last_validated.is_none_or(|at| {
+                    iteration / options.validation_frequency > at / options.validation_frequency
+                }) || is_last;
                 let validation_metrics = match validation.as_deref_mut() {
                     Some(v) if last_chunk && due => {
                         last_validated = Some(iteration);
@@ -230,7 +252,11 @@ pub fn fit(
                     epoch: epoch + 1,
                     iteration,
                     loss,
-                    accuracy: if classification { sums.accuracy() } else { None },
+                    accuracy: if classification {
+                        sums.accuracy()
+                    } else {
+                        None
+                    },
                     rmse: if classification { None } else { sums.rmse() },
                     learn_rate: lr,
                     elapsed: start.elapsed().as_secs_f64(),
@@ -245,7 +271,9 @@ pub fn fit(
                     } else {
                         since_best += 1;
                         if options.validation_patience.is_some_and(|p| since_best >= p) {
-                            reason = format!("validation loss did not decrease for {since_best} validations");
+                            reason = format!(
+                                "validation loss did not decrease for {since_best} validations"
+                            );
                             break 'epochs;
                         }
                     }
@@ -255,7 +283,10 @@ pub fn fit(
         if epoch == 0 {
             record.iterations_per_epoch = in_epoch;
         }
-        on_event(&TrainingEvent::EpochFinished { epoch: epoch + 1, network });
+        on_event(&TrainingEvent::EpochFinished {
+            epoch: epoch + 1,
+            network,
+        });
     }
     network.reset_state();
     if options.output_network == OutputNetwork::BestValidationLoss {

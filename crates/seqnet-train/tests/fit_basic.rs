@@ -22,7 +22,10 @@ fn batches(n: usize, seed: u64) -> Vec<MiniBatch> {
                 inputs: Activation::sequence(x.into_dyn(), None).unwrap(),
                 targets: Some(Activation::sequence(y.into_dyn(), None).unwrap()),
             };
-            MiniBatch { indices: (0..8).collect(), chunks: vec![chunk] }
+            MiniBatch {
+                indices: (0..8).collect(),
+                chunks: vec![chunk],
+            }
         })
         .collect()
 }
@@ -54,7 +57,14 @@ fn learns_a_linear_map_deterministically() {
         .seed(4);
     let run = || {
         let mut n = net();
-        let rec = fit(&mut n, &mut InMemoryBatches(data.clone()), None, &opts, &mut |_| {}).unwrap();
+        let rec = fit(
+            &mut n,
+            &mut InMemoryBatches(data.clone()),
+            None,
+            &opts,
+            &mut |_| {},
+        )
+        .unwrap();
         (n, rec)
     };
     let (n1, rec) = run();
@@ -79,7 +89,14 @@ fn every_solver_reduces_the_loss() {
             .max_epochs(30)
             .seed(1);
         let mut n = net();
-        let rec = fit(&mut n, &mut InMemoryBatches(data.clone()), None, &opts, &mut |_| {}).unwrap();
+        let rec = fit(
+            &mut n,
+            &mut InMemoryBatches(data.clone()),
+            None,
+            &opts,
+            &mut |_| {},
+        )
+        .unwrap();
         let epoch_loss = |e: usize| {
             rec.iterations
                 .iter()
@@ -141,7 +158,14 @@ fn a_diverging_loss_stops_training_with_its_iteration() {
         .initial_learn_rate(50.0)
         .max_epochs(100);
     let mut n = net();
-    let err = fit(&mut n, &mut InMemoryBatches(data.clone()), None, &opts, &mut |_| {}).unwrap_err();
+    let err = fit(
+        &mut n,
+        &mut InMemoryBatches(data.clone()),
+        None,
+        &opts,
+        &mut |_| {},
+    )
+    .unwrap_err();
     assert!(
         matches!(err, Error::Training { iteration, .. } if iteration > 1),
         "{err}"
@@ -158,9 +182,13 @@ fn verbose_table_prints_matlab_columns() {
     let mut table = VerboseTable::new(2, false);
     let mut lines = Vec::new();
     let mut n = net();
-    fit(&mut n, &mut InMemoryBatches(data.clone()), None, &opts, &mut |e| {
-        lines.extend(table.lines(e))
-    })
+    fit(
+        &mut n,
+        &mut InMemoryBatches(data.clone()),
+        None,
+        &opts,
+        &mut |e| lines.extend(table.lines(e)),
+    )
     .unwrap();
     let text = lines.join("\n");
     for want in [

@@ -28,8 +28,8 @@ pub use input::{InputSize, Normalization, SequenceInput};
 pub use lstm::{BiLstm, Lstm, LstmConfig, LstmKernel};
 pub use merge::{Addition, Concatenation};
 pub use output::{ClassificationOutput, RegressionOutput};
-pub use recurrent::{GateActivation, OutputMode, RecurrentState, StateActivation};
 pub use pooling::{AveragePooling2d, MaxPooling2d, PoolPaddingValue};
+pub use recurrent::{GateActivation, OutputMode, RecurrentState, StateActivation};
 pub use softmax::Softmax;
 
 use crate::layer::LayerDef;
