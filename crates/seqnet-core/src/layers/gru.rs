@@ -449,7 +449,15 @@ impl LayerKernel for GruKernel {
                 }
             }
             OutputMode::Last => {
-                Activation::features(super::recurrent::gather_last(&tape.steps, &y, h).into_dyn())?
+                {
+                    // Keep the mask: a sequence with no real step here (a later
+                    // chunk of a split batch) must not count in a loss.
+                    let mut last = Activation::features(
+                        super::recurrent::gather_last(&tape.steps, &y, h).into_dyn(),
+                    )?;
+                    last.lengths = x.lengths.clone();
+                    last
+                }
             }
         };
         self.tape = Some(tape);

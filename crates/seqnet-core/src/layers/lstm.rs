@@ -533,7 +533,15 @@ impl LayerKernel for LstmKernel {
                 }
             }
             OutputMode::Last => {
-                Activation::features(super::recurrent::gather_last(&steps, &y, s).into_dyn())?
+                {
+                    // Keep the mask: a sequence with no real step here (a later
+                    // chunk of a split batch) must not count in a loss.
+                    let mut last = Activation::features(
+                        super::recurrent::gather_last(&steps, &y, s).into_dyn(),
+                    )?;
+                    last.lengths = x.lengths.clone();
+                    last
+                }
             }
         };
         self.tape = Some(LstmTape { steps, x: xr, dirs });

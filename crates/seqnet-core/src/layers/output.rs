@@ -2,14 +2,15 @@
 //! (half mean squared error). Both honour the sequence mask.
 //!
 //! Loss normalization, for `N` observations of real lengths `S_n` (1 without time):
-//! `loss = 1/N Σ_n 1/S_n Σ_t ℓ(n, t)`, where for classification
+//! `loss = 1/N Σ_n 1/S_n Σ_t ℓ(n, t)` over the `N` observations with at least
+//! one real step, where for classification
 //! `ℓ = −Σ_k w_k t_k ln y_k` and for regression `ℓ = ½ Σ_r (y_r − t_r)²`.
 //! This is MATLAB's definition for regression; for classification it equals the
 //! mean over all real steps when the lengths are equal.
 
 use super::named;
 use super::util::single;
-use crate::activation::{Activation, SeqLengths};
+use crate::activation::{Activation, PaddingDirection, SeqLengths};
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
@@ -186,10 +187,20 @@ impl LayerKernel for LossKernel {
             Format::CBT => (y.time(), y.batch(), y.data.shape()[2]),
             _ => return Err(Error::layer(&self.name, "expects C×B or C×B×T")),
         };
+        // Observations with no real step (later chunks of a split batch) are
+        // left out of the loss and of its mean.
+        let active: Vec<bool> = match &y.lengths {
+            Some(l) => l.lengths.iter().map(|&n| n > 0).collect(),
+            None => vec![true; batch],
+        };
         let lengths = if y.format == Format::CBT {
             y.seq_lengths()
         } else {
-            SeqLengths::full(batch, 1)
+            SeqLengths::new(
+                active.iter().map(|&a| a as usize).collect(),
+                1,
+                PaddingDirection::Right,
+            )?
         };
         let yv = y
             .data
@@ -205,7 +216,8 @@ impl LayerKernel for LossKernel {
             .expect("3-D view");
         let mut grad = ndarray::Array3::<f32>::zeros((time, batch, k));
         let mut total = 0.0f64;
-        let n = batch as f32;
+        let active_count = active.iter().filter(|&&a| a).count();
+        let n = active_count.max(1) as f32;
         for b in 0..batch {
             let span = lengths.span(b);
             let s = span.len().max(1) as f32;
@@ -231,7 +243,7 @@ impl LayerKernel for LossKernel {
                 }
             }
         }
-        self.loss = Some((total / batch.max(1) as f64) as f32);
+        self.loss = Some((total / active_count.max(1) as f64) as f32);
         self.grad = Some(
             grad.into_dyn()
                 .into_shape_with_order(y.data.shape())
