@@ -58,6 +58,21 @@ impl<'a> Fixture<'a> {
         ArrayD::from_shape_vec(t.shape(), v).map_err(|e| format!("tensor `{name}`: {e}"))
     }
 
+    /// Integer tensor `name` (stored as I64), flattened.
+    pub fn ints(&self, name: &str) -> Result<Vec<i64>, String> {
+        let t = self
+            .tensors
+            .tensor(name)
+            .map_err(|e| format!("tensor `{name}`: {e}"))?;
+        if t.dtype() != Dtype::I64 {
+            return Err(format!("tensor `{name}` is {:?}, expected I64", t.dtype()));
+        }
+        Ok(t.data()
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+            .collect())
+    }
+
     /// `config.<key>` as `[rows, columns]` from a number or a pair (PyTorch's `int | (int, int)`).
     pub fn pair(&self, key: &str) -> Result<[usize; 2], String> {
         let v = &self.spec["config"][key];

@@ -1,11 +1,8 @@
-//! Parity of the recurrent layers with PyTorch, on every `*.safetensors` case in
-//! `tests/fixtures/torch/` at the repository root (format and tolerances: that
-//! folder's README).
+//! Parity of the recurrent layers with PyTorch (fixture format and tolerances:
+//! `tests/fixtures/torch/README.md`).
 //!
-//! The cases are discovered, not listed: a new file of the same format is picked
-//! up with no code change. Cases whose `layer` is not recurrent (`lstm`, `bilstm`,
-//! `gru`) are skipped here; a recurrent case this test cannot handle (unknown
-//! option, missing or unused tensor) fails it.
+//! A recurrent case this module cannot handle (unknown option, missing or unused
+//! tensor) fails.
 //!
 //! Each case builds `num_layers` stacked layers (layer `l + 1` reads layer `l`'s
 //! output sequence) from `config`, loads PyTorch's parameters, runs the stack in
@@ -30,19 +27,15 @@ use seqnet_core::{
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 
 const FORWARD_TOL: f32 = 1e-4;
 const GRAD_TOL: f32 = 1e-3;
-const RECURRENT: [&str; 3] = ["lstm", "bilstm", "gru"];
+/// The `spec.layer` values this module checks.
+pub const RECURRENT: [&str; 3] = ["lstm", "bilstm", "gru"];
 const LOSS_BOTH: &str = "sum(output*grad_output) + sum(output_last*grad_output_last)";
 const LOSS_SEQ: &str = "sum(output*grad_output)";
 
 type R<T> = Result<T, String>;
-
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/torch")
-}
 
 /// The tensors of one file as f64 values, recording which ones the test used.
 struct Tensors {
@@ -695,72 +688,23 @@ fn run_case(ts: &Tensors, cfg: &Config) -> R<Vec<String>> {
     Ok(report)
 }
 
-#[test]
-fn recurrent_layers_match_pytorch_fixtures() {
-    let dir = fixtures_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("fixtures folder {}: {e}", dir.display()))
-        .map(|e| e.expect("directory entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-        .collect();
-    files.sort();
-    let mut checked = Vec::new();
-    let mut failures = Vec::new();
-    for path in &files {
-        let file = path
-            .file_name()
-            .expect("file name")
-            .to_string_lossy()
-            .to_string();
-        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let outcome = (|| -> R<Option<Vec<String>>> {
-            let (_, meta) = SafeTensors::read_metadata(&bytes)
-                .map_err(|e| format!("not a safetensors file: {e}"))?;
-            let spec = meta
-                .metadata()
-                .as_ref()
-                .and_then(|m| m.get("spec"))
-                .ok_or("no __metadata__.spec")?;
-            let spec: Value =
-                serde_json::from_str(spec).map_err(|e| format!("spec is not JSON: {e}"))?;
-            let layer = spec["layer"].as_str().ok_or("spec has no 'layer'")?;
-            if !RECURRENT.contains(&layer) {
-                return Ok(None);
-            }
-            let cfg = Config::parse(&spec)?;
-            let st = SafeTensors::deserialize(&bytes).map_err(|e| e.to_string())?;
-            let ts = Tensors::load(&st)?;
-            let mut report = run_case(&ts, &cfg)?;
-            if cfg.padding == PaddingDirection::Right {
-                // The same sequences, padded on the left with garbage: same results.
-                let left = ts.left_padded(7.5)?;
-                let cfg = Config {
-                    padding: PaddingDirection::Left,
-                    ..cfg
-                };
-                let r = run_case(&left, &cfg).map_err(|e| format!("re-padded on the left: {e}"))?;
-                report.extend(r.into_iter().map(|l| format!("(left-padded) {l}")));
-            }
-            Ok(Some(report))
-        })();
-        match outcome {
-            Ok(Some(report)) => {
-                println!("{file}: ok\n  {}", report.join("\n  "));
-                checked.push(file);
-            }
-            Ok(None) => println!("{file}: not a recurrent case, skipped"),
-            Err(e) => failures.push(format!("{file}: {e}")),
-        }
+/// Checks one recurrent case (`spec.layer` lstm, bilstm or gru) from a fixture
+/// file's bytes and `spec`; right-padded cases are also re-run padded on the left.
+/// Returns a line per checked quantity.
+pub fn check_recurrent(bytes: &[u8], spec: &Value) -> R<Vec<String>> {
+    let cfg = Config::parse(spec)?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+    let ts = Tensors::load(&st)?;
+    let mut report = run_case(&ts, &cfg)?;
+    if cfg.padding == PaddingDirection::Right {
+        // The same sequences, padded on the left with garbage: same results.
+        let left = ts.left_padded(7.5)?;
+        let cfg = Config {
+            padding: PaddingDirection::Left,
+            ..cfg
+        };
+        let r = run_case(&left, &cfg).map_err(|e| format!("re-padded on the left: {e}"))?;
+        report.extend(r.into_iter().map(|l| format!("(left-padded) {l}")));
     }
-    assert!(
-        failures.is_empty(),
-        "recurrent parity failures:\n{}",
-        failures.join("\n")
-    );
-    assert!(
-        !checked.is_empty(),
-        "no recurrent case in {}",
-        dir.display()
-    );
-    println!("checked {} recurrent cases: {checked:?}", checked.len());
+    Ok(report)
 }
