@@ -9,7 +9,8 @@
 //! fullyConnectedLayer(10)         softmaxLayer              classificationLayer
 //! ```
 //!
-//! Run: `cargo run --example video_network` (prints the summary and the graph as DOT).
+//! Run: `cargo run --example video_network [-- --json]` (prints the summary, then
+//! the graph as DOT, or as JSON with `--json`).
 
 use seqnet::prelude::*;
 
@@ -40,6 +41,10 @@ pub fn network() -> Result<LayerGraph> {
 fn main() -> Result<()> {
     let graph = network()?;
     println!("{}\n", graph.summary()?);
-    println!("{}", graph.to_dot());
+    if std::env::args().any(|a| a == "--json") {
+        println!("{}", graph.to_json());
+    } else {
+        println!("{}", graph.to_dot());
+    }
     Ok(())
 }
