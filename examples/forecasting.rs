@@ -26,7 +26,9 @@ fn series(rng: &mut StdRng) -> Vec<f32> {
     (0..LEN)
         .map(|t| {
             let t = t as f32;
-            a1 * (t * 2.0 * std::f32::consts::PI / 25.0 + p1).sin() + a2 * (t * 2.0 * std::f32::consts::PI / 9.0 + p2).sin() + rng.random_range(-0.03..0.03f32)
+            a1 * (t * 2.0 * std::f32::consts::PI / 25.0 + p1).sin()
+                + a2 * (t * 2.0 * std::f32::consts::PI / 9.0 + p2).sin()
+                + rng.random_range(-0.03..0.03f32)
         })
         .collect()
 }
@@ -41,7 +43,10 @@ fn main() -> Result<()> {
         .iter()
         .map(|x| {
             let a = Array2::from_shape_vec((LEN, 1), x.clone()).expect("LEN values");
-            Observation::new(Sequence::Features(a.slice(s![..LEN - 1, ..]).to_owned()), Target::ResponseSequence(a.slice(s![1.., ..]).to_owned()))
+            Observation::new(
+                Sequence::Features(a.slice(s![..LEN - 1, ..]).to_owned()),
+                Target::ResponseSequence(a.slice(s![1.., ..]).to_owned()),
+            )
         })
         .collect();
     let graph = LayerGraph::from_layers(vec![
@@ -50,13 +55,33 @@ fn main() -> Result<()> {
         FullyConnected::new(1).into(),
         RegressionOutput::new().into(),
     ])?;
-    let options = TrainingOptions::new(Solver::Adam).initial_learn_rate(0.01).max_epochs(150).mini_batch_size(10).gradient_threshold(1.0).shuffle(Shuffle::EveryEpoch).seed(1);
-    let (mut model, record) = train_network(&graph, Arc::new(InMemoryDatastore::new(obs, None)?), None, &options, &mut |_| {})?;
-    println!("final training RMSE (one step ahead) {:.4}", record.iterations.last().and_then(|i| i.rmse).unwrap_or(f32::NAN));
+    let options = TrainingOptions::new(Solver::Adam)
+        .initial_learn_rate(0.01)
+        .max_epochs(150)
+        .mini_batch_size(10)
+        .gradient_threshold(1.0)
+        .shuffle(Shuffle::EveryEpoch)
+        .seed(1);
+    let (mut model, record) = train_network(
+        &graph,
+        Arc::new(InMemoryDatastore::new(obs, None)?),
+        None,
+        &options,
+        &mut |_| {},
+    )?;
+    println!(
+        "final training RMSE (one step ahead) {:.4}",
+        record
+            .iterations
+            .last()
+            .and_then(|i| i.rmse)
+            .unwrap_or(f32::NAN)
+    );
 
     let (mut se, mut se_naive, mut n) = (0.0f32, 0.0f32, 0usize);
     for x in &test {
-        let history = Array2::from_shape_vec((PRIME, 1), x[..PRIME].to_vec()).expect("PRIME values");
+        let history =
+            Array2::from_shape_vec((PRIME, 1), x[..PRIME].to_vec()).expect("PRIME values");
         let predicted = forecast(&mut model.network, &history, LEN - PRIME)?;
         for (k, truth) in x[PRIME..].iter().enumerate() {
             se += (predicted[[k, 0]] - truth).powi(2);

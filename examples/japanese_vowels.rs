@@ -61,7 +61,7 @@ fn main() -> Result<()> {
         .mini_batch_size(27)
         .sequence_length(SequenceLength::Longest)
         .shuffle(Shuffle::Never)
-        .verbose(false)
+        .verbose_frequency(100)
         .seed(seed);
     let start = Instant::now();
     let (mut model, record) = train_network(&graph, Arc::new(train), None, &options, &mut |_| {})?;

@@ -169,7 +169,9 @@ fn set_normalization(network: &mut Network, store: &Arc<dyn Datastore>) -> Resul
 
 /// Trains `graph` on `train` (MATLAB's `trainNetwork`): fills in class names and
 /// normalization statistics, then runs [`fit`] with checkpoints after each epoch
-/// when `options.checkpoint_path` is set. Returns the model and the record.
+/// when `options.checkpoint_path` is set, printing MATLAB's verbose table to
+/// standard output when `options.verbose` is set (the default, as in MATLAB).
+/// Returns the model and the record.
 pub fn train_network(
     graph: &LayerGraph,
     train: Arc<dyn Datastore>,
@@ -194,6 +196,9 @@ pub fn train_network(
         })?;
     }
     let mut checkpoint_error = None;
+    let mut table = options
+        .verbose
+        .then(|| crate::record::VerboseTable::new(options.verbose_frequency, val.is_some()));
     let record = fit(
         &mut network,
         &mut source,
@@ -206,6 +211,11 @@ pub fn train_network(
                     crate::model::save_network(&path, network, &classes, Some(options))
                 {
                     checkpoint_error.get_or_insert(err);
+                }
+            }
+            if let Some(t) = table.as_mut() {
+                for line in t.lines(e) {
+                    println!("{line}");
                 }
             }
             on_event(e)
