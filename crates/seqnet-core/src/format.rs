@@ -106,14 +106,21 @@ impl ActShape {
             spatial: [0, 0],
         }
     }
-    /// Elements per observation and time step (`H·W·C`, or `C`).
+    /// Elements per observation and time step (`H·W·C`, or `C`); saturates
+    /// instead of overflowing (see [`ActShape::MAX_ELEMENTS`]).
     pub fn elements(&self) -> usize {
         if self.format.is_spatial() {
-            self.spatial[0] * self.spatial[1] * self.channels
+            self.spatial[0]
+                .saturating_mul(self.spatial[1])
+                .saturating_mul(self.channels)
         } else {
             self.channels
         }
     }
+
+    /// The most elements one observation's time step may have; larger shapes
+    /// fail the graph checks rather than an allocation.
+    pub const MAX_ELEMENTS: usize = 1 << 28;
     /// The same shape with the time dimension added or removed.
     pub fn with_time(self, time: bool) -> Self {
         let format = match (self.format, time) {

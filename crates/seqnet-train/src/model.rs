@@ -168,6 +168,27 @@ impl Model {
             ),
             None => None,
         };
+        // Check the learnables against the tensors before building anything, so
+        // that no allocation exceeds what the file itself holds.
+        let summary = graph.summary()?;
+        for row in &summary.rows {
+            for (name, shape) in &row.learnables {
+                let key = format!("{}.{name}", row.name);
+                let t = st.tensor(&key).map_err(|_| {
+                    bad(format!(
+                        "tensor '{key}' is missing (the graph's layer '{}' needs it)",
+                        row.name
+                    ))
+                })?;
+                if t.shape() != shape.as_slice() {
+                    return Err(bad(format!(
+                        "tensor '{key}' has shape {:?}, the graph's layer '{}' needs {shape:?}",
+                        t.shape(),
+                        row.name
+                    )));
+                }
+            }
+        }
         let mut network = Network::new(&graph, 0)?;
         let expected: Vec<(String, String, bool)> = network
             .learnables()

@@ -102,3 +102,35 @@ fn metadata_and_tensors_that_disagree_are_refused() {
         .expect("empty file refused");
     assert!(err.to_string().contains("empty.safetensors"), "{err}");
 }
+
+#[test]
+fn a_graph_larger_than_its_tensors_is_refused_before_allocating() {
+    // 2^47 weights declared, none stored: refused without trying to allocate them.
+    let g = LayerGraph::from_layers(vec![
+        SequenceInput::new(1 << 27).name("in").into(),
+        FullyConnected::new(1 << 20).name("fc").into(),
+        RegressionOutput::new().into(),
+    ])
+    .unwrap();
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("seqnet.graph".to_string(), g.to_json());
+    let empty: Vec<(String, safetensors::tensor::TensorView)> = Vec::new();
+    let bytes = safetensors::serialize(empty, Some(meta)).unwrap();
+    let err = Model::from_bytes(&bytes, "huge.safetensors")
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("fc.Weights") && err.to_string().contains("missing"),
+        "{err}"
+    );
+    // A single step too large to hold is refused by the graph checks.
+    let g = LayerGraph::from_layers(vec![
+        SequenceInput::image([1 << 20, 1 << 20, 3])
+            .name("in")
+            .into(),
+        Flatten::new().into(),
+        RegressionOutput::new().into(),
+    ])
+    .unwrap();
+    assert!(g.check().is_err());
+}

@@ -139,6 +139,19 @@ impl LayerGraph {
                 .collect();
             let Some(ins) = ins else { continue };
             match layer.def().infer(&ins) {
+                Ok(outs) if outs.iter().any(|o| o.elements() > ActShape::MAX_ELEMENTS) => problems
+                    .push(GraphProblem::SizeMismatch {
+                        layer: layer.name().to_string(),
+                        port: "(output)".to_string(),
+                        message: format!(
+                            "its output {} has more than {} elements per step",
+                            outs.iter()
+                                .map(|o| o.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            ActShape::MAX_ELEMENTS
+                        ),
+                    }),
                 Ok(outs) => output_shapes[i] = Some(outs),
                 Err(e) => problems.push(GraphProblem::SizeMismatch {
                     layer: layer.name().to_string(),

@@ -27,8 +27,8 @@ impl Summary {
         self.rows
             .iter()
             .flat_map(|r| &r.learnables)
-            .map(|(_, s)| s.iter().product::<usize>())
-            .sum()
+            .map(|(_, s)| s.iter().fold(1usize, |a, &d| a.saturating_mul(d)))
+            .fold(0usize, usize::saturating_add)
     }
 }
 
