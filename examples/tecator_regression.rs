@@ -12,7 +12,7 @@
 //! Run: `cargo run --release --example tecator_regression [-- --plain] [-- --seed N]`
 
 use ndarray::{s, Array1, Array2};
-use seqnet::data::{Datastore, InMemoryDatastore, Observation, Sequence, TsOptions};
+use seqnet::data::{InMemoryDatastore, Observation, Sequence, TsOptions};
 use seqnet::prelude::*;
 use seqnet::train::{LearnRateSchedule, PredictOptions, Shuffle};
 use std::sync::Arc;
