@@ -1,6 +1,7 @@
 //! seqnet's training: MATLAB's training options, the solvers, the training loop
 //! and the inference helpers.
 
+pub mod checkpoint;
 pub mod inference;
 pub mod model;
 pub mod options;
@@ -19,5 +20,7 @@ pub use options::{
     TrainingOptions,
 };
 pub use record::{IterationInfo, Metrics, TrainingEvent, TrainingRecord, VerboseTable};
-pub use train::{train_network, DatastoreBatches};
-pub use trainer::{evaluate, fit, BatchSource, InMemoryBatches};
+pub use train::{resume_training, train_network, train_network_with, DatastoreBatches};
+pub use trainer::{
+    evaluate, fit, fit_with, BatchSource, InMemoryBatches, TrainingControl, TrainingState,
+};

@@ -20,6 +20,9 @@ pub mod keys {
     pub const FORMAT_VERSION: &str = "1";
 }
 
+/// Tensors under this prefix hold training state (checkpoints); models skip them.
+pub const TRAINING_PREFIX: &str = "training.";
+
 /// A trained network with what prediction needs to know about its data.
 pub struct Model {
     pub network: Network,
@@ -80,6 +83,18 @@ pub fn model_bytes(
     classes: &[String],
     options: Option<&TrainingOptions>,
 ) -> Result<Vec<u8>> {
+    model_bytes_with(network, classes, options, &[], HashMap::new())
+}
+
+/// A model file's bytes with extra tensors (named `training.…`, which loading a
+/// model skips) and extra metadata, as checkpoints use.
+pub fn model_bytes_with(
+    network: &Network,
+    classes: &[String],
+    options: Option<&TrainingOptions>,
+    extra_tensors: &[(String, &ArrayD<f32>)],
+    extra_meta: HashMap<String, String>,
+) -> Result<Vec<u8>> {
     {
         let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         let mut push = |name: String, value: &ArrayD<f32>| {
@@ -92,6 +107,9 @@ pub fn model_bytes(
         for (layer, s) in network.states() {
             push(format!("{layer}.{}", s.name), &s.value);
         }
+        for (name, value) in extra_tensors {
+            push(name.clone(), value);
+        }
         let views: Vec<(String, TensorView)> = tensors
             .iter()
             .map(|(n, shape, bytes)| {
@@ -102,7 +120,7 @@ pub fn model_bytes(
                 ))
             })
             .collect::<Result<_>>()?;
-        let mut meta = HashMap::new();
+        let mut meta = extra_meta;
         meta.insert(keys::FORMAT.to_string(), keys::FORMAT_VERSION.to_string());
         meta.insert(keys::GRAPH.to_string(), network.graph().to_json());
         meta.insert(
@@ -230,7 +248,12 @@ impl Model {
             set.map_err(|e| bad(format!("tensor '{key}' does not fit the graph: {e}")))?;
             used += 1;
         }
-        if st.len() != used {
+        let training = st
+            .names()
+            .iter()
+            .filter(|n| n.starts_with(TRAINING_PREFIX))
+            .count();
+        if st.len() != used + training {
             let known: std::collections::HashSet<String> = expected
                 .iter()
                 .map(|(l, n, _)| format!("{l}.{n}"))
@@ -238,7 +261,7 @@ impl Model {
             let extra: Vec<String> = st
                 .names()
                 .into_iter()
-                .filter(|n| !known.contains(*n))
+                .filter(|n| !known.contains(*n) && !n.starts_with(TRAINING_PREFIX))
                 .map(|n| n.to_string())
                 .collect();
             return Err(bad(format!(

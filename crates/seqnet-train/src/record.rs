@@ -38,6 +38,9 @@ pub struct TrainingRecord {
     pub iterations_per_epoch: usize,
     /// Why training ended.
     pub stop_reason: String,
+    /// The checkpoint written when training was interrupted, if any.
+    #[serde(default)]
+    pub checkpoint: Option<std::path::PathBuf>,
     /// The validation loss of the returned network, when validating.
     pub final_validation: Option<Metrics>,
 }
@@ -49,10 +52,11 @@ pub enum TrainingEvent<'a> {
         max_epochs: usize,
     },
     Iteration(&'a IterationInfo),
-    /// An epoch ended; `network` is as it is now (for checkpoints).
+    /// An epoch ended; `network` and `state` are as they are now (for checkpoints).
     EpochFinished {
         epoch: usize,
         network: &'a seqnet_core::Network,
+        state: &'a crate::trainer::TrainingState,
     },
     Finished {
         reason: &'a str,

@@ -1,16 +1,19 @@
 //! `train_network`: MATLAB's `trainNetwork` on datastores — class names,
 //! normalization statistics, shuffling, mini-batches and checkpoints around [`fit`].
 
+use crate::checkpoint::{load_checkpoint, save_checkpoint};
 use crate::model::Model;
 use crate::options::{Shuffle, TrainingOptions};
 use crate::record::{TrainingEvent, TrainingRecord};
-use crate::trainer::{fit, BatchSource};
+use crate::trainer::{fit_with, BatchSource, TrainingControl};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use seqnet_core::layers::Normalization;
 use seqnet_core::{Error, Layer, LayerGraph, Network, Result};
 use seqnet_data::{BatchOptions, Batcher, ChannelStats, Datastore, LastBatch, MiniBatch};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 /// The mini-batches of a datastore, shuffled as the options say.
@@ -22,6 +25,8 @@ pub struct DatastoreBatches {
     last: LastBatch,
     order: Vec<usize>,
     rng: StdRng,
+    /// Epochs whose shuffle has been applied to `order`.
+    shuffled_through: usize,
 }
 
 impl DatastoreBatches {
@@ -67,6 +72,7 @@ impl DatastoreBatches {
             last,
             order,
             rng: StdRng::seed_from_u64(options.seed ^ SHUFFLE_STREAM),
+            shuffled_through: 0,
         })
     }
 }
@@ -76,8 +82,14 @@ const SHUFFLE_STREAM: u64 = 0x5f1f_f1e5;
 
 impl BatchSource for DatastoreBatches {
     fn epoch(&mut self, epoch: usize) -> Result<Box<dyn Iterator<Item = Result<MiniBatch>> + '_>> {
-        if self.shuffle == Shuffle::EveryEpoch || (self.shuffle == Shuffle::Once && epoch == 0) {
-            self.order.shuffle(&mut self.rng);
+        // Replay the shuffles of any epochs not seen yet, so that a resumed run
+        // sees the same orders as an uninterrupted one.
+        while self.shuffled_through <= epoch {
+            let e = self.shuffled_through;
+            if self.shuffle == Shuffle::EveryEpoch || (self.shuffle == Shuffle::Once && e == 0) {
+                self.order.shuffle(&mut self.rng);
+            }
+            self.shuffled_through += 1;
         }
         Ok(Box::new(self.batcher.epoch(
             self.store.clone(),
@@ -168,7 +180,7 @@ fn set_normalization(network: &mut Network, store: &Arc<dyn Datastore>) -> Resul
 }
 
 /// Trains `graph` on `train` (MATLAB's `trainNetwork`): fills in class names and
-/// normalization statistics, then runs [`fit`] with checkpoints after each epoch
+/// normalization statistics, then runs [`crate::fit`] with checkpoints after each epoch
 /// when `options.checkpoint_path` is set, printing MATLAB's verbose table to
 /// standard output when `options.verbose` is set (the default, as in MATLAB).
 /// Returns the model and the record.
@@ -179,16 +191,94 @@ pub fn train_network(
     options: &TrainingOptions,
     on_event: &mut dyn FnMut(&TrainingEvent),
 ) -> Result<(Model, TrainingRecord)> {
+    train_network_with(graph, train, validation, options, on_event, None)
+}
+
+/// [`train_network`] that stops after the current mini-batch when `stop` is set,
+/// writing a checkpoint (into `options.checkpoint_path`, required then) from
+/// which [`resume_training`] continues; `record.stop_reason` is then
+/// "interrupted" and `record.checkpoint` names the file.
+pub fn train_network_with(
+    graph: &LayerGraph,
+    train: Arc<dyn Datastore>,
+    validation: Option<Arc<dyn Datastore>>,
+    options: &TrainingOptions,
+    on_event: &mut dyn FnMut(&TrainingEvent),
+    stop: Option<&AtomicBool>,
+) -> Result<(Model, TrainingRecord)> {
     options.validate()?;
     let graph = with_classes(graph, train.classes())?;
     let mut network = Network::new(&graph, options.seed)?;
     set_normalization(&mut network, &train)?;
+    run(
+        network,
+        train,
+        validation,
+        options,
+        on_event,
+        TrainingControl { resume: None, stop },
+    )
+}
+
+/// Continues training from a checkpoint written by [`train_network_with`] (or
+/// after any epoch), with the options stored in it, to the same final weights
+/// as an uninterrupted run.
+pub fn resume_training(
+    checkpoint: &Path,
+    train: Arc<dyn Datastore>,
+    validation: Option<Arc<dyn Datastore>>,
+    on_event: &mut dyn FnMut(&TrainingEvent),
+    stop: Option<&AtomicBool>,
+) -> Result<(Model, TrainingRecord)> {
+    let (model, state) = load_checkpoint(checkpoint)?;
+    let options = model.options.clone().ok_or_else(|| Error::Parse {
+        file: checkpoint.display().to_string(),
+        line: 0,
+        message: "the checkpoint holds no training options".into(),
+    })?;
+    if let (Some(have), Some(data)) = (
+        Some(&model.classes).filter(|c| !c.is_empty()),
+        train.classes(),
+    ) {
+        if have.as_slice() != data {
+            return Err(Error::InvalidInput(format!(
+                "the checkpoint's classes {have:?} differ from the data's {data:?}"
+            )));
+        }
+    }
+    run(
+        model.network,
+        train,
+        validation,
+        &options,
+        on_event,
+        TrainingControl {
+            resume: Some(state),
+            stop,
+        },
+    )
+}
+
+fn run(
+    mut network: Network,
+    train: Arc<dyn Datastore>,
+    validation: Option<Arc<dyn Datastore>>,
+    options: &TrainingOptions,
+    on_event: &mut dyn FnMut(&TrainingEvent),
+    control: TrainingControl,
+) -> Result<(Model, TrainingRecord)> {
+    let classes = classes_of(network.graph());
     let mut source = DatastoreBatches::training(train, options)?;
     let mut val = validation
         .map(|v| DatastoreBatches::in_order(v, options))
         .transpose()?;
-    let classes = classes_of(&graph);
     let checkpoint = options.checkpoint_path.clone();
+    if control.stop.is_some() && checkpoint.is_none() {
+        return Err(Error::InvalidOption {
+            option: "CheckpointPath",
+            message: "interruptible training needs a checkpoint folder".into(),
+        });
+    }
     if let Some(dir) = &checkpoint {
         std::fs::create_dir_all(dir).map_err(|e| Error::Io {
             path: dir.display().to_string(),
@@ -199,17 +289,23 @@ pub fn train_network(
     let mut table = options
         .verbose
         .then(|| crate::record::VerboseTable::new(options.verbose_frequency, val.is_some()));
-    let record = fit(
+    let (mut record, state) = fit_with(
         &mut network,
         &mut source,
         val.as_mut().map(|v| v as &mut dyn BatchSource),
         options,
         &mut |e| {
-            if let (Some(dir), TrainingEvent::EpochFinished { epoch, network }) = (&checkpoint, e) {
+            if let (
+                Some(dir),
+                TrainingEvent::EpochFinished {
+                    epoch,
+                    network,
+                    state,
+                },
+            ) = (&checkpoint, e)
+            {
                 let path = dir.join(format!("checkpoint_epoch{epoch:04}.safetensors"));
-                if let Err(err) =
-                    crate::model::save_network(&path, network, &classes, Some(options))
-                {
+                if let Err(err) = save_checkpoint(&path, network, &classes, options, state) {
                     checkpoint_error.get_or_insert(err);
                 }
             }
@@ -220,9 +316,20 @@ pub fn train_network(
             }
             on_event(e)
         },
+        control,
     )?;
     if let Some(e) = checkpoint_error {
         return Err(e);
+    }
+    if record.stop_reason == "interrupted" {
+        if let Some(dir) = &checkpoint {
+            let path = dir.join(format!(
+                "checkpoint_iteration{:06}.safetensors",
+                state.iteration
+            ));
+            save_checkpoint(&path, &network, &classes, options, &state)?;
+            record.checkpoint = Some(path);
+        }
     }
     Ok((
         Model {

@@ -7,6 +7,7 @@ use crate::solver::{self, SolverState};
 use ndarray::{ArrayD, Axis};
 use seqnet_core::{Activation, Error, Format, Mode, Network, Result};
 use seqnet_data::{Chunk, MiniBatch};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Sums for accuracy and RMSE over the real steps of a prediction.
@@ -171,48 +172,100 @@ impl BatchSource for InMemoryBatches {
     }
 }
 
+/// Where training stands: everything a checkpoint needs so that resuming gives
+/// the same final weights as an uninterrupted run with the same seed.
+#[derive(Debug, Clone, Default)]
+pub struct TrainingState {
+    /// The 0-based epoch in progress.
+    pub epoch: usize,
+    /// Mini-batches of that epoch already trained on.
+    pub batches_done: usize,
+    /// Iterations (chunks) trained so far.
+    pub iteration: usize,
+    pub solver: SolverState,
+    pub record: TrainingRecord,
+    /// The lowest validation loss so far and the network's values then
+    /// (learnables, then statistics, in network order).
+    pub best: Option<(f32, Vec<ArrayD<f32>>)>,
+    pub since_best: usize,
+    pub last_validated: Option<usize>,
+    /// Seconds spent training before this run.
+    pub elapsed: f64,
+}
+
+/// Optional controls of a training run.
+#[derive(Default)]
+pub struct TrainingControl<'a> {
+    /// Continue from this state (the network must hold the matching weights).
+    pub resume: Option<TrainingState>,
+    /// Checked after every mini-batch: when set, training stops there and
+    /// returns its state with `stop_reason` "interrupted".
+    pub stop: Option<&'a AtomicBool>,
+}
+
+/// The dropout randomness of one iteration, derived from the seed, so that a
+/// resumed run draws exactly what an uninterrupted one would.
+fn iteration_seed(seed: u64, iteration: usize) -> u64 {
+    let mut z = seed ^ (iteration as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// Trains `network` in place. `on_event` sees every event (progress bars, plots,
 /// the verbose table). Returns the training record; with
 /// `OutputNetwork::BestValidationLoss` the network ends at its best validation.
 pub fn fit(
     network: &mut Network,
     source: &mut dyn BatchSource,
-    mut validation: Option<&mut dyn BatchSource>,
+    validation: Option<&mut dyn BatchSource>,
     options: &TrainingOptions,
     on_event: &mut dyn FnMut(&TrainingEvent),
 ) -> Result<TrainingRecord> {
+    fit_with(
+        network,
+        source,
+        validation,
+        options,
+        on_event,
+        TrainingControl::default(),
+    )
+    .map(|(r, _)| r)
+}
+
+/// [`fit`] that can resume from a [`TrainingState`] and stop when asked;
+/// returns the record and the state where training ended.
+pub fn fit_with(
+    network: &mut Network,
+    source: &mut dyn BatchSource,
+    mut validation: Option<&mut dyn BatchSource>,
+    options: &TrainingOptions,
+    on_event: &mut dyn FnMut(&TrainingEvent),
+    control: TrainingControl,
+) -> Result<(TrainingRecord, TrainingState)> {
     options.validate()?;
-    network.reseed(
-        options
-            .seed
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .wrapping_add(1),
-    );
     let stateful_chunks = matches!(options.sequence_length, SequenceLength::Fixed(_));
     let classification = is_classification(network);
     let start = Instant::now();
-    let mut record = TrainingRecord::default();
-    let mut state = SolverState::default();
-    let mut iteration = 0usize;
-    let mut best: Option<(f32, Vec<ArrayD<f32>>)> = None;
-    let mut since_best = 0usize;
-    let mut last_validated: Option<usize> = None;
+    let mut st = control.resume.unwrap_or_default();
     let mut reason = "max epochs completed".to_string();
+    let mut interrupted = false;
 
     on_event(&TrainingEvent::Started {
         max_epochs: options.max_epochs,
     });
-    'epochs: for epoch in 0..options.max_epochs {
+    'epochs: while st.epoch < options.max_epochs {
+        let epoch = st.epoch;
         let lr = options.learn_rate_at(epoch);
-        let mut batches = source.epoch(epoch)?.peekable();
-        let mut in_epoch = 0usize;
+        let mut batches = source.epoch(epoch)?.skip(st.batches_done).peekable();
         while let Some(batch) = batches.next() {
             let batch = batch?;
             let last_batch = batches.peek().is_none();
             network.reset_state();
             for (c, chunk) in batch.chunks.iter().enumerate() {
-                iteration += 1;
-                in_epoch += 1;
+                st.iteration += 1;
+                let iteration = st.iteration;
+                network.reseed(iteration_seed(options.seed, iteration));
                 let Some(target) = &chunk.targets else {
                     return Err(Error::InvalidInput("training data has no targets".into()));
                 };
@@ -228,7 +281,7 @@ pub fn fit(
                         .into_iter()
                         .map(|(_, p)| p)
                         .collect();
-                    solver::step(&mut params, &mut state, options, lr);
+                    solver::step(&mut params, &mut st.solver, options, lr);
                 }
                 let mut sums = MetricSums::default();
                 for p in &preds {
@@ -238,12 +291,12 @@ pub fn fit(
                     epoch + 1 == options.max_epochs && last_batch && c + 1 == batch.chunks.len();
                 // Validate between mini-batches only, so that split sequences keep their state.
                 let last_chunk = c + 1 == batch.chunks.len();
-                let due = last_validated.is_none_or(|at| {
+                let due = st.last_validated.is_none_or(|at| {
                     iteration / options.validation_frequency > at / options.validation_frequency
                 }) || is_last;
                 let validation_metrics = match validation.as_deref_mut() {
                     Some(v) if last_chunk && due => {
-                        last_validated = Some(iteration);
+                        st.last_validated = Some(iteration);
                         Some(evaluate(network, v, stateful_chunks)?)
                     }
                     _ => None,
@@ -259,45 +312,68 @@ pub fn fit(
                     },
                     rmse: if classification { None } else { sums.rmse() },
                     learn_rate: lr,
-                    elapsed: start.elapsed().as_secs_f64(),
+                    elapsed: st.elapsed + start.elapsed().as_secs_f64(),
                     validation: validation_metrics,
                 };
                 on_event(&TrainingEvent::Iteration(&info));
-                record.iterations.push(info);
+                st.record.iterations.push(info);
                 if let Some(m) = validation_metrics {
-                    if best.as_ref().is_none_or(|(l, _)| m.loss < *l) {
-                        best = Some((m.loss, snapshot(network)));
-                        since_best = 0;
+                    if st.best.as_ref().is_none_or(|(l, _)| m.loss < *l) {
+                        st.best = Some((m.loss, snapshot(network)));
+                        st.since_best = 0;
                     } else {
-                        since_best += 1;
-                        if options.validation_patience.is_some_and(|p| since_best >= p) {
+                        st.since_best += 1;
+                        if options
+                            .validation_patience
+                            .is_some_and(|p| st.since_best >= p)
+                        {
                             reason = format!(
-                                "validation loss did not decrease for {since_best} validations"
+                                "validation loss did not decrease for {} validations",
+                                st.since_best
                             );
+                            st.batches_done += 1;
                             break 'epochs;
                         }
                     }
                 }
             }
+            st.batches_done += 1;
+            if control.stop.is_some_and(|s| s.load(Ordering::SeqCst))
+                && !(last_batch && epoch + 1 == options.max_epochs)
+            {
+                interrupted = true;
+                reason = "interrupted".to_string();
+                break 'epochs;
+            }
         }
         if epoch == 0 {
-            record.iterations_per_epoch = in_epoch;
+            st.record.iterations_per_epoch =
+                st.record.iterations.iter().filter(|i| i.epoch == 1).count();
         }
+        st.epoch += 1;
+        st.batches_done = 0;
         on_event(&TrainingEvent::EpochFinished {
             epoch: epoch + 1,
             network,
+            state: &st,
         });
     }
+    st.elapsed += start.elapsed().as_secs_f64();
     network.reset_state();
+    st.record.stop_reason = reason.clone();
+    if interrupted {
+        // Leave the network as it is: the state resumes from these weights.
+        on_event(&TrainingEvent::Finished { reason: &reason });
+        return Ok((st.record.clone(), st));
+    }
     if options.output_network == OutputNetwork::BestValidationLoss {
-        if let Some((_, values)) = best.take() {
+        if let Some((_, values)) = st.best.clone() {
             restore(network, values);
         }
     }
     if let Some(v) = validation {
-        record.final_validation = Some(evaluate(network, v, stateful_chunks)?);
+        st.record.final_validation = Some(evaluate(network, v, stateful_chunks)?);
     }
-    record.stop_reason = reason.clone();
     on_event(&TrainingEvent::Finished { reason: &reason });
-    Ok(record)
+    Ok((st.record.clone(), st))
 }
