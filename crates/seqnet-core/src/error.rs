@@ -133,7 +133,7 @@ pub enum Error {
         message: String,
     },
     /// A malformed file: the file and the line (1-based, 0 when not line-based).
-    #[error("{file}:{line}: {message}")]
+    #[error("{}", located(file, *line, message))]
     Parse {
         file: String,
         line: usize,
@@ -175,6 +175,15 @@ impl Error {
             Error::InvalidGraph(p) => &p.0,
             _ => &[],
         }
+    }
+}
+
+/// `file:line: message`, or `file: message` for files without lines.
+fn located(file: &str, line: usize, message: &str) -> String {
+    if line == 0 {
+        format!("{file}: {message}")
+    } else {
+        format!("{file}:{line}: {message}")
     }
 }
 
