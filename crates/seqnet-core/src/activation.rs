@@ -71,6 +71,16 @@ impl SeqLengths {
         self.lengths.iter().all(|&l| l == self.time)
     }
 
+    /// One step per observation: 1 for those with a real step, 0 for the
+    /// others (the mask of a sequence's 'last' output).
+    pub fn one_step(&self) -> SeqLengths {
+        SeqLengths {
+            lengths: self.lengths.iter().map(|&l| l.min(1)).collect(),
+            time: 1,
+            direction: PaddingDirection::Right,
+        }
+    }
+
     /// Total number of real steps.
     pub fn real_steps(&self) -> usize {
         self.lengths.iter().sum()

@@ -534,12 +534,16 @@ impl LayerKernel for LstmKernel {
             }
             OutputMode::Last => {
                 {
-                    // Keep the mask: a sequence with no real step here (a later
-                    // chunk of a split batch) must not count in a loss.
+                    // Keep the mask as one step per observation (as folded frames
+                    // of a one-step sequence): a sequence with no real step here
+                    // (a later chunk of a split batch) must not count in a loss.
                     let mut last = Activation::features(
                         super::recurrent::gather_last(&steps, &y, s).into_dyn(),
                     )?;
-                    last.lengths = x.lengths.clone();
+                    last.lengths = x
+                        .lengths
+                        .as_ref()
+                        .map(|l| std::sync::Arc::new(l.one_step()));
                     last
                 }
             }
