@@ -80,10 +80,7 @@ fn ts_non_numeric_value() {
 fn labels_csv_missing_file_column() {
     let d = tmp("csv");
     std::fs::write(d.join("labels.csv"), "name,label\nx.npy,a\n").unwrap();
-    let msg = FolderDatastore::open(&d)
-        .err()
-        .expect("refused")
-        .to_string();
+    let msg = FolderDatastore::open(&d).expect_err("refused").to_string();
     assert_mentions(&msg, &["labels.csv:1:", "file"]);
 }
 
@@ -91,10 +88,7 @@ fn labels_csv_missing_file_column() {
 fn labels_csv_names_a_missing_npy() {
     let d = tmp("missing-npy");
     std::fs::write(d.join("labels.csv"), "file,label\nnothere.npy,a\n").unwrap();
-    let msg = FolderDatastore::open(&d)
-        .err()
-        .expect("refused")
-        .to_string();
+    let msg = FolderDatastore::open(&d).expect_err("refused").to_string();
     assert_mentions(&msg, &["nothere.npy"]);
 }
 
@@ -106,10 +100,7 @@ fn npy_truncated() {
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 7]).unwrap();
     std::fs::write(d.join("labels.csv"), "file,label\nx.npy,a\n").unwrap();
-    let msg = FolderDatastore::open(&d)
-        .err()
-        .expect("refused")
-        .to_string();
+    let msg = FolderDatastore::open(&d).expect_err("refused").to_string();
     assert_mentions(&msg, &["x.npy"]);
 }
 
@@ -118,10 +109,7 @@ fn npy_wrong_dimensions() {
     let d = tmp("npy-dims");
     ndarray_npy::write_npy(d.join("x.npy"), &ndarray::Array1::<f32>::zeros(5)).unwrap();
     std::fs::write(d.join("labels.csv"), "file,label\nx.npy,a\n").unwrap();
-    let msg = FolderDatastore::open(&d)
-        .err()
-        .expect("refused")
-        .to_string();
+    let msg = FolderDatastore::open(&d).expect_err("refused").to_string();
     assert_mentions(&msg, &["x.npy"]);
 }
 
@@ -244,8 +232,7 @@ fn sequence_of_length_zero() {
     let msg = match store {
         Err(e) => e.to_string(),
         Ok(s) => predict(&mut m.network, s, &PredictOptions::default())
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string(),
     };
     assert_mentions(&msg, &["0"]);
@@ -281,8 +268,7 @@ fn unknown_label_at_prediction() {
         ..Default::default()
     };
     let msg = FolderDatastore::open_with(&d, opts)
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string();
     assert_mentions(&msg, &["labels.csv:2:", "zebra"]);
 }
