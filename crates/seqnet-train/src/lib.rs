@@ -1,6 +1,7 @@
 //! seqnet's training: MATLAB's training options, the solvers, the training loop
 //! and the inference helpers.
 
+pub mod import_torch;
 pub mod inference;
 pub mod model;
 pub mod options;
@@ -13,6 +14,7 @@ pub use inference::{
     activations, classify_and_update_state, forecast, predict, predict_and_update_state,
     predict_sequences, Classification, PredictOptions,
 };
+pub use import_torch::{import_torch, import_torch_files, TorchMapping};
 pub use model::Model;
 pub use options::{
     GradientThresholdMethod, LearnRateSchedule, OutputNetwork, SequenceLength, Shuffle, Solver,
