@@ -14,6 +14,7 @@ use std::path::PathBuf;
 #[command(
     after_help = "Example: seqnet activations --model model.safetensors --data data/japanese_vowels/JapaneseVowels_TEST.ts --layer lstm --observation 1 --out lstm.png"
 )]
+#[command(allow_negative_numbers = true)]
 pub struct Args {
     /// The trained model (.safetensors).
     #[arg(long, value_name = "FILE")]
@@ -25,7 +26,7 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     pub layer: String,
     /// Which observation, counted from 1.
-    #[arg(long, value_name = "I", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "I", default_value_t = 1, value_parser = super::count)]
     pub observation: u64,
     /// The picture (.png or .svg).
     #[arg(long, value_name = "FILE")]

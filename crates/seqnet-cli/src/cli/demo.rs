@@ -16,12 +16,13 @@ use std::path::PathBuf;
 /// `seqnet demo`'s arguments.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example: seqnet demo --out out/demo")]
+#[command(allow_negative_numbers = true)]
 pub struct Args {
     /// The folder for the model and the pictures.
     #[arg(long, value_name = "DIR", default_value = "out/demo")]
     pub out: PathBuf,
     /// Training epochs.
-    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = super::count)]
     pub epochs: u64,
     /// Seed of the initial weights.
     #[arg(long, value_name = "N", default_value_t = 0)]

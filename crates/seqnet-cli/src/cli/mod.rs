@@ -27,7 +27,7 @@ pub use progress::{Display, Progress};
 /// seqnet: sequence neural networks (LSTM, BiLSTM, GRU) as graphs of named
 /// layers, in the manner of MATLAB's Deep Learning Toolbox.
 #[derive(Debug, Parser)]
-#[command(name = "seqnet", version, about, max_term_width = 100)]
+#[command(name = "seqnet", version, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -151,7 +151,19 @@ fn clap_error(e: clap::Error) -> ExitCode {
                     rest.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
                 );
             }
-            eprintln!("error: {msg} (see 'seqnet --help')");
+            // "see 'seqnet train --help'": the command from the usage line.
+            let command = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Usage:"))
+                .map(|u| {
+                    u.split_whitespace()
+                        .take_while(|w| !w.starts_with(['[', '<', '-']))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| "seqnet".to_string());
+            eprintln!("error: {msg} (see '{command} --help')");
             ExitCode::from(2)
         }
     }
@@ -202,6 +214,14 @@ pub fn message(e: &Error) -> String {
     one_line(&text)
 }
 
+/// Parses a whole number of at least 1 (a count of epochs, units, …).
+pub(crate) fn count(s: &str) -> std::result::Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("expected a whole number of at least 1, got '{s}'")),
+    }
+}
+
 /// An error for a command-line flag.
 pub(crate) fn flag_error(flag: &'static str, message: impl Into<String>) -> Error {
     Error::InvalidOption {
@@ -231,16 +251,26 @@ pub(crate) fn io_error(path: &Path, e: std::io::Error) -> Error {
 /// Reads a graph JSON file and checks the graph; graph problems are
 /// prefixed with the file's name.
 pub(crate) fn load_graph(path: &Path) -> Result<LayerGraph> {
-    let text = read_text(path)?;
+    if path.is_dir() {
+        return Err(Error::InvalidInput(format!(
+            "{}: is a folder, expected a graph JSON file",
+            shown(path)
+        )));
+    }
+    graph_from_text(&read_text(path)?, &shown(path))
+}
+
+/// A checked graph from JSON text; `name` names its file in errors.
+pub(crate) fn graph_from_text(text: &str, name: &str) -> Result<LayerGraph> {
     if text.trim().is_empty() {
         return Err(Error::Parse {
-            file: path.display().to_string(),
+            file: name.to_string(),
             line: 1,
             message: "the file is empty; expected a layer graph (JSON)".into(),
         });
     }
-    let graph = LayerGraph::from_json(&text, &path.display().to_string())?;
-    graph.check().map_err(|e| in_file(path, e))?;
+    let graph = LayerGraph::from_json(text, name)?;
+    graph.check().map_err(|e| in_file(Path::new(name), e))?;
     Ok(graph)
 }
 
@@ -269,21 +299,6 @@ pub(crate) fn ensure_parent(path: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Whether `path` names a model file (`.safetensors`) rather than a graph JSON.
-pub(crate) fn is_model_file(path: &Path) -> bool {
-    if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
-    {
-        return true;
-    }
-    // Else sniff: JSON starts with '{' (after white space); safetensors with a length.
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| b.iter().find(|c| !c.is_ascii_whitespace()).copied())
-        .is_some_and(|c| c != b'{')
 }
 
 /// A path in messages: as given.

@@ -71,24 +71,25 @@ impl From<NormalizationName> for Normalization {
 #[command(
     after_help = "Example: seqnet new seq2label --features 12 --hidden 100 --classes 9 > net.json"
 )]
+#[command(allow_negative_numbers = true)]
 pub struct Args {
     /// The network to write.
     #[arg(value_enum)]
     pub template: TemplateName,
     /// Features per time step (feature-sequence templates).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "image")]
+    #[arg(long, value_name = "N", value_parser = super::count, conflicts_with = "image")]
     pub features: Option<u64>,
     /// Frame size H,W,C (the video template), e.g. 28,28,1.
     #[arg(long, value_name = "H,W,C", value_parser = parse_image)]
     pub image: Option<[usize; 3]>,
     /// Hidden units of each LSTM layer.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = super::count)]
     pub hidden: Option<u64>,
     /// Number of classes (classification templates).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "responses")]
+    #[arg(long, value_name = "N", value_parser = super::count, conflicts_with = "responses")]
     pub classes: Option<u64>,
     /// Number of responses (regression templates).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = super::count)]
     pub responses: Option<u64>,
     /// Input normalization; its statistics come from the training data.
     #[arg(long, value_enum, default_value = "none")]

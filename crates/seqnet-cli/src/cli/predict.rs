@@ -20,6 +20,7 @@ sequence-to-sequence networks one row per time step, with a step column.\n\
 When the data has labels or targets, the last line printed is\n\
 'accuracy=<fraction> n=<count>' or 'rmse=<value> n=<count>'."
 )]
+#[command(allow_negative_numbers = true)]
 pub struct Args {
     /// The trained model (.safetensors).
     #[arg(long, value_name = "FILE")]
@@ -31,7 +32,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
     /// Observations per mini-batch [default: the model's training mini-batch size].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = super::count)]
     pub mini_batch_size: Option<u64>,
 }
 

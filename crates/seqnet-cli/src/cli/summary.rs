@@ -1,8 +1,9 @@
 //! `seqnet summary` and `seqnet graph`: a graph JSON's or a model file's
 //! layer table, and its graph as DOT or JSON.
 
-use super::predict::load_model;
-use super::{in_file, is_model_file, load_graph, out};
+use super::{graph_from_text, in_file, io_error, out, shown};
+use seqnet_core::Error;
+use std::io::Read;
 use clap::ValueEnum;
 use seqnet_core::{LayerGraph, Result};
 use seqnet_train::Model;
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example: seqnet new video > net.json && seqnet summary net.json")]
 pub struct SummaryArgs {
-    /// A graph JSON or a model file (.safetensors).
+    /// A graph JSON or a model file (.safetensors); - reads standard input.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 }
@@ -30,7 +31,7 @@ pub enum GraphFormat {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example: seqnet graph net.json --format dot | dot -Tpng -o net.png")]
 pub struct GraphArgs {
-    /// A graph JSON or a model file (.safetensors).
+    /// A graph JSON or a model file (.safetensors); - reads standard input.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
     /// Output format.
@@ -39,13 +40,41 @@ pub struct GraphArgs {
 }
 
 /// The graph of a graph JSON or of a model file, and the model if it is one.
+/// `-` reads standard input. The file is read once (so a pipe works): a
+/// `.safetensors` name or contents that do not start with `{` are a model.
 fn open(path: &Path) -> Result<(LayerGraph, Option<Model>)> {
-    if is_model_file(path) {
-        let model = load_model(path)?;
-        Ok((model.network.graph().clone(), Some(model)))
+    let (bytes, name) = if path.as_os_str() == "-" {
+        let mut b = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut b)
+            .map_err(|e| io_error(Path::new("standard input"), e))?;
+        (b, "standard input".to_string())
     } else {
-        Ok((load_graph(path)?, None))
+        if path.is_dir() {
+            return Err(Error::InvalidInput(format!(
+                "{}: is a folder, expected a graph JSON or a model file",
+                shown(path)
+            )));
+        }
+        (
+            std::fs::read(path).map_err(|e| io_error(path, e))?,
+            shown(path),
+        )
+    };
+    let named_model = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+    let first = bytes.iter().find(|c| !c.is_ascii_whitespace()).copied();
+    if named_model || first.is_some_and(|c| c != b'{') {
+        let model = Model::from_bytes(&bytes, &name).map_err(|e| in_file(Path::new(&name), e))?;
+        return Ok((model.network.graph().clone(), Some(model)));
     }
+    let text = String::from_utf8(bytes).map_err(|_| Error::Parse {
+        file: name.clone(),
+        line: 0,
+        message: "not UTF-8 text, nor a model file".into(),
+    })?;
+    Ok((graph_from_text(&text, &name)?, None))
 }
 
 /// Runs `seqnet summary`.

@@ -54,10 +54,10 @@ pub struct OptionFlags {
     #[arg(long, value_enum)]
     pub solver: Option<SolverName>,
     /// Maximum number of epochs [default: 30].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = super::count)]
     pub epochs: Option<u64>,
     /// Observations per mini-batch [default: 128].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = super::count)]
     pub mini_batch_size: Option<u64>,
     /// Initial learning rate [default: 0.001 for adam and rmsprop, 0.01 for sgdm].
     #[arg(long, value_name = "RATE", value_parser = positive)]
@@ -88,6 +88,7 @@ pub struct OptionFlags {
 #[command(after_help = "Example: seqnet train --net net.json --data data/japanese_vowels/JapaneseVowels_TRAIN.ts \\
     --solver adam --epochs 100 --mini-batch-size 27 --gradient-threshold 1 --shuffle never \\
     --sort-by-length --out model.safetensors --plot progress.png")]
+#[command(allow_negative_numbers = true)]
 pub struct Args {
     /// The network: a graph JSON (from `seqnet new` or your own).
     #[arg(long, value_name = "FILE")]
@@ -104,10 +105,10 @@ pub struct Args {
     #[arg(long, value_name = "DATA")]
     pub validation: Option<PathBuf>,
     /// Iterations between validations [default: 50].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = super::count)]
     pub validation_frequency: Option<u64>,
     /// Stop after this many validations without a lower loss [default: never].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = super::count)]
     pub validation_patience: Option<u64>,
     /// Write a checkpoint model after every epoch into this folder.
     #[arg(long, value_name = "DIR")]
