@@ -5,7 +5,9 @@ use super::data::open_data;
 use super::predict::load_model;
 use super::{ensure_parent, flag_error, out, shown};
 use ndarray::{Array2, Axis};
-use seqnet_core::{Activation, Format, Result};
+use seqnet_core::layers::{OutputMode, RegressionOutput};
+use seqnet_core::{Activation, Format, Layer, Network, Result};
+use std::collections::BTreeSet;
 use seqnet_data::Target;
 use std::path::PathBuf;
 
@@ -56,6 +58,7 @@ pub fn as_steps(a: &Activation) -> Option<Array2<f32>> {
 
 /// Runs `seqnet activations`.
 pub fn run(args: Args) -> Result<()> {
+    super::train::picture_extension("--out", &args.out)?;
     let mut model = load_model(&args.model)?;
     let classes = model.classes.clone();
     let data = open_data(&args.data, Some(&classes))?;
@@ -89,7 +92,20 @@ pub fn run(args: Args) -> Result<()> {
     }
     super::data::check_fits(&graph, &data, false)?;
     let obs = data.store.read(i - 1)?;
-    let act = seqnet_train::activations(&mut model.network, &obs.data, &args.layer)?;
+    let mut cut;
+    let (network, note) = match every_step(&model.network, layer_name)? {
+        Some(n) => {
+            cut = n;
+            (
+                &mut cut,
+                format!(
+                    " (layer '{layer_name}' outputs its last step only; drawn with output mode 'sequence' to show every step)"
+                ),
+            )
+        }
+        None => (&mut model.network, String::new()),
+    };
+    let act = seqnet_train::activations(network, &obs.data, &args.layer)?;
     let values = as_steps(&act).ok_or_else(|| {
         flag_error(
             "--layer",
@@ -107,19 +123,73 @@ pub fn run(args: Args) -> Result<()> {
         _ => String::new(),
     };
     let title = format!(
-        "{} ({}) of observation {i}{label}: {} steps × {} values",
+        "Layer '{}' ({}), observation {i}{label}",
         args.layer,
         layer.def().type_name(),
-        values.nrows(),
-        values.ncols()
     );
     ensure_parent(&args.out)?;
     crate::plots::activations_heatmap(values.view(), &title, &args.out)?;
     out(&format!(
-        "activations of layer '{}' for observation {i} ({} × {}) drawn to {}\n",
+        "activations of layer '{}' for observation {i} ({} steps × {} values) drawn to {}{note}\n",
         args.layer,
         values.nrows(),
         values.ncols(),
         shown(&args.out)
     ))
+}
+
+/// For a recurrent layer that outputs its last step only (`OutputMode`
+/// 'last'), the network up to that layer with the layer set to output every
+/// step, with the trained weights; `None` for any other layer.
+fn every_step(network: &Network, layer: &str) -> Result<Option<Network>> {
+    let graph = network.graph();
+    let mut cut = graph.clone();
+    let Some(i) = cut.index(layer) else {
+        return Ok(None);
+    };
+    match &mut cut.layers[i] {
+        Layer::Lstm(l) if l.output_mode == OutputMode::Last => l.output_mode = OutputMode::Sequence,
+        Layer::BiLstm(l) if l.output_mode == OutputMode::Last => {
+            l.output_mode = OutputMode::Sequence
+        }
+        Layer::Gru(l) if l.output_mode == OutputMode::Last => l.output_mode = OutputMode::Sequence,
+        _ => return Ok(None),
+    }
+    // Keep the layer and what feeds it; end it with an output layer.
+    let layer_of = |port: &str| port.split('/').next().unwrap_or_default().to_string();
+    let mut keep: BTreeSet<String> = BTreeSet::from([layer.to_string()]);
+    loop {
+        let before = keep.len();
+        for c in &cut.connections {
+            if keep.contains(&layer_of(&c.destination)) {
+                keep.insert(layer_of(&c.source));
+            }
+        }
+        if keep.len() == before {
+            break;
+        }
+    }
+    let drop: Vec<String> = cut
+        .layers
+        .iter()
+        .map(|l| l.name().to_string())
+        .filter(|n| !keep.contains(n))
+        .collect();
+    let drop: Vec<&str> = drop.iter().map(String::as_str).collect();
+    cut.remove_layers(&drop)?;
+    let end = "activations_output";
+    cut.add_layers([RegressionOutput::new().name(end).into()])?;
+    cut.connect(layer, end)?;
+    let mut copy = Network::new(&cut, 0)?;
+    for (l, p) in network.learnables() {
+        if keep.contains(l) {
+            copy.set_learnable(l, p.name, p.value.clone())?;
+        }
+    }
+    for (l, s) in network.states() {
+        if keep.contains(l) {
+            copy.set_state(l, s.name, s.value.clone())?;
+        }
+    }
+    Ok(Some(copy))
 }

@@ -211,10 +211,15 @@ pub fn check_fits(graph: &LayerGraph, data: &DataSet, need_targets: bool) -> Res
     };
     if !fits {
         let wants = match input.input_size {
+            InputSize::Features(1) => "1 feature".to_string(),
             InputSize::Features(c) => format!("{c} features"),
             InputSize::Image([h, w, c]) => format!("{h}×{w}×{c} images"),
         };
-        let has = frame.map_or("nothing".to_string(), |f| f.to_string());
+        let has = match frame {
+            None => "nothing".to_string(),
+            Some(FrameShape::Features(1)) => "1 feature".to_string(),
+            Some(f) => f.to_string(),
+        };
         return Err(Error::InvalidInput(format!(
             "{name}: the data has time steps of {has}, but the network's input layer '{}' takes {wants}",
             input.name

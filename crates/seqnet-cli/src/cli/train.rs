@@ -337,7 +337,7 @@ pub fn run(args: Args) -> Result<()> {
     options.verbose = display == Display::Table;
     if let Some(p) = &args.plot {
         // Refuse a bad picture name before training, not after.
-        plot_extension(p)?;
+        picture_extension("--plot", p)?;
     }
     let mut train = open_data(&args.data, None)?;
     if args.sort_by_length {
@@ -361,8 +361,8 @@ pub fn run(args: Args) -> Result<()> {
     out(&text)
 }
 
-/// Checks that `path` ends in .png or .svg, naming the `--plot` flag.
-fn plot_extension(path: &Path) -> Result<()> {
+/// Checks that `path` ends in .png or .svg, naming `flag`.
+pub(crate) fn picture_extension(flag: &'static str, path: &Path) -> Result<()> {
     match path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
@@ -370,7 +370,7 @@ fn plot_extension(path: &Path) -> Result<()> {
     {
         Some("png") | Some("svg") => Ok(()),
         _ => Err(flag_error(
-            "--plot",
+            flag,
             format!("'{}' must end in .png or .svg", shown(path)),
         )),
     }
