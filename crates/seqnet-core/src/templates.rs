@@ -127,7 +127,8 @@ impl Template {
         let input = options.input.unwrap_or(default_input);
         let hidden = options.hidden.unwrap_or(default_hidden);
         let outputs = options.outputs.unwrap_or(default_outputs);
-        let bad = |option: &'static str, message: String| Err(Error::InvalidOption { option, message });
+        let bad =
+            |option: &'static str, message: String| Err(Error::InvalidOption { option, message });
         match (input, self.takes_images()) {
             (InputSize::Image(_), false) => {
                 return bad(
@@ -163,7 +164,10 @@ impl Template {
             _ => {}
         }
         if hidden == 0 {
-            return bad("hidden", "the number of hidden units must be at least 1".into());
+            return bad(
+                "hidden",
+                "the number of hidden units must be at least 1".into(),
+            );
         }
         if outputs == 0 {
             let option = if self.is_classification() {

@@ -488,8 +488,14 @@ mod tests {
 
     #[test]
     fn prefixes() {
-        assert_eq!(split_prefix("l", "lstm@1").unwrap(), ("lstm".into(), Some(1)));
-        assert_eq!(split_prefix("l", "param.lstm").unwrap(), ("param.lstm".into(), None));
+        assert_eq!(
+            split_prefix("l", "lstm@1").unwrap(),
+            ("lstm".into(), Some(1))
+        );
+        assert_eq!(
+            split_prefix("l", "param.lstm").unwrap(),
+            ("param.lstm".into(), None)
+        );
         assert!(split_prefix("l", "lstm@x").is_err());
     }
 }

@@ -10,11 +10,11 @@ pub mod solver;
 pub mod train;
 pub mod trainer;
 
+pub use import_torch::{import_torch, import_torch_files, TorchMapping};
 pub use inference::{
     activations, classify_and_update_state, forecast, predict, predict_and_update_state,
     predict_sequences, Classification, PredictOptions,
 };
-pub use import_torch::{import_torch, import_torch_files, TorchMapping};
 pub use model::Model;
 pub use options::{
     GradientThresholdMethod, LearnRateSchedule, OutputNetwork, SequenceLength, Shuffle, Solver,

@@ -7,8 +7,8 @@ use super::{ensure_parent, flag_error, out, shown};
 use ndarray::{Array2, Axis};
 use seqnet_core::layers::{OutputMode, RegressionOutput};
 use seqnet_core::{Activation, Format, Layer, Network, Result};
-use std::collections::BTreeSet;
 use seqnet_data::Target;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 /// `seqnet activations`'s arguments.

@@ -23,7 +23,10 @@ pub struct DataSet {
 impl DataSet {
     /// The class names of class targets (empty for regression or no targets).
     pub fn classes(&self) -> Vec<String> {
-        self.store.classes().map(<[String]>::to_vec).unwrap_or_default()
+        self.store
+            .classes()
+            .map(<[String]>::to_vec)
+            .unwrap_or_default()
     }
 
     /// The kind of target every observation has.
@@ -61,7 +64,10 @@ pub fn open_data(path: &Path, classes: Option<&[String]>) -> Result<DataSet> {
             ..FolderOptions::default()
         };
         Arc::new(FolderDatastore::open_with(path, options)?)
-    } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("ts")) {
+    } else if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("ts"))
+    {
         let store = InMemoryDatastore::open_ts(path, &TsOptions::default())?;
         match classes.filter(|c| !c.is_empty()) {
             Some(wanted) => Arc::new(renumber(store, wanted, &name)?),
@@ -78,7 +84,9 @@ pub fn open_data(path: &Path, classes: Option<&[String]>) -> Result<DataSet> {
         )));
     };
     if store.is_empty() {
-        return Err(Error::InvalidInput(format!("{name}: the data has no observations")));
+        return Err(Error::InvalidInput(format!(
+            "{name}: the data has no observations"
+        )));
     }
     Ok(DataSet { store, name })
 }

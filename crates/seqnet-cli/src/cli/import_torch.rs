@@ -10,13 +10,15 @@ use std::path::PathBuf;
 
 /// `seqnet import-torch`'s arguments.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example: seqnet import-torch --state-dict weights.safetensors --net net.json --map mapping.json --out model.safetensors
+#[command(
+    after_help = "Example: seqnet import-torch --state-dict weights.safetensors --net net.json --map mapping.json --out model.safetensors
 
 The mapping is a JSON object from the graph's layer names to state-dict
 prefixes, e.g. {\"lstm\": \"lstm\", \"fc\": \"fc\"}. For layer k of a multi-layer
 nn.LSTM or nn.GRU add @k: {\"lstm1\": \"lstm@0\", \"lstm2\": \"lstm@1\"}. An empty
 prefix takes unprefixed names (weight_ih_l0). In Python, save the weights with
-safetensors.torch.save_file(model.state_dict(), \"weights.safetensors\").")]
+safetensors.torch.save_file(model.state_dict(), \"weights.safetensors\")."
+)]
 pub struct Args {
     /// The PyTorch state dict, saved as .safetensors.
     #[arg(long, value_name = "FILE")]
@@ -36,7 +38,8 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let graph = load_graph(&args.net)?;
     let mapping = TorchMapping::from_json(&read_text(&args.map)?, &shown(&args.map))?;
-    let bytes = std::fs::read(&args.state_dict).map_err(|e| super::io_error(&args.state_dict, e))?;
+    let bytes =
+        std::fs::read(&args.state_dict).map_err(|e| super::io_error(&args.state_dict, e))?;
     let model = seqnet_train::import_torch(&graph, &bytes, &shown(&args.state_dict), &mapping)
         .map_err(|e| in_file(&args.state_dict, e))?;
     save_model(&model, &args.out)?;

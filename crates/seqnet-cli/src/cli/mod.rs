@@ -142,13 +142,19 @@ fn clap_error(e: clap::Error) -> ExitCode {
                 let line = line.strip_prefix("tip: ").unwrap_or(line);
                 parts.push(line.to_string());
             }
-            let mut msg = parts.first().cloned().unwrap_or_else(|| "bad arguments".into());
+            let mut msg = parts
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "bad arguments".into());
             let rest: Vec<&String> = parts.iter().skip(1).collect();
             if !rest.is_empty() {
                 let sep = if msg.ends_with(':') { " " } else { "; " };
                 msg = format!(
                     "{msg}{sep}{}",
-                    rest.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    rest.iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             }
             // "see 'seqnet train --help'": the command from the usage line.
@@ -177,7 +183,12 @@ fn is_broken_pipe(e: &Error) -> bool {
 /// `s` on one line: line breaks (and the bullets of listed problems) become "; ".
 fn one_line(s: &str) -> String {
     let mut out = String::new();
-    for (i, line) in s.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
+    for (i, line) in s
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
         let line = line.strip_prefix("- ").unwrap_or(line);
         if i > 0 {
             out.push_str(if out.ends_with(':') { " " } else { "; " });
@@ -278,7 +289,11 @@ pub(crate) fn graph_from_text(text: &str, name: &str) -> Result<LayerGraph> {
 pub(crate) fn in_file(path: &Path, e: Error) -> Error {
     match e {
         Error::Parse { .. } | Error::Io { .. } => e,
-        other => Error::InvalidInput(format!("{}: {}", path.display(), one_line(&other.to_string()))),
+        other => Error::InvalidInput(format!(
+            "{}: {}",
+            path.display(),
+            one_line(&other.to_string())
+        )),
     }
 }
 
@@ -313,7 +328,9 @@ pub(crate) fn repository_path(relative: &str) -> PathBuf {
     if here.exists() {
         return here;
     }
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative);
+    let built = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(relative);
     if built.exists() {
         built
     } else {

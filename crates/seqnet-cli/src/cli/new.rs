@@ -103,7 +103,9 @@ fn parse_image(s: &str) -> std::result::Result<[usize; 3], String> {
         .iter()
         .map(|p| p.parse::<usize>())
         .collect::<std::result::Result<_, _>>()
-        .map_err(|_| format!("expected three positive integers H,W,C such as 28,28,1, got '{s}'"))?;
+        .map_err(|_| {
+            format!("expected three positive integers H,W,C such as 28,28,1, got '{s}'")
+        })?;
     match values[..] {
         [h, w, c] if h > 0 && w > 0 && c > 0 => Ok([h, w, c]),
         _ => Err(format!(
@@ -118,9 +120,7 @@ pub fn graph_json(args: &Args) -> Result<String> {
     if template.is_classification() && args.responses.is_some() {
         return Err(flag_error(
             "--responses",
-            format!(
-                "the {template} template classifies; give --classes instead"
-            ),
+            format!("the {template} template classifies; give --classes instead"),
         ));
     }
     if !template.is_classification() && args.classes.is_some() {

@@ -94,7 +94,11 @@ pub struct Predictions {
 }
 
 /// Runs `model` on `data`.
-pub fn predict_data(model: &mut Model, data: &DataSet, options: &PredictOptions) -> Result<Predictions> {
+pub fn predict_data(
+    model: &mut Model,
+    data: &DataSet,
+    options: &PredictOptions,
+) -> Result<Predictions> {
     let graph = model.network.graph().clone();
     check_fits(&graph, data, false)?;
     let kind = output_kind(&graph)?;
@@ -133,7 +137,10 @@ fn field(s: &str) -> String {
 impl Predictions {
     /// The class name of index `k`.
     fn label(&self, k: usize) -> String {
-        self.classes.get(k).cloned().unwrap_or_else(|| k.to_string())
+        self.classes
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| k.to_string())
     }
 
     /// The predicted class of every row of every observation.
@@ -256,17 +263,22 @@ pub fn run(args: Args) -> Result<()> {
     let options = predict_options(&model, args.mini_batch_size);
     let predictions = predict_data(&mut model, &data, &options)?;
     ensure_parent(&args.out)?;
-    seqnet_train::model::write_atomically(&args.out, predictions.csv().as_bytes())
-        .map_err(|e| match e {
+    seqnet_train::model::write_atomically(&args.out, predictions.csv().as_bytes()).map_err(
+        |e| match e {
             Error::Io { source, .. } => io_error(&args.out, source),
             other => other,
-        })?;
+        },
+    )?;
     let rows: usize = predictions.outputs.iter().map(|o| o.nrows()).sum();
     let mut text = format!(
         "{rows} prediction{} for {} observation{} written to {}\n",
         if rows == 1 { "" } else { "s" },
         predictions.outputs.len(),
-        if predictions.outputs.len() == 1 { "" } else { "s" },
+        if predictions.outputs.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
         shown(&args.out)
     );
     if let Some(score) = predictions.score() {

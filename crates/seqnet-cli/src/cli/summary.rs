@@ -2,11 +2,11 @@
 //! layer table, and its graph as DOT or JSON.
 
 use super::{graph_from_text, in_file, io_error, out, shown};
-use seqnet_core::Error;
-use std::io::Read;
 use clap::ValueEnum;
+use seqnet_core::Error;
 use seqnet_core::{LayerGraph, Result};
 use seqnet_train::Model;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// `seqnet summary`'s arguments.

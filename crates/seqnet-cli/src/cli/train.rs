@@ -85,9 +85,11 @@ pub struct OptionFlags {
 
 /// `seqnet train`'s arguments.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example: seqnet train --net net.json --data data/japanese_vowels/JapaneseVowels_TRAIN.ts \\
+#[command(
+    after_help = "Example: seqnet train --net net.json --data data/japanese_vowels/JapaneseVowels_TRAIN.ts \\
     --solver adam --epochs 100 --mini-batch-size 27 --gradient-threshold 1 --shuffle never \\
-    --sort-by-length --out model.safetensors --plot progress.png")]
+    --sort-by-length --out model.safetensors --plot progress.png"
+)]
 #[command(allow_negative_numbers = true)]
 pub struct Args {
     /// The network: a graph JSON (from `seqnet new` or your own).
@@ -159,14 +161,14 @@ impl OptionFlags {
     /// other defaults), then each flag given.
     pub fn training_options(&self) -> Result<TrainingOptions> {
         let mut o = match &self.options {
-            Some(path) => TrainingOptions::from_json(&read_text(path)?, &shown(path))
-                .map_err(|e| match e {
-                    Error::InvalidOption { option, message } => Error::InvalidInput(format!(
-                        "{}: option {option}: {message}",
-                        shown(path)
-                    )),
+            Some(path) => TrainingOptions::from_json(&read_text(path)?, &shown(path)).map_err(
+                |e| match e {
+                    Error::InvalidOption { option, message } => {
+                        Error::InvalidInput(format!("{}: option {option}: {message}", shown(path)))
+                    }
                     other => other,
-                })?,
+                },
+            )?,
             None => TrainingOptions::new(Solver::Adam),
         };
         if let Some(s) = self.solver {
