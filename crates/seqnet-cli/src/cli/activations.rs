@@ -90,7 +90,7 @@ pub fn run(args: Args) -> Result<()> {
             format!("{} has {n} observations, so {i} is out of range", data.name),
         ));
     }
-    super::data::check_fits(&graph, &data, false)?;
+    super::data::check_input(&graph, &data)?;
     let obs = data.store.read(i - 1)?;
     let mut cut;
     let (network, note) = match every_step(&model.network, layer_name)? {

@@ -191,10 +191,16 @@ pub fn output_kind(graph: &LayerGraph) -> Result<OutputKind> {
     })
 }
 
-/// Checks that `data` fits `graph`: its frames match the input layer and,
-/// when `need_targets` (training) or the data has targets, its targets
-/// match the output layer. Errors name the data, the layer and the sizes.
+/// Checks that `data` fits `graph`: its frames match the input layer and
+/// its targets (required when `need_targets`, for training) match the
+/// output layer. Errors name the data, the layer and the sizes.
 pub fn check_fits(graph: &LayerGraph, data: &DataSet, need_targets: bool) -> Result<()> {
+    check_input(graph, data)?;
+    check_targets(graph, data, need_targets)
+}
+
+/// Checks that the data's time steps have the size the input layer takes.
+pub fn check_input(graph: &LayerGraph, data: &DataSet) -> Result<()> {
     let name = &data.name;
     let input = graph
         .layers
@@ -233,6 +239,13 @@ pub fn check_fits(graph: &LayerGraph, data: &DataSet, need_targets: bool) -> Res
             input.name
         )));
     }
+    Ok(())
+}
+
+/// Checks that the data's targets are what the output layer predicts
+/// (data without targets passes unless `need_targets`).
+pub fn check_targets(graph: &LayerGraph, data: &DataSet, need_targets: bool) -> Result<()> {
+    let name = &data.name;
     let kind = data.target_kind()?;
     if kind == TargetKind::None {
         if need_targets {

@@ -5,7 +5,7 @@
 
 use super::data::{open_data, true_classes};
 use super::predict::{predict_data, predict_options, Score};
-use super::progress::Display;
+use super::progress::Verbosity;
 use super::train::{report, save_model, train_with_progress};
 use super::{flag_error, io_error, out, repository_path, shown};
 use seqnet_core::templates::{Template, TemplateOptions};
@@ -84,8 +84,8 @@ pub fn run(args: Args) -> Result<()> {
         ..TemplateOptions::default()
     })?;
     let options = demo_options(args.epochs as usize, args.seed);
-    let display = Display::from_flags(args.quiet, args.verbose);
-    if display != Display::Quiet {
+    let display = Verbosity::from_flags(args.quiet, args.verbose);
+    if display != Verbosity::Quiet {
         eprintln!(
             "Japanese Vowels: {} training and {} test sequences of 12 features, {} speakers",
             train.store.len(),

@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 pub use data::{open_data, DataSet};
-pub use progress::{Display, Progress};
+pub use progress::{Progress, Verbosity};
 
 /// seqnet: sequence neural networks (LSTM, BiLSTM, GRU) as graphs of named
 /// layers, in the manner of MATLAB's Deep Learning Toolbox.

@@ -1,7 +1,7 @@
 //! `seqnet predict`: a trained model's predictions as CSV, and its accuracy
 //! or RMSE when the data has labels or targets.
 
-use super::data::{check_fits, open_data, output_kind, DataSet};
+use super::data::{check_input, check_targets, open_data, output_kind, DataSet};
 use super::{ensure_parent, in_file, io_error, out, shown};
 use ndarray::Array2;
 use seqnet_core::{Error, Result};
@@ -100,11 +100,26 @@ pub fn predict_data(
     options: &PredictOptions,
 ) -> Result<Predictions> {
     let graph = model.network.graph().clone();
-    check_fits(&graph, data, false)?;
+    check_input(&graph, data)?;
+    // Targets that do not fit the network are not compared, but prediction goes on.
+    let compare = match check_targets(&graph, data, false) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!(
+                "warning: {}; predicting without comparing",
+                super::message(&e)
+            );
+            false
+        }
+    };
     let kind = output_kind(&graph)?;
     let outputs = model.predict(data.store.clone(), options)?;
     let targets = (0..data.store.len())
-        .map(|i| data.store.read(i).map(|o| o.target))
+        .map(|i| {
+            data.store
+                .read(i)
+                .map(|o| if compare { o.target } else { Target::None })
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(Predictions {
         outputs,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// How training progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Display {
+pub enum Verbosity {
     /// Progress bars (plain lines without a terminal).
     Bars,
     /// MATLAB's verbose table.
@@ -22,20 +22,20 @@ pub enum Display {
     Quiet,
 }
 
-impl Display {
+impl Verbosity {
     /// The display `--quiet` and `--verbose` ask for.
     pub fn from_flags(quiet: bool, verbose: bool) -> Self {
         match (quiet, verbose) {
-            (true, _) => Display::Quiet,
-            (false, true) => Display::Table,
-            _ => Display::Bars,
+            (true, _) => Verbosity::Quiet,
+            (false, true) => Verbosity::Table,
+            _ => Verbosity::Bars,
         }
     }
 }
 
-/// Shows training events as [`Display`] says.
+/// Shows training events as [`Verbosity`] says.
 pub struct Progress {
-    display: Display,
+    display: Verbosity,
     table: VerboseTable,
     bars: Option<Bars>,
     max_epochs: usize,
@@ -55,13 +55,13 @@ impl Progress {
     /// A display for `max_epochs` epochs of about `per_epoch` iterations
     /// each; `validating` adds the validation columns to the table.
     pub fn new(
-        display: Display,
+        display: Verbosity,
         max_epochs: usize,
         per_epoch: usize,
         validating: bool,
         verbose_frequency: usize,
     ) -> Self {
-        let bars = (display == Display::Bars && std::io::stderr().is_terminal()).then(|| {
+        let bars = (display == Verbosity::Bars && std::io::stderr().is_terminal()).then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(12));
             let epochs = multi.add(ProgressBar::new(max_epochs as u64));
             epochs.set_style(
@@ -103,13 +103,13 @@ impl Progress {
     /// Handles one training event.
     pub fn event(&mut self, event: &TrainingEvent) {
         match self.display {
-            Display::Quiet => {}
-            Display::Table => {
+            Verbosity::Quiet => {}
+            Verbosity::Table => {
                 for line in self.table.lines(event) {
                     eprintln!("{line}");
                 }
             }
-            Display::Bars => self.bar_event(event),
+            Verbosity::Bars => self.bar_event(event),
         }
     }
 

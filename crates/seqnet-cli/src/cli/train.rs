@@ -2,7 +2,7 @@
 //! and writes the model file.
 
 use super::data::{check_fits, open_data, DataSet};
-use super::progress::{iterations_per_epoch, Display, Progress};
+use super::progress::{iterations_per_epoch, Progress, Verbosity};
 use super::{ensure_parent, flag_error, load_graph, out, read_text, shown};
 use clap::ValueEnum;
 use seqnet_core::{Error, LayerGraph, PaddingDirection, Result};
@@ -239,8 +239,11 @@ fn flag_named(e: Error) -> Error {
 
 /// What one training run gives.
 pub struct Trained {
+    /// The trained network with its class names and options.
     pub model: Model,
+    /// The training history.
     pub record: TrainingRecord,
+    /// Wall-clock seconds of training.
     pub seconds: f64,
 }
 
@@ -251,7 +254,7 @@ pub fn train_with_progress(
     train: &DataSet,
     validation: Option<&DataSet>,
     options: &TrainingOptions,
-    display: Display,
+    display: Verbosity,
 ) -> Result<Trained> {
     check_fits(graph, train, true)?;
     if let Some(v) = validation {
@@ -335,8 +338,8 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(dir) = &args.checkpoint_dir {
         options.checkpoint_path = Some(dir.clone());
     }
-    let display = Display::from_flags(args.quiet, args.verbose);
-    options.verbose = display == Display::Table;
+    let display = Verbosity::from_flags(args.quiet, args.verbose);
+    options.verbose = display == Verbosity::Table;
     if let Some(p) = &args.plot {
         // Refuse a bad picture name before training, not after.
         picture_extension("--plot", p)?;
