@@ -1,6 +1,5 @@
-//! The `seqnet` command.
+//! The `seqnet` command: see [`seqnet_cli::cli`].
 
-fn main() {
-    eprintln!("usage: seqnet <command> [options]");
-    std::process::exit(2);
+fn main() -> std::process::ExitCode {
+    seqnet_cli::cli::main()
 }

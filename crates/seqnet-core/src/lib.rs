@@ -13,6 +13,7 @@ pub mod layers;
 pub mod learnable;
 pub mod linalg;
 pub mod network;
+pub mod templates;
 
 pub use activation::{Activation, PaddingDirection, SeqLengths};
 pub use error::{Error, GraphProblem, Result};

@@ -2,6 +2,7 @@
 //! and the inference helpers.
 
 pub mod checkpoint;
+pub mod import_torch;
 pub mod inference;
 pub mod model;
 pub mod options;
@@ -10,6 +11,7 @@ pub mod solver;
 pub mod train;
 pub mod trainer;
 
+pub use import_torch::{import_torch, import_torch_files, TorchMapping};
 pub use inference::{
     activations, classify_and_update_state, forecast, predict, predict_and_update_state,
     predict_sequences, Classification, PredictOptions,

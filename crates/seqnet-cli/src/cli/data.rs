@@ -1,0 +1,323 @@
+//! Data on the command line: a `.ts` file or a datastore folder (`labels.csv`
+//! plus `.npy` files), its class names made to agree with a model's, and the
+//! checks that it fits a network.
+
+use seqnet_core::layers::InputSize;
+use seqnet_core::{Error, Layer, LayerGraph, Result};
+use seqnet_data::{
+    sort_by_length, Datastore, FolderDatastore, FolderOptions, FrameShape, InMemoryDatastore,
+    Observation, Target, TargetKind, TsOptions,
+};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A data set opened from the command line.
+#[derive(Clone)]
+pub struct DataSet {
+    /// The observations.
+    pub store: Arc<dyn Datastore>,
+    /// The path as given, for messages.
+    pub name: String,
+}
+
+impl DataSet {
+    /// The class names of class targets (empty for regression or no targets).
+    pub fn classes(&self) -> Vec<String> {
+        self.store
+            .classes()
+            .map(<[String]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    /// The kind of target every observation has.
+    pub fn target_kind(&self) -> Result<TargetKind> {
+        Ok(self.store.target_kind()?.unwrap_or(TargetKind::None))
+    }
+
+    /// The same data in order of increasing sequence length (stable), as
+    /// MATLAB's examples sort training data.
+    pub fn sorted_by_length(self) -> Result<Self> {
+        let order = sort_by_length(&self.store.sequence_lengths()?);
+        Ok(DataSet {
+            store: Arc::new(Reordered {
+                inner: self.store,
+                order,
+            }),
+            name: self.name,
+        })
+    }
+}
+
+/// Opens a `.ts` file or a datastore folder. With `classes` (a model's or the
+/// training data's class names), class labels are numbered by that list and
+/// a label outside it is an error.
+pub fn open_data(path: &Path, classes: Option<&[String]>) -> Result<DataSet> {
+    let name = path.display().to_string();
+    let store: Arc<dyn Datastore> = if path.is_dir() {
+        if !path.join("labels.csv").is_file() {
+            return Err(Error::InvalidInput(format!(
+                "{name}: the folder has no labels.csv; a datastore folder holds a labels.csv and one .npy file per observation"
+            )));
+        }
+        let options = FolderOptions {
+            classes: classes.filter(|c| !c.is_empty()).map(<[String]>::to_vec),
+            ..FolderOptions::default()
+        };
+        Arc::new(FolderDatastore::open_with(path, options)?)
+    } else if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("ts"))
+    {
+        let store = InMemoryDatastore::open_ts(path, &TsOptions::default())?;
+        match classes.filter(|c| !c.is_empty()) {
+            Some(wanted) => Arc::new(renumber(store, wanted, &name)?),
+            None => Arc::new(store),
+        }
+    } else if !path.exists() {
+        return Err(Error::Io {
+            path: name,
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    } else {
+        return Err(Error::InvalidInput(format!(
+            "{name}: not a .ts file nor a datastore folder (a folder with labels.csv and .npy files)"
+        )));
+    };
+    if store.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "{name}: the data has no observations"
+        )));
+    }
+    Ok(DataSet { store, name })
+}
+
+/// The observations of `store` with class indices into `wanted`.
+fn renumber(store: InMemoryDatastore, wanted: &[String], name: &str) -> Result<InMemoryDatastore> {
+    let Some(have) = store.classes().map(<[String]>::to_vec) else {
+        return Ok(store);
+    };
+    if have == wanted {
+        return Ok(store);
+    }
+    let map = have
+        .iter()
+        .map(|c| {
+            wanted.iter().position(|w| w == c).ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "{name}: class '{c}' is not one of the model's classes ({})",
+                    wanted.join(", ")
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let observations: Vec<Observation> = store
+        .into_observations()
+        .into_iter()
+        .map(|o| {
+            let target = match o.target {
+                Target::Class(k) => Target::Class(map[k]),
+                Target::ClassSequence(ks) => {
+                    Target::ClassSequence(ks.into_iter().map(|k| map[k]).collect())
+                }
+                t => t,
+            };
+            Observation::new(o.data, target)
+        })
+        .collect();
+    InMemoryDatastore::new(observations, Some(wanted.to_vec()))
+}
+
+/// A datastore read in another order.
+struct Reordered {
+    inner: Arc<dyn Datastore>,
+    order: Vec<usize>,
+}
+
+impl Datastore for Reordered {
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+    fn read(&self, i: usize) -> Result<Observation> {
+        let j = *self.order.get(i).ok_or_else(|| {
+            Error::InvalidInput(format!("observation {i} of {} asked", self.order.len()))
+        })?;
+        self.inner.read(j)
+    }
+    fn classes(&self) -> Option<&[String]> {
+        self.inner.classes()
+    }
+    fn sequence_lengths(&self) -> Result<Vec<usize>> {
+        let lengths = self.inner.sequence_lengths()?;
+        Ok(self.order.iter().map(|&j| lengths[j]).collect())
+    }
+    fn frame_shape(&self) -> Result<Option<FrameShape>> {
+        self.inner.frame_shape()
+    }
+    fn target_kind(&self) -> Result<Option<TargetKind>> {
+        self.inner.target_kind()
+    }
+    fn read_ahead(&self) -> usize {
+        self.inner.read_ahead()
+    }
+}
+
+/// What a network's output layer predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputKind {
+    /// A classification layer (else regression).
+    pub classification: bool,
+    /// One prediction per time step (else one per sequence).
+    pub per_step: bool,
+    /// Classes or responses.
+    pub size: usize,
+}
+
+/// The kind of the graph's (first) output.
+pub fn output_kind(graph: &LayerGraph) -> Result<OutputKind> {
+    let plan = graph.check()?;
+    let i = graph
+        .layers
+        .iter()
+        .position(|l| l.def().is_output())
+        .ok_or_else(|| Error::InvalidInput("the graph has no output layer".into()))?;
+    let shape = plan.input_shapes[i]
+        .first()
+        .copied()
+        .ok_or_else(|| Error::InvalidInput("the output layer has no input".into()))?;
+    Ok(OutputKind {
+        classification: matches!(graph.layers[i], Layer::ClassificationOutput(_)),
+        per_step: shape.format.has_time(),
+        size: shape.elements(),
+    })
+}
+
+/// Checks that `data` fits `graph`: its frames match the input layer and
+/// its targets (required when `need_targets`, for training) match the
+/// output layer. Errors name the data, the layer and the sizes.
+pub fn check_fits(graph: &LayerGraph, data: &DataSet, need_targets: bool) -> Result<()> {
+    check_input(graph, data)?;
+    check_targets(graph, data, need_targets)
+}
+
+/// Checks that the data's time steps have the size the input layer takes.
+pub fn check_input(graph: &LayerGraph, data: &DataSet) -> Result<()> {
+    let name = &data.name;
+    let input = graph
+        .layers
+        .iter()
+        .find_map(|l| match l {
+            Layer::SequenceInput(s) => Some(s),
+            _ => None,
+        })
+        .ok_or_else(|| Error::InvalidInput("the network has no sequence input layer".into()))?;
+    let frame = data.store.frame_shape()?;
+    let fits = match (input.input_size, frame) {
+        (InputSize::Features(c), Some(FrameShape::Features(d))) => c == d,
+        (
+            InputSize::Image([h, w, c]),
+            Some(FrameShape::Image {
+                height,
+                width,
+                channels,
+            }),
+        ) => [h, w, c] == [height, width, channels],
+        _ => false,
+    };
+    if !fits {
+        let wants = match input.input_size {
+            InputSize::Features(1) => "1 feature".to_string(),
+            InputSize::Features(c) => format!("{c} features"),
+            InputSize::Image([h, w, c]) => format!("{h}×{w}×{c} images"),
+        };
+        let has = match frame {
+            None => "nothing".to_string(),
+            Some(FrameShape::Features(1)) => "1 feature".to_string(),
+            Some(f) => f.to_string(),
+        };
+        return Err(Error::InvalidInput(format!(
+            "{name}: the data has time steps of {has}, but the network's input layer '{}' takes {wants}",
+            input.name
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that the data's targets are what the output layer predicts
+/// (data without targets passes unless `need_targets`).
+pub fn check_targets(graph: &LayerGraph, data: &DataSet, need_targets: bool) -> Result<()> {
+    let name = &data.name;
+    let kind = data.target_kind()?;
+    if kind == TargetKind::None {
+        if need_targets {
+            return Err(Error::InvalidInput(format!(
+                "{name}: the data has no labels or targets to train on"
+            )));
+        }
+        return Ok(());
+    }
+    let out = output_kind(graph)?;
+    let output_layer = graph
+        .layers
+        .iter()
+        .find(|l| l.def().is_output())
+        .map(|l| l.name().to_string())
+        .unwrap_or_default();
+    let wants = match (out.classification, out.per_step) {
+        (true, false) => "a class label per sequence".to_string(),
+        (true, true) => "a class label per time step".to_string(),
+        (false, false) => format!("{} responses per sequence", out.size),
+        (false, true) => format!("{} responses per time step", out.size),
+    };
+    let ok = match kind {
+        TargetKind::Class => out.classification && !out.per_step,
+        TargetKind::ClassSequence => out.classification && out.per_step,
+        TargetKind::Response(r) => !out.classification && !out.per_step && r == out.size,
+        TargetKind::ResponseSequence(r) => !out.classification && out.per_step && r == out.size,
+        TargetKind::None => true,
+    };
+    if !ok {
+        return Err(Error::InvalidInput(format!(
+            "{name}: the data has {kind} per observation, but the network's output layer '{output_layer}' predicts {wants}"
+        )));
+    }
+    if out.classification {
+        let k = data.classes().len();
+        if k != out.size {
+            let feeding = feeding_layer(graph, &output_layer);
+            return Err(Error::InvalidInput(format!(
+                "{name}: the data has {k} classes, but the network predicts {} (layer '{feeding}' has output size {}); set the fully connected layer's outputSize to {k}",
+                out.size, out.size
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The layer that sets the output size: the last one with learnables before
+/// the output layer (usually the fully connected layer).
+fn feeding_layer(graph: &LayerGraph, output: &str) -> String {
+    let Ok(summary) = graph.summary() else {
+        return output.to_string();
+    };
+    summary
+        .rows
+        .iter()
+        .rev()
+        .find(|r| !r.learnables.is_empty())
+        .map(|r| r.name.clone())
+        .unwrap_or_else(|| output.to_string())
+}
+
+/// The real class of every observation of sequence-to-label data (`None`
+/// where it has none), or every step's class for per-step labels.
+pub fn true_classes(store: &dyn Datastore) -> Result<Vec<Vec<usize>>> {
+    (0..store.len())
+        .map(|i| {
+            store.read(i).map(|o| match o.target {
+                Target::Class(c) => vec![c],
+                Target::ClassSequence(c) => c,
+                _ => Vec::new(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,176 @@
+//! `seqnet new <template>`: one of the seed's networks as graph JSON.
+
+use super::{flag_error, out};
+use clap::ValueEnum;
+use seqnet_core::layers::{InputSize, Normalization};
+use seqnet_core::templates::{Template, TemplateOptions};
+use seqnet_core::{Error, Result};
+
+/// The templates, as the command line names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TemplateName {
+    /// sequence-to-label classification: lstm 'last', fc, softmax (Japanese Vowels: 12 features, 100 hidden, 9 classes)
+    Seq2label,
+    /// sequence-to-sequence classification, a label per time step (3 features, 200 hidden, 5 classes)
+    #[value(name = "seq2seq-class")]
+    Seq2seqClass,
+    /// sequence-to-one regression: lstm 'last', fc (1 feature, 100 hidden, 1 response)
+    Seq2one,
+    /// sequence-to-sequence regression: lstm, fc 50, dropout 0.5, fc (17 features, 200 hidden, 1 response)
+    #[value(name = "seq2seq-regress")]
+    Seq2seqRegress,
+    /// two lstm layers with dropout 0.2, then fc and softmax (12 features, 100 hidden, 9 classes)
+    #[value(name = "deep-seq2label")]
+    DeepSeq2label,
+    /// video classification: folded 28x28x1 frames, conv 5x5 (20), batchnorm, relu, lstm 200 'last', 10 classes
+    Video,
+}
+
+impl From<TemplateName> for Template {
+    fn from(t: TemplateName) -> Self {
+        match t {
+            TemplateName::Seq2label => Template::Seq2Label,
+            TemplateName::Seq2seqClass => Template::Seq2SeqClass,
+            TemplateName::Seq2one => Template::Seq2One,
+            TemplateName::Seq2seqRegress => Template::Seq2SeqRegress,
+            TemplateName::DeepSeq2label => Template::DeepSeq2Label,
+            TemplateName::Video => Template::Video,
+        }
+    }
+}
+
+/// The input normalization, as the command line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NormalizationName {
+    /// (x − mean) / standard deviation, per channel
+    Zscore,
+    /// x − mean
+    Zerocenter,
+    /// rescaled to [−1, 1] by the training data's minimum and maximum
+    RescaleSymmetric,
+    /// rescaled to [0, 1]
+    RescaleZeroOne,
+    /// none
+    None,
+}
+
+impl From<NormalizationName> for Normalization {
+    fn from(n: NormalizationName) -> Self {
+        match n {
+            NormalizationName::Zscore => Normalization::Zscore,
+            NormalizationName::Zerocenter => Normalization::Zerocenter,
+            NormalizationName::RescaleSymmetric => Normalization::RescaleSymmetric,
+            NormalizationName::RescaleZeroOne => Normalization::RescaleZeroOne,
+            NormalizationName::None => Normalization::None,
+        }
+    }
+}
+
+/// `seqnet new`'s arguments.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example: seqnet new seq2label --features 12 --hidden 100 --classes 9 > net.json"
+)]
+#[command(allow_negative_numbers = true)]
+pub struct Args {
+    /// The network to write.
+    #[arg(value_enum)]
+    pub template: TemplateName,
+    /// Features per time step (feature-sequence templates).
+    #[arg(long, value_name = "N", value_parser = super::count, conflicts_with = "image")]
+    pub features: Option<u64>,
+    /// Frame size H,W,C (the video template), e.g. 28,28,1.
+    #[arg(long, value_name = "H,W,C", value_parser = parse_image)]
+    pub image: Option<[usize; 3]>,
+    /// Hidden units of each LSTM layer.
+    #[arg(long, value_name = "N", value_parser = super::count)]
+    pub hidden: Option<u64>,
+    /// Number of classes (classification templates).
+    #[arg(long, value_name = "N", value_parser = super::count, conflicts_with = "responses")]
+    pub classes: Option<u64>,
+    /// Number of responses (regression templates).
+    #[arg(long, value_name = "N", value_parser = super::count)]
+    pub responses: Option<u64>,
+    /// Input normalization; its statistics come from the training data.
+    #[arg(long, value_enum, default_value = "none")]
+    pub normalization: NormalizationName,
+}
+
+/// Parses `H,W,C`.
+fn parse_image(s: &str) -> std::result::Result<[usize; 3], String> {
+    let parts: Vec<&str> = s.split([',', 'x', 'X']).map(str::trim).collect();
+    let values: Vec<usize> = parts
+        .iter()
+        .map(|p| p.parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| {
+            format!("expected three positive integers H,W,C such as 28,28,1, got '{s}'")
+        })?;
+    match values[..] {
+        [h, w, c] if h > 0 && w > 0 && c > 0 => Ok([h, w, c]),
+        _ => Err(format!(
+            "expected three positive integers H,W,C such as 28,28,1, got '{s}'"
+        )),
+    }
+}
+
+/// The graph JSON of the template with the flags' sizes.
+pub fn graph_json(args: &Args) -> Result<String> {
+    let template = Template::from(args.template);
+    if template.is_classification() && args.responses.is_some() {
+        return Err(flag_error(
+            "--responses",
+            format!("the {template} template classifies; give --classes instead"),
+        ));
+    }
+    if !template.is_classification() && args.classes.is_some() {
+        return Err(flag_error(
+            "--classes",
+            format!("the {template} template regresses; give --responses instead"),
+        ));
+    }
+    if template.takes_images() && args.features.is_some() {
+        return Err(flag_error(
+            "--features",
+            "the video template takes image sequences; give --image H,W,C instead",
+        ));
+    }
+    if !template.takes_images() && args.image.is_some() {
+        return Err(flag_error(
+            "--image",
+            format!("the {template} template takes feature sequences; give --features N instead"),
+        ));
+    }
+    let input = match (args.features, args.image) {
+        (Some(f), _) => Some(InputSize::Features(f as usize)),
+        (_, Some(i)) => Some(InputSize::Image(i)),
+        _ => None,
+    };
+    let options = TemplateOptions {
+        input,
+        hidden: args.hidden.map(|h| h as usize),
+        outputs: args.classes.or(args.responses).map(|n| n as usize),
+        normalization: args.normalization.into(),
+    };
+    let graph = template.graph(&options).map_err(|e| match e {
+        Error::InvalidOption { option, message } => {
+            let flag = match option {
+                "image" => "--image",
+                "features" => "--features",
+                "hidden" => "--hidden",
+                "classes" => "--classes",
+                "responses" => "--responses",
+                other => other,
+            };
+            flag_error(flag, message)
+        }
+        other => other,
+    })?;
+    Ok(graph.to_json())
+}
+
+/// Runs `seqnet new`.
+pub fn run(args: Args) -> Result<()> {
+    let json = graph_json(&args)?;
+    out(&format!("{json}\n"))
+}

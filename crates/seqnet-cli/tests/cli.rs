@@ -1,0 +1,587 @@
+//! The `seqnet` binary, run as a user would: every template through `new`
+//! and `summary`, `train` then `predict` on the Japanese Vowels data, the
+//! demo, datastore folders (video classification, regression), PyTorch
+//! import, activations, and errors that are one line with a non-zero exit.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_seqnet");
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn vowels(file: &str) -> String {
+    root()
+        .join("data/japanese_vowels")
+        .join(file)
+        .display()
+        .to_string()
+}
+
+/// A fresh folder for one test.
+fn tmp(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("seqnet-cli-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs and expects success, returning standard output.
+fn ok(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "seqnet {args:?} failed: {}\n{}",
+        stderr(&o),
+        stdout(&o)
+    );
+    stdout(&o)
+}
+
+/// Runs and expects a one-line error, returning it.
+fn fails(args: &[&str]) -> String {
+    let o = run(args);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "seqnet {args:?} should fail");
+    assert_ne!(
+        o.status.code(),
+        Some(101),
+        "seqnet {args:?} panicked: {err}"
+    );
+    assert!(!err.contains("panicked"), "seqnet {args:?}: {err}");
+    assert!(!err.contains("backtrace"), "seqnet {args:?}: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "seqnet {args:?}: not one line: {err}");
+    assert!(lines[0].starts_with("error: "), "seqnet {args:?}: {err}");
+    lines[0].to_string()
+}
+
+fn write(path: &Path, text: &str) -> String {
+    std::fs::write(path, text).unwrap();
+    path.display().to_string()
+}
+
+/// Writes `[shape]` f32 values as a `.npy` file (format 1.0, little endian).
+fn write_npy(path: &Path, shape: &[usize], values: &[f32]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_text = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    for v in values {
+        bytes.extend(v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn every_template_is_written_and_summarised() {
+    let dir = tmp("templates");
+    for (template, extra, layers) in [
+        ("seq2label", vec![], 5),
+        (
+            "seq2seq-class",
+            vec!["--features", "3", "--classes", "4"],
+            5,
+        ),
+        (
+            "seq2one",
+            vec!["--responses", "2", "--normalization", "zscore"],
+            4,
+        ),
+        ("seq2seq-regress", vec!["--hidden", "20"], 6),
+        ("deep-seq2label", vec![], 8),
+        ("video", vec!["--image", "16,16,1", "--hidden", "10"], 11),
+    ] {
+        let mut args = vec!["new", template];
+        args.extend(extra);
+        let json = ok(&args);
+        let path = write(&dir.join(format!("{template}.json")), &json);
+        let summary = ok(&["summary", &path]);
+        assert!(
+            summary.contains("Total learnables:"),
+            "{template}: {summary}"
+        );
+        let rows = summary
+            .lines()
+            .filter(|l| {
+                l.split_whitespace()
+                    .next()
+                    .is_some_and(|w| w.parse::<usize>().is_ok())
+            })
+            .count();
+        assert_eq!(rows, layers, "{template}: {summary}");
+    }
+    let dot = ok(&[
+        "graph",
+        &dir.join("video.json").display().to_string(),
+        "--format",
+        "dot",
+    ]);
+    assert!(dot.starts_with("digraph"), "{dot}");
+    assert!(
+        dot.contains("\"fold\" -> \"unfold\" [label=\"miniBatchSize → miniBatchSize\"]"),
+        "{dot}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn train_then_predict_on_japanese_vowels() {
+    let dir = tmp("vowels");
+    let net = write(&dir.join("net.json"), &ok(&["new", "seq2label"]));
+    let model = dir.join("out/model.safetensors").display().to_string();
+    let plot = dir.join("progress.svg").display().to_string();
+    let report = ok(&[
+        "train",
+        "--net",
+        &net,
+        "--data",
+        &vowels("JapaneseVowels_TRAIN.ts"),
+        "--epochs",
+        "3",
+        "--mini-batch-size",
+        "27",
+        "--gradient-threshold",
+        "1",
+        "--shuffle",
+        "never",
+        "--sort-by-length",
+        "--out",
+        &model,
+        "--plot",
+        &plot,
+        "--quiet",
+    ]);
+    assert!(
+        report.contains("trained 3 epochs (30 iterations)"),
+        "{report}"
+    );
+    assert!(Path::new(&model).is_file() && Path::new(&plot).is_file());
+
+    let csv = dir.join("predictions.csv").display().to_string();
+    let o = ok(&[
+        "predict",
+        "--model",
+        &model,
+        "--data",
+        &vowels("JapaneseVowels_TEST.ts"),
+        "--out",
+        &csv,
+    ]);
+    let last = o.lines().last().unwrap();
+    let (acc, n) = last
+        .strip_prefix("accuracy=")
+        .and_then(|r| r.split_once(" n="))
+        .unwrap_or_else(|| panic!("last line: {last}"));
+    let acc: f64 = acc.parse().unwrap();
+    assert!((0.0..=1.0).contains(&acc) && acc > 0.2, "{last}");
+    assert_eq!(n, "370");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 371);
+    assert!(
+        lines[0].starts_with("observation,label,true_label,score_1,"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[1].split(',').count(), 3 + 9);
+
+    // The model file knows its graph and classes.
+    let summary = ok(&["summary", &model]);
+    assert!(summary.contains("Classes (9): 1, 2, 3"), "{summary}");
+    let json = ok(&["graph", &model, "--format", "json"]);
+    assert!(json.contains("\"classoutput\""), "{json}");
+
+    // Activations of the LSTM (output mode 'last') over every step.
+    let png = dir.join("lstm.png").display().to_string();
+    let o = ok(&[
+        "activations",
+        "--model",
+        &model,
+        "--data",
+        &vowels("JapaneseVowels_TEST.ts"),
+        "--layer",
+        "lstm",
+        "--observation",
+        "2",
+        "--out",
+        &png,
+    ]);
+    assert!(o.contains("steps × 100 values"), "{o}");
+    assert!(std::fs::metadata(&png).unwrap().len() > 1000);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn demo_writes_the_model_and_pictures() {
+    let dir = tmp("demo");
+    let out = dir.join("demo");
+    let o = ok(&[
+        "demo",
+        "--epochs",
+        "5",
+        "--out",
+        &out.display().to_string(),
+        "--quiet",
+    ]);
+    for f in [
+        "model.safetensors",
+        "training_progress.png",
+        "training_progress.svg",
+        "confusion_matrix.png",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing; output: {o}");
+    }
+    assert!(o.contains("test accuracy"), "{o}");
+    assert!(o.lines().last().unwrap().starts_with("accuracy="), "{o}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn video_classification_from_a_datastore_folder() {
+    let dir = tmp("video");
+    let data = dir.join("videos");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut csv = String::from("file,label\n");
+    for i in 0..6 {
+        let t = 3 + i % 3;
+        let class = if i % 2 == 0 { "bright" } else { "dark" };
+        let base = if i % 2 == 0 { 0.8 } else { 0.1 };
+        let values: Vec<f32> = (0..t * 8 * 8)
+            .map(|k| base + 0.01 * ((k * 7 + i) % 10) as f32)
+            .collect();
+        let name = format!("v{i}.npy");
+        write_npy(&data.join(&name), &[t, 8, 8, 1], &values);
+        csv.push_str(&format!("{name},{class}\n"));
+    }
+    write(&data.join("labels.csv"), &csv);
+    let net = write(
+        &dir.join("net.json"),
+        &ok(&[
+            "new",
+            "video",
+            "--image",
+            "8,8,1",
+            "--hidden",
+            "6",
+            "--classes",
+            "2",
+        ]),
+    );
+    let model = dir.join("model.safetensors").display().to_string();
+    let d = data.display().to_string();
+    ok(&[
+        "train",
+        "--net",
+        &net,
+        "--data",
+        &d,
+        "--epochs",
+        "2",
+        "--mini-batch-size",
+        "3",
+        "--out",
+        &model,
+        "--verbose",
+    ]);
+    let csv_out = dir.join("p.csv").display().to_string();
+    let o = ok(&[
+        "predict", "--model", &model, "--data", &d, "--out", &csv_out,
+    ]);
+    assert!(o.lines().last().unwrap().starts_with("accuracy="), "{o}");
+    assert!(o.lines().last().unwrap().ends_with(" n=6"), "{o}");
+    let text = std::fs::read_to_string(&csv_out).unwrap();
+    assert!(
+        text.starts_with("observation,label,true_label,score_bright,score_dark\n"),
+        "{text}"
+    );
+    // Folded convolution output, one row per frame.
+    let png = dir.join("conv.png").display().to_string();
+    ok(&[
+        "activations",
+        "--model",
+        &model,
+        "--data",
+        &d,
+        "--layer",
+        "conv",
+        "--out",
+        &png,
+    ]);
+    assert!(Path::new(&png).is_file());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn regression_from_a_datastore_folder_reports_rmse() {
+    let dir = tmp("regression");
+    let data = dir.join("series");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut csv = String::from("file,level\n");
+    for i in 0..8 {
+        let t = 4 + i % 4;
+        let values: Vec<f32> = (0..t * 2)
+            .map(|k| (i as f32) * 0.1 + 0.05 * (k % 3) as f32)
+            .collect();
+        let name = format!("s{i}.npy");
+        write_npy(&data.join(&name), &[t, 2], &values);
+        csv.push_str(&format!("{name},{}\n", i as f32 * 0.5));
+    }
+    write(&data.join("labels.csv"), &csv);
+    let net = write(
+        &dir.join("net.json"),
+        &ok(&[
+            "new",
+            "seq2one",
+            "--features",
+            "2",
+            "--hidden",
+            "5",
+            "--normalization",
+            "zscore",
+        ]),
+    );
+    let model = dir.join("model.safetensors").display().to_string();
+    let d = data.display().to_string();
+    let report = ok(&[
+        "train",
+        "--net",
+        &net,
+        "--data",
+        &d,
+        "--epochs",
+        "3",
+        "--mini-batch-size",
+        "4",
+        "--out",
+        &model,
+        "--validation",
+        &d,
+        "--quiet",
+    ]);
+    assert!(report.contains("rmse"), "{report}");
+    let out = dir.join("p.csv").display().to_string();
+    let o = ok(&["predict", "--model", &model, "--data", &d, "--out", &out]);
+    let last = o.lines().last().unwrap();
+    assert!(
+        last.starts_with("rmse=") && last.ends_with(" n=8"),
+        "{last}"
+    );
+    assert!(std::fs::read_to_string(&out)
+        .unwrap()
+        .starts_with("observation,response_1\n"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn import_torch_builds_a_model_file() {
+    let dir = tmp("import");
+    let fixture = root().join("tests/fixtures/torch/lstm_stack2.safetensors");
+    let net = r#"{"layers": [
+        {"type": "sequenceInput", "name": "in", "inputSize": 3},
+        {"type": "lstm", "name": "lstm1", "numHiddenUnits": 6},
+        {"type": "lstm", "name": "lstm2", "numHiddenUnits": 6, "outputMode": "last"},
+        {"type": "regression", "name": "out"}
+    ], "connections": [
+        {"source": "in/out", "destination": "lstm1/in"},
+        {"source": "lstm1/out", "destination": "lstm2/in"},
+        {"source": "lstm2/out", "destination": "out/in"}
+    ]}"#;
+    let net = write(&dir.join("net.json"), net);
+    let map = write(
+        &dir.join("map.json"),
+        r#"{"lstm1": "param@0", "lstm2": "param@1"}"#,
+    );
+    let model = dir.join("model.safetensors").display().to_string();
+    let sd = fixture.display().to_string();
+    let o = ok(&[
+        "import-torch",
+        "--state-dict",
+        &sd,
+        "--net",
+        &net,
+        "--map",
+        &map,
+        "--out",
+        &model,
+    ]);
+    assert!(o.contains("imported 2 layers"), "{o}");
+    let summary = ok(&["summary", &model]);
+    assert!(summary.contains("lstm2"), "{summary}");
+    // A mapping that leaves out the second layer's tensors fails, naming one.
+    let half = write(
+        &dir.join("half.json"),
+        r#"{"lstm1": "param@0", "lstm2": "param@0"}"#,
+    );
+    let e = fails(&[
+        "import-torch",
+        "--state-dict",
+        &sd,
+        "--net",
+        &net,
+        "--map",
+        &half,
+        "--out",
+        &model,
+    ]);
+    assert!(e.contains("layer 'lstm2'"), "{e}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn errors_are_one_line_and_name_what_is_at_fault() {
+    let dir = tmp("errors");
+    let train = vowels("JapaneseVowels_TRAIN.ts");
+    // A missing file.
+    let e = fails(&["summary", "/no/such/net.json"]);
+    assert!(e.contains("/no/such/net.json"), "{e}");
+    // Malformed JSON: the file and its line.
+    let bad = write(
+        &dir.join("bad.json"),
+        "{\n  \"layers\": [\n    {\"type\": \"lstm\" \"numHiddenUnits\": 3}\n  ]\n}\n",
+    );
+    let e = fails(&["summary", &bad]);
+    assert!(e.contains("bad.json:3:"), "{e}");
+    let e = fails(&[
+        "train",
+        "--net",
+        &bad,
+        "--data",
+        &train,
+        "--out",
+        "m.safetensors",
+    ]);
+    assert!(e.contains("bad.json:3:"), "{e}");
+    // A graph that fails its checks names the layer.
+    let unknown = write(
+        &dir.join("unconnected.json"),
+        r#"{"layers": [{"type": "sequenceInput", "name": "in", "inputSize": 3}, {"type": "regression", "name": "out"}], "connections": []}"#,
+    );
+    let e = fails(&["summary", &unknown]);
+    assert!(e.contains("'out/in'"), "{e}");
+    // Unknown flag values name the flag.
+    let e = fails(&[
+        "train",
+        "--net",
+        &bad,
+        "--data",
+        &train,
+        "--out",
+        "m.safetensors",
+        "--solver",
+        "nadam",
+    ]);
+    assert!(e.contains("--solver"), "{e}");
+    let e = fails(&[
+        "train",
+        "--net",
+        &bad,
+        "--data",
+        &train,
+        "--out",
+        "m.safetensors",
+        "--epochs",
+        "zero",
+    ]);
+    assert!(e.contains("--epochs"), "{e}");
+    let e = fails(&["new", "seq2label", "--normalization", "maybe"]);
+    assert!(e.contains("--normalization"), "{e}");
+    let e = fails(&["new", "video", "--features", "3"]);
+    assert!(e.contains("--features"), "{e}");
+    let e = fails(&["new", "teleport"]);
+    assert!(e.contains("teleport"), "{e}");
+    let e = fails(&[
+        "train",
+        "--net",
+        &bad,
+        "--data",
+        &train,
+        "--out",
+        "m.safetensors",
+        "--epocs",
+        "3",
+    ]);
+    assert!(e.contains("--epocs") && e.contains("--epochs"), "{e}");
+    // Data that does not fit the network names the data and the layer.
+    let net = write(
+        &dir.join("net13.json"),
+        &ok(&["new", "seq2label", "--features", "13"]),
+    );
+    let e = fails(&[
+        "train",
+        "--net",
+        &net,
+        "--data",
+        &train,
+        "--out",
+        "m.safetensors",
+    ]);
+    assert!(
+        e.contains("JapaneseVowels_TRAIN.ts") && e.contains("'sequenceinput'"),
+        "{e}"
+    );
+    // Options file: the file and line, or the option.
+    let options = write(&dir.join("o.json"), "{\n  \"maxEpochs\": \"many\"\n}");
+    let net = write(&dir.join("net.json"), &ok(&["new", "seq2label"]));
+    let e = fails(&[
+        "train",
+        "--net",
+        &net,
+        "--data",
+        &train,
+        "--out",
+        "m.safetensors",
+        "--options",
+        &options,
+    ]);
+    assert!(e.contains("o.json:2:"), "{e}");
+    // Not a model file.
+    let e = fails(&[
+        "predict", "--model", &net, "--data", &train, "--out", "p.csv",
+    ]);
+    assert!(e.contains("net.json"), "{e}");
+    // A picture with an unknown extension names the flag.
+    let e = fails(&[
+        "train",
+        "--net",
+        &net,
+        "--data",
+        &train,
+        "--out",
+        "m.safetensors",
+        "--plot",
+        "p.jpg",
+    ]);
+    assert!(e.contains("--plot"), "{e}");
+    // No command at all is a usage error too.
+    let o = run(&[]);
+    assert_eq!(o.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,501 @@
+//! Models from PyTorch: a state dict saved as safetensors, a layer graph and a
+//! mapping from the graph's layer names to state-dict prefixes.
+//!
+//! # The mapping
+//!
+//! A JSON object from layer names to prefixes, e.g.
+//! `{"lstm": "lstm", "fc": "fc"}`: layer `fc` takes `fc.weight` and
+//! `fc.bias`. An empty prefix means the parameters have no prefix
+//! (`weight_ih_l0`). The prefix of a recurrent layer may end in `@k` to take
+//! layer `k` of a multi-layer `nn.LSTM`/`nn.GRU` (the `_l{k}` tensors); without
+//! it, layer 0. So a two-layer `nn.LSTM` saved under `lstm` feeding two graph
+//! layers is `{"lstm1": "lstm@0", "lstm2": "lstm@1"}`.
+//!
+//! # What each layer takes
+//!
+//! | seqnet layer | PyTorch module | tensors → learnables |
+//! |---|---|---|
+//! | `Lstm` | `nn.LSTM` | `weight_ih_l{k}` → InputWeights, `weight_hh_l{k}` → RecurrentWeights, `bias_ih_l{k} + bias_hh_l{k}` → Bias |
+//! | `BiLstm` | `nn.LSTM(bidirectional=True)` | as `Lstm`, the `_reverse` tensors stacked below the forward ones (rows `4H..8H`) |
+//! | `Gru` | `nn.GRU` | `weight_ih_l{k}` → InputWeights, `weight_hh_l{k}` → RecurrentWeights, `bias_ih_l{k}` → Bias, `bias_hh_l{k}` → RecurrentBias |
+//! | `FullyConnected` | `nn.Linear` | `weight` → Weights, `bias` → Bias |
+//! | `Convolution2d` | `nn.Conv2d` | `weight` → Weights, `bias` → Bias |
+//! | `BatchNormalization` | `nn.BatchNorm2d` | `weight` → Scale, `bias` → Offset, `running_mean` → TrainedMean, `running_var` → TrainedVariance (`num_batches_tracked` is ignored) |
+//!
+//! The gate orders agree: PyTorch's LSTM rows `i, f, g, o` are MATLAB's, and
+//! its GRU rows `r, z, n` are seqnet's (reset gate after the recurrent
+//! multiplication). Biases are optional as in PyTorch (`bias=False` gives
+//! none): both absent means zeros; only one of a pair present is an error.
+//!
+//! Every mismatch is an error naming the tensor and the layer: a tensor that
+//! is missing or has the wrong shape or type, a layer with learnables that
+//! the mapping leaves out, a mapped layer without learnables, and a tensor
+//! under a mapped prefix that no layer uses. Tensors outside the mapped
+//! prefixes are ignored.
+
+use crate::model::Model;
+use crate::train::classes_of;
+use ndarray::{concatenate, ArrayD, Axis, IxDyn};
+use safetensors::tensor::Dtype;
+use safetensors::SafeTensors;
+use seqnet_core::layers::Normalization;
+use seqnet_core::{Error, Layer, LayerGraph, Network, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Which state-dict prefix each graph layer takes its parameters from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TorchMapping {
+    /// Layer name → prefix (optionally ending in `@k` for layer `k` of a
+    /// multi-layer recurrent module).
+    pub layers: BTreeMap<String, String>,
+}
+
+impl TorchMapping {
+    /// A mapping from `(layer, prefix)` pairs.
+    pub fn new<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        TorchMapping {
+            layers: pairs
+                .into_iter()
+                .map(|(l, p)| (l.to_string(), p.to_string()))
+                .collect(),
+        }
+    }
+
+    /// A mapping from its JSON object; `origin` names the file in errors.
+    pub fn from_json(json: &str, origin: &str) -> Result<Self> {
+        let layers: BTreeMap<String, String> =
+            serde_json::from_str(json).map_err(|e| Error::Parse {
+                file: origin.to_string(),
+                line: e.line(),
+                message: format!(
+                    "not a mapping from layer names to state-dict prefixes (a JSON object of strings): {e}"
+                ),
+            })?;
+        Ok(TorchMapping { layers })
+    }
+}
+
+/// A prefix and recurrent layer index parsed from a mapping value.
+fn split_prefix(layer: &str, spec: &str) -> Result<(String, Option<usize>)> {
+    match spec.rsplit_once('@') {
+        None => Ok((spec.to_string(), None)),
+        Some((p, k)) => k
+            .parse::<usize>()
+            .map(|k| (p.to_string(), Some(k)))
+            .map_err(|_| {
+                Error::layer(
+                    layer,
+                    format!(
+                        "mapping '{spec}': the part after '@' must be a layer index such as 0 or 1"
+                    ),
+                )
+            }),
+    }
+}
+
+/// The tensors of a state dict, read as f32, with the names used so far.
+struct StateDict<'a> {
+    st: SafeTensors<'a>,
+    origin: String,
+    used: BTreeSet<String>,
+}
+
+impl StateDict<'_> {
+    fn name(prefix: &str, param: &str) -> String {
+        if prefix.is_empty() {
+            param.to_string()
+        } else {
+            format!("{prefix}.{param}")
+        }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.st.tensor(name).is_ok()
+    }
+
+    /// Tensor `name` as f32 for layer `layer`; F64, F16 and BF16 are converted.
+    fn get(&mut self, layer: &str, name: &str) -> Result<ArrayD<f32>> {
+        let t = self.st.tensor(name).map_err(|_| {
+            Error::layer(
+                layer,
+                format!("tensor '{name}' is missing from {}", self.origin),
+            )
+        })?;
+        let data = t.data();
+        let values: Vec<f32> = match t.dtype() {
+            Dtype::F32 => data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F64 => data
+                .chunks_exact(8)
+                .map(|b| {
+                    f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
+                })
+                .collect(),
+            Dtype::F16 => data
+                .chunks_exact(2)
+                .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
+                .collect(),
+            Dtype::BF16 => data
+                .chunks_exact(2)
+                .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
+                .collect(),
+            other => {
+                return Err(Error::layer(
+                    layer,
+                    format!(
+                        "tensor '{name}' of {} is {other:?}; expected floating point",
+                        self.origin
+                    ),
+                ))
+            }
+        };
+        self.used.insert(name.to_string());
+        ArrayD::from_shape_vec(IxDyn(t.shape()), values)
+            .map_err(|e| Error::layer(layer, format!("tensor '{name}': {e}")))
+    }
+
+    /// Tensor `name`, which must have `shape`.
+    fn shaped(&mut self, layer: &str, name: &str, shape: &[usize]) -> Result<ArrayD<f32>> {
+        let a = self.get(layer, name)?;
+        if a.shape() != shape {
+            return Err(Error::layer(
+                layer,
+                format!(
+                    "tensor '{name}' has shape {:?}, but the layer needs {shape:?}",
+                    a.shape()
+                ),
+            ));
+        }
+        Ok(a)
+    }
+}
+
+/// IEEE half precision to f32.
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1f) as i32;
+    let frac = (h & 0x3ff) as u32;
+    let bits = match (exp, frac) {
+        (0, 0) => sign,
+        (0, f) => {
+            // Subnormal: normalize.
+            let mut e = -14;
+            let mut f = f;
+            while f & 0x400 == 0 {
+                f <<= 1;
+                e -= 1;
+            }
+            sign | (((e + 127) as u32) << 23) | ((f & 0x3ff) << 13)
+        }
+        (31, 0) => sign | 0x7f80_0000,
+        (31, f) => sign | 0x7fc0_0000 | (f << 13),
+        (e, f) => sign | (((e - 15 + 127) as u32) << 23) | (f << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// The shapes the network wants for layer `layer`'s learnables and states.
+fn wanted(network: &Network, layer: &str) -> BTreeMap<String, Vec<usize>> {
+    network
+        .learnables()
+        .into_iter()
+        .filter(|(l, _)| *l == layer)
+        .map(|(_, p)| (p.name.to_string(), p.value.shape().to_vec()))
+        .chain(
+            network
+                .states()
+                .into_iter()
+                .filter(|(l, _)| *l == layer)
+                .map(|(_, s)| (s.name.to_string(), s.value.shape().to_vec())),
+        )
+        .collect()
+}
+
+/// Builds a network from `graph` with the parameters of a PyTorch state dict
+/// (`state_dict`: the bytes of a `.safetensors` file; `origin` names it in
+/// errors) placed as `mapping` says. The returned model has the class names
+/// of the graph's classification layer, if any, and no training options.
+///
+/// See the [module documentation](self) for the mapping and the tensors each
+/// layer takes.
+///
+/// # Errors
+/// [`Error::Parse`] when the bytes are not a safetensors file; [`Error::Layer`]
+/// naming the layer and the tensor for every mismatch; graph errors from
+/// building the network.
+pub fn import_torch(
+    graph: &LayerGraph,
+    state_dict: &[u8],
+    origin: &str,
+    mapping: &TorchMapping,
+) -> Result<Model> {
+    let st = SafeTensors::deserialize(state_dict).map_err(|e| Error::Parse {
+        file: origin.to_string(),
+        line: 0,
+        message: format!("not a safetensors file: {e}"),
+    })?;
+    let mut sd = StateDict {
+        st,
+        origin: origin.to_string(),
+        used: BTreeSet::new(),
+    };
+    let mut network = Network::new(graph, 0)?;
+    for name in mapping.layers.keys() {
+        if graph.layer(name).is_none() {
+            return Err(Error::layer(
+                name,
+                "the mapping names this layer, but the graph has no layer of that name",
+            ));
+        }
+    }
+    let mut prefixes = BTreeSet::new();
+    for layer in &graph.layers {
+        let name = layer.name();
+        let want = wanted(&network, name);
+        if let Layer::SequenceInput(s) = layer {
+            if s.normalization != Normalization::None {
+                return Err(Error::layer(
+                    name,
+                    "the input layer normalizes its data, but a PyTorch state dict holds no normalization statistics; set its normalization to none",
+                ));
+            }
+        }
+        let Some(spec) = mapping.layers.get(name) else {
+            if !want.is_empty() {
+                return Err(Error::layer(
+                    name,
+                    format!(
+                        "the layer has learnables ({}) but the mapping gives it no state-dict prefix",
+                        want.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            continue;
+        };
+        let (prefix, index) = split_prefix(name, spec)?;
+        prefixes.insert(prefix.clone());
+        let shape = |n: &str| want.get(n).cloned().unwrap_or_default();
+        let recurrent = matches!(layer, Layer::Lstm(_) | Layer::BiLstm(_) | Layer::Gru(_));
+        if index.is_some() && !recurrent {
+            return Err(Error::layer(
+                name,
+                format!(
+                    "mapping '{spec}': '@k' selects a layer of a multi-layer nn.LSTM or nn.GRU, but this is a {} layer",
+                    layer.def().type_name()
+                ),
+            ));
+        }
+        let k = index.unwrap_or(0);
+        let mut values: Vec<(&str, ArrayD<f32>)> = Vec::new();
+        match layer {
+            Layer::Lstm(_) | Layer::BiLstm(_) | Layer::Gru(_) => {
+                let dirs = if matches!(layer, Layer::BiLstm(_)) {
+                    2
+                } else {
+                    1
+                };
+                let suffixes: Vec<String> = (0..dirs)
+                    .map(|d| format!("l{k}{}", if d == 1 { "_reverse" } else { "" }))
+                    .collect();
+                let rows = shape("InputWeights").first().copied().unwrap_or(0) / dirs;
+                let stacked = |sd: &mut StateDict, param: &str, cols: Option<usize>| {
+                    let parts = suffixes
+                        .iter()
+                        .map(|s| {
+                            let t = StateDict::name(&prefix, &format!("{param}_{s}"));
+                            match cols {
+                                Some(c) => sd.shaped(name, &t, &[rows, c]),
+                                None => sd.shaped(name, &t, &[rows]),
+                            }
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+                    concatenate(Axis(0), &views)
+                        .map_err(|e| Error::layer(name, format!("{param}: {e}")))
+                };
+                let iw = shape("InputWeights");
+                let rw = shape("RecurrentWeights");
+                values.push(("InputWeights", stacked(&mut sd, "weight_ih", iw.get(1).copied())?));
+                values.push((
+                    "RecurrentWeights",
+                    stacked(&mut sd, "weight_hh", rw.get(1).copied())?,
+                ));
+                let first = StateDict::name(&prefix, &format!("bias_ih_{}", suffixes[0]));
+                let second = StateDict::name(&prefix, &format!("bias_hh_{}", suffixes[0]));
+                let (has_ih, has_hh) = (sd.has(&first), sd.has(&second));
+                let (b_ih, b_hh) = match (has_ih, has_hh) {
+                    (true, true) => (
+                        stacked(&mut sd, "bias_ih", None)?,
+                        stacked(&mut sd, "bias_hh", None)?,
+                    ),
+                    (false, false) => (
+                        ArrayD::zeros(IxDyn(&[rows * dirs])),
+                        ArrayD::zeros(IxDyn(&[rows * dirs])),
+                    ),
+                    (true, false) => {
+                        return Err(Error::layer(
+                            name,
+                            format!("tensor '{second}' is missing from {origin} (its pair '{first}' is there)"),
+                        ))
+                    }
+                    (false, true) => {
+                        return Err(Error::layer(
+                            name,
+                            format!("tensor '{first}' is missing from {origin} (its pair '{second}' is there)"),
+                        ))
+                    }
+                };
+                if matches!(layer, Layer::Gru(_)) {
+                    values.push(("Bias", b_ih));
+                    values.push(("RecurrentBias", b_hh));
+                } else {
+                    values.push(("Bias", b_ih + b_hh));
+                }
+            }
+            Layer::FullyConnected(_) | Layer::Convolution2d(_) => {
+                let w = StateDict::name(&prefix, "weight");
+                values.push(("Weights", sd.shaped(name, &w, &shape("Weights"))?));
+                let b = StateDict::name(&prefix, "bias");
+                let bias = if sd.has(&b) {
+                    sd.shaped(name, &b, &shape("Bias"))?
+                } else {
+                    ArrayD::zeros(IxDyn(&shape("Bias")))
+                };
+                values.push(("Bias", bias));
+            }
+            Layer::BatchNormalization(_) => {
+                for (param, learnable) in [
+                    ("weight", "Scale"),
+                    ("bias", "Offset"),
+                    ("running_mean", "TrainedMean"),
+                    ("running_var", "TrainedVariance"),
+                ] {
+                    let t = StateDict::name(&prefix, param);
+                    values.push((learnable, sd.shaped(name, &t, &shape(learnable))?));
+                }
+                let tracked = StateDict::name(&prefix, "num_batches_tracked");
+                if sd.has(&tracked) {
+                    sd.used.insert(tracked);
+                }
+            }
+            other => {
+                return Err(Error::layer(
+                    name,
+                    format!(
+                        "the mapping gives this {} layer the prefix '{spec}', but seqnet imports PyTorch parameters only into lstm, bilstm, gru, fullyConnected, convolution2d and batchNormalization layers",
+                        other.def().type_name()
+                    ),
+                ))
+            }
+        }
+        let states: BTreeSet<String> = network
+            .states()
+            .iter()
+            .filter(|(l, _)| *l == name)
+            .map(|(_, s)| s.name.to_string())
+            .collect();
+        for (learnable, value) in values {
+            let set = if states.contains(learnable) {
+                network.set_state(name, learnable, value)
+            } else {
+                network.set_learnable(name, learnable, value)
+            };
+            set?;
+        }
+    }
+    // A tensor under a mapped prefix that no layer took is a mapping mistake
+    // (say, the second layer of a two-layer LSTM mapped to nothing).
+    let mut names: Vec<String> = sd.st.names().into_iter().map(str::to_string).collect();
+    names.sort_unstable();
+    for t in &names {
+        if sd.used.contains(t) {
+            continue;
+        }
+        let under = prefixes.iter().find(|p| {
+            if p.is_empty() {
+                !t.contains('.')
+            } else {
+                t.strip_prefix(p.as_str())
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    .is_some_and(|rest| !rest.contains('.'))
+            }
+        });
+        if let Some(p) = under {
+            let owners: Vec<&str> = mapping
+                .layers
+                .iter()
+                .filter(|(_, s)| split_prefix("", s).map(|(q, _)| &q == p).unwrap_or(false))
+                .map(|(l, _)| l.as_str())
+                .collect();
+            return Err(Error::layer(
+                owners.first().copied().unwrap_or(""),
+                format!(
+                    "tensor '{t}' of {origin} is under the prefix '{p}' but no layer uses it (map another layer to it, e.g. with '{p}@1' for the second layer of a multi-layer LSTM)"
+                ),
+            ));
+        }
+    }
+    let classes = classes_of(graph);
+    Ok(Model {
+        network,
+        classes,
+        options: None,
+    })
+}
+
+/// [`import_torch`] on files: the state dict (`.safetensors`), the graph
+/// JSON and the mapping JSON.
+pub fn import_torch_files(
+    state_dict: impl AsRef<Path>,
+    graph: impl AsRef<Path>,
+    mapping: impl AsRef<Path>,
+) -> Result<Model> {
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|e| Error::Io {
+            path: p.display().to_string(),
+            source: e,
+        })
+    };
+    let text = |p: &Path| {
+        String::from_utf8(read(p)?).map_err(|_| Error::Parse {
+            file: p.display().to_string(),
+            line: 0,
+            message: "not UTF-8 text".into(),
+        })
+    };
+    let (sd, g, m) = (state_dict.as_ref(), graph.as_ref(), mapping.as_ref());
+    let graph = LayerGraph::from_json(&text(g)?, &g.display().to_string())?;
+    let mapping = TorchMapping::from_json(&text(m)?, &m.display().to_string())?;
+    import_torch(&graph, &read(sd)?, &sd.display().to_string(), &mapping)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_precision() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x0000), 0.0);
+        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
+        assert_eq!(f16_to_f32(0x0001), 5.960_464_5e-8);
+        assert!(f16_to_f32(0x7c00).is_infinite());
+    }
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(
+            split_prefix("l", "lstm@1").unwrap(),
+            ("lstm".into(), Some(1))
+        );
+        assert_eq!(
+            split_prefix("l", "param.lstm").unwrap(),
+            ("param.lstm".into(), None)
+        );
+        assert!(split_prefix("l", "lstm@x").is_err());
+    }
+}
