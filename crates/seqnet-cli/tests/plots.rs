@@ -76,6 +76,7 @@ fn record(
         iterations_per_epoch: per_epoch,
         stop_reason: "Max epochs completed".into(),
         final_validation,
+        ..Default::default()
     }
 }
 

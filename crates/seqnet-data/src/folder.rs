@@ -361,7 +361,7 @@ mod tests {
         std::fs::write(dir.path().join("b.npy"), b"garbage").unwrap();
         let m = ds.read(1).unwrap_err().to_string();
         assert!(
-            m.contains("b.npy:0:") && m.contains("line 3 of") && m.contains("not a .npy"),
+            m.contains("b.npy: ") && m.contains("line 3 of") && m.contains("not a .npy"),
             "{m}"
         );
         write_npy(dir.path().join("b.npy"), &seq(2, 5, 0.)).unwrap();

@@ -7,9 +7,12 @@ use super::{ensure_parent, flag_error, load_graph, out, read_text, shown};
 use clap::ValueEnum;
 use seqnet_core::{Error, LayerGraph, PaddingDirection, Result};
 use seqnet_train::{
-    train_network, Model, SequenceLength, Shuffle, Solver, TrainingOptions, TrainingRecord,
+    resume_training, train_network, train_network_with, Model, SequenceLength, Shuffle, Solver,
+    TrainingEvent, TrainingOptions, TrainingRecord,
 };
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The solvers, as the command line names them.
@@ -93,8 +96,12 @@ pub struct OptionFlags {
 #[command(allow_negative_numbers = true)]
 pub struct Args {
     /// The network: a graph JSON (from `seqnet new` or your own).
-    #[arg(long, value_name = "FILE")]
-    pub net: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "resume")]
+    pub net: Option<PathBuf>,
+    /// Continue an interrupted training from this checkpoint, with the options
+    /// stored in it (give the same --data and --sort-by-length as before).
+    #[arg(long, value_name = "CHECKPOINT", conflicts_with = "net")]
+    pub resume: Option<PathBuf>,
     /// Training data: a .ts file or a datastore folder (labels.csv + .npy files).
     #[arg(long, value_name = "DATA")]
     pub data: PathBuf,
@@ -112,7 +119,8 @@ pub struct Args {
     /// Stop after this many validations without a lower loss [default: never].
     #[arg(long, value_name = "N", value_parser = super::count)]
     pub validation_patience: Option<u64>,
-    /// Write a checkpoint model after every epoch into this folder.
+    /// Write a checkpoint after every epoch (and on Ctrl-C) into this folder
+    /// [default: next to --out, as <out>.checkpoints].
     #[arg(long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,
     /// Sort the training data by sequence length first (as MATLAB's examples do).
@@ -260,6 +268,34 @@ pub fn train_with_progress(
     if let Some(v) = validation {
         check_fits(graph, v, true)?;
     }
+    run_with_progress(train, validation, options, display, |progress| {
+        train_network(
+            graph,
+            train.store.clone(),
+            validation.map(|v| v.store.clone()),
+            &quiet(options),
+            progress,
+        )
+    })
+}
+
+/// The options with the library's verbose table off: the command draws its own
+/// progress, on standard error.
+fn quiet(options: &TrainingOptions) -> TrainingOptions {
+    TrainingOptions {
+        verbose: false,
+        ..options.clone()
+    }
+}
+
+/// Runs `train` (a training call) with a progress display.
+fn run_with_progress(
+    train: &DataSet,
+    validation: Option<&DataSet>,
+    options: &TrainingOptions,
+    display: Verbosity,
+    run: impl FnOnce(&mut dyn FnMut(&TrainingEvent)) -> Result<(Model, TrainingRecord)>,
+) -> Result<Trained> {
     let per_epoch = iterations_per_epoch(train.store.len(), options.mini_batch_size);
     let mut progress = Progress::new(
         display,
@@ -268,16 +304,8 @@ pub fn train_with_progress(
         validation.is_some(),
         options.verbose_frequency,
     );
-    // The command draws its own progress (on stderr); the library's table is off.
-    let options = TrainingOptions { verbose: false, ..options.clone() };
     let start = Instant::now();
-    let result = train_network(
-        graph,
-        train.store.clone(),
-        validation.map(|v| v.store.clone()),
-        &options,
-        &mut |e| progress.event(e),
-    );
+    let result = run(&mut |e| progress.event(e));
     progress.clear();
     let (model, record) = result?;
     Ok(Trained {
@@ -285,6 +313,22 @@ pub fn train_with_progress(
         record,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// The flag Ctrl-C sets: training stops after the current mini-batch.
+/// A second Ctrl-C ends the program at once.
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    // Fails only when a handler is already installed (tests running several commands).
+    let _ = ctrlc::set_handler(move || {
+        if f.swap(true, Ordering::SeqCst) {
+            eprintln!("\nstopped");
+            std::process::exit(130);
+        }
+        eprintln!("\nCtrl-C: finishing the current iteration, then writing a checkpoint (Ctrl-C again to quit at once)");
+    });
+    flag
 }
 
 /// The results of training, for standard output.
@@ -329,7 +373,6 @@ pub fn save_model(model: &Model, path: &Path) -> Result<()> {
 
 /// Runs `seqnet train`.
 pub fn run(args: Args) -> Result<()> {
-    let graph = load_graph(&args.net)?;
     let mut options = args.flags.training_options()?;
     if let Some(n) = args.validation_frequency {
         options.validation_frequency = n as usize;
@@ -337,11 +380,12 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(n) = args.validation_patience {
         options.validation_patience = Some(n as usize);
     }
-    if let Some(dir) = &args.checkpoint_dir {
-        options.checkpoint_path = Some(dir.clone());
-    }
+    options.checkpoint_path = Some(args.checkpoint_dir.clone().unwrap_or_else(|| {
+        let mut p = args.out.clone().into_os_string();
+        p.push(".checkpoints");
+        PathBuf::from(p)
+    }));
     let display = Verbosity::from_flags(args.quiet, args.verbose);
-    options.verbose = display == Verbosity::Table;
     if let Some(p) = &args.plot {
         // Refuse a bad picture name before training, not after.
         picture_extension("--plot", p)?;
@@ -356,7 +400,63 @@ pub fn run(args: Args) -> Result<()> {
         .as_ref()
         .map(|v| open_data(v, classes.as_deref()))
         .transpose()?;
-    let trained = train_with_progress(&graph, &train, validation.as_ref(), &options, display)?;
+    let stop = interrupt_flag();
+    let trained = match (&args.resume, &args.net) {
+        (Some(checkpoint), _) => {
+            run_with_progress(&train, validation.as_ref(), &options, display, |progress| {
+                resume_training(
+                    checkpoint,
+                    train.store.clone(),
+                    validation.as_ref().map(|v| v.store.clone()),
+                    progress,
+                    Some(&stop),
+                )
+            })?
+        }
+        (None, Some(net)) => {
+            let graph = load_graph(net)?;
+            check_fits(&graph, &train, true)?;
+            if let Some(v) = &validation {
+                check_fits(&graph, v, true)?;
+            }
+            run_with_progress(&train, validation.as_ref(), &options, display, |progress| {
+                train_network_with(
+                    &graph,
+                    train.store.clone(),
+                    validation.as_ref().map(|v| v.store.clone()),
+                    &quiet(&options),
+                    progress,
+                    Some(&stop),
+                )
+            })?
+        }
+        (None, None) => {
+            return Err(flag_error(
+                "--net",
+                "give the network (--net) or a checkpoint to resume (--resume)",
+            ))
+        }
+    };
+    if let Some(checkpoint) = &trained.record.checkpoint {
+        let mut hint = format!(
+            "seqnet train --resume {} --data {} --out {}",
+            shown(checkpoint),
+            shown(&args.data),
+            shown(&args.out)
+        );
+        if args.sort_by_length {
+            hint.push_str(" --sort-by-length");
+        }
+        if let Some(v) = &args.validation {
+            hint.push_str(&format!(" --validation {}", shown(v)));
+        }
+        eprintln!(
+            "training interrupted after iteration {}; checkpoint written to {}\nresume with: {hint}",
+            trained.record.iterations.len(),
+            shown(checkpoint)
+        );
+        std::process::exit(130);
+    }
     save_model(&trained.model, &args.out)?;
     let mut text = report(&trained.record, trained.seconds);
     text.push_str(&format!("model written to {}\n", shown(&args.out)));
