@@ -14,8 +14,9 @@
 //! Training: adam, learning rate 2e-4, gradient threshold 1, mini-batch 16,
 //! shuffled every epoch, 2 epochs over 1,200 videos (150 iterations). The
 //! learning rate matters: the LSTM's input weights are 800×11520, initialized
-//! at about ±0.02, and adam's 1e-3 steps move them too far (1e-3 needs about
-//! 8 epochs of 800 videos for the accuracy that 2e-4 reaches in 2 of 1,200).
+//! at about ±0.02, and adam's default 1e-3 moves them too far per step. Measured
+//! (seed 0): 1e-3 needed 400 iterations (8 epochs of 800 videos) for 100% test
+//! accuracy and stood at 66.5% after 75; 2e-4 reaches 100% in 150.
 //!
 //! Run: `cargo run --release --example video_classification [-- --seed N
 //! --epochs N --train N --test N --classes K --batch N --learn-rate R
