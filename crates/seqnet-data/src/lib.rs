@@ -15,6 +15,7 @@
 //! | [`batch`] | the [`Batcher`]: padding, truncation and chunking into [`seqnet_core::Activation`]s |
 //! | [`order`] | sorting by length and splitting an index order into mini-batches |
 //! | [`stats`] | per-channel normalization statistics |
+//! | [`synthetic`] | a seeded synthetic video set whose class only motion reveals |
 //!
 //! Every error is a [`seqnet_core::Error`]; malformed files give
 //! [`seqnet_core::Error::Parse`] naming the file and the 1-based line (line 0
@@ -52,6 +53,7 @@ pub mod npy;
 pub mod observation;
 pub mod order;
 pub mod stats;
+pub mod synthetic;
 mod text;
 pub mod ts;
 
@@ -63,4 +65,5 @@ pub use observation::{FrameShape, Observation, Sequence, Target, TargetKind};
 pub use order::{mini_batches, sort_by_length, LastBatch};
 pub use seqnet_core::PaddingDirection;
 pub use stats::{ChannelStats, StatsAccumulator};
+pub use synthetic::{SyntheticVideo, SyntheticVideos};
 pub use ts::{parse_ts, read_ts, MissingPolicy, TsDataset, TsLabels, TsOptions};
