@@ -585,3 +585,53 @@ fn errors_are_one_line_and_name_what_is_at_fault() {
     assert_eq!(o.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn generate_videos_writes_a_datastore_folder_that_trains() {
+    let dir = tmp("generate-videos");
+    let videos = dir.join("videos");
+    let o = run(&[
+        "generate-videos",
+        "--out",
+        videos.to_str().unwrap(),
+        "--count",
+        "24",
+        "--classes",
+        "3",
+        "--seed",
+        "5",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains("24 videos"), "{}", stdout(&o));
+    let csv = std::fs::read_to_string(videos.join("labels.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 25);
+    assert_eq!(std::fs::read_dir(&videos).unwrap().count(), 25);
+    let net = dir.join("video.json");
+    let o = run(&["new", "video", "--classes", "3", "--hidden", "8"]);
+    std::fs::write(&net, &o.stdout).unwrap();
+    let model = dir.join("m.safetensors");
+    let o = run(&[
+        "train",
+        "--net",
+        net.to_str().unwrap(),
+        "--data",
+        videos.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--mini-batch-size",
+        "8",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&[
+        "generate-videos",
+        "--out",
+        videos.to_str().unwrap(),
+        "--classes",
+        "9",
+    ]);
+    assert!(!o.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

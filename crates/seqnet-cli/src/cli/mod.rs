@@ -7,6 +7,7 @@
 mod activations;
 mod data;
 mod demo;
+mod generate_videos;
 mod import_torch;
 mod new;
 mod predict;
@@ -53,6 +54,9 @@ pub enum Command {
     Demo(demo::Args),
     /// Build a model file from a PyTorch state dict saved as safetensors.
     ImportTorch(import_torch::Args),
+    /// Write a synthetic video set (the class is the direction of motion) as a
+    /// datastore folder.
+    GenerateVideos(generate_videos::Args),
 }
 
 /// Runs a parsed command line.
@@ -66,6 +70,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Activations(a) => activations::run(a),
         Command::Demo(a) => demo::run(a),
         Command::ImportTorch(a) => import_torch::run(a),
+        Command::GenerateVideos(a) => generate_videos::run(a),
     }
 }
 
