@@ -6,3 +6,6 @@
 //! ([`plots::activations_heatmap`]), as PNG or SVG files.
 
 pub mod plots;
+
+/// The benchmark workloads (`seqnet bench`): see `bench/WORKLOADS.md`.
+pub mod bench;
