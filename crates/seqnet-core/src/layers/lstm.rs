@@ -3,7 +3,7 @@
 
 use super::recurrent::{
     check_state_len, column_sums, fill_rows, initial_state, input_steps, output_grad, put_slot,
-    take_slot, two_slots, view, view_mut, weight_grad, with_acts, write_outputs, Act,
+    take_slot, view, view_mut, weight_grad, with_acts, write_outputs, Act,
     GateActivation, OutputMode, RecurrentState, StateActivation, Steps,
 };
 use super::util::{no_forward, single};
@@ -13,8 +13,9 @@ use crate::format::{ActShape, Format};
 use crate::init::{self, BiasInitializer, WeightsInitializer};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
 use crate::learnable::Learnable;
-use crate::linalg::matmul_into;
-use ndarray::{s, Array1, Array2, ArrayD, ArrayView2, Axis, Ix2};
+use crate::linalg::{gemm_packed, matmul_into, team, PackedPanels, SharedMut};
+use ndarray::{s, Array1, Array2, ArrayD, Axis, Ix2};
+use std::ops::Range;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
@@ -466,12 +467,8 @@ impl LayerKernel for LstmKernel {
             .view()
             .into_dimensionality::<Ix2>()
             .expect("checked 2-D");
-        let w_hh = self
-            .recurrent_weights
-            .value
-            .view()
-            .into_dimensionality::<Ix2>()
-            .expect("checked 2-D");
+        let w_hh_all = self.recurrent_weights.value.as_standard_layout();
+        let w_hh_all = w_hh_all.as_slice().expect("standard layout");
         let bias = self.bias.value.as_standard_layout();
         let bias = bias.as_slice().expect("standard layout");
         let mut dirs = Vec::with_capacity(nd);
@@ -499,11 +496,11 @@ impl LayerKernel for LstmKernel {
                 h,
             );
             put_slot(&mut dir.c, steps.initial_slot(reverse), c0, d * h, h);
-            let w = w_hh.slice(s![rows, ..]);
+            let w = &w_hh_all[rows.start * h..rows.end * h];
             with_acts!(
                 self.gate,
                 self.state,
-                lstm_pass(&steps, reverse, w, &mut dir)
+                lstm_pass(&steps, reverse, w, h, &mut dir)
             );
             dirs.push(dir);
         }
@@ -556,12 +553,8 @@ impl LayerKernel for LstmKernel {
             .view()
             .into_dimensionality::<Ix2>()
             .expect("checked 2-D");
-        let w_hh = self
-            .recurrent_weights
-            .value
-            .view()
-            .into_dimensionality::<Ix2>()
-            .expect("checked 2-D");
+        let w_hh_all = self.recurrent_weights.value.as_standard_layout();
+        let w_hh_all = w_hh_all.as_slice().expect("standard layout");
         let mut dw_ih = Array2::<f32>::zeros((nd * g4, c));
         let mut dw_hh = Array2::<f32>::zeros((nd * g4, h));
         let mut db = vec![0.0f32; nd * g4];
@@ -569,11 +562,11 @@ impl LayerKernel for LstmKernel {
         for (d, dir) in tape.dirs.iter().enumerate() {
             let reverse = d == 1;
             let rows = d * g4..(d + 1) * g4;
-            let w = w_hh.slice(s![rows.clone(), ..]);
+            let w = &w_hh_all[rows.start * h..rows.end * h];
             let dg = with_acts!(
                 self.gate,
                 self.state,
-                lstm_pass_back(steps, reverse, w, dir, &dy, s, d * h)
+                lstm_pass_back(steps, reverse, w, h, dir, &dy, s, d * h)
             );
             weight_grad(
                 &dg,
@@ -620,123 +613,351 @@ impl LayerKernel for LstmKernel {
     }
 }
 
+/// How many threads run one direction's pass through time: two (or rayon's
+/// thread count, at most 2) when a step's recurrent product is large enough to
+/// pay for meeting at a barrier every step, else one.
+fn pass_threads(b: usize, h: usize) -> usize {
+    let macs = b * 4 * h * h;
+    if macs >= 1 << 17 && h >= 32 {
+        rayon::current_num_threads().clamp(1, 2)
+    } else {
+        1
+    }
+}
+
+/// The hidden units each thread of a pass owns: `threads` near-equal ranges.
+fn unit_ranges(h: usize, threads: usize) -> Vec<Range<usize>> {
+    (0..threads)
+        .map(|i| i * h / threads..(i + 1) * h / threads)
+        .collect()
+}
+
+/// For each time step, one past the last observation with a real step there:
+/// the rows a step's product must cover (a batch sorted by decreasing length
+/// shrinks as its sequences end, as PyTorch's packed sequences do).
+fn active_rows(steps: &Steps) -> Vec<usize> {
+    (0..steps.t)
+        .map(|t| (0..steps.b).rev().find(|&bi| steps.real(bi, t)).map_or(0, |bi| bi + 1))
+        .collect()
+}
+
+/// Whether the CPU runs the AVX-512 versions of the fused element-wise loops.
+#[inline]
+fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The slices one forward cell update reads and writes for `n` hidden units of
+/// one observation at one step.
+struct CellFwd<'a> {
+    /// Gate pre-activations `W·x + b` (in), activated gates (out): `i, f, g, o`.
+    gates: [&'a mut [f32]; 4],
+    /// `R·h` for the same gates.
+    rec: [&'a [f32]; 4],
+    c_prev: &'a [f32],
+    c: &'a mut [f32],
+    h: &'a mut [f32],
+    tc: &'a mut [f32],
+}
+
+#[inline(always)]
+fn cell_fwd_body<G: Act, S: Act>(x: CellFwd) {
+    let [gi, gf, gg, go] = x.gates;
+    let n = gi.len();
+    let (gf, gg, go) = (&mut gf[..n], &mut gg[..n], &mut go[..n]);
+    let [ri, rf, rg, ro] = x.rec;
+    let (ri, rf, rg, ro) = (&ri[..n], &rf[..n], &rg[..n], &ro[..n]);
+    let (cp, co, ho, tc) = (&x.c_prev[..n], &mut x.c[..n], &mut x.h[..n], &mut x.tc[..n]);
+    for j in 0..n {
+        let i = G::f(gi[j] + ri[j]);
+        let f = G::f(gf[j] + rf[j]);
+        let gv = S::f(gg[j] + rg[j]);
+        let o = G::f(go[j] + ro[j]);
+        let cv = f * cp[j] + i * gv;
+        let sc = S::f(cv);
+        gi[j] = i;
+        gf[j] = f;
+        gg[j] = gv;
+        go[j] = o;
+        co[j] = cv;
+        tc[j] = sc;
+        ho[j] = o * sc;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn cell_fwd_avx512<G: Act, S: Act>(x: CellFwd) {
+    cell_fwd_body::<G, S>(x)
+}
+
+#[inline]
+fn cell_fwd<G: Act, S: Act>(x: CellFwd, avx512: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512 {
+        // SAFETY: the caller checked that the CPU has AVX-512F.
+        unsafe { cell_fwd_avx512::<G, S>(x) };
+        return;
+    }
+    let _ = avx512;
+    cell_fwd_body::<G, S>(x)
+}
+
+/// The slices one backward cell update reads and writes (see [`CellFwd`]).
+struct CellBack<'a> {
+    /// Activated gates `i, f, g, o`.
+    gates: [&'a [f32]; 4],
+    c_prev: &'a [f32],
+    tc: &'a [f32],
+    /// Loss gradient of the output at this step.
+    dy: &'a [f32],
+    /// Gradient for the hidden state after this step, from later steps.
+    dh_next: &'a [f32],
+    /// Gradient for the cell state after this step (in), before it (out).
+    dc: &'a mut [f32],
+    /// Gradient for the gate pre-activations (out).
+    dg: [&'a mut [f32]; 4],
+}
+
+#[inline(always)]
+fn cell_back_body<G: Act, S: Act>(x: CellBack) {
+    let [gi, gf, gg, go] = x.gates;
+    let n = gi.len();
+    let (gf, gg, go) = (&gf[..n], &gg[..n], &go[..n]);
+    let (cp, tc, dyr, dhn) = (&x.c_prev[..n], &x.tc[..n], &x.dy[..n], &x.dh_next[..n]);
+    let dcr = &mut x.dc[..n];
+    let [di, df, dgg, d_o] = x.dg;
+    let (di, df, dgg, d_o) = (&mut di[..n], &mut df[..n], &mut dgg[..n], &mut d_o[..n]);
+    for j in 0..n {
+        let dh = dhn[j] + dyr[j];
+        let dcv = dcr[j] + dh * go[j] * S::df(tc[j]);
+        d_o[j] = dh * tc[j] * G::df(go[j]);
+        di[j] = dcv * gg[j] * G::df(gi[j]);
+        df[j] = dcv * cp[j] * G::df(gf[j]);
+        dgg[j] = dcv * gi[j] * S::df(gg[j]);
+        dcr[j] = dcv * gf[j];
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn cell_back_avx512<G: Act, S: Act>(x: CellBack) {
+    cell_back_body::<G, S>(x)
+}
+
+#[inline]
+fn cell_back<G: Act, S: Act>(x: CellBack, avx512: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512 {
+        // SAFETY: the caller checked that the CPU has AVX-512F.
+        unsafe { cell_back_avx512::<G, S>(x) };
+        return;
+    }
+    let _ = avx512;
+    cell_back_body::<G, S>(x)
+}
+
+/// `len` values at `p + offset`, as a slice.
+///
+/// # Safety
+/// The range is inside the buffer and, while the slice lives, no thread writes it.
+#[inline(always)]
+unsafe fn at<'a>(p: SharedMut, offset: usize, len: usize) -> &'a [f32] {
+    std::slice::from_raw_parts(p.0.add(offset), len)
+}
+
+/// `len` values at `p + offset`, as a mutable slice.
+///
+/// # Safety
+/// The range is inside the buffer and no other slice of it is alive.
+#[inline(always)]
+#[allow(clippy::mut_from_ref)]
+unsafe fn at_mut<'a>(p: SharedMut, offset: usize, len: usize) -> &'a mut [f32] {
+    std::slice::from_raw_parts_mut(p.0.add(offset), len)
+}
+
 /// One direction's forward through time. On entry `dir.gates` holds `W·x + b` for
 /// every step and the initial state is in its slot; on exit the gates are
-/// activated and every state slot is filled.
+/// activated and every state slot is filled. `w_hh` is this direction's
+/// `[4H, H]` recurrent weights, row-major.
+///
+/// The hidden units are split between [`pass_threads`] threads; each packs its
+/// rows of `R` once ([`PackedPanels`]), then at every step multiplies the
+/// previous hidden state by them ([`gemm_packed`]) and updates its units' gates
+/// and states in one fused pass; the threads meet once per step.
 fn lstm_pass<G: Act, S: Act>(
     steps: &Steps,
     reverse: bool,
-    w_hh: ArrayView2<f32>,
+    w_hh: &[f32],
+    h: usize,
     dir: &mut LstmDir,
 ) {
-    let (t_len, b, h) = (steps.t, steps.b, w_hh.ncols());
+    let (t_len, b) = (steps.t, steps.b);
     let (g4, bh) = (4 * h, b * h);
-    for k in 0..t_len {
-        let t = steps.step(k, reverse);
-        let (prev, out) = steps.slots(t, reverse);
-        let gates = &mut dir.gates[t * b * g4..(t + 1) * b * g4];
-        matmul_into(
-            view(&dir.h[prev * bh..], b, h),
-            w_hh.t(),
-            view_mut(gates, b, g4),
-            true,
-        );
-        let (hp, ho) = two_slots(&mut dir.h, prev, out, bh);
-        let (cp, co) = two_slots(&mut dir.c, prev, out, bh);
-        let tc = &mut dir.tc[t * bh..(t + 1) * bh];
-        for bi in 0..b {
-            let r = bi * h..(bi + 1) * h;
-            if !steps.real(bi, t) {
-                ho[r.clone()].copy_from_slice(&hp[r.clone()]);
-                co[r.clone()].copy_from_slice(&cp[r]);
-                continue;
+    let threads = pass_threads(b, h);
+    let ranges = unit_ranges(h, threads);
+    let rows = active_rows(steps);
+    let avx512 = has_avx512();
+    let (gp, hp, cp, tp) = (
+        SharedMut(dir.gates.as_mut_ptr()),
+        SharedMut(dir.h.as_mut_ptr()),
+        SharedMut(dir.c.as_mut_ptr()),
+        SharedMut(dir.tc.as_mut_ptr()),
+    );
+    team(threads, |ti, barrier| {
+        let r = ranges[ti].clone();
+        let (u0, n) = (r.start, r.len());
+        // Columns `q·n + j` of the packed matrix: gate `q` of unit `u0 + j`.
+        let mut pack = PackedPanels::default();
+        pack.pack(h, 4 * n, |kk, col| w_hh[((col / n) * h + u0 + col % n) * h + kk]);
+        let ldc = pack.padded_cols();
+        let mut rec = vec![0f32; b * ldc];
+        for k in 0..t_len {
+            let t = steps.step(k, reverse);
+            let (prev, out) = steps.slots(t, reverse);
+            let m = rows[t];
+            // SAFETY: slot `prev` is complete (written before the last barrier)
+            // and nobody writes it during this step.
+            let h_prev = unsafe { at(hp, prev * bh, bh) };
+            gemm_packed(h_prev, h, m, &pack, &mut rec, ldc);
+            for bi in 0..b {
+                let (po, oo) = ((prev * b + bi) * h + u0, (out * b + bi) * h + u0);
+                // SAFETY: this thread alone writes units `u0..u0 + n` of slot `out`.
+                unsafe {
+                    if !steps.real(bi, t) {
+                        at_mut(hp, oo, n).copy_from_slice(at(hp, po, n));
+                        at_mut(cp, oo, n).copy_from_slice(at(cp, po, n));
+                        continue;
+                    }
+                    let row = t * b + bi;
+                    let g0 = row * g4 + u0;
+                    let rr = &rec[bi * ldc..bi * ldc + 4 * n];
+                    cell_fwd::<G, S>(
+                        CellFwd {
+                            gates: [
+                                at_mut(gp, g0, n),
+                                at_mut(gp, g0 + h, n),
+                                at_mut(gp, g0 + 2 * h, n),
+                                at_mut(gp, g0 + 3 * h, n),
+                            ],
+                            rec: [&rr[..n], &rr[n..2 * n], &rr[2 * n..3 * n], &rr[3 * n..]],
+                            c_prev: at(cp, po, n),
+                            c: at_mut(cp, oo, n),
+                            h: at_mut(hp, oo, n),
+                            tc: at_mut(tp, row * h + u0, n),
+                        },
+                        avx512,
+                    );
+                }
             }
-            let g = &mut gates[bi * g4..(bi + 1) * g4];
-            let (gi, rest) = g.split_at_mut(h);
-            let (gf, rest) = rest.split_at_mut(h);
-            let (gg, go) = rest.split_at_mut(h);
-            let (cp, co, ho, tc) = (
-                &cp[r.clone()],
-                &mut co[r.clone()],
-                &mut ho[r.clone()],
-                &mut tc[r],
-            );
-            for j in 0..h {
-                let i = G::f(gi[j]);
-                let f = G::f(gf[j]);
-                let gv = S::f(gg[j]);
-                let o = G::f(go[j]);
-                let cv = f * cp[j] + i * gv;
-                let sc = S::f(cv);
-                gi[j] = i;
-                gf[j] = f;
-                gg[j] = gv;
-                go[j] = o;
-                co[j] = cv;
-                tc[j] = sc;
-                ho[j] = o * sc;
-            }
+            barrier.wait();
         }
-    }
+    });
 }
 
 /// One direction's backward through time. `dy` is the loss gradient for the
 /// layer's output `[T·B, S]`, of which this direction owns columns
 /// `offset..offset + H`. Returns the gradient for the gate pre-activations,
-/// `[T·B, 4H]` (zero at padded steps).
+/// `[T·B, 4H]` (zero at padded steps). Threads split the hidden units as in
+/// [`lstm_pass`]: each computes its units' gate gradients, then (after the
+/// step's barrier) its units' share of `dh_prev = dG·R`.
+#[allow(clippy::too_many_arguments)]
 fn lstm_pass_back<G: Act, S: Act>(
     steps: &Steps,
     reverse: bool,
-    w_hh: ArrayView2<f32>,
+    w_hh: &[f32],
+    h: usize,
     dir: &LstmDir,
     dy: &[f32],
     s: usize,
     offset: usize,
 ) -> Vec<f32> {
-    let (t_len, b, h) = (steps.t, steps.b, w_hh.ncols());
-    let (g4, bh) = (4 * h, b * h);
+    let (t_len, b) = (steps.t, steps.b);
+    let g4 = 4 * h;
     let mut dg = vec![0.0f32; t_len * b * g4];
-    // Gradient for the hidden and cell state after the step being processed.
-    let mut dh_next = vec![0.0f32; bh];
-    let mut dh_carry = vec![0.0f32; bh];
-    let mut dc = vec![0.0f32; bh];
-    for k in (0..t_len).rev() {
-        let t = steps.step(k, reverse);
-        let (prev, _) = steps.slots(t, reverse);
-        let dg_t = &mut dg[t * b * g4..(t + 1) * b * g4];
-        for bi in 0..b {
-            let r = bi * h..(bi + 1) * h;
-            if !steps.real(bi, t) {
-                // The state passes through unchanged: so does its gradient.
-                dh_carry[r.clone()].copy_from_slice(&dh_next[r]);
-                continue;
+    let threads = pass_threads(b, h);
+    let ranges = unit_ranges(h, threads);
+    let rows = active_rows(steps);
+    let avx512 = has_avx512();
+    let dgp = SharedMut(dg.as_mut_ptr());
+    team(threads, |ti, barrier| {
+        let r = ranges[ti].clone();
+        let (u0, n) = (r.start, r.len());
+        // Column `j`: unit `u0 + j` of `dh_prev`, a column of `R` `[4H, H]`.
+        let mut pack = PackedPanels::default();
+        pack.pack(g4, n, |kk, j| w_hh[kk * h + u0 + j]);
+        let ldc = pack.padded_cols();
+        let mut prod = vec![0f32; b * ldc];
+        // Gradients for this thread's units of the hidden and cell state after
+        // the step being processed, `[B, n]`.
+        let mut dh_next = vec![0.0f32; b * n];
+        let mut dh_carry = vec![0.0f32; b * n];
+        let mut dc = vec![0.0f32; b * n];
+        for k in (0..t_len).rev() {
+            let t = steps.step(k, reverse);
+            let (prev, _) = steps.slots(t, reverse);
+            for bi in 0..b {
+                let rb = bi * n..(bi + 1) * n;
+                if !steps.real(bi, t) {
+                    // The state passes through unchanged: so does its gradient.
+                    dh_carry[rb.clone()].copy_from_slice(&dh_next[rb]);
+                    continue;
+                }
+                dh_carry[rb.clone()].fill(0.0);
+                let row = t * b + bi;
+                let g = &dir.gates[row * g4 + u0..];
+                let g0 = row * g4 + u0;
+                // SAFETY: this thread alone writes units `u0..u0 + n` of row `row`.
+                let dgs = unsafe {
+                    [
+                        at_mut(dgp, g0, n),
+                        at_mut(dgp, g0 + h, n),
+                        at_mut(dgp, g0 + 2 * h, n),
+                        at_mut(dgp, g0 + 3 * h, n),
+                    ]
+                };
+                cell_back::<G, S>(
+                    CellBack {
+                        gates: [&g[..n], &g[h..h + n], &g[2 * h..2 * h + n], &g[3 * h..3 * h + n]],
+                        c_prev: &dir.c[(prev * b + bi) * h + u0..][..n],
+                        tc: &dir.tc[row * h + u0..][..n],
+                        dy: &dy[row * s + offset + u0..][..n],
+                        dh_next: &dh_next[rb.clone()],
+                        dc: &mut dc[rb],
+                        dg: dgs,
+                    },
+                    avx512,
+                );
             }
-            dh_carry[r.clone()].fill(0.0);
-            let row = t * b + bi;
-            let g = &dir.gates[row * g4..(row + 1) * g4];
-            let (gi, gf, gg, go) = (&g[..h], &g[h..2 * h], &g[2 * h..3 * h], &g[3 * h..]);
-            let cp = &dir.c[(prev * b + bi) * h..][..h];
-            let tc = &dir.tc[row * h..(row + 1) * h];
-            let dyr = &dy[row * s + offset..][..h];
-            let dhn = &dh_next[r.clone()];
-            let dcr = &mut dc[r];
-            let out = &mut dg_t[bi * g4..(bi + 1) * g4];
-            let (di, rest) = out.split_at_mut(h);
-            let (df, rest) = rest.split_at_mut(h);
-            let (dgg, d_o) = rest.split_at_mut(h);
-            for j in 0..h {
-                let dh = dhn[j] + dyr[j];
-                let dcv = dcr[j] + dh * go[j] * S::df(tc[j]);
-                d_o[j] = dh * tc[j] * G::df(go[j]);
-                di[j] = dcv * gg[j] * G::df(gi[j]);
-                df[j] = dcv * cp[j] * G::df(gf[j]);
-                dgg[j] = dcv * gi[j] * S::df(gg[j]);
-                dcr[j] = dcv * gf[j];
+            barrier.wait();
+            // dh_prev = carried part + dG_t·R, for this thread's units.
+            let m = rows[t];
+            // SAFETY: step `t`'s gate gradients are complete (before the barrier)
+            // and nobody writes them again.
+            let dg_t = unsafe { at(dgp, t * b * g4, b * g4) };
+            gemm_packed(dg_t, g4, m, &pack, &mut prod, ldc);
+            for bi in 0..b {
+                let rb = bi * n..(bi + 1) * n;
+                if bi < m {
+                    for ((d, c), p) in dh_next[rb.clone()]
+                        .iter_mut()
+                        .zip(&dh_carry[rb])
+                        .zip(&prod[bi * ldc..bi * ldc + n])
+                    {
+                        *d = c + p;
+                    }
+                } else {
+                    dh_next[rb.clone()].copy_from_slice(&dh_carry[rb]);
+                }
             }
         }
-        // dh_prev = carried part + dGates_t · R.
-        std::mem::swap(&mut dh_next, &mut dh_carry);
-        matmul_into(view(dg_t, b, g4), w_hh, view_mut(&mut dh_next, b, h), true);
-    }
+    });
     dg
 }
