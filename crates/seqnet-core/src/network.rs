@@ -22,6 +22,34 @@ pub struct Network {
     inputs: Vec<usize>,
     outputs: Vec<usize>,
     rng: StdRng,
+    /// The layers of a chain network (one input, one output, each layer feeding
+    /// the next) in order, output layer excluded: the streaming path's layers.
+    chain: Option<Vec<usize>>,
+    /// The streaming path's two buffers (input and output of a layer).
+    step_bufs: (Vec<f32>, Vec<f32>),
+}
+
+/// The layers of `plan` in order when they form a chain (see `Network::chain`).
+fn chain_of(plan: &Plan, inputs: &[usize], outputs: &[usize]) -> Option<Vec<usize>> {
+    if inputs.len() != 1 || outputs.len() != 1 {
+        return None;
+    }
+    let order = &plan.order;
+    if order.first() != Some(&inputs[0]) || order.last() != Some(&outputs[0]) {
+        return None;
+    }
+    for w in order.windows(2) {
+        let (prev, cur) = (w[0], w[1]);
+        let src = &plan.sources[cur];
+        if src.len() != 1 || src[0].layer != prev || src[0].port != 0 {
+            return None;
+        }
+        let cons = &plan.consumers[prev];
+        if cons.first().map(Vec::len) != Some(1) || cons.iter().skip(1).any(|c| !c.is_empty()) {
+            return None;
+        }
+    }
+    Some(order[..order.len() - 1].to_vec())
 }
 
 impl std::fmt::Debug for Network {
@@ -58,7 +86,10 @@ impl Network {
         let outputs = (0..graph.layers.len())
             .filter(|&i| graph.layers[i].def().is_output())
             .collect::<Vec<_>>();
+        let chain = chain_of(&plan, &inputs, &outputs);
         Ok(Network {
+            chain,
+            step_bufs: (Vec::new(), Vec::new()),
             values: graph
                 .layers
                 .iter()
@@ -156,6 +187,63 @@ impl Network {
                 self.values[s.layer][s.port].clone().expect("computed")
             })
             .collect())
+    }
+
+    /// Whether [`Network::forward_step`] can run: the network is a chain (one
+    /// input layer, one output layer, each layer feeding the next) of feature
+    /// layers that all have a streaming step (sequence input with at most
+    /// `MinLength` 1, LSTM, fully connected, softmax, element-wise activations,
+    /// output layers).
+    pub fn can_step(&self) -> bool {
+        self.chain
+            .as_ref()
+            .is_some_and(|c| c.iter().all(|&i| self.kernels[i].can_step()))
+            && self.outputs.iter().all(|&o| self.kernels[o].can_step())
+    }
+
+    /// Whether the network's (first) output has a time dimension (`C×B×T`):
+    /// a sequence-to-sequence network predicts at every step.
+    pub fn output_has_time(&self) -> bool {
+        self.outputs.first().is_some_and(|&o| {
+            self.plan.input_shapes[o]
+                .first()
+                .is_some_and(|s| s.format.has_time())
+        })
+    }
+
+    /// The lean streaming path: runs one time step of one observation (`x`,
+    /// the input layer's features) in inference mode from the recurrent state
+    /// kept by the last stateful forward or step (the initial state when none),
+    /// keeps the new state, and returns the output feeding the output layer.
+    /// It gives what [`Network::forward`] gives for the `[1, 1, C]` sequence with
+    /// `stateful` set, without building activations, masks or tapes: no
+    /// allocation once its buffers have grown, a few microseconds for a small
+    /// LSTM. `predict_and_update_state` uses it for one feature sequence.
+    ///
+    /// It does not record activations ([`Network::activations`] still shows
+    /// the last [`Network::forward`]) and leaves nothing for a backward.
+    /// Errors when [`Network::can_step`] is false or `x` has the wrong size.
+    pub fn forward_step(&mut self, x: &[f32]) -> Result<&[f32]> {
+        if !self.can_step() {
+            return Err(Error::InvalidInput(
+                "the network has no streaming step (it must be a chain of feature layers with streaming steps)".into(),
+            ));
+        }
+        let chain = self.chain.as_ref().expect("checked by can_step");
+        let (mut cur, mut next) = std::mem::take(&mut self.step_bufs);
+        cur.clear();
+        cur.extend_from_slice(x);
+        let mut result = Ok(());
+        for &i in chain {
+            result = self.kernels[i].forward_step(&cur, &mut next);
+            if result.is_err() {
+                break;
+            }
+            std::mem::swap(&mut cur, &mut next);
+        }
+        self.step_bufs = (cur, next);
+        result?;
+        Ok(&self.step_bufs.0)
     }
 
     /// The total loss of the last forward with targets (sum over output layers).

@@ -239,6 +239,30 @@ impl LayerKernel for FullyConnectedKernel {
         )])
     }
 
+    fn can_step(&self) -> bool {
+        true
+    }
+    fn forward_step(&mut self, x: &[f32], out: &mut Vec<f32>) -> Result<()> {
+        let (o, n_in) = (self.weights.value.shape()[0], self.weights.value.shape()[1]);
+        if x.len() != n_in || self.bias.value.len() != o {
+            return Err(Error::layer(
+                &self.name,
+                format!("expects {n_in} features per step, got {}", x.len()),
+            ));
+        }
+        let w = self.weights.value.as_standard_layout();
+        let w = w.as_slice().expect("standard layout");
+        out.clear();
+        out.extend(self.bias.value.iter().enumerate().map(|(r, &b)| {
+            b + w[r * n_in..(r + 1) * n_in]
+                .iter()
+                .zip(x)
+                .map(|(a, v)| a * v)
+                .sum::<f32>()
+        }));
+        Ok(())
+    }
+
     fn learnables(&self) -> Vec<&Learnable> {
         vec![&self.weights, &self.bias]
     }

@@ -285,6 +285,9 @@ impl<const D: usize> LstmConfig<D> {
             tape: None,
             kept: None,
             final_state: None,
+            step_buf: Vec::new(),
+            step_weights: Vec::new(),
+            step_weights_valid: false,
         })
     }
 }
@@ -389,6 +392,13 @@ pub struct LstmKernel {
     tape: Option<LstmTape>,
     kept: Option<RecurrentState>,
     final_state: Option<RecurrentState>,
+    /// The streaming step's buffer (gates, recurrent products, cell state).
+    step_buf: Vec<f32>,
+    /// The streaming step's weights `[W_ih R]ᵀ`, `[C + H, 4H]` row-major,
+    /// valid while `step_weights_valid` (cleared by every mutable borrow of
+    /// the learnables, the only way to change them).
+    step_weights: Vec<f32>,
+    step_weights_valid: bool,
 }
 
 impl LstmKernel {
@@ -602,6 +612,8 @@ impl LayerKernel for LstmKernel {
         vec![&self.input_weights, &self.recurrent_weights, &self.bias]
     }
     fn learnables_mut(&mut self) -> Vec<&mut Learnable> {
+        // Whoever borrows the learnables mutably may change them.
+        self.step_weights_valid = false;
         vec![
             &mut self.input_weights,
             &mut self.recurrent_weights,
@@ -610,6 +622,101 @@ impl LayerKernel for LstmKernel {
     }
     fn reset_state(&mut self) {
         self.kept = None;
+    }
+
+    /// One direction only: a BiLSTM's backward direction needs the whole sequence.
+    fn can_step(&self) -> bool {
+        self.directions == 1
+    }
+
+    /// One step of one observation from the kept state (or the initial state
+    /// when none is kept for a batch of 1), keeping the new state: `W·x + b`
+    /// and `R·h` as dot products, then the fused cell update. No allocation
+    /// once the kept state and the step buffer exist.
+    fn forward_step(&mut self, x: &[f32], out: &mut Vec<f32>) -> Result<()> {
+        let (h, c) = (self.hidden, self.input_size);
+        if x.len() != c {
+            return Err(Error::layer(
+                &self.name,
+                format!("expects {c} features per step, got {}", x.len()),
+            ));
+        }
+        self.check_learnables()?;
+        self.tape = None;
+        if self.kept.as_ref().is_none_or(|k| k.batch() != 1) {
+            self.kept = Some(RecurrentState {
+                hidden: initial_state(&self.name, "HiddenState", self.hidden_state.as_deref(), 1, h)?,
+                cell: Some(initial_state(&self.name, "CellState", self.cell_state.as_deref(), 1, h)?),
+            });
+        }
+        let g4 = 4 * h;
+        if !self.step_weights_valid {
+            let w_ih = self.input_weights.value.as_standard_layout();
+            let w_ih = w_ih.as_slice().expect("standard layout");
+            let w_hh = self.recurrent_weights.value.as_standard_layout();
+            let w_hh = w_hh.as_slice().expect("standard layout");
+            let wt = &mut self.step_weights;
+            wt.clear();
+            wt.resize((c + h) * g4, 0.0);
+            for r in 0..g4 {
+                for k in 0..c {
+                    wt[k * g4 + r] = w_ih[r * c + k];
+                }
+                for k in 0..h {
+                    wt[(c + k) * g4 + r] = w_hh[r * h + k];
+                }
+            }
+            self.step_weights_valid = true;
+        }
+        let kept = self.kept.as_mut().expect("set above");
+        let buf = &mut self.step_buf;
+        buf.clear();
+        buf.resize(g4 * 2 + 2 * h + c + h, 0.0);
+        let (gates, rest) = buf.split_at_mut(g4);
+        let (rec, rest) = rest.split_at_mut(g4);
+        let (c_prev, rest) = rest.split_at_mut(h);
+        let (tc, z) = rest.split_at_mut(h);
+        let avx512 = has_avx512();
+        let hv = kept.hidden.as_slice_mut().expect("standard layout");
+        // z = [x; h]; gates = b + [W_ih R]·z (the recurrent part is 0 in `rec`).
+        z[..c].copy_from_slice(x);
+        z[c..].copy_from_slice(hv);
+        let bias = self.bias.value.as_standard_layout();
+        gates.copy_from_slice(bias.as_slice().expect("standard layout"));
+        gemv_t(&self.step_weights, z, gates, avx512);
+        rec.fill(0.0);
+        let cell = kept
+            .cell
+            .as_mut()
+            .expect("an LSTM state has a cell state")
+            .as_slice_mut()
+            .expect("standard layout");
+        c_prev.copy_from_slice(cell);
+        let (gi, r1) = gates.split_at_mut(h);
+        let (gf, r2) = r1.split_at_mut(h);
+        let (gg, go) = r2.split_at_mut(h);
+        with_acts!(
+            self.gate,
+            self.state,
+            cell_fwd(
+                CellFwd {
+                    gates: [gi, gf, gg, go],
+                    rec: [&rec[..h], &rec[h..2 * h], &rec[2 * h..3 * h], &rec[3 * h..]],
+                    c_prev,
+                    c: cell,
+                    h: hv,
+                    tc,
+                },
+                avx512
+            )
+        );
+        out.clear();
+        out.extend_from_slice(hv);
+        match &mut self.final_state {
+            Some(f) if f.batch() == 1 => f.clone_from(kept),
+            slot => *slot = Some(kept.clone()),
+        }
+        Ok(())
     }
 }
 
@@ -712,6 +819,55 @@ fn rec_small(w_hh: &[f32], h: usize, u0: usize, n: usize, hv: &[f32], out: &mut 
     }
     let _ = avx512;
     rec_small_body(w_hh, h, u0, n, hv, out)
+}
+
+/// `y += Σ_k z[k]·wt[k, :]` for `wt` `[K, N]` row-major (`N = y.len()`):
+/// columns in register blocks of 128, so that each block's sums stay in
+/// registers over all of `k`.
+#[inline(always)]
+fn gemv_t_body(wt: &[f32], z: &[f32], y: &mut [f32]) {
+    const BLOCK: usize = 128;
+    let n = y.len();
+    let mut j0 = 0;
+    while j0 + BLOCK <= n {
+        let mut acc = [0f32; BLOCK];
+        acc.copy_from_slice(&y[j0..j0 + BLOCK]);
+        for (k, &zk) in z.iter().enumerate() {
+            let w = &wt[k * n + j0..k * n + j0 + BLOCK];
+            for l in 0..BLOCK {
+                acc[l] = zk.mul_add(w[l], acc[l]);
+            }
+        }
+        y[j0..j0 + BLOCK].copy_from_slice(&acc);
+        j0 += BLOCK;
+    }
+    if j0 < n {
+        let yr = &mut y[j0..];
+        for (k, &zk) in z.iter().enumerate() {
+            let w = &wt[k * n + j0..(k + 1) * n];
+            for (a, &wv) in yr.iter_mut().zip(w) {
+                *a = zk.mul_add(wv, *a);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gemv_t_avx512(wt: &[f32], z: &[f32], y: &mut [f32]) {
+    gemv_t_body(wt, z, y)
+}
+
+/// [`gemv_t_body`], vectorized where the CPU allows.
+fn gemv_t(wt: &[f32], z: &[f32], y: &mut [f32], avx512: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512 {
+        // SAFETY: the caller checked that the CPU has AVX-512F.
+        unsafe { gemv_t_avx512(wt, z, y) };
+        return;
+    }
+    let _ = avx512;
+    gemv_t_body(wt, z, y)
 }
 
 /// The slices one forward cell update reads and writes for `n` hidden units of
