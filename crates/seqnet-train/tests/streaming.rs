@@ -96,7 +96,7 @@ fn new_weights_reach_the_streaming_step() {
             let y = net
                 .forward(&[Activation::sequence(data, None).unwrap()], None, Mode::Inference, true)
                 .unwrap();
-            y[0].data.clone().into_shape_with_order((1, 3)).unwrap().into_dimensionality().unwrap()
+            Array2::from_shape_vec((1, 3), y[0].data.iter().copied().collect()).unwrap()
         } else {
             predict_and_update_state(net, &[Sequence::Features(x.clone())]).unwrap().remove(0)
         }
