@@ -311,12 +311,16 @@ mod avx512 {
 }
 
 /// A barrier for a fixed team of threads that spins (then yields) instead of
-/// sleeping: the recurrent layers meet at it once per time step.
+/// sleeping: the recurrent layers meet at it once per time step. It adds up
+/// the time the team's first thread waits, so that [`team`] can tell when the
+/// host is too busy for the team to run together.
 #[derive(Debug)]
 pub struct SpinBarrier {
     threads: usize,
     arrived: std::sync::atomic::AtomicUsize,
     generation: std::sync::atomic::AtomicUsize,
+    /// Nanoseconds thread 0 spent waiting.
+    waited_ns: std::sync::atomic::AtomicU64,
 }
 
 impl SpinBarrier {
@@ -326,6 +330,21 @@ impl SpinBarrier {
             threads,
             arrived: 0.into(),
             generation: 0.into(),
+            waited_ns: 0.into(),
+        }
+    }
+
+    /// [`SpinBarrier::wait`] for thread `index` of the team (thread 0's waits are timed).
+    pub fn wait_as(&self, index: usize) {
+        if index == 0 && self.threads > 1 {
+            let t0 = std::time::Instant::now();
+            self.wait();
+            self.waited_ns.fetch_add(
+                t0.elapsed().as_nanos() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        } else {
+            self.wait();
         }
     }
 
@@ -354,14 +373,38 @@ impl SpinBarrier {
     }
 }
 
+/// Passes left to run on one thread after a team was found waiting (see [`team`]).
+static SOLO_PASSES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many threads a team should have, given the `wanted` count: 1 for a
+/// while after a team spent more than a quarter of its time at the barrier
+/// (the host is oversubscribed, so that a thread keeps waiting for its
+/// partner to be scheduled: one thread is then several times faster), else
+/// `wanted`. After 32 solo passes a team is tried again.
+pub fn team_threads(wanted: usize) -> usize {
+    use std::sync::atomic::Ordering::Relaxed;
+    if wanted <= 1 {
+        return 1;
+    }
+    let left = SOLO_PASSES.load(Relaxed);
+    if left > 0 {
+        SOLO_PASSES.store(left - 1, Relaxed);
+        return 1;
+    }
+    wanted
+}
+
 /// Runs `f(index, barrier)` on `threads` threads (the caller's and
-/// `threads − 1` scoped ones) that may meet at the shared barrier.
+/// `threads − 1` scoped ones) that may meet at the shared barrier (with
+/// [`SpinBarrier::wait_as`], so that thread 0's waits are timed: when they
+/// exceed a quarter of the run, the next passes asking [`team_threads`] run alone).
 pub fn team<F: Fn(usize, &SpinBarrier) + Sync>(threads: usize, f: F) {
     let barrier = SpinBarrier::new(threads.max(1));
     if threads <= 1 {
         f(0, &barrier);
         return;
     }
+    let t0 = std::time::Instant::now();
     std::thread::scope(|s| {
         for i in 1..threads {
             let (f, barrier) = (&f, &barrier);
@@ -369,6 +412,11 @@ pub fn team<F: Fn(usize, &SpinBarrier) + Sync>(threads: usize, f: F) {
         }
         f(0, &barrier);
     });
+    let total = t0.elapsed().as_nanos() as u64;
+    let waited = barrier.waited_ns.load(std::sync::atomic::Ordering::Relaxed);
+    if waited * 4 > total {
+        SOLO_PASSES.store(32, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// A raw pointer that threads of a [`team`] share to write disjoint parts of

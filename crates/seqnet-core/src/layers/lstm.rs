@@ -13,7 +13,7 @@ use crate::format::{ActShape, Format};
 use crate::init::{self, BiasInitializer, WeightsInitializer};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
 use crate::learnable::Learnable;
-use crate::linalg::{gemm_packed, matmul_into, team, PackedPanels, SharedMut};
+use crate::linalg::{gemm_packed, matmul_into, team, team_threads, PackedPanels, SharedMut};
 use ndarray::{s, Array1, Array2, ArrayD, Axis, Ix2};
 use std::ops::Range;
 use rand::rngs::StdRng;
@@ -729,7 +729,7 @@ impl LayerKernel for LstmKernel {
 fn pass_threads(b: usize, h: usize) -> usize {
     let macs = b * 4 * h * h;
     if macs >= 1 << 21 && h >= 32 {
-        rayon::current_num_threads().clamp(1, 2)
+        team_threads(rayon::current_num_threads().clamp(1, 2))
     } else {
         1
     }
@@ -1083,7 +1083,7 @@ fn lstm_pass<G: Act, S: Act>(
                     );
                 }
             }
-            barrier.wait();
+            barrier.wait_as(ti);
         }
     });
 }
@@ -1165,7 +1165,7 @@ fn lstm_pass_back<G: Act, S: Act>(
                     avx512,
                 );
             }
-            barrier.wait();
+            barrier.wait_as(ti);
             // dh_prev = carried part + dG_t·R, for this thread's units.
             let m = rows[t];
             // SAFETY: step `t`'s gate gradients are complete (before the barrier)
