@@ -565,8 +565,10 @@ impl LayerKernel for LstmKernel {
             .expect("checked 2-D");
         let w_hh_all = self.recurrent_weights.value.as_standard_layout();
         let w_hh_all = w_hh_all.as_slice().expect("standard layout");
-        let mut dw_ih = Array2::<f32>::zeros((nd * g4, c));
-        let mut dw_hh = Array2::<f32>::zeros((nd * g4, h));
+        // The weight gradients are overwritten block by block: reuse last
+        // backward's buffers (for the video network, 37 MB each) when they fit.
+        let mut dw_ih = reuse_grad(&mut self.input_weights.grad, (nd * g4, c));
+        let mut dw_hh = reuse_grad(&mut self.recurrent_weights.grad, (nd * g4, h));
         let mut db = vec![0.0f32; nd * g4];
         let mut dx = Array2::<f32>::zeros((t * b, c));
         for (d, dir) in tape.dirs.iter().enumerate() {
@@ -718,6 +720,18 @@ impl LayerKernel for LstmKernel {
         }
         Ok(())
     }
+}
+
+/// A `[rows, cols]` buffer for a gradient that is overwritten whole: `grad`'s
+/// own memory when it has that shape and layout, else zeros.
+fn reuse_grad(grad: &mut ArrayD<f32>, shape: (usize, usize)) -> Array2<f32> {
+    let g = std::mem::take(grad);
+    if g.shape() == [shape.0, shape.1] && g.is_standard_layout() {
+        if let Ok(g) = g.into_dimensionality::<Ix2>() {
+            return g;
+        }
+    }
+    Array2::zeros(shape)
 }
 
 /// How many threads run one direction's pass through time: two (or rayon's
