@@ -172,7 +172,10 @@ pub fn gemm_packed(a: &[f32], lda: usize, m: usize, b: &PackedPanels, c: &mut [f
         return;
     }
     assert!(ldc >= np * PANEL, "gemm_packed: ldc too small");
-    assert!(c.len() >= (m - 1) * ldc + np * PANEL, "gemm_packed: c too short");
+    assert!(
+        c.len() >= (m - 1) * ldc + np * PANEL,
+        "gemm_packed: c too short"
+    );
     if k == 0 {
         for i in 0..m {
             c[i * ldc..i * ldc + np * PANEL].fill(0.0);
@@ -192,6 +195,7 @@ pub fn gemm_packed(a: &[f32], lda: usize, m: usize, b: &PackedPanels, c: &mut [f
 }
 
 /// The reference path of [`gemm_packed`] for CPUs without AVX-512.
+#[allow(clippy::too_many_arguments)]
 fn portable_gemm(
     a: &[f32],
     lda: usize,
@@ -435,7 +439,13 @@ mod packed_tests {
 
     #[test]
     fn packed_product_matches_gemm_on_ragged_sizes() {
-        for &(m, k, n) in &[(1, 1, 1), (3, 7, 17), (9, 33, 40), (32, 64, 100), (17, 5, 48)] {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (3, 7, 17),
+            (9, 33, 40),
+            (32, 64, 100),
+            (17, 5, 48),
+        ] {
             let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 - 5.0);
             let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 7) as f32 - 3.0);
             let mut p = PackedPanels::default();
@@ -445,7 +455,16 @@ mod packed_tests {
             gemm_packed(a.as_slice().unwrap(), k, m, &p, &mut c, ldc);
             let want = matmul(a.view(), b.view());
             let mut c2 = vec![f32::NAN; m * ldc];
-            portable_gemm(a.as_slice().unwrap(), k, m, k, &p.data, n.div_ceil(PANEL), &mut c2, ldc);
+            portable_gemm(
+                a.as_slice().unwrap(),
+                k,
+                m,
+                k,
+                &p.data,
+                n.div_ceil(PANEL),
+                &mut c2,
+                ldc,
+            );
             for i in 0..m {
                 for j in 0..n {
                     assert_eq!(c[i * ldc + j], want[[i, j]], "{m}x{k}x{n} at {i},{j}");
@@ -465,7 +484,10 @@ mod packed_tests {
             for round in 0..100 {
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 b.wait();
-                assert_eq!(counter.load(std::sync::atomic::Ordering::SeqCst), 2 * (round + 1));
+                assert_eq!(
+                    counter.load(std::sync::atomic::Ordering::SeqCst),
+                    2 * (round + 1)
+                );
                 b.wait();
             }
         });

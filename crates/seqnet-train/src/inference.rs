@@ -307,7 +307,7 @@ pub fn forecast(network: &mut Network, history: &Array2<f32>, steps: usize) -> R
     let primed = predict_and_update_state(network, &[Sequence::Features(history.clone())])?;
     let last = primed
         .first()
-        .and_then(|p| p.rows().into_iter().last().map(|r| r.to_owned()))
+        .and_then(|p| p.rows().into_iter().next_back().map(|r| r.to_owned()))
         .ok_or_else(|| {
             Error::InvalidInput("forecasting needs a history of at least one step".into())
         })?;

@@ -123,7 +123,20 @@ pub fn step(
                     grad.as_slice(),
                 );
                 if let (Some(w), Some(m), Some(v), Some(g)) = slices {
-                    adam_fused(w, m, v, g, AdamStep { b1, b2, c1, c2, a, eps });
+                    adam_fused(
+                        w,
+                        m,
+                        v,
+                        g,
+                        AdamStep {
+                            b1,
+                            b2,
+                            c1,
+                            c2,
+                            a,
+                            eps,
+                        },
+                    );
                     continue;
                 }
                 Zip::from(value)

@@ -47,10 +47,14 @@ fn lean_streaming_matches_the_batched_forward() {
             }
             for chunk in [3usize, 1, 1, 4, 1] {
                 let x = Array2::from_shape_simple_fn((chunk, 5), || rng.random_range(-1.0f32..1.0));
-                let got = predict_and_update_state(&mut lean, &[Sequence::Features(x.clone())])
-                    .unwrap();
+                let got =
+                    predict_and_update_state(&mut lean, &[Sequence::Features(x.clone())]).unwrap();
                 // The batched path: a [T, 1, C] sequence, stateful.
-                let data = x.clone().into_shape_with_order((chunk, 1, 5)).unwrap().into_dyn();
+                let data = x
+                    .clone()
+                    .into_shape_with_order((chunk, 1, 5))
+                    .unwrap()
+                    .into_dyn();
                 let y = full
                     .forward(
                         &[Activation::sequence(data, None).unwrap()],
@@ -61,8 +65,8 @@ fn lean_streaming_matches_the_batched_forward() {
                     .unwrap();
                 let y = &y[0].data;
                 let k = *y.shape().last().unwrap();
-                let want = Array2::from_shape_vec((y.len() / k, k), y.iter().copied().collect())
-                    .unwrap();
+                let want =
+                    Array2::from_shape_vec((y.len() / k, k), y.iter().copied().collect()).unwrap();
                 close(&got[0], &want);
             }
         }
@@ -92,18 +96,31 @@ fn new_weights_reach_the_streaming_step() {
     let x = Array2::from_shape_fn((1, 5), |(_, j)| j as f32 * 0.2 - 0.4);
     let run = |net: &mut Network, batched: bool| -> Array2<f32> {
         if batched {
-            let data = x.clone().into_shape_with_order((1, 1, 5)).unwrap().into_dyn();
+            let data = x
+                .clone()
+                .into_shape_with_order((1, 1, 5))
+                .unwrap()
+                .into_dyn();
             let y = net
-                .forward(&[Activation::sequence(data, None).unwrap()], None, Mode::Inference, true)
+                .forward(
+                    &[Activation::sequence(data, None).unwrap()],
+                    None,
+                    Mode::Inference,
+                    true,
+                )
                 .unwrap();
             Array2::from_shape_vec((1, 3), y[0].data.iter().copied().collect()).unwrap()
         } else {
-            predict_and_update_state(net, &[Sequence::Features(x.clone())]).unwrap().remove(0)
+            predict_and_update_state(net, &[Sequence::Features(x.clone())])
+                .unwrap()
+                .remove(0)
         }
     };
     close(&run(&mut lean, false), &run(&mut full, true));
     for net in [&mut lean, &mut full] {
-        let w = ArrayD::from_shape_fn(IxDyn(&[28, 7]), |i| ((i[0] * 7 + i[1]) % 5) as f32 * 0.1 - 0.2);
+        let w = ArrayD::from_shape_fn(IxDyn(&[28, 7]), |i| {
+            ((i[0] * 7 + i[1]) % 5) as f32 * 0.1 - 0.2
+        });
         net.set_learnable("lstm", "RecurrentWeights", w).unwrap();
     }
     close(&run(&mut lean, false), &run(&mut full, true));

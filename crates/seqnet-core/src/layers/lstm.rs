@@ -3,8 +3,8 @@
 
 use super::recurrent::{
     check_state_len, column_sums, fill_rows, initial_state, input_steps, output_grad, put_slot,
-    take_slot, view, view_mut, weight_grad, with_acts, write_outputs, Act,
-    GateActivation, OutputMode, RecurrentState, StateActivation, Steps,
+    take_slot, view, view_mut, weight_grad, with_acts, write_outputs, Act, GateActivation,
+    OutputMode, RecurrentState, StateActivation, Steps,
 };
 use super::util::{no_forward, single};
 use crate::activation::Activation;
@@ -15,9 +15,9 @@ use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
 use crate::learnable::Learnable;
 use crate::linalg::{gemm_packed, matmul_into, team, team_threads, PackedPanels, SharedMut};
 use ndarray::{s, Array1, Array2, ArrayD, Axis, Ix2};
-use std::ops::Range;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 
 /// The settings of an LSTM layer with `D` directions; use the aliases [`Lstm`]
 /// (`D = 1`, MATLAB's `lstmLayer`) and [`BiLstm`] (`D = 2`, MATLAB's `bilstmLayer`).
@@ -647,8 +647,20 @@ impl LayerKernel for LstmKernel {
         self.tape = None;
         if self.kept.as_ref().is_none_or(|k| k.batch() != 1) {
             self.kept = Some(RecurrentState {
-                hidden: initial_state(&self.name, "HiddenState", self.hidden_state.as_deref(), 1, h)?,
-                cell: Some(initial_state(&self.name, "CellState", self.cell_state.as_deref(), 1, h)?),
+                hidden: initial_state(
+                    &self.name,
+                    "HiddenState",
+                    self.hidden_state.as_deref(),
+                    1,
+                    h,
+                )?,
+                cell: Some(initial_state(
+                    &self.name,
+                    "CellState",
+                    self.cell_state.as_deref(),
+                    1,
+                    h,
+                )?),
             });
         }
         let g4 = 4 * h;
@@ -761,7 +773,12 @@ fn unit_ranges(h: usize, threads: usize) -> Vec<Range<usize>> {
 /// shrinks as its sequences end, as PyTorch's packed sequences do).
 fn active_rows(steps: &Steps) -> Vec<usize> {
     (0..steps.t)
-        .map(|t| (0..steps.b).rev().find(|&bi| steps.real(bi, t)).map_or(0, |bi| bi + 1))
+        .map(|t| {
+            (0..steps.b)
+                .rev()
+                .find(|&bi| steps.real(bi, t))
+                .map_or(0, |bi| bi + 1)
+        })
         .collect()
 }
 
@@ -819,12 +836,27 @@ fn rec_small_body(w_hh: &[f32], h: usize, u0: usize, n: usize, hv: &[f32], out: 
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn rec_small_avx512(w_hh: &[f32], h: usize, u0: usize, n: usize, hv: &[f32], out: &mut [f32]) {
+unsafe fn rec_small_avx512(
+    w_hh: &[f32],
+    h: usize,
+    u0: usize,
+    n: usize,
+    hv: &[f32],
+    out: &mut [f32],
+) {
     rec_small_body(w_hh, h, u0, n, hv, out)
 }
 
 /// [`rec_small_body`], vectorized where the CPU allows.
-fn rec_small(w_hh: &[f32], h: usize, u0: usize, n: usize, hv: &[f32], out: &mut [f32], avx512: bool) {
+fn rec_small(
+    w_hh: &[f32],
+    h: usize,
+    u0: usize,
+    n: usize,
+    hv: &[f32],
+    out: &mut [f32],
+    avx512: bool,
+) {
     #[cfg(target_arch = "x86_64")]
     if avx512 {
         // SAFETY: the caller checked that the CPU has AVX-512F.
@@ -1048,7 +1080,9 @@ fn lstm_pass<G: Act, S: Act>(
         let packed = use_packing(t_len, b);
         let mut pack = PackedPanels::default();
         if packed {
-            pack.pack(h, 4 * n, |kk, col| w_hh[((col / n) * h + u0 + col % n) * h + kk]);
+            pack.pack(h, 4 * n, |kk, col| {
+                w_hh[((col / n) * h + u0 + col % n) * h + kk]
+            });
         }
         let ldc = if packed { pack.padded_cols() } else { 4 * n };
         let mut rec = vec![0f32; b * ldc];
@@ -1064,7 +1098,15 @@ fn lstm_pass<G: Act, S: Act>(
             } else {
                 for bi in 0..m {
                     let hv = &h_prev[bi * h..(bi + 1) * h];
-                    rec_small(w_hh, h, u0, n, hv, &mut rec[bi * ldc..(bi + 1) * ldc], avx512);
+                    rec_small(
+                        w_hh,
+                        h,
+                        u0,
+                        n,
+                        hv,
+                        &mut rec[bi * ldc..(bi + 1) * ldc],
+                        avx512,
+                    );
                 }
             }
             for bi in 0..b {
@@ -1168,7 +1210,12 @@ fn lstm_pass_back<G: Act, S: Act>(
                 };
                 cell_back::<G, S>(
                     CellBack {
-                        gates: [&g[..n], &g[h..h + n], &g[2 * h..2 * h + n], &g[3 * h..3 * h + n]],
+                        gates: [
+                            &g[..n],
+                            &g[h..h + n],
+                            &g[2 * h..2 * h + n],
+                            &g[3 * h..3 * h + n],
+                        ],
                         c_prev: &dir.c[(prev * b + bi) * h + u0..][..n],
                         tc: &dir.tc[row * h + u0..][..n],
                         dy: &dy[row * s + offset + u0..][..n],
