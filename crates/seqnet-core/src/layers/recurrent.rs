@@ -107,7 +107,11 @@ pub(crate) fn fast_exp(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // 2^n by bits, without a float-to-int conversion (Rust's `as i32`
+    // saturates and maps NaN to 0, which does not vectorize): adding 1.5·2^23
+    // puts the integer `n ∈ [-126, 127]` in the low mantissa bits.
+    let n_bits = (n + 12_582_912.0).to_bits().wrapping_sub(0x4B40_0000);
+    y * f32::from_bits(n_bits.wrapping_add(127) << 23)
 }
 
 impl Act for SigmoidAct {
