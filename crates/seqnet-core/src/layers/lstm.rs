@@ -14,7 +14,7 @@ use crate::init::{self, BiasInitializer, WeightsInitializer};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
 use crate::learnable::Learnable;
 use crate::linalg::{gemm_packed, matmul_into, team, team_threads, PackedPanels, SharedMut};
-use ndarray::{s, Array1, Array2, ArrayD, Axis, Ix2};
+use ndarray::{s, ArcArray, Array1, Array2, ArrayD, Axis, Ix2, IxDyn};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -352,7 +352,7 @@ impl<const D: usize> LayerDef for LstmConfig<D> {
 }
 
 /// What one direction's forward keeps for its backward.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct LstmDir {
     /// Activated gates `i, f, g, o` of every step, `[T·B, 4H]` (unused at padded steps).
     gates: Vec<f32>,
@@ -367,8 +367,8 @@ struct LstmDir {
 #[derive(Debug, Clone)]
 struct LstmTape {
     steps: Steps,
-    /// The input as `[T·B, C]` rows.
-    x: Array2<f32>,
+    /// The input `[T, B, C]`, standard layout (viewed as `[T·B, C]` rows).
+    x: ArcArray<f32, IxDyn>,
     dirs: Vec<LstmDir>,
 }
 
@@ -443,10 +443,15 @@ impl LayerKernel for LstmKernel {
         self.check_learnables()?;
         let (t, b, s) = (steps.t, steps.b, nd * h);
         let g4 = 4 * h;
-        let xr = x
-            .data
-            .as_standard_layout()
-            .into_owned()
+        // The input as `[T·B, C]` rows; kept for the weight gradient without a
+        // copy when it is in standard layout (it nearly always is).
+        let x_kept = if x.data.is_standard_layout() {
+            x.data.clone()
+        } else {
+            x.data.as_standard_layout().into_owned().into_shared()
+        };
+        let xr = x_kept
+            .view()
             .into_shape_with_order((t * b, c))
             .map_err(|e| Error::layer(&self.name, e.to_string()))?;
 
@@ -482,15 +487,23 @@ impl LayerKernel for LstmKernel {
         let bias = self.bias.value.as_standard_layout();
         let bias = bias.as_slice().expect("standard layout");
         let mut dirs = Vec::with_capacity(nd);
+        // Last forward's buffers, reused: every value a pass reads is written
+        // first in it (gates from the bias, states slot by slot), so buffers
+        // of the same size need no clearing.
+        let mut old = self
+            .tape
+            .take()
+            .map(|tp| tp.dirs)
+            .unwrap_or_default()
+            .into_iter();
         for d in 0..nd {
             let reverse = d == 1;
             let rows = d * g4..(d + 1) * g4;
-            let mut dir = LstmDir {
-                gates: vec![0.0; t * b * g4],
-                h: vec![0.0; (t + 2) * b * h],
-                c: vec![0.0; (t + 2) * b * h],
-                tc: vec![0.0; t * b * h],
-            };
+            let mut dir = old.next().unwrap_or_default();
+            sized(&mut dir.gates, t * b * g4);
+            sized(&mut dir.h, (t + 2) * b * h);
+            sized(&mut dir.c, (t + 2) * b * h);
+            sized(&mut dir.tc, t * b * h);
             fill_rows(&mut dir.gates, &bias[rows.clone()]);
             matmul_into(
                 xr.view(),
@@ -515,13 +528,32 @@ impl LayerKernel for LstmKernel {
             dirs.push(dir);
         }
 
-        let mut y = vec![0.0; t * b * s];
+        let mut y = match self.output_mode {
+            OutputMode::Sequence => vec![0.0; t * b * s],
+            OutputMode::Last => Vec::new(),
+        };
+        let mut last = Array2::zeros((b, s));
         let mut fin = RecurrentState {
             hidden: Array2::zeros((b, s)),
             cell: Some(Array2::zeros((b, s))),
         };
         for (d, dir) in dirs.iter().enumerate() {
-            write_outputs(&steps, &dir.h, h, &mut y, s, d * h);
+            match self.output_mode {
+                OutputMode::Sequence => write_outputs(&steps, &dir.h, h, &mut y, s, d * h),
+                // The output at step `t` is the state in slot `t + 1`.
+                OutputMode::Last => {
+                    for (bi, span) in steps.spans.iter().enumerate() {
+                        if let Some(tl) = span.clone().last() {
+                            let src = &dir.h[((tl + 1) * b + bi) * h..][..h];
+                            last.row_mut(bi)
+                                .iter_mut()
+                                .skip(d * h)
+                                .zip(src)
+                                .for_each(|(o, v)| *o = *v);
+                        }
+                    }
+                }
+            }
             let slot = steps.final_slot(d == 1);
             take_slot(&dir.h, slot, &mut fin.hidden, d * h, h);
             take_slot(&dir.c, slot, fin.cell.as_mut().expect("cell"), d * h, h);
@@ -539,11 +571,13 @@ impl LayerKernel for LstmKernel {
                     lengths: x.lengths.clone(),
                 }
             }
-            OutputMode::Last => {
-                Activation::features(super::recurrent::gather_last(&steps, &y, s).into_dyn())?
-            }
+            OutputMode::Last => Activation::features(last.into_dyn())?,
         };
-        self.tape = Some(LstmTape { steps, x: xr, dirs });
+        self.tape = Some(LstmTape {
+            steps,
+            x: x_kept,
+            dirs,
+        });
         Ok(vec![out])
     }
 
@@ -582,7 +616,10 @@ impl LayerKernel for LstmKernel {
             );
             weight_grad(
                 &dg,
-                tape.x.view(),
+                tape.x
+                    .view()
+                    .into_shape_with_order((t * b, c))
+                    .map_err(|e| Error::layer(&self.name, e.to_string()))?,
                 g4,
                 dw_ih.slice_mut(s![rows.clone(), ..]),
             );
@@ -731,6 +768,15 @@ impl LayerKernel for LstmKernel {
             slot => *slot = Some(kept.clone()),
         }
         Ok(())
+    }
+}
+
+/// Makes `v` hold `n` values: unchanged when it already does, else cleared and
+/// zero-filled.
+fn sized(v: &mut Vec<f32>, n: usize) {
+    if v.len() != n {
+        v.clear();
+        v.resize(n, 0.0);
     }
 }
 
