@@ -114,6 +114,13 @@ pub trait LayerKernel: Send {
     /// Recurrent layers: forget the state kept by stateful forwards.
     fn reset_state(&mut self) {}
 
+    /// Tells the kernel whether its backward must return the gradient with
+    /// respect to its inputs (default: yes). [`crate::Network::set_input_gradients`]
+    /// turns it off for layers whose inputs lead back to nothing that needs a
+    /// gradient (no learnable upstream, input gradients not wanted): their
+    /// backward may then return `None` for those inputs and skip the work.
+    fn set_input_grad_needed(&mut self, _needed: bool) {}
+
     /// Whether [`LayerKernel::forward_step`] runs for this layer (see [`crate::Network::forward_step`]).
     fn can_step(&self) -> bool {
         false

@@ -27,6 +27,12 @@ pub struct Network {
     chain: Option<Vec<usize>>,
     /// The streaming path's two buffers (input and output of a layer).
     step_bufs: (Vec<f32>, Vec<f32>),
+    /// Whether backward computes the gradient with respect to the input data.
+    input_gradients: bool,
+    /// Per layer: whether anything upstream of its outputs needs a gradient
+    /// (a learnable, or the input data with `input_gradients`); backward skips
+    /// layers that need none.
+    needs_grad: Vec<bool>,
 }
 
 /// The layers of `plan` in order when they form a chain (see `Network::chain`).
@@ -87,9 +93,11 @@ impl Network {
             .filter(|&i| graph.layers[i].def().is_output())
             .collect::<Vec<_>>();
         let chain = chain_of(&plan, &inputs, &outputs);
-        Ok(Network {
+        let mut network = Network {
             chain,
             step_bufs: (Vec::new(), Vec::new()),
+            input_gradients: true,
+            needs_grad: Vec::new(),
             values: graph
                 .layers
                 .iter()
@@ -102,7 +110,40 @@ impl Network {
             inputs,
             outputs,
             rng: StdRng::seed_from_u64(seed ^ 0x5eed_da7a),
-        })
+        };
+        network.set_input_gradients(true);
+        Ok(network)
+    }
+
+    /// Whether [`Network::backward`] computes the loss gradient with respect to
+    /// the input data ([`Network::input_gradients`]); on by default. Training
+    /// turns it off: then layers whose inputs lead back only to the input data
+    /// and to layers without learnables (a convolution or an LSTM right after
+    /// the input, through folding) skip their input gradient, and such layers
+    /// are skipped in backward altogether. Learnables' gradients are unchanged.
+    pub fn set_input_gradients(&mut self, on: bool) {
+        self.input_gradients = on;
+        let mut needs = vec![false; self.kernels.len()];
+        for &i in &self.plan.order {
+            needs[i] = if self.inputs.contains(&i) {
+                on
+            } else {
+                !self.kernels[i].learnables().is_empty()
+                    || self.plan.sources[i].iter().any(|s| needs[s.layer])
+            };
+        }
+        for &i in &self.plan.order {
+            if !self.inputs.contains(&i) {
+                let needed = self.plan.sources[i].iter().any(|s| needs[s.layer]);
+                self.kernels[i].set_input_grad_needed(needed);
+            }
+        }
+        self.needs_grad = needs;
+    }
+
+    /// Whether backward computes input gradients (see [`Network::set_input_gradients`]).
+    pub fn input_gradients_enabled(&self) -> bool {
+        self.input_gradients
     }
 
     /// The graph this network was built from.
@@ -261,6 +302,13 @@ impl Network {
             .map(|l| vec![None; l.def().output_ports().len()])
             .collect();
         for &i in self.plan.order.iter().rev() {
+            if !self.needs_grad[i] {
+                // Nothing upstream needs a gradient (see `set_input_gradients`).
+                if let Some(k) = self.inputs.iter().position(|&j| j == i) {
+                    self.input_grads[k] = None;
+                }
+                continue;
+            }
             let g = std::mem::take(&mut grads[i]);
             let gin = self.kernels[i].backward(g)?;
             if let Some(k) = self.inputs.iter().position(|&j| j == i) {

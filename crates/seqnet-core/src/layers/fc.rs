@@ -129,6 +129,7 @@ impl LayerDef for FullyConnected {
             weights,
             bias,
             input: None,
+            input_grad_needed: true,
         }))
     }
 }
@@ -139,6 +140,8 @@ struct FullyConnectedKernel {
     bias: Learnable,
     /// The last forward's input, as `[N, In]` rows, and its original shape.
     input: Option<(Array2<f32>, Vec<usize>)>,
+    /// Whether backward returns the input's gradient.
+    input_grad_needed: bool,
 }
 
 impl LayerKernel for FullyConnectedKernel {
@@ -231,6 +234,9 @@ impl LayerKernel for FullyConnectedKernel {
             .expect("2-D");
         matmul_into(g.t(), xm.view(), dw.view_mut(), false);
         self.bias.grad = g.sum_axis(Axis(0)).into_dyn();
+        if !self.input_grad_needed {
+            return Ok(vec![None]);
+        }
         let dx = crate::linalg::matmul(g.view(), w);
         Ok(vec![Some(
             dx.into_dyn()
@@ -239,6 +245,9 @@ impl LayerKernel for FullyConnectedKernel {
         )])
     }
 
+    fn set_input_grad_needed(&mut self, needed: bool) {
+        self.input_grad_needed = needed;
+    }
     fn can_step(&self) -> bool {
         true
     }

@@ -288,6 +288,7 @@ impl<const D: usize> LstmConfig<D> {
             step_buf: Vec::new(),
             step_weights: Vec::new(),
             step_weights_valid: false,
+            input_grad_needed: true,
         })
     }
 }
@@ -399,6 +400,9 @@ pub struct LstmKernel {
     /// the learnables, the only way to change them).
     step_weights: Vec<f32>,
     step_weights_valid: bool,
+    /// Whether backward returns the input's gradient (see
+    /// [`LayerKernel::set_input_grad_needed`]).
+    input_grad_needed: bool,
 }
 
 impl LstmKernel {
@@ -604,7 +608,12 @@ impl LayerKernel for LstmKernel {
         let mut dw_ih = reuse_grad(&mut self.input_weights.grad, (nd * g4, c));
         let mut dw_hh = reuse_grad(&mut self.recurrent_weights.grad, (nd * g4, h));
         let mut db = vec![0.0f32; nd * g4];
-        let mut dx = Array2::<f32>::zeros((t * b, c));
+        let need_dx = self.input_grad_needed;
+        let mut dx = if need_dx {
+            Array2::<f32>::zeros((t * b, c))
+        } else {
+            Array2::<f32>::zeros((0, c))
+        };
         for (d, dir) in tape.dirs.iter().enumerate() {
             let reverse = d == 1;
             let rows = d * g4..(d + 1) * g4;
@@ -631,16 +640,21 @@ impl LayerKernel for LstmKernel {
                 dw_hh.slice_mut(s![rows.clone(), ..]),
             );
             column_sums(&dg, &mut db[rows.clone()]);
-            matmul_into(
-                view(&dg, t * b, g4),
-                w_ih.slice(s![rows, ..]),
-                dx.view_mut(),
-                d > 0,
-            );
+            if need_dx {
+                matmul_into(
+                    view(&dg, t * b, g4),
+                    w_ih.slice(s![rows, ..]),
+                    dx.view_mut(),
+                    d > 0,
+                );
+            }
         }
         self.input_weights.grad = dw_ih.into_dyn();
         self.recurrent_weights.grad = dw_hh.into_dyn();
         self.bias.grad = Array1::from(db).into_dyn();
+        if !need_dx {
+            return Ok(vec![None]);
+        }
         Ok(vec![Some(
             dx.into_shape_with_order(vec![t, b, c])
                 .expect("t·b·c values"),
@@ -661,6 +675,10 @@ impl LayerKernel for LstmKernel {
     }
     fn reset_state(&mut self) {
         self.kept = None;
+    }
+
+    fn set_input_grad_needed(&mut self, needed: bool) {
+        self.input_grad_needed = needed;
     }
 
     /// One direction only: a BiLSTM's backward direction needs the whole sequence.
