@@ -314,6 +314,42 @@ mod avx512 {
     }
 }
 
+/// `Σ a[i]·b[i]` over the shorter length, in 16 lanes (so that it
+/// vectorizes), with AVX-512 where the CPU has it.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[inline(always)]
+    fn body(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        let mut acc = [0f32; 16];
+        let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
+        let tail: f32 = ac
+            .remainder()
+            .iter()
+            .zip(bc.remainder())
+            .map(|(x, y)| x * y)
+            .sum();
+        for (x, y) in ac.zip(bc) {
+            for l in 0..16 {
+                acc[l] = x[l].mul_add(y[l], acc[l]);
+            }
+        }
+        acc.iter().sum::<f32>() + tail
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn wide(a: &[f32], b: &[f32]) -> f32 {
+            body(a, b)
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { wide(a, b) };
+        }
+    }
+    body(a, b)
+}
+
 /// A barrier for a fixed team of threads that spins (then yields) instead of
 /// sleeping: the recurrent layers meet at it once per time step. It adds up
 /// the time the team's first thread waits, so that [`team`] can tell when the

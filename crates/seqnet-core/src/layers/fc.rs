@@ -262,13 +262,13 @@ impl LayerKernel for FullyConnectedKernel {
         let w = self.weights.value.as_standard_layout();
         let w = w.as_slice().expect("standard layout");
         out.clear();
-        out.extend(self.bias.value.iter().enumerate().map(|(r, &b)| {
-            b + w[r * n_in..(r + 1) * n_in]
+        out.extend(
+            self.bias
+                .value
                 .iter()
-                .zip(x)
-                .map(|(a, v)| a * v)
-                .sum::<f32>()
-        }));
+                .enumerate()
+                .map(|(r, &b)| b + crate::linalg::dot(&w[r * n_in..(r + 1) * n_in], x)),
+        );
         Ok(())
     }
 

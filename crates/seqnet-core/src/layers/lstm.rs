@@ -932,8 +932,8 @@ fn rec_small(
 }
 
 /// `y += Σ_k z[k]·wt[k, :]` for `wt` `[K, N]` row-major (`N = y.len()`):
-/// columns in register blocks of 128, so that each block's sums stay in
-/// registers over all of `k`.
+/// columns in register blocks of 128 (then 16), so that each block's sums
+/// stay in registers over all of `k`.
 #[inline(always)]
 fn gemv_t_body(wt: &[f32], z: &[f32], y: &mut [f32]) {
     const BLOCK: usize = 128;
@@ -950,6 +950,20 @@ fn gemv_t_body(wt: &[f32], z: &[f32], y: &mut [f32]) {
         }
         y[j0..j0 + BLOCK].copy_from_slice(&acc);
         j0 += BLOCK;
+    }
+    // Then blocks of 16 (one register), so that no sum goes through memory at
+    // every `k` (a chain of stores and loads).
+    while j0 + 16 <= n {
+        let mut acc = [0f32; 16];
+        acc.copy_from_slice(&y[j0..j0 + 16]);
+        for (k, &zk) in z.iter().enumerate() {
+            let w = &wt[k * n + j0..k * n + j0 + 16];
+            for l in 0..16 {
+                acc[l] = zk.mul_add(w[l], acc[l]);
+            }
+        }
+        y[j0..j0 + 16].copy_from_slice(&acc);
+        j0 += 16;
     }
     if j0 < n {
         let yr = &mut y[j0..];
