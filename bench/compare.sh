@@ -26,5 +26,8 @@ if ! python3 -c "import torch" 2>/dev/null; then
   exit 0
 fi
 echo "# peers"
-export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
+# Passive OpenMP waiting: with the default spin-waiting, PyTorch's medians on a
+# loaded host are 10-50x its idle figures (PEERS.md); passive waiting keeps them
+# close to those. Override by exporting OMP_WAIT_POLICY.
+export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 python3 bench/peers.py --seqnet "$out" ${only:+--only "$only"}
