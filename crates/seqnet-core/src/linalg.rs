@@ -417,10 +417,10 @@ impl SpinBarrier {
 static SOLO_PASSES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// How many threads a team should have, given the `wanted` count: 1 for a
-/// while after a team spent more than a quarter of its time at the barrier
-/// (the host is oversubscribed, so that a thread keeps waiting for its
-/// partner to be scheduled: one thread is then several times faster), else
-/// `wanted`. After 32 solo passes a team is tried again.
+/// while after a team spent more than half its time at the barrier (the host
+/// is oversubscribed, so that a thread keeps waiting for its partner to be
+/// scheduled: one thread is then faster, up to several times), else
+/// `wanted`. After 8 solo passes a team is tried again.
 pub fn team_threads(wanted: usize) -> usize {
     use std::sync::atomic::Ordering::Relaxed;
     if wanted <= 1 {
@@ -437,7 +437,7 @@ pub fn team_threads(wanted: usize) -> usize {
 /// Runs `f(index, barrier)` on `threads` threads (the caller's and
 /// `threads − 1` scoped ones) that may meet at the shared barrier (with
 /// [`SpinBarrier::wait_as`], so that thread 0's waits are timed: when they
-/// exceed a quarter of the run, the next passes asking [`team_threads`] run alone).
+/// exceed half of the run, the next passes asking [`team_threads`] run alone).
 pub fn team<F: Fn(usize, &SpinBarrier) + Sync>(threads: usize, f: F) {
     let barrier = SpinBarrier::new(threads.max(1));
     if threads <= 1 {
@@ -454,8 +454,10 @@ pub fn team<F: Fn(usize, &SpinBarrier) + Sync>(threads: usize, f: F) {
     });
     let total = t0.elapsed().as_nanos() as u64;
     let waited = barrier.waited_ns.load(std::sync::atomic::Ordering::Relaxed);
-    if waited * 4 > total {
-        SOLO_PASSES.store(32, std::sync::atomic::Ordering::Relaxed);
+    // With the work split in two, a pass takes `W/2 + waited`; alone it would
+    // take about `W`: the team loses once it waits more than half the pass.
+    if waited * 2 > total {
+        SOLO_PASSES.store(8, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
