@@ -434,31 +434,55 @@ pub fn team_threads(wanted: usize) -> usize {
     wanted
 }
 
-/// Runs `f(index, barrier)` on `threads` threads (the caller's and
-/// `threads − 1` scoped ones) that may meet at the shared barrier (with
-/// [`SpinBarrier::wait_as`], so that thread 0's waits are timed: when they
-/// exceed half of the run, the next passes asking [`team_threads`] run alone).
-pub fn team<F: Fn(usize, &SpinBarrier) + Sync>(threads: usize, f: F) {
-    let barrier = SpinBarrier::new(threads.max(1));
+/// Runs `f(index, size, barrier)` on a team of `size` threads that may meet
+/// at the shared barrier: the caller's thread (index 0) and, when `threads`
+/// asks for more, one worker of rayon's pool (persistent threads that keep
+/// their core, unlike a thread spawned per call, which waits to be scheduled).
+/// `size` is 2 when the worker starts within 200 µs, else 1 (the caller runs
+/// alone and the late worker does nothing), so a team never waits at a barrier
+/// for a thread that has not started. Thread 0's waits are timed
+/// ([`SpinBarrier::wait_as`]): when they exceed half the run, the next passes
+/// asking [`team_threads`] run alone. At most 2 threads.
+pub fn team<F: Fn(usize, usize, &SpinBarrier) + Sync>(threads: usize, f: F) {
+    use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
     if threads <= 1 {
-        f(0, &barrier);
+        f(0, 1, &SpinBarrier::new(1));
         return;
     }
-    let t0 = std::time::Instant::now();
-    std::thread::scope(|s| {
-        for i in 1..threads {
-            let (f, barrier) = (&f, &barrier);
-            s.spawn(move || f(i, barrier));
+    // 0: the helper has not started; 1: it started; 2: the caller went alone.
+    let helper = std::sync::atomic::AtomicU8::new(0);
+    let barrier = SpinBarrier::new(2);
+    rayon::in_place_scope(|s| {
+        s.spawn(|_| {
+            if helper.compare_exchange(0, 1, AcqRel, Acquire).is_ok() {
+                f(1, 2, &barrier);
+            }
+        });
+        let t0 = std::time::Instant::now();
+        let mut together = true;
+        while helper.load(Acquire) != 1 {
+            if t0.elapsed() > std::time::Duration::from_micros(200)
+                && helper.compare_exchange(0, 2, AcqRel, Acquire).is_ok()
+            {
+                together = false;
+                break;
+            }
+            std::hint::spin_loop();
         }
-        f(0, &barrier);
+        if !together {
+            f(0, 1, &SpinBarrier::new(1));
+            return;
+        }
+        let t0 = std::time::Instant::now();
+        f(0, 2, &barrier);
+        let total = t0.elapsed().as_nanos() as u64;
+        let waited = barrier.waited_ns.load(Relaxed);
+        // With the work split in two, a pass takes `W/2 + waited`; alone it
+        // would take about `W`: the team loses once it waits over half the pass.
+        if waited * 2 > total {
+            SOLO_PASSES.store(8, Relaxed);
+        }
     });
-    let total = t0.elapsed().as_nanos() as u64;
-    let waited = barrier.waited_ns.load(std::sync::atomic::Ordering::Relaxed);
-    // With the work split in two, a pass takes `W/2 + waited`; alone it would
-    // take about `W`: the team loses once it waits more than half the pass.
-    if waited * 2 > total {
-        SOLO_PASSES.store(8, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 /// A raw pointer that threads of a [`team`] share to write disjoint parts of
@@ -518,13 +542,14 @@ mod packed_tests {
     #[test]
     fn team_meets_at_the_barrier() {
         let counter = std::sync::atomic::AtomicUsize::new(0);
-        team(2, |_, b| {
+        team(2, |_, size, b| {
             for round in 0..100 {
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 b.wait();
+                // Everyone of the team (2, or 1 when the worker came late) counted.
                 assert_eq!(
                     counter.load(std::sync::atomic::Ordering::SeqCst),
-                    2 * (round + 1)
+                    size * (round + 1)
                 );
                 b.wait();
             }

@@ -17,7 +17,6 @@ use crate::linalg::{gemm_packed, matmul_into, team, team_threads, PackedPanels, 
 use ndarray::{s, ArcArray, Array1, Array2, ArrayD, Axis, Ix2, IxDyn};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
-use std::ops::Range;
 
 /// The settings of an LSTM layer with `D` directions; use the aliases [`Lstm`]
 /// (`D = 1`, MATLAB's `lstmLayer`) and [`BiLstm`] (`D = 2`, MATLAB's `bilstmLayer`).
@@ -825,13 +824,6 @@ fn pass_threads(b: usize, h: usize) -> usize {
     }
 }
 
-/// The hidden units each thread of a pass owns: `threads` near-equal ranges.
-fn unit_ranges(h: usize, threads: usize) -> Vec<Range<usize>> {
-    (0..threads)
-        .map(|i| i * h / threads..(i + 1) * h / threads)
-        .collect()
-}
-
 /// For each time step, one past the last observation with a real step there:
 /// the rows a step's product must cover (a batch sorted by decreasing length
 /// shrinks as its sequences end, as PyTorch's packed sequences do).
@@ -1142,7 +1134,6 @@ fn lstm_pass<G: Act, S: Act>(
     let (t_len, b) = (steps.t, steps.b);
     let (g4, bh) = (4 * h, b * h);
     let threads = pass_threads(b, h);
-    let ranges = unit_ranges(h, threads);
     let rows = active_rows(steps);
     let avx512 = has_avx512();
     let (gp, hp, cp, tp) = (
@@ -1151,8 +1142,8 @@ fn lstm_pass<G: Act, S: Act>(
         SharedMut(dir.c.as_mut_ptr()),
         SharedMut(dir.tc.as_mut_ptr()),
     );
-    team(threads, |ti, barrier| {
-        let r = ranges[ti].clone();
+    team(threads, |ti, size, barrier| {
+        let r = ti * h / size..(ti + 1) * h / size;
         let (u0, n) = (r.start, r.len());
         // Columns `q·n + j` of the packed matrix: gate `q` of unit `u0 + j`.
         let packed = use_packing(t_len, b);
@@ -1243,12 +1234,11 @@ fn lstm_pass_back<G: Act, S: Act>(
     let g4 = 4 * h;
     let mut dg = vec![0.0f32; t_len * b * g4];
     let threads = pass_threads(b, h);
-    let ranges = unit_ranges(h, threads);
     let rows = active_rows(steps);
     let avx512 = has_avx512();
     let dgp = SharedMut(dg.as_mut_ptr());
-    team(threads, |ti, barrier| {
-        let r = ranges[ti].clone();
+    team(threads, |ti, size, barrier| {
+        let r = ti * h / size..(ti + 1) * h / size;
         let (u0, n) = (r.start, r.len());
         // Column `j`: unit `u0 + j` of `dh_prev`, a column of `R` `[4H, H]`.
         let packed = use_packing(t_len, b);
