@@ -10,3 +10,6 @@
 
 pub mod cli;
 pub mod plots;
+
+/// The benchmark workloads (`seqnet bench`): see `bench/WORKLOADS.md`.
+pub mod bench;

@@ -113,4 +113,28 @@ pub trait LayerKernel: Send {
     }
     /// Recurrent layers: forget the state kept by stateful forwards.
     fn reset_state(&mut self) {}
+
+    /// Tells the kernel whether its backward must return the gradient with
+    /// respect to its inputs (default: yes). [`crate::Network::set_input_gradients`]
+    /// turns it off for layers whose inputs lead back to nothing that needs a
+    /// gradient (no learnable upstream, input gradients not wanted): their
+    /// backward may then return `None` for those inputs and skip the work.
+    fn set_input_grad_needed(&mut self, _needed: bool) {}
+
+    /// Whether [`LayerKernel::forward_step`] runs for this layer (see [`crate::Network::forward_step`]).
+    fn can_step(&self) -> bool {
+        false
+    }
+
+    /// The lean streaming path: one observation, one time step, inference
+    /// mode, recurrent state kept, as a stateful inference forward of a
+    /// `[1, 1, C]` sequence would compute, without building activations.
+    /// `x` holds the input's features (for input layers, the raw data); the
+    /// output's features are written to `out` (cleared first). Only called
+    /// when [`LayerKernel::can_step`] is true. It keeps nothing for a backward.
+    fn forward_step(&mut self, _x: &[f32], _out: &mut Vec<f32>) -> Result<()> {
+        Err(crate::error::Error::InvalidInput(
+            "this layer has no streaming step".into(),
+        ))
+    }
 }

@@ -22,6 +22,40 @@ pub struct Network {
     inputs: Vec<usize>,
     outputs: Vec<usize>,
     rng: StdRng,
+    /// The layers of a chain network (one input, one output, each layer feeding
+    /// the next) in order, output layer excluded: the streaming path's layers.
+    chain: Option<Vec<usize>>,
+    /// The streaming path's two buffers (input and output of a layer).
+    step_bufs: (Vec<f32>, Vec<f32>),
+    /// Whether backward computes the gradient with respect to the input data.
+    input_gradients: bool,
+    /// Per layer: whether anything upstream of its outputs needs a gradient
+    /// (a learnable, or the input data with `input_gradients`); backward skips
+    /// layers that need none.
+    needs_grad: Vec<bool>,
+}
+
+/// The layers of `plan` in order when they form a chain (see `Network::chain`).
+fn chain_of(plan: &Plan, inputs: &[usize], outputs: &[usize]) -> Option<Vec<usize>> {
+    if inputs.len() != 1 || outputs.len() != 1 {
+        return None;
+    }
+    let order = &plan.order;
+    if order.first() != Some(&inputs[0]) || order.last() != Some(&outputs[0]) {
+        return None;
+    }
+    for w in order.windows(2) {
+        let (prev, cur) = (w[0], w[1]);
+        let src = &plan.sources[cur];
+        if src.len() != 1 || src[0].layer != prev || src[0].port != 0 {
+            return None;
+        }
+        let cons = &plan.consumers[prev];
+        if cons.first().map(Vec::len) != Some(1) || cons.iter().skip(1).any(|c| !c.is_empty()) {
+            return None;
+        }
+    }
+    Some(order[..order.len() - 1].to_vec())
 }
 
 impl std::fmt::Debug for Network {
@@ -58,7 +92,12 @@ impl Network {
         let outputs = (0..graph.layers.len())
             .filter(|&i| graph.layers[i].def().is_output())
             .collect::<Vec<_>>();
-        Ok(Network {
+        let chain = chain_of(&plan, &inputs, &outputs);
+        let mut network = Network {
+            chain,
+            step_bufs: (Vec::new(), Vec::new()),
+            input_gradients: true,
+            needs_grad: Vec::new(),
             values: graph
                 .layers
                 .iter()
@@ -71,7 +110,40 @@ impl Network {
             inputs,
             outputs,
             rng: StdRng::seed_from_u64(seed ^ 0x5eed_da7a),
-        })
+        };
+        network.set_input_gradients(true);
+        Ok(network)
+    }
+
+    /// Whether [`Network::backward`] computes the loss gradient with respect to
+    /// the input data ([`Network::input_gradients`]); on by default. Training
+    /// turns it off: then layers whose inputs lead back only to the input data
+    /// and to layers without learnables (a convolution or an LSTM right after
+    /// the input, through folding) skip their input gradient, and such layers
+    /// are skipped in backward altogether. Learnables' gradients are unchanged.
+    pub fn set_input_gradients(&mut self, on: bool) {
+        self.input_gradients = on;
+        let mut needs = vec![false; self.kernels.len()];
+        for &i in &self.plan.order {
+            needs[i] = if self.inputs.contains(&i) {
+                on
+            } else {
+                !self.kernels[i].learnables().is_empty()
+                    || self.plan.sources[i].iter().any(|s| needs[s.layer])
+            };
+        }
+        for &i in &self.plan.order {
+            if !self.inputs.contains(&i) {
+                let needed = self.plan.sources[i].iter().any(|s| needs[s.layer]);
+                self.kernels[i].set_input_grad_needed(needed);
+            }
+        }
+        self.needs_grad = needs;
+    }
+
+    /// Whether backward computes input gradients (see [`Network::set_input_gradients`]).
+    pub fn input_gradients_enabled(&self) -> bool {
+        self.input_gradients
     }
 
     /// The graph this network was built from.
@@ -158,6 +230,63 @@ impl Network {
             .collect())
     }
 
+    /// Whether [`Network::forward_step`] can run: the network is a chain (one
+    /// input layer, one output layer, each layer feeding the next) of feature
+    /// layers that all have a streaming step (sequence input with at most
+    /// `MinLength` 1, LSTM, fully connected, softmax, element-wise activations,
+    /// output layers).
+    pub fn can_step(&self) -> bool {
+        self.chain
+            .as_ref()
+            .is_some_and(|c| c.iter().all(|&i| self.kernels[i].can_step()))
+            && self.outputs.iter().all(|&o| self.kernels[o].can_step())
+    }
+
+    /// Whether the network's (first) output has a time dimension (`C×B×T`):
+    /// a sequence-to-sequence network predicts at every step.
+    pub fn output_has_time(&self) -> bool {
+        self.outputs.first().is_some_and(|&o| {
+            self.plan.input_shapes[o]
+                .first()
+                .is_some_and(|s| s.format.has_time())
+        })
+    }
+
+    /// The lean streaming path: runs one time step of one observation (`x`,
+    /// the input layer's features) in inference mode from the recurrent state
+    /// kept by the last stateful forward or step (the initial state when none),
+    /// keeps the new state, and returns the output feeding the output layer.
+    /// It gives what [`Network::forward`] gives for the `[1, 1, C]` sequence with
+    /// `stateful` set, without building activations, masks or tapes: no
+    /// allocation once its buffers have grown, a few microseconds for a small
+    /// LSTM. `predict_and_update_state` uses it for one feature sequence.
+    ///
+    /// It does not record activations ([`Network::activations`] still shows
+    /// the last [`Network::forward`]) and leaves nothing for a backward.
+    /// Errors when [`Network::can_step`] is false or `x` has the wrong size.
+    pub fn forward_step(&mut self, x: &[f32]) -> Result<&[f32]> {
+        if !self.can_step() {
+            return Err(Error::InvalidInput(
+                "the network has no streaming step (it must be a chain of feature layers with streaming steps)".into(),
+            ));
+        }
+        let chain = self.chain.as_ref().expect("checked by can_step");
+        let (mut cur, mut next) = std::mem::take(&mut self.step_bufs);
+        cur.clear();
+        cur.extend_from_slice(x);
+        let mut result = Ok(());
+        for &i in chain {
+            result = self.kernels[i].forward_step(&cur, &mut next);
+            if result.is_err() {
+                break;
+            }
+            std::mem::swap(&mut cur, &mut next);
+        }
+        self.step_bufs = (cur, next);
+        result?;
+        Ok(&self.step_bufs.0)
+    }
+
     /// The total loss of the last forward with targets (sum over output layers).
     pub fn loss(&self) -> Option<f32> {
         self.outputs.iter().map(|&o| self.kernels[o].loss()).sum()
@@ -173,6 +302,13 @@ impl Network {
             .map(|l| vec![None; l.def().output_ports().len()])
             .collect();
         for &i in self.plan.order.iter().rev() {
+            if !self.needs_grad[i] {
+                // Nothing upstream needs a gradient (see `set_input_gradients`).
+                if let Some(k) = self.inputs.iter().position(|&j| j == i) {
+                    self.input_grads[k] = None;
+                }
+                continue;
+            }
             let g = std::mem::take(&mut grads[i]);
             let gin = self.kernels[i].backward(g)?;
             if let Some(k) = self.inputs.iter().position(|&j| j == i) {

@@ -215,6 +215,10 @@ fn iteration_seed(seed: u64, iteration: usize) -> u64 {
 /// Trains `network` in place. `on_event` sees every event (progress bars, plots,
 /// the verbose table). Returns the training record; with
 /// `OutputNetwork::BestValidationLoss` the network ends at its best validation.
+///
+/// Training needs no gradient with respect to the input data, so input
+/// gradients are off while it runs ([`Network::set_input_gradients`]) and
+/// restored after.
 pub fn fit(
     network: &mut Network,
     source: &mut dyn BatchSource,
@@ -236,6 +240,21 @@ pub fn fit(
 /// [`fit`] that can resume from a [`TrainingState`] and stop when asked;
 /// returns the record and the state where training ended.
 pub fn fit_with(
+    network: &mut Network,
+    source: &mut dyn BatchSource,
+    validation: Option<&mut dyn BatchSource>,
+    options: &TrainingOptions,
+    on_event: &mut dyn FnMut(&TrainingEvent),
+    control: TrainingControl,
+) -> Result<(TrainingRecord, TrainingState)> {
+    let input_gradients = network.input_gradients_enabled();
+    network.set_input_gradients(false);
+    let result = fit_inner(network, source, validation, options, on_event, control);
+    network.set_input_gradients(input_gradients);
+    result
+}
+
+fn fit_inner(
     network: &mut Network,
     source: &mut dyn BatchSource,
     mut validation: Option<&mut dyn BatchSource>,

@@ -5,6 +5,7 @@
 //! [`main`] is the whole program; the binary only calls it.
 
 mod activations;
+mod bench;
 mod data;
 mod demo;
 mod generate_videos;
@@ -57,6 +58,8 @@ pub enum Command {
     /// Write a synthetic video set (the class is the direction of motion) as a
     /// datastore folder.
     GenerateVideos(generate_videos::Args),
+    /// Time the benchmark workloads (build in release mode).
+    Bench(bench::Args),
 }
 
 /// Runs a parsed command line.
@@ -71,6 +74,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => demo::run(a),
         Command::ImportTorch(a) => import_torch::run(a),
         Command::GenerateVideos(a) => generate_videos::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }
 

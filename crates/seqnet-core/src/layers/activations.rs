@@ -95,6 +95,15 @@ impl LayerKernel for ElementwiseKernel {
             .for_each(|g, &x, &y| *g *= f.derivative(x, y));
         Ok(vec![Some(g)])
     }
+    fn can_step(&self) -> bool {
+        true
+    }
+    fn forward_step(&mut self, x: &[f32], out: &mut Vec<f32>) -> Result<()> {
+        let f = self.func;
+        out.clear();
+        out.extend(x.iter().map(|&v| f.apply(v)));
+        Ok(())
+    }
 }
 
 macro_rules! elementwise_layer {

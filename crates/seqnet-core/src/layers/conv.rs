@@ -449,6 +449,7 @@ impl LayerDef for Convolution2d {
             weights,
             bias,
             input: None,
+            input_grad_needed: true,
         }))
     }
 }
@@ -463,6 +464,9 @@ struct ConvKernel {
     bias: Learnable,
     /// The last forward's input `[N, C, H, W]`, standard layout.
     input: Option<ArcArray<f32, IxDyn>>,
+    /// Whether backward returns the input's gradient (skipping `Wᵀ·dY` and
+    /// col2im when not, e.g. for a convolution right after the input layer).
+    input_grad_needed: bool,
 }
 
 /// Frames per parallel task. A function of `n` only, so that the order of the
@@ -603,6 +607,7 @@ impl LayerKernel for ConvKernel {
         let w = self.weights.value.as_standard_layout();
         let w = w.as_slice().expect("standard layout");
         let pointwise = self.is_pointwise();
+        let need_dx = self.input_grad_needed;
         let mut dx = vec![0f32; n * frame_in];
         let per = frames_per_task(n);
         let threads = gemm_threads(n);
@@ -643,6 +648,9 @@ impl LayerKernel for ConvKernel {
                         threads,
                     );
                     // dcol = Wᵀ·dY: [K, F]·[F, P], then scattered back onto the frame.
+                    if !need_dx {
+                        continue;
+                    }
                     if pointwise {
                         gemm_frame(view(w, f, k).t(), dym, view_mut(dxn, k, p), false, threads);
                     } else {
@@ -670,8 +678,15 @@ impl LayerKernel for ConvKernel {
         self.bias.grad =
             ArrayD::from_shape_vec(vec![f], db.into_iter().map(|v| v as f32).collect())
                 .expect("bias size");
+        if !need_dx {
+            return Ok(vec![None]);
+        }
         let dx = ArrayD::from_shape_vec(x.shape(), dx).expect("input size");
         Ok(vec![Some(dx)])
+    }
+
+    fn set_input_grad_needed(&mut self, needed: bool) {
+        self.input_grad_needed = needed;
     }
 
     fn learnables(&self) -> Vec<&Learnable> {

@@ -129,6 +129,7 @@ impl LayerDef for FullyConnected {
             weights,
             bias,
             input: None,
+            input_grad_needed: true,
         }))
     }
 }
@@ -139,6 +140,8 @@ struct FullyConnectedKernel {
     bias: Learnable,
     /// The last forward's input, as `[N, In]` rows, and its original shape.
     input: Option<(Array2<f32>, Vec<usize>)>,
+    /// Whether backward returns the input's gradient.
+    input_grad_needed: bool,
 }
 
 impl LayerKernel for FullyConnectedKernel {
@@ -231,12 +234,42 @@ impl LayerKernel for FullyConnectedKernel {
             .expect("2-D");
         matmul_into(g.t(), xm.view(), dw.view_mut(), false);
         self.bias.grad = g.sum_axis(Axis(0)).into_dyn();
+        if !self.input_grad_needed {
+            return Ok(vec![None]);
+        }
         let dx = crate::linalg::matmul(g.view(), w);
         Ok(vec![Some(
             dx.into_dyn()
                 .into_shape_with_order(in_shape.clone())
                 .expect("same element count"),
         )])
+    }
+
+    fn set_input_grad_needed(&mut self, needed: bool) {
+        self.input_grad_needed = needed;
+    }
+    fn can_step(&self) -> bool {
+        true
+    }
+    fn forward_step(&mut self, x: &[f32], out: &mut Vec<f32>) -> Result<()> {
+        let (o, n_in) = (self.weights.value.shape()[0], self.weights.value.shape()[1]);
+        if x.len() != n_in || self.bias.value.len() != o {
+            return Err(Error::layer(
+                &self.name,
+                format!("expects {n_in} features per step, got {}", x.len()),
+            ));
+        }
+        let w = self.weights.value.as_standard_layout();
+        let w = w.as_slice().expect("standard layout");
+        out.clear();
+        out.extend(
+            self.bias
+                .value
+                .iter()
+                .enumerate()
+                .map(|(r, &b)| b + crate::linalg::dot(&w[r * n_in..(r + 1) * n_in], x)),
+        );
+        Ok(())
     }
 
     fn learnables(&self) -> Vec<&Learnable> {

@@ -229,6 +229,31 @@ impl LayerKernel for SequenceInputKernel {
         Ok(vec![Some(g)])
     }
 
+    fn can_step(&self) -> bool {
+        matches!(self.def.input_size, InputSize::Features(_)) && self.def.min_length <= 1
+    }
+    fn forward_step(&mut self, x: &[f32], out: &mut Vec<f32>) -> Result<()> {
+        let c = self.def.shape().channels;
+        if x.len() != c {
+            return Err(Error::layer(
+                &self.def.name,
+                format!("expects {c} features per step, got {}", x.len()),
+            ));
+        }
+        out.clear();
+        if self.def.normalization == Normalization::None {
+            out.extend_from_slice(x);
+        } else {
+            let (scale, shift) = self.affine();
+            out.extend(
+                x.iter()
+                    .zip(scale.iter().zip(shift.iter()))
+                    .map(|(&v, (&s, &b))| s * v + b),
+            );
+        }
+        Ok(())
+    }
+
     fn states(&self) -> Vec<&StateArray> {
         self.stats.iter().collect()
     }

@@ -3,8 +3,8 @@
 
 use super::recurrent::{
     check_state_len, column_sums, fill_rows, initial_state, input_steps, output_grad, put_slot,
-    take_slot, two_slots, view, view_mut, weight_grad, with_acts, write_outputs, Act,
-    GateActivation, OutputMode, RecurrentState, StateActivation, Steps,
+    take_slot, view, view_mut, weight_grad, with_acts, write_outputs, Act, GateActivation,
+    OutputMode, RecurrentState, StateActivation, Steps,
 };
 use super::util::{no_forward, single};
 use crate::activation::Activation;
@@ -13,8 +13,8 @@ use crate::format::{ActShape, Format};
 use crate::init::{self, BiasInitializer, WeightsInitializer};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
 use crate::learnable::Learnable;
-use crate::linalg::matmul_into;
-use ndarray::{s, Array1, Array2, ArrayD, ArrayView2, Axis, Ix2};
+use crate::linalg::{gemm_packed, matmul_into, team, team_threads, PackedPanels, SharedMut};
+use ndarray::{s, ArcArray, Array1, Array2, ArrayD, Axis, Ix2, IxDyn};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
@@ -284,6 +284,10 @@ impl<const D: usize> LstmConfig<D> {
             tape: None,
             kept: None,
             final_state: None,
+            step_buf: Vec::new(),
+            step_weights: Vec::new(),
+            step_weights_valid: false,
+            input_grad_needed: true,
         })
     }
 }
@@ -348,7 +352,7 @@ impl<const D: usize> LayerDef for LstmConfig<D> {
 }
 
 /// What one direction's forward keeps for its backward.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct LstmDir {
     /// Activated gates `i, f, g, o` of every step, `[T·B, 4H]` (unused at padded steps).
     gates: Vec<f32>,
@@ -363,8 +367,8 @@ struct LstmDir {
 #[derive(Debug, Clone)]
 struct LstmTape {
     steps: Steps,
-    /// The input as `[T·B, C]` rows.
-    x: Array2<f32>,
+    /// The input `[T, B, C]`, standard layout (viewed as `[T·B, C]` rows).
+    x: ArcArray<f32, IxDyn>,
     dirs: Vec<LstmDir>,
 }
 
@@ -388,6 +392,16 @@ pub struct LstmKernel {
     tape: Option<LstmTape>,
     kept: Option<RecurrentState>,
     final_state: Option<RecurrentState>,
+    /// The streaming step's buffer (gates, recurrent products, cell state).
+    step_buf: Vec<f32>,
+    /// The streaming step's weights `[W_ih R]ᵀ`, `[C + H, 4H]` row-major,
+    /// valid while `step_weights_valid` (cleared by every mutable borrow of
+    /// the learnables, the only way to change them).
+    step_weights: Vec<f32>,
+    step_weights_valid: bool,
+    /// Whether backward returns the input's gradient (see
+    /// [`LayerKernel::set_input_grad_needed`]).
+    input_grad_needed: bool,
 }
 
 impl LstmKernel {
@@ -432,10 +446,15 @@ impl LayerKernel for LstmKernel {
         self.check_learnables()?;
         let (t, b, s) = (steps.t, steps.b, nd * h);
         let g4 = 4 * h;
-        let xr = x
-            .data
-            .as_standard_layout()
-            .into_owned()
+        // The input as `[T·B, C]` rows; kept for the weight gradient without a
+        // copy when it is in standard layout (it nearly always is).
+        let x_kept = if x.data.is_standard_layout() {
+            x.data.clone()
+        } else {
+            x.data.as_standard_layout().into_owned().into_shared()
+        };
+        let xr = x_kept
+            .view()
             .into_shape_with_order((t * b, c))
             .map_err(|e| Error::layer(&self.name, e.to_string()))?;
 
@@ -466,24 +485,28 @@ impl LayerKernel for LstmKernel {
             .view()
             .into_dimensionality::<Ix2>()
             .expect("checked 2-D");
-        let w_hh = self
-            .recurrent_weights
-            .value
-            .view()
-            .into_dimensionality::<Ix2>()
-            .expect("checked 2-D");
+        let w_hh_all = self.recurrent_weights.value.as_standard_layout();
+        let w_hh_all = w_hh_all.as_slice().expect("standard layout");
         let bias = self.bias.value.as_standard_layout();
         let bias = bias.as_slice().expect("standard layout");
         let mut dirs = Vec::with_capacity(nd);
+        // Last forward's buffers, reused: every value a pass reads is written
+        // first in it (gates from the bias, states slot by slot), so buffers
+        // of the same size need no clearing.
+        let mut old = self
+            .tape
+            .take()
+            .map(|tp| tp.dirs)
+            .unwrap_or_default()
+            .into_iter();
         for d in 0..nd {
             let reverse = d == 1;
             let rows = d * g4..(d + 1) * g4;
-            let mut dir = LstmDir {
-                gates: vec![0.0; t * b * g4],
-                h: vec![0.0; (t + 2) * b * h],
-                c: vec![0.0; (t + 2) * b * h],
-                tc: vec![0.0; t * b * h],
-            };
+            let mut dir = old.next().unwrap_or_default();
+            sized(&mut dir.gates, t * b * g4);
+            sized(&mut dir.h, (t + 2) * b * h);
+            sized(&mut dir.c, (t + 2) * b * h);
+            sized(&mut dir.tc, t * b * h);
             fill_rows(&mut dir.gates, &bias[rows.clone()]);
             matmul_into(
                 xr.view(),
@@ -499,22 +522,41 @@ impl LayerKernel for LstmKernel {
                 h,
             );
             put_slot(&mut dir.c, steps.initial_slot(reverse), c0, d * h, h);
-            let w = w_hh.slice(s![rows, ..]);
+            let w = &w_hh_all[rows.start * h..rows.end * h];
             with_acts!(
                 self.gate,
                 self.state,
-                lstm_pass(&steps, reverse, w, &mut dir)
+                lstm_pass(&steps, reverse, w, h, &mut dir)
             );
             dirs.push(dir);
         }
 
-        let mut y = vec![0.0; t * b * s];
+        let mut y = match self.output_mode {
+            OutputMode::Sequence => vec![0.0; t * b * s],
+            OutputMode::Last => Vec::new(),
+        };
+        let mut last = Array2::zeros((b, s));
         let mut fin = RecurrentState {
             hidden: Array2::zeros((b, s)),
             cell: Some(Array2::zeros((b, s))),
         };
         for (d, dir) in dirs.iter().enumerate() {
-            write_outputs(&steps, &dir.h, h, &mut y, s, d * h);
+            match self.output_mode {
+                OutputMode::Sequence => write_outputs(&steps, &dir.h, h, &mut y, s, d * h),
+                // The output at step `t` is the state in slot `t + 1`.
+                OutputMode::Last => {
+                    for (bi, span) in steps.spans.iter().enumerate() {
+                        if let Some(tl) = span.clone().last() {
+                            let src = &dir.h[((tl + 1) * b + bi) * h..][..h];
+                            last.row_mut(bi)
+                                .iter_mut()
+                                .skip(d * h)
+                                .zip(src)
+                                .for_each(|(o, v)| *o = *v);
+                        }
+                    }
+                }
+            }
             let slot = steps.final_slot(d == 1);
             take_slot(&dir.h, slot, &mut fin.hidden, d * h, h);
             take_slot(&dir.c, slot, fin.cell.as_mut().expect("cell"), d * h, h);
@@ -533,22 +575,22 @@ impl LayerKernel for LstmKernel {
                 }
             }
             OutputMode::Last => {
-                {
-                    // Keep the mask as one step per observation (as folded frames
-                    // of a one-step sequence): a sequence with no real step here
-                    // (a later chunk of a split batch) must not count in a loss.
-                    let mut last = Activation::features(
-                        super::recurrent::gather_last(&steps, &y, s).into_dyn(),
-                    )?;
-                    last.lengths = x
-                        .lengths
-                        .as_ref()
-                        .map(|l| std::sync::Arc::new(l.one_step()));
-                    last
-                }
+                // Keep the mask as one step per observation (as folded frames
+                // of a one-step sequence): a sequence with no real step here
+                // (a later chunk of a split batch) must not count in a loss.
+                let mut a = Activation::features(last.into_dyn())?;
+                a.lengths = x
+                    .lengths
+                    .as_ref()
+                    .map(|l| std::sync::Arc::new(l.one_step()));
+                a
             }
         };
-        self.tape = Some(LstmTape { steps, x: xr, dirs });
+        self.tape = Some(LstmTape {
+            steps,
+            x: x_kept,
+            dirs,
+        });
         Ok(vec![out])
     }
 
@@ -568,28 +610,34 @@ impl LayerKernel for LstmKernel {
             .view()
             .into_dimensionality::<Ix2>()
             .expect("checked 2-D");
-        let w_hh = self
-            .recurrent_weights
-            .value
-            .view()
-            .into_dimensionality::<Ix2>()
-            .expect("checked 2-D");
-        let mut dw_ih = Array2::<f32>::zeros((nd * g4, c));
-        let mut dw_hh = Array2::<f32>::zeros((nd * g4, h));
+        let w_hh_all = self.recurrent_weights.value.as_standard_layout();
+        let w_hh_all = w_hh_all.as_slice().expect("standard layout");
+        // The weight gradients are overwritten block by block: reuse last
+        // backward's buffers (for the video network, 37 MB each) when they fit.
+        let mut dw_ih = reuse_grad(&mut self.input_weights.grad, (nd * g4, c));
+        let mut dw_hh = reuse_grad(&mut self.recurrent_weights.grad, (nd * g4, h));
         let mut db = vec![0.0f32; nd * g4];
-        let mut dx = Array2::<f32>::zeros((t * b, c));
+        let need_dx = self.input_grad_needed;
+        let mut dx = if need_dx {
+            Array2::<f32>::zeros((t * b, c))
+        } else {
+            Array2::<f32>::zeros((0, c))
+        };
         for (d, dir) in tape.dirs.iter().enumerate() {
             let reverse = d == 1;
             let rows = d * g4..(d + 1) * g4;
-            let w = w_hh.slice(s![rows.clone(), ..]);
+            let w = &w_hh_all[rows.start * h..rows.end * h];
             let dg = with_acts!(
                 self.gate,
                 self.state,
-                lstm_pass_back(steps, reverse, w, dir, &dy, s, d * h)
+                lstm_pass_back(steps, reverse, w, h, dir, &dy, s, d * h)
             );
             weight_grad(
                 &dg,
-                tape.x.view(),
+                tape.x
+                    .view()
+                    .into_shape_with_order((t * b, c))
+                    .map_err(|e| Error::layer(&self.name, e.to_string()))?,
                 g4,
                 dw_ih.slice_mut(s![rows.clone(), ..]),
             );
@@ -601,16 +649,21 @@ impl LayerKernel for LstmKernel {
                 dw_hh.slice_mut(s![rows.clone(), ..]),
             );
             column_sums(&dg, &mut db[rows.clone()]);
-            matmul_into(
-                view(&dg, t * b, g4),
-                w_ih.slice(s![rows, ..]),
-                dx.view_mut(),
-                d > 0,
-            );
+            if need_dx {
+                matmul_into(
+                    view(&dg, t * b, g4),
+                    w_ih.slice(s![rows, ..]),
+                    dx.view_mut(),
+                    d > 0,
+                );
+            }
         }
         self.input_weights.grad = dw_ih.into_dyn();
         self.recurrent_weights.grad = dw_hh.into_dyn();
         self.bias.grad = Array1::from(db).into_dyn();
+        if !need_dx {
+            return Ok(vec![None]);
+        }
         Ok(vec![Some(
             dx.into_shape_with_order(vec![t, b, c])
                 .expect("t·b·c values"),
@@ -621,6 +674,8 @@ impl LayerKernel for LstmKernel {
         vec![&self.input_weights, &self.recurrent_weights, &self.bias]
     }
     fn learnables_mut(&mut self) -> Vec<&mut Learnable> {
+        // Whoever borrows the learnables mutably may change them.
+        self.step_weights_valid = false;
         vec![
             &mut self.input_weights,
             &mut self.recurrent_weights,
@@ -630,125 +685,660 @@ impl LayerKernel for LstmKernel {
     fn reset_state(&mut self) {
         self.kept = None;
     }
+
+    fn set_input_grad_needed(&mut self, needed: bool) {
+        self.input_grad_needed = needed;
+    }
+
+    /// One direction only: a BiLSTM's backward direction needs the whole sequence.
+    fn can_step(&self) -> bool {
+        self.directions == 1
+    }
+
+    /// One step of one observation from the kept state (or the initial state
+    /// when none is kept for a batch of 1), keeping the new state: `W·x + b`
+    /// and `R·h` as dot products, then the fused cell update. No allocation
+    /// once the kept state and the step buffer exist.
+    fn forward_step(&mut self, x: &[f32], out: &mut Vec<f32>) -> Result<()> {
+        let (h, c) = (self.hidden, self.input_size);
+        if x.len() != c {
+            return Err(Error::layer(
+                &self.name,
+                format!("expects {c} features per step, got {}", x.len()),
+            ));
+        }
+        self.check_learnables()?;
+        self.tape = None;
+        if self.kept.as_ref().is_none_or(|k| k.batch() != 1) {
+            self.kept = Some(RecurrentState {
+                hidden: initial_state(
+                    &self.name,
+                    "HiddenState",
+                    self.hidden_state.as_deref(),
+                    1,
+                    h,
+                )?,
+                cell: Some(initial_state(
+                    &self.name,
+                    "CellState",
+                    self.cell_state.as_deref(),
+                    1,
+                    h,
+                )?),
+            });
+        }
+        let g4 = 4 * h;
+        if !self.step_weights_valid {
+            let w_ih = self.input_weights.value.as_standard_layout();
+            let w_ih = w_ih.as_slice().expect("standard layout");
+            let w_hh = self.recurrent_weights.value.as_standard_layout();
+            let w_hh = w_hh.as_slice().expect("standard layout");
+            let wt = &mut self.step_weights;
+            wt.clear();
+            wt.resize((c + h) * g4, 0.0);
+            for r in 0..g4 {
+                for k in 0..c {
+                    wt[k * g4 + r] = w_ih[r * c + k];
+                }
+                for k in 0..h {
+                    wt[(c + k) * g4 + r] = w_hh[r * h + k];
+                }
+            }
+            self.step_weights_valid = true;
+        }
+        let kept = self.kept.as_mut().expect("set above");
+        let buf = &mut self.step_buf;
+        buf.clear();
+        buf.resize(g4 * 2 + 2 * h + c + h, 0.0);
+        let (gates, rest) = buf.split_at_mut(g4);
+        let (rec, rest) = rest.split_at_mut(g4);
+        let (c_prev, rest) = rest.split_at_mut(h);
+        let (tc, z) = rest.split_at_mut(h);
+        let avx512 = has_avx512();
+        let hv = kept.hidden.as_slice_mut().expect("standard layout");
+        // z = [x; h]; gates = b + [W_ih R]·z (the recurrent part is 0 in `rec`).
+        z[..c].copy_from_slice(x);
+        z[c..].copy_from_slice(hv);
+        let bias = self.bias.value.as_standard_layout();
+        gates.copy_from_slice(bias.as_slice().expect("standard layout"));
+        gemv_t(&self.step_weights, z, gates, avx512);
+        rec.fill(0.0);
+        let cell = kept
+            .cell
+            .as_mut()
+            .expect("an LSTM state has a cell state")
+            .as_slice_mut()
+            .expect("standard layout");
+        c_prev.copy_from_slice(cell);
+        let (gi, r1) = gates.split_at_mut(h);
+        let (gf, r2) = r1.split_at_mut(h);
+        let (gg, go) = r2.split_at_mut(h);
+        with_acts!(
+            self.gate,
+            self.state,
+            cell_fwd(
+                CellFwd {
+                    gates: [gi, gf, gg, go],
+                    rec: [&rec[..h], &rec[h..2 * h], &rec[2 * h..3 * h], &rec[3 * h..]],
+                    c_prev,
+                    c: cell,
+                    h: hv,
+                    tc,
+                },
+                avx512
+            )
+        );
+        out.clear();
+        out.extend_from_slice(hv);
+        match &mut self.final_state {
+            Some(f) if f.batch() == 1 => f.clone_from(kept),
+            slot => *slot = Some(kept.clone()),
+        }
+        Ok(())
+    }
+}
+
+/// Makes `v` hold `n` values: unchanged when it already does, else cleared and
+/// zero-filled.
+fn sized(v: &mut Vec<f32>, n: usize) {
+    if v.len() != n {
+        v.clear();
+        v.resize(n, 0.0);
+    }
+}
+
+/// A `[rows, cols]` buffer for a gradient that is overwritten whole: `grad`'s
+/// own memory when it has that shape and layout, else zeros.
+fn reuse_grad(grad: &mut ArrayD<f32>, shape: (usize, usize)) -> Array2<f32> {
+    let g = std::mem::take(grad);
+    if g.shape() == [shape.0, shape.1] && g.is_standard_layout() {
+        if let Ok(g) = g.into_dimensionality::<Ix2>() {
+            return g;
+        }
+    }
+    Array2::zeros(shape)
+}
+
+/// How many threads run one direction's pass through time: two (or rayon's
+/// thread count, at most 2) when a step's recurrent product is large enough to
+/// pay for meeting at a barrier every step, else one. (Measured: at 1M
+/// multiply-adds per step, Japanese Vowels' 27×100·100×400, one thread is as
+/// fast on an idle host and many times faster on a loaded one, where a thread
+/// waits at every barrier for its partner to be scheduled again.)
+fn pass_threads(b: usize, h: usize) -> usize {
+    let macs = b * 4 * h * h;
+    if macs >= 1 << 21 && h >= 32 {
+        team_threads(rayon::current_num_threads().clamp(1, 2))
+    } else {
+        1
+    }
+}
+
+/// For each time step, one past the last observation with a real step there:
+/// the rows a step's product must cover (a batch sorted by decreasing length
+/// shrinks as its sequences end, as PyTorch's packed sequences do).
+fn active_rows(steps: &Steps) -> Vec<usize> {
+    (0..steps.t)
+        .map(|t| {
+            (0..steps.b)
+                .rev()
+                .find(|&bi| steps.real(bi, t))
+                .map_or(0, |bi| bi + 1)
+        })
+        .collect()
+}
+
+/// Whether the CPU runs the AVX-512 versions of the fused element-wise loops.
+#[inline]
+fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether a pass multiplies by packed weights ([`PackedPanels`]): packing
+/// costs about one row's product per weight, so it pays only over enough rows
+/// and steps; a single streaming step (`predict_and_update_state`) multiplies
+/// by the weights as they are.
+fn use_packing(t: usize, b: usize) -> bool {
+    t * b >= 8
+}
+
+#[inline(always)]
+fn dot_body(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 16];
+    let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for l in 0..16 {
+            acc[l] = x[l].mul_add(y[l], acc[l]);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `out[q·n + j] = R[q·H + u0 + j, :]·h` for the 4 gates of units `u0..u0 + n`.
+#[inline(always)]
+fn rec_small_body(w_hh: &[f32], h: usize, u0: usize, n: usize, hv: &[f32], out: &mut [f32]) {
+    for q in 0..4 {
+        for j in 0..n {
+            let r = (q * h + u0 + j) * h;
+            out[q * n + j] = dot_body(&w_hh[r..r + h], hv);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn rec_small_avx512(
+    w_hh: &[f32],
+    h: usize,
+    u0: usize,
+    n: usize,
+    hv: &[f32],
+    out: &mut [f32],
+) {
+    rec_small_body(w_hh, h, u0, n, hv, out)
+}
+
+/// [`rec_small_body`], vectorized where the CPU allows.
+fn rec_small(
+    w_hh: &[f32],
+    h: usize,
+    u0: usize,
+    n: usize,
+    hv: &[f32],
+    out: &mut [f32],
+    avx512: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512 {
+        // SAFETY: the caller checked that the CPU has AVX-512F.
+        unsafe { rec_small_avx512(w_hh, h, u0, n, hv, out) };
+        return;
+    }
+    let _ = avx512;
+    rec_small_body(w_hh, h, u0, n, hv, out)
+}
+
+/// `y += Σ_k z[k]·wt[k, :]` for `wt` `[K, N]` row-major (`N = y.len()`):
+/// columns in register blocks of 128 (then 16), so that each block's sums
+/// stay in registers over all of `k`.
+#[inline(always)]
+fn gemv_t_body(wt: &[f32], z: &[f32], y: &mut [f32]) {
+    const BLOCK: usize = 128;
+    let n = y.len();
+    let mut j0 = 0;
+    while j0 + BLOCK <= n {
+        let mut acc = [0f32; BLOCK];
+        acc.copy_from_slice(&y[j0..j0 + BLOCK]);
+        for (k, &zk) in z.iter().enumerate() {
+            let w = &wt[k * n + j0..k * n + j0 + BLOCK];
+            for l in 0..BLOCK {
+                acc[l] = zk.mul_add(w[l], acc[l]);
+            }
+        }
+        y[j0..j0 + BLOCK].copy_from_slice(&acc);
+        j0 += BLOCK;
+    }
+    // Then blocks of 16 (one register), so that no sum goes through memory at
+    // every `k` (a chain of stores and loads).
+    while j0 + 16 <= n {
+        let mut acc = [0f32; 16];
+        acc.copy_from_slice(&y[j0..j0 + 16]);
+        for (k, &zk) in z.iter().enumerate() {
+            let w = &wt[k * n + j0..k * n + j0 + 16];
+            for l in 0..16 {
+                acc[l] = zk.mul_add(w[l], acc[l]);
+            }
+        }
+        y[j0..j0 + 16].copy_from_slice(&acc);
+        j0 += 16;
+    }
+    if j0 < n {
+        let yr = &mut y[j0..];
+        for (k, &zk) in z.iter().enumerate() {
+            let w = &wt[k * n + j0..(k + 1) * n];
+            for (a, &wv) in yr.iter_mut().zip(w) {
+                *a = zk.mul_add(wv, *a);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gemv_t_avx512(wt: &[f32], z: &[f32], y: &mut [f32]) {
+    gemv_t_body(wt, z, y)
+}
+
+/// [`gemv_t_body`], vectorized where the CPU allows.
+fn gemv_t(wt: &[f32], z: &[f32], y: &mut [f32], avx512: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512 {
+        // SAFETY: the caller checked that the CPU has AVX-512F.
+        unsafe { gemv_t_avx512(wt, z, y) };
+        return;
+    }
+    let _ = avx512;
+    gemv_t_body(wt, z, y)
+}
+
+/// The slices one forward cell update reads and writes for `n` hidden units of
+/// one observation at one step.
+struct CellFwd<'a> {
+    /// Gate pre-activations `W·x + b` (in), activated gates (out): `i, f, g, o`.
+    gates: [&'a mut [f32]; 4],
+    /// `R·h` for the same gates.
+    rec: [&'a [f32]; 4],
+    c_prev: &'a [f32],
+    c: &'a mut [f32],
+    h: &'a mut [f32],
+    tc: &'a mut [f32],
+}
+
+#[inline(always)]
+fn cell_fwd_body<G: Act, S: Act>(x: CellFwd) {
+    let [gi, gf, gg, go] = x.gates;
+    let n = gi.len();
+    let (gf, gg, go) = (&mut gf[..n], &mut gg[..n], &mut go[..n]);
+    let [ri, rf, rg, ro] = x.rec;
+    let (ri, rf, rg, ro) = (&ri[..n], &rf[..n], &rg[..n], &ro[..n]);
+    let (cp, co, ho, tc) = (&x.c_prev[..n], &mut x.c[..n], &mut x.h[..n], &mut x.tc[..n]);
+    for j in 0..n {
+        let i = G::f(gi[j] + ri[j]);
+        let f = G::f(gf[j] + rf[j]);
+        let gv = S::f(gg[j] + rg[j]);
+        let o = G::f(go[j] + ro[j]);
+        let cv = f * cp[j] + i * gv;
+        let sc = S::f(cv);
+        gi[j] = i;
+        gf[j] = f;
+        gg[j] = gv;
+        go[j] = o;
+        co[j] = cv;
+        tc[j] = sc;
+        ho[j] = o * sc;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn cell_fwd_avx512<G: Act, S: Act>(x: CellFwd) {
+    cell_fwd_body::<G, S>(x)
+}
+
+#[inline]
+fn cell_fwd<G: Act, S: Act>(x: CellFwd, avx512: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512 {
+        // SAFETY: the caller checked that the CPU has AVX-512F.
+        unsafe { cell_fwd_avx512::<G, S>(x) };
+        return;
+    }
+    let _ = avx512;
+    cell_fwd_body::<G, S>(x)
+}
+
+/// The slices one backward cell update reads and writes (see [`CellFwd`]).
+struct CellBack<'a> {
+    /// Activated gates `i, f, g, o`.
+    gates: [&'a [f32]; 4],
+    c_prev: &'a [f32],
+    tc: &'a [f32],
+    /// Loss gradient of the output at this step.
+    dy: &'a [f32],
+    /// Gradient for the hidden state after this step, from later steps.
+    dh_next: &'a [f32],
+    /// Gradient for the cell state after this step (in), before it (out).
+    dc: &'a mut [f32],
+    /// Gradient for the gate pre-activations (out).
+    dg: [&'a mut [f32]; 4],
+}
+
+#[inline(always)]
+fn cell_back_body<G: Act, S: Act>(x: CellBack) {
+    let [gi, gf, gg, go] = x.gates;
+    let n = gi.len();
+    let (gf, gg, go) = (&gf[..n], &gg[..n], &go[..n]);
+    let (cp, tc, dyr, dhn) = (&x.c_prev[..n], &x.tc[..n], &x.dy[..n], &x.dh_next[..n]);
+    let dcr = &mut x.dc[..n];
+    let [di, df, dgg, d_o] = x.dg;
+    let (di, df, dgg, d_o) = (&mut di[..n], &mut df[..n], &mut dgg[..n], &mut d_o[..n]);
+    for j in 0..n {
+        let dh = dhn[j] + dyr[j];
+        let dcv = dcr[j] + dh * go[j] * S::df(tc[j]);
+        d_o[j] = dh * tc[j] * G::df(go[j]);
+        di[j] = dcv * gg[j] * G::df(gi[j]);
+        df[j] = dcv * cp[j] * G::df(gf[j]);
+        dgg[j] = dcv * gi[j] * S::df(gg[j]);
+        dcr[j] = dcv * gf[j];
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn cell_back_avx512<G: Act, S: Act>(x: CellBack) {
+    cell_back_body::<G, S>(x)
+}
+
+#[inline]
+fn cell_back<G: Act, S: Act>(x: CellBack, avx512: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512 {
+        // SAFETY: the caller checked that the CPU has AVX-512F.
+        unsafe { cell_back_avx512::<G, S>(x) };
+        return;
+    }
+    let _ = avx512;
+    cell_back_body::<G, S>(x)
+}
+
+/// `len` values at `p + offset`, as a slice.
+///
+/// # Safety
+/// The range is inside the buffer and, while the slice lives, no thread writes it.
+#[inline(always)]
+unsafe fn at<'a>(p: SharedMut, offset: usize, len: usize) -> &'a [f32] {
+    std::slice::from_raw_parts(p.0.add(offset), len)
+}
+
+/// `len` values at `p + offset`, as a mutable slice.
+///
+/// # Safety
+/// The range is inside the buffer and no other slice of it is alive.
+#[inline(always)]
+#[allow(clippy::mut_from_ref)]
+unsafe fn at_mut<'a>(p: SharedMut, offset: usize, len: usize) -> &'a mut [f32] {
+    std::slice::from_raw_parts_mut(p.0.add(offset), len)
 }
 
 /// One direction's forward through time. On entry `dir.gates` holds `W·x + b` for
 /// every step and the initial state is in its slot; on exit the gates are
-/// activated and every state slot is filled.
+/// activated and every state slot is filled. `w_hh` is this direction's
+/// `[4H, H]` recurrent weights, row-major.
+///
+/// The hidden units are split between [`pass_threads`] threads; each packs its
+/// rows of `R` once ([`PackedPanels`]), then at every step multiplies the
+/// previous hidden state by them ([`gemm_packed`]) and updates its units' gates
+/// and states in one fused pass; the threads meet once per step.
 fn lstm_pass<G: Act, S: Act>(
     steps: &Steps,
     reverse: bool,
-    w_hh: ArrayView2<f32>,
+    w_hh: &[f32],
+    h: usize,
     dir: &mut LstmDir,
 ) {
-    let (t_len, b, h) = (steps.t, steps.b, w_hh.ncols());
+    let (t_len, b) = (steps.t, steps.b);
     let (g4, bh) = (4 * h, b * h);
-    for k in 0..t_len {
-        let t = steps.step(k, reverse);
-        let (prev, out) = steps.slots(t, reverse);
-        let gates = &mut dir.gates[t * b * g4..(t + 1) * b * g4];
-        matmul_into(
-            view(&dir.h[prev * bh..], b, h),
-            w_hh.t(),
-            view_mut(gates, b, g4),
-            true,
-        );
-        let (hp, ho) = two_slots(&mut dir.h, prev, out, bh);
-        let (cp, co) = two_slots(&mut dir.c, prev, out, bh);
-        let tc = &mut dir.tc[t * bh..(t + 1) * bh];
-        for bi in 0..b {
-            let r = bi * h..(bi + 1) * h;
-            if !steps.real(bi, t) {
-                ho[r.clone()].copy_from_slice(&hp[r.clone()]);
-                co[r.clone()].copy_from_slice(&cp[r]);
-                continue;
-            }
-            let g = &mut gates[bi * g4..(bi + 1) * g4];
-            let (gi, rest) = g.split_at_mut(h);
-            let (gf, rest) = rest.split_at_mut(h);
-            let (gg, go) = rest.split_at_mut(h);
-            let (cp, co, ho, tc) = (
-                &cp[r.clone()],
-                &mut co[r.clone()],
-                &mut ho[r.clone()],
-                &mut tc[r],
-            );
-            for j in 0..h {
-                let i = G::f(gi[j]);
-                let f = G::f(gf[j]);
-                let gv = S::f(gg[j]);
-                let o = G::f(go[j]);
-                let cv = f * cp[j] + i * gv;
-                let sc = S::f(cv);
-                gi[j] = i;
-                gf[j] = f;
-                gg[j] = gv;
-                go[j] = o;
-                co[j] = cv;
-                tc[j] = sc;
-                ho[j] = o * sc;
-            }
+    let threads = pass_threads(b, h);
+    let rows = active_rows(steps);
+    let avx512 = has_avx512();
+    let (gp, hp, cp, tp) = (
+        SharedMut(dir.gates.as_mut_ptr()),
+        SharedMut(dir.h.as_mut_ptr()),
+        SharedMut(dir.c.as_mut_ptr()),
+        SharedMut(dir.tc.as_mut_ptr()),
+    );
+    team(threads, |ti, size, barrier| {
+        let r = ti * h / size..(ti + 1) * h / size;
+        let (u0, n) = (r.start, r.len());
+        // Columns `q·n + j` of the packed matrix: gate `q` of unit `u0 + j`.
+        let packed = use_packing(t_len, b);
+        let mut pack = PackedPanels::default();
+        if packed {
+            pack.pack(h, 4 * n, |kk, col| {
+                w_hh[((col / n) * h + u0 + col % n) * h + kk]
+            });
         }
-    }
+        let ldc = if packed { pack.padded_cols() } else { 4 * n };
+        let mut rec = vec![0f32; b * ldc];
+        for k in 0..t_len {
+            let t = steps.step(k, reverse);
+            let (prev, out) = steps.slots(t, reverse);
+            let m = rows[t];
+            // SAFETY: slot `prev` is complete (written before the last barrier)
+            // and nobody writes it during this step.
+            let h_prev = unsafe { at(hp, prev * bh, bh) };
+            if packed {
+                gemm_packed(h_prev, h, m, &pack, &mut rec, ldc);
+            } else {
+                for bi in 0..m {
+                    let hv = &h_prev[bi * h..(bi + 1) * h];
+                    rec_small(
+                        w_hh,
+                        h,
+                        u0,
+                        n,
+                        hv,
+                        &mut rec[bi * ldc..(bi + 1) * ldc],
+                        avx512,
+                    );
+                }
+            }
+            for bi in 0..b {
+                let (po, oo) = ((prev * b + bi) * h + u0, (out * b + bi) * h + u0);
+                // SAFETY: this thread alone writes units `u0..u0 + n` of slot `out`.
+                unsafe {
+                    if !steps.real(bi, t) {
+                        at_mut(hp, oo, n).copy_from_slice(at(hp, po, n));
+                        at_mut(cp, oo, n).copy_from_slice(at(cp, po, n));
+                        continue;
+                    }
+                    let row = t * b + bi;
+                    let g0 = row * g4 + u0;
+                    let rr = &rec[bi * ldc..bi * ldc + 4 * n];
+                    cell_fwd::<G, S>(
+                        CellFwd {
+                            gates: [
+                                at_mut(gp, g0, n),
+                                at_mut(gp, g0 + h, n),
+                                at_mut(gp, g0 + 2 * h, n),
+                                at_mut(gp, g0 + 3 * h, n),
+                            ],
+                            rec: [&rr[..n], &rr[n..2 * n], &rr[2 * n..3 * n], &rr[3 * n..]],
+                            c_prev: at(cp, po, n),
+                            c: at_mut(cp, oo, n),
+                            h: at_mut(hp, oo, n),
+                            tc: at_mut(tp, row * h + u0, n),
+                        },
+                        avx512,
+                    );
+                }
+            }
+            barrier.wait_as(ti);
+        }
+    });
 }
 
 /// One direction's backward through time. `dy` is the loss gradient for the
 /// layer's output `[T·B, S]`, of which this direction owns columns
 /// `offset..offset + H`. Returns the gradient for the gate pre-activations,
-/// `[T·B, 4H]` (zero at padded steps).
+/// `[T·B, 4H]` (zero at padded steps). Threads split the hidden units as in
+/// [`lstm_pass`]: each computes its units' gate gradients, then (after the
+/// step's barrier) its units' share of `dh_prev = dG·R`.
+#[allow(clippy::too_many_arguments)]
 fn lstm_pass_back<G: Act, S: Act>(
     steps: &Steps,
     reverse: bool,
-    w_hh: ArrayView2<f32>,
+    w_hh: &[f32],
+    h: usize,
     dir: &LstmDir,
     dy: &[f32],
     s: usize,
     offset: usize,
 ) -> Vec<f32> {
-    let (t_len, b, h) = (steps.t, steps.b, w_hh.ncols());
-    let (g4, bh) = (4 * h, b * h);
+    let (t_len, b) = (steps.t, steps.b);
+    let g4 = 4 * h;
     let mut dg = vec![0.0f32; t_len * b * g4];
-    // Gradient for the hidden and cell state after the step being processed.
-    let mut dh_next = vec![0.0f32; bh];
-    let mut dh_carry = vec![0.0f32; bh];
-    let mut dc = vec![0.0f32; bh];
-    for k in (0..t_len).rev() {
-        let t = steps.step(k, reverse);
-        let (prev, _) = steps.slots(t, reverse);
-        let dg_t = &mut dg[t * b * g4..(t + 1) * b * g4];
-        for bi in 0..b {
-            let r = bi * h..(bi + 1) * h;
-            if !steps.real(bi, t) {
-                // The state passes through unchanged: so does its gradient.
-                dh_carry[r.clone()].copy_from_slice(&dh_next[r]);
-                continue;
+    let threads = pass_threads(b, h);
+    let rows = active_rows(steps);
+    let avx512 = has_avx512();
+    let dgp = SharedMut(dg.as_mut_ptr());
+    team(threads, |ti, size, barrier| {
+        let r = ti * h / size..(ti + 1) * h / size;
+        let (u0, n) = (r.start, r.len());
+        // Column `j`: unit `u0 + j` of `dh_prev`, a column of `R` `[4H, H]`.
+        let packed = use_packing(t_len, b);
+        let mut pack = PackedPanels::default();
+        if packed {
+            pack.pack(g4, n, |kk, j| w_hh[kk * h + u0 + j]);
+        }
+        let ldc = if packed { pack.padded_cols() } else { n };
+        let mut prod = vec![0f32; b * ldc];
+        // Gradients for this thread's units of the hidden and cell state after
+        // the step being processed, `[B, n]`.
+        let mut dh_next = vec![0.0f32; b * n];
+        let mut dh_carry = vec![0.0f32; b * n];
+        let mut dc = vec![0.0f32; b * n];
+        for k in (0..t_len).rev() {
+            let t = steps.step(k, reverse);
+            let (prev, _) = steps.slots(t, reverse);
+            for bi in 0..b {
+                let rb = bi * n..(bi + 1) * n;
+                if !steps.real(bi, t) {
+                    // The state passes through unchanged: so does its gradient.
+                    dh_carry[rb.clone()].copy_from_slice(&dh_next[rb]);
+                    continue;
+                }
+                dh_carry[rb.clone()].fill(0.0);
+                let row = t * b + bi;
+                let g = &dir.gates[row * g4 + u0..];
+                let g0 = row * g4 + u0;
+                // SAFETY: this thread alone writes units `u0..u0 + n` of row `row`.
+                let dgs = unsafe {
+                    [
+                        at_mut(dgp, g0, n),
+                        at_mut(dgp, g0 + h, n),
+                        at_mut(dgp, g0 + 2 * h, n),
+                        at_mut(dgp, g0 + 3 * h, n),
+                    ]
+                };
+                cell_back::<G, S>(
+                    CellBack {
+                        gates: [
+                            &g[..n],
+                            &g[h..h + n],
+                            &g[2 * h..2 * h + n],
+                            &g[3 * h..3 * h + n],
+                        ],
+                        c_prev: &dir.c[(prev * b + bi) * h + u0..][..n],
+                        tc: &dir.tc[row * h + u0..][..n],
+                        dy: &dy[row * s + offset + u0..][..n],
+                        dh_next: &dh_next[rb.clone()],
+                        dc: &mut dc[rb],
+                        dg: dgs,
+                    },
+                    avx512,
+                );
             }
-            dh_carry[r.clone()].fill(0.0);
-            let row = t * b + bi;
-            let g = &dir.gates[row * g4..(row + 1) * g4];
-            let (gi, gf, gg, go) = (&g[..h], &g[h..2 * h], &g[2 * h..3 * h], &g[3 * h..]);
-            let cp = &dir.c[(prev * b + bi) * h..][..h];
-            let tc = &dir.tc[row * h..(row + 1) * h];
-            let dyr = &dy[row * s + offset..][..h];
-            let dhn = &dh_next[r.clone()];
-            let dcr = &mut dc[r];
-            let out = &mut dg_t[bi * g4..(bi + 1) * g4];
-            let (di, rest) = out.split_at_mut(h);
-            let (df, rest) = rest.split_at_mut(h);
-            let (dgg, d_o) = rest.split_at_mut(h);
-            for j in 0..h {
-                let dh = dhn[j] + dyr[j];
-                let dcv = dcr[j] + dh * go[j] * S::df(tc[j]);
-                d_o[j] = dh * tc[j] * G::df(go[j]);
-                di[j] = dcv * gg[j] * G::df(gi[j]);
-                df[j] = dcv * cp[j] * G::df(gf[j]);
-                dgg[j] = dcv * gi[j] * S::df(gg[j]);
-                dcr[j] = dcv * gf[j];
+            barrier.wait_as(ti);
+            // dh_prev = carried part + dG_t·R, for this thread's units.
+            let m = rows[t];
+            // SAFETY: step `t`'s gate gradients are complete (before the barrier)
+            // and nobody writes them again.
+            let dg_t = unsafe { at(dgp, t * b * g4, b * g4) };
+            if packed {
+                gemm_packed(dg_t, g4, m, &pack, &mut prod, ldc);
+            } else {
+                for bi in 0..m {
+                    let out = &mut prod[bi * ldc..bi * ldc + n];
+                    out.fill(0.0);
+                    for (kk, &g) in dg_t[bi * g4..(bi + 1) * g4].iter().enumerate() {
+                        let wr = &w_hh[kk * h + u0..kk * h + u0 + n];
+                        for (o, &w) in out.iter_mut().zip(wr) {
+                            *o = g.mul_add(w, *o);
+                        }
+                    }
+                }
+            }
+            for bi in 0..b {
+                let rb = bi * n..(bi + 1) * n;
+                if bi < m {
+                    for ((d, c), p) in dh_next[rb.clone()]
+                        .iter_mut()
+                        .zip(&dh_carry[rb])
+                        .zip(&prod[bi * ldc..bi * ldc + n])
+                    {
+                        *d = c + p;
+                    }
+                } else {
+                    dh_next[rb.clone()].copy_from_slice(&dh_carry[rb]);
+                }
             }
         }
-        // dh_prev = carried part + dGates_t · R.
-        std::mem::swap(&mut dh_next, &mut dh_carry);
-        matmul_into(view(dg_t, b, g4), w_hh, view_mut(&mut dh_next, b, h), true);
-    }
+    });
     dg
 }

@@ -263,4 +263,8 @@ impl LayerKernel for LossKernel {
     fn loss(&self) -> Option<f32> {
         self.loss
     }
+    /// Output layers end a streaming chain; the network returns their input.
+    fn can_step(&self) -> bool {
+        true
+    }
 }

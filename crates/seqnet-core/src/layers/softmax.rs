@@ -98,4 +98,16 @@ impl LayerKernel for SoftmaxKernel {
         }
         Ok(vec![Some(g)])
     }
+
+    fn can_step(&self) -> bool {
+        true
+    }
+    fn forward_step(&mut self, x: &[f32], out: &mut Vec<f32>) -> Result<()> {
+        let m = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        out.clear();
+        out.extend(x.iter().map(|&v| (v - m).exp()));
+        let s: f32 = out.iter().sum();
+        out.iter_mut().for_each(|v| *v /= s);
+        Ok(())
+    }
 }

@@ -1,0 +1,84 @@
+//! `lstm-train-step` and `lstm-infer`: sequenceInput(128) → lstm(256, last) →
+//! fc(10) → softmax → classification on random data, batch 32, T = 50 (all
+//! the same length). A training step is forward, backward and an adam update
+//! (no clipping, no L2); inference is one forward pass without gradients.
+
+use super::{line, lstm_forward_flop, time_reps};
+use ndarray::{ArrayD, IxDyn};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use seqnet_core::layers::{
+    ClassificationOutput, FullyConnected, Lstm, OutputMode, SequenceInput, Softmax,
+};
+use seqnet_core::{Activation, Layer, LayerGraph, Mode, Network, Result};
+use seqnet_train::solver::{self, SolverState};
+use seqnet_train::{Solver, TrainingOptions};
+
+const B: usize = 32;
+const T: usize = 50;
+const F: usize = 128;
+const H: usize = 256;
+const K: usize = 10;
+
+fn network() -> Result<Network> {
+    let layers: Vec<Layer> = vec![
+        SequenceInput::new(F).name("in").into(),
+        Lstm::new(H)
+            .output_mode(OutputMode::Last)
+            .name("lstm")
+            .into(),
+        FullyConnected::new(K).name("fc").into(),
+        Softmax::new().name("softmax").into(),
+        ClassificationOutput::new().name("out").into(),
+    ];
+    Network::new(&LayerGraph::from_layers(layers)?, 0)
+}
+
+/// Random `[T, B, F]` inputs and one-hot `[B, K]` targets.
+fn data() -> Result<(Activation, Activation)> {
+    let mut rng = StdRng::seed_from_u64(7);
+    let x = ArrayD::from_shape_simple_fn(IxDyn(&[T, B, F]), || rng.random_range(-1.0f32..1.0));
+    let mut y = ArrayD::<f32>::zeros(IxDyn(&[B, K]));
+    for b in 0..B {
+        y[[b, rng.random_range(0..K)]] = 1.0;
+    }
+    Ok((Activation::sequence(x, None)?, Activation::features(y)?))
+}
+
+/// `lstm-train-step`.
+pub fn train_step() -> Result<String> {
+    let mut net = network()?;
+    let (x, y) = data()?;
+    let options = TrainingOptions::new(Solver::Adam)
+        .initial_learn_rate(1e-3)
+        .l2_regularization(0.0);
+    let mut state = SolverState::default();
+    // A training step needs no gradient for the input data (as `fit`).
+    net.set_input_gradients(false);
+    let t = time_reps(3, 21, || {
+        net.forward(
+            std::slice::from_ref(&x),
+            Some(std::slice::from_ref(&y)),
+            Mode::Training,
+            false,
+        )?;
+        net.backward()?;
+        let mut params: Vec<_> = net.learnables_mut().into_iter().map(|(_, p)| p).collect();
+        solver::step(&mut params, &mut state, &options, 1e-3);
+        Ok(())
+    })?;
+    let flop = 3.0 * lstm_forward_flop(T, B, F, H);
+    Ok(line("lstm-train-step", &t, Some(flop), ""))
+}
+
+/// `lstm-infer`.
+pub fn infer() -> Result<String> {
+    let mut net = network()?;
+    let (x, _) = data()?;
+    let t = time_reps(3, 31, || {
+        net.forward(std::slice::from_ref(&x), None, Mode::Inference, false)?;
+        Ok(())
+    })?;
+    let flop = lstm_forward_flop(T, B, F, H);
+    Ok(line("lstm-infer", &t, Some(flop), ""))
+}

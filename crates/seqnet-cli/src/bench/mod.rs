@@ -1,0 +1,156 @@
+//! The benchmark workloads of `bench/WORKLOADS.md` (copied from the project's
+//! shared benchmark folder): [`run`] times each and prints one line per workload,
+//!
+//! ```text
+//! workload=<name> median_ms=<float> [gflop_per_s=<float>] [reps=<n>] [min_ms=<float>]
+//! ```
+//!
+//! plus a `machine=gemm-f32-1024` line with the f32 matrix-product rate of a
+//! 1024³ product through the `gemm` crate as [`seqnet_core::linalg`] uses it, so
+//! that each figure can be read as a fraction of the machine's limit.
+//!
+//! | workload | module |
+//! |---|---|
+//! | `vowels-epoch` | [`vowels`] |
+//! | `lstm-train-step`, `lstm-infer` | [`lstm`] |
+//! | `video-train-step` | [`video`] |
+//! | `stream-step` | [`stream`] |
+//!
+//! Every figure is wall-clock time, the median of several repetitions after a
+//! warm-up, on rayon's global pool (as many threads as cores, or
+//! `RAYON_NUM_THREADS`). `bench/compare.sh` runs the same workloads in PyTorch
+//! right after and prints the ratios.
+
+pub mod lstm;
+pub mod stream;
+pub mod video;
+pub mod vowels;
+
+use seqnet_core::{Error, Result};
+use std::time::Instant;
+
+/// The workloads, in the order [`run`] runs them.
+pub const WORKLOADS: &[&str] = &[
+    "vowels-epoch",
+    "lstm-train-step",
+    "lstm-infer",
+    "video-train-step",
+    "stream-step",
+];
+
+/// Timings of one workload, in milliseconds, warm-up excluded.
+#[derive(Debug, Clone)]
+pub struct Timings(pub Vec<f64>);
+
+impl Timings {
+    /// The median (the upper one of an even count).
+    pub fn median(&self) -> f64 {
+        let mut v = self.0.clone();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+
+    /// The fastest repetition.
+    pub fn min(&self) -> f64 {
+        self.0.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+}
+
+/// Runs `f` `warmup` times untimed, then `reps` times timed.
+pub fn time_reps(warmup: usize, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<Timings> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let mut v = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        f()?;
+        v.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(Timings(v))
+}
+
+/// The result line of one workload; `flop` (per repetition) adds `gflop_per_s`.
+pub fn line(name: &str, t: &Timings, flop: Option<f64>, extra: &str) -> String {
+    let med = t.median();
+    let mut s = format!("workload={name} median_ms={med:.4}");
+    if let Some(f) = flop {
+        s += &format!(" gflop_per_s={:.1}", f / (med * 1e-3) / 1e9);
+    }
+    s += &format!(" reps={} min_ms={:.4}", t.0.len(), t.min());
+    if !extra.is_empty() {
+        s.push(' ');
+        s += extra;
+    }
+    s
+}
+
+/// FLOPs of an LSTM forward over `t` steps, batch `b`, input `f`, hidden `h`
+/// (the spec's `8·T·B·H·(F+H)`).
+pub fn lstm_forward_flop(t: usize, b: usize, f: usize, h: usize) -> f64 {
+    8.0 * (t * b * h * (f + h)) as f64
+}
+
+/// The f32 product rate of a 1024³ product through [`seqnet_core::linalg::matmul_into`]
+/// (the `gemm` crate, rayon's threads): the `machine=gemm-f32-1024` line.
+pub fn gemm_peak() -> String {
+    let n = 1024;
+    let a = ndarray::Array2::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 13) % 17) as f32 * 0.1);
+    let b = ndarray::Array2::from_shape_fn((n, n), |(i, j)| ((i * 5 + j * 3) % 11) as f32 * 0.1);
+    let mut c = ndarray::Array2::<f32>::zeros((n, n));
+    let t = time_reps(2, 9, || {
+        seqnet_core::linalg::matmul_into(a.view(), b.view(), c.view_mut(), false);
+        Ok(())
+    })
+    .expect("a product cannot fail");
+    let med = t.median();
+    format!(
+        "machine=gemm-f32-1024 median_ms={med:.3} gflop_per_s={:.1} threads={}",
+        2.0 * (n * n * n) as f64 / (med * 1e-3) / 1e9,
+        rayon::current_num_threads()
+    )
+}
+
+/// Runs the workloads named in `only` (all when `None`), printing one line
+/// each, then the machine's product rate. Unknown names are an error.
+pub fn run(only: Option<&[String]>) -> Result<()> {
+    run_with(only, true)
+}
+
+/// [`run`], with or without the machine's product-rate line (without it, a
+/// process's peak memory is the workloads' own).
+pub fn run_with(only: Option<&[String]>, machine_line: bool) -> Result<()> {
+    let chosen: Vec<&str> = match only {
+        None => WORKLOADS.to_vec(),
+        Some(names) => {
+            for n in names {
+                if !WORKLOADS.contains(&n.as_str()) {
+                    return Err(Error::InvalidInput(format!(
+                        "unknown workload '{n}'; the workloads are {}",
+                        WORKLOADS.join(", ")
+                    )));
+                }
+            }
+            WORKLOADS
+                .iter()
+                .copied()
+                .filter(|w| names.iter().any(|n| n == w))
+                .collect()
+        }
+    };
+    for w in chosen {
+        let l = match w {
+            "vowels-epoch" => vowels::run()?,
+            "lstm-train-step" => lstm::train_step()?,
+            "lstm-infer" => lstm::infer()?,
+            "video-train-step" => video::run()?,
+            "stream-step" => stream::run()?,
+            _ => unreachable!("checked above"),
+        };
+        println!("{l}");
+    }
+    if machine_line {
+        println!("{}", gemm_peak());
+    }
+    Ok(())
+}

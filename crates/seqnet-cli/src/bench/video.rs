@@ -1,0 +1,76 @@
+//! `video-train-step`: the seed's video network, sequenceInput([28 28 1]) →
+//! sequenceFolding → conv2d(5, 20) → batchnorm → relu → sequenceUnfolding →
+//! flatten → lstm(200, last) → fc(10) → softmax → classification, one training
+//! step (forward, backward, adam update) on random frames, batch 8, T = 16.
+
+use super::{line, time_reps};
+use ndarray::{ArrayD, IxDyn};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use seqnet_core::layers::{
+    BatchNormalization, ClassificationOutput, Convolution2d, Flatten, FullyConnected, Lstm,
+    OutputMode, Relu, SequenceFolding, SequenceInput, SequenceUnfolding, Softmax,
+};
+use seqnet_core::{Activation, Layer, LayerGraph, Mode, Network, Result};
+use seqnet_train::solver::{self, SolverState};
+use seqnet_train::{Solver, TrainingOptions};
+
+const B: usize = 8;
+const T: usize = 16;
+const K: usize = 10;
+
+/// The video network.
+pub fn graph() -> Result<LayerGraph> {
+    let layers: Vec<Layer> = vec![
+        SequenceInput::image([28, 28, 1]).name("in").into(),
+        SequenceFolding::new().name("fold").into(),
+        Convolution2d::new([5, 5], 20).name("conv").into(),
+        BatchNormalization::new().name("bn").into(),
+        Relu::new().name("relu").into(),
+        SequenceUnfolding::new().name("unfold").into(),
+        Flatten::new().name("flatten").into(),
+        Lstm::new(200)
+            .output_mode(OutputMode::Last)
+            .name("lstm")
+            .into(),
+        FullyConnected::new(K).name("fc").into(),
+        Softmax::new().name("softmax").into(),
+        ClassificationOutput::new().name("out").into(),
+    ];
+    let mut g = LayerGraph::from_layers(layers)?;
+    g.connect("fold/miniBatchSize", "unfold/miniBatchSize")?;
+    Ok(g)
+}
+
+/// Times the workload and returns its result line.
+pub fn run() -> Result<String> {
+    let mut net = Network::new(&graph()?, 0)?;
+    let mut rng = StdRng::seed_from_u64(11);
+    let x =
+        ArrayD::from_shape_simple_fn(IxDyn(&[T, B, 1, 28, 28]), || rng.random_range(0.0f32..1.0));
+    let x = Activation::image_sequence(x, None)?;
+    let mut y = ArrayD::<f32>::zeros(IxDyn(&[B, K]));
+    for b in 0..B {
+        y[[b, rng.random_range(0..K)]] = 1.0;
+    }
+    let y = Activation::features(y)?;
+    let options = TrainingOptions::new(Solver::Adam)
+        .initial_learn_rate(1e-3)
+        .l2_regularization(0.0);
+    let mut state = SolverState::default();
+    // A training step needs no gradient for the input data (as `fit`).
+    net.set_input_gradients(false);
+    let t = time_reps(2, 11, || {
+        net.forward(
+            std::slice::from_ref(&x),
+            Some(std::slice::from_ref(&y)),
+            Mode::Training,
+            false,
+        )?;
+        net.backward()?;
+        let mut params: Vec<_> = net.learnables_mut().into_iter().map(|(_, p)| p).collect();
+        solver::step(&mut params, &mut state, &options, 1e-3);
+        Ok(())
+    })?;
+    Ok(line("video-train-step", &t, None, ""))
+}
