@@ -12,6 +12,22 @@ use ndarray::ArrayD;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+/// The gradient of output port 0 reshaped back to the last forward's input
+/// shape (zeros when none flows back): the backward of every reshape here.
+fn grad_in_shape(
+    name: &str,
+    grads: &mut [Option<ArrayD<f32>>],
+    in_shape: Option<Vec<usize>>,
+) -> Result<ArrayD<f32>> {
+    let shape = in_shape.ok_or_else(|| no_forward(name))?;
+    match grads.get_mut(0).and_then(Option::take) {
+        Some(g) => g
+            .into_shape_with_order(shape)
+            .map_err(|e| Error::layer(name, e.to_string())),
+        None => Ok(ArrayD::zeros(shape)),
+    }
+}
+
 /// MATLAB's `sequenceFoldingLayer`: image sequences `S×S×C×B×T` (`[T, B, C, H, W]`)
 /// become frames `S×S×C×B` (`[T·B, C, H, W]`), so that image layers apply to every
 /// frame; feature sequences `C×B×T` become `C×B` (`[T·B, C]`).
@@ -107,16 +123,7 @@ impl LayerKernel for FoldKernel {
         &mut self,
         mut grads: Vec<Option<ArrayD<f32>>>,
     ) -> Result<Vec<Option<ArrayD<f32>>>> {
-        let shape = self
-            .in_shape
-            .clone()
-            .ok_or_else(|| no_forward(&self.name))?;
-        let g = match grads.get_mut(0).and_then(Option::take) {
-            Some(g) => g
-                .into_shape_with_order(shape)
-                .map_err(|e| Error::layer(&self.name, e.to_string()))?,
-            None => ArrayD::zeros(shape),
-        };
+        let g = grad_in_shape(&self.name, &mut grads, self.in_shape.clone())?;
         Ok(vec![Some(g)])
     }
 }
@@ -224,16 +231,7 @@ impl LayerKernel for UnfoldKernel {
         &mut self,
         mut grads: Vec<Option<ArrayD<f32>>>,
     ) -> Result<Vec<Option<ArrayD<f32>>>> {
-        let shape = self
-            .in_shape
-            .clone()
-            .ok_or_else(|| no_forward(&self.name))?;
-        let g = match grads.get_mut(0).and_then(Option::take) {
-            Some(g) => g
-                .into_shape_with_order(shape)
-                .map_err(|e| Error::layer(&self.name, e.to_string()))?,
-            None => ArrayD::zeros(shape),
-        };
+        let g = grad_in_shape(&self.name, &mut grads, self.in_shape.clone())?;
         Ok(vec![Some(g), None])
     }
 }
@@ -316,16 +314,7 @@ impl LayerKernel for FlattenKernel {
         &mut self,
         mut grads: Vec<Option<ArrayD<f32>>>,
     ) -> Result<Vec<Option<ArrayD<f32>>>> {
-        let shape = self
-            .in_shape
-            .clone()
-            .ok_or_else(|| no_forward(&self.name))?;
-        let g = match grads.get_mut(0).and_then(Option::take) {
-            Some(g) => g
-                .into_shape_with_order(shape)
-                .map_err(|e| Error::layer(&self.name, e.to_string()))?,
-            None => ArrayD::zeros(shape),
-        };
+        let g = grad_in_shape(&self.name, &mut grads, self.in_shape.clone())?;
         Ok(vec![Some(g)])
     }
 }
