@@ -7,11 +7,9 @@ use super::{line, time_reps};
 use ndarray::{ArrayD, IxDyn};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use seqnet_core::layers::{
-    BatchNormalization, ClassificationOutput, Convolution2d, Flatten, FullyConnected, Lstm,
-    OutputMode, Relu, SequenceFolding, SequenceInput, SequenceUnfolding, Softmax,
-};
-use seqnet_core::{Activation, Layer, LayerGraph, Mode, Network, Result};
+use seqnet_core::layers::InputSize;
+use seqnet_core::templates::{Template, TemplateOptions};
+use seqnet_core::{Activation, LayerGraph, Mode, Network, Result};
 use seqnet_train::solver::{self, SolverState};
 use seqnet_train::{Solver, TrainingOptions};
 
@@ -19,27 +17,14 @@ const B: usize = 8;
 const T: usize = 16;
 const K: usize = 10;
 
-/// The video network.
+/// The video network: the `video` template with 28×28×1 frames, lstm 200 and 10 classes.
 pub fn graph() -> Result<LayerGraph> {
-    let layers: Vec<Layer> = vec![
-        SequenceInput::image([28, 28, 1]).name("in").into(),
-        SequenceFolding::new().name("fold").into(),
-        Convolution2d::new([5, 5], 20).name("conv").into(),
-        BatchNormalization::new().name("bn").into(),
-        Relu::new().name("relu").into(),
-        SequenceUnfolding::new().name("unfold").into(),
-        Flatten::new().name("flatten").into(),
-        Lstm::new(200)
-            .output_mode(OutputMode::Last)
-            .name("lstm")
-            .into(),
-        FullyConnected::new(K).name("fc").into(),
-        Softmax::new().name("softmax").into(),
-        ClassificationOutput::new().name("out").into(),
-    ];
-    let mut g = LayerGraph::from_layers(layers)?;
-    g.connect("fold/miniBatchSize", "unfold/miniBatchSize")?;
-    Ok(g)
+    Template::Video.graph(&TemplateOptions {
+        input: Some(InputSize::Image([28, 28, 1])),
+        hidden: Some(200),
+        outputs: Some(K),
+        ..Default::default()
+    })
 }
 
 /// Times the workload and returns its result line.
