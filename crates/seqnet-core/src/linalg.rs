@@ -6,7 +6,8 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 /// Products smaller than this many multiply-adds run on one thread.
 const PARALLEL_THRESHOLD: usize = 1 << 18;
 
-/// `c = a·b` when `accumulate` is false, `c += a·b` when true.
+/// `c = a·b` when `accumulate` is false, `c += a·b` when true, on all of
+/// rayon's threads for large products.
 ///
 /// Shapes: `a` `[m, k]`, `b` `[k, n]`, `c` `[m, n]`.
 ///
@@ -15,8 +16,21 @@ const PARALLEL_THRESHOLD: usize = 1 << 18;
 pub fn matmul_into(
     a: ArrayView2<f32>,
     b: ArrayView2<f32>,
+    c: ArrayViewMut2<f32>,
+    accumulate: bool,
+) {
+    matmul_into_threads(a, b, c, accumulate, rayon::current_num_threads());
+}
+
+/// [`matmul_into`] on at most `threads` threads (1: on the calling thread only,
+/// for callers that already run in parallel). Products smaller than
+/// [`PARALLEL_THRESHOLD`] multiply-adds always run on one thread.
+pub fn matmul_into_threads(
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
     mut c: ArrayViewMut2<f32>,
     accumulate: bool,
+    threads: usize,
 ) {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
@@ -31,8 +45,8 @@ pub fn matmul_into(
         }
         return;
     }
-    let parallelism = if m * n * k >= PARALLEL_THRESHOLD && rayon::current_num_threads() > 1 {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    let parallelism = if m * n * k >= PARALLEL_THRESHOLD && threads > 1 {
+        gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
     };

@@ -786,55 +786,11 @@ fn view_mut(s: &mut [f32], rows: usize, cols: usize) -> ArrayViewMut2<'_, f32> {
 fn gemm_frame(
     a: ArrayView2<f32>,
     b: ArrayView2<f32>,
-    mut c: ArrayViewMut2<f32>,
+    c: ArrayViewMut2<f32>,
     accumulate: bool,
     threads: usize,
 ) {
-    let (m, k) = a.dim();
-    let (k2, n) = b.dim();
-    assert_eq!(k, k2, "gemm_serial: inner sizes differ");
-    assert_eq!(c.dim(), (m, n), "gemm_serial: output shape");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            c.fill(0.0);
-        }
-        return;
-    }
-    let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
-    let (b_rs, b_cs) = (b.strides()[0], b.strides()[1]);
-    let (c_rs, c_cs) = (c.strides()[0], c.strides()[1]);
-    // SAFETY: the views' pointers and strides describe valid memory of the
-    // checked shapes; `c` is a unique mutable view, so it aliases neither input.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            c_cs,
-            c_rs,
-            accumulate,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            if accumulate { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            if threads > 1 && m * n * k >= 1 << 18 {
-                gemm::Parallelism::Rayon(threads)
-            } else {
-                gemm::Parallelism::None
-            },
-        );
-    }
+    crate::linalg::matmul_into_threads(a, b, c, accumulate, threads);
 }
 
 #[cfg(test)]
