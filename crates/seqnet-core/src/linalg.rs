@@ -499,6 +499,31 @@ pub fn team<F: Fn(usize, usize, &SpinBarrier) + Sync>(threads: usize, f: F) {
     });
 }
 
+/// Runs `f(part)` for every part in `0..parts` on the caller's thread and one
+/// worker of rayon's pool, each taking the next part not yet taken: parts that
+/// never meet (the rows of a recurrent pass). When the worker starts late, the
+/// caller takes its parts too, so nobody waits for a thread that is not
+/// scheduled; it returns when every part is done.
+pub fn share<F: Fn(usize) + Sync>(parts: usize, f: F) {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    let next = AtomicUsize::new(0);
+    let work = || loop {
+        let part = next.fetch_add(1, Relaxed);
+        if part >= parts {
+            break;
+        }
+        f(part);
+    };
+    if parts <= 1 || rayon::current_num_threads() < 2 {
+        work();
+        return;
+    }
+    rayon::in_place_scope(|s| {
+        s.spawn(|_| work());
+        work();
+    });
+}
+
 /// A raw pointer that threads of a [`team`] share to write disjoint parts of
 /// one buffer.
 #[derive(Debug, Clone, Copy)]

@@ -1,6 +1,7 @@
 //! [`Lstm`] and [`BiLstm`]: long short-term memory layers, one or two directions,
 //! sharing one fused kernel ([`LstmKernel`]).
 
+use super::lstm_forward::{fold_input, lstm_pass, pass_threads, GatePanels, PassBuffers};
 use super::recurrent::{
     check_state_len, column_sums, fill_rows, initial_state, input_steps, output_grad, put_slot,
     take_slot, view, view_mut, weight_grad, with_acts, write_outputs, Act, GateActivation,
@@ -11,7 +12,7 @@ use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
 use crate::init::{self, BiasInitializer, WeightsInitializer};
-use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
+use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Mode, ShapeError};
 use crate::learnable::Learnable;
 use crate::linalg::{gemm_packed, matmul_into, team, team_threads, PackedPanels, SharedMut};
 use ndarray::{s, ArcArray, Array1, Array2, ArrayD, Axis, Ix2, IxDyn};
@@ -287,6 +288,8 @@ impl<const D: usize> LstmConfig<D> {
             step_buf: Vec::new(),
             step_weights: Vec::new(),
             step_weights_valid: false,
+            panels: Vec::new(),
+            panels_valid: false,
             input_grad_needed: true,
         })
     }
@@ -370,6 +373,9 @@ struct LstmTape {
     /// The input `[T, B, C]`, standard layout (viewed as `[T·B, C]` rows).
     x: ArcArray<f32, IxDyn>,
     dirs: Vec<LstmDir>,
+    /// Whether the forward kept what backward needs (gates, `state(c)`): in
+    /// training mode only.
+    complete: bool,
 }
 
 /// The kernel of [`Lstm`] and [`BiLstm`]: learnables `InputWeights` `[4·D·H, C]`,
@@ -399,6 +405,10 @@ pub struct LstmKernel {
     /// the learnables, the only way to change them).
     step_weights: Vec<f32>,
     step_weights_valid: bool,
+    /// Each direction's gate weights packed for the pass through time, valid
+    /// while `panels_valid` (cleared as `step_weights_valid` is).
+    panels: Vec<GatePanels>,
+    panels_valid: bool,
     /// Whether backward returns the input's gradient (see
     /// [`LayerKernel::set_input_grad_needed`]).
     input_grad_needed: bool,
@@ -415,6 +425,106 @@ impl LstmKernel {
     /// The state kept by the last stateful forward (`[B, D·H]` each), if any.
     pub fn kept_state(&self) -> Option<&RecurrentState> {
         self.kept.as_ref()
+    }
+
+    /// Packs each direction's weights for the pass through time ([`GatePanels`]),
+    /// unless the packed copy is still valid (the weights unchanged since) and
+    /// has the input folded in or not as `fold` asks.
+    fn pack_panels(&mut self, fold: bool) {
+        let (h, c, nd) = (self.hidden, self.input_size, self.directions);
+        if self.panels_valid && self.panels.len() == nd && self.panels[0].fits(c, h, fold) {
+            return;
+        }
+        let g4 = 4 * h;
+        let w_ih = self.input_weights.value.as_standard_layout();
+        let w_ih = w_ih.as_slice().expect("standard layout");
+        let w_hh = self.recurrent_weights.value.as_standard_layout();
+        let w_hh = w_hh.as_slice().expect("standard layout");
+        let bias = self.bias.value.as_standard_layout();
+        let bias = bias.as_slice().expect("standard layout");
+        self.panels.resize_with(nd, GatePanels::default);
+        for (d, p) in self.panels.iter_mut().enumerate() {
+            let rows = d * g4..(d + 1) * g4;
+            p.pack(
+                &w_ih[rows.start * c..rows.end * c],
+                c,
+                &w_hh[rows.start * h..rows.end * h],
+                h,
+                &bias[rows],
+                fold,
+            );
+        }
+        self.panels_valid = true;
+    }
+
+    /// Runs every direction's pass through time over `x` (`[T, B, C]`) from
+    /// the initial states already in `dirs`' slots, with the packed panels;
+    /// with `tape`, keeps what backward needs.
+    fn run_passes(
+        &self,
+        steps: &Steps,
+        x: &ArcArray<f32, IxDyn>,
+        dirs: &mut [LstmDir],
+        tape: bool,
+    ) {
+        let (h, c) = (self.hidden, self.input_size);
+        let (t, b, g4) = (steps.t, steps.b, 4 * h);
+        let fold = self.panels[0].folded();
+        let x_rows = x.as_slice().expect("standard layout");
+        let threads = pass_threads(b, if fold { c + h } else { h }, h);
+        let w_ih = self
+            .input_weights
+            .value
+            .view()
+            .into_dimensionality::<Ix2>()
+            .expect("checked 2-D");
+        let bias = self.bias.value.as_standard_layout();
+        let bias = bias.as_slice().expect("standard layout");
+        for (d, dir) in dirs.iter_mut().enumerate() {
+            if tape || !fold {
+                sized(&mut dir.gates, t * b * g4);
+            }
+            if tape {
+                sized(&mut dir.tc, t * b * h);
+            }
+            if !fold {
+                let rows = d * g4..(d + 1) * g4;
+                fill_rows(&mut dir.gates, &bias[rows.clone()]);
+                matmul_into(
+                    view(x_rows, t * b, c),
+                    w_ih.slice(s![rows, ..]).t(),
+                    view_mut(&mut dir.gates, t * b, g4),
+                    true,
+                );
+            }
+            let bufs = PassBuffers {
+                gates: &mut dir.gates,
+                h: &mut dir.h,
+                c: &mut dir.c,
+                tc: &mut dir.tc,
+            };
+            with_acts!(
+                self.gate,
+                self.state,
+                lstm_pass(steps, d == 1, x_rows, &self.panels[d], bufs, tape, threads)
+            );
+        }
+    }
+
+    /// Makes the tape of an inference forward (which keeps no gates) complete
+    /// for backward, by running its passes again with the tape on: backward
+    /// after an inference forward is allowed (as after PyTorch's `eval()`),
+    /// but rare enough not to make every prediction keep the gates.
+    fn complete_tape(&mut self) {
+        let Some(mut tape) = self.tape.take() else {
+            return;
+        };
+        if !tape.complete {
+            self.pack_panels(fold_input(self.input_size, self.hidden, tape.steps.b));
+            self.run_passes(&tape.steps, &tape.x, &mut tape.dirs, true);
+            tape.complete = true;
+        }
+        self.tape = Some(tape);
     }
 
     fn check_learnables(&self) -> Result<()> {
@@ -445,7 +555,6 @@ impl LayerKernel for LstmKernel {
         let steps = input_steps(&self.name, x, c)?;
         self.check_learnables()?;
         let (t, b, s) = (steps.t, steps.b, nd * h);
-        let g4 = 4 * h;
         // The input as `[T·B, C]` rows; kept for the weight gradient without a
         // copy when it is in standard layout (it nearly always is).
         let x_kept = if x.data.is_standard_layout() {
@@ -453,10 +562,12 @@ impl LayerKernel for LstmKernel {
         } else {
             x.data.as_standard_layout().into_owned().into_shared()
         };
-        let xr = x_kept
-            .view()
-            .into_shape_with_order((t * b, c))
-            .map_err(|e| Error::layer(&self.name, e.to_string()))?;
+        if x_kept.len() != t * b * c {
+            return Err(Error::layer(
+                &self.name,
+                format!("expects {t}·{b}·{c} input values, got {}", x_kept.len()),
+            ));
+        }
 
         let start = match &self.kept {
             Some(k) if ctx.stateful && k.batch() == b => k.clone(),
@@ -479,16 +590,8 @@ impl LayerKernel for LstmKernel {
         };
         let c0 = start.cell.as_ref().expect("an LSTM state has a cell state");
 
-        let w_ih = self
-            .input_weights
-            .value
-            .view()
-            .into_dimensionality::<Ix2>()
-            .expect("checked 2-D");
-        let w_hh_all = self.recurrent_weights.value.as_standard_layout();
-        let w_hh_all = w_hh_all.as_slice().expect("standard layout");
-        let bias = self.bias.value.as_standard_layout();
-        let bias = bias.as_slice().expect("standard layout");
+        let tape = ctx.mode == Mode::Training;
+        self.pack_panels(fold_input(c, h, b));
         let mut dirs = Vec::with_capacity(nd);
         // Last forward's buffers, reused: every value a pass reads is written
         // first in it (gates from the bias, states slot by slot), so buffers
@@ -501,19 +604,9 @@ impl LayerKernel for LstmKernel {
             .into_iter();
         for d in 0..nd {
             let reverse = d == 1;
-            let rows = d * g4..(d + 1) * g4;
             let mut dir = old.next().unwrap_or_default();
-            sized(&mut dir.gates, t * b * g4);
             sized(&mut dir.h, (t + 2) * b * h);
             sized(&mut dir.c, (t + 2) * b * h);
-            sized(&mut dir.tc, t * b * h);
-            fill_rows(&mut dir.gates, &bias[rows.clone()]);
-            matmul_into(
-                xr.view(),
-                w_ih.slice(s![rows.clone(), ..]).t(),
-                view_mut(&mut dir.gates, t * b, g4),
-                true,
-            );
             put_slot(
                 &mut dir.h,
                 steps.initial_slot(reverse),
@@ -522,14 +615,9 @@ impl LayerKernel for LstmKernel {
                 h,
             );
             put_slot(&mut dir.c, steps.initial_slot(reverse), c0, d * h, h);
-            let w = &w_hh_all[rows.start * h..rows.end * h];
-            with_acts!(
-                self.gate,
-                self.state,
-                lstm_pass(&steps, reverse, w, h, &mut dir)
-            );
             dirs.push(dir);
         }
+        self.run_passes(&steps, &x_kept, &mut dirs, tape);
 
         let mut y = match self.output_mode {
             OutputMode::Sequence => vec![0.0; t * b * s],
@@ -590,6 +678,7 @@ impl LayerKernel for LstmKernel {
             steps,
             x: x_kept,
             dirs,
+            complete: tape,
         });
         Ok(vec![out])
     }
@@ -599,6 +688,7 @@ impl LayerKernel for LstmKernel {
         mut grads: Vec<Option<ArrayD<f32>>>,
     ) -> Result<Vec<Option<ArrayD<f32>>>> {
         self.check_learnables()?;
+        self.complete_tape();
         let tape = self.tape.as_ref().ok_or_else(|| no_forward(&self.name))?;
         let steps = &tape.steps;
         let (h, c, nd) = (self.hidden, self.input_size, self.directions);
@@ -676,6 +766,7 @@ impl LayerKernel for LstmKernel {
     fn learnables_mut(&mut self) -> Vec<&mut Learnable> {
         // Whoever borrows the learnables mutably may change them.
         self.step_weights_valid = false;
+        self.panels_valid = false;
         vec![
             &mut self.input_weights,
             &mut self.recurrent_weights,
@@ -819,13 +910,13 @@ fn reuse_grad(grad: &mut ArrayD<f32>, shape: (usize, usize)) -> Array2<f32> {
     Array2::zeros(shape)
 }
 
-/// How many threads run one direction's pass through time: two (or rayon's
+/// How many threads run one direction's backward pass through time: two (or rayon's
 /// thread count, at most 2) when a step's recurrent product is large enough to
 /// pay for meeting at a barrier every step, else one. (Measured: at 1M
 /// multiply-adds per step, Japanese Vowels' 27×100·100×400, one thread is as
 /// fast on an idle host and many times faster on a loaded one, where a thread
 /// waits at every barrier for its partner to be scheduled again.)
-fn pass_threads(b: usize, h: usize) -> usize {
+fn back_pass_threads(b: usize, h: usize) -> usize {
     let macs = b * 4 * h * h;
     if macs >= 1 << 21 && h >= 32 {
         team_threads(rayon::current_num_threads().clamp(1, 2))
@@ -867,70 +958,6 @@ fn has_avx512() -> bool {
 /// by the weights as they are.
 fn use_packing(t: usize, b: usize) -> bool {
     t * b >= 8
-}
-
-#[inline(always)]
-fn dot_body(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 16];
-    let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = ac
-        .remainder()
-        .iter()
-        .zip(bc.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ac.zip(bc) {
-        for l in 0..16 {
-            acc[l] = x[l].mul_add(y[l], acc[l]);
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// `out[q·n + j] = R[q·H + u0 + j, :]·h` for the 4 gates of units `u0..u0 + n`.
-#[inline(always)]
-fn rec_small_body(w_hh: &[f32], h: usize, u0: usize, n: usize, hv: &[f32], out: &mut [f32]) {
-    for q in 0..4 {
-        for j in 0..n {
-            let r = (q * h + u0 + j) * h;
-            out[q * n + j] = dot_body(&w_hh[r..r + h], hv);
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn rec_small_avx512(
-    w_hh: &[f32],
-    h: usize,
-    u0: usize,
-    n: usize,
-    hv: &[f32],
-    out: &mut [f32],
-) {
-    rec_small_body(w_hh, h, u0, n, hv, out)
-}
-
-/// [`rec_small_body`], vectorized where the CPU allows.
-fn rec_small(
-    w_hh: &[f32],
-    h: usize,
-    u0: usize,
-    n: usize,
-    hv: &[f32],
-    out: &mut [f32],
-    avx512: bool,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if avx512 {
-        // SAFETY: the caller checked that the CPU has AVX-512F.
-        unsafe { rec_small_avx512(w_hh, h, u0, n, hv, out) };
-        return;
-    }
-    let _ = avx512;
-    rec_small_body(w_hh, h, u0, n, hv, out)
 }
 
 /// `y += Σ_k z[k]·wt[k, :]` for `wt` `[K, N]` row-major (`N = y.len()`):
@@ -1125,104 +1152,6 @@ unsafe fn at_mut<'a>(p: SharedMut, offset: usize, len: usize) -> &'a mut [f32] {
     std::slice::from_raw_parts_mut(p.0.add(offset), len)
 }
 
-/// One direction's forward through time. On entry `dir.gates` holds `W·x + b` for
-/// every step and the initial state is in its slot; on exit the gates are
-/// activated and every state slot is filled. `w_hh` is this direction's
-/// `[4H, H]` recurrent weights, row-major.
-///
-/// The hidden units are split between [`pass_threads`] threads; each packs its
-/// rows of `R` once ([`PackedPanels`]), then at every step multiplies the
-/// previous hidden state by them ([`gemm_packed`]) and updates its units' gates
-/// and states in one fused pass; the threads meet once per step.
-fn lstm_pass<G: Act, S: Act>(
-    steps: &Steps,
-    reverse: bool,
-    w_hh: &[f32],
-    h: usize,
-    dir: &mut LstmDir,
-) {
-    let (t_len, b) = (steps.t, steps.b);
-    let (g4, bh) = (4 * h, b * h);
-    let threads = pass_threads(b, h);
-    let rows = active_rows(steps);
-    let avx512 = has_avx512();
-    let (gp, hp, cp, tp) = (
-        SharedMut(dir.gates.as_mut_ptr()),
-        SharedMut(dir.h.as_mut_ptr()),
-        SharedMut(dir.c.as_mut_ptr()),
-        SharedMut(dir.tc.as_mut_ptr()),
-    );
-    team(threads, |ti, size, barrier| {
-        let r = ti * h / size..(ti + 1) * h / size;
-        let (u0, n) = (r.start, r.len());
-        // Columns `q·n + j` of the packed matrix: gate `q` of unit `u0 + j`.
-        let packed = use_packing(t_len, b);
-        let mut pack = PackedPanels::default();
-        if packed {
-            pack.pack(h, 4 * n, |kk, col| {
-                w_hh[((col / n) * h + u0 + col % n) * h + kk]
-            });
-        }
-        let ldc = if packed { pack.padded_cols() } else { 4 * n };
-        let mut rec = vec![0f32; b * ldc];
-        for k in 0..t_len {
-            let t = steps.step(k, reverse);
-            let (prev, out) = steps.slots(t, reverse);
-            let m = rows[t];
-            // SAFETY: slot `prev` is complete (written before the last barrier)
-            // and nobody writes it during this step.
-            let h_prev = unsafe { at(hp, prev * bh, bh) };
-            if packed {
-                gemm_packed(h_prev, h, m, &pack, &mut rec, ldc);
-            } else {
-                for bi in 0..m {
-                    let hv = &h_prev[bi * h..(bi + 1) * h];
-                    rec_small(
-                        w_hh,
-                        h,
-                        u0,
-                        n,
-                        hv,
-                        &mut rec[bi * ldc..(bi + 1) * ldc],
-                        avx512,
-                    );
-                }
-            }
-            for bi in 0..b {
-                let (po, oo) = ((prev * b + bi) * h + u0, (out * b + bi) * h + u0);
-                // SAFETY: this thread alone writes units `u0..u0 + n` of slot `out`.
-                unsafe {
-                    if !steps.real(bi, t) {
-                        at_mut(hp, oo, n).copy_from_slice(at(hp, po, n));
-                        at_mut(cp, oo, n).copy_from_slice(at(cp, po, n));
-                        continue;
-                    }
-                    let row = t * b + bi;
-                    let g0 = row * g4 + u0;
-                    let rr = &rec[bi * ldc..bi * ldc + 4 * n];
-                    cell_fwd::<G, S>(
-                        CellFwd {
-                            gates: [
-                                at_mut(gp, g0, n),
-                                at_mut(gp, g0 + h, n),
-                                at_mut(gp, g0 + 2 * h, n),
-                                at_mut(gp, g0 + 3 * h, n),
-                            ],
-                            rec: [&rr[..n], &rr[n..2 * n], &rr[2 * n..3 * n], &rr[3 * n..]],
-                            c_prev: at(cp, po, n),
-                            c: at_mut(cp, oo, n),
-                            h: at_mut(hp, oo, n),
-                            tc: at_mut(tp, row * h + u0, n),
-                        },
-                        avx512,
-                    );
-                }
-            }
-            barrier.wait_as(ti);
-        }
-    });
-}
-
 /// One direction's backward through time. `dy` is the loss gradient for the
 /// layer's output `[T·B, S]`, of which this direction owns columns
 /// `offset..offset + H`. Returns the gradient for the gate pre-activations,
@@ -1243,7 +1172,7 @@ fn lstm_pass_back<G: Act, S: Act>(
     let (t_len, b) = (steps.t, steps.b);
     let g4 = 4 * h;
     let mut dg = vec![0.0f32; t_len * b * g4];
-    let threads = pass_threads(b, h);
+    let threads = back_pass_threads(b, h);
     let rows = active_rows(steps);
     let avx512 = has_avx512();
     let dgp = SharedMut(dg.as_mut_ptr());

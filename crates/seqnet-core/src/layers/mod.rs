@@ -10,6 +10,7 @@ mod fold;
 mod gru;
 mod input;
 mod lstm;
+mod lstm_forward;
 mod merge;
 mod output;
 mod pooling;

@@ -1,0 +1,698 @@
+//! The LSTM's forward pass through time, fused. At every step, one product of
+//! `[x_t, h_{t-1}]` (`[B, C + H]`) by the packed `[W R]ᵀ` (`[C + H, 4H]`), or
+//! of `h_{t-1}` by `Rᵀ` alone when the input projection `W·x + b` of all steps
+//! was computed beforehand (large inputs, whose `W` would not stay in cache);
+//! the cell update is applied to each register tile as it leaves the product,
+//! so no step writes or re-reads gate sums. The observations (rows) are shared
+//! between threads, which never meet before the pass ends: an observation's
+//! recurrence needs nothing from another's.
+//!
+//! Each row's result is a sum over `k` in a fixed order (bias or projection
+//! first, then the input part, then the recurrent part), whichever rows come
+//! with it and whichever thread computes it: a sequence gets the same bits in
+//! any batch, padded or not.
+
+use super::recurrent::{Act, Steps};
+use crate::linalg::SharedMut;
+
+/// Hidden units per group: one 16-lane vector per gate.
+const LANES: usize = 16;
+/// Rows per register tile at most: 6 rows × 4 gates = 24 accumulators.
+const MAX_ROWS: usize = 6;
+
+/// One direction's gate weights, packed for [`lstm_pass`]: the hidden units in
+/// groups of 16, and for each group and gate `q` (`i, f, g, o`) a panel
+/// `[K, 16]` with `K = kx + H` rows (the `kx` input features when the input
+/// projection is folded in, then the `H` recurrent ones). Units past `H` in
+/// the last group are zero.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GatePanels {
+    /// Input features folded into the product (0: projected beforehand).
+    kx: usize,
+    h: usize,
+    /// `[groups, 4, kx + H, 16]`.
+    data: Vec<f32>,
+    /// `[groups, 4, 16]`: the bias, used when the input is folded in.
+    bias: Vec<f32>,
+}
+
+impl GatePanels {
+    /// Packs one direction's `w_ih` `[4H, C]`, `w_hh` `[4H, H]` and `bias`
+    /// `[4H]` (row-major, gate order `i, f, g, o`), folding the input part
+    /// in when `fold`; reuses the allocation.
+    pub fn pack(
+        &mut self,
+        w_ih: &[f32],
+        c: usize,
+        w_hh: &[f32],
+        h: usize,
+        bias: &[f32],
+        fold: bool,
+    ) {
+        let kx = if fold { c } else { 0 };
+        let k = kx + h;
+        let groups = h.div_ceil(LANES);
+        self.kx = kx;
+        self.h = h;
+        self.data.clear();
+        self.data.resize(groups * 4 * k * LANES, 0.0);
+        self.bias.clear();
+        self.bias.resize(groups * 4 * LANES, 0.0);
+        for q in 0..4 {
+            for u in 0..h {
+                let r = q * h + u;
+                let (g, l) = (u / LANES, u % LANES);
+                let base = (g * 4 + q) * k * LANES + l;
+                let panel = &mut self.data[base..];
+                for (kk, &v) in w_ih[r * c..(r + 1) * c][..kx].iter().enumerate() {
+                    panel[kk * LANES] = v;
+                }
+                for (kk, &v) in w_hh[r * h..(r + 1) * h].iter().enumerate() {
+                    panel[(kx + kk) * LANES] = v;
+                }
+                self.bias[(g * 4 + q) * LANES + l] = bias[r];
+            }
+        }
+    }
+
+    /// Whether the panels hold `h` units with the input (`fold`, `c` features)
+    /// folded in or not.
+    pub fn fits(&self, c: usize, h: usize, fold: bool) -> bool {
+        self.h == h && self.kx == if fold { c } else { 0 } && !self.data.is_empty()
+    }
+
+    /// Whether the input projection is folded into each step's product.
+    pub fn folded(&self) -> bool {
+        self.kx > 0
+    }
+}
+
+/// Whether a pass folds the input projection into each step's product: when
+/// the packed `[W R]ᵀ` (read once per step and thread) stays in cache, and
+/// the steps have enough rows to reuse it. Else `W·x + b` is one product over
+/// all steps beforehand (the video network's 11520 inputs: 37 MB of `W`).
+pub(crate) fn fold_input(c: usize, h: usize, b: usize) -> bool {
+    let bytes = (c + h) * 4 * h * std::mem::size_of::<f32>();
+    c > 0 && b >= 4 && bytes <= 2 << 20
+}
+
+/// How many threads share a pass's rows: two (at most rayon's thread count)
+/// when each gets at least 4 rows and a step has enough work to pay for
+/// handing half of the pass to another thread, else one.
+pub(crate) fn pass_threads(b: usize, k: usize, h: usize) -> usize {
+    if b >= 8 && b * k * 4 * h >= 1 << 18 {
+        rayon::current_num_threads().clamp(1, 2)
+    } else {
+        1
+    }
+}
+
+/// The buffers one direction's pass reads and writes (see `LstmDir`).
+pub(crate) struct PassBuffers<'a> {
+    /// `[T·B, 4H]`: when the input is not folded in, `W·x + b` on entry; with
+    /// `tape`, the activated gates on exit. Unused otherwise (may be empty).
+    pub gates: &'a mut [f32],
+    /// `T + 2` slots of `[B, H]`, the initial state in its slot on entry.
+    pub h: &'a mut [f32],
+    /// Cell states, same slots as `h`.
+    pub c: &'a mut [f32],
+    /// `[T·B, H]`: with `tape`, `state(c)` after each step. May be empty otherwise.
+    pub tc: &'a mut [f32],
+}
+
+/// One direction's forward through time (see the module docs). `x` is the
+/// input `[T·B, C]` (read only when `panels` fold it in); with `tape`, the
+/// activated gates and `state(c)` are kept for the backward pass. Padded
+/// steps carry the state over unchanged.
+///
+/// # Panics
+/// When a buffer is shorter than the sizes say (a bug inside seqnet).
+pub(crate) fn lstm_pass<G: Act, S: Act>(
+    steps: &Steps,
+    reverse: bool,
+    x: &[f32],
+    panels: &GatePanels,
+    bufs: PassBuffers,
+    tape: bool,
+    threads: usize,
+) {
+    lstm_pass_on::<G, S>(steps, reverse, x, panels, bufs, tape, threads, has_avx512())
+}
+
+/// [`lstm_pass`] with the AVX-512 tiles or the portable ones.
+#[allow(clippy::too_many_arguments)]
+fn lstm_pass_on<G: Act, S: Act>(
+    steps: &Steps,
+    reverse: bool,
+    x: &[f32],
+    panels: &GatePanels,
+    bufs: PassBuffers,
+    tape: bool,
+    threads: usize,
+    avx512: bool,
+) {
+    let (t_len, b, h, kx) = (steps.t, steps.b, panels.h, panels.kx);
+    let c = if kx > 0 {
+        x.len() / (t_len * b).max(1)
+    } else {
+        0
+    };
+    assert_eq!(c, kx, "lstm_pass: input width");
+    assert!(bufs.h.len() >= (t_len + 2) * b * h && bufs.c.len() >= (t_len + 2) * b * h);
+    if tape || kx == 0 {
+        assert!(bufs.gates.len() >= t_len * b * 4 * h, "lstm_pass: gates");
+    }
+    if tape {
+        assert!(bufs.tc.len() >= t_len * b * h, "lstm_pass: tc");
+    }
+    let cx = PassCtx {
+        steps,
+        reverse,
+        x: x.as_ptr(),
+        c,
+        panels,
+        h,
+        b,
+        gp: SharedMut(bufs.gates.as_mut_ptr()),
+        hp: SharedMut(bufs.h.as_mut_ptr()),
+        cp: SharedMut(bufs.c.as_mut_ptr()),
+        tp: SharedMut(bufs.tc.as_mut_ptr()),
+        tape,
+        avx512: avx512 && has_avx512(),
+    };
+    let parts = threads.clamp(1, b.max(1));
+    if parts == 1 {
+        run_rows::<G, S>(&cx, 0, 1);
+    } else {
+        crate::linalg::share(parts, |part| run_rows::<G, S>(&cx, part, parts));
+    }
+}
+
+/// What every tile of a pass needs.
+struct PassCtx<'a> {
+    steps: &'a Steps,
+    reverse: bool,
+    /// The input `[T·B, C]`.
+    x: *const f32,
+    c: usize,
+    panels: &'a GatePanels,
+    h: usize,
+    b: usize,
+    gp: SharedMut,
+    hp: SharedMut,
+    cp: SharedMut,
+    tp: SharedMut,
+    tape: bool,
+    avx512: bool,
+}
+
+// SAFETY: the raw pointers are read, or written at rows that one thread owns
+// (see `run_rows`).
+unsafe impl Sync for PassCtx<'_> {}
+
+/// The pass for rows `part, part + parts, …` (interleaved, so that a batch
+/// sorted by length shares its long sequences between the threads).
+///
+/// At each step the thread's real rows are cut into tiles of at most
+/// [`MAX_ROWS`], each row's `[x_t, h_{t-1}]` is copied into `a` (`[rows, K]`,
+/// so that a tile's rows are `K` apart), and each tile goes through every
+/// unit group. (Blocking `K`, so that a group's panels stay in L1 while every
+/// tile uses them, measured slower: the panels stream from L2 fast enough.)
+fn run_rows<G: Act, S: Act>(cx: &PassCtx, part: usize, parts: usize) {
+    let (b, h, kx) = (cx.b, cx.h, cx.panels.kx);
+    let k = kx + h;
+    let bh = b * h;
+    let mine = b.saturating_sub(part).div_ceil(parts);
+    let mut real = Vec::with_capacity(mine);
+    let mut a = vec![0f32; mine * k];
+    for kt in 0..cx.steps.t {
+        let t = cx.steps.step(kt, cx.reverse);
+        let (prev, out) = cx.steps.slots(t, cx.reverse);
+        real.clear();
+        for bi in (part..b).step_by(parts) {
+            // SAFETY: row `bi` of both slots is this thread's; the slots differ;
+            // slot `prev` is complete and only read in this step.
+            unsafe {
+                let (po, oo) = (prev * bh + bi * h, out * bh + bi * h);
+                if cx.steps.real(bi, t) {
+                    let ar = &mut a[real.len() * k..][..k];
+                    let xr = std::slice::from_raw_parts(cx.x.add((t * b + bi) * cx.c), kx);
+                    ar[..kx].copy_from_slice(xr);
+                    ar[kx..].copy_from_slice(std::slice::from_raw_parts(cx.hp.0.add(po), h));
+                    real.push(bi);
+                } else {
+                    std::ptr::copy_nonoverlapping(cx.hp.0.add(po), cx.hp.0.add(oo), h);
+                    std::ptr::copy_nonoverlapping(cx.cp.0.add(po), cx.cp.0.add(oo), h);
+                }
+            }
+        }
+        let step = Step { t, prev, out };
+        for g in 0..h.div_ceil(LANES) {
+            let mut r0 = 0;
+            for rows in tiles(&real) {
+                // SAFETY: `rows` are this thread's real rows at step `t`.
+                unsafe { tile::<G, S>(cx, &step, g, rows, &a[r0 * k..(r0 + rows.len()) * k]) };
+                r0 += rows.len();
+            }
+        }
+    }
+}
+
+/// `rows` in consecutive tiles of at most [`MAX_ROWS`], as even as possible.
+fn tiles(rows: &[usize]) -> impl Iterator<Item = &[usize]> {
+    let n = rows.len();
+    let count = n.div_ceil(MAX_ROWS);
+    let (base, extra) = (n / count.max(1), n % count.max(1));
+    let mut start = 0;
+    (0..count).map(move |i| {
+        let len = base + usize::from(i < extra);
+        let r = &rows[start..start + len];
+        start += len;
+        r
+    })
+}
+
+/// The step a tile belongs to: time `t`, state slots before and after.
+struct Step {
+    t: usize,
+    prev: usize,
+    out: usize,
+}
+
+/// One tile: rows `rows` (≤ [`MAX_ROWS`]) of unit group `g` at one step; `a`
+/// holds the rows' `[x_t, h_{t-1}]`, `[R, K]`.
+///
+/// # Safety
+/// The rows are real at the step and owned by the calling thread.
+unsafe fn tile<G: Act, S: Act>(cx: &PassCtx, st: &Step, g: usize, rows: &[usize], a: &[f32]) {
+    assert!(a.len() >= (cx.panels.kx + cx.h) * rows.len());
+    #[cfg(target_arch = "x86_64")]
+    if cx.avx512 {
+        let a = a.as_ptr();
+        match rows.len() {
+            1 => avx512::tile::<1, G, S>(cx, st, g, rows, a),
+            2 => avx512::tile::<2, G, S>(cx, st, g, rows, a),
+            3 => avx512::tile::<3, G, S>(cx, st, g, rows, a),
+            4 => avx512::tile::<4, G, S>(cx, st, g, rows, a),
+            5 => avx512::tile::<5, G, S>(cx, st, g, rows, a),
+            _ => avx512::tile::<6, G, S>(cx, st, g, rows, a),
+        }
+        return;
+    }
+    portable_tile::<G, S>(cx, st, g, rows, a);
+}
+
+/// Where a tile's row writes (pointers for row `row` of group `g`).
+struct RowPtrs {
+    /// The unit group's first unit in the gates row `[4H]`.
+    gates: *mut f32,
+    c_prev: *const f32,
+    c: *mut f32,
+    h: *mut f32,
+    tc: *mut f32,
+}
+
+impl RowPtrs {
+    /// # Safety
+    /// `row` is inside the batch and `g` inside the groups.
+    #[inline(always)]
+    unsafe fn new(cx: &PassCtx, st: &Step, g: usize, row: usize) -> Self {
+        let (b, h) = (cx.b, cx.h);
+        let u0 = g * LANES;
+        let tb = st.t * b + row;
+        RowPtrs {
+            gates: cx.gp.0.add(tb * 4 * h + u0),
+            c_prev: cx.cp.0.add((st.prev * b + row) * h + u0),
+            c: cx.cp.0.add((st.out * b + row) * h + u0),
+            h: cx.hp.0.add((st.out * b + row) * h + u0),
+            tc: cx.tp.0.add(tb * h + u0),
+        }
+    }
+}
+
+/// The starting sums of gate `q` for one row: the bias when the input is
+/// folded in, else the input projection `W·x + b` (which includes it).
+///
+/// # Safety
+/// As [`tile`].
+#[inline(always)]
+unsafe fn start_sums(cx: &PassCtx, p: &RowPtrs, g: usize, q: usize, n: usize) -> [f32; LANES] {
+    if cx.panels.kx > 0 {
+        load(cx.panels.bias.as_ptr().add((g * 4 + q) * LANES), LANES)
+    } else {
+        load(p.gates.add(q * cx.h), n)
+    }
+}
+
+/// The cell update of one row's unit group from its gate sums `z` (`i, f, g,
+/// o`, 16 lanes each, of which the first `n` are units): writes `c`, `h` and,
+/// with `tape`, the activated gates and `state(c)`.
+///
+/// # Safety
+/// The pointers hold `n` units (gates: 4 rows `H` apart).
+#[inline(always)]
+unsafe fn cell<G: Act, S: Act>(z: &[[f32; LANES]; 4], n: usize, p: &RowPtrs, h: usize, tape: bool) {
+    let cp = load(p.c_prev, n);
+    let (mut gi, mut gf, mut gg, mut go) =
+        ([0f32; LANES], [0f32; LANES], [0f32; LANES], [0f32; LANES]);
+    let (mut cv, mut sc, mut hv) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
+    for l in 0..LANES {
+        gi[l] = G::f(z[0][l]);
+        gf[l] = G::f(z[1][l]);
+        gg[l] = S::f(z[2][l]);
+        go[l] = G::f(z[3][l]);
+        cv[l] = gf[l] * cp[l] + gi[l] * gg[l];
+        sc[l] = S::f(cv[l]);
+        hv[l] = go[l] * sc[l];
+    }
+    store(p.c, &cv, n);
+    store(p.h, &hv, n);
+    if tape {
+        store(p.gates, &gi, n);
+        store(p.gates.add(h), &gf, n);
+        store(p.gates.add(2 * h), &gg, n);
+        store(p.gates.add(3 * h), &go, n);
+        store(p.tc, &sc, n);
+    }
+}
+
+/// `n ≤ 16` values from `p`, zeros after.
+#[inline(always)]
+unsafe fn load(p: *const f32, n: usize) -> [f32; LANES] {
+    let mut v = [0f32; LANES];
+    if n == LANES {
+        std::ptr::copy_nonoverlapping(p, v.as_mut_ptr(), LANES);
+    } else {
+        std::ptr::copy_nonoverlapping(p, v.as_mut_ptr(), n);
+    }
+    v
+}
+
+/// The first `n ≤ 16` values of `v` to `p`.
+#[inline(always)]
+unsafe fn store(p: *mut f32, v: &[f32; LANES], n: usize) {
+    if n == LANES {
+        std::ptr::copy_nonoverlapping(v.as_ptr(), p, LANES);
+    } else {
+        std::ptr::copy_nonoverlapping(v.as_ptr(), p, n);
+    }
+}
+
+/// Units of group `g` (16, or fewer in the last group).
+#[inline(always)]
+fn units(h: usize, g: usize) -> usize {
+    (h - g * LANES).min(LANES)
+}
+
+/// The reference tile for CPUs without AVX-512: the same sums in the same
+/// order as the AVX-512 tile.
+///
+/// # Safety
+/// As [`tile`].
+unsafe fn portable_tile<G: Act, S: Act>(
+    cx: &PassCtx,
+    st: &Step,
+    g: usize,
+    rows: &[usize],
+    a: &[f32],
+) {
+    let (h, k) = (cx.h, cx.panels.kx + cx.h);
+    let n = units(h, g);
+    for (r, &row) in rows.iter().enumerate() {
+        let p = RowPtrs::new(cx, st, g, row);
+        let ar = &a[r * k..(r + 1) * k];
+        let mut z = [[0f32; LANES]; 4];
+        for (q, zq) in z.iter_mut().enumerate() {
+            *zq = start_sums(cx, &p, g, q, n);
+            let panel = &cx.panels.data[(g * 4 + q) * k * LANES..][..k * LANES];
+            for (kk, &av) in ar.iter().enumerate() {
+                let w = &panel[kk * LANES..(kk + 1) * LANES];
+                for l in 0..LANES {
+                    zq[l] = av.mul_add(w[l], zq[l]);
+                }
+            }
+        }
+        cell::<G, S>(&z, n, &p, h, cx.tape);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{cell, start_sums, units, Act, PassCtx, RowPtrs, Step, LANES};
+    use std::arch::x86_64::*;
+
+    /// [`super::tile`] for `R` rows: `R × 4` accumulators over the panels'
+    /// `K` rows, then the cell update per row.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::needless_range_loop)] // plain index loops over `acc`, fully unrolled
+    pub(super) unsafe fn tile<const R: usize, G: Act, S: Act>(
+        cx: &PassCtx,
+        st: &Step,
+        g: usize,
+        rows: &[usize],
+        a: *const f32,
+    ) {
+        let (h, k) = (cx.h, cx.panels.kx + cx.h);
+        let n = units(h, g);
+        // The sums go through `z` (memory) at both ends, so that the loops
+        // touching `acc` are short and unrolled and `acc` stays in registers.
+        let mut z = [[[0f32; LANES]; 4]; R];
+        for (r, zr) in z.iter_mut().enumerate() {
+            let p = RowPtrs::new(cx, st, g, rows[r]);
+            for (q, zq) in zr.iter_mut().enumerate() {
+                *zq = start_sums(cx, &p, g, q, n);
+            }
+        }
+        let mut acc = [[_mm512_setzero_ps(); 4]; R];
+        for r in 0..R {
+            for q in 0..4 {
+                acc[r][q] = _mm512_loadu_ps(z[r][q].as_ptr());
+            }
+        }
+        let w = cx.panels.data.as_ptr().add(g * 4 * k * LANES);
+        let wq = k * LANES;
+        for kk in 0..k {
+            let wp = w.add(kk * LANES);
+            let wv = [
+                _mm512_loadu_ps(wp),
+                _mm512_loadu_ps(wp.add(wq)),
+                _mm512_loadu_ps(wp.add(2 * wq)),
+                _mm512_loadu_ps(wp.add(3 * wq)),
+            ];
+            for r in 0..R {
+                let av = _mm512_set1_ps(*a.add(r * k + kk));
+                for q in 0..4 {
+                    acc[r][q] = _mm512_fmadd_ps(av, wv[q], acc[r][q]);
+                }
+            }
+        }
+        for r in 0..R {
+            for q in 0..4 {
+                _mm512_storeu_ps(z[r][q].as_mut_ptr(), acc[r][q]);
+            }
+        }
+        for (r, zr) in z.iter().enumerate() {
+            let p = RowPtrs::new(cx, st, g, rows[r]);
+            cell::<G, S>(zr, n, &p, h, cx.tape);
+        }
+    }
+}
+
+/// Whether the CPU runs the AVX-512 tile.
+fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::recurrent::{SigmoidAct, TanhAct};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    fn sig(x: f64) -> f64 {
+        1.0 / (1.0 + (-x).exp())
+    }
+
+    struct Net<'a> {
+        w_ih: &'a [f32],
+        c: usize,
+        w_hh: &'a [f32],
+        bias: &'a [f32],
+        h: usize,
+    }
+
+    /// One direction's states in every slot, in f64, straight from the
+    /// LSTM's equations from the initial state `h0`, `c0` (`[B, H]`):
+    /// `[T + 2][B][H]` for `h` and `c`.
+    fn reference(
+        steps: &Steps,
+        reverse: bool,
+        x: &[f32],
+        net: &Net,
+        h0: &[f32],
+        c0: &[f32],
+    ) -> (Vec<f64>, Vec<f64>) {
+        let (t_len, b) = (steps.t, steps.b);
+        let Net {
+            w_ih,
+            c,
+            w_hh,
+            bias,
+            h,
+        } = *net;
+        let mut hs = vec![0f64; (t_len + 2) * b * h];
+        let mut cs = vec![0f64; (t_len + 2) * b * h];
+        let init = steps.initial_slot(reverse) * b * h;
+        for i in 0..b * h {
+            hs[init + i] = h0[i] as f64;
+            cs[init + i] = c0[i] as f64;
+        }
+        for k in 0..t_len {
+            let t = steps.step(k, reverse);
+            let (prev, out) = steps.slots(t, reverse);
+            for bi in 0..b {
+                let (po, oo) = ((prev * b + bi) * h, (out * b + bi) * h);
+                if !steps.real(bi, t) {
+                    for u in 0..h {
+                        hs[oo + u] = hs[po + u];
+                        cs[oo + u] = cs[po + u];
+                    }
+                    continue;
+                }
+                let z: Vec<f64> = (0..4 * h)
+                    .map(|r| {
+                        let mut v = bias[r] as f64;
+                        for kk in 0..c {
+                            v += w_ih[r * c + kk] as f64 * x[(t * b + bi) * c + kk] as f64;
+                        }
+                        for kk in 0..h {
+                            v += w_hh[r * h + kk] as f64 * hs[po + kk];
+                        }
+                        v
+                    })
+                    .collect();
+                for u in 0..h {
+                    let (i, f) = (sig(z[u]), sig(z[h + u]));
+                    let (g, o) = (z[2 * h + u].tanh(), sig(z[3 * h + u]));
+                    cs[oo + u] = f * cs[po + u] + i * g;
+                    hs[oo + u] = o * cs[oo + u].tanh();
+                }
+            }
+        }
+        (hs, cs)
+    }
+
+    fn random(n: usize, scale: f32, rng: &mut StdRng) -> Vec<f32> {
+        (0..n).map(|_| rng.random_range(-scale..scale)).collect()
+    }
+
+    /// The fused pass against the equations, for every combination of tiles
+    /// (AVX-512 or portable), input folded in or projected beforehand, one
+    /// or two threads, forward or reverse, with padding at both ends and a
+    /// hidden size that is not a multiple of 16. The tape holds the activated
+    /// gates; one or two threads give the same bits.
+    #[test]
+    fn pass_matches_the_equations() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let (t_len, b, c, h) = (6, 11, 5, 21);
+        let spans: Vec<std::ops::Range<usize>> = (0..b)
+            .map(|i| match i % 4 {
+                0 => 0..t_len,
+                1 => 0..3,
+                2 => 2..t_len,
+                _ => 1..2,
+            })
+            .collect();
+        let steps = Steps { t: t_len, b, spans };
+        let x = random(t_len * b * c, 1.0, &mut rng);
+        let w_ih = random(4 * h * c, 0.5, &mut rng);
+        let w_hh = random(4 * h * h, 0.5, &mut rng);
+        let bias = random(4 * h, 0.5, &mut rng);
+        let h0 = random(b * h, 0.5, &mut rng);
+        let c0 = random(b * h, 0.5, &mut rng);
+        for reverse in [false, true] {
+            let (mut want_h, mut want_c) = (vec![], vec![]);
+            let mut first_bits: Option<Vec<f32>> = None;
+            for fold in [true, false] {
+                for avx512 in [true, false] {
+                    for threads in [1, 2] {
+                        let mut panels = GatePanels::default();
+                        panels.pack(&w_ih, c, &w_hh, h, &bias, fold);
+                        let mut gates = vec![0f32; t_len * b * 4 * h];
+                        if !fold {
+                            for row in 0..t_len * b {
+                                for r in 0..4 * h {
+                                    let mut v = bias[r];
+                                    for kk in 0..c {
+                                        v += w_ih[r * c + kk] * x[row * c + kk];
+                                    }
+                                    gates[row * 4 * h + r] = v;
+                                }
+                            }
+                        }
+                        let mut hb = vec![0f32; (t_len + 2) * b * h];
+                        let mut cb = vec![0f32; (t_len + 2) * b * h];
+                        let init = steps.initial_slot(reverse) * b * h;
+                        hb[init..init + b * h].copy_from_slice(&h0);
+                        cb[init..init + b * h].copy_from_slice(&c0);
+                        let mut tc = vec![0f32; t_len * b * h];
+                        let bufs = PassBuffers {
+                            gates: &mut gates,
+                            h: &mut hb,
+                            c: &mut cb,
+                            tc: &mut tc,
+                        };
+                        let xs = if fold { &x[..] } else { &[][..] };
+                        lstm_pass_on::<SigmoidAct, TanhAct>(
+                            &steps, reverse, xs, &panels, bufs, true, threads, avx512,
+                        );
+                        if want_h.is_empty() {
+                            let net = Net {
+                                w_ih: &w_ih,
+                                c,
+                                w_hh: &w_hh,
+                                bias: &bias,
+                                h,
+                            };
+                            (want_h, want_c) = reference(&steps, reverse, &x, &net, &h0, &c0);
+                        }
+                        for (i, (&got, &want)) in hb.iter().zip(&want_h).enumerate() {
+                            assert!(
+                                (got as f64 - want).abs() < 2e-5,
+                                "h[{i}] {got} vs {want} (fold {fold}, avx512 {avx512}, threads {threads}, reverse {reverse})"
+                            );
+                        }
+                        for (&got, &want) in cb.iter().zip(&want_c) {
+                            assert!((got as f64 - want).abs() < 2e-5);
+                        }
+                        // The tape: o·state(c) is h, at every real step.
+                        for t in 0..t_len {
+                            let out = steps.slots(t, reverse).1;
+                            for bi in (0..b).filter(|&bi| steps.real(bi, t)) {
+                                for u in 0..h {
+                                    let o = gates[(t * b + bi) * 4 * h + 3 * h + u];
+                                    let sc = tc[(t * b + bi) * h + u];
+                                    let hv = hb[(out * b + bi) * h + u];
+                                    assert!((o * sc - hv).abs() < 1e-6);
+                                }
+                            }
+                        }
+                        if threads == 1 {
+                            first_bits = Some(hb.clone());
+                        } else {
+                            assert_eq!(first_bits.as_ref(), Some(&hb), "threads change bits");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
