@@ -438,7 +438,8 @@ unsafe fn portable_tile<G: Act, S: Act>(
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{cell, start_sums, units, Act, PassCtx, RowPtrs, Step, LANES};
+    use super::super::act512::act;
+    use super::{start_sums, units, Act, PassCtx, RowPtrs, Step, LANES};
     use std::arch::x86_64::*;
 
     /// [`super::tile`] for `R` rows: `R × 4` accumulators over the panels'
@@ -491,9 +492,24 @@ mod avx512 {
                 _mm512_storeu_ps(z[r][q].as_mut_ptr(), acc[r][q]);
             }
         }
+        let mask: __mmask16 = if n == LANES { 0xffff } else { (1u16 << n) - 1 };
         for (r, zr) in z.iter().enumerate() {
             let p = RowPtrs::new(cx, st, g, rows[r]);
-            cell::<G, S>(zr, n, &p, h, cx.tape);
+            let i = act::<G>(_mm512_loadu_ps(zr[0].as_ptr()));
+            let f = act::<G>(_mm512_loadu_ps(zr[1].as_ptr()));
+            let gg = act::<S>(_mm512_loadu_ps(zr[2].as_ptr()));
+            let o = act::<G>(_mm512_loadu_ps(zr[3].as_ptr()));
+            let cp = _mm512_maskz_loadu_ps(mask, p.c_prev);
+            let cv = _mm512_fmadd_ps(f, cp, _mm512_mul_ps(i, gg));
+            let sc = act::<S>(cv);
+            _mm512_mask_storeu_ps(p.c, mask, cv);
+            _mm512_mask_storeu_ps(p.h, mask, _mm512_mul_ps(o, sc));
+            if cx.tape {
+                for (q, v) in [i, f, gg, o].into_iter().enumerate() {
+                    _mm512_mask_storeu_ps(p.gates.add(q * h), mask, v);
+                }
+                _mm512_mask_storeu_ps(p.tc, mask, sc);
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Every layer seqnet offers, as a config struct with MATLAB's defaults and
 //! builder setters, gathered in the serialisable [`Layer`] enum.
 
+#[cfg(target_arch = "x86_64")]
+mod act512;
 mod activations;
 mod batchnorm;
 mod conv;

@@ -80,9 +80,20 @@ impl RecurrentState {
 
 /// An elementwise activation with its derivative written in terms of its output.
 pub(crate) trait Act {
+    /// Which function this is (for the AVX-512 versions in `act512`).
+    const KIND: ActKind;
     fn f(x: f32) -> f32;
     /// `f'(x)` where `y = f(x)`.
     fn df(y: f32) -> f32;
+}
+
+/// The functions [`Act`] stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ActKind {
+    Sigmoid,
+    HardSigmoid,
+    Tanh,
+    Softsign,
 }
 
 pub(crate) struct SigmoidAct;
@@ -115,6 +126,7 @@ pub(crate) fn fast_exp(x: f32) -> f32 {
 }
 
 impl Act for SigmoidAct {
+    const KIND: ActKind = ActKind::Sigmoid;
     #[inline(always)]
     fn f(x: f32) -> f32 {
         1.0 / (1.0 + fast_exp(-x))
@@ -126,6 +138,7 @@ impl Act for SigmoidAct {
 }
 
 impl Act for HardSigmoidAct {
+    const KIND: ActKind = ActKind::HardSigmoid;
     #[inline(always)]
     fn f(x: f32) -> f32 {
         (0.2 * x + 0.5).clamp(0.0, 1.0)
@@ -141,6 +154,7 @@ impl Act for HardSigmoidAct {
 }
 
 impl Act for TanhAct {
+    const KIND: ActKind = ActKind::Tanh;
     /// `tanh` through [`fast_exp`], several times faster than libm's `tanhf`
     /// (which goes through `expm1f`); within 2 ulp-ish of it: absolute error below
     /// `2e-7`, relative error below `1e-6` (a short odd series near zero keeps it
@@ -165,6 +179,7 @@ impl Act for TanhAct {
 }
 
 impl Act for SoftsignAct {
+    const KIND: ActKind = ActKind::Softsign;
     #[inline(always)]
     fn f(x: f32) -> f32 {
         x / (1.0 + x.abs())
