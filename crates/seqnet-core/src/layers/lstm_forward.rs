@@ -34,6 +34,9 @@ pub(crate) struct GatePanels {
     data: Vec<f32>,
     /// `[groups, 4, 16]`: the bias, used when the input is folded in.
     bias: Vec<f32>,
+    /// Whether every recurrent weight is finite: then a zero state's product
+    /// is exactly zero and can be skipped.
+    recurrent_finite: bool,
 }
 
 impl GatePanels {
@@ -58,6 +61,7 @@ impl GatePanels {
         self.data.resize(groups * 4 * k * LANES, 0.0);
         self.bias.clear();
         self.bias.resize(groups * 4 * LANES, 0.0);
+        let mut finite = true;
         for q in 0..4 {
             for u in 0..h {
                 let r = q * h + u;
@@ -69,10 +73,12 @@ impl GatePanels {
                 }
                 for (kk, &v) in w_hh[r * h..(r + 1) * h].iter().enumerate() {
                     panel[(kx + kk) * LANES] = v;
+                    finite &= v.is_finite();
                 }
                 self.bias[(g * 4 + q) * LANES + l] = bias[r];
             }
         }
+        self.recurrent_finite = finite;
     }
 
     /// Whether the panels hold `h` units with the input (`fold`, `c` features)
@@ -229,6 +235,9 @@ fn run_rows<G: Act, S: Act>(cx: &PassCtx, part: usize, parts: usize) {
         let t = cx.steps.step(kt, cx.reverse);
         let (prev, out) = cx.steps.slots(t, cx.reverse);
         real.clear();
+        // From a zero state (every forward's first step, unless a state was
+        // given or kept), the recurrent part of the product is exactly zero.
+        let mut zero_state = kt == 0 && cx.panels.recurrent_finite;
         for bi in (part..b).step_by(parts) {
             // SAFETY: row `bi` of both slots is this thread's; the slots differ;
             // slot `prev` is complete and only read in this step.
@@ -238,7 +247,9 @@ fn run_rows<G: Act, S: Act>(cx: &PassCtx, part: usize, parts: usize) {
                     let ar = &mut a[real.len() * k..][..k];
                     let xr = std::slice::from_raw_parts(cx.x.add((t * b + bi) * cx.c), kx);
                     ar[..kx].copy_from_slice(xr);
-                    ar[kx..].copy_from_slice(std::slice::from_raw_parts(cx.hp.0.add(po), h));
+                    let hr = std::slice::from_raw_parts(cx.hp.0.add(po), h);
+                    ar[kx..].copy_from_slice(hr);
+                    zero_state = zero_state && hr.iter().all(|&v| v == 0.0);
                     real.push(bi);
                 } else {
                     std::ptr::copy_nonoverlapping(cx.hp.0.add(po), cx.hp.0.add(oo), h);
@@ -246,7 +257,12 @@ fn run_rows<G: Act, S: Act>(cx: &PassCtx, part: usize, parts: usize) {
                 }
             }
         }
-        let step = Step { t, prev, out };
+        let step = Step {
+            t,
+            prev,
+            out,
+            k_end: if zero_state { kx } else { k },
+        };
         for g in 0..h.div_ceil(LANES) {
             let mut r0 = 0;
             for rows in tiles(&real) {
@@ -272,11 +288,13 @@ fn tiles(rows: &[usize]) -> impl Iterator<Item = &[usize]> {
     })
 }
 
-/// The step a tile belongs to: time `t`, state slots before and after.
+/// The step a tile belongs to: time `t`, state slots before and after, and
+/// the panel rows to multiply (`K`, or only the input's from a zero state).
 struct Step {
     t: usize,
     prev: usize,
     out: usize,
+    k_end: usize,
 }
 
 /// One tile: rows `rows` (≤ [`MAX_ROWS`]) of unit group `g` at one step; `a`
@@ -425,7 +443,7 @@ unsafe fn portable_tile<G: Act, S: Act>(
         for (q, zq) in z.iter_mut().enumerate() {
             *zq = start_sums(cx, &p, g, q, n);
             let panel = &cx.panels.data[(g * 4 + q) * k * LANES..][..k * LANES];
-            for (kk, &av) in ar.iter().enumerate() {
+            for (kk, &av) in ar[..st.k_end].iter().enumerate() {
                 let w = &panel[kk * LANES..(kk + 1) * LANES];
                 for l in 0..LANES {
                     zq[l] = av.mul_add(w[l], zq[l]);
@@ -439,7 +457,7 @@ unsafe fn portable_tile<G: Act, S: Act>(
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::super::act512::act;
-    use super::{start_sums, units, Act, PassCtx, RowPtrs, Step, LANES};
+    use super::{units, Act, PassCtx, RowPtrs, Step, LANES};
     use std::arch::x86_64::*;
 
     /// [`super::tile`] for `R` rows: `R × 4` accumulators over the panels'
@@ -457,22 +475,34 @@ mod avx512 {
         let n = units(h, g);
         // The sums go through `z` (memory) at both ends, so that the loops
         // touching `acc` are short and unrolled and `acc` stays in registers.
-        let mut z = [[[0f32; LANES]; 4]; R];
-        for (r, zr) in z.iter_mut().enumerate() {
-            let p = RowPtrs::new(cx, st, g, rows[r]);
-            for (q, zq) in zr.iter_mut().enumerate() {
-                *zq = start_sums(cx, &p, g, q, n);
-            }
-        }
+        let mask: __mmask16 = if n == LANES { 0xffff } else { (1u16 << n) - 1 };
+        // The sums start from the bias (input folded in) or from each row's
+        // input projection; `z` (memory) takes them at the end, so that the
+        // loops touching `acc` stay short and unrolled and `acc` in registers.
         let mut acc = [[_mm512_setzero_ps(); 4]; R];
-        for r in 0..R {
-            for q in 0..4 {
-                acc[r][q] = _mm512_loadu_ps(z[r][q].as_ptr());
+        if cx.panels.kx > 0 {
+            let bias = cx.panels.bias.as_ptr().add(g * 4 * LANES);
+            let bv = [
+                _mm512_loadu_ps(bias),
+                _mm512_loadu_ps(bias.add(LANES)),
+                _mm512_loadu_ps(bias.add(2 * LANES)),
+                _mm512_loadu_ps(bias.add(3 * LANES)),
+            ];
+            for r in 0..R {
+                acc[r] = bv;
+            }
+        } else {
+            let pre: [*const f32; R] =
+                std::array::from_fn(|r| RowPtrs::new(cx, st, g, rows[r]).gates.cast_const());
+            for r in 0..R {
+                for q in 0..4 {
+                    acc[r][q] = _mm512_maskz_loadu_ps(mask, pre[r].add(q * h));
+                }
             }
         }
         let w = cx.panels.data.as_ptr().add(g * 4 * k * LANES);
         let wq = k * LANES;
-        for kk in 0..k {
+        for kk in 0..st.k_end {
             let wp = w.add(kk * LANES);
             let wv = [
                 _mm512_loadu_ps(wp),
@@ -487,12 +517,12 @@ mod avx512 {
                 }
             }
         }
+        let mut z = [[[0f32; LANES]; 4]; R];
         for r in 0..R {
             for q in 0..4 {
                 _mm512_storeu_ps(z[r][q].as_mut_ptr(), acc[r][q]);
             }
         }
-        let mask: __mmask16 = if n == LANES { 0xffff } else { (1u16 << n) - 1 };
         for (r, zr) in z.iter().enumerate() {
             let p = RowPtrs::new(cx, st, g, rows[r]);
             let i = act::<G>(_mm512_loadu_ps(zr[0].as_ptr()));
@@ -632,9 +662,14 @@ mod tests {
         let w_ih = random(4 * h * c, 0.5, &mut rng);
         let w_hh = random(4 * h * h, 0.5, &mut rng);
         let bias = random(4 * h, 0.5, &mut rng);
-        let h0 = random(b * h, 0.5, &mut rng);
-        let c0 = random(b * h, 0.5, &mut rng);
-        for reverse in [false, true] {
+        let random_state = (random(b * h, 0.5, &mut rng), random(b * h, 0.5, &mut rng));
+        let zero_state = (vec![0f32; b * h], vec![0f32; b * h]);
+        for ((h0, c0), reverse) in [
+            (&random_state, false),
+            (&random_state, true),
+            (&zero_state, false),
+            (&zero_state, true),
+        ] {
             let (mut want_h, mut want_c) = (vec![], vec![]);
             let mut first_bits: Option<Vec<f32>> = None;
             for fold in [true, false] {
@@ -657,8 +692,8 @@ mod tests {
                         let mut hb = vec![0f32; (t_len + 2) * b * h];
                         let mut cb = vec![0f32; (t_len + 2) * b * h];
                         let init = steps.initial_slot(reverse) * b * h;
-                        hb[init..init + b * h].copy_from_slice(&h0);
-                        cb[init..init + b * h].copy_from_slice(&c0);
+                        hb[init..init + b * h].copy_from_slice(h0);
+                        cb[init..init + b * h].copy_from_slice(c0);
                         let mut tc = vec![0f32; t_len * b * h];
                         let bufs = PassBuffers {
                             gates: &mut gates,
@@ -678,7 +713,7 @@ mod tests {
                                 bias: &bias,
                                 h,
                             };
-                            (want_h, want_c) = reference(&steps, reverse, &x, &net, &h0, &c0);
+                            (want_h, want_c) = reference(&steps, reverse, &x, &net, h0, c0);
                         }
                         for (i, (&got, &want)) in hb.iter().zip(&want_h).enumerate() {
                             assert!(
@@ -708,6 +743,41 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// A zero state skips the recurrent product only when it is exactly zero:
+    /// a NaN recurrent weight still reaches the first step's output.
+    #[test]
+    fn zero_state_with_nan_recurrent_weight_gives_nan() {
+        let (t_len, b, c, h) = (1, 8, 3, 16);
+        let steps = Steps {
+            t: t_len,
+            b,
+            spans: vec![0..1; b],
+        };
+        let mut rng = StdRng::seed_from_u64(3);
+        let x = random(t_len * b * c, 1.0, &mut rng);
+        let w_ih = random(4 * h * c, 0.5, &mut rng);
+        let mut w_hh = random(4 * h * h, 0.5, &mut rng);
+        w_hh[5] = f32::NAN; // gate i, unit 0, from unit 5
+        let bias = vec![0.1f32; 4 * h];
+        for avx512 in [true, false] {
+            let mut panels = GatePanels::default();
+            panels.pack(&w_ih, c, &w_hh, h, &bias, true);
+            let mut hb = vec![0f32; (t_len + 2) * b * h];
+            let mut cb = vec![0f32; (t_len + 2) * b * h];
+            let bufs = PassBuffers {
+                gates: &mut [],
+                h: &mut hb,
+                c: &mut cb,
+                tc: &mut [],
+            };
+            lstm_pass_on::<SigmoidAct, TanhAct>(&steps, false, &x, &panels, bufs, false, 1, avx512);
+            for bi in 0..b {
+                assert!(hb[(b + bi) * h].is_nan(), "row {bi}, avx512 {avx512}");
+                assert!(hb[(b + bi) * h + 1].is_finite());
             }
         }
     }
