@@ -7,6 +7,7 @@ pub mod error;
 pub mod format;
 pub mod gradcheck;
 pub mod graph;
+mod helper;
 pub mod init;
 pub mod layer;
 pub mod layers;

@@ -450,42 +450,29 @@ pub fn team_threads(wanted: usize) -> usize {
 
 /// Runs `f(index, size, barrier)` on a team of `size` threads that may meet
 /// at the shared barrier: the caller's thread (index 0) and, when `threads`
-/// asks for more, one worker of rayon's pool (persistent threads that keep
-/// their core, unlike a thread spawned per call, which waits to be scheduled).
-/// `size` is 2 when the worker starts within 200 µs, else 1 (the caller runs
-/// alone and the late worker does nothing), so a team never waits at a barrier
-/// for a thread that has not started. Thread 0's waits are timed
+/// asks for more, the helper thread ([`crate::helper`]). `size` is 2 when the
+/// helper starts within 200 µs, else 1 (the caller runs alone and the job is
+/// withdrawn), so a team never waits at a barrier for a thread that has not
+/// started. Thread 0's waits are timed
 /// ([`SpinBarrier::wait_as`]): when they exceed half the run, the next passes
 /// asking [`team_threads`] run alone. At most 2 threads.
 pub fn team<F: Fn(usize, usize, &SpinBarrier) + Sync>(threads: usize, f: F) {
-    use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+    use std::sync::atomic::Ordering::Relaxed;
     if threads <= 1 {
         f(0, 1, &SpinBarrier::new(1));
         return;
     }
-    // 0: the helper has not started; 1: it started; 2: the caller went alone.
-    let helper = std::sync::atomic::AtomicU8::new(0);
     let barrier = SpinBarrier::new(2);
-    rayon::in_place_scope(|s| {
-        s.spawn(|_| {
-            if helper.compare_exchange(0, 1, AcqRel, Acquire).is_ok() {
-                f(1, 2, &barrier);
-            }
-        });
+    let job = || f(1, 2, &barrier);
+    crate::helper::with_helper(&job, |posted| {
         let t0 = std::time::Instant::now();
-        let mut together = true;
-        while helper.load(Acquire) != 1 {
-            if t0.elapsed() > std::time::Duration::from_micros(200)
-                && helper.compare_exchange(0, 2, AcqRel, Acquire).is_ok()
-            {
-                together = false;
-                break;
+        while !posted.entered() {
+            let late = !posted.available() || t0.elapsed() > std::time::Duration::from_micros(200);
+            if late && posted.withdraw() {
+                f(0, 1, &SpinBarrier::new(1));
+                return;
             }
             std::hint::spin_loop();
-        }
-        if !together {
-            f(0, 1, &SpinBarrier::new(1));
-            return;
         }
         let t0 = std::time::Instant::now();
         f(0, 2, &barrier);
@@ -499,11 +486,12 @@ pub fn team<F: Fn(usize, usize, &SpinBarrier) + Sync>(threads: usize, f: F) {
     });
 }
 
-/// Runs `f(part)` for every part in `0..parts` on the caller's thread and one
-/// worker of rayon's pool, each taking the next part not yet taken: parts that
-/// never meet (the rows of a recurrent pass). When the worker starts late, the
-/// caller takes its parts too, so nobody waits for a thread that is not
-/// scheduled; it returns when every part is done.
+/// Runs `f(part)` for every part in `0..parts` on the caller's thread and the
+/// helper thread ([`crate::helper`]), each taking the next part not yet
+/// taken: parts that never meet (the rows of a recurrent pass). When the
+/// helper starts late, the caller takes its parts too, so nobody waits for a
+/// thread that is not scheduled. One thread only when rayon's pool has one
+/// (`RAYON_NUM_THREADS=1`).
 pub fn share<F: Fn(usize) + Sync>(parts: usize, f: F) {
     use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
     let next = AtomicUsize::new(0);
@@ -518,10 +506,7 @@ pub fn share<F: Fn(usize) + Sync>(parts: usize, f: F) {
         work();
         return;
     }
-    rayon::in_place_scope(|s| {
-        s.spawn(|_| work());
-        work();
-    });
+    crate::helper::with_helper(&work, |_| work());
 }
 
 /// A raw pointer that threads of a [`team`] share to write disjoint parts of

@@ -1,0 +1,229 @@
+//! The second thread of the recurrent passes: one persistent helper thread
+//! that takes half of a pass's work while the caller does the other half.
+//!
+//! Why not a rayon worker: an idle rayon worker sleeps, and on a virtual
+//! machine a sleeping thread's CPU halts; waking it took 30 µs on a quiet
+//! host and 1–5 ms on a busy one (measured: `lstm-infer` passes of 2.8 ms
+//! where the worker arrived too late to help at all). The helper instead
+//! waits for the next job by spinning, then yielding its CPU to any thread
+//! that wants it, for [`SPIN`] after each job before it sleeps, as OpenMP
+//! runtimes do between parallel regions (PyTorch's `KMP_BLOCKTIME`, ONNX
+//! Runtime's spinning thread pool). Back-to-back passes (a prediction loop,
+//! training) find it awake.
+//!
+//! One caller at a time: a caller that finds the helper taken by another
+//! thread runs alone.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::*};
+use std::sync::{Mutex, OnceLock};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+/// How long the helper stays awake (spinning, then yielding) after a job.
+const SPIN: Duration = Duration::from_millis(2);
+/// The first part of [`SPIN`], spent in a pure spin loop.
+const HOT: Duration = Duration::from_micros(50);
+
+/// A job's state (one job at a time).
+const IDLE: u8 = 0;
+const POSTED: u8 = 1;
+const ENTERED: u8 = 2;
+const WITHDRAWN: u8 = 3;
+const DONE: u8 = 4;
+
+/// A job for the helper: a borrowed closure, valid while the caller waits in
+/// [`with_helper`].
+#[derive(Clone, Copy)]
+struct JobPtr(*const (dyn Fn() + Sync));
+// SAFETY: the closure is `Sync`, and the caller keeps it alive until the
+// helper has finished with it (see `with_helper`).
+unsafe impl Send for JobPtr {}
+
+struct Shared {
+    /// Bumped for every posted job.
+    seq: AtomicU64,
+    state: AtomicU8,
+    job: Mutex<Option<JobPtr>>,
+    parked: AtomicBool,
+    /// Held by the one caller using the helper.
+    busy: Mutex<()>,
+}
+
+static SHARED: Shared = Shared {
+    seq: AtomicU64::new(0),
+    state: AtomicU8::new(IDLE),
+    job: Mutex::new(None),
+    parked: AtomicBool::new(false),
+    busy: Mutex::new(()),
+};
+
+/// The helper thread, started on first use (`None` when it cannot be spawned).
+fn helper() -> Option<&'static Thread> {
+    static THREAD: OnceLock<Option<Thread>> = OnceLock::new();
+    THREAD
+        .get_or_init(|| {
+            std::thread::Builder::new()
+                .name("seqnet-helper".into())
+                .spawn(helper_loop)
+                .ok()
+                .map(|h| h.thread().clone())
+        })
+        .as_ref()
+}
+
+fn helper_loop() {
+    let s = &SHARED;
+    let mut seen = s.seq.load(SeqCst);
+    let mut since = Instant::now();
+    loop {
+        let now = s.seq.load(SeqCst);
+        if now == seen {
+            let idle = since.elapsed();
+            if idle < HOT {
+                std::hint::spin_loop();
+            } else if idle < SPIN {
+                std::thread::yield_now();
+            } else {
+                s.parked.store(true, SeqCst);
+                if s.seq.load(SeqCst) == seen {
+                    std::thread::park();
+                }
+                s.parked.store(false, SeqCst);
+                since = Instant::now();
+            }
+            continue;
+        }
+        seen = now;
+        if s.state
+            .compare_exchange(POSTED, ENTERED, AcqRel, Acquire)
+            .is_ok()
+        {
+            let job = *s.job.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(JobPtr(f)) = job {
+                // SAFETY: the caller waits for DONE before the closure goes away.
+                let f = unsafe { &*f };
+                // A panic in the job must not kill the helper nor leave the
+                // caller waiting: the caller sees DONE either way.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            }
+            s.state.store(DONE, Release);
+        }
+        since = Instant::now();
+    }
+}
+
+/// What the caller's side sees of a posted job.
+pub struct Posted {
+    active: bool,
+}
+
+impl Posted {
+    /// Whether the helper has started the job.
+    pub fn entered(&self) -> bool {
+        self.active && matches!(SHARED.state.load(Acquire), ENTERED | DONE)
+    }
+
+    /// Takes the job back if the helper has not started it: `true` when the
+    /// helper will not run it.
+    pub fn withdraw(&self) -> bool {
+        !self.active
+            || matches!(
+                SHARED
+                    .state
+                    .compare_exchange(POSTED, WITHDRAWN, AcqRel, Acquire),
+                Ok(_) | Err(WITHDRAWN)
+            )
+    }
+
+    /// Whether a helper was there to post the job to at all.
+    pub fn available(&self) -> bool {
+        self.active
+    }
+}
+
+/// Posts `job` for the helper thread, runs `caller` here, then withdraws the
+/// job if the helper has not started it, or waits until it has finished.
+/// Without a helper (another caller holds it, or it could not be started)
+/// the job is never run and [`Posted::entered`] stays false.
+pub fn with_helper<R>(job: &(dyn Fn() + Sync), caller: impl FnOnce(&Posted) -> R) -> R {
+    let s = &SHARED;
+    let guard = match (s.busy.try_lock(), helper()) {
+        (Ok(g), Some(t)) => Some((g, t)),
+        _ => None,
+    };
+    let Some((_busy, thread)) = guard else {
+        return caller(&Posted { active: false });
+    };
+    // SAFETY (lifetime): `job` outlives every use the helper makes of it,
+    // since this function does not return before the job is withdrawn or DONE.
+    let ptr: *const (dyn Fn() + Sync + '_) = job;
+    let ptr: *const (dyn Fn() + Sync) = unsafe { std::mem::transmute(ptr) };
+    *s.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(JobPtr(ptr));
+    s.state.store(POSTED, SeqCst);
+    s.seq.fetch_add(1, SeqCst);
+    if s.parked.load(SeqCst) {
+        thread.unpark();
+    }
+    let posted = Posted { active: true };
+    // Waits for the helper even when `caller` panics.
+    struct Finish<'a>(&'a Posted);
+    impl Drop for Finish<'_> {
+        fn drop(&mut self) {
+            if !self.0.withdraw() {
+                let t0 = Instant::now();
+                while SHARED.state.load(Acquire) != DONE {
+                    if t0.elapsed() < HOT {
+                        std::hint::spin_loop();
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+            }
+            *SHARED.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            SHARED.state.store(IDLE, Release);
+        }
+    }
+    let finish = Finish(&posted);
+    let out = caller(finish.0);
+    drop(finish);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn the_helper_runs_a_job_or_it_is_withdrawn() {
+        for _ in 0..200 {
+            let ran = AtomicUsize::new(0);
+            let job = || {
+                ran.fetch_add(1, SeqCst);
+            };
+            let entered = with_helper(&job, |p| {
+                let t0 = Instant::now();
+                while !p.entered() && t0.elapsed() < Duration::from_millis(50) {
+                    std::hint::spin_loop();
+                }
+                p.entered() || !p.withdraw()
+            });
+            // Once `with_helper` returns, the job ran exactly when it was entered.
+            assert_eq!(ran.load(SeqCst), usize::from(entered));
+        }
+    }
+
+    #[test]
+    fn a_withdrawn_job_never_runs() {
+        for _ in 0..200 {
+            let ran = AtomicUsize::new(0);
+            let job = || {
+                ran.fetch_add(1, SeqCst);
+            };
+            let withdrawn = with_helper(&job, |p| p.withdraw());
+            if withdrawn {
+                assert_eq!(ran.load(SeqCst), 0);
+            }
+        }
+    }
+}
