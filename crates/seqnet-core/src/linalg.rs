@@ -509,6 +509,39 @@ pub fn share<F: Fn(usize) + Sync>(parts: usize, f: F) {
     crate::helper::with_helper(&work, |_| work());
 }
 
+/// A zeroed `f32` buffer whose start is aligned to 64 bytes (a cache line
+/// and an AVX-512 register): packed weights read with full-register loads
+/// then never straddle two cache lines. (A `Vec<f32>` of this size comes
+/// from `mmap` at 16 bytes past a page boundary.)
+#[derive(Debug, Clone, Default)]
+pub struct AlignedBuf {
+    blocks: Vec<Line>,
+    len: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+impl AlignedBuf {
+    /// `len` zeros, reusing the allocation.
+    pub fn zeroed(&mut self, len: usize) {
+        self.blocks.clear();
+        self.blocks.resize(len.div_ceil(16), Line::default());
+        self.len = len;
+    }
+
+    pub fn as_slice(&self) -> &[f32] {
+        // SAFETY: `blocks` holds at least `len` contiguous f32 values.
+        unsafe { std::slice::from_raw_parts(self.blocks.as_ptr().cast(), self.len) }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        // SAFETY: as above, borrowed mutably.
+        unsafe { std::slice::from_raw_parts_mut(self.blocks.as_mut_ptr().cast(), self.len) }
+    }
+}
+
 /// A raw pointer that threads of a [`team`] share to write disjoint parts of
 /// one buffer.
 #[derive(Debug, Clone, Copy)]

@@ -2,6 +2,7 @@
 //! sharing one fused kernel ([`LstmKernel`]).
 
 use super::lstm_forward::{fold_input, lstm_pass, pass_threads, GatePanels, PassBuffers};
+use super::lstm_step::StepWeights;
 use super::recurrent::{
     check_state_len, column_sums, fill_rows, initial_state, input_steps, output_grad, put_slot,
     take_slot, view, view_mut, weight_grad, with_acts, write_outputs, Act, GateActivation,
@@ -286,7 +287,8 @@ impl<const D: usize> LstmConfig<D> {
             kept: None,
             final_state: None,
             step_buf: Vec::new(),
-            step_weights: Vec::new(),
+            step_weights: StepWeights::default(),
+            step_gates: Vec::new(),
             step_weights_valid: false,
             panels: Vec::new(),
             panels_valid: false,
@@ -400,10 +402,12 @@ pub struct LstmKernel {
     final_state: Option<RecurrentState>,
     /// The streaming step's buffer (gates, recurrent products, cell state).
     step_buf: Vec<f32>,
-    /// The streaming step's weights `[W_ih R]ᵀ`, `[C + H, 4H]` row-major,
-    /// valid while `step_weights_valid` (cleared by every mutable borrow of
-    /// the learnables, the only way to change them).
-    step_weights: Vec<f32>,
+    /// The streaming step's weights ([`StepWeights`]), valid while
+    /// `step_weights_valid` (cleared by every mutable borrow of the
+    /// learnables, the only way to change them).
+    step_weights: StepWeights,
+    /// The streaming step's gate sums.
+    step_gates: Vec<f32>,
     step_weights_valid: bool,
     /// Each direction's gate weights packed for the pass through time, valid
     /// while `panels_valid` (cleared as `step_weights_valid` is).
@@ -818,66 +822,37 @@ impl LayerKernel for LstmKernel {
                 )?),
             });
         }
-        let g4 = 4 * h;
-        if !self.step_weights_valid {
+        if !self.step_weights_valid || !self.step_weights.is_packed() {
             let w_ih = self.input_weights.value.as_standard_layout();
-            let w_ih = w_ih.as_slice().expect("standard layout");
             let w_hh = self.recurrent_weights.value.as_standard_layout();
-            let w_hh = w_hh.as_slice().expect("standard layout");
-            let wt = &mut self.step_weights;
-            wt.clear();
-            wt.resize((c + h) * g4, 0.0);
-            for r in 0..g4 {
-                for k in 0..c {
-                    wt[k * g4 + r] = w_ih[r * c + k];
-                }
-                for k in 0..h {
-                    wt[(c + k) * g4 + r] = w_hh[r * h + k];
-                }
-            }
+            let bias = self.bias.value.as_standard_layout();
+            self.step_weights = StepWeights::pack(
+                w_ih.as_slice().expect("standard layout"),
+                c,
+                w_hh.as_slice().expect("standard layout"),
+                h,
+                bias.as_slice().expect("standard layout"),
+                rayon::current_num_threads(),
+            );
             self.step_weights_valid = true;
         }
         let kept = self.kept.as_mut().expect("set above");
-        let buf = &mut self.step_buf;
-        buf.clear();
-        buf.resize(g4 * 2 + 2 * h + c + h, 0.0);
-        let (gates, rest) = buf.split_at_mut(g4);
-        let (rec, rest) = rest.split_at_mut(g4);
-        let (c_prev, rest) = rest.split_at_mut(h);
-        let (tc, z) = rest.split_at_mut(h);
-        let avx512 = has_avx512();
         let hv = kept.hidden.as_slice_mut().expect("standard layout");
-        // z = [x; h]; gates = b + [W_ih R]·z (the recurrent part is 0 in `rec`).
-        z[..c].copy_from_slice(x);
-        z[c..].copy_from_slice(hv);
-        let bias = self.bias.value.as_standard_layout();
-        gates.copy_from_slice(bias.as_slice().expect("standard layout"));
-        gemv_t(&self.step_weights, z, gates, avx512);
-        rec.fill(0.0);
         let cell = kept
             .cell
             .as_mut()
             .expect("an LSTM state has a cell state")
             .as_slice_mut()
             .expect("standard layout");
-        c_prev.copy_from_slice(cell);
-        let (gi, r1) = gates.split_at_mut(h);
-        let (gf, r2) = r1.split_at_mut(h);
-        let (gg, go) = r2.split_at_mut(h);
+        // The step buffer: `[x; h]`, then the gates.
+        let buf = &mut self.step_buf;
+        buf.clear();
+        buf.extend_from_slice(x);
+        buf.extend_from_slice(hv);
         with_acts!(
             self.gate,
             self.state,
-            cell_fwd(
-                CellFwd {
-                    gates: [gi, gf, gg, go],
-                    rec: [&rec[..h], &rec[h..2 * h], &rec[2 * h..3 * h], &rec[3 * h..]],
-                    c_prev,
-                    c: cell,
-                    h: hv,
-                    tc,
-                },
-                avx512
-            )
+            step_with(&self.step_weights, buf, hv, cell, &mut self.step_gates)
         );
         out.clear();
         out.extend_from_slice(hv);
@@ -960,126 +935,8 @@ fn use_packing(t: usize, b: usize) -> bool {
     t * b >= 8
 }
 
-/// `y += Σ_k z[k]·wt[k, :]` for `wt` `[K, N]` row-major (`N = y.len()`):
-/// columns in register blocks of 128 (then 16), so that each block's sums
-/// stay in registers over all of `k`.
-#[inline(always)]
-fn gemv_t_body(wt: &[f32], z: &[f32], y: &mut [f32]) {
-    const BLOCK: usize = 128;
-    let n = y.len();
-    let mut j0 = 0;
-    while j0 + BLOCK <= n {
-        let mut acc = [0f32; BLOCK];
-        acc.copy_from_slice(&y[j0..j0 + BLOCK]);
-        for (k, &zk) in z.iter().enumerate() {
-            let w = &wt[k * n + j0..k * n + j0 + BLOCK];
-            for l in 0..BLOCK {
-                acc[l] = zk.mul_add(w[l], acc[l]);
-            }
-        }
-        y[j0..j0 + BLOCK].copy_from_slice(&acc);
-        j0 += BLOCK;
-    }
-    // Then blocks of 16 (one register), so that no sum goes through memory at
-    // every `k` (a chain of stores and loads).
-    while j0 + 16 <= n {
-        let mut acc = [0f32; 16];
-        acc.copy_from_slice(&y[j0..j0 + 16]);
-        for (k, &zk) in z.iter().enumerate() {
-            let w = &wt[k * n + j0..k * n + j0 + 16];
-            for l in 0..16 {
-                acc[l] = zk.mul_add(w[l], acc[l]);
-            }
-        }
-        y[j0..j0 + 16].copy_from_slice(&acc);
-        j0 += 16;
-    }
-    if j0 < n {
-        let yr = &mut y[j0..];
-        for (k, &zk) in z.iter().enumerate() {
-            let w = &wt[k * n + j0..(k + 1) * n];
-            for (a, &wv) in yr.iter_mut().zip(w) {
-                *a = zk.mul_add(wv, *a);
-            }
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn gemv_t_avx512(wt: &[f32], z: &[f32], y: &mut [f32]) {
-    gemv_t_body(wt, z, y)
-}
-
-/// [`gemv_t_body`], vectorized where the CPU allows.
-fn gemv_t(wt: &[f32], z: &[f32], y: &mut [f32], avx512: bool) {
-    #[cfg(target_arch = "x86_64")]
-    if avx512 {
-        // SAFETY: the caller checked that the CPU has AVX-512F.
-        unsafe { gemv_t_avx512(wt, z, y) };
-        return;
-    }
-    let _ = avx512;
-    gemv_t_body(wt, z, y)
-}
-
-/// The slices one forward cell update reads and writes for `n` hidden units of
-/// one observation at one step.
-struct CellFwd<'a> {
-    /// Gate pre-activations `W·x + b` (in), activated gates (out): `i, f, g, o`.
-    gates: [&'a mut [f32]; 4],
-    /// `R·h` for the same gates.
-    rec: [&'a [f32]; 4],
-    c_prev: &'a [f32],
-    c: &'a mut [f32],
-    h: &'a mut [f32],
-    tc: &'a mut [f32],
-}
-
-#[inline(always)]
-fn cell_fwd_body<G: Act, S: Act>(x: CellFwd) {
-    let [gi, gf, gg, go] = x.gates;
-    let n = gi.len();
-    let (gf, gg, go) = (&mut gf[..n], &mut gg[..n], &mut go[..n]);
-    let [ri, rf, rg, ro] = x.rec;
-    let (ri, rf, rg, ro) = (&ri[..n], &rf[..n], &rg[..n], &ro[..n]);
-    let (cp, co, ho, tc) = (&x.c_prev[..n], &mut x.c[..n], &mut x.h[..n], &mut x.tc[..n]);
-    for j in 0..n {
-        let i = G::f(gi[j] + ri[j]);
-        let f = G::f(gf[j] + rf[j]);
-        let gv = S::f(gg[j] + rg[j]);
-        let o = G::f(go[j] + ro[j]);
-        let cv = f * cp[j] + i * gv;
-        let sc = S::f(cv);
-        gi[j] = i;
-        gf[j] = f;
-        gg[j] = gv;
-        go[j] = o;
-        co[j] = cv;
-        tc[j] = sc;
-        ho[j] = o * sc;
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn cell_fwd_avx512<G: Act, S: Act>(x: CellFwd) {
-    cell_fwd_body::<G, S>(x)
-}
-
-#[inline]
-fn cell_fwd<G: Act, S: Act>(x: CellFwd, avx512: bool) {
-    #[cfg(target_arch = "x86_64")]
-    if avx512 {
-        // SAFETY: the caller checked that the CPU has AVX-512F.
-        unsafe { cell_fwd_avx512::<G, S>(x) };
-        return;
-    }
-    let _ = avx512;
-    cell_fwd_body::<G, S>(x)
-}
-
-/// The slices one backward cell update reads and writes (see [`CellFwd`]).
+/// The slices one backward cell update reads and writes for `n` hidden units
+/// of one observation at one step.
 struct CellBack<'a> {
     /// Activated gates `i, f, g, o`.
     gates: [&'a [f32]; 4],
@@ -1270,4 +1127,15 @@ fn lstm_pass_back<G: Act, S: Act>(
         }
     });
     dg
+}
+
+/// [`StepWeights::step`] as a function of the activations, for `with_acts!`.
+fn step_with<G: Act, S: Act>(
+    w: &StepWeights,
+    z: &[f32],
+    hidden: &mut [f32],
+    cell: &mut [f32],
+    gates: &mut Vec<f32>,
+) {
+    w.step::<G, S>(z, hidden, cell, gates)
 }

@@ -13,7 +13,7 @@
 //! any batch, padded or not.
 
 use super::recurrent::{Act, Steps};
-use crate::linalg::SharedMut;
+use crate::linalg::{AlignedBuf, SharedMut};
 
 /// Hidden units per group: one 16-lane vector per gate.
 const LANES: usize = 16;
@@ -31,7 +31,7 @@ pub(crate) struct GatePanels {
     kx: usize,
     h: usize,
     /// `[groups, 4, kx + H, 16]`.
-    data: Vec<f32>,
+    data: AlignedBuf,
     /// `[groups, 4, 16]`: the bias, used when the input is folded in.
     bias: Vec<f32>,
     /// Whether every recurrent weight is finite: then a zero state's product
@@ -57,8 +57,8 @@ impl GatePanels {
         let groups = h.div_ceil(LANES);
         self.kx = kx;
         self.h = h;
-        self.data.clear();
-        self.data.resize(groups * 4 * k * LANES, 0.0);
+        self.data.zeroed(groups * 4 * k * LANES);
+        let data = self.data.as_mut_slice();
         self.bias.clear();
         self.bias.resize(groups * 4 * LANES, 0.0);
         let mut finite = true;
@@ -67,7 +67,7 @@ impl GatePanels {
                 let r = q * h + u;
                 let (g, l) = (u / LANES, u % LANES);
                 let base = (g * 4 + q) * k * LANES + l;
-                let panel = &mut self.data[base..];
+                let panel = &mut data[base..];
                 for (kk, &v) in w_ih[r * c..(r + 1) * c][..kx].iter().enumerate() {
                     panel[kk * LANES] = v;
                 }
@@ -84,7 +84,7 @@ impl GatePanels {
     /// Whether the panels hold `h` units with the input (`fold`, `c` features)
     /// folded in or not.
     pub fn fits(&self, c: usize, h: usize, fold: bool) -> bool {
-        self.h == h && self.kx == if fold { c } else { 0 } && !self.data.is_empty()
+        self.h == h && self.kx == if fold { c } else { 0 } && !self.data.as_slice().is_empty()
     }
 
     /// Whether the input projection is folded into each step's product.
@@ -442,7 +442,7 @@ unsafe fn portable_tile<G: Act, S: Act>(
         let mut z = [[0f32; LANES]; 4];
         for (q, zq) in z.iter_mut().enumerate() {
             *zq = start_sums(cx, &p, g, q, n);
-            let panel = &cx.panels.data[(g * 4 + q) * k * LANES..][..k * LANES];
+            let panel = &cx.panels.data.as_slice()[(g * 4 + q) * k * LANES..][..k * LANES];
             for (kk, &av) in ar[..st.k_end].iter().enumerate() {
                 let w = &panel[kk * LANES..(kk + 1) * LANES];
                 for l in 0..LANES {
@@ -500,7 +500,7 @@ mod avx512 {
                 }
             }
         }
-        let w = cx.panels.data.as_ptr().add(g * 4 * k * LANES);
+        let w = cx.panels.data.as_slice().as_ptr().add(g * 4 * k * LANES);
         let wq = k * LANES;
         for kk in 0..st.k_end {
             let wp = w.add(kk * LANES);

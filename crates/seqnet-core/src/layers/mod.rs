@@ -13,6 +13,7 @@ mod gru;
 mod input;
 mod lstm;
 mod lstm_forward;
+mod lstm_step;
 mod merge;
 mod output;
 mod pooling;
