@@ -509,6 +509,19 @@ pub fn share<F: Fn(usize) + Sync>(parts: usize, f: F) {
     crate::helper::with_helper(&work, |_| work());
 }
 
+/// Whether the CPU has AVX-512F, for the kernels that have an AVX-512 version.
+#[inline]
+pub fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// A zeroed `f32` buffer whose start is aligned to 64 bytes (a cache line
 /// and an AVX-512 register): packed weights read with full-register loads
 /// then never straddle two cache lines. (A `Vec<f32>` of this size comes

@@ -15,7 +15,9 @@ use crate::format::{ActShape, Format};
 use crate::init::{self, BiasInitializer, WeightsInitializer};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Mode, ShapeError};
 use crate::learnable::Learnable;
-use crate::linalg::{gemm_packed, matmul_into, team, team_threads, PackedPanels, SharedMut};
+use crate::linalg::{
+    gemm_packed, has_avx512, matmul_into, team, team_threads, PackedPanels, SharedMut,
+};
 use ndarray::{s, ArcArray, Array1, Array2, ArrayD, Axis, Ix2, IxDyn};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -476,12 +478,7 @@ impl LstmKernel {
         let fold = self.panels[0].folded();
         let x_rows = x.as_slice().expect("standard layout");
         let threads = pass_threads(b, if fold { c + h } else { h }, h);
-        let w_ih = self
-            .input_weights
-            .value
-            .view()
-            .into_dimensionality::<Ix2>()
-            .expect("checked 2-D");
+        let w_ih = matrix(&self.input_weights.value);
         let bias = self.bias.value.as_standard_layout();
         let bias = bias.as_slice().expect("standard layout");
         for (d, dir) in dirs.iter_mut().enumerate() {
@@ -510,7 +507,16 @@ impl LstmKernel {
             with_acts!(
                 self.gate,
                 self.state,
-                lstm_pass(steps, d == 1, x_rows, &self.panels[d], bufs, tape, threads)
+                lstm_pass(
+                    steps,
+                    d == 1,
+                    x_rows,
+                    &self.panels[d],
+                    bufs,
+                    tape,
+                    threads,
+                    has_avx512()
+                )
             );
         }
     }
@@ -698,12 +704,7 @@ impl LayerKernel for LstmKernel {
         let (h, c, nd) = (self.hidden, self.input_size, self.directions);
         let (t, b, s, g4) = (steps.t, steps.b, nd * h, 4 * h);
         let dy = output_grad(&self.name, &mut grads, self.output_mode, steps, s)?;
-        let w_ih = self
-            .input_weights
-            .value
-            .view()
-            .into_dimensionality::<Ix2>()
-            .expect("checked 2-D");
+        let w_ih = matrix(&self.input_weights.value);
         let w_hh_all = self.recurrent_weights.value.as_standard_layout();
         let w_hh_all = w_hh_all.as_slice().expect("standard layout");
         // The weight gradients are overwritten block by block: reuse last
@@ -912,19 +913,6 @@ fn active_rows(steps: &Steps) -> Vec<usize> {
                 .map_or(0, |bi| bi + 1)
         })
         .collect()
-}
-
-/// Whether the CPU runs the AVX-512 versions of the fused element-wise loops.
-#[inline]
-fn has_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 /// Whether a pass multiplies by packed weights ([`PackedPanels`]): packing
@@ -1138,4 +1126,9 @@ fn step_with<G: Act, S: Act>(
     gates: &mut Vec<f32>,
 ) {
     w.step::<G, S>(z, hidden, cell, gates)
+}
+
+/// A 2-D learnable's value as a matrix (its shape checked by `check_learnables`).
+fn matrix(v: &ArrayD<f32>) -> ndarray::ArrayView2<'_, f32> {
+    v.view().into_dimensionality::<Ix2>().expect("checked 2-D")
 }

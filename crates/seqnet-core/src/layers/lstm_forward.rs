@@ -13,7 +13,7 @@
 //! any batch, padded or not.
 
 use super::recurrent::{Act, Steps};
-use crate::linalg::{AlignedBuf, SharedMut};
+use crate::linalg::{has_avx512, AlignedBuf, SharedMut};
 
 /// Hidden units per group: one 16-lane vector per gate.
 const LANES: usize = 16;
@@ -129,25 +129,13 @@ pub(crate) struct PassBuffers<'a> {
 /// One direction's forward through time (see the module docs). `x` is the
 /// input `[T·B, C]` (read only when `panels` fold it in); with `tape`, the
 /// activated gates and `state(c)` are kept for the backward pass. Padded
-/// steps carry the state over unchanged.
+/// steps carry the state over unchanged. `avx512` asks for the AVX-512 tiles
+/// (taken only where the CPU has them).
 ///
 /// # Panics
 /// When a buffer is shorter than the sizes say (a bug inside seqnet).
-pub(crate) fn lstm_pass<G: Act, S: Act>(
-    steps: &Steps,
-    reverse: bool,
-    x: &[f32],
-    panels: &GatePanels,
-    bufs: PassBuffers,
-    tape: bool,
-    threads: usize,
-) {
-    lstm_pass_on::<G, S>(steps, reverse, x, panels, bufs, tape, threads, has_avx512())
-}
-
-/// [`lstm_pass`] with the AVX-512 tiles or the portable ones.
 #[allow(clippy::too_many_arguments)]
-fn lstm_pass_on<G: Act, S: Act>(
+pub(crate) fn lstm_pass<G: Act, S: Act>(
     steps: &Steps,
     reverse: bool,
     x: &[f32],
@@ -460,6 +448,18 @@ mod avx512 {
     use super::{units, Act, PassCtx, RowPtrs, Step, LANES};
     use std::arch::x86_64::*;
 
+    /// The 4 registers at `p`, `p + stride`, `p + 2·stride`, `p + 3·stride`
+    /// (the 4 gates of a unit group).
+    #[inline(always)]
+    unsafe fn load4(p: *const f32, stride: usize) -> [__m512; 4] {
+        [
+            _mm512_loadu_ps(p),
+            _mm512_loadu_ps(p.add(stride)),
+            _mm512_loadu_ps(p.add(2 * stride)),
+            _mm512_loadu_ps(p.add(3 * stride)),
+        ]
+    }
+
     /// [`super::tile`] for `R` rows: `R × 4` accumulators over the panels'
     /// `K` rows, then the cell update per row.
     #[target_feature(enable = "avx512f")]
@@ -473,21 +473,13 @@ mod avx512 {
     ) {
         let (h, k) = (cx.h, cx.panels.kx + cx.h);
         let n = units(h, g);
-        // The sums go through `z` (memory) at both ends, so that the loops
-        // touching `acc` are short and unrolled and `acc` stays in registers.
         let mask: __mmask16 = if n == LANES { 0xffff } else { (1u16 << n) - 1 };
         // The sums start from the bias (input folded in) or from each row's
         // input projection; `z` (memory) takes them at the end, so that the
         // loops touching `acc` stay short and unrolled and `acc` in registers.
         let mut acc = [[_mm512_setzero_ps(); 4]; R];
         if cx.panels.kx > 0 {
-            let bias = cx.panels.bias.as_ptr().add(g * 4 * LANES);
-            let bv = [
-                _mm512_loadu_ps(bias),
-                _mm512_loadu_ps(bias.add(LANES)),
-                _mm512_loadu_ps(bias.add(2 * LANES)),
-                _mm512_loadu_ps(bias.add(3 * LANES)),
-            ];
+            let bv = load4(cx.panels.bias.as_ptr().add(g * 4 * LANES), LANES);
             for r in 0..R {
                 acc[r] = bv;
             }
@@ -503,13 +495,7 @@ mod avx512 {
         let w = cx.panels.data.as_slice().as_ptr().add(g * 4 * k * LANES);
         let wq = k * LANES;
         for kk in 0..st.k_end {
-            let wp = w.add(kk * LANES);
-            let wv = [
-                _mm512_loadu_ps(wp),
-                _mm512_loadu_ps(wp.add(wq)),
-                _mm512_loadu_ps(wp.add(2 * wq)),
-                _mm512_loadu_ps(wp.add(3 * wq)),
-            ];
+            let wv = load4(w.add(kk * LANES), wq);
             for r in 0..R {
                 let av = _mm512_set1_ps(*a.add(r * k + kk));
                 for q in 0..4 {
@@ -541,18 +527,6 @@ mod avx512 {
                 _mm512_mask_storeu_ps(p.tc, mask, sc);
             }
         }
-    }
-}
-
-/// Whether the CPU runs the AVX-512 tile.
-fn has_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
 
@@ -702,7 +676,7 @@ mod tests {
                             tc: &mut tc,
                         };
                         let xs = if fold { &x[..] } else { &[][..] };
-                        lstm_pass_on::<SigmoidAct, TanhAct>(
+                        lstm_pass::<SigmoidAct, TanhAct>(
                             &steps, reverse, xs, &panels, bufs, true, threads, avx512,
                         );
                         if want_h.is_empty() {
@@ -774,7 +748,7 @@ mod tests {
                 c: &mut cb,
                 tc: &mut [],
             };
-            lstm_pass_on::<SigmoidAct, TanhAct>(&steps, false, &x, &panels, bufs, false, 1, avx512);
+            lstm_pass::<SigmoidAct, TanhAct>(&steps, false, &x, &panels, bufs, false, 1, avx512);
             for bi in 0..b {
                 assert!(hb[(b + bi) * h].is_nan(), "row {bi}, avx512 {avx512}");
                 assert!(hb[(b + bi) * h + 1].is_finite());

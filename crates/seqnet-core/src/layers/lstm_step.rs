@@ -8,7 +8,7 @@
 //! thread, so that each core streams half of them from its own L2.
 
 use super::recurrent::Act;
-use crate::linalg::{share, AlignedBuf, SharedMut};
+use crate::linalg::{has_avx512, share, AlignedBuf, SharedMut};
 use std::ops::Range;
 
 /// Weights (`(C + H)·4H`) from which a step is split between two threads:
@@ -275,18 +275,6 @@ mod avx512 {
             _mm512_mask_storeu_ps(h.add(j), m, _mm512_mul_ps(o, act::<S>(cv)));
             j += 16;
         }
-    }
-}
-
-/// Whether the CPU runs the AVX-512 loops.
-fn has_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
 
