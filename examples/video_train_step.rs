@@ -22,6 +22,7 @@
 use ndarray::ArrayD;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use seqnet::core::templates::{Template, TemplateOptions};
 use seqnet::core::{ForwardCtx, LayerKernel};
 use seqnet::prelude::*;
 use seqnet::train::solver::{self, SolverState};
@@ -31,27 +32,15 @@ const BATCH: usize = 8;
 const STEPS: usize = 16;
 const CLASSES: usize = 10;
 
-/// The seed's video network with `classes` outputs.
+/// The seed's video network with `classes` outputs: the `video` template
+/// (the same graph `seqnet bench` times).
 fn video_network(classes: usize) -> Result<LayerGraph> {
-    let layers: Vec<Layer> = vec![
-        SequenceInput::image([28, 28, 1]).name("input").into(),
-        SequenceFolding::new().name("fold").into(),
-        Convolution2d::new([5, 5], 20).name("conv").into(),
-        BatchNormalization::new().name("bn").into(),
-        Relu::new().name("relu").into(),
-        SequenceUnfolding::new().name("unfold").into(),
-        Flatten::new().name("flatten").into(),
-        Lstm::new(200)
-            .output_mode(OutputMode::Last)
-            .name("lstm")
-            .into(),
-        FullyConnected::new(classes).name("fc").into(),
-        Softmax::new().name("softmax").into(),
-        ClassificationOutput::new().name("classification").into(),
-    ];
-    let mut graph = LayerGraph::from_layers(layers)?;
-    graph.connect("fold/miniBatchSize", "unfold/miniBatchSize")?;
-    Ok(graph)
+    Template::Video.graph(&TemplateOptions {
+        input: Some(InputSize::Image([28, 28, 1])),
+        hidden: Some(200),
+        outputs: Some(classes),
+        ..Default::default()
+    })
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -157,8 +146,8 @@ fn main() -> Result<()> {
                 .build(&plan.input_shapes[i], &mut build_rng)
         })
         .collect::<Result<_>>()?;
-    let input = graph.index("input").expect("input layer");
-    let output = graph.index("classification").expect("output layer");
+    let input = graph.index("sequenceinput").expect("input layer");
+    let output = graph.index("classoutput").expect("output layer");
     let mut state = SolverState::default();
     let mut per_layer: Vec<Vec<(f64, f64)>> = vec![Vec::new(); n];
     let mut update = Vec::new();
