@@ -47,6 +47,8 @@ struct Shared {
     parked: AtomicBool,
     /// Held by the one caller using the helper.
     busy: Mutex<()>,
+    /// A panic of the job on the helper thread, for the caller to raise again.
+    panic: Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
 static SHARED: Shared = Shared {
@@ -55,6 +57,7 @@ static SHARED: Shared = Shared {
     job: Mutex::new(None),
     parked: AtomicBool::new(false),
     busy: Mutex::new(()),
+    panic: Mutex::new(None),
 };
 
 /// The helper thread, started on first use (`None` when it cannot be spawned).
@@ -73,7 +76,9 @@ fn helper() -> Option<&'static Thread> {
 
 fn helper_loop() {
     let s = &SHARED;
-    let mut seen = s.seq.load(SeqCst);
+    // Not the current count: the first job may have been posted before this
+    // thread started.
+    let mut seen = 0;
     let mut since = Instant::now();
     loop {
         let now = s.seq.load(SeqCst);
@@ -103,8 +108,10 @@ fn helper_loop() {
                 // SAFETY: the caller waits for DONE before the closure goes away.
                 let f = unsafe { &*f };
                 // A panic in the job must not kill the helper nor leave the
-                // caller waiting: the caller sees DONE either way.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                // caller waiting: the caller sees DONE and raises it again.
+                if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                    *s.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
+                }
             }
             s.state.store(DONE, Release);
         }
@@ -147,8 +154,15 @@ impl Posted {
 /// the job is never run and [`Posted::entered`] stays false.
 pub fn with_helper<R>(job: &(dyn Fn() + Sync), caller: impl FnOnce(&Posted) -> R) -> R {
     let s = &SHARED;
-    let guard = match (s.busy.try_lock(), helper()) {
-        (Ok(g), Some(t)) => Some((g, t)),
+    let busy = match s.busy.try_lock() {
+        Ok(g) => Some(g),
+        // A caller panicked while it held the helper (after the helper had
+        // finished with its job): the helper is free again.
+        Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    };
+    let guard = match (busy, helper()) {
+        (Some(g), Some(t)) => Some((g, t)),
         _ => None,
     };
     let Some((_busy, thread)) = guard else {
@@ -186,6 +200,9 @@ pub fn with_helper<R>(job: &(dyn Fn() + Sync), caller: impl FnOnce(&Posted) -> R
     let finish = Finish(&posted);
     let out = caller(finish.0);
     drop(finish);
+    if let Some(payload) = s.panic.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        std::panic::resume_unwind(payload);
+    }
     out
 }
 
@@ -194,8 +211,13 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
+    /// The tests here take turns (other tests of the crate may still hold
+    /// the helper, and then a test's caller runs alone).
+    static TURN: Mutex<()> = Mutex::new(());
+
     #[test]
     fn the_helper_runs_a_job_or_it_is_withdrawn() {
+        let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
         for _ in 0..200 {
             let ran = AtomicUsize::new(0);
             let job = || {
@@ -203,7 +225,7 @@ mod tests {
             };
             let entered = with_helper(&job, |p| {
                 let t0 = Instant::now();
-                while !p.entered() && t0.elapsed() < Duration::from_millis(50) {
+                while p.available() && !p.entered() && t0.elapsed() < Duration::from_millis(50) {
                     std::hint::spin_loop();
                 }
                 p.entered() || !p.withdraw()
@@ -214,7 +236,39 @@ mod tests {
     }
 
     #[test]
+    fn a_panic_on_the_helper_reaches_the_caller_and_the_helper_lives_on() {
+        let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+        let job = || panic!("job failed");
+        let caught = std::panic::catch_unwind(|| {
+            with_helper(&job, |p| {
+                let t0 = Instant::now();
+                while p.available() && !p.entered() && t0.elapsed() < Duration::from_secs(5) {
+                    std::hint::spin_loop();
+                }
+                p.entered()
+            })
+        });
+        // Entered (the helper was free and awake within 5 s): the panic comes back.
+        if let Err(payload) = caught {
+            assert_eq!(payload.downcast_ref::<&str>(), Some(&"job failed"));
+        }
+        let ran = AtomicUsize::new(0);
+        let job = || {
+            ran.fetch_add(1, SeqCst);
+        };
+        let entered = with_helper(&job, |p| {
+            let t0 = Instant::now();
+            while p.available() && !p.entered() && t0.elapsed() < Duration::from_secs(5) {
+                std::hint::spin_loop();
+            }
+            p.entered() || !p.withdraw()
+        });
+        assert_eq!(ran.load(SeqCst), usize::from(entered));
+    }
+
+    #[test]
     fn a_withdrawn_job_never_runs() {
+        let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
         for _ in 0..200 {
             let ran = AtomicUsize::new(0);
             let job = || {
