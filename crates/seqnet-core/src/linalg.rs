@@ -24,7 +24,7 @@ pub fn matmul_into(
 
 /// [`matmul_into`] on at most `threads` threads (1: on the calling thread only,
 /// for callers that already run in parallel). Products smaller than
-/// [`PARALLEL_THRESHOLD`] multiply-adds always run on one thread.
+/// `PARALLEL_THRESHOLD` multiply-adds always run on one thread.
 pub fn matmul_into_threads(
     a: ArrayView2<f32>,
     b: ArrayView2<f32>,
@@ -450,7 +450,7 @@ pub fn team_threads(wanted: usize) -> usize {
 
 /// Runs `f(index, size, barrier)` on a team of `size` threads that may meet
 /// at the shared barrier: the caller's thread (index 0) and, when `threads`
-/// asks for more, the helper thread ([`crate::helper`]). `size` is 2 when the
+/// asks for more, the helper thread (`helper.rs`). `size` is 2 when the
 /// helper starts within 200 µs, else 1 (the caller runs alone and the job is
 /// withdrawn), so a team never waits at a barrier for a thread that has not
 /// started. Thread 0's waits are timed
@@ -487,7 +487,7 @@ pub fn team<F: Fn(usize, usize, &SpinBarrier) + Sync>(threads: usize, f: F) {
 }
 
 /// Runs `f(part)` for every part in `0..parts` on the caller's thread and the
-/// helper thread ([`crate::helper`]), each taking the next part not yet
+/// helper thread (`helper.rs`), each taking the next part not yet
 /// taken: parts that never meet (the rows of a recurrent pass). When the
 /// helper starts late, the caller takes its parts too, so nobody waits for a
 /// thread that is not scheduled. One thread only when rayon's pool has one

@@ -4,8 +4,8 @@
 use super::lstm::infer_recurrent;
 use super::recurrent::{
     check_state_len, column_sums, fill_rows, initial_state, input_steps, output_grad, put_slot,
-    take_slot, two_slots, view, view_mut, weight_grad, with_acts, write_outputs, Act,
-    GateActivation, OutputMode, RecurrentState, StateActivation, Steps,
+    recurrent_setters, take_slot, two_slots, view, view_mut, weight_grad, with_acts, write_outputs,
+    Act, GateActivation, OutputMode, RecurrentState, StateActivation, Steps,
 };
 use super::util::no_forward;
 use crate::activation::Activation;
@@ -133,31 +133,7 @@ impl Gru {
             bias_learn_rate_factor: 1.0,
         }
     }
-    /// Sets MATLAB's `OutputMode`: the whole sequence `[T, B, S]` or the last real step `[B, S]`.
-    pub fn output_mode(mut self, m: OutputMode) -> Self {
-        self.output_mode = m;
-        self
-    }
-    /// Sets MATLAB's `StateActivationFunction` (`tanh` or `softsign`).
-    pub fn state_activation(mut self, a: StateActivation) -> Self {
-        self.state_activation = a;
-        self
-    }
-    /// Sets MATLAB's `GateActivationFunction` (`sigmoid` or `hard-sigmoid`).
-    pub fn gate_activation(mut self, a: GateActivation) -> Self {
-        self.gate_activation = a;
-        self
-    }
-    /// Sets MATLAB's `InputWeightsInitializer` (default `glorot`).
-    pub fn input_weights_initializer(mut self, i: WeightsInitializer) -> Self {
-        self.input_weights_initializer = i;
-        self
-    }
-    /// Sets MATLAB's `RecurrentWeightsInitializer` (default `orthogonal`).
-    pub fn recurrent_weights_initializer(mut self, i: WeightsInitializer) -> Self {
-        self.recurrent_weights_initializer = i;
-        self
-    }
+    recurrent_setters!();
     /// Sets MATLAB's `BiasInitializer` for `Bias` and `RecurrentBias` (default `zeros`).
     pub fn bias_initializer(mut self, i: BiasInitializer) -> Self {
         self.bias_initializer = i;
@@ -168,29 +144,9 @@ impl Gru {
         self.hidden_state = Some(v);
         self
     }
-    /// Sets MATLAB's `InputWeightsL2Factor` (default 1).
-    pub fn input_weights_l2_factor(mut self, f: f32) -> Self {
-        self.input_weights_l2_factor = f;
-        self
-    }
-    /// Sets MATLAB's `RecurrentWeightsL2Factor` (default 1).
-    pub fn recurrent_weights_l2_factor(mut self, f: f32) -> Self {
-        self.recurrent_weights_l2_factor = f;
-        self
-    }
     /// Sets MATLAB's `BiasL2Factor` of `Bias` and `RecurrentBias` (default 0).
     pub fn bias_l2_factor(mut self, f: f32) -> Self {
         self.bias_l2_factor = f;
-        self
-    }
-    /// Sets MATLAB's `InputWeightsLearnRateFactor` (default 1).
-    pub fn input_weights_learn_rate_factor(mut self, f: f32) -> Self {
-        self.input_weights_learn_rate_factor = f;
-        self
-    }
-    /// Sets MATLAB's `RecurrentWeightsLearnRateFactor` (default 1).
-    pub fn recurrent_weights_learn_rate_factor(mut self, f: f32) -> Self {
-        self.recurrent_weights_learn_rate_factor = f;
         self
     }
     /// Sets MATLAB's `BiasLearnRateFactor` of `Bias` and `RecurrentBias` (default 1).

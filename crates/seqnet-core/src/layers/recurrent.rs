@@ -206,6 +206,60 @@ macro_rules! with_acts {
 }
 pub(crate) use with_acts;
 
+/// The builder setters the recurrent layers' configs ([`super::Lstm`],
+/// [`super::BiLstm`], [`super::Gru`]) share: each sets the field of the same
+/// name (MATLAB's property of the same meaning).
+macro_rules! recurrent_setters {
+    () => {
+        /// Sets MATLAB's `OutputMode`: the whole sequence `[T, B, S]` or the last real step `[B, S]`.
+        pub fn output_mode(mut self, m: OutputMode) -> Self {
+            self.output_mode = m;
+            self
+        }
+        /// Sets MATLAB's `StateActivationFunction` (`tanh` or `softsign`).
+        pub fn state_activation(mut self, a: StateActivation) -> Self {
+            self.state_activation = a;
+            self
+        }
+        /// Sets MATLAB's `GateActivationFunction` (`sigmoid` or `hard-sigmoid`).
+        pub fn gate_activation(mut self, a: GateActivation) -> Self {
+            self.gate_activation = a;
+            self
+        }
+        /// Sets MATLAB's `InputWeightsInitializer` (default `glorot`).
+        pub fn input_weights_initializer(mut self, i: WeightsInitializer) -> Self {
+            self.input_weights_initializer = i;
+            self
+        }
+        /// Sets MATLAB's `RecurrentWeightsInitializer` (default `orthogonal`).
+        pub fn recurrent_weights_initializer(mut self, i: WeightsInitializer) -> Self {
+            self.recurrent_weights_initializer = i;
+            self
+        }
+        /// Sets MATLAB's `InputWeightsL2Factor` (default 1).
+        pub fn input_weights_l2_factor(mut self, f: f32) -> Self {
+            self.input_weights_l2_factor = f;
+            self
+        }
+        /// Sets MATLAB's `RecurrentWeightsL2Factor` (default 1).
+        pub fn recurrent_weights_l2_factor(mut self, f: f32) -> Self {
+            self.recurrent_weights_l2_factor = f;
+            self
+        }
+        /// Sets MATLAB's `InputWeightsLearnRateFactor` (default 1).
+        pub fn input_weights_learn_rate_factor(mut self, f: f32) -> Self {
+            self.input_weights_learn_rate_factor = f;
+            self
+        }
+        /// Sets MATLAB's `RecurrentWeightsLearnRateFactor` (default 1).
+        pub fn recurrent_weights_learn_rate_factor(mut self, f: f32) -> Self {
+            self.recurrent_weights_learn_rate_factor = f;
+            self
+        }
+    };
+}
+pub(crate) use recurrent_setters;
+
 /// The sizes and real-step spans of one forward pass.
 #[derive(Debug, Clone)]
 pub(crate) struct Steps {
