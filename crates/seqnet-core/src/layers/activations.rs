@@ -7,7 +7,7 @@ use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
-use ndarray::{ArrayD, Zip};
+use ndarray::{ArcArray, ArrayD, IxDyn, Zip};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
@@ -63,8 +63,9 @@ fn infer_elementwise(inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
 struct ElementwiseKernel {
     name: String,
     func: Func,
-    /// Input and output of the last forward.
-    cache: Option<(ArrayD<f32>, ArrayD<f32>)>,
+    /// Input and output of the last forward, shared with the activations
+    /// (no copies).
+    cache: Option<(ArcArray<f32, IxDyn>, ArcArray<f32, IxDyn>)>,
 }
 
 impl LayerKernel for ElementwiseKernel {
@@ -77,10 +78,13 @@ impl LayerKernel for ElementwiseKernel {
             .first()
             .ok_or_else(|| Error::layer(&self.name, "no input"))?;
         let f = self.func;
-        let xs = x.data.as_standard_layout().into_owned();
-        let y = xs.mapv(|v| f.apply(v));
-        self.cache = Some((xs, y.clone()));
-        Ok(vec![x.like(y)])
+        let y = x.data.mapv(|v| f.apply(v)).into_shared();
+        self.cache = Some((x.data.clone(), y.clone()));
+        Ok(vec![Activation {
+            data: y,
+            format: x.format,
+            lengths: x.lengths.clone(),
+        }])
     }
     fn backward(
         &mut self,

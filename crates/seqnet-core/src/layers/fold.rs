@@ -297,15 +297,17 @@ impl LayerKernel for FlattenKernel {
         };
         let mut flat = shape[..lead].to_vec();
         flat.push(shape[lead..].iter().product());
-        let data = x
-            .data
-            .as_standard_layout()
-            .into_owned()
-            .into_shape_with_order(flat)
-            .map_err(|e| Error::layer(&self.name, e.to_string()))?;
+        // A reshape: free (shared) for an input in standard layout.
+        let data = if x.data.is_standard_layout() {
+            x.data.clone()
+        } else {
+            x.data.as_standard_layout().into_owned().into_shared()
+        }
+        .into_shape_with_order(flat)
+        .map_err(|e| Error::layer(&self.name, e.to_string()))?;
         self.in_shape = Some(shape);
         Ok(vec![Activation {
-            data: data.into_shared(),
+            data,
             format,
             lengths: x.lengths.clone(),
         }])
