@@ -14,7 +14,7 @@ use crate::format::{ActShape, Format};
 use crate::init::{self, BiasInitializer, WeightsInitializer};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
 use crate::learnable::Learnable;
-use crate::linalg::matmul_into;
+use crate::linalg::{gemm_packed, has_avx512, matmul_into, PackedPanels};
 use ndarray::{Array1, Array2, ArrayD, ArrayView2, Ix2};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -501,18 +501,18 @@ fn gru_pass<G: Act, S: Act>(tape: &mut GruTape, reverse: bool, w_hh: ArrayView2<
     let steps = &tape.steps;
     let (t_len, b, h) = (steps.t, steps.b, w_hh.ncols());
     let (g3, bh) = (3 * h, b * h);
-    // R·h + rb of the current step, [B, 3H], reused by every step.
-    let mut hw = vec![0.0f32; b * g3];
+    // `Rᵀ` packed once for the pass ([`PackedPanels`]: no step pays for
+    // packing, as the `gemm` crate's would), `R·h` of the current step in
+    // `hw` (`[B, ld]`), reused by every step.
+    let mut pack = PackedPanels::default();
+    pack.pack(h, g3, |kk, j| w_hh[[j, kk]]);
+    let ld = pack.padded_cols();
+    let mut hw = vec![0.0f32; b * ld];
+    let avx512 = has_avx512();
     for k in 0..t_len {
         let t = steps.step(k, reverse);
         let (prev, out) = steps.slots(t, reverse);
-        fill_rows(&mut hw, rb);
-        matmul_into(
-            view(&tape.h[prev * bh..], b, h),
-            w_hh.t(),
-            view_mut(&mut hw, b, g3),
-            true,
-        );
+        gemm_packed(&tape.h[prev * bh..], h, b, &pack, &mut hw, ld);
         let (hp, ho) = two_slots(&mut tape.h, prev, out, bh);
         for bi in 0..b {
             let r = bi * h..(bi + 1) * h;
@@ -524,22 +524,77 @@ fn gru_pass<G: Act, S: Act>(tape: &mut GruTape, reverse: bool, w_hh: ArrayView2<
             let g = &mut tape.gates[row * g3..(row + 1) * g3];
             let (gr, rest) = g.split_at_mut(h);
             let (gz, gn) = rest.split_at_mut(h);
-            let hwr = &hw[bi * g3..(bi + 1) * g3];
+            let hwr = &hw[bi * ld..bi * ld + g3];
             let (hr, hz, hn) = (&hwr[..h], &hwr[h..2 * h], &hwr[2 * h..]);
-            let hn_keep = &mut tape.hn[row * h..(row + 1) * h];
-            let (hp, ho) = (&hp[r.clone()], &mut ho[r]);
-            for j in 0..h {
-                let rv = G::f(gr[j] + hr[j]);
-                let zv = G::f(gz[j] + hz[j]);
-                let nv = S::f(gn[j] + rv * hn[j]);
-                gr[j] = rv;
-                gz[j] = zv;
-                gn[j] = nv;
-                hn_keep[j] = hn[j];
-                ho[j] = (1.0 - zv) * nv + zv * hp[j];
-            }
+            let (rbr, rbz, rbn) = (&rb[..h], &rb[h..2 * h], &rb[2 * h..]);
+            let cell = GruCell {
+                gates: [gr, gz, gn],
+                rec: [hr, hz, hn],
+                rb: [rbr, rbz, rbn],
+                hn: &mut tape.hn[row * h..(row + 1) * h],
+                h_prev: &hp[r.clone()],
+                h: &mut ho[r],
+            };
+            gru_cell::<G, S>(cell, avx512);
         }
     }
+}
+
+/// The slices one GRU cell update reads and writes for one observation at
+/// one step (`H` values each).
+struct GruCell<'a> {
+    /// `W·x + b` for `r, z, n` (in), the activated gates (out).
+    gates: [&'a mut [f32]; 3],
+    /// `R·h` for `r, z, n`.
+    rec: [&'a [f32]; 3],
+    /// The recurrent bias for `r, z, n`.
+    rb: [&'a [f32]; 3],
+    /// `R_n·h + rb_n` (out), kept for the backward pass.
+    hn: &'a mut [f32],
+    h_prev: &'a [f32],
+    h: &'a mut [f32],
+}
+
+#[inline(always)]
+fn gru_cell_body<G: Act, S: Act>(x: GruCell) {
+    let [gr, gz, gn] = x.gates;
+    let h = gr.len();
+    let (gz, gn) = (&mut gz[..h], &mut gn[..h]);
+    let [hr, hz, hn] = x.rec;
+    let (hr, hz, hn) = (&hr[..h], &hz[..h], &hn[..h]);
+    let [rbr, rbz, rbn] = x.rb;
+    let (rbr, rbz, rbn) = (&rbr[..h], &rbz[..h], &rbn[..h]);
+    let (hn_keep, hp, ho) = (&mut x.hn[..h], &x.h_prev[..h], &mut x.h[..h]);
+    for j in 0..h {
+        let hn_j = hn[j] + rbn[j];
+        let rv = G::f(gr[j] + (hr[j] + rbr[j]));
+        let zv = G::f(gz[j] + (hz[j] + rbz[j]));
+        let nv = S::f(gn[j] + rv * hn_j);
+        gr[j] = rv;
+        gz[j] = zv;
+        gn[j] = nv;
+        hn_keep[j] = hn_j;
+        ho[j] = (1.0 - zv) * nv + zv * hp[j];
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gru_cell_avx512<G: Act, S: Act>(x: GruCell) {
+    gru_cell_body::<G, S>(x)
+}
+
+/// [`gru_cell_body`], vectorized where the CPU allows (the activations'
+/// `floor` is then an instruction, not a library call).
+fn gru_cell<G: Act, S: Act>(x: GruCell, avx512: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512 {
+        // SAFETY: the caller checked that the CPU has AVX-512F.
+        unsafe { gru_cell_avx512::<G, S>(x) };
+        return;
+    }
+    let _ = avx512;
+    gru_cell_body::<G, S>(x)
 }
 
 /// The backward through time for the output gradient `dy` (`[T·B, H]`). Returns
@@ -558,6 +613,11 @@ fn gru_pass_back<G: Act, S: Act>(
     let mut dgh = vec![0.0f32; t_len * b * g3];
     let mut dh_next = vec![0.0f32; bh];
     let mut dh_carry = vec![0.0f32; bh];
+    // `R` packed once for the pass; `dG_h·R` of the current step in `prod`.
+    let mut pack = PackedPanels::default();
+    pack.pack(g3, h, |kk, j| w_hh[[kk, j]]);
+    let ld = pack.padded_cols();
+    let mut prod = vec![0.0f32; b * ld];
     for k in (0..t_len).rev() {
         let t = steps.step(k, reverse);
         let (prev, _) = steps.slots(t, reverse);
@@ -594,12 +654,10 @@ fn gru_pass_back<G: Act, S: Act>(
             }
         }
         std::mem::swap(&mut dh_next, &mut dh_carry);
-        matmul_into(
-            view(&dgh[t * b * g3..], b, g3),
-            w_hh,
-            view_mut(&mut dh_next, b, h),
-            true,
-        );
+        gemm_packed(&dgh[t * b * g3..], g3, b, &pack, &mut prod, ld);
+        for (d, p) in dh_next.chunks_exact_mut(h).zip(prod.chunks_exact(ld)) {
+            d.iter_mut().zip(p).for_each(|(d, p)| *d += p);
+        }
     }
     (dgi, dgh)
 }
