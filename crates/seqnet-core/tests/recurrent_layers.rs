@@ -493,3 +493,57 @@ fn malformed_activations_are_errors_not_panics() {
         assert!(matches!(err, Error::Learnable { .. }), "{err}");
     }
 }
+
+/// Batches large enough for the recurrent passes to share their rows between
+/// two threads (GRU and LSTM, 24 observations of lengths 1–9, padded on
+/// either side) give each sequence what it gives alone, where one thread runs
+/// the pass (within 1e-5: the GRU's input projection, one `gemm` call over
+/// all steps, may sum in another order for another number of rows).
+#[test]
+fn rows_shared_between_threads_give_each_sequence_what_it_gives_alone() {
+    let (t, b, c, h) = (9, 24, 5, 64);
+    let lengths: Vec<usize> = (0..b).map(|i| 1 + (i * 5) % t).collect();
+    let data = random(&[t, b, c], 21);
+    let mut rng = StdRng::seed_from_u64(4);
+    let kernels: Vec<Box<dyn LayerKernel>> = vec![
+        Box::new(
+            Gru::new(h)
+                .output_mode(OutputMode::Last)
+                .kernel(&[ActShape::sequence(c)], &mut rng)
+                .unwrap(),
+        ),
+        Box::new(
+            Lstm::new(h)
+                .output_mode(OutputMode::Last)
+                .kernel(&[ActShape::sequence(c)], &mut rng)
+                .unwrap(),
+        ),
+    ];
+    for mut k in kernels {
+        for direction in [PaddingDirection::Right, PaddingDirection::Left] {
+            let whole = Activation::sequence(
+                data.clone(),
+                Some(SeqLengths::new(lengths.clone(), t, direction).unwrap()),
+            )
+            .unwrap();
+            let batch = forward(k.as_mut(), &whole, false);
+            for (bi, &len) in lengths.iter().enumerate() {
+                let steps = match direction {
+                    PaddingDirection::Right => 0..len,
+                    PaddingDirection::Left => t - len..t,
+                };
+                let alone = data.slice(s![steps, bi..bi + 1, ..]).to_owned().into_dyn();
+                let alone = forward(
+                    k.as_mut(),
+                    &Activation::sequence(alone, None).unwrap(),
+                    false,
+                );
+                let (got, want) = (
+                    batch.index_axis(Axis(0), bi).to_owned().into_dyn(),
+                    alone.index_axis(Axis(0), 0).to_owned().into_dyn(),
+                );
+                assert!(close(&got, &want), "observation {bi}, {direction:?}");
+            }
+        }
+    }
+}

@@ -4,8 +4,8 @@
 use super::lstm::infer_recurrent;
 use super::recurrent::{
     check_state_len, column_sums, fill_rows, initial_state, input_steps, output_grad, put_slot,
-    recurrent_setters, take_slot, two_slots, view, view_mut, weight_grad, with_acts, write_outputs,
-    Act, GateActivation, OutputMode, RecurrentState, StateActivation, Steps,
+    recurrent_setters, take_slot, view, view_mut, weight_grad, with_acts, write_outputs, Act,
+    GateActivation, OutputMode, RecurrentState, StateActivation, Steps,
 };
 use super::util::no_forward;
 use crate::activation::Activation;
@@ -14,7 +14,7 @@ use crate::format::{ActShape, Format};
 use crate::init::{self, BiasInitializer, WeightsInitializer};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
 use crate::learnable::Learnable;
-use crate::linalg::{gemm_packed, has_avx512, matmul_into, PackedPanels};
+use crate::linalg::{gemm_packed, has_avx512, matmul_into, share, PackedPanels, SharedMut};
 use ndarray::{Array1, Array2, ArrayD, ArrayView2, Ix2};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -502,42 +502,66 @@ fn gru_pass<G: Act, S: Act>(tape: &mut GruTape, reverse: bool, w_hh: ArrayView2<
     let (t_len, b, h) = (steps.t, steps.b, w_hh.ncols());
     let (g3, bh) = (3 * h, b * h);
     // `Rᵀ` packed once for the pass ([`PackedPanels`]: no step pays for
-    // packing, as the `gemm` crate's would), `R·h` of the current step in
-    // `hw` (`[B, ld]`), reused by every step.
+    // packing, as the `gemm` crate's would).
     let mut pack = PackedPanels::default();
     pack.pack(h, g3, |kk, j| w_hh[[j, kk]]);
     let ld = pack.padded_cols();
-    let mut hw = vec![0.0f32; b * ld];
     let avx512 = has_avx512();
-    for k in 0..t_len {
-        let t = steps.step(k, reverse);
-        let (prev, out) = steps.slots(t, reverse);
-        gemm_packed(&tape.h[prev * bh..], h, b, &pack, &mut hw, ld);
-        let (hp, ho) = two_slots(&mut tape.h, prev, out, bh);
-        for bi in 0..b {
-            let r = bi * h..(bi + 1) * h;
-            if !steps.real(bi, t) {
-                ho[r.clone()].copy_from_slice(&hp[r]);
-                continue;
-            }
-            let row = t * b + bi;
-            let g = &mut tape.gates[row * g3..(row + 1) * g3];
-            let (gr, rest) = g.split_at_mut(h);
-            let (gz, gn) = rest.split_at_mut(h);
-            let hwr = &hw[bi * ld..bi * ld + g3];
-            let (hr, hz, hn) = (&hwr[..h], &hwr[h..2 * h], &hwr[2 * h..]);
-            let (rbr, rbz, rbn) = (&rb[..h], &rb[h..2 * h], &rb[2 * h..]);
-            let cell = GruCell {
-                gates: [gr, gz, gn],
-                rec: [hr, hz, hn],
-                rb: [rbr, rbz, rbn],
-                hn: &mut tape.hn[row * h..(row + 1) * h],
-                h_prev: &hp[r.clone()],
-                h: &mut ho[r],
+    // The observations are independent: two threads take every other one
+    // and never meet before the pass ends (as the LSTM's fused pass).
+    let parts = if b >= 8 && b * h * g3 >= 1 << 18 {
+        rayon::current_num_threads().clamp(1, 2)
+    } else {
+        1
+    };
+    let (gp, hp, np) = (
+        SharedMut(tape.gates.as_mut_ptr()),
+        SharedMut(tape.h.as_mut_ptr()),
+        SharedMut(tape.hn.as_mut_ptr()),
+    );
+    let ptrs = (gp, hp, np);
+    share(parts, |part| {
+        let (gp, hp, np) = ptrs;
+        let rows: Vec<usize> = (part..b).step_by(parts).collect();
+        let m = rows.len();
+        // This part's `h_{t-1}` rows (`[m, H]`) and `R·h` (`[m, ld]`).
+        let mut a = vec![0.0f32; m * h];
+        let mut hw = vec![0.0f32; m * ld];
+        for k in 0..t_len {
+            let t = steps.step(k, reverse);
+            let (prev, out) = steps.slots(t, reverse);
+            // SAFETY (every raw slice below): rows `rows` of the tape's buffers
+            // are written by this thread only, and the slots differ.
+            let row_of = |slot: usize, bi: usize| unsafe {
+                std::slice::from_raw_parts_mut(hp.0.add(slot * bh + bi * h), h)
             };
-            gru_cell::<G, S>(cell, avx512);
+            for (i, &bi) in rows.iter().enumerate() {
+                a[i * h..(i + 1) * h].copy_from_slice(row_of(prev, bi));
+            }
+            gemm_packed(&a, h, m, &pack, &mut hw, ld);
+            for (i, &bi) in rows.iter().enumerate() {
+                let (h_prev, h_out) = (row_of(prev, bi), row_of(out, bi));
+                if !steps.real(bi, t) {
+                    h_out.copy_from_slice(h_prev);
+                    continue;
+                }
+                let row = t * b + bi;
+                let g = unsafe { std::slice::from_raw_parts_mut(gp.0.add(row * g3), g3) };
+                let (gr, rest) = g.split_at_mut(h);
+                let (gz, gn) = rest.split_at_mut(h);
+                let hwr = &hw[i * ld..i * ld + g3];
+                let cell = GruCell {
+                    gates: [gr, gz, gn],
+                    rec: [&hwr[..h], &hwr[h..2 * h], &hwr[2 * h..]],
+                    rb: [&rb[..h], &rb[h..2 * h], &rb[2 * h..]],
+                    hn: unsafe { std::slice::from_raw_parts_mut(np.0.add(row * h), h) },
+                    h_prev,
+                    h: h_out,
+                };
+                gru_cell::<G, S>(cell, avx512);
+            }
         }
-    }
+    });
 }
 
 /// The slices one GRU cell update reads and writes for one observation at

@@ -376,19 +376,6 @@ pub(crate) fn input_steps(
     Ok(Steps::new(&lengths))
 }
 
-/// The rows of slot `a` (read) and slot `b` (written) of a `[slots·n]` buffer; `a ≠ b`.
-#[inline]
-pub(crate) fn two_slots(buf: &mut [f32], a: usize, b: usize, n: usize) -> (&[f32], &mut [f32]) {
-    debug_assert_ne!(a, b);
-    if a < b {
-        let (lo, hi) = buf.split_at_mut(b * n);
-        (&lo[a * n..(a + 1) * n], &mut hi[..n])
-    } else {
-        let (lo, hi) = buf.split_at_mut(a * n);
-        (&hi[..n], &mut lo[b * n..(b + 1) * n])
-    }
-}
-
 /// `[rows, cols]` view of a contiguous slice.
 #[inline]
 pub(crate) fn view(s: &[f32], rows: usize, cols: usize) -> ArrayView2<'_, f32> {
