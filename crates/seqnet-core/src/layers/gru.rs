@@ -3,9 +3,9 @@
 
 use super::lstm::infer_recurrent;
 use super::recurrent::{
-    check_state_len, column_sums, fill_rows, initial_state, input_steps, output_grad, put_slot,
-    recurrent_setters, take_slot, view, view_mut, weight_grad, with_acts, write_outputs, Act,
-    GateActivation, OutputMode, RecurrentState, StateActivation, Steps,
+    check_state_len, column_sums, fill_rows, initial_state, input_steps, matrix, output_grad,
+    put_slot, recurrent_setters, take_slot, view, view_mut, weight_grad, with_acts, write_outputs,
+    Act, GateActivation, OutputMode, RecurrentState, StateActivation, Steps,
 };
 use super::util::no_forward;
 use crate::activation::Activation;
@@ -15,7 +15,7 @@ use crate::init::{self, BiasInitializer, WeightsInitializer};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
 use crate::learnable::Learnable;
 use crate::linalg::{gemm_packed, has_avx512, matmul_into, share, PackedPanels, SharedMut};
-use ndarray::{Array1, Array2, ArrayD, ArrayView2, Ix2};
+use ndarray::{Array1, Array2, ArrayD, ArrayView2};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
@@ -352,18 +352,8 @@ impl LayerKernel for GruKernel {
             )?,
         };
 
-        let w_ih = self
-            .input_weights
-            .value
-            .view()
-            .into_dimensionality::<Ix2>()
-            .expect("checked 2-D");
-        let w_hh = self
-            .recurrent_weights
-            .value
-            .view()
-            .into_dimensionality::<Ix2>()
-            .expect("checked 2-D");
+        let w_ih = matrix(&self.input_weights.value);
+        let w_hh = matrix(&self.recurrent_weights.value);
         let bias = self.bias.value.as_standard_layout();
         let rbias = self.recurrent_bias.value.as_standard_layout();
         let mut tape = GruTape {
@@ -434,18 +424,8 @@ impl LayerKernel for GruKernel {
         let (h, c) = (self.hidden, self.input_size);
         let (t, b, g3) = (steps.t, steps.b, 3 * h);
         let dy = output_grad(&self.name, &mut grads, self.output_mode, steps, h)?;
-        let w_ih = self
-            .input_weights
-            .value
-            .view()
-            .into_dimensionality::<Ix2>()
-            .expect("checked 2-D");
-        let w_hh = self
-            .recurrent_weights
-            .value
-            .view()
-            .into_dimensionality::<Ix2>()
-            .expect("checked 2-D");
+        let w_ih = matrix(&self.input_weights.value);
+        let w_hh = matrix(&self.recurrent_weights.value);
         let (dgi, dgh) = with_acts!(self.gate, self.state, gru_pass_back(tape, false, w_hh, &dy));
         let mut dw_ih = Array2::<f32>::zeros((g3, c));
         let mut dw_hh = Array2::<f32>::zeros((g3, h));

@@ -4,9 +4,9 @@
 use super::lstm_forward::{fold_input, lstm_pass, pass_threads, GatePanels, PassBuffers};
 use super::lstm_step::StepWeights;
 use super::recurrent::{
-    check_state_len, column_sums, fill_rows, initial_state, input_steps, output_grad, put_slot,
-    recurrent_setters, take_slot, view, view_mut, weight_grad, with_acts, write_outputs, Act,
-    GateActivation, OutputMode, RecurrentState, StateActivation, Steps,
+    check_state_len, column_sums, fill_rows, initial_state, input_steps, matrix, output_grad,
+    put_slot, recurrent_setters, take_slot, view, view_mut, weight_grad, with_acts, write_outputs,
+    Act, GateActivation, OutputMode, RecurrentState, StateActivation, Steps,
 };
 use super::util::{no_forward, single};
 use crate::activation::Activation;
@@ -1082,9 +1082,4 @@ fn step_with<G: Act, S: Act>(
     gates: &mut Vec<f32>,
 ) {
     w.step::<G, S>(z, hidden, cell, gates)
-}
-
-/// A 2-D learnable's value as a matrix (its shape checked by `check_learnables`).
-fn matrix(v: &ArrayD<f32>) -> ndarray::ArrayView2<'_, f32> {
-    v.view().into_dimensionality::<Ix2>().expect("checked 2-D")
 }
