@@ -215,6 +215,15 @@ mod tests {
     /// the helper, and then a test's caller runs alone).
     static TURN: Mutex<()> = Mutex::new(());
 
+    /// Waits up to `limit` for the helper to enter the posted job.
+    fn wait_entered(p: &Posted, limit: Duration) -> bool {
+        let t0 = Instant::now();
+        while p.available() && !p.entered() && t0.elapsed() < limit {
+            std::hint::spin_loop();
+        }
+        p.entered()
+    }
+
     #[test]
     fn the_helper_runs_a_job_or_it_is_withdrawn() {
         let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
@@ -224,11 +233,7 @@ mod tests {
                 ran.fetch_add(1, SeqCst);
             };
             let entered = with_helper(&job, |p| {
-                let t0 = Instant::now();
-                while p.available() && !p.entered() && t0.elapsed() < Duration::from_millis(50) {
-                    std::hint::spin_loop();
-                }
-                p.entered() || !p.withdraw()
+                wait_entered(p, Duration::from_millis(50)) || !p.withdraw()
             });
             // Once `with_helper` returns, the job ran exactly when it was entered.
             assert_eq!(ran.load(SeqCst), usize::from(entered));
@@ -240,13 +245,7 @@ mod tests {
         let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
         let job = || panic!("job failed");
         let caught = std::panic::catch_unwind(|| {
-            with_helper(&job, |p| {
-                let t0 = Instant::now();
-                while p.available() && !p.entered() && t0.elapsed() < Duration::from_secs(5) {
-                    std::hint::spin_loop();
-                }
-                p.entered()
-            })
+            with_helper(&job, |p| wait_entered(p, Duration::from_secs(5)))
         });
         // Entered (the helper was free and awake within 5 s): the panic comes back.
         if let Err(payload) = caught {
@@ -257,11 +256,7 @@ mod tests {
             ran.fetch_add(1, SeqCst);
         };
         let entered = with_helper(&job, |p| {
-            let t0 = Instant::now();
-            while p.available() && !p.entered() && t0.elapsed() < Duration::from_secs(5) {
-                std::hint::spin_loop();
-            }
-            p.entered() || !p.withdraw()
+            wait_entered(p, Duration::from_secs(5)) || !p.withdraw()
         });
         assert_eq!(ran.load(SeqCst), usize::from(entered));
     }

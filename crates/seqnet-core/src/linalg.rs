@@ -486,6 +486,18 @@ pub fn team<F: Fn(usize, usize, &SpinBarrier) + Sync>(threads: usize, f: F) {
     });
 }
 
+/// How many threads share the rows of a recurrent pass ([`share`]): two (at
+/// most rayon's thread count) when there are at least 8 rows and a step's
+/// product has enough multiply-adds (`macs`, from 2^18) to pay for handing
+/// half of the pass to another thread, else one.
+pub fn row_threads(rows: usize, macs: usize) -> usize {
+    if rows >= 8 && macs >= 1 << 18 {
+        rayon::current_num_threads().clamp(1, 2)
+    } else {
+        1
+    }
+}
+
 /// Runs `f(part)` for every part in `0..parts` on the caller's thread and the
 /// helper thread (`helper.rs`), each taking the next part not yet
 /// taken: parts that never meet (the rows of a recurrent pass). When the

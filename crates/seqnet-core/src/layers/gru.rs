@@ -14,7 +14,9 @@ use crate::format::{ActShape, Format};
 use crate::init::{self, BiasInitializer, WeightsInitializer};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
 use crate::learnable::Learnable;
-use crate::linalg::{gemm_packed, has_avx512, matmul_into, share, PackedPanels, SharedMut};
+use crate::linalg::{
+    gemm_packed, has_avx512, matmul_into, row_threads, share, PackedPanels, SharedMut,
+};
 use ndarray::{Array1, Array2, ArrayD, ArrayView2};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -489,11 +491,7 @@ fn gru_pass<G: Act, S: Act>(tape: &mut GruTape, reverse: bool, w_hh: ArrayView2<
     let avx512 = has_avx512();
     // The observations are independent: two threads take every other one
     // and never meet before the pass ends (as the LSTM's fused pass).
-    let parts = if b >= 8 && b * h * g3 >= 1 << 18 {
-        rayon::current_num_threads().clamp(1, 2)
-    } else {
-        1
-    };
+    let parts = row_threads(b, b * h * g3);
     let (gp, hp, np) = (
         SharedMut(tape.gates.as_mut_ptr()),
         SharedMut(tape.h.as_mut_ptr()),

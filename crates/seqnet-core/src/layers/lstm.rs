@@ -1,7 +1,7 @@
 //! [`Lstm`] and [`BiLstm`]: long short-term memory layers, one or two directions,
 //! sharing one fused kernel ([`LstmKernel`]).
 
-use super::lstm_forward::{fold_input, lstm_pass, pass_threads, GatePanels, PassBuffers};
+use super::lstm_forward::{fold_input, lstm_pass, GatePanels, PassBuffers};
 use super::lstm_step::StepWeights;
 use super::recurrent::{
     check_state_len, column_sums, fill_rows, initial_state, input_steps, matrix, output_grad,
@@ -16,7 +16,7 @@ use crate::init::{self, BiasInitializer, WeightsInitializer};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Mode, ShapeError};
 use crate::learnable::Learnable;
 use crate::linalg::{
-    gemm_packed, has_avx512, matmul_into, team, team_threads, PackedPanels, SharedMut,
+    gemm_packed, has_avx512, matmul_into, row_threads, team, team_threads, PackedPanels, SharedMut,
 };
 use ndarray::{s, ArcArray, Array1, Array2, ArrayD, Axis, Ix2, IxDyn};
 use rand::rngs::StdRng;
@@ -317,13 +317,14 @@ impl<const D: usize> LayerDef for LstmConfig<D> {
 /// What one direction's forward keeps for its backward.
 #[derive(Debug, Clone, Default)]
 struct LstmDir {
-    /// Activated gates `i, f, g, o` of every step, `[T·B, 4H]` (unused at padded steps).
+    /// Activated gates `i, f, g, o` of every step, `[T·B, 4H]` (unused at
+    /// padded steps); not written by an inference forward (see `LstmTape::complete`).
     gates: Vec<f32>,
     /// Hidden states, `T + 2` slots of `[B, H]` (see [`super::recurrent`]).
     h: Vec<f32>,
     /// Cell states, same slots as `h`.
     c: Vec<f32>,
-    /// `state(c)` after every step, `[T·B, H]`.
+    /// `state(c)` after every step, `[T·B, H]`; not written by an inference forward.
     tc: Vec<f32>,
 }
 
@@ -433,7 +434,7 @@ impl LstmKernel {
         let (t, b, g4) = (steps.t, steps.b, 4 * h);
         let fold = self.panels[0].folded();
         let x_rows = x.as_slice().expect("standard layout");
-        let threads = pass_threads(b, if fold { c + h } else { h }, h);
+        let threads = row_threads(b, b * if fold { c + h } else { h } * 4 * h);
         let w_ih = matrix(&self.input_weights.value);
         let bias = self.bias.value.as_standard_layout();
         let bias = bias.as_slice().expect("standard layout");

@@ -102,17 +102,6 @@ pub(crate) fn fold_input(c: usize, h: usize, b: usize) -> bool {
     c > 0 && b >= 4 && bytes <= 2 << 20
 }
 
-/// How many threads share a pass's rows: two (at most rayon's thread count)
-/// when each gets at least 4 rows and a step has enough work to pay for
-/// handing half of the pass to another thread, else one.
-pub(crate) fn pass_threads(b: usize, k: usize, h: usize) -> usize {
-    if b >= 8 && b * k * 4 * h >= 1 << 18 {
-        rayon::current_num_threads().clamp(1, 2)
-    } else {
-        1
-    }
-}
-
 /// The buffers one direction's pass reads and writes (see `LstmDir`).
 pub(crate) struct PassBuffers<'a> {
     /// `[T·B, 4H]`: when the input is not folded in, `W·x + b` on entry; with
