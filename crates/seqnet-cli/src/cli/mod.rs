@@ -41,7 +41,7 @@ pub enum Command {
     /// Write one of the ready-made networks as graph JSON to standard output.
     New(new::Args),
     /// Train a network (graph JSON) on a .ts file or a datastore folder.
-    Train(train::Args),
+    Train(Box<train::Args>),
     /// Predict with a trained model; writes one CSV row per observation.
     Predict(predict::Args),
     /// Print the layer table of a graph JSON or a model file.
@@ -66,7 +66,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::New(a) => new::run(a),
-        Command::Train(a) => train::run(a),
+        Command::Train(a) => train::run(*a),
         Command::Predict(a) => predict::run(a),
         Command::Summary(a) => summary::run_summary(a),
         Command::Graph(a) => summary::run_graph(a),

@@ -238,7 +238,7 @@ impl Predictions {
                 }
                 Target::Response(r) => {
                     n += 1;
-                    if let Some(row) = o.rows().into_iter().last() {
+                    if let Some(row) = o.rows().into_iter().next_back() {
                         for (a, b) in row.iter().zip(r) {
                             squared += ((a - b) as f64).powi(2);
                             elements += 1;
