@@ -125,7 +125,7 @@ mod tests {
         let mut xs: Vec<f32> = (-20_000..=20_000).map(|i| i as f32 * 0.005).collect();
         xs.extend((-1000..=1000).map(|i| i as f32 * 1e-4));
         xs.extend([-87.0, 88.0, 1e-30, -1e-30, 0.0, -0.0, 0.0625, -0.0625]);
-        while xs.len() % 16 != 0 {
+        while !xs.len().is_multiple_of(16) {
             xs.push(0.5);
         }
         let (mut e_exp, mut e_sig, mut e_tanh) = (0f64, 0f64, 0f64);
