@@ -2,6 +2,7 @@
 //! `cargo run -p seqnet-core --release --example recurrent_speed [B T C H runs]`
 //! (defaults 32 50 128 256 15). Prints the median and the minimum per layer.
 
+use seqnet_core::BuildKernel;
 use ndarray::ArrayD;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -32,7 +33,7 @@ fn main() {
         BiLstm::new(h).name("bilstm").into(),
     ];
     for layer in layers {
-        let mut k = layer.def().build(&[x.shape()], &mut rng).expect("build");
+        let mut k = layer.def().build_kernel(&[x.shape()], &mut rng).expect("build");
         let mut fwd = Vec::new();
         let mut total = Vec::new();
         for _ in 0..runs + 1 {

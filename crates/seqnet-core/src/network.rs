@@ -3,7 +3,7 @@
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::graph::{LayerGraph, Plan};
-use crate::layer::{ForwardCtx, LayerKernel, Mode};
+use crate::layer::{build_kernel, ForwardCtx, LayerKernel, Mode};
 use crate::learnable::{Learnable, StateArray};
 use ndarray::ArrayD;
 use rand::rngs::StdRng;
@@ -76,11 +76,11 @@ impl Network {
         // Initialize in schedule order, so that adding a layer elsewhere does not
         // change the draws of layers before it.
         for &i in &plan.order {
-            kernels[i] = Some(
-                graph.layers[i]
-                    .def()
-                    .build(&plan.input_shapes[i], &mut rng)?,
-            );
+            kernels[i] = Some(build_kernel(
+                graph.layers[i].def(),
+                &plan.input_shapes[i],
+                &mut rng,
+            )?);
         }
         let kernels = kernels
             .into_iter()
@@ -266,9 +266,7 @@ impl Network {
     /// Errors when [`Network::can_step`] is false or `x` has the wrong size.
     pub fn forward_step(&mut self, x: &[f32]) -> Result<&[f32]> {
         if !self.can_step() {
-            return Err(Error::InvalidInput(
-                "the network has no streaming step (it must be a chain of feature layers with streaming steps)".into(),
-            ));
+            return Err(Error::NoStreamingStep);
         }
         let chain = self.chain.as_ref().expect("checked by can_step");
         let (mut cur, mut next) = std::mem::take(&mut self.step_bufs);

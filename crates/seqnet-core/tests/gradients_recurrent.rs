@@ -9,6 +9,7 @@
 //! The probes include padded input steps, whose gradient must be exactly the
 //! numeric one: zero.
 
+use seqnet_core::BuildKernel;
 use ndarray::ArrayD;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -182,7 +183,7 @@ fn padded_steps_get_exactly_zero_input_gradient() {
         ];
         for layer in layers {
             let mut rng = StdRng::seed_from_u64(1);
-            let mut k = layer.def().build(&[x.shape()], &mut rng).unwrap();
+            let mut k = layer.def().build_kernel(&[x.shape()], &mut rng).unwrap();
             let y = k
                 .forward(
                     &[&x],
