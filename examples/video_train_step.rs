@@ -26,6 +26,7 @@ use seqnet::core::templates::{Template, TemplateOptions};
 use seqnet::core::{ForwardCtx, LayerKernel};
 use seqnet::prelude::*;
 use seqnet::train::solver::{self, SolverState};
+use seqnet_core::BuildKernel;
 use std::time::{Duration, Instant};
 
 const BATCH: usize = 8;
@@ -143,7 +144,7 @@ fn main() -> Result<()> {
         .map(|i| {
             graph.layers[i]
                 .def()
-                .build(&plan.input_shapes[i], &mut build_rng)
+                .build_kernel(&plan.input_shapes[i], &mut build_rng)
         })
         .collect::<Result<_>>()?;
     let input = graph.index("sequenceinput").expect("input layer");

@@ -11,6 +11,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use safetensors::{Dtype, SafeTensors};
 use seqnet_core::layers::{BatchNormalization, Convolution2d, Padding, Relu};
+use seqnet_core::BuildKernel;
 use seqnet_core::{ActShape, Activation, ForwardCtx, LayerDef, LayerKernel, Mode};
 use std::path::Path;
 
@@ -202,9 +203,11 @@ pub fn check_conv_bn_relu(path: &Path) -> Result<Vec<(String, f32)>, String> {
     let conv_shape = conv_def.infer(&[in_shape]).map_err(|e| e.message)?[0];
     let mut rng = StdRng::seed_from_u64(0);
     let err = |e: seqnet_core::Error| e.to_string();
-    let mut conv = conv_def.build(&[in_shape], &mut rng).map_err(err)?;
-    let mut bn = bn_def.build(&[conv_shape], &mut rng).map_err(err)?;
-    let mut relu = relu_def.build(&[conv_shape], &mut rng).map_err(err)?;
+    let mut conv = conv_def.build_kernel(&[in_shape], &mut rng).map_err(err)?;
+    let mut bn = bn_def.build_kernel(&[conv_shape], &mut rng).map_err(err)?;
+    let mut relu = relu_def
+        .build_kernel(&[conv_shape], &mut rng)
+        .map_err(err)?;
     set(conv.as_mut(), "Weights", w)?;
     set(conv.as_mut(), "Bias", fx.array("param.conv.bias")?)?;
     set(bn.as_mut(), "Scale", fx.array("param.bn.weight")?)?;

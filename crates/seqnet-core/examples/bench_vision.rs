@@ -5,11 +5,11 @@
 //! Run: `cargo run -p seqnet-core --release --example bench_vision [runs]`.
 //! Prints the median over `runs` (default 21) after two warm-up runs.
 
-use seqnet_core::BuildKernel;
 use ndarray::ArrayD;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::layers::{BatchNormalization, Convolution2d, Relu};
+use seqnet_core::BuildKernel;
 use seqnet_core::{ActShape, Activation, ForwardCtx, LayerDef, Mode};
 use std::time::Instant;
 

@@ -2,9 +2,9 @@
 //! shape inference) and its kernel (learnables, forward, backward).
 
 use crate::activation::Activation;
+use crate::error::Error;
 use crate::error::Result;
 use crate::format::ActShape;
-use crate::error::Error;
 use crate::learnable::{Learnable, LearnableSpec, StateArray, StateSpec};
 use crate::torch::TorchLayout;
 use ndarray::ArrayD;
@@ -201,7 +201,12 @@ pub fn build_kernel<D: LayerDef + ?Sized>(
         .learnables()
         .into_iter()
         .map(|l| (l.name, l.value.shape()))
-        .chain(kernel.states().into_iter().map(|s| (s.name, s.value.shape())))
+        .chain(
+            kernel
+                .states()
+                .into_iter()
+                .map(|s| (s.name, s.value.shape())),
+        )
         .collect();
     let declared: Vec<(&str, &[usize])> = learnables
         .iter()

@@ -23,9 +23,10 @@ pub use error::{Error, GraphProblem, Result};
 pub use format::{ActShape, Format};
 pub use graph::{Connection, LayerGraph, Plan, Summary};
 pub use layer::{
-    build_kernel, numbered_ports, BuildKernel, ForwardCtx, LayerDef, LayerKernel, LayerType, Mode, Params, ShapeError,
+    build_kernel, numbered_ports, BuildKernel, ForwardCtx, LayerDef, LayerKernel, LayerType, Mode,
+    Params, ShapeError,
 };
 pub use learnable::{Initializer, Learnable, LearnableSpec, StateArray, StateSpec};
+pub use network::Network;
 pub use registry::{register_layer, registered_types, Layer};
 pub use torch::{TorchLayout, TorchParam, TorchSource};
-pub use network::Network;

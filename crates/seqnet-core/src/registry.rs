@@ -23,9 +23,7 @@ pub(crate) struct Entry {
 
 fn registry() -> &'static RwLock<BTreeMap<&'static str, Entry>> {
     static REGISTRY: OnceLock<RwLock<BTreeMap<&'static str, Entry>>> = OnceLock::new();
-    REGISTRY.get_or_init(|| {
-        RwLock::new(crate::layers::builtins().into_iter().collect())
-    })
+    REGISTRY.get_or_init(|| RwLock::new(crate::layers::builtins().into_iter().collect()))
 }
 
 /// The registry entry of `T`, under its tag (built-in layers fill the

@@ -9,12 +9,12 @@
 //! The probes include padded input steps, whose gradient must be exactly the
 //! numeric one: zero.
 
-use seqnet_core::BuildKernel;
 use ndarray::ArrayD;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::gradcheck::{check_layer, GradCheck};
 use seqnet_core::layers::*;
+use seqnet_core::BuildKernel;
 use seqnet_core::{Activation, Layer, Mode, PaddingDirection, SeqLengths};
 
 const TOL: f32 = 1e-2;

@@ -7,12 +7,12 @@
 //! The layers start from a non-zero initial state, so that the state must also
 //! stay put during left padding.
 
-use seqnet_core::BuildKernel;
 use ndarray::{s, ArrayD, Axis};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::layers::{BiLstm, Gru, Lstm, OutputMode};
+use seqnet_core::BuildKernel;
 use seqnet_core::{Activation, ForwardCtx, Layer, LayerKernel, Mode, PaddingDirection, SeqLengths};
 
 const TOL: f32 = 1e-5;

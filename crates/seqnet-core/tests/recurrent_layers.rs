@@ -2,12 +2,12 @@
 //! shape inference and configuration errors, serialisation, initializers, and use
 //! inside a `Network`.
 
-use seqnet_core::BuildKernel;
 use ndarray::{s, ArrayD, Axis};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::init::BiasInitializer;
 use seqnet_core::layers::*;
+use seqnet_core::BuildKernel;
 use seqnet_core::{
     ActShape, Activation, Error, ForwardCtx, Layer, LayerDef, LayerGraph, LayerKernel, Mode,
     Network, PaddingDirection, SeqLengths,

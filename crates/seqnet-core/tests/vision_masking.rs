@@ -2,11 +2,11 @@
 //! or inside a padded mini-batch of folded frames gives the same outputs, and in
 //! training, batch normalization's statistics and gradients ignore padded frames.
 
-use seqnet_core::BuildKernel;
 use ndarray::{ArrayD, Axis};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::layers::*;
+use seqnet_core::BuildKernel;
 use seqnet_core::{
     ActShape, Activation, ForwardCtx, LayerDef, LayerKernel, Mode, PaddingDirection, SeqLengths,
 };

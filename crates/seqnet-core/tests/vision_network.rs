@@ -1,11 +1,11 @@
 //! The image layers inside a video network: graph checks and their messages,
 //! the summary, JSON settings, and a training step whose result ignores padding.
 
-use seqnet_core::BuildKernel;
 use ndarray::{ArrayD, Axis};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::layers::*;
+use seqnet_core::BuildKernel;
 use seqnet_core::{Activation, Layer, LayerGraph, Mode, Network, PaddingDirection, SeqLengths};
 
 fn video_graph() -> LayerGraph {

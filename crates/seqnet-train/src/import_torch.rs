@@ -38,9 +38,10 @@ use crate::train::classes_of;
 use ndarray::{concatenate, ArrayD, Axis, IxDyn};
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
-use seqnet_core::layers::Normalization;
-use seqnet_core::{Error, Layer, LayerGraph, Network, Result};
+use seqnet_core::layers::{Normalization, SequenceInput};
+use seqnet_core::{Error, LayerGraph, Network, Result, TorchLayout};
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::path::Path;
 
 /// Which state-dict prefix each graph layer takes its parameters from.
@@ -156,21 +157,6 @@ impl StateDict<'_> {
         ArrayD::from_shape_vec(IxDyn(t.shape()), values)
             .map_err(|e| Error::layer(layer, format!("tensor '{name}': {e}")))
     }
-
-    /// Tensor `name`, which must have `shape`.
-    fn shaped(&mut self, layer: &str, name: &str, shape: &[usize]) -> Result<ArrayD<f32>> {
-        let a = self.get(layer, name)?;
-        if a.shape() != shape {
-            return Err(Error::layer(
-                layer,
-                format!(
-                    "tensor '{name}' has shape {:?}, but the layer needs {shape:?}",
-                    a.shape()
-                ),
-            ));
-        }
-        Ok(a)
-    }
 }
 
 /// IEEE half precision to f32.
@@ -195,6 +181,112 @@ fn f16_to_f32(h: u16) -> f32 {
         (e, f) => sign | (((e - 15 + 127) as u32) << 23) | (f << 13),
     };
     f32::from_bits(bits)
+}
+
+/// Rows `rows` of `a` (its first axis), or all of it.
+fn rows_of(
+    layer: &str,
+    key: &str,
+    a: ArrayD<f32>,
+    rows: &Option<Range<usize>>,
+) -> Result<ArrayD<f32>> {
+    let Some(r) = rows else { return Ok(a) };
+    let n = a.shape().first().copied().unwrap_or(0);
+    if r.end > n || r.start > r.end {
+        return Err(Error::layer(
+            layer,
+            format!(
+                "tensor '{key}' has {n} rows; the layer takes rows {}..{}",
+                r.start, r.end
+            ),
+        ));
+    }
+    Ok(a.slice_axis(Axis(0), (r.start..r.end).into()).to_owned())
+}
+
+/// The values of every learnable and state `layout` declares, read from
+/// `sd` with `key` turning a relative key into a state-dict name. `want`
+/// gives each target's shape; every part of a term is a `1/parts` share of
+/// its rows.
+fn layout_values(
+    sd: &mut StateDict,
+    name: &str,
+    layout: &TorchLayout,
+    key: &dyn Fn(&str) -> String,
+    want: &BTreeMap<String, Vec<usize>>,
+) -> Result<Vec<(&'static str, ArrayD<f32>)>> {
+    // Optional tensors (biases) are present or absent together.
+    let optional: Vec<String> = layout
+        .params
+        .iter()
+        .filter(|p| p.optional)
+        .flat_map(|p| p.terms.iter().flatten().map(|s| key(&s.key)))
+        .collect();
+    let present: Vec<&String> = optional.iter().filter(|k| sd.has(k)).collect();
+    if let (Some(have), Some(missing)) = (present.first(), optional.iter().find(|k| !sd.has(k))) {
+        return Err(Error::layer(
+            name,
+            format!(
+                "tensor '{missing}' is missing from {} (its pair '{have}' is there)",
+                sd.origin
+            ),
+        ));
+    }
+    let mut values = Vec::new();
+    for p in &layout.params {
+        let shape = want.get(p.target).cloned().ok_or_else(|| {
+            Error::layer(
+                name,
+                format!("the layer has no learnable or state '{}'", p.target),
+            )
+        })?;
+        if p.optional && present.is_empty() {
+            values.push((p.target, ArrayD::zeros(IxDyn(&shape))));
+            continue;
+        }
+        let mut sum: Option<ArrayD<f32>> = None;
+        for term in &p.terms {
+            let mut part_shape = shape.clone();
+            if let Some(rows) = part_shape.first_mut() {
+                *rows /= term.len().max(1);
+            }
+            let parts = term
+                .iter()
+                .map(|src| {
+                    let k = key(&src.key);
+                    let a = rows_of(name, &k, sd.get(name, &k)?, &src.rows)?;
+                    if a.shape() != part_shape.as_slice() {
+                        return Err(Error::layer(
+                            name,
+                            format!(
+                                "tensor '{k}' has shape {:?}, but the layer needs {part_shape:?}",
+                                a.shape()
+                            ),
+                        ));
+                    }
+                    Ok(a)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let views: Vec<_> = parts.iter().map(|a| a.view()).collect();
+            let stacked = concatenate(Axis(0), &views)
+                .map_err(|e| Error::layer(name, format!("{}: {e}", p.target)))?;
+            sum = Some(match sum {
+                Some(acc) => acc + stacked,
+                None => stacked,
+            });
+        }
+        values.push((
+            p.target,
+            sum.unwrap_or_else(|| ArrayD::zeros(IxDyn(&shape))),
+        ));
+    }
+    for ignored in &layout.ignored {
+        let k = key(ignored);
+        if sd.has(&k) {
+            sd.used.insert(k);
+        }
+    }
+    Ok(values)
 }
 
 /// The shapes the network wants for layer `layer`'s learnables and states.
@@ -255,7 +347,7 @@ pub fn import_torch(
     for layer in &graph.layers {
         let name = layer.name();
         let want = wanted(&network, name);
-        if let Layer::SequenceInput(s) = layer {
+        if let Some(s) = layer.downcast_ref::<SequenceInput>() {
             if s.normalization != Normalization::None {
                 return Err(Error::layer(
                     name,
@@ -277,9 +369,16 @@ pub fn import_torch(
         };
         let (prefix, index) = split_prefix(name, spec)?;
         prefixes.insert(prefix.clone());
-        let shape = |n: &str| want.get(n).cloned().unwrap_or_default();
-        let recurrent = matches!(layer, Layer::Lstm(_) | Layer::BiLstm(_) | Layer::Gru(_));
-        if index.is_some() && !recurrent {
+        let Some(layout) = layer.def().torch_layout() else {
+            return Err(Error::layer(
+                name,
+                format!(
+                    "the mapping gives this {} layer the prefix '{spec}', but it takes no PyTorch parameters",
+                    layer.def().type_name()
+                ),
+            ));
+        };
+        if index.is_some() && !layout.indexed() {
             return Err(Error::layer(
                 name,
                 format!(
@@ -288,122 +387,11 @@ pub fn import_torch(
                 ),
             ));
         }
-        let k = index.unwrap_or(0);
-        let mut values: Vec<(&str, ArrayD<f32>)> = Vec::new();
-        match layer {
-            Layer::Lstm(_) | Layer::BiLstm(_) | Layer::Gru(_) => {
-                let dirs = if matches!(layer, Layer::BiLstm(_)) {
-                    2
-                } else {
-                    1
-                };
-                let suffixes: Vec<String> = (0..dirs)
-                    .map(|d| format!("l{k}{}", if d == 1 { "_reverse" } else { "" }))
-                    .collect();
-                let rows = shape("InputWeights").first().copied().unwrap_or(0) / dirs;
-                let stacked = |sd: &mut StateDict, param: &str, cols: Option<usize>| {
-                    let parts = suffixes
-                        .iter()
-                        .map(|s| {
-                            let t = StateDict::name(&prefix, &format!("{param}_{s}"));
-                            match cols {
-                                Some(c) => sd.shaped(name, &t, &[rows, c]),
-                                None => sd.shaped(name, &t, &[rows]),
-                            }
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-                    concatenate(Axis(0), &views)
-                        .map_err(|e| Error::layer(name, format!("{param}: {e}")))
-                };
-                let iw = shape("InputWeights");
-                let rw = shape("RecurrentWeights");
-                values.push(("InputWeights", stacked(&mut sd, "weight_ih", iw.get(1).copied())?));
-                values.push((
-                    "RecurrentWeights",
-                    stacked(&mut sd, "weight_hh", rw.get(1).copied())?,
-                ));
-                let first = StateDict::name(&prefix, &format!("bias_ih_{}", suffixes[0]));
-                let second = StateDict::name(&prefix, &format!("bias_hh_{}", suffixes[0]));
-                let (has_ih, has_hh) = (sd.has(&first), sd.has(&second));
-                let (b_ih, b_hh) = match (has_ih, has_hh) {
-                    (true, true) => (
-                        stacked(&mut sd, "bias_ih", None)?,
-                        stacked(&mut sd, "bias_hh", None)?,
-                    ),
-                    (false, false) => (
-                        ArrayD::zeros(IxDyn(&[rows * dirs])),
-                        ArrayD::zeros(IxDyn(&[rows * dirs])),
-                    ),
-                    (true, false) => {
-                        return Err(Error::layer(
-                            name,
-                            format!("tensor '{second}' is missing from {origin} (its pair '{first}' is there)"),
-                        ))
-                    }
-                    (false, true) => {
-                        return Err(Error::layer(
-                            name,
-                            format!("tensor '{first}' is missing from {origin} (its pair '{second}' is there)"),
-                        ))
-                    }
-                };
-                if matches!(layer, Layer::Gru(_)) {
-                    values.push(("Bias", b_ih));
-                    values.push(("RecurrentBias", b_hh));
-                } else {
-                    values.push(("Bias", b_ih + b_hh));
-                }
-            }
-            Layer::FullyConnected(_) | Layer::Convolution2d(_) => {
-                let w = StateDict::name(&prefix, "weight");
-                values.push(("Weights", sd.shaped(name, &w, &shape("Weights"))?));
-                let b = StateDict::name(&prefix, "bias");
-                let bias = if sd.has(&b) {
-                    sd.shaped(name, &b, &shape("Bias"))?
-                } else {
-                    ArrayD::zeros(IxDyn(&shape("Bias")))
-                };
-                values.push(("Bias", bias));
-            }
-            Layer::BatchNormalization(_) => {
-                for (param, learnable) in [
-                    ("weight", "Scale"),
-                    ("bias", "Offset"),
-                    ("running_mean", "TrainedMean"),
-                    ("running_var", "TrainedVariance"),
-                ] {
-                    let t = StateDict::name(&prefix, param);
-                    values.push((learnable, sd.shaped(name, &t, &shape(learnable))?));
-                }
-                let tracked = StateDict::name(&prefix, "num_batches_tracked");
-                if sd.has(&tracked) {
-                    sd.used.insert(tracked);
-                }
-            }
-            other => {
-                return Err(Error::layer(
-                    name,
-                    format!(
-                        "the mapping gives this {} layer the prefix '{spec}', but seqnet imports PyTorch parameters only into lstm, bilstm, gru, fullyConnected, convolution2d and batchNormalization layers",
-                        other.def().type_name()
-                    ),
-                ))
-            }
-        }
-        let states: BTreeSet<String> = network
-            .states()
-            .iter()
-            .filter(|(l, _)| *l == name)
-            .map(|(_, s)| s.name.to_string())
-            .collect();
+        let key =
+            |k: &str| StateDict::name(&prefix, &k.replace("{k}", &index.unwrap_or(0).to_string()));
+        let values = layout_values(&mut sd, name, &layout, &key, &want)?;
         for (learnable, value) in values {
-            let set = if states.contains(learnable) {
-                network.set_state(name, learnable, value)
-            } else {
-                network.set_learnable(name, learnable, value)
-            };
-            set?;
+            network.set_learnable(name, learnable, value)?;
         }
     }
     // A tensor under a mapped prefix that no layer took is a mapping mistake

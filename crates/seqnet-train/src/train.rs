@@ -9,8 +9,8 @@ use crate::trainer::{fit_with, BatchSource, TrainingControl};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use seqnet_core::layers::Normalization;
-use seqnet_core::{Error, Layer, LayerGraph, Network, Result};
+use seqnet_core::layers::{ClassificationOutput, Normalization, SequenceInput};
+use seqnet_core::{Error, LayerGraph, Network, Result};
 use seqnet_data::{BatchOptions, Batcher, ChannelStats, Datastore, LastBatch, MiniBatch};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -105,13 +105,8 @@ pub fn classes_of(graph: &LayerGraph) -> Vec<String> {
     graph
         .layers
         .iter()
-        .find_map(|l| {
-            if let Layer::ClassificationOutput(c) = l {
-                Some(c.classes.clone())
-            } else {
-                None
-            }
-        })
+        .find_map(|l| l.downcast_ref::<ClassificationOutput>())
+        .map(|c| c.classes.clone())
         .unwrap_or_default()
 }
 
@@ -122,7 +117,7 @@ fn with_classes(graph: &LayerGraph, classes: Option<&[String]>) -> Result<LayerG
         return Ok(graph);
     };
     for layer in &mut graph.layers {
-        if let Layer::ClassificationOutput(c) = layer {
+        if let Some(c) = layer.downcast_mut::<ClassificationOutput>() {
             if c.classes.is_empty() {
                 c.classes = classes.to_vec();
             } else if c.classes != classes {
@@ -145,13 +140,8 @@ fn set_normalization(network: &mut Network, store: &Arc<dyn Datastore>) -> Resul
         .graph()
         .layers
         .iter()
-        .filter_map(|l| {
-            if let Layer::SequenceInput(s) = l {
-                Some((s.name.clone(), s.normalization))
-            } else {
-                None
-            }
-        })
+        .filter_map(|l| l.downcast_ref::<SequenceInput>())
+        .map(|s| (s.name.clone(), s.normalization))
         .filter(|(_, n)| *n != Normalization::None)
         .collect();
     if inputs.is_empty() {

@@ -82,7 +82,7 @@ pub fn is_classification(network: &Network) -> bool {
         .output_names()
         .first()
         .and_then(|n| network.graph().layer(n))
-        .is_some_and(|l| matches!(l, seqnet_core::Layer::ClassificationOutput(_)))
+        .is_some_and(|l| l.is::<seqnet_core::layers::ClassificationOutput>())
 }
 
 /// Runs one chunk: forward (with targets when it has them).

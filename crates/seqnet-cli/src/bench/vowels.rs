@@ -73,7 +73,7 @@ pub fn run() -> Result<String> {
     let store: Arc<dyn Datastore> = Arc::new(store);
     let mut graph = graph()?;
     for l in &mut graph.layers {
-        if let Layer::ClassificationOutput(c) = l {
+        if let Some(c) = l.downcast_mut::<ClassificationOutput>() {
             c.classes = classes.clone().unwrap_or_default();
         }
     }

@@ -2,8 +2,8 @@
 //! plus `.npy` files), its class names made to agree with a model's, and the
 //! checks that it fits a network.
 
-use seqnet_core::layers::InputSize;
-use seqnet_core::{Error, Layer, LayerGraph, Result};
+use seqnet_core::layers::{ClassificationOutput, InputSize, SequenceInput};
+use seqnet_core::{Error, LayerGraph, Result};
 use seqnet_data::{
     sort_by_length, Datastore, FolderDatastore, FolderOptions, FrameShape, InMemoryDatastore,
     Observation, Target, TargetKind, TsOptions,
@@ -185,7 +185,7 @@ pub fn output_kind(graph: &LayerGraph) -> Result<OutputKind> {
         .copied()
         .ok_or_else(|| Error::InvalidInput("the output layer has no input".into()))?;
     Ok(OutputKind {
-        classification: matches!(graph.layers[i], Layer::ClassificationOutput(_)),
+        classification: graph.layers[i].is::<ClassificationOutput>(),
         per_step: shape.format.has_time(),
         size: shape.elements(),
     })
@@ -205,10 +205,7 @@ pub fn check_input(graph: &LayerGraph, data: &DataSet) -> Result<()> {
     let input = graph
         .layers
         .iter()
-        .find_map(|l| match l {
-            Layer::SequenceInput(s) => Some(s),
-            _ => None,
-        })
+        .find_map(|l| l.downcast_ref::<SequenceInput>())
         .ok_or_else(|| Error::InvalidInput("the network has no sequence input layer".into()))?;
     let frame = data.store.frame_shape()?;
     let fits = match (input.input_size, frame) {

@@ -1,8 +1,8 @@
 //! Element-wise activation layers: `Relu`, `LeakyRelu`, `Tanh`, `Sigmoid`.
 //! Input and output have the same shape and format, any format.
 
-use super::{name_field, named};
 use super::util::{grad_or_zeros, no_forward, single};
+use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};

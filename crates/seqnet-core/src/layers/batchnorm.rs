@@ -1,8 +1,8 @@
 //! `BatchNormalization`: MATLAB's `batchNormalizationLayer`, per channel, with
 //! padded frames and steps excluded from the batch statistics.
 
-use super::{name_field, named};
 use super::util::{check_shape, grad_or_zeros, no_forward, single};
+use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};

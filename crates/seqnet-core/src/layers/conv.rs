@@ -2,8 +2,8 @@
 //! product per frame, parallel over frames. Also the window geometry
 //! ([`Padding`], output sizes) shared with the pooling layers.
 
-use super::{name_field, named};
 use super::util::{check_shape, grad_or_zeros, no_forward, single};
+use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};

@@ -1,7 +1,7 @@
 //! `Dropout`: zeroes inputs at random in training, passes them through at prediction.
 
-use super::{name_field, named};
 use super::util::{no_forward, single};
+use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};

@@ -1,15 +1,15 @@
 //! `FullyConnected`: an affine map applied at every time step.
 
-use super::{name_field, named};
 use super::util::{grad_or_zeros, no_forward, single};
+use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
 use crate::init::{BiasInitializer, WeightsInitializer};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
 use crate::learnable::{Initializer, Learnable, LearnableSpec};
-use crate::torch::TorchLayout;
 use crate::linalg::matmul_into;
+use crate::torch::TorchLayout;
 use ndarray::{Array2, ArrayD, Axis, Ix2};
 use serde::{Deserialize, Serialize};
 

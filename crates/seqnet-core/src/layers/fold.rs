@@ -2,8 +2,8 @@
 //! between sequences, frames and feature vectors. All are free in seqnet's
 //! layouts (see [`crate::format`]) apart from one copy of the data.
 
-use super::{name_field, named};
 use super::util::{no_forward, single};
+use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};

@@ -2,12 +2,12 @@
 //! the recurrent multiplication, separate recurrent bias).
 
 use super::lstm::infer_recurrent;
+use super::name_field;
 use super::recurrent::{
     check_state_len, column_sums, fill_rows, initial_state, input_steps, matrix, output_grad,
     put_slot, recurrent_setters, take_slot, view, view_mut, weight_grad, with_acts, write_outputs,
     Act, GateActivation, OutputMode, RecurrentOptions, RecurrentState, StateActivation, Steps,
 };
-use super::name_field;
 use super::util::no_forward;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
@@ -15,10 +15,10 @@ use crate::format::{ActShape, Format};
 use crate::init::{BiasInitializer, WeightsInitializer};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
 use crate::learnable::{Learnable, LearnableSpec};
-use crate::torch::TorchLayout;
 use crate::linalg::{
     gemm_packed, has_avx512, matmul_into, row_threads, share, PackedPanels, SharedMut,
 };
+use crate::torch::TorchLayout;
 use ndarray::{Array1, Array2, ArrayD, ArrayView2};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};

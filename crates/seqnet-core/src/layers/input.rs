@@ -1,7 +1,7 @@
 //! `SequenceInput`: the network's data enters here, normalized.
 
-use super::{name_field, named};
 use super::util::{check_shape, no_forward};
+use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::ActShape;

@@ -3,12 +3,12 @@
 
 use super::lstm_forward::{fold_input, lstm_pass, GatePanels, PassBuffers};
 use super::lstm_step::StepWeights;
+use super::name_field;
 use super::recurrent::{
     check_state_len, column_sums, fill_rows, initial_state, input_steps, matrix, output_grad,
     put_slot, recurrent_setters, take_slot, view, view_mut, weight_grad, with_acts, write_outputs,
     Act, GateActivation, OutputMode, RecurrentOptions, RecurrentState, StateActivation, Steps,
 };
-use super::name_field;
 use super::util::{no_forward, single};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
@@ -16,10 +16,10 @@ use crate::format::{ActShape, Format};
 use crate::init::{BiasInitializer, WeightsInitializer};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Mode, Params, ShapeError};
 use crate::learnable::{Learnable, LearnableSpec};
-use crate::torch::TorchLayout;
 use crate::linalg::{
     gemm_packed, has_avx512, matmul_into, row_threads, team, team_threads, PackedPanels, SharedMut,
 };
+use crate::torch::TorchLayout;
 use ndarray::{s, ArcArray, Array1, Array2, ArrayD, Ix2, IxDyn};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};

@@ -34,7 +34,9 @@ pub use lstm::{BiLstm, Lstm, LstmConfig, LstmKernel};
 pub use merge::{Addition, Concatenation};
 pub use output::{ClassificationOutput, RegressionOutput};
 pub use pooling::{AveragePooling2d, MaxPooling2d, PoolPaddingValue};
-pub use recurrent::{GateActivation, OutputMode, RecurrentOptions, RecurrentState, StateActivation};
+pub use recurrent::{
+    GateActivation, OutputMode, RecurrentOptions, RecurrentState, StateActivation,
+};
 pub use softmax::Softmax;
 
 pub use crate::registry::Layer;

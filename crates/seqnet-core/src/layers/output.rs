@@ -8,8 +8,8 @@
 //! This is MATLAB's definition for regression; for classification it equals the
 //! mean over all real steps when the lengths are equal.
 
-use super::{name_field, named};
 use super::util::single;
+use super::{name_field, named};
 use crate::activation::{Activation, PaddingDirection, SeqLengths};
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};

@@ -2,8 +2,8 @@
 //! `averagePooling2dLayer`, every channel of every frame on its own, parallel over frames.
 
 use super::conv::{pair, Padding, Window};
-use super::{name_field, named};
 use super::util::{check_shape, grad_or_zeros, no_forward, single};
+use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};

@@ -1,7 +1,7 @@
 //! `Softmax` over the channels of each observation and time step.
 
-use super::{name_field, named};
 use super::util::{as_rows, as_rows_mut, grad_or_zeros, no_forward, single};
+use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
