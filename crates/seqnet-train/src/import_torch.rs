@@ -33,13 +33,14 @@
 //! under a mapped prefix that no layer uses. Tensors outside the mapped
 //! prefixes are ignored.
 
+use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::train::classes_of;
 use ndarray::{concatenate, ArrayD, Axis, IxDyn};
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use seqnet_core::layers::Normalization;
-use seqnet_core::{Error, Layer, LayerGraph, Network, Result};
+use seqnet_core::{Layer, LayerGraph, Network};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -65,12 +66,10 @@ impl TorchMapping {
     /// A mapping from its JSON object; `origin` names the file in errors.
     pub fn from_json(json: &str, origin: &str) -> Result<Self> {
         let layers: BTreeMap<String, String> =
-            serde_json::from_str(json).map_err(|e| Error::Parse {
+            serde_json::from_str(json).map_err(|source| Error::MappingJson {
                 file: origin.to_string(),
-                line: e.line(),
-                message: format!(
-                    "not a mapping from layer names to state-dict prefixes (a JSON object of strings): {e}"
-                ),
+                line: source.line(),
+                source,
             })?;
         Ok(TorchMapping { layers })
     }
@@ -83,13 +82,9 @@ fn split_prefix(layer: &str, spec: &str) -> Result<(String, Option<usize>)> {
         Some((p, k)) => k
             .parse::<usize>()
             .map(|k| (p.to_string(), Some(k)))
-            .map_err(|_| {
-                Error::layer(
-                    layer,
-                    format!(
-                        "mapping '{spec}': the part after '@' must be a layer index such as 0 or 1"
-                    ),
-                )
+            .map_err(|_| Error::TorchBadIndex {
+                layer: layer.to_string(),
+                spec: spec.to_string(),
             }),
     }
 }
@@ -114,14 +109,18 @@ impl StateDict<'_> {
         self.st.tensor(name).is_ok()
     }
 
-    /// Tensor `name` as f32 for layer `layer`; F64, F16 and BF16 are converted.
-    fn get(&mut self, layer: &str, name: &str) -> Result<ArrayD<f32>> {
-        let t = self.st.tensor(name).map_err(|_| {
-            Error::layer(
-                layer,
-                format!("tensor '{name}' is missing from {}", self.origin),
-            )
-        })?;
+    /// Tensor `name` as f32 for `learnable` of layer `layer`; F64, F16 and
+    /// BF16 are converted.
+    fn get(&mut self, layer: &str, learnable: &'static str, name: &str) -> Result<ArrayD<f32>> {
+        let t = self
+            .st
+            .tensor(name)
+            .map_err(|_| Error::TorchMissingTensor {
+                layer: layer.to_string(),
+                learnable,
+                tensor: name.to_string(),
+                file: self.origin.clone(),
+            })?;
         let data = t.data();
         let values: Vec<f32> = match t.dtype() {
             Dtype::F32 => data
@@ -143,31 +142,37 @@ impl StateDict<'_> {
                 .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
                 .collect(),
             other => {
-                return Err(Error::layer(
-                    layer,
-                    format!(
-                        "tensor '{name}' of {} is {other:?}; expected floating point",
-                        self.origin
-                    ),
-                ))
+                return Err(Error::TorchTensorType {
+                    layer: layer.to_string(),
+                    tensor: name.to_string(),
+                    file: self.origin.clone(),
+                    dtype: format!("{other:?}"),
+                })
             }
         };
         self.used.insert(name.to_string());
-        ArrayD::from_shape_vec(IxDyn(t.shape()), values)
-            .map_err(|e| Error::layer(layer, format!("tensor '{name}': {e}")))
+        // safetensors checked that the data holds exactly the shape's elements.
+        Ok(ArrayD::from_shape_vec(IxDyn(t.shape()), values)
+            .expect("safetensors checks the data length against the shape"))
     }
 
-    /// Tensor `name`, which must have `shape`.
-    fn shaped(&mut self, layer: &str, name: &str, shape: &[usize]) -> Result<ArrayD<f32>> {
-        let a = self.get(layer, name)?;
+    /// Tensor `name` for `learnable` of layer `layer`, which must have `shape`.
+    fn shaped(
+        &mut self,
+        layer: &str,
+        learnable: &'static str,
+        name: &str,
+        shape: &[usize],
+    ) -> Result<ArrayD<f32>> {
+        let a = self.get(layer, learnable, name)?;
         if a.shape() != shape {
-            return Err(Error::layer(
-                layer,
-                format!(
-                    "tensor '{name}' has shape {:?}, but the layer needs {shape:?}",
-                    a.shape()
-                ),
-            ));
+            return Err(Error::TorchShape {
+                layer: layer.to_string(),
+                learnable,
+                tensor: name.to_string(),
+                found: a.shape().to_vec(),
+                expected: shape.to_vec(),
+            });
         }
         Ok(a)
     }
@@ -223,19 +228,18 @@ fn wanted(network: &Network, layer: &str) -> BTreeMap<String, Vec<usize>> {
 /// layer takes.
 ///
 /// # Errors
-/// [`Error::Parse`] when the bytes are not a safetensors file; [`Error::Layer`]
-/// naming the layer and the tensor for every mismatch; graph errors from
-/// building the network.
+/// [`Error::NotSafetensors`] when the bytes are not a safetensors file; a
+/// `Torch…` variant naming the layer (and the learnable and tensor) for every
+/// mismatch; graph errors from building the network.
 pub fn import_torch(
     graph: &LayerGraph,
     state_dict: &[u8],
     origin: &str,
     mapping: &TorchMapping,
 ) -> Result<Model> {
-    let st = SafeTensors::deserialize(state_dict).map_err(|e| Error::Parse {
+    let st = SafeTensors::deserialize(state_dict).map_err(|source| Error::NotSafetensors {
         file: origin.to_string(),
-        line: 0,
-        message: format!("not a safetensors file: {e}"),
+        source,
     })?;
     let mut sd = StateDict {
         st,
@@ -245,10 +249,9 @@ pub fn import_torch(
     let mut network = Network::new(graph, 0)?;
     for name in mapping.layers.keys() {
         if graph.layer(name).is_none() {
-            return Err(Error::layer(
-                name,
-                "the mapping names this layer, but the graph has no layer of that name",
-            ));
+            return Err(Error::TorchUnknownLayer {
+                layer: name.clone(),
+            });
         }
     }
     let mut prefixes = BTreeSet::new();
@@ -257,21 +260,17 @@ pub fn import_torch(
         let want = wanted(&network, name);
         if let Layer::SequenceInput(s) = layer {
             if s.normalization != Normalization::None {
-                return Err(Error::layer(
-                    name,
-                    "the input layer normalizes its data, but a PyTorch state dict holds no normalization statistics; set its normalization to none",
-                ));
+                return Err(Error::TorchNormalizedInput {
+                    layer: name.to_string(),
+                });
             }
         }
         let Some(spec) = mapping.layers.get(name) else {
             if !want.is_empty() {
-                return Err(Error::layer(
-                    name,
-                    format!(
-                        "the layer has learnables ({}) but the mapping gives it no state-dict prefix",
-                        want.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                ));
+                return Err(Error::TorchUnmappedLayer {
+                    layer: name.to_string(),
+                    learnables: want.keys().cloned().collect(),
+                });
             }
             continue;
         };
@@ -280,13 +279,11 @@ pub fn import_torch(
         let shape = |n: &str| want.get(n).cloned().unwrap_or_default();
         let recurrent = matches!(layer, Layer::Lstm(_) | Layer::BiLstm(_) | Layer::Gru(_));
         if index.is_some() && !recurrent {
-            return Err(Error::layer(
-                name,
-                format!(
-                    "mapping '{spec}': '@k' selects a layer of a multi-layer nn.LSTM or nn.GRU, but this is a {} layer",
-                    layer.def().type_name()
-                ),
-            ));
+            return Err(Error::TorchIndexNotRecurrent {
+                layer: name.to_string(),
+                spec: spec.clone(),
+                kind: layer.def().type_name().to_string(),
+            });
         }
         let k = index.unwrap_or(0);
         let mut values: Vec<(&str, ArrayD<f32>)> = Vec::new();
@@ -301,51 +298,68 @@ pub fn import_torch(
                     .map(|d| format!("l{k}{}", if d == 1 { "_reverse" } else { "" }))
                     .collect();
                 let rows = shape("InputWeights").first().copied().unwrap_or(0) / dirs;
-                let stacked = |sd: &mut StateDict, param: &str, cols: Option<usize>| {
+                let stacked = |sd: &mut StateDict,
+                               learnable: &'static str,
+                               param: &str,
+                               cols: Option<usize>| {
                     let parts = suffixes
                         .iter()
                         .map(|s| {
                             let t = StateDict::name(&prefix, &format!("{param}_{s}"));
                             match cols {
-                                Some(c) => sd.shaped(name, &t, &[rows, c]),
-                                None => sd.shaped(name, &t, &[rows]),
+                                Some(c) => sd.shaped(name, learnable, &t, &[rows, c]),
+                                None => sd.shaped(name, learnable, &t, &[rows]),
                             }
                         })
                         .collect::<Result<Vec<_>>>()?;
                     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-                    concatenate(Axis(0), &views)
-                        .map_err(|e| Error::layer(name, format!("{param}: {e}")))
+                    // The parts were checked to be [rows, c] or [rows] each.
+                    Ok::<_, Error>(
+                        concatenate(Axis(0), &views).expect("parts of one checked shape"),
+                    )
                 };
                 let iw = shape("InputWeights");
                 let rw = shape("RecurrentWeights");
-                values.push(("InputWeights", stacked(&mut sd, "weight_ih", iw.get(1).copied())?));
+                values.push((
+                    "InputWeights",
+                    stacked(&mut sd, "InputWeights", "weight_ih", iw.get(1).copied())?,
+                ));
                 values.push((
                     "RecurrentWeights",
-                    stacked(&mut sd, "weight_hh", rw.get(1).copied())?,
+                    stacked(&mut sd, "RecurrentWeights", "weight_hh", rw.get(1).copied())?,
                 ));
                 let first = StateDict::name(&prefix, &format!("bias_ih_{}", suffixes[0]));
                 let second = StateDict::name(&prefix, &format!("bias_hh_{}", suffixes[0]));
                 let (has_ih, has_hh) = (sd.has(&first), sd.has(&second));
+                let (bias_ih, bias_hh) = if matches!(layer, Layer::Gru(_)) {
+                    ("Bias", "RecurrentBias")
+                } else {
+                    ("Bias", "Bias")
+                };
                 let (b_ih, b_hh) = match (has_ih, has_hh) {
                     (true, true) => (
-                        stacked(&mut sd, "bias_ih", None)?,
-                        stacked(&mut sd, "bias_hh", None)?,
+                        stacked(&mut sd, bias_ih, "bias_ih", None)?,
+                        stacked(&mut sd, bias_hh, "bias_hh", None)?,
                     ),
                     (false, false) => (
                         ArrayD::zeros(IxDyn(&[rows * dirs])),
                         ArrayD::zeros(IxDyn(&[rows * dirs])),
                     ),
                     (true, false) => {
-                        return Err(Error::layer(
-                            name,
-                            format!("tensor '{second}' is missing from {origin} (its pair '{first}' is there)"),
-                        ))
+                        return Err(Error::TorchMissingPair {
+                            layer: name.to_string(),
+                            tensor: second,
+                            pair: first,
+                            file: origin.to_string(),
+                        })
                     }
                     (false, true) => {
-                        return Err(Error::layer(
-                            name,
-                            format!("tensor '{first}' is missing from {origin} (its pair '{second}' is there)"),
-                        ))
+                        return Err(Error::TorchMissingPair {
+                            layer: name.to_string(),
+                            tensor: first,
+                            pair: second,
+                            file: origin.to_string(),
+                        })
                     }
                 };
                 if matches!(layer, Layer::Gru(_)) {
@@ -357,10 +371,10 @@ pub fn import_torch(
             }
             Layer::FullyConnected(_) | Layer::Convolution2d(_) => {
                 let w = StateDict::name(&prefix, "weight");
-                values.push(("Weights", sd.shaped(name, &w, &shape("Weights"))?));
+                values.push(("Weights", sd.shaped(name, "Weights", &w, &shape("Weights"))?));
                 let b = StateDict::name(&prefix, "bias");
                 let bias = if sd.has(&b) {
-                    sd.shaped(name, &b, &shape("Bias"))?
+                    sd.shaped(name, "Bias", &b, &shape("Bias"))?
                 } else {
                     ArrayD::zeros(IxDyn(&shape("Bias")))
                 };
@@ -374,7 +388,7 @@ pub fn import_torch(
                     ("running_var", "TrainedVariance"),
                 ] {
                     let t = StateDict::name(&prefix, param);
-                    values.push((learnable, sd.shaped(name, &t, &shape(learnable))?));
+                    values.push((learnable, sd.shaped(name, learnable, &t, &shape(learnable))?));
                 }
                 let tracked = StateDict::name(&prefix, "num_batches_tracked");
                 if sd.has(&tracked) {
@@ -382,13 +396,11 @@ pub fn import_torch(
                 }
             }
             other => {
-                return Err(Error::layer(
-                    name,
-                    format!(
-                        "the mapping gives this {} layer the prefix '{spec}', but seqnet imports PyTorch parameters only into lstm, bilstm, gru, fullyConnected, convolution2d and batchNormalization layers",
-                        other.def().type_name()
-                    ),
-                ))
+                return Err(Error::TorchNotImportable {
+                    layer: name.to_string(),
+                    kind: other.def().type_name().to_string(),
+                    spec: spec.clone(),
+                })
             }
         }
         let states: BTreeSet<String> = network
@@ -430,12 +442,12 @@ pub fn import_torch(
                 .filter(|(_, s)| split_prefix("", s).map(|(q, _)| &q == p).unwrap_or(false))
                 .map(|(l, _)| l.as_str())
                 .collect();
-            return Err(Error::layer(
-                owners.first().copied().unwrap_or(""),
-                format!(
-                    "tensor '{t}' of {origin} is under the prefix '{p}' but no layer uses it (map another layer to it, e.g. with '{p}@1' for the second layer of a multi-layer LSTM)"
-                ),
-            ));
+            return Err(Error::TorchUnusedTensor {
+                layer: owners.first().copied().unwrap_or("").to_string(),
+                tensor: t.clone(),
+                file: origin.to_string(),
+                prefix: p.clone(),
+            });
         }
     }
     let classes = classes_of(graph);
@@ -453,17 +465,10 @@ pub fn import_torch_files(
     graph: impl AsRef<Path>,
     mapping: impl AsRef<Path>,
 ) -> Result<Model> {
-    let read = |p: &Path| {
-        std::fs::read(p).map_err(|e| Error::Io {
-            path: p.display().to_string(),
-            source: e,
-        })
-    };
+    let read = |p: &Path| std::fs::read(p).map_err(|e| Error::io(p, e));
     let text = |p: &Path| {
-        String::from_utf8(read(p)?).map_err(|_| Error::Parse {
+        String::from_utf8(read(p)?).map_err(|_| Error::NotText {
             file: p.display().to_string(),
-            line: 0,
-            message: "not UTF-8 text".into(),
         })
     };
     let (sd, g, m) = (state_dict.as_ref(), graph.as_ref(), mapping.as_ref());
