@@ -10,7 +10,8 @@ use rand::{Rng, SeedableRng};
 use seqnet_core::layers::{
     ClassificationOutput, FullyConnected, Lstm, OutputMode, SequenceInput, Softmax,
 };
-use seqnet_core::{Activation, Layer, LayerGraph, Mode, Network, Result};
+use crate::Result;
+use seqnet_core::{Activation, Layer, LayerGraph, Mode, Network};
 use seqnet_train::solver::{self, SolverState};
 use seqnet_train::{Solver, TrainingOptions};
 
@@ -31,7 +32,7 @@ fn network() -> Result<Network> {
         Softmax::new().name("softmax").into(),
         ClassificationOutput::new().name("out").into(),
     ];
-    Network::new(&LayerGraph::from_layers(layers)?, 0)
+    Ok(Network::new(&LayerGraph::from_layers(layers)?, 0)?)
 }
 
 /// Random `[T, B, F]` inputs and one-hot `[B, K]` targets.

@@ -10,7 +10,8 @@ use rand::{Rng, SeedableRng};
 use seqnet_core::layers::{
     ClassificationOutput, FullyConnected, Lstm, OutputMode, SequenceInput, Softmax,
 };
-use seqnet_core::{Layer, LayerGraph, Network, Result};
+use crate::Result;
+use seqnet_core::{Layer, LayerGraph, Network};
 use seqnet_data::Sequence;
 use seqnet_train::predict_and_update_state;
 
