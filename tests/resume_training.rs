@@ -106,6 +106,16 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
     )
     .unwrap();
     assert_eq!(bits(&from_epoch), bits(&whole));
+
+    // Other options would not reach the same weights: refused, naming one.
+    let err = Trainer::new(opts.clone().seed(4))
+        .resume(&epoch2, data("TRAIN"), Some(data("TEST")))
+        .err()
+        .expect("other options refused");
+    assert!(
+        err.to_string().contains("epoch0002") && err.to_string().contains("seed"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
