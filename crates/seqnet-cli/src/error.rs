@@ -18,10 +18,7 @@ pub enum CliError {
 
     /// A flag with a value it cannot take (`flag` as typed, e.g. `--epochs`).
     #[error("option {flag}: {message}")]
-    Flag {
-        flag: &'static str,
-        message: String,
-    },
+    Flag { flag: &'static str, message: String },
     /// An I/O failure on a named path.
     #[error("{path}: {source}")]
     Io {
@@ -92,7 +89,9 @@ pub enum CliError {
 
     // --- Pictures -------------------------------------------------------------
     /// A picture file name that is neither `.png` nor `.svg`.
-    #[error("option plot file: cannot write '{path}': {problem}; pictures are written as .png or .svg")]
+    #[error(
+        "option plot file: cannot write '{path}': {problem}; pictures are written as .png or .svg"
+    )]
     PictureFormat { path: String, problem: String },
     /// Nothing to draw (`what`: "the training progress", …).
     #[error("cannot plot {what} to '{path}': {reason}")]

@@ -662,12 +662,18 @@ fn verbose_shows_matlab_s_table_on_standard_error() {
         .map(|l| l.split('|').nth(2).unwrap().trim().to_string())
         .collect();
     assert_eq!(iterations, ["1", "4", "8", "10"], "{table}");
-    assert!(table.contains("Mini-batch") && table.contains("Accuracy"), "{table}");
+    assert!(
+        table.contains("Mini-batch") && table.contains("Accuracy"),
+        "{table}"
+    );
     assert!(
         table.contains("Training finished: max epochs completed."),
         "{table}"
     );
-    assert!(!stdout(&o).contains("| "), "the table is not on standard output");
+    assert!(
+        !stdout(&o).contains("| "),
+        "the table is not on standard output"
+    );
     let o = train("--quiet");
     assert!(o.status.success());
     assert_eq!(stderr(&o), "", "--quiet shows nothing");

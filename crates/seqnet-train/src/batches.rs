@@ -26,7 +26,6 @@ impl BatchSource for InMemoryBatches {
     }
 }
 
-
 /// The mini-batches of a datastore, shuffled as the options say.
 pub struct DatastoreBatches {
     store: Arc<dyn Datastore>,

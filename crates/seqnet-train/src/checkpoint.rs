@@ -83,10 +83,11 @@ pub fn save_checkpoint(
 pub fn read_options(path: &Path) -> Result<TrainingOptions> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|source| Error::NotSafetensors {
-        file: file.clone(),
-        source,
-    })?;
+    let (_, header) =
+        SafeTensors::read_metadata(&bytes).map_err(|source| Error::NotSafetensors {
+            file: file.clone(),
+            source,
+        })?;
     let json = header
         .metadata()
         .as_ref()

@@ -89,8 +89,8 @@ pub enum Error {
         file: String,
         tensor: String,
         layer: String,
-        found: Vec<usize>,
-        expected: Vec<usize>,
+        found: Box<[usize]>,
+        expected: Box<[usize]>,
     },
     /// A tensor of another element type than f32.
     #[error("{file}: tensor '{tensor}' is {dtype}, expected F32")]
@@ -131,7 +131,9 @@ pub enum Error {
     #[error("the datastore has no observations")]
     EmptyDatastore,
     /// A classification layer whose class names are not the data's.
-    #[error("layer '{layer}': the layer's classes {layer_classes:?} differ from the data's {data:?}")]
+    #[error(
+        "layer '{layer}': the layer's classes {layer_classes:?} differ from the data's {data:?}"
+    )]
     ClassesDiffer {
         layer: String,
         layer_classes: Vec<String>,
@@ -162,7 +164,9 @@ pub enum Error {
         file: String,
     },
     /// One bias of a PyTorch pair (`bias_ih`, `bias_hh`) without the other.
-    #[error("layer '{layer}': tensor '{tensor}' is missing from {file} (its pair '{pair}' is there)")]
+    #[error(
+        "layer '{layer}': tensor '{tensor}' is missing from {file} (its pair '{pair}' is there)"
+    )]
     TorchMissingPair {
         layer: String,
         tensor: String,
@@ -183,8 +187,8 @@ pub enum Error {
         layer: String,
         learnable: &'static str,
         tensor: String,
-        found: Vec<usize>,
-        expected: Vec<usize>,
+        found: Box<[usize]>,
+        expected: Box<[usize]>,
     },
     /// A layer with learnables that the mapping leaves out.
     #[error("layer '{layer}': the layer has learnables ({}) but the mapping gives it no state-dict prefix", .learnables.join(", "))]
@@ -193,7 +197,9 @@ pub enum Error {
         learnables: Vec<String>,
     },
     /// The mapping names a layer the graph does not have.
-    #[error("layer '{layer}': the mapping names this layer, but the graph has no layer of that name")]
+    #[error(
+        "layer '{layer}': the mapping names this layer, but the graph has no layer of that name"
+    )]
     TorchUnknownLayer { layer: String },
     /// A mapping value whose `@k` part is not a layer index.
     #[error("layer '{layer}': mapping '{spec}': the part after '@' must be a layer index such as 0 or 1")]
@@ -287,3 +293,13 @@ impl Error {
 
 /// seqnet-train's result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    /// Results carry the error by value: keep it small enough that a
+    /// `Result` wrapping it (the CLI's error holds one) stays cheap to move.
+    #[test]
+    fn the_error_stays_small() {
+        assert!(std::mem::size_of::<super::Error>() <= 112);
+    }
+}

@@ -170,8 +170,8 @@ impl StateDict<'_> {
                 layer: layer.to_string(),
                 learnable,
                 tensor: name.to_string(),
-                found: a.shape().to_vec(),
-                expected: shape.to_vec(),
+                found: a.shape().into(),
+                expected: shape.into(),
             });
         }
         Ok(a)
@@ -371,7 +371,10 @@ pub fn import_torch(
             }
             Layer::FullyConnected(_) | Layer::Convolution2d(_) => {
                 let w = StateDict::name(&prefix, "weight");
-                values.push(("Weights", sd.shaped(name, "Weights", &w, &shape("Weights"))?));
+                values.push((
+                    "Weights",
+                    sd.shaped(name, "Weights", &w, &shape("Weights"))?,
+                ));
                 let b = StateDict::name(&prefix, "bias");
                 let bias = if sd.has(&b) {
                     sd.shaped(name, "Bias", &b, &shape("Bias"))?
@@ -388,7 +391,10 @@ pub fn import_torch(
                     ("running_var", "TrainedVariance"),
                 ] {
                     let t = StateDict::name(&prefix, param);
-                    values.push((learnable, sd.shaped(name, learnable, &t, &shape(learnable))?));
+                    values.push((
+                        learnable,
+                        sd.shaped(name, learnable, &t, &shape(learnable))?,
+                    ));
                 }
                 let tracked = StateDict::name(&prefix, "num_batches_tracked");
                 if sd.has(&tracked) {

@@ -1,10 +1,10 @@
 //! Prediction with a trained network: `predict`, `classify`,
 //! `predict_and_update_state` (streaming), `activations` and closed-loop `forecast`.
 
-use crate::model::Model;
-use crate::options::TrainingOptions;
 use crate::error::{Error, Result};
 use crate::metrics::argmax;
+use crate::model::Model;
+use crate::options::TrainingOptions;
 use ndarray::{Array2, Axis};
 use seqnet_core::{Activation, Format, Mode, Network, PaddingDirection};
 use seqnet_data::{

@@ -160,11 +160,13 @@ impl Model {
         let (_, header) = SafeTensors::read_metadata(bytes).map_err(not_safetensors)?;
         let st = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
         let meta = header.metadata().clone().unwrap_or_default();
-        let graph_json = meta.get(keys::GRAPH).ok_or_else(|| Error::MissingMetadata {
-            file: file(),
-            key: keys::GRAPH,
-            expected: "not a seqnet model",
-        })?;
+        let graph_json = meta
+            .get(keys::GRAPH)
+            .ok_or_else(|| Error::MissingMetadata {
+                file: file(),
+                key: keys::GRAPH,
+                expected: "not a seqnet model",
+            })?;
         let graph =
             LayerGraph::from_json(graph_json, &format!("{origin} (metadata {})", keys::GRAPH))?;
         let bad_metadata = |key: &'static str| {
@@ -209,8 +211,8 @@ fn check_shapes(graph: &LayerGraph, st: &SafeTensors, origin: &str) -> Result<()
                     file: origin.to_string(),
                     tensor: key,
                     layer: row.name.clone(),
-                    found: t.shape().to_vec(),
-                    expected: shape.clone(),
+                    found: t.shape().into(),
+                    expected: shape.as_slice().into(),
                 });
             }
         }

@@ -297,11 +297,12 @@ impl TrainingOptions {
 
     /// Options from JSON (camelCase keys, any subset); `origin` names the file in errors.
     pub fn from_json(json: &str, origin: &str) -> Result<Self> {
-        let o: TrainingOptions = serde_json::from_str(json).map_err(|source| Error::OptionsJson {
-            file: origin.into(),
-            line: source.line(),
-            source,
-        })?;
+        let o: TrainingOptions =
+            serde_json::from_str(json).map_err(|source| Error::OptionsJson {
+                file: origin.into(),
+                line: source.line(),
+                source,
+            })?;
         o.validate()?;
         Ok(o)
     }

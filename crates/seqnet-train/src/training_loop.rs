@@ -153,7 +153,11 @@ impl Loop<'_> {
             while let Some(batch) = batches.next() {
                 let batch = batch?;
                 let final_batch = batches.peek().is_none() && epoch + 1 == max_epochs;
-                let step = Step { epoch, lr, final_batch };
+                let step = Step {
+                    epoch,
+                    lr,
+                    final_batch,
+                };
                 let patience =
                     self.mini_batch(network, &batch, step, validation.as_deref_mut(), hooks, st)?;
                 st.batches_done += 1;

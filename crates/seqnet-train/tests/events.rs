@@ -116,7 +116,11 @@ fn observers_see_every_event_in_order() {
         "Stop(max epochs completed, 6 iterations)",
     ];
     assert_eq!(log.0, want);
-    assert_eq!(closure_saw, want.len(), "a second observer sees them all too");
+    assert_eq!(
+        closure_saw,
+        want.len(),
+        "a second observer sees them all too"
+    );
     assert_eq!(record.stop_reason, Some(StopReason::MaxEpochs));
     assert_eq!(record.checkpoint, None);
     assert!(record.final_validation.is_some());
@@ -212,7 +216,10 @@ fn the_stop_flag_interrupts_with_a_checkpoint_to_resume_from() {
         "checkpoint_iteration000004.safetensors"
     );
     let (_, state) = checkpoint::load_checkpoint(&checkpoint).unwrap();
-    assert_eq!((state.epoch, state.batches_done, state.iteration), (1, 1, 4));
+    assert_eq!(
+        (state.epoch, state.batches_done, state.iteration),
+        (1, 1, 4)
+    );
     assert_eq!(state.record.stop_reason, None, "a checkpoint is mid-run");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -4,13 +4,13 @@
 //! (no clipping, no L2); inference is one forward pass without gradients.
 
 use super::{line, lstm_forward_flop, time_reps};
+use crate::Result;
 use ndarray::{ArrayD, IxDyn};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::layers::{
     ClassificationOutput, FullyConnected, Lstm, OutputMode, SequenceInput, Softmax,
 };
-use crate::Result;
 use seqnet_core::{Activation, Layer, LayerGraph, Mode, Network};
 use seqnet_train::solver::{self, SolverState};
 use seqnet_train::{Solver, TrainingOptions};

@@ -4,12 +4,12 @@
 //! step (forward, backward, adam update) on random frames, batch 8, T = 16.
 
 use super::{line, time_reps};
+use crate::Result;
 use ndarray::{ArrayD, IxDyn};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::layers::InputSize;
 use seqnet_core::templates::{Template, TemplateOptions};
-use crate::Result;
 use seqnet_core::{Activation, LayerGraph, Mode, Network};
 use seqnet_train::solver::{self, SolverState};
 use seqnet_train::{Solver, TrainingOptions};

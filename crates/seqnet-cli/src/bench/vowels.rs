@@ -7,10 +7,10 @@
 //! backward and update.
 
 use super::{line, lstm_forward_flop, time_reps};
+use crate::{CliError, Result};
 use seqnet_core::layers::{
     ClassificationOutput, FullyConnected, Lstm, OutputMode, SequenceInput, Softmax,
 };
-use crate::{CliError, Result};
 use seqnet_core::{Layer, LayerGraph, Network};
 use seqnet_data::{Datastore, InMemoryDatastore, TsOptions};
 use seqnet_train::{fit, DatastoreBatches, SequenceLength, Shuffle, Solver, TrainingOptions};

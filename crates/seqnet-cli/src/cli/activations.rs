@@ -3,10 +3,10 @@
 
 use super::data::open_data;
 use super::predict::load_model;
+use super::Result;
 use super::{ensure_parent, flag_error, out, shown};
 use ndarray::{Array2, Axis};
 use seqnet_core::layers::{OutputMode, RegressionOutput};
-use super::Result;
 use seqnet_core::{Activation, Format, Layer, Network};
 use seqnet_data::Target;
 use std::collections::BTreeSet;

@@ -83,7 +83,9 @@ pub fn open_data(path: &Path, classes: Option<&[String]>) -> Result<DataSet> {
     } else {
         return Err(CliError::NotWhatIsNeeded {
             path: name,
-            problem: "not a .ts file nor a datastore folder (a folder with labels.csv and .npy files)".into(),
+            problem:
+                "not a .ts file nor a datastore folder (a folder with labels.csv and .npy files)"
+                    .into(),
         });
     };
     if store.is_empty() {

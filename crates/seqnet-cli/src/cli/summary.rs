@@ -80,9 +80,7 @@ fn open(path: &Path) -> Result<(LayerGraph, Option<Model>)> {
 /// Runs `seqnet summary`.
 pub fn run_summary(args: SummaryArgs) -> Result<()> {
     let (graph, model) = open(&args.file)?;
-    let summary = graph
-        .summary()
-        .map_err(|e| in_file(&args.file, e.into()))?;
+    let summary = graph.summary().map_err(|e| in_file(&args.file, e.into()))?;
     let mut text = format!("{summary}\n");
     if let Some(m) = model {
         if !m.classes.is_empty() {

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
+use crate::CliError;
 use ndarray::ArrayView2;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
-use crate::CliError;
 
 use super::{
     anchored, bold, clean, compact, fit_text, integer_ticks, mix, nice_step, render, text,

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
+use crate::CliError;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
-use crate::CliError;
 
 use super::{
     anchored, bold, clean, fit_text, luminance, mix, render, text, text_width, DrawResult, Format,

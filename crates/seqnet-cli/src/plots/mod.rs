@@ -18,11 +18,11 @@ pub use progress::training_progress;
 use std::fmt;
 use std::path::Path;
 
+use crate::CliError;
 use image::ImageEncoder as _;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use crate::CliError;
 
 use fonts::{ensure_font, TextFix, FONT};
 

@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
+use crate::CliError;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
-use crate::CliError;
 use seqnet_train::TrainingRecord;
 
 use super::{
@@ -431,12 +431,7 @@ impl<'a> Progress<'a> {
             line("No validation data", &body, &mut y, 0)?;
         }
         if let Some(reason) = &record.stop_reason {
-            line(
-                &format!("Training finished: {reason}"),
-                &body,
-                &mut y,
-                0,
-            )?;
+            line(&format!("Training finished: {reason}"), &body, &mut y, 0)?;
         }
         y += 14;
 
