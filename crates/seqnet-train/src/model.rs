@@ -267,7 +267,7 @@ fn network_from(graph: &LayerGraph, st: &SafeTensors, origin: &str) -> Result<Ne
         set.map_err(|source| Error::TensorRefused {
             file: origin.to_string(),
             tensor: key,
-            source,
+            source: Box::new(source),
         })?;
         used += 1;
     }
