@@ -103,6 +103,27 @@ pub fn read_options(path: &Path) -> Result<TrainingOptions> {
     })
 }
 
+/// Training-state tensor `name` of checkpoint `file`, as f32.
+fn training_array(st: &SafeTensors, file: &str, name: String) -> Result<ArrayD<f32>> {
+    let bad = |message: String| Error::Checkpoint {
+        file: file.to_string(),
+        problem: CheckpointProblem::Tensor {
+            tensor: name.clone(),
+            message,
+        },
+    };
+    let t = st.tensor(&name).map_err(|_| bad("missing".into()))?;
+    if t.dtype() != safetensors::Dtype::F32 {
+        return Err(bad(format!("{:?}, expected F32", t.dtype())));
+    }
+    let values: Vec<f32> = t
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    ArrayD::from_shape_vec(t.shape().to_vec(), values).map_err(|e| bad(e.to_string()))
+}
+
 /// Reads a checkpoint: the model (with the options it was trained with) and
 /// where training stood.
 pub fn load_checkpoint(path: &Path) -> Result<(Model, TrainingState)> {
@@ -129,25 +150,7 @@ pub fn load_checkpoint(path: &Path) -> Result<(Model, TrainingState)> {
         key: STATE_KEY,
         source,
     })?;
-    let bad_tensor = |tensor: &str, message: String| Error::Checkpoint {
-        file: file.clone(),
-        problem: CheckpointProblem::Tensor {
-            tensor: tensor.to_string(),
-            message,
-        },
-    };
-    let array = |name: String| -> Result<ArrayD<f32>> {
-        let t = st
-            .tensor(&name)
-            .map_err(|_| bad_tensor(&name, "missing".into()))?;
-        let values: Vec<f32> = t
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        ArrayD::from_shape_vec(t.shape().to_vec(), values)
-            .map_err(|e| bad_tensor(&name, e.to_string()))
-    };
+    let array = |name: String| training_array(&st, &file, name);
     let learnables = model.network.learnables().len();
     if meta.solver_arrays != 0 && meta.solver_arrays != learnables {
         return Err(Error::Checkpoint {

@@ -429,22 +429,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let (Some(StopReason::Interrupted), Some(checkpoint)) =
         (trained.record.stop_reason, &trained.record.checkpoint)
     {
-        let mut hint = format!(
-            "seqnet train --resume {} --data {} --out {}",
-            shown(checkpoint),
-            shown(&args.data),
-            shown(&args.out)
-        );
-        if args.sort_by_length {
-            hint.push_str(" --sort-by-length");
-        }
-        if let Some(v) = &args.validation {
-            hint.push_str(&format!(" --validation {}", shown(v)));
-        }
         eprintln!(
-            "training interrupted after iteration {}; checkpoint written to {}\nresume with: {hint}",
+            "training interrupted after iteration {}; checkpoint written to {}\nresume with: {}",
             trained.record.iterations.len(),
-            shown(checkpoint)
+            shown(checkpoint),
+            resume_command(&args, checkpoint)
         );
         return Ok(ExitCode::from(130));
     }
@@ -458,6 +447,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     out(&text)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The command that resumes from `checkpoint` with the same data.
+fn resume_command(args: &Args, checkpoint: &Path) -> String {
+    let mut command = format!(
+        "seqnet train --resume {} --data {} --out {}",
+        shown(checkpoint),
+        shown(&args.data),
+        shown(&args.out)
+    );
+    if args.sort_by_length {
+        command.push_str(" --sort-by-length");
+    }
+    if let Some(v) = &args.validation {
+        command.push_str(&format!(" --validation {}", shown(v)));
+    }
+    command
 }
 
 /// Checks that `path` ends in .png or .svg, naming `flag`.
