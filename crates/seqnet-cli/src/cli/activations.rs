@@ -3,10 +3,11 @@
 
 use super::data::open_data;
 use super::predict::load_model;
+use super::Result;
 use super::{ensure_parent, flag_error, out, shown};
 use ndarray::{Array2, Axis};
 use seqnet_core::layers::{BiLstm, Gru, Lstm, OutputMode, RegressionOutput};
-use seqnet_core::{Activation, Format, Network, Result};
+use seqnet_core::{Activation, Format, Network};
 use seqnet_data::Target;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
