@@ -258,7 +258,7 @@ fn main() -> Result<()> {
                 .iter()
                 .find(|(l, s)| *l == "bn" && s.name == name)
                 .ok_or_else(|| seqnet::core::Error::InvalidInput(format!("no bn/{name}")))?;
-            Ok(a.value.clone().into_dimensionality().expect("[C]"))
+            Ok(a.value.to_owned().into_dimensionality().expect("[C]"))
         };
         let (running_mean, running_var) = (state("TrainedMean")?, state("TrainedVariance")?);
         // The running mean's gap in population standard deviations, and the

@@ -154,7 +154,7 @@ fn set(kernel: &mut dyn LayerKernel, name: &str, value: ArrayD<f32>) -> Result<(
             value.shape()
         ));
     }
-    p.value = value;
+    p.value = value.into();
     Ok(())
 }
 
@@ -172,7 +172,7 @@ fn state(kernel: &dyn LayerKernel, name: &str) -> Result<ArrayD<f32>, String> {
         .states()
         .into_iter()
         .find(|p| p.name == name)
-        .map(|p| p.value.clone())
+        .map(|p| p.value.to_owned())
         .ok_or(format!("no state {name}"))
 }
 

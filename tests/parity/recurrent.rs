@@ -287,7 +287,7 @@ impl Rec {
                 value.shape()
             ));
         }
-        p.value = value;
+        p.value = (value).into();
         Ok(())
     }
 }

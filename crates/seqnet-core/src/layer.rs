@@ -147,6 +147,16 @@ impl Params {
         }
     }
 
+    /// Learnables and states with their values (no initialization): for
+    /// rebuilding a kernel around existing, shared arrays.
+    pub fn from_parts(layer: &str, learnables: Vec<Learnable>, states: Vec<StateArray>) -> Self {
+        Params {
+            learnables,
+            states,
+            layer: layer.to_string(),
+        }
+    }
+
     /// Takes learnable `name`; an error naming the layer if it was not declared.
     pub fn learnable(&mut self, name: &str) -> Result<Learnable> {
         let i = self

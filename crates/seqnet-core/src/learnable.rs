@@ -1,14 +1,17 @@
 //! Learnable parameters with their gradients and per-parameter factors.
 
 use crate::init::{self, BiasInitializer, WeightsInitializer};
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{ArcArray, ArrayD, IxDyn};
 use rand::rngs::StdRng;
 
 /// One learnable array of a layer, under MATLAB's name (`InputWeights`, `Bias`, …).
 #[derive(Debug, Clone)]
 pub struct Learnable {
     pub name: &'static str,
-    pub value: ArrayD<f32>,
+    /// The values, shared copy-on-write: [`crate::Network::share`] gives
+    /// another network the same arrays without copying them, and the first
+    /// write to a shared array (an update) copies it.
+    pub value: ArcArray<f32, IxDyn>,
     /// Gradient of the loss, same shape as `value`; written by the layer's backward.
     pub grad: ArrayD<f32>,
     /// Multiplies the global learning rate (MATLAB's `*LearnRateFactor`).
@@ -28,11 +31,23 @@ impl Learnable {
         Self::new(name, value, 0.0)
     }
 
+    /// The same learnable without its gradient's contents: the value is
+    /// shared (copy-on-write), the gradient an empty placeholder to replace.
+    pub fn clone_value(&self) -> Self {
+        Learnable {
+            name: self.name,
+            value: self.value.clone(),
+            grad: ArrayD::zeros(ndarray::IxDyn(&[0])),
+            learn_rate_factor: self.learn_rate_factor,
+            l2_factor: self.l2_factor,
+        }
+    }
+
     fn new(name: &'static str, value: ArrayD<f32>, l2_factor: f32) -> Self {
         let grad = ArrayD::zeros(value.raw_dim());
         Learnable {
             name,
-            value,
+            value: value.into_shared(),
             grad,
             learn_rate_factor: 1.0,
             l2_factor,
@@ -45,7 +60,8 @@ impl Learnable {
 #[derive(Debug, Clone)]
 pub struct StateArray {
     pub name: &'static str,
-    pub value: ArrayD<f32>,
+    /// The values, shared copy-on-write as [`Learnable::value`].
+    pub value: ArcArray<f32, IxDyn>,
 }
 
 /// How a learnable or state array gets its first values.
@@ -141,7 +157,7 @@ impl LearnableSpec {
         Learnable {
             name: self.name,
             grad: ArrayD::zeros(value.raw_dim()),
-            value,
+            value: value.into_shared(),
             learn_rate_factor: self.learn_rate_factor,
             l2_factor: self.l2_factor,
         }
@@ -170,7 +186,7 @@ impl StateSpec {
     pub fn allocate(&self, rng: &mut StdRng) -> StateArray {
         StateArray {
             name: self.name,
-            value: self.initializer.sample(&self.shape, rng),
+            value: self.initializer.sample(&self.shape, rng).into_shared(),
         }
     }
 }

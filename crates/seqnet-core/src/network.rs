@@ -3,9 +3,9 @@
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::graph::{LayerGraph, Plan};
-use crate::layer::{build_kernel, ForwardCtx, LayerKernel, Mode};
+use crate::layer::{build_kernel, ForwardCtx, LayerKernel, Mode, Params};
 use crate::learnable::{Learnable, StateArray};
-use ndarray::ArrayD;
+use ndarray::{ArcArray, ArrayD, IxDyn};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -112,6 +112,46 @@ impl Network {
             rng: StdRng::seed_from_u64(seed ^ 0x5eed_da7a),
         };
         network.set_input_gradients(true);
+        Ok(network)
+    }
+
+    /// Another network over the same graph that shares this one's learnables
+    /// and statistics (copy-on-write: nothing is copied until either network
+    /// updates a value), with its own kernels, buffers and recurrent state.
+    /// Give each thread that serves predictions its own share: the shares run
+    /// concurrently and each gives exactly what this network gives.
+    pub fn share(&self) -> Result<Network> {
+        let mut kernels = Vec::with_capacity(self.kernels.len());
+        for (i, k) in self.kernels.iter().enumerate() {
+            // Gradients start at zero (untouched pages until a backward writes them).
+            let learnables = k
+                .learnables()
+                .into_iter()
+                .map(|l| Learnable {
+                    grad: ArrayD::zeros(l.value.raw_dim()),
+                    ..l.clone_value()
+                })
+                .collect();
+            let states = k.states().into_iter().cloned().collect();
+            let def = self.graph.layers[i].def();
+            let params = Params::from_parts(def.name(), learnables, states);
+            kernels.push(def.build(&self.plan.input_shapes[i], params)?);
+        }
+        let mut network = Network {
+            graph: self.graph.clone(),
+            plan: self.plan.clone(),
+            kernels,
+            values: self.values.iter().map(|v| vec![None; v.len()]).collect(),
+            input_grads: vec![None; self.inputs.len()],
+            inputs: self.inputs.clone(),
+            outputs: self.outputs.clone(),
+            rng: self.rng.clone(),
+            chain: self.chain.clone(),
+            step_bufs: (Vec::new(), Vec::new()),
+            input_gradients: self.input_gradients,
+            needs_grad: Vec::new(),
+        };
+        network.set_input_gradients(self.input_gradients);
         Ok(network)
     }
 
@@ -383,7 +423,13 @@ impl Network {
 
     /// Sets learnable or statistic `name` of `layer` (e.g. an LSTM's
     /// `InputWeights`, the input layer's `Mean`); the shape must match.
-    pub fn set_learnable(&mut self, layer: &str, name: &str, value: ArrayD<f32>) -> Result<()> {
+    pub fn set_learnable(
+        &mut self,
+        layer: &str,
+        name: &str,
+        value: impl Into<ArcArray<f32, IxDyn>>,
+    ) -> Result<()> {
+        let value = value.into();
         let k = self.kernel_mut(layer)?;
         let slot = if k.learnables().iter().any(|p| p.name == name) {
             k.learnables_mut()
@@ -416,7 +462,12 @@ impl Network {
 
     /// Sets statistic `name` of `layer`: the same as [`Network::set_learnable`],
     /// which takes learnables and statistics alike.
-    pub fn set_state(&mut self, layer: &str, name: &str, value: ArrayD<f32>) -> Result<()> {
+    pub fn set_state(
+        &mut self,
+        layer: &str,
+        name: &str,
+        value: impl Into<ArcArray<f32, IxDyn>>,
+    ) -> Result<()> {
         self.set_learnable(layer, name, value)
     }
 

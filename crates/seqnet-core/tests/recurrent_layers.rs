@@ -483,7 +483,7 @@ fn malformed_activations_are_errors_not_panics() {
         assert!(k.backward(vec![Some(random(&[2, 2], 1))]).is_err());
         assert!(k.backward(vec![None]).is_ok());
         // Learnables set to the wrong shape.
-        k.learnables_mut()[1].value = random(&[3, 3], 1);
+        k.learnables_mut()[1].value = (random(&[3, 3], 1)).into();
         let mut rng = StdRng::seed_from_u64(0);
         let err = k
             .forward(

@@ -55,10 +55,10 @@ fn conv_bn() -> (Box<dyn LayerKernel>, Box<dyn LayerKernel>) {
         .build_kernel(&[out], &mut rng)
         .unwrap();
     for p in bn.learnables_mut() {
-        p.value = random(&[C], &mut rng, 1.0) + 1.0;
+        p.value = (random(&[C], &mut rng, 1.0) + 1.0).into();
     }
     for s in bn.states_mut() {
-        s.value = random(&[C], &mut rng, 0.5) + 1.0;
+        s.value = (random(&[C], &mut rng, 0.5) + 1.0).into();
     }
     (conv, bn)
 }
@@ -163,7 +163,7 @@ fn padded_frames_change_nothing_in_training() {
             .remove(0)
             .unwrap();
         let grads: Vec<ArrayD<f32>> = bn.learnables().iter().map(|p| p.grad.clone()).collect();
-        let states: Vec<ArrayD<f32>> = bn.states().iter().map(|s| s.value.clone()).collect();
+        let states: Vec<ArrayD<f32>> = bn.states().iter().map(|s| s.value.to_owned()).collect();
         results.push((y.data.to_owned(), dx, grads, states));
     }
     let (a, b, p) = (&results[0], &results[1], &results[2]);

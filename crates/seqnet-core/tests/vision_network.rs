@@ -259,12 +259,12 @@ fn learnables_of_the_wrong_shape_are_errors_not_panics() {
         .name("c")
         .build_kernel(&[shape], &mut rng)
         .unwrap();
-    conv.learnables_mut()[0].value = ArrayD::zeros(vec![4, 2, 2, 3]);
+    conv.learnables_mut()[0].value = (ArrayD::zeros(vec![4, 2, 2, 3])).into();
     let mut bn = BatchNormalization::new()
         .name("b")
         .build_kernel(&[shape], &mut rng)
         .unwrap();
-    bn.states_mut()[1].value = ArrayD::zeros(vec![3]);
+    bn.states_mut()[1].value = (ArrayD::zeros(vec![3])).into();
     let mut ctx = ForwardCtx {
         mode: Mode::Inference,
         stateful: false,

@@ -91,18 +91,18 @@ pub fn model_bytes_with(
 ) -> Result<Vec<u8>> {
     {
         let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-        let mut push = |name: String, value: &ArrayD<f32>| {
+        let mut push = |name: String, value: ndarray::ArrayViewD<f32>| {
             let bytes: Vec<u8> = value.iter().flat_map(|v| v.to_le_bytes()).collect();
             tensors.push((name, value.shape().to_vec(), bytes));
         };
         for (layer, p) in network.learnables() {
-            push(format!("{layer}.{}", p.name), &p.value);
+            push(format!("{layer}.{}", p.name), p.value.view());
         }
         for (layer, s) in network.states() {
-            push(format!("{layer}.{}", s.name), &s.value);
+            push(format!("{layer}.{}", s.name), s.value.view());
         }
         for (name, value) in extra_tensors {
-            push(name.clone(), value);
+            push(name.clone(), value.view());
         }
         let views: Vec<(String, TensorView)> = tensors
             .iter()
@@ -132,6 +132,16 @@ pub fn model_bytes_with(
 }
 
 impl Model {
+    /// Another model sharing this one's weights (see [`Network::share`]):
+    /// cheap, for serving predictions from several threads, one share each.
+    pub fn share(&self) -> Result<Model> {
+        Ok(Model {
+            network: self.network.share()?,
+            classes: self.classes.clone(),
+            options: self.options.clone(),
+        })
+    }
+
     /// The model file's bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         model_bytes(&self.network, &self.classes, self.options.as_ref())

@@ -330,8 +330,8 @@ fn snapshot(network: &Network) -> Vec<ArrayD<f32>> {
     network
         .learnables()
         .iter()
-        .map(|(_, p)| p.value.clone())
-        .chain(network.states().iter().map(|(_, s)| s.value.clone()))
+        .map(|(_, p)| p.value.to_owned())
+        .chain(network.states().iter().map(|(_, s)| s.value.to_owned()))
         .collect()
 }
 
@@ -340,7 +340,7 @@ fn restore(network: &mut Network, values: Vec<ArrayD<f32>>) {
     let mut it = values.into_iter();
     for (_, p) in network.learnables_mut() {
         if let Some(v) = it.next() {
-            p.value = v;
+            p.value = v.into_shared();
         }
     }
     let states: Vec<(String, String)> = network

@@ -43,7 +43,7 @@ fn net() -> Network {
 fn weights(n: &Network) -> Vec<ArrayD<f32>> {
     n.learnables()
         .iter()
-        .map(|(_, p)| p.value.clone())
+        .map(|(_, p)| p.value.to_owned())
         .collect()
 }
 

@@ -136,7 +136,7 @@ struct SequenceInputKernel {
 }
 
 impl SequenceInputKernel {
-    fn stat(&self, name: &str) -> Option<&ArrayD<f32>> {
+    fn stat(&self, name: &str) -> Option<&ndarray::ArcArray<f32, ndarray::IxDyn>> {
         self.stats.iter().find(|s| s.name == name).map(|s| &s.value)
     }
 

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::init::{BiasInitializer, WeightsInitializer};
 use crate::learnable::{Initializer, LearnableSpec};
 use crate::linalg::matmul_into;
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, Ix2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Ix2};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
@@ -382,7 +382,9 @@ pub(crate) use recurrent_setters;
 
 /// A 2-D learnable's value as a matrix (its shape checked by the kernel's
 /// `check_learnables` before any use).
-pub(crate) fn matrix(v: &ArrayD<f32>) -> ArrayView2<'_, f32> {
+pub(crate) fn matrix<S: ndarray::Data<Elem = f32>>(
+    v: &ndarray::ArrayBase<S, ndarray::IxDyn>,
+) -> ArrayView2<'_, f32> {
     v.view().into_dimensionality::<Ix2>().expect("checked 2-D")
 }
 
