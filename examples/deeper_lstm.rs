@@ -68,7 +68,7 @@ fn main() -> Result<()> {
                 }
             })
         })
-        .collect::<Result<_>>()?;
+        .collect::<seqnet::data::Result<_>>()?;
     let predicted = model.classify(Arc::new(test), &PredictOptions::default())?;
     let correct = predicted
         .iter()

@@ -74,7 +74,7 @@ fn main() -> Result<()> {
                 _ => usize::MAX,
             })
         })
-        .collect::<Result<_>>()?;
+        .collect::<seqnet::data::Result<_>>()?;
     let predictions = model.classify(
         Arc::new(test),
         &PredictOptions {

@@ -91,12 +91,11 @@ impl BatchSource for DatastoreBatches {
             }
             self.shuffled_through += 1;
         }
-        Ok(Box::new(self.batcher.epoch(
-            self.store.clone(),
-            &self.order,
-            self.mini_batch_size,
-            self.last,
-        )?))
+        let batches =
+            self.batcher
+                .epoch(self.store.clone(), &self.order, self.mini_batch_size, self.last)?;
+        // seqnet-data's errors, as this crate's.
+        Ok(Box::new(batches.map(|b| b.map_err(Into::into))))
     }
 }
 

@@ -124,7 +124,7 @@ fn renumber(store: InMemoryDatastore, wanted: &[String], name: &str) -> Result<I
             Observation::new(o.data, target)
         })
         .collect();
-    InMemoryDatastore::new(observations, Some(wanted.to_vec()))
+    Ok(InMemoryDatastore::new(observations, Some(wanted.to_vec()))?)
 }
 
 /// A datastore read in another order.
@@ -137,23 +137,24 @@ impl Datastore for Reordered {
     fn len(&self) -> usize {
         self.order.len()
     }
-    fn read(&self, i: usize) -> Result<Observation> {
-        let j = *self.order.get(i).ok_or_else(|| {
-            Error::InvalidInput(format!("observation {i} of {} asked", self.order.len()))
+    fn read(&self, i: usize) -> seqnet_data::Result<Observation> {
+        let j = *self.order.get(i).ok_or(seqnet_data::Error::Index {
+            index: i,
+            len: self.order.len(),
         })?;
         self.inner.read(j)
     }
     fn classes(&self) -> Option<&[String]> {
         self.inner.classes()
     }
-    fn sequence_lengths(&self) -> Result<Vec<usize>> {
+    fn sequence_lengths(&self) -> seqnet_data::Result<Vec<usize>> {
         let lengths = self.inner.sequence_lengths()?;
         Ok(self.order.iter().map(|&j| lengths[j]).collect())
     }
-    fn frame_shape(&self) -> Result<Option<FrameShape>> {
+    fn frame_shape(&self) -> seqnet_data::Result<Option<FrameShape>> {
         self.inner.frame_shape()
     }
-    fn target_kind(&self) -> Result<Option<TargetKind>> {
+    fn target_kind(&self) -> seqnet_data::Result<Option<TargetKind>> {
         self.inner.target_kind()
     }
     fn read_ahead(&self) -> usize {
@@ -311,7 +312,7 @@ fn feeding_layer(graph: &LayerGraph, output: &str) -> String {
 /// The real class of every observation of sequence-to-label data (`None`
 /// where it has none), or every step's class for per-step labels.
 pub fn true_classes(store: &dyn Datastore) -> Result<Vec<Vec<usize>>> {
-    (0..store.len())
+    Ok((0..store.len())
         .map(|i| {
             store.read(i).map(|o| match o.target {
                 Target::Class(c) => vec![c],
@@ -319,5 +320,5 @@ pub fn true_classes(store: &dyn Datastore) -> Result<Vec<Vec<usize>>> {
                 _ => Vec::new(),
             })
         })
-        .collect()
+        .collect::<seqnet_data::Result<_>>()?)
 }
