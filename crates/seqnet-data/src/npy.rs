@@ -147,7 +147,7 @@ impl NpyFile {
             return Err(Error::npy(
                 path,
                 format!(
-                    "element type {} is not supported: expected float32, float64 or uint8 (sequences), int64 or int32 (class indices)",
+                    "element type {} is not supported: expected float32 or float64 (sequences, responses), uint8 (sequences), int64 or int32 (class indices)",
                     header.type_descriptor
                 ),
             ));

@@ -8,6 +8,8 @@ mod activations;
 mod bench;
 mod data;
 mod demo;
+mod forecast;
+mod generate_sequences;
 mod generate_videos;
 mod import_torch;
 mod new;
@@ -58,6 +60,15 @@ pub enum Command {
     /// Write a synthetic video set (the class is the direction of motion) as a
     /// datastore folder.
     GenerateVideos(generate_videos::Args),
+    /// Forecast time series: prime on each observed sequence, then predict N
+    /// steps closed loop (or open loop).
+    Forecast(forecast::Args),
+    /// Write synthetic signals with a waveform (or amplitude) per time step as
+    /// a datastore folder, for sequence-to-sequence networks.
+    GenerateWaveforms(generate_sequences::WaveformArgs),
+    /// Write synthetic sine-wave series with next-step targets as a datastore
+    /// folder, for forecasting.
+    GenerateSeries(generate_sequences::SeriesArgs),
     /// Time the benchmark workloads (build in release mode).
     Bench(bench::Args),
 }
@@ -74,6 +85,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => demo::run(a),
         Command::ImportTorch(a) => import_torch::run(a),
         Command::GenerateVideos(a) => generate_videos::run(a),
+        Command::Forecast(a) => forecast::run(a),
+        Command::GenerateWaveforms(a) => generate_sequences::run_waveforms(a),
+        Command::GenerateSeries(a) => generate_sequences::run_series(a),
         Command::Bench(a) => bench::run(a),
     }
 }
