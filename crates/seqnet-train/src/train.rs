@@ -91,9 +91,12 @@ impl BatchSource for DatastoreBatches {
             }
             self.shuffled_through += 1;
         }
-        let batches =
-            self.batcher
-                .epoch(self.store.clone(), &self.order, self.mini_batch_size, self.last)?;
+        let batches = self.batcher.epoch(
+            self.store.clone(),
+            &self.order,
+            self.mini_batch_size,
+            self.last,
+        )?;
         // seqnet-data's errors, as this crate's.
         Ok(Box::new(batches.map(|b| b.map_err(Into::into))))
     }

@@ -56,7 +56,7 @@ pub fn open_data(path: &Path, classes: Option<&[String]>) -> Result<DataSet> {
     let store: Arc<dyn Datastore> = if path.is_dir() {
         if !path.join("labels.csv").is_file() {
             return Err(Error::InvalidInput(format!(
-                "{name}: the folder has no labels.csv; a datastore folder holds a labels.csv and one .npy file per observation"
+                "{name}: the folder has no labels.csv; a datastore folder holds a labels.csv and one .npy or .csv file per observation"
             )));
         }
         let options = FolderOptions {
