@@ -7,7 +7,7 @@
 use seqnet::prelude::*;
 
 /// The layer graph of the network.
-pub fn network() -> Result<LayerGraph> {
+pub fn network() -> seqnet::core::Result<LayerGraph> {
     LayerGraph::from_layers(vec![
         SequenceInput::new(12).name("sequenceinput").into(),
         Lstm::new(100)

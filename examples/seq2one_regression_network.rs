@@ -6,7 +6,7 @@
 use seqnet::prelude::*;
 
 /// The layer graph: 12 features per step, 125 hidden units, 1 response.
-pub fn network() -> Result<LayerGraph> {
+pub fn network() -> seqnet::core::Result<LayerGraph> {
     LayerGraph::from_layers(vec![
         SequenceInput::new(12).name("sequenceinput").into(),
         Lstm::new(125)

@@ -6,7 +6,7 @@
 use seqnet::prelude::*;
 
 /// The layer graph: 3 features per step, 200 hidden units, 5 classes per step.
-pub fn network() -> Result<LayerGraph> {
+pub fn network() -> seqnet::core::Result<LayerGraph> {
     LayerGraph::from_layers(vec![
         SequenceInput::new(3).name("sequenceinput").into(),
         Lstm::new(200)

@@ -7,7 +7,7 @@
 use seqnet::prelude::*;
 
 /// The layer graph: 17 features per step, 1 response per step.
-pub fn network() -> Result<LayerGraph> {
+pub fn network() -> seqnet::core::Result<LayerGraph> {
     LayerGraph::from_layers(vec![
         SequenceInput::new(17)
             .normalization(Normalization::Zscore)

@@ -49,7 +49,7 @@ fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 /// The seed's video network for `classes` classes, as a layer array made a
 /// graph, with the folding layer's mini-batch size fed to the unfolding layer.
-fn video_network(classes: usize) -> Result<LayerGraph> {
+fn video_network(classes: usize) -> seqnet::core::Result<LayerGraph> {
     let layers: Vec<Layer> = vec![
         SequenceInput::image([28, 28, 1]).name("input").into(),
         SequenceFolding::new().name("fold").into(),
@@ -257,7 +257,7 @@ fn main() -> Result<()> {
             let (_, a) = s
                 .iter()
                 .find(|(l, s)| *l == "bn" && s.name == name)
-                .ok_or_else(|| Error::InvalidInput(format!("no bn/{name}")))?;
+                .ok_or_else(|| seqnet::core::Error::InvalidInput(format!("no bn/{name}")))?;
             Ok(a.value.clone().into_dimensionality().expect("[C]"))
         };
         let (running_mean, running_var) = (state("TrainedMean")?, state("TrainedVariance")?);

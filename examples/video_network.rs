@@ -15,7 +15,7 @@
 use seqnet::prelude::*;
 
 /// The layer graph of the video network.
-pub fn network() -> Result<LayerGraph> {
+pub fn network() -> seqnet::core::Result<LayerGraph> {
     let layers: Vec<Layer> = vec![
         SequenceInput::image([28, 28, 1]).name("input").into(),
         SequenceFolding::new().name("fold").into(),

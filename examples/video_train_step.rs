@@ -26,6 +26,7 @@ use seqnet::core::templates::{Template, TemplateOptions};
 use seqnet::core::{ForwardCtx, LayerKernel};
 use seqnet::prelude::*;
 use seqnet::train::solver::{self, SolverState};
+use seqnet_core::BuildKernel;
 use std::time::{Duration, Instant};
 
 const BATCH: usize = 8;
@@ -34,7 +35,7 @@ const CLASSES: usize = 10;
 
 /// The seed's video network with `classes` outputs: the `video` template
 /// (the same graph `seqnet bench` times).
-fn video_network(classes: usize) -> Result<LayerGraph> {
+fn video_network(classes: usize) -> seqnet::core::Result<LayerGraph> {
     Template::Video.graph(&TemplateOptions {
         input: Some(InputSize::Image([28, 28, 1])),
         hidden: Some(200),
@@ -143,9 +144,9 @@ fn main() -> Result<()> {
         .map(|i| {
             graph.layers[i]
                 .def()
-                .build(&plan.input_shapes[i], &mut build_rng)
+                .build_kernel(&plan.input_shapes[i], &mut build_rng)
         })
-        .collect::<Result<_>>()?;
+        .collect::<seqnet::core::Result<_>>()?;
     let input = graph.index("sequenceinput").expect("input layer");
     let output = graph.index("classoutput").expect("output layer");
     let mut state = SolverState::default();

@@ -73,10 +73,11 @@ fn random_batch(
 }
 
 fn input_features(g: &LayerGraph) -> usize {
-    match g.layers[0] {
-        Layer::SequenceInput(ref s) => s.shape().channels,
-        _ => unreachable!("the chain starts with its input"),
-    }
+    g.layers[0]
+        .downcast_ref::<SequenceInput>()
+        .expect("the chain starts with its input")
+        .shape()
+        .channels
 }
 
 proptest! {

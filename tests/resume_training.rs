@@ -4,7 +4,7 @@
 
 use seqnet::data::{InMemoryDatastore, TsOptions};
 use seqnet::prelude::*;
-use seqnet::train::{resume_training, train_network_with, Shuffle, TrainingEvent};
+use seqnet::train::{resume_training, Shuffle, StopReason, Trainer, TrainingEvent};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -58,33 +58,23 @@ fn options(dir: &PathBuf) -> TrainingOptions {
 fn an_interrupted_run_resumes_to_the_same_weights() {
     let dir = std::env::temp_dir().join(format!("seqnet-resume-{}", std::process::id()));
     let opts = options(&dir);
-    let (whole, whole_record) = train_network_with(
-        &graph(),
-        data("TRAIN"),
-        Some(data("TEST")),
-        &opts,
-        &mut |_| {},
-        None,
-    )
-    .unwrap();
+    let (whole, whole_record) = Trainer::new(opts.clone())
+        .train(&graph(), data("TRAIN"), Some(data("TEST")))
+        .unwrap();
 
     let stop = AtomicBool::new(false);
-    let (_, record) = train_network_with(
-        &graph(),
-        data("TRAIN"),
-        Some(data("TEST")),
-        &opts,
-        &mut |e| {
+    let (_, record) = Trainer::new(opts.clone())
+        .on_event(|e| {
             if let TrainingEvent::Iteration(i) = e {
                 if i.iteration == 13 {
                     stop.store(true, Ordering::SeqCst);
                 }
             }
-        },
-        Some(&stop),
-    )
-    .unwrap();
-    assert_eq!(record.stop_reason, "interrupted");
+        })
+        .stop_flag(&stop)
+        .train(&graph(), data("TRAIN"), Some(data("TEST")))
+        .unwrap();
+    assert_eq!(record.stop_reason, Some(StopReason::Interrupted));
     assert_eq!(record.iterations.len(), 13);
     let checkpoint = record.checkpoint.clone().expect("a checkpoint was written");
     let (resumed, resumed_record) = resume_training(
@@ -116,6 +106,16 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
     )
     .unwrap();
     assert_eq!(bits(&from_epoch), bits(&whole));
+
+    // Other options would not reach the same weights: refused, naming one.
+    let err = Trainer::new(opts.clone().seed(4))
+        .resume(&epoch2, data("TRAIN"), Some(data("TEST")))
+        .err()
+        .expect("other options refused");
+    assert!(
+        err.to_string().contains("epoch0002") && err.to_string().contains("seed"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

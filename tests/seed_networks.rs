@@ -12,7 +12,7 @@ mod seq2seq_regress;
 #[path = "../examples/video_network.rs"]
 mod video;
 
-fn summary(graph: seqnet::Result<seqnet::LayerGraph>) -> String {
+fn summary(graph: seqnet::core::Result<seqnet::LayerGraph>) -> String {
     graph
         .and_then(|g| g.summary())
         .map(|s| s.to_string())

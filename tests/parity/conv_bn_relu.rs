@@ -11,6 +11,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use safetensors::{Dtype, SafeTensors};
 use seqnet_core::layers::{BatchNormalization, Convolution2d, Padding, Relu};
+use seqnet_core::BuildKernel;
 use seqnet_core::{ActShape, Activation, ForwardCtx, LayerDef, LayerKernel, Mode};
 use std::path::Path;
 
@@ -72,24 +73,49 @@ impl<'a> Fixture<'a> {
             .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
             .collect())
     }
+}
 
-    /// `config.<key>` as `[rows, columns]` from a number or a pair (PyTorch's `int | (int, int)`).
-    pub fn pair(&self, key: &str) -> Result<[usize; 2], String> {
-        let v = &self.spec["config"][key];
-        let as_usize = |x: &serde_json::Value| x.as_u64().map(|n| n as usize);
-        match v {
-            serde_json::Value::Array(a) if a.len() == 2 => match (as_usize(&a[0]), as_usize(&a[1]))
-            {
-                (Some(r), Some(c)) => Ok([r, c]),
-                _ => Err(format!(
-                    "config.{key} = {v}: expected non-negative integers"
-                )),
-            },
-            _ => as_usize(v)
-                .map(|n| [n, n])
-                .ok_or_else(|| format!("config.{key} = {v}: expected an integer or a pair")),
-        }
+/// `conv.<key>` as `[rows, columns]` from a number or a pair (PyTorch's `int | (int, int)`).
+pub fn pair(conv: &serde_json::Value, key: &str) -> Result<[usize; 2], String> {
+    let v = &conv[key];
+    let as_usize = |x: &serde_json::Value| x.as_u64().map(|n| n as usize);
+    match v {
+        serde_json::Value::Array(a) if a.len() == 2 => match (as_usize(&a[0]), as_usize(&a[1])) {
+            (Some(r), Some(c)) => Ok([r, c]),
+            _ => Err(format!("{key} = {v}: expected non-negative integers")),
+        },
+        _ => as_usize(v)
+            .map(|n| [n, n])
+            .ok_or_else(|| format!("{key} = {v}: expected an integer or a pair")),
     }
+}
+
+/// The convolution `conv` describes as `nn.Conv2d` takes it (`config` of a
+/// `conv2d_bn_relu` case, `config.conv` of a `video_net` case): kernel,
+/// stride and dilation (absent: 1) an integer or a pair; padding an integer,
+/// a pair, "valid" or "same" (stride 1; the odd row or column goes to the
+/// bottom or right in PyTorch as in MATLAB's 'same').
+pub fn convolution(conv: &serde_json::Value, filters: usize) -> Result<Convolution2d, String> {
+    let or_one = |key: &str| {
+        if conv[key].is_null() {
+            Ok([1, 1])
+        } else {
+            pair(conv, key)
+        }
+    };
+    let padding = match conv["padding"].as_str() {
+        Some("valid") => Padding::uniform(0),
+        Some("same") => Padding::Same,
+        Some(other) => return Err(format!("padding '{other}' is not one of nn.Conv2d's")),
+        None => {
+            let [ph, pw] = pair(conv, "padding")?;
+            Padding::symmetric(ph, pw)
+        }
+    };
+    Ok(Convolution2d::new(pair(conv, "kernel")?, filters)
+        .stride(or_one("stride")?)
+        .dilation_factor(or_one("dilation")?)
+        .padding(padding))
 }
 
 /// `Ok(scaled error)` when `max|got − want| ≤ tol · max(1, max|want|)`, else a message.
@@ -168,9 +194,6 @@ pub fn check_conv_bn_relu(path: &Path) -> Result<Vec<(String, f32)>, String> {
             path.display()
         ));
     }
-    let kernel = fx.pair("kernel")?;
-    let stride = fx.pair("stride")?;
-    let [ph, pw] = fx.pair("padding")?;
     let eps = fx.spec["config"]["bn_eps"].as_f64().unwrap_or(1e-5) as f32;
     let input = fx.array("input")?;
     let w = fx.array("param.conv.weight")?;
@@ -188,10 +211,7 @@ pub fn check_conv_bn_relu(path: &Path) -> Result<Vec<(String, f32)>, String> {
         w.shape()[0],
     );
 
-    let conv_def = Convolution2d::new(kernel, f)
-        .stride(stride)
-        .padding(Padding::symmetric(ph, pw))
-        .name("conv");
+    let conv_def = convolution(&fx.spec["config"], f)?.name("conv");
     let bn_def = BatchNormalization::new()
         .epsilon(eps)
         .mean_decay(1.0)
@@ -202,9 +222,11 @@ pub fn check_conv_bn_relu(path: &Path) -> Result<Vec<(String, f32)>, String> {
     let conv_shape = conv_def.infer(&[in_shape]).map_err(|e| e.message)?[0];
     let mut rng = StdRng::seed_from_u64(0);
     let err = |e: seqnet_core::Error| e.to_string();
-    let mut conv = conv_def.build(&[in_shape], &mut rng).map_err(err)?;
-    let mut bn = bn_def.build(&[conv_shape], &mut rng).map_err(err)?;
-    let mut relu = relu_def.build(&[conv_shape], &mut rng).map_err(err)?;
+    let mut conv = conv_def.build_kernel(&[in_shape], &mut rng).map_err(err)?;
+    let mut bn = bn_def.build_kernel(&[conv_shape], &mut rng).map_err(err)?;
+    let mut relu = relu_def
+        .build_kernel(&[conv_shape], &mut rng)
+        .map_err(err)?;
     set(conv.as_mut(), "Weights", w)?;
     set(conv.as_mut(), "Bias", fx.array("param.conv.bias")?)?;
     set(bn.as_mut(), "Scale", fx.array("param.bn.weight")?)?;

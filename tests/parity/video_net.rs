@@ -3,7 +3,7 @@
 //! `(C, H, W)` order, LSTM 'last', fully connected, softmax, mean cross-entropy.
 //! Checks `probs`, `loss`, `grad.input` and every parameter gradient.
 
-use super::conv_bn_relu::{compare, Fixture, FORWARD_TOL, GRADIENT_TOL};
+use super::conv_bn_relu::{compare, convolution, Fixture, FORWARD_TOL, GRADIENT_TOL};
 use ndarray::{Array2, ArrayD};
 use seqnet::prelude::*;
 
@@ -35,10 +35,8 @@ pub fn check_video_net(bytes: &[u8]) -> Result<Vec<String>, String> {
         Some(v) if v.len() == 3 => [v[0] as usize, v[1] as usize, v[2] as usize],
         _ => return Err("config.frame must be [C, H, W]".into()),
     };
-    let kernel = config_usize(&fx, &["conv", "kernel"])?;
     let filters = config_usize(&fx, &["conv", "filters"])?;
-    let stride = config_usize(&fx, &["conv", "stride"])?;
-    let padding = config_usize(&fx, &["conv", "padding"])?;
+    let conv = convolution(&fx.spec["config"]["conv"], filters)?;
     let hidden = config_usize(&fx, &["lstm_hidden"])?;
     let classes = config_usize(&fx, &["classes"])?;
     if fx.spec["config"]["lstm_output"].as_str() != Some("last") {
@@ -47,11 +45,7 @@ pub fn check_video_net(bytes: &[u8]) -> Result<Vec<String>, String> {
     let layers: Vec<Layer> = vec![
         SequenceInput::image([h, w, c]).name("input").into(),
         SequenceFolding::new().name("fold").into(),
-        Convolution2d::new([kernel, kernel], filters)
-            .stride([stride, stride])
-            .padding(Padding::symmetric(padding, padding))
-            .name("conv")
-            .into(),
+        conv.name("conv").into(),
         BatchNormalization::new().epsilon(1e-5).name("bn").into(),
         Relu::new().name("relu").into(),
         SequenceUnfolding::new().name("unfold").into(),
@@ -64,7 +58,7 @@ pub fn check_video_net(bytes: &[u8]) -> Result<Vec<String>, String> {
         Softmax::new().name("softmax").into(),
         ClassificationOutput::new().name("output").into(),
     ];
-    let err = |e: Error| e.to_string();
+    let err = |e: seqnet::core::Error| e.to_string();
     let mut graph = LayerGraph::from_layers(layers).map_err(err)?;
     graph
         .connect("fold/miniBatchSize", "unfold/miniBatchSize")

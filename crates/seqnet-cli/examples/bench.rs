@@ -3,7 +3,7 @@
 //! (names may also be given comma-separated). `--no-machine-line` leaves out
 //! the 1024³ product (for measuring a workload's peak memory alone).
 
-fn main() {
+fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let machine_line = !args.iter().any(|a| a == "--no-machine-line");
     let names: Vec<String> = args
@@ -17,8 +17,11 @@ fn main() {
         })
         .collect();
     let only = (!names.is_empty()).then_some(names.as_slice());
-    if let Err(e) = seqnet_cli::bench::run_with(only, machine_line) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
+    match seqnet_cli::bench::run_with(only, machine_line) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

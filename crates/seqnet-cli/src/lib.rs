@@ -9,7 +9,10 @@
 //! ([`plots::activations_heatmap`]), as PNG or SVG files.
 
 pub mod cli;
+pub mod error;
 pub mod plots;
+
+pub use error::{CliError, Result};
 
 /// The benchmark workloads (`seqnet bench`): see `bench/WORKLOADS.md`.
 pub mod bench;

@@ -587,6 +587,100 @@ fn errors_are_one_line_and_name_what_is_at_fault() {
 }
 
 #[test]
+fn a_failing_command_exits_with_1_and_names_the_file() {
+    let dir = tmp("exit-code");
+    // Not a model file: the file is named, the exit code is 1.
+    let fake = write(&dir.join("fake.safetensors"), "this is not a model");
+    let o = run(&[
+        "predict",
+        "--model",
+        &fake,
+        "--data",
+        &vowels("JapaneseVowels_TEST.ts"),
+        "--out",
+        &dir.join("p.csv").display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.starts_with("error: ") && e.contains("fake.safetensors") && e.lines().count() == 1,
+        "{e}"
+    );
+    assert!(!dir.join("p.csv").exists());
+    // A missing data file.
+    let net = write(&dir.join("net.json"), &ok(&["new", "seq2label"]));
+    let missing = dir.join("nowhere.ts").display().to_string();
+    let o = run(&[
+        "train",
+        "--net",
+        &net,
+        "--data",
+        &missing,
+        "--out",
+        &dir.join("m.safetensors").display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim_end(),
+        format!("error: {missing}: no such file or folder")
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn verbose_shows_matlab_s_table_on_standard_error() {
+    let dir = tmp("verbose");
+    let net = write(&dir.join("net.json"), &ok(&["new", "seq2label"]));
+    let options = write(&dir.join("o.json"), r#"{"verboseFrequency": 4}"#);
+    let model = dir.join("m.safetensors").display().to_string();
+    let train = |display: &str| {
+        run(&[
+            "train",
+            "--net",
+            &net,
+            "--data",
+            &vowels("JapaneseVowels_TRAIN.ts"),
+            "--options",
+            &options,
+            "--epochs",
+            "1",
+            "--mini-batch-size",
+            "27",
+            "--out",
+            &model,
+            display,
+        ])
+    };
+    let o = train("--verbose");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stderr(&o);
+    // 270 sequences in mini-batches of 27: 10 iterations; rows at 1, 4, 8
+    // and the last, 10.
+    let iterations: Vec<String> = table
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.contains("e-"))
+        .map(|l| l.split('|').nth(2).unwrap().trim().to_string())
+        .collect();
+    assert_eq!(iterations, ["1", "4", "8", "10"], "{table}");
+    assert!(
+        table.contains("Mini-batch") && table.contains("Accuracy"),
+        "{table}"
+    );
+    assert!(
+        table.contains("Training finished: max epochs completed."),
+        "{table}"
+    );
+    assert!(
+        !stdout(&o).contains("| "),
+        "the table is not on standard output"
+    );
+    let o = train("--quiet");
+    assert!(o.status.success());
+    assert_eq!(stderr(&o), "", "--quiet shows nothing");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn generate_videos_writes_a_datastore_folder_that_trains() {
     let dir = tmp("generate-videos");
     let videos = dir.join("videos");

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
 use seqnet_cli::plots::{activations_heatmap, confusion_matrix, training_progress};
-use seqnet_core::Error;
-use seqnet_train::{IterationInfo, Metrics, TrainingRecord};
+use seqnet_cli::CliError;
+use seqnet_train::{IterationInfo, Metrics, StopReason, TrainingRecord};
 
 /// A fresh folder for one test's pictures.
 fn out_dir(test: &str) -> PathBuf {
@@ -74,7 +74,7 @@ fn record(
     TrainingRecord {
         iterations,
         iterations_per_epoch: per_epoch,
-        stop_reason: "Max epochs completed".into(),
+        stop_reason: Some(StopReason::MaxEpochs),
         final_validation,
         ..Default::default()
     }
@@ -212,7 +212,7 @@ fn training_progress_regression_and_odd_records() {
     // NaN and infinite values, no metric at all, iterations_per_epoch 0.
     let mut rec = record(2, 15, 6, true);
     rec.iterations_per_epoch = 0;
-    rec.stop_reason = "Training loss is NaN".into();
+    rec.stop_reason = Some(StopReason::ValidationPatience { validations: 5 });
     for (k, it) in rec.iterations.iter_mut().enumerate() {
         it.accuracy = None;
         if k % 4 == 1 {
@@ -247,14 +247,14 @@ fn training_progress_errors() {
 
     let bad = dir.join("progress.jpg");
     let e = training_progress(&rec, &bad).unwrap_err();
-    assert!(matches!(e, Error::InvalidOption { .. }), "{e:?}");
+    assert!(matches!(e, CliError::PictureFormat { .. }), "{e:?}");
     assert!(e.to_string().contains("progress.jpg"), "{e}");
     let e = training_progress(&rec, &dir.join("progress")).unwrap_err();
     assert!(e.to_string().contains("no extension"), "{e}");
     assert!(!bad.exists());
 
     let e = training_progress(&TrainingRecord::default(), &dir.join("empty.png")).unwrap_err();
-    assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
+    assert!(matches!(e, CliError::NothingToPlot { .. }), "{e:?}");
     assert!(
         e.to_string().contains("empty.png") && e.to_string().contains("no iterations"),
         "{e}"
@@ -263,7 +263,7 @@ fn training_progress_errors() {
     let missing = dir.join("no-such-folder").join("progress.png");
     let e = training_progress(&rec, &missing).unwrap_err();
     match &e {
-        Error::Io { path, .. } => assert!(path.contains("progress.png"), "{e}"),
+        CliError::Io { path, .. } => assert!(path.contains("progress.png"), "{e}"),
         other => panic!("expected an I/O error, got {other:?}"),
     }
     done(&dir);
@@ -285,7 +285,7 @@ fn unwritable_folder_is_an_io_error_and_keeps_the_old_picture() {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     if really_read_only {
         let e = result.unwrap_err();
-        assert!(matches!(e, Error::Io { .. }), "{e:?}");
+        assert!(matches!(e, CliError::Io { .. }), "{e:?}");
         assert!(e.to_string().contains("cm.png"), "{e}");
         assert_eq!(std::fs::read(&target).unwrap(), b"old");
     } else {
@@ -304,7 +304,7 @@ fn a_file_in_place_of_the_folder_is_an_io_error() {
     let target = file.join("progress.svg");
     let e = training_progress(&record(1, 3, 0, true), &target).unwrap_err();
     match &e {
-        Error::Io { path, .. } => assert!(path.contains("progress.svg"), "{e}"),
+        CliError::Io { path, .. } => assert!(path.contains("progress.svg"), "{e}"),
         other => panic!("expected an I/O error, got {other:?}"),
     }
     done(&dir);
@@ -316,7 +316,7 @@ fn writing_over_a_folder_is_an_io_error() {
     let target = dir.join("taken.svg");
     std::fs::create_dir(&target).unwrap();
     let e = activations_heatmap(activations(10, 4).view(), "x", &target).unwrap_err();
-    assert!(matches!(e, Error::Io { .. }), "{e:?}");
+    assert!(matches!(e, CliError::Io { .. }), "{e:?}");
     assert!(e.to_string().contains("taken.svg"), "{e}");
     no_leftovers(&dir);
     done(&dir);
@@ -375,7 +375,7 @@ fn confusion_matrix_edge_cases() {
     // Errors: no classes, wrong shapes.
     let e = confusion_matrix(&[], &[], &dir.join("none.png")).unwrap_err();
     assert!(
-        matches!(e, Error::InvalidInput(_)) && e.to_string().contains("none.png"),
+        matches!(e, CliError::NothingToPlot { .. }) && e.to_string().contains("none.png"),
         "{e:?}"
     );
     let e = confusion_matrix(&counts(3), &class_names(2), &dir.join("names.png")).unwrap_err();
@@ -388,7 +388,7 @@ fn confusion_matrix_edge_cases() {
     .unwrap_err();
     assert!(e.to_string().contains("ragged.png"), "{e}");
     let e = confusion_matrix(&counts(2), &class_names(2), &dir.join("cm.gif")).unwrap_err();
-    assert!(matches!(e, Error::InvalidOption { .. }), "{e:?}");
+    assert!(matches!(e, CliError::PictureFormat { .. }), "{e:?}");
     assert!(!dir.join("none.png").exists() && !dir.join("names.png").exists());
     no_leftovers(&dir);
     done(&dir);
@@ -455,7 +455,7 @@ fn activations_heatmap_edge_cases() {
     )
     .unwrap_err();
     assert!(
-        matches!(e, Error::InvalidInput(_)) && e.to_string().contains("empty.png"),
+        matches!(e, CliError::NothingToPlot { .. }) && e.to_string().contains("empty.png"),
         "{e:?}"
     );
     let e = activations_heatmap(
@@ -466,7 +466,7 @@ fn activations_heatmap_edge_cases() {
     .unwrap_err();
     assert!(e.to_string().contains("empty.svg"), "{e}");
     let e = activations_heatmap(a.view(), "bad", &dir.join("a.pdf")).unwrap_err();
-    assert!(matches!(e, Error::InvalidOption { .. }), "{e:?}");
+    assert!(matches!(e, CliError::PictureFormat { .. }), "{e:?}");
     no_leftovers(&dir);
     done(&dir);
 }

@@ -9,6 +9,7 @@ use ndarray::ArrayD;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::layers::{BatchNormalization, Convolution2d, Relu};
+use seqnet_core::BuildKernel;
 use seqnet_core::{ActShape, Activation, ForwardCtx, LayerDef, Mode};
 use std::time::Instant;
 
@@ -27,14 +28,14 @@ fn main() {
     let in_shape = ActShape::images(28, 28, 1);
     let conv_def = Convolution2d::new([5, 5], 20).name("conv");
     let out = conv_def.infer(&[in_shape]).expect("shapes")[0];
-    let mut conv = conv_def.build(&[in_shape], &mut rng).expect("conv");
+    let mut conv = conv_def.build_kernel(&[in_shape], &mut rng).expect("conv");
     let mut bn = BatchNormalization::new()
         .name("bn")
-        .build(&[out], &mut rng)
+        .build_kernel(&[out], &mut rng)
         .expect("bn");
     let mut relu = Relu::new()
         .name("relu")
-        .build(&[out], &mut rng)
+        .build_kernel(&[out], &mut rng)
         .expect("relu");
     let x = Activation::images(ArrayD::from_shape_simple_fn(vec![128, 1, 28, 28], || {
         rng.random_range(-1.0..1.0)

@@ -6,6 +6,7 @@ use ndarray::ArrayD;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::layers::{BiLstm, Gru, Lstm};
+use seqnet_core::BuildKernel;
 use seqnet_core::{Activation, ForwardCtx, Layer, Mode};
 use std::time::Instant;
 
@@ -32,7 +33,10 @@ fn main() {
         BiLstm::new(h).name("bilstm").into(),
     ];
     for layer in layers {
-        let mut k = layer.def().build(&[x.shape()], &mut rng).expect("build");
+        let mut k = layer
+            .def()
+            .build_kernel(&[x.shape()], &mut rng)
+            .expect("build");
         let mut fwd = Vec::new();
         let mut total = Vec::new();
         for _ in 0..runs + 1 {

@@ -111,6 +111,7 @@ impl fmt::Display for GraphProblems {
 
 /// seqnet's error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The graph failed its checks; every problem is listed.
     #[error("{0}")]
@@ -155,6 +156,24 @@ pub enum Error {
     /// Training cannot go on (a loss that is not finite, a failed checkpoint).
     #[error("training stopped at iteration {iteration}: {message}")]
     Training { iteration: usize, message: String },
+    /// Graph JSON or a model file names a layer type nobody registered.
+    #[error("layer '{layer}' has type '{tag}', which is not a registered layer type (register it with seqnet::register_layer::<YourLayer>() before loading; registered: {registered})")]
+    UnknownLayerType {
+        tag: String,
+        layer: String,
+        registered: String,
+    },
+    /// Two different Rust types registered under one layer type tag.
+    #[error("layer type '{tag}' is already registered as {registered}; cannot register {new} under the same tag")]
+    LayerTypeTaken {
+        tag: String,
+        registered: String,
+        new: String,
+    },
+    /// The streaming path ([`crate::Network::forward_step`]) asked of a layer
+    /// or network that has none.
+    #[error("the network has no streaming step (it must be a chain of feature layers with streaming steps)")]
+    NoStreamingStep,
     /// Data that does not fit what was asked of it.
     #[error("{0}")]
     InvalidInput(String),

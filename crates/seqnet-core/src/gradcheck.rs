@@ -101,7 +101,7 @@ pub fn check_layer(
         .infer(&shapes)
         .map_err(|e| Error::layer(layer.name(), e.message))?;
     let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0xabc);
-    let mut kernel = layer.def().build(&shapes, &mut rng)?;
+    let mut kernel = crate::layer::build_kernel(layer.def(), &shapes, &mut rng)?;
     // Perturb learnables away from special values (zeros, ones) so every path is exercised.
     for p in kernel.learnables_mut() {
         p.value.mapv_inplace(|v| v + rng.random_range(-0.3..0.3));

@@ -2,11 +2,15 @@
 //! shape inference) and its kernel (learnables, forward, backward).
 
 use crate::activation::Activation;
+use crate::error::Error;
 use crate::error::Result;
 use crate::format::ActShape;
-use crate::learnable::{Learnable, StateArray};
+use crate::learnable::{Learnable, LearnableSpec, StateArray, StateSpec};
+use crate::torch::TorchLayout;
 use ndarray::ArrayD;
 use rand::rngs::StdRng;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 /// Whether the network runs for training or for prediction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,13 +50,23 @@ impl ShapeError {
     }
 }
 
-/// The architecture of one layer: what the graph, the checks and the summary use.
-pub trait LayerDef {
+/// The architecture of one layer: what the graph, the checks, the summary,
+/// model files and importers use. Built-in layers and a user's own layers
+/// implement it alike; with [`LayerType`] and [`crate::register_layer`] a
+/// layer can be saved in graph JSON and model files and loaded back.
+///
+/// A definition declares its learnables and stored statistics as data
+/// ([`LayerDef::learnables`], [`LayerDef::states`]); the network allocates
+/// and initializes them and hands them to [`LayerDef::build`].
+pub trait LayerDef: std::fmt::Debug + Send + Sync + 'static {
     /// The layer's name, unique in its graph.
     fn name(&self) -> &str;
+    /// Renames the layer (a graph names unnamed layers after their type).
+    fn set_name(&mut self, name: String);
     /// A short description for the summary, e.g. `"LSTM"`.
     fn type_name(&self) -> &'static str;
-    /// Names of the input ports; input layers have none.
+    /// Names of the input ports; input layers have none. See [`numbered_ports`]
+    /// for layers with a configurable number of inputs.
     fn input_ports(&self) -> &'static [&'static str] {
         &["in"]
     }
@@ -70,12 +84,157 @@ pub trait LayerDef {
     }
     /// The output shapes for the given input shapes (one per port, in order).
     fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError>;
-    /// Learnable names and shapes for these input shapes.
-    fn learnable_shapes(&self, _inputs: &[ActShape]) -> Vec<(&'static str, Vec<usize>)> {
+    /// The learnables for these input shapes, in the order they are
+    /// initialized (each draws from the network's seeded generator in turn).
+    fn learnables(&self, _inputs: &[ActShape]) -> Vec<LearnableSpec> {
         Vec::new()
     }
-    /// The kernel, with learnables initialized from `rng`. `inputs` are inferred shapes.
-    fn build(&self, inputs: &[ActShape], rng: &mut StdRng) -> Result<Box<dyn LayerKernel>>;
+    /// The non-learnable arrays a model file stores (normalization and
+    /// running statistics), for these input shapes.
+    fn states(&self, _inputs: &[ActShape]) -> Vec<StateSpec> {
+        Vec::new()
+    }
+    /// The kernel. `inputs` are the inferred input shapes; `params` holds the
+    /// learnables and states declared above, allocated and initialized.
+    fn build(&self, inputs: &[ActShape], params: Params) -> Result<Box<dyn LayerKernel>>;
+    /// Where the layer's learnables and states come from in a PyTorch state
+    /// dict (`None`: the layer takes nothing from PyTorch).
+    fn torch_layout(&self) -> Option<TorchLayout> {
+        None
+    }
+}
+
+/// Port names `in1` … `inN` (`N` clamped to 1..=16), for layers with a
+/// configurable number of inputs such as [`crate::layers::Addition`].
+pub fn numbered_ports(n: usize) -> &'static [&'static str] {
+    const PORTS: [&str; 16] = [
+        "in1", "in2", "in3", "in4", "in5", "in6", "in7", "in8", "in9", "in10", "in11", "in12",
+        "in13", "in14", "in15", "in16",
+    ];
+    &PORTS[..n.clamp(1, PORTS.len())]
+}
+
+/// A layer type that graph JSON and model files can hold: its settings
+/// serialise with serde, and [`LayerType::TYPE`] is the `"type"` tag it is
+/// saved under and registered by ([`crate::register_layer`]).
+pub trait LayerType: LayerDef + Clone + PartialEq + Serialize + DeserializeOwned {
+    /// The tag in graph JSON, e.g. `"lstm"`; also the stem of automatic names.
+    const TYPE: &'static str;
+}
+
+/// The learnables and states of one layer, allocated and initialized by the
+/// network from the layer's declarations, for [`LayerDef::build`] to take.
+#[derive(Debug, Default)]
+pub struct Params {
+    learnables: Vec<Learnable>,
+    states: Vec<StateArray>,
+    layer: String,
+}
+
+impl Params {
+    /// Allocates and initializes `learnables` and `states` of layer `layer`,
+    /// drawing from `rng` in declaration order.
+    pub fn allocate(
+        layer: &str,
+        learnables: &[LearnableSpec],
+        states: &[StateSpec],
+        rng: &mut StdRng,
+    ) -> Self {
+        Params {
+            learnables: learnables.iter().map(|s| s.allocate(rng)).collect(),
+            states: states.iter().map(|s| s.allocate(rng)).collect(),
+            layer: layer.to_string(),
+        }
+    }
+
+    /// Takes learnable `name`; an error naming the layer if it was not declared.
+    pub fn learnable(&mut self, name: &str) -> Result<Learnable> {
+        let i = self
+            .learnables
+            .iter()
+            .position(|l| l.name == name)
+            .ok_or_else(|| self.missing(name))?;
+        Ok(self.learnables.remove(i))
+    }
+
+    /// Takes state `name`; an error naming the layer if it was not declared.
+    pub fn state(&mut self, name: &str) -> Result<StateArray> {
+        let i = self
+            .states
+            .iter()
+            .position(|l| l.name == name)
+            .ok_or_else(|| self.missing(name))?;
+        Ok(self.states.remove(i))
+    }
+
+    /// Every learnable left, in declaration order (for kernels that keep them in a `Vec`).
+    pub fn take_learnables(&mut self) -> Vec<Learnable> {
+        std::mem::take(&mut self.learnables)
+    }
+
+    /// Every state left, in declaration order.
+    pub fn take_states(&mut self) -> Vec<StateArray> {
+        std::mem::take(&mut self.states)
+    }
+
+    fn missing(&self, name: &str) -> Error {
+        Error::Learnable {
+            layer: self.layer.clone(),
+            learnable: name.to_string(),
+            message: "the kernel asks for it, but the layer does not declare it".into(),
+        }
+    }
+}
+
+/// Builds `def`'s kernel: allocates and initializes its declared learnables
+/// and states from `rng`, then calls [`LayerDef::build`] and checks that the
+/// kernel holds exactly what was declared (names and shapes, in order).
+pub fn build_kernel<D: LayerDef + ?Sized>(
+    def: &D,
+    inputs: &[ActShape],
+    rng: &mut StdRng,
+) -> Result<Box<dyn LayerKernel>> {
+    let (learnables, states) = (def.learnables(inputs), def.states(inputs));
+    let params = Params::allocate(def.name(), &learnables, &states, rng);
+    let kernel = def.build(inputs, params)?;
+    let held: Vec<(&str, &[usize])> = kernel
+        .learnables()
+        .into_iter()
+        .map(|l| (l.name, l.value.shape()))
+        .chain(
+            kernel
+                .states()
+                .into_iter()
+                .map(|s| (s.name, s.value.shape())),
+        )
+        .collect();
+    let declared: Vec<(&str, &[usize])> = learnables
+        .iter()
+        .map(|l| (l.name, l.shape.as_slice()))
+        .chain(states.iter().map(|s| (s.name, s.shape.as_slice())))
+        .collect();
+    if held != declared {
+        return Err(Error::layer(
+            def.name(),
+            format!(
+                "the kernel holds {held:?} but the layer declares {declared:?} (names and shapes, in order)"
+            ),
+        ));
+    }
+    Ok(kernel)
+}
+
+/// [`build_kernel`] as a method of every layer definition, for using a layer
+/// alone (tests, gradient checks): `Lstm::new(4).build_kernel(&shapes, &mut rng)`.
+pub trait BuildKernel {
+    /// See [`build_kernel`].
+    fn build_kernel(&self, inputs: &[ActShape], rng: &mut StdRng) -> Result<Box<dyn LayerKernel>>;
+}
+
+impl<T: LayerDef + ?Sized> BuildKernel for T {
+    fn build_kernel(&self, inputs: &[ActShape], rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
+        build_kernel(self, inputs, rng)
+    }
 }
 
 /// A layer ready to run: its learnables and its forward and backward passes.
@@ -133,8 +292,6 @@ pub trait LayerKernel: Send {
     /// output's features are written to `out` (cleared first). Only called
     /// when [`LayerKernel::can_step`] is true. It keeps nothing for a backward.
     fn forward_step(&mut self, _x: &[f32], _out: &mut Vec<f32>) -> Result<()> {
-        Err(crate::error::Error::InvalidInput(
-            "this layer has no streaming step".into(),
-        ))
+        Err(Error::NoStreamingStep)
     }
 }

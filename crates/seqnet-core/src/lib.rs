@@ -14,13 +14,19 @@ pub mod layers;
 pub mod learnable;
 pub mod linalg;
 pub mod network;
+pub mod registry;
 pub mod templates;
+pub mod torch;
 
 pub use activation::{Activation, PaddingDirection, SeqLengths};
 pub use error::{Error, GraphProblem, Result};
 pub use format::{ActShape, Format};
 pub use graph::{Connection, LayerGraph, Plan, Summary};
-pub use layer::{ForwardCtx, LayerDef, LayerKernel, Mode};
-pub use layers::Layer;
-pub use learnable::{Learnable, StateArray};
+pub use layer::{
+    build_kernel, numbered_ports, BuildKernel, ForwardCtx, LayerDef, LayerKernel, LayerType, Mode,
+    Params, ShapeError,
+};
+pub use learnable::{Initializer, Learnable, LearnableSpec, StateArray, StateSpec};
 pub use network::Network;
+pub use registry::{register_layer, registered_types, Layer};
+pub use torch::{TorchLayout, TorchParam, TorchSource};

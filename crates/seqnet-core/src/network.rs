@@ -3,7 +3,7 @@
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::graph::{LayerGraph, Plan};
-use crate::layer::{ForwardCtx, LayerKernel, Mode};
+use crate::layer::{build_kernel, ForwardCtx, LayerKernel, Mode};
 use crate::learnable::{Learnable, StateArray};
 use ndarray::ArrayD;
 use rand::rngs::StdRng;
@@ -76,11 +76,11 @@ impl Network {
         // Initialize in schedule order, so that adding a layer elsewhere does not
         // change the draws of layers before it.
         for &i in &plan.order {
-            kernels[i] = Some(
-                graph.layers[i]
-                    .def()
-                    .build(&plan.input_shapes[i], &mut rng)?,
-            );
+            kernels[i] = Some(build_kernel(
+                graph.layers[i].def(),
+                &plan.input_shapes[i],
+                &mut rng,
+            )?);
         }
         let kernels = kernels
             .into_iter()
@@ -266,9 +266,7 @@ impl Network {
     /// Errors when [`Network::can_step`] is false or `x` has the wrong size.
     pub fn forward_step(&mut self, x: &[f32]) -> Result<&[f32]> {
         if !self.can_step() {
-            return Err(Error::InvalidInput(
-                "the network has no streaming step (it must be a chain of feature layers with streaming steps)".into(),
-            ));
+            return Err(Error::NoStreamingStep);
         }
         let chain = self.chain.as_ref().expect("checked by can_step");
         let (mut cur, mut next) = std::mem::take(&mut self.step_bufs);
@@ -383,58 +381,43 @@ impl Network {
         Ok(&mut self.kernels[i])
     }
 
-    /// Sets learnable `name` of `layer`; the shape must match.
+    /// Sets learnable or statistic `name` of `layer` (e.g. an LSTM's
+    /// `InputWeights`, the input layer's `Mean`); the shape must match.
     pub fn set_learnable(&mut self, layer: &str, name: &str, value: ArrayD<f32>) -> Result<()> {
         let k = self.kernel_mut(layer)?;
-        let p = k
-            .learnables_mut()
-            .into_iter()
-            .find(|p| p.name == name)
-            .ok_or_else(|| Error::Learnable {
-                layer: layer.into(),
-                learnable: name.into(),
-                message: "no such learnable".into(),
-            })?;
-        if p.value.shape() != value.shape() {
+        let slot = if k.learnables().iter().any(|p| p.name == name) {
+            k.learnables_mut()
+                .into_iter()
+                .find(|p| p.name == name)
+                .map(|p| &mut p.value)
+        } else {
+            k.states_mut()
+                .into_iter()
+                .find(|p| p.name == name)
+                .map(|p| &mut p.value)
+        };
+        let Some(slot) = slot else {
             return Err(Error::Learnable {
                 layer: layer.into(),
                 learnable: name.into(),
-                message: format!(
-                    "expects shape {:?}, got {:?}",
-                    p.value.shape(),
-                    value.shape()
-                ),
+                message: "no such learnable or statistic".into(),
+            });
+        };
+        if slot.shape() != value.shape() {
+            return Err(Error::Learnable {
+                layer: layer.into(),
+                learnable: name.into(),
+                message: format!("expects shape {:?}, got {:?}", slot.shape(), value.shape()),
             });
         }
-        p.value = value;
+        *slot = value;
         Ok(())
     }
 
-    /// Sets statistic `name` of `layer` (e.g. the input layer's `Mean`); the shape must match.
+    /// Sets statistic `name` of `layer`: the same as [`Network::set_learnable`],
+    /// which takes learnables and statistics alike.
     pub fn set_state(&mut self, layer: &str, name: &str, value: ArrayD<f32>) -> Result<()> {
-        let k = self.kernel_mut(layer)?;
-        let p = k
-            .states_mut()
-            .into_iter()
-            .find(|p| p.name == name)
-            .ok_or_else(|| Error::Learnable {
-                layer: layer.into(),
-                learnable: name.into(),
-                message: "no such statistic".into(),
-            })?;
-        if p.value.shape() != value.shape() {
-            return Err(Error::Learnable {
-                layer: layer.into(),
-                learnable: name.into(),
-                message: format!(
-                    "expects shape {:?}, got {:?}",
-                    p.value.shape(),
-                    value.shape()
-                ),
-            });
-        }
-        p.value = value;
-        Ok(())
+        self.set_learnable(layer, name, value)
     }
 
     /// Forgets the state every recurrent layer kept.

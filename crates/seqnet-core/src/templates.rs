@@ -440,12 +440,15 @@ mod tests {
         let mut rec = Vec::new();
         let mut drop = Vec::new();
         for l in &g.layers {
-            match l {
-                Layer::Lstm(x) => rec.push(("lstm".into(), x.name.clone(), x.output_mode)),
-                Layer::BiLstm(x) => rec.push(("bilstm".into(), x.name.clone(), x.output_mode)),
-                Layer::Gru(x) => rec.push(("gru".into(), x.name.clone(), x.output_mode)),
-                Layer::Dropout(d) => drop.push(d.name.clone()),
-                _ => {}
+            let name = l.name().to_string();
+            if let Some(x) = l.downcast_ref::<Lstm>() {
+                rec.push(("lstm".into(), name, x.options.output_mode));
+            } else if let Some(x) = l.downcast_ref::<BiLstm>() {
+                rec.push(("bilstm".into(), name, x.options.output_mode));
+            } else if let Some(x) = l.downcast_ref::<Gru>() {
+                rec.push(("gru".into(), name, x.options.output_mode));
+            } else if l.is::<Dropout>() {
+                drop.push(name);
             }
         }
         (rec, drop)

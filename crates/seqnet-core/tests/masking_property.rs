@@ -12,6 +12,7 @@ use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::layers::{BiLstm, Gru, Lstm, OutputMode};
+use seqnet_core::BuildKernel;
 use seqnet_core::{Activation, ForwardCtx, Layer, LayerKernel, Mode, PaddingDirection, SeqLengths};
 
 const TOL: f32 = 1e-5;
@@ -103,7 +104,7 @@ fn check(
         let build = || {
             layer
                 .def()
-                .build(&[x.shape()], &mut StdRng::seed_from_u64(seed ^ 0x55))
+                .build_kernel(&[x.shape()], &mut StdRng::seed_from_u64(seed ^ 0x55))
                 .unwrap()
         };
         let mut k = build();

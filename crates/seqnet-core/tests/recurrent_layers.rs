@@ -7,6 +7,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::init::BiasInitializer;
 use seqnet_core::layers::*;
+use seqnet_core::BuildKernel;
 use seqnet_core::{
     ActShape, Activation, Error, ForwardCtx, Layer, LayerDef, LayerGraph, LayerKernel, Mode,
     Network, PaddingDirection, SeqLengths,
@@ -72,7 +73,7 @@ fn stateful_chunks_continue_the_sequence_and_reset_forgets() {
     for layer in layers {
         let mut k = layer
             .def()
-            .build(&[whole.shape()], &mut StdRng::seed_from_u64(2))
+            .build_kernel(&[whole.shape()], &mut StdRng::seed_from_u64(2))
             .unwrap();
         let y = forward(k.as_mut(), &whole, false);
         let y1 = forward(k.as_mut(), &first, true);
@@ -219,7 +220,7 @@ fn shape_inference_takes_feature_sequences_only() {
     let err = Gru::new(4)
         .bias_initializer(BiasInitializer::UnitForgetGate)
         .name("g")
-        .build(&[seq], &mut StdRng::seed_from_u64(0))
+        .build_kernel(&[seq], &mut StdRng::seed_from_u64(0))
         .err()
         .unwrap();
     assert!(
@@ -267,7 +268,12 @@ fn learnable_shapes_and_initializers() {
             ("Bias", vec![16])
         ]
     );
-    assert_eq!(BiLstm::new(2).learnable_shapes(&seq), shapes);
+    let declared: Vec<_> = BiLstm::new(2)
+        .learnables(&seq)
+        .into_iter()
+        .map(|l| (l.name, l.shape))
+        .collect();
+    assert_eq!(declared, shapes);
     // Unit forget gate in each direction.
     let bias: Vec<f32> = k.learnables()[2].value.iter().copied().collect();
     assert_eq!(
@@ -297,7 +303,7 @@ fn per_observation_initial_state_needs_its_batch_size() {
     let mut k = Lstm::new(2)
         .hidden_state(vec![0.1, 0.2, 0.3, 0.4])
         .name("l")
-        .build(&[x.shape()], &mut StdRng::seed_from_u64(0))
+        .build_kernel(&[x.shape()], &mut StdRng::seed_from_u64(0))
         .unwrap();
     let y = forward(k.as_mut(), &x, false);
     assert_eq!(y.shape(), &[3, 2, 2]);
@@ -434,7 +440,7 @@ fn malformed_activations_are_errors_not_panics() {
     for layer in layers {
         let mut k = layer
             .def()
-            .build(&[x.shape()], &mut StdRng::seed_from_u64(0))
+            .build_kernel(&[x.shape()], &mut StdRng::seed_from_u64(0))
             .unwrap();
         let bad_lengths = Activation {
             lengths: Some(Arc::new(SeqLengths {

@@ -6,6 +6,7 @@ use ndarray::{ArrayD, Axis};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::layers::*;
+use seqnet_core::BuildKernel;
 use seqnet_core::{
     ActShape, Activation, ForwardCtx, LayerDef, LayerKernel, Mode, PaddingDirection, SeqLengths,
 };
@@ -34,7 +35,7 @@ fn fold(data: ArrayD<f32>, lengths: SeqLengths) -> Activation {
     let x = Activation::image_sequence(data, Some(lengths)).unwrap();
     let mut k = SequenceFolding::new()
         .name("fold")
-        .build(&[x.shape()], &mut StdRng::seed_from_u64(0))
+        .build_kernel(&[x.shape()], &mut StdRng::seed_from_u64(0))
         .unwrap();
     run(k.as_mut(), &x, Mode::Inference)
 }
@@ -47,11 +48,11 @@ fn conv_bn() -> (Box<dyn LayerKernel>, Box<dyn LayerKernel>) {
     let conv_def = Convolution2d::new([3, 3], C)
         .padding(Padding::Same)
         .name("conv");
-    let conv = conv_def.build(&[in_shape], &mut rng).unwrap();
+    let conv = conv_def.build_kernel(&[in_shape], &mut rng).unwrap();
     let out = conv_def.infer(&[in_shape]).unwrap()[0];
     let mut bn = BatchNormalization::new()
         .name("bn")
-        .build(&[out], &mut rng)
+        .build_kernel(&[out], &mut rng)
         .unwrap();
     for p in bn.learnables_mut() {
         p.value = random(&[C], &mut rng, 1.0) + 1.0;
@@ -150,7 +151,7 @@ fn padded_frames_change_nothing_in_training() {
         (&packed, &packed_dy),
     ] {
         let mut bn = bn_def
-            .build(&[shape], &mut StdRng::seed_from_u64(3))
+            .build_kernel(&[shape], &mut StdRng::seed_from_u64(3))
             .unwrap();
         for p in bn.learnables_mut() {
             p.value.mapv_inplace(|v| v * 1.5 + 0.25);

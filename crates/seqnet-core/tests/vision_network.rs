@@ -5,6 +5,7 @@ use ndarray::{ArrayD, Axis};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::layers::*;
+use seqnet_core::BuildKernel;
 use seqnet_core::{Activation, Layer, LayerGraph, Mode, Network, PaddingDirection, SeqLengths};
 
 fn video_graph() -> LayerGraph {
@@ -250,18 +251,18 @@ fn a_training_step_ignores_padded_frames() {
 
 #[test]
 fn learnables_of_the_wrong_shape_are_errors_not_panics() {
-    use seqnet_core::{ActShape, ForwardCtx, LayerDef};
+    use seqnet_core::{ActShape, ForwardCtx};
     let shape = ActShape::images(6, 6, 2);
     let x = Activation::images(ArrayD::zeros(vec![3, 2, 6, 6])).unwrap();
     let mut rng = StdRng::seed_from_u64(0);
     let mut conv = Convolution2d::new([3, 3], 4)
         .name("c")
-        .build(&[shape], &mut rng)
+        .build_kernel(&[shape], &mut rng)
         .unwrap();
     conv.learnables_mut()[0].value = ArrayD::zeros(vec![4, 2, 2, 3]);
     let mut bn = BatchNormalization::new()
         .name("b")
-        .build(&[shape], &mut rng)
+        .build_kernel(&[shape], &mut rng)
         .unwrap();
     bn.states_mut()[1].value = ArrayD::zeros(vec![3]);
     let mut ctx = ForwardCtx {
@@ -277,7 +278,7 @@ fn learnables_of_the_wrong_shape_are_errors_not_panics() {
     // And a run-time input of another size than built for.
     let mut pool = MaxPooling2d::new([2, 2])
         .name("p")
-        .build(&[shape], &mut StdRng::seed_from_u64(0))
+        .build_kernel(&[shape], &mut StdRng::seed_from_u64(0))
         .unwrap();
     let small = Activation::images(ArrayD::zeros(vec![3, 2, 5, 6])).unwrap();
     let e = pool.forward(&[&small], &mut ctx).unwrap_err().to_string();

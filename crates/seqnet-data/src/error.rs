@@ -177,35 +177,6 @@ impl Error {
     }
 }
 
-/// For callers still on [`seqnet_core::Error`] (seqnet-train, the CLI): the
-/// variants with a counterpart keep their fields; the others become
-/// [`seqnet_core::Error::InvalidInput`] with the same message.
-impl From<Error> for seqnet_core::Error {
-    fn from(e: Error) -> Self {
-        use seqnet_core::Error as Core;
-        match e {
-            Error::Parse {
-                file,
-                line,
-                message,
-            } => Core::Parse {
-                file,
-                line,
-                message,
-            },
-            Error::Npy { file, message } => Core::Parse {
-                file,
-                line: 0,
-                message,
-            },
-            Error::Io { path, source } => Core::Io { path, source },
-            Error::InvalidOption { option, message } => Core::InvalidOption { option, message },
-            Error::Core(e) => e,
-            other => Core::InvalidInput(other.to_string()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,31 +212,5 @@ mod tests {
             message: "m".into(),
         };
         assert_eq!(p.to_string(), "a.csv: m");
-    }
-
-    #[test]
-    fn core_conversion_keeps_files_and_options() {
-        let c: seqnet_core::Error = Error::Npy {
-            file: "x.npy".into(),
-            message: "bad".into(),
-        }
-        .into();
-        assert!(matches!(c, seqnet_core::Error::Parse { line: 0, .. }));
-        assert_eq!(c.to_string(), "x.npy: bad");
-        let c: seqnet_core::Error = Error::InvalidOption {
-            option: "MiniBatchSize",
-            message: "must be at least 1".into(),
-        }
-        .into();
-        assert!(matches!(
-            c,
-            seqnet_core::Error::InvalidOption {
-                option: "MiniBatchSize",
-                ..
-            }
-        ));
-        let inner = seqnet_core::Error::layer("lstm", "boom");
-        let c: seqnet_core::Error = Error::from(inner).into();
-        assert!(matches!(c, seqnet_core::Error::Layer { .. }));
     }
 }

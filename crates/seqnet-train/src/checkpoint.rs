@@ -2,14 +2,15 @@
 //! moments, epoch and mini-batch, the record so far, the best validation), so
 //! that training resumes to the same final weights as an uninterrupted run.
 
-use crate::model::{model_bytes_with, write_atomically, Model, TRAINING_PREFIX};
+use crate::error::{CheckpointProblem, Error, Result};
+use crate::model::{keys, model_bytes_with, write_atomically, Model, TRAINING_PREFIX};
 use crate::options::TrainingOptions;
 use crate::record::TrainingRecord;
 use crate::solver::SolverState;
-use crate::trainer::TrainingState;
+use crate::training_loop::TrainingState;
 use ndarray::ArrayD;
 use safetensors::SafeTensors;
-use seqnet_core::{Error, Network, Result};
+use seqnet_core::Network;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
@@ -66,6 +67,7 @@ pub fn save_checkpoint(
         elapsed: state.elapsed,
     };
     let mut extra = HashMap::new();
+    // Numbers, strings and options of numbers: serialising cannot fail.
     extra.insert(
         STATE_KEY.to_string(),
         serde_json::to_string(&meta).expect("the state serialises"),
@@ -76,51 +78,88 @@ pub fn save_checkpoint(
     )
 }
 
+/// The training options a checkpoint (or a model file) was trained with,
+/// read from its metadata alone.
+pub fn read_options(path: &Path) -> Result<TrainingOptions> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (_, header) =
+        SafeTensors::read_metadata(&bytes).map_err(|source| Error::NotSafetensors {
+            file: file.clone(),
+            source,
+        })?;
+    let json = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(keys::OPTIONS))
+        .ok_or_else(|| Error::Checkpoint {
+            file: file.clone(),
+            problem: CheckpointProblem::NoOptions,
+        })?;
+    serde_json::from_str(json).map_err(|source| Error::BadMetadata {
+        file,
+        key: keys::OPTIONS,
+        source,
+    })
+}
+
+/// Training-state tensor `name` of checkpoint `file`, as f32.
+fn training_array(st: &SafeTensors, file: &str, name: String) -> Result<ArrayD<f32>> {
+    let bad = |message: String| Error::Checkpoint {
+        file: file.to_string(),
+        problem: CheckpointProblem::Tensor {
+            tensor: name.clone(),
+            message,
+        },
+    };
+    let t = st.tensor(&name).map_err(|_| bad("missing".into()))?;
+    if t.dtype() != safetensors::Dtype::F32 {
+        return Err(bad(format!("{:?}, expected F32", t.dtype())));
+    }
+    let values: Vec<f32> = t
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    ArrayD::from_shape_vec(t.shape().to_vec(), values).map_err(|e| bad(e.to_string()))
+}
+
 /// Reads a checkpoint: the model (with the options it was trained with) and
 /// where training stood.
 pub fn load_checkpoint(path: &Path) -> Result<(Model, TrainingState)> {
-    let origin = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        path: origin.clone(),
-        source: e,
-    })?;
-    let bad = |message: String| Error::Parse {
-        file: origin.clone(),
-        line: 0,
-        message,
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let model = Model::from_bytes(&bytes, &file)?;
+    let not_safetensors = |source| Error::NotSafetensors {
+        file: file.clone(),
+        source,
     };
-    let model = Model::from_bytes(&bytes, &origin)?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(not_safetensors)?;
+    let st = SafeTensors::deserialize(&bytes).map_err(not_safetensors)?;
     let meta_json = header
         .metadata()
         .as_ref()
         .and_then(|m| m.get(STATE_KEY))
-        .ok_or_else(|| {
-            bad(format!(
-                "no '{STATE_KEY}' metadata: a model file, not a checkpoint"
-            ))
+        .ok_or_else(|| Error::MissingMetadata {
+            file: file.clone(),
+            key: STATE_KEY,
+            expected: "a model file, not a checkpoint",
         })?;
-    let meta: StateMeta =
-        serde_json::from_str(meta_json).map_err(|e| bad(format!("metadata {STATE_KEY}: {e}")))?;
-    let array = |name: String| -> Result<ArrayD<f32>> {
-        let t = st
-            .tensor(&name)
-            .map_err(|_| bad(format!("tensor '{name}' is missing")))?;
-        let values: Vec<f32> = t
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        ArrayD::from_shape_vec(t.shape().to_vec(), values)
-            .map_err(|e| bad(format!("tensor '{name}': {e}")))
-    };
+    let meta: StateMeta = serde_json::from_str(meta_json).map_err(|source| Error::BadMetadata {
+        file: file.clone(),
+        key: STATE_KEY,
+        source,
+    })?;
+    let array = |name: String| training_array(&st, &file, name);
     let learnables = model.network.learnables().len();
     if meta.solver_arrays != 0 && meta.solver_arrays != learnables {
-        return Err(bad(format!(
-            "{} solver arrays for {learnables} learnables",
-            meta.solver_arrays
-        )));
+        return Err(Error::Checkpoint {
+            file,
+            problem: CheckpointProblem::SolverArrays {
+                arrays: meta.solver_arrays,
+                learnables,
+            },
+        });
     }
     let solver = SolverState {
         first: (0..meta.solver_arrays)

@@ -33,14 +33,16 @@
 //! under a mapped prefix that no layer uses. Tensors outside the mapped
 //! prefixes are ignored.
 
+use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::train::classes_of;
 use ndarray::{concatenate, ArrayD, Axis, IxDyn};
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
-use seqnet_core::layers::Normalization;
-use seqnet_core::{Error, Layer, LayerGraph, Network, Result};
+use seqnet_core::layers::{Normalization, SequenceInput};
+use seqnet_core::{LayerGraph, Network, TorchLayout};
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::path::Path;
 
 /// Which state-dict prefix each graph layer takes its parameters from.
@@ -65,12 +67,10 @@ impl TorchMapping {
     /// A mapping from its JSON object; `origin` names the file in errors.
     pub fn from_json(json: &str, origin: &str) -> Result<Self> {
         let layers: BTreeMap<String, String> =
-            serde_json::from_str(json).map_err(|e| Error::Parse {
+            serde_json::from_str(json).map_err(|source| Error::MappingJson {
                 file: origin.to_string(),
-                line: e.line(),
-                message: format!(
-                    "not a mapping from layer names to state-dict prefixes (a JSON object of strings): {e}"
-                ),
+                line: source.line(),
+                source,
             })?;
         Ok(TorchMapping { layers })
     }
@@ -83,13 +83,9 @@ fn split_prefix(layer: &str, spec: &str) -> Result<(String, Option<usize>)> {
         Some((p, k)) => k
             .parse::<usize>()
             .map(|k| (p.to_string(), Some(k)))
-            .map_err(|_| {
-                Error::layer(
-                    layer,
-                    format!(
-                        "mapping '{spec}': the part after '@' must be a layer index such as 0 or 1"
-                    ),
-                )
+            .map_err(|_| Error::TorchBadIndex {
+                layer: layer.to_string(),
+                spec: spec.to_string(),
             }),
     }
 }
@@ -114,14 +110,18 @@ impl StateDict<'_> {
         self.st.tensor(name).is_ok()
     }
 
-    /// Tensor `name` as f32 for layer `layer`; F64, F16 and BF16 are converted.
-    fn get(&mut self, layer: &str, name: &str) -> Result<ArrayD<f32>> {
-        let t = self.st.tensor(name).map_err(|_| {
-            Error::layer(
-                layer,
-                format!("tensor '{name}' is missing from {}", self.origin),
-            )
-        })?;
+    /// Tensor `name` as f32 for `learnable` of layer `layer`; F64, F16 and
+    /// BF16 are converted.
+    fn get(&mut self, layer: &str, learnable: &'static str, name: &str) -> Result<ArrayD<f32>> {
+        let t = self
+            .st
+            .tensor(name)
+            .map_err(|_| Error::TorchMissingTensor {
+                layer: layer.to_string(),
+                learnable,
+                tensor: name.to_string(),
+                file: self.origin.clone(),
+            })?;
         let data = t.data();
         let values: Vec<f32> = match t.dtype() {
             Dtype::F32 => data
@@ -143,33 +143,18 @@ impl StateDict<'_> {
                 .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
                 .collect(),
             other => {
-                return Err(Error::layer(
-                    layer,
-                    format!(
-                        "tensor '{name}' of {} is {other:?}; expected floating point",
-                        self.origin
-                    ),
-                ))
+                return Err(Error::TorchTensorType {
+                    layer: layer.to_string(),
+                    tensor: name.to_string(),
+                    file: self.origin.clone(),
+                    dtype: format!("{other:?}"),
+                })
             }
         };
         self.used.insert(name.to_string());
-        ArrayD::from_shape_vec(IxDyn(t.shape()), values)
-            .map_err(|e| Error::layer(layer, format!("tensor '{name}': {e}")))
-    }
-
-    /// Tensor `name`, which must have `shape`.
-    fn shaped(&mut self, layer: &str, name: &str, shape: &[usize]) -> Result<ArrayD<f32>> {
-        let a = self.get(layer, name)?;
-        if a.shape() != shape {
-            return Err(Error::layer(
-                layer,
-                format!(
-                    "tensor '{name}' has shape {:?}, but the layer needs {shape:?}",
-                    a.shape()
-                ),
-            ));
-        }
-        Ok(a)
+        // safetensors checked that the data holds exactly the shape's elements.
+        Ok(ArrayD::from_shape_vec(IxDyn(t.shape()), values)
+            .expect("safetensors checks the data length against the shape"))
     }
 }
 
@@ -195,6 +180,111 @@ fn f16_to_f32(h: u16) -> f32 {
         (e, f) => sign | (((e - 15 + 127) as u32) << 23) | (f << 13),
     };
     f32::from_bits(bits)
+}
+
+/// Rows `rows` of `a` (its first axis), or all of it.
+fn rows_of(
+    layer: &str,
+    key: &str,
+    a: ArrayD<f32>,
+    rows: &Option<Range<usize>>,
+) -> Result<ArrayD<f32>> {
+    let Some(r) = rows else { return Ok(a) };
+    let n = a.shape().first().copied().unwrap_or(0);
+    if r.end > n || r.start > r.end {
+        return Err(Error::TorchRows {
+            layer: layer.to_string(),
+            tensor: key.to_string(),
+            rows: n,
+            wanted: r.clone(),
+        });
+    }
+    Ok(a.slice_axis(Axis(0), (r.start..r.end).into()).to_owned())
+}
+
+/// The values of every learnable and state `layout` declares, read from
+/// `sd` with `key` turning a relative key into a state-dict name. `want`
+/// gives each target's shape; every part of a term is a `1/parts` share of
+/// its rows.
+fn layout_values(
+    sd: &mut StateDict,
+    name: &str,
+    layout: &TorchLayout,
+    key: &dyn Fn(&str) -> String,
+    want: &BTreeMap<String, Vec<usize>>,
+) -> Result<Vec<(&'static str, ArrayD<f32>)>> {
+    // Optional tensors (biases) are present or absent together.
+    let optional: Vec<String> = layout
+        .params
+        .iter()
+        .filter(|p| p.optional)
+        .flat_map(|p| p.terms.iter().flatten().map(|s| key(&s.key)))
+        .collect();
+    let present: Vec<&String> = optional.iter().filter(|k| sd.has(k)).collect();
+    if let (Some(have), Some(missing)) = (present.first(), optional.iter().find(|k| !sd.has(k))) {
+        return Err(Error::TorchMissingPair {
+            layer: name.to_string(),
+            tensor: missing.clone(),
+            pair: (*have).clone(),
+            file: sd.origin.clone(),
+        });
+    }
+    let mut values = Vec::new();
+    for p in &layout.params {
+        let shape = want.get(p.target).cloned().ok_or_else(|| {
+            Error::Core(seqnet_core::Error::Learnable {
+                layer: name.to_string(),
+                learnable: p.target.to_string(),
+                message: "the layer's PyTorch layout names it, but the layer has no such learnable or statistic".into(),
+            })
+        })?;
+        if p.optional && present.is_empty() {
+            values.push((p.target, ArrayD::zeros(IxDyn(&shape))));
+            continue;
+        }
+        let mut sum: Option<ArrayD<f32>> = None;
+        for term in &p.terms {
+            let mut part_shape = shape.clone();
+            if let Some(rows) = part_shape.first_mut() {
+                *rows /= term.len().max(1);
+            }
+            let parts = term
+                .iter()
+                .map(|src| {
+                    let k = key(&src.key);
+                    let a = rows_of(name, &k, sd.get(name, p.target, &k)?, &src.rows)?;
+                    if a.shape() != part_shape.as_slice() {
+                        return Err(Error::TorchShape {
+                            layer: name.to_string(),
+                            learnable: p.target,
+                            tensor: k,
+                            found: a.shape().into(),
+                            expected: part_shape.as_slice().into(),
+                        });
+                    }
+                    Ok(a)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let views: Vec<_> = parts.iter().map(|a| a.view()).collect();
+            // Every part was checked to have `part_shape`.
+            let stacked = concatenate(Axis(0), &views).expect("parts of one checked shape");
+            sum = Some(match sum {
+                Some(acc) => acc + stacked,
+                None => stacked,
+            });
+        }
+        values.push((
+            p.target,
+            sum.unwrap_or_else(|| ArrayD::zeros(IxDyn(&shape))),
+        ));
+    }
+    for ignored in &layout.ignored {
+        let k = key(ignored);
+        if sd.has(&k) {
+            sd.used.insert(k);
+        }
+    }
+    Ok(values)
 }
 
 /// The shapes the network wants for layer `layer`'s learnables and states.
@@ -223,19 +313,18 @@ fn wanted(network: &Network, layer: &str) -> BTreeMap<String, Vec<usize>> {
 /// layer takes.
 ///
 /// # Errors
-/// [`Error::Parse`] when the bytes are not a safetensors file; [`Error::Layer`]
-/// naming the layer and the tensor for every mismatch; graph errors from
-/// building the network.
+/// [`Error::NotSafetensors`] when the bytes are not a safetensors file; a
+/// `Torch…` variant naming the layer (and the learnable and tensor) for every
+/// mismatch; graph errors from building the network.
 pub fn import_torch(
     graph: &LayerGraph,
     state_dict: &[u8],
     origin: &str,
     mapping: &TorchMapping,
 ) -> Result<Model> {
-    let st = SafeTensors::deserialize(state_dict).map_err(|e| Error::Parse {
+    let st = SafeTensors::deserialize(state_dict).map_err(|source| Error::NotSafetensors {
         file: origin.to_string(),
-        line: 0,
-        message: format!("not a safetensors file: {e}"),
+        source,
     })?;
     let mut sd = StateDict {
         st,
@@ -245,165 +334,52 @@ pub fn import_torch(
     let mut network = Network::new(graph, 0)?;
     for name in mapping.layers.keys() {
         if graph.layer(name).is_none() {
-            return Err(Error::layer(
-                name,
-                "the mapping names this layer, but the graph has no layer of that name",
-            ));
+            return Err(Error::TorchUnknownLayer {
+                layer: name.clone(),
+            });
         }
     }
     let mut prefixes = BTreeSet::new();
     for layer in &graph.layers {
         let name = layer.name();
         let want = wanted(&network, name);
-        if let Layer::SequenceInput(s) = layer {
+        if let Some(s) = layer.downcast_ref::<SequenceInput>() {
             if s.normalization != Normalization::None {
-                return Err(Error::layer(
-                    name,
-                    "the input layer normalizes its data, but a PyTorch state dict holds no normalization statistics; set its normalization to none",
-                ));
+                return Err(Error::TorchNormalizedInput {
+                    layer: name.to_string(),
+                });
             }
         }
         let Some(spec) = mapping.layers.get(name) else {
             if !want.is_empty() {
-                return Err(Error::layer(
-                    name,
-                    format!(
-                        "the layer has learnables ({}) but the mapping gives it no state-dict prefix",
-                        want.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                ));
+                return Err(Error::TorchUnmappedLayer {
+                    layer: name.to_string(),
+                    learnables: want.keys().cloned().collect(),
+                });
             }
             continue;
         };
         let (prefix, index) = split_prefix(name, spec)?;
         prefixes.insert(prefix.clone());
-        let shape = |n: &str| want.get(n).cloned().unwrap_or_default();
-        let recurrent = matches!(layer, Layer::Lstm(_) | Layer::BiLstm(_) | Layer::Gru(_));
-        if index.is_some() && !recurrent {
-            return Err(Error::layer(
-                name,
-                format!(
-                    "mapping '{spec}': '@k' selects a layer of a multi-layer nn.LSTM or nn.GRU, but this is a {} layer",
-                    layer.def().type_name()
-                ),
-            ));
+        let Some(layout) = layer.def().torch_layout() else {
+            return Err(Error::TorchNotImportable {
+                layer: name.to_string(),
+                kind: layer.def().type_name().to_string(),
+                spec: spec.clone(),
+            });
+        };
+        if index.is_some() && !layout.indexed() {
+            return Err(Error::TorchIndexNotRecurrent {
+                layer: name.to_string(),
+                spec: spec.clone(),
+                kind: layer.def().type_name().to_string(),
+            });
         }
-        let k = index.unwrap_or(0);
-        let mut values: Vec<(&str, ArrayD<f32>)> = Vec::new();
-        match layer {
-            Layer::Lstm(_) | Layer::BiLstm(_) | Layer::Gru(_) => {
-                let dirs = if matches!(layer, Layer::BiLstm(_)) {
-                    2
-                } else {
-                    1
-                };
-                let suffixes: Vec<String> = (0..dirs)
-                    .map(|d| format!("l{k}{}", if d == 1 { "_reverse" } else { "" }))
-                    .collect();
-                let rows = shape("InputWeights").first().copied().unwrap_or(0) / dirs;
-                let stacked = |sd: &mut StateDict, param: &str, cols: Option<usize>| {
-                    let parts = suffixes
-                        .iter()
-                        .map(|s| {
-                            let t = StateDict::name(&prefix, &format!("{param}_{s}"));
-                            match cols {
-                                Some(c) => sd.shaped(name, &t, &[rows, c]),
-                                None => sd.shaped(name, &t, &[rows]),
-                            }
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-                    concatenate(Axis(0), &views)
-                        .map_err(|e| Error::layer(name, format!("{param}: {e}")))
-                };
-                let iw = shape("InputWeights");
-                let rw = shape("RecurrentWeights");
-                values.push(("InputWeights", stacked(&mut sd, "weight_ih", iw.get(1).copied())?));
-                values.push((
-                    "RecurrentWeights",
-                    stacked(&mut sd, "weight_hh", rw.get(1).copied())?,
-                ));
-                let first = StateDict::name(&prefix, &format!("bias_ih_{}", suffixes[0]));
-                let second = StateDict::name(&prefix, &format!("bias_hh_{}", suffixes[0]));
-                let (has_ih, has_hh) = (sd.has(&first), sd.has(&second));
-                let (b_ih, b_hh) = match (has_ih, has_hh) {
-                    (true, true) => (
-                        stacked(&mut sd, "bias_ih", None)?,
-                        stacked(&mut sd, "bias_hh", None)?,
-                    ),
-                    (false, false) => (
-                        ArrayD::zeros(IxDyn(&[rows * dirs])),
-                        ArrayD::zeros(IxDyn(&[rows * dirs])),
-                    ),
-                    (true, false) => {
-                        return Err(Error::layer(
-                            name,
-                            format!("tensor '{second}' is missing from {origin} (its pair '{first}' is there)"),
-                        ))
-                    }
-                    (false, true) => {
-                        return Err(Error::layer(
-                            name,
-                            format!("tensor '{first}' is missing from {origin} (its pair '{second}' is there)"),
-                        ))
-                    }
-                };
-                if matches!(layer, Layer::Gru(_)) {
-                    values.push(("Bias", b_ih));
-                    values.push(("RecurrentBias", b_hh));
-                } else {
-                    values.push(("Bias", b_ih + b_hh));
-                }
-            }
-            Layer::FullyConnected(_) | Layer::Convolution2d(_) => {
-                let w = StateDict::name(&prefix, "weight");
-                values.push(("Weights", sd.shaped(name, &w, &shape("Weights"))?));
-                let b = StateDict::name(&prefix, "bias");
-                let bias = if sd.has(&b) {
-                    sd.shaped(name, &b, &shape("Bias"))?
-                } else {
-                    ArrayD::zeros(IxDyn(&shape("Bias")))
-                };
-                values.push(("Bias", bias));
-            }
-            Layer::BatchNormalization(_) => {
-                for (param, learnable) in [
-                    ("weight", "Scale"),
-                    ("bias", "Offset"),
-                    ("running_mean", "TrainedMean"),
-                    ("running_var", "TrainedVariance"),
-                ] {
-                    let t = StateDict::name(&prefix, param);
-                    values.push((learnable, sd.shaped(name, &t, &shape(learnable))?));
-                }
-                let tracked = StateDict::name(&prefix, "num_batches_tracked");
-                if sd.has(&tracked) {
-                    sd.used.insert(tracked);
-                }
-            }
-            other => {
-                return Err(Error::layer(
-                    name,
-                    format!(
-                        "the mapping gives this {} layer the prefix '{spec}', but seqnet imports PyTorch parameters only into lstm, bilstm, gru, fullyConnected, convolution2d and batchNormalization layers",
-                        other.def().type_name()
-                    ),
-                ))
-            }
-        }
-        let states: BTreeSet<String> = network
-            .states()
-            .iter()
-            .filter(|(l, _)| *l == name)
-            .map(|(_, s)| s.name.to_string())
-            .collect();
+        let key =
+            |k: &str| StateDict::name(&prefix, &k.replace("{k}", &index.unwrap_or(0).to_string()));
+        let values = layout_values(&mut sd, name, &layout, &key, &want)?;
         for (learnable, value) in values {
-            let set = if states.contains(learnable) {
-                network.set_state(name, learnable, value)
-            } else {
-                network.set_learnable(name, learnable, value)
-            };
-            set?;
+            network.set_learnable(name, learnable, value)?;
         }
     }
     // A tensor under a mapped prefix that no layer took is a mapping mistake
@@ -430,12 +406,12 @@ pub fn import_torch(
                 .filter(|(_, s)| split_prefix("", s).map(|(q, _)| &q == p).unwrap_or(false))
                 .map(|(l, _)| l.as_str())
                 .collect();
-            return Err(Error::layer(
-                owners.first().copied().unwrap_or(""),
-                format!(
-                    "tensor '{t}' of {origin} is under the prefix '{p}' but no layer uses it (map another layer to it, e.g. with '{p}@1' for the second layer of a multi-layer LSTM)"
-                ),
-            ));
+            return Err(Error::TorchUnusedTensor {
+                layer: owners.first().copied().unwrap_or("").to_string(),
+                tensor: t.clone(),
+                file: origin.to_string(),
+                prefix: p.clone(),
+            });
         }
     }
     let classes = classes_of(graph);
@@ -453,17 +429,10 @@ pub fn import_torch_files(
     graph: impl AsRef<Path>,
     mapping: impl AsRef<Path>,
 ) -> Result<Model> {
-    let read = |p: &Path| {
-        std::fs::read(p).map_err(|e| Error::Io {
-            path: p.display().to_string(),
-            source: e,
-        })
-    };
+    let read = |p: &Path| std::fs::read(p).map_err(|e| Error::io(p, e));
     let text = |p: &Path| {
-        String::from_utf8(read(p)?).map_err(|_| Error::Parse {
+        String::from_utf8(read(p)?).map_err(|_| Error::NotText {
             file: p.display().to_string(),
-            line: 0,
-            message: "not UTF-8 text".into(),
         })
     };
     let (sd, g, m) = (state_dict.as_ref(), graph.as_ref(), mapping.as_ref());

@@ -1,11 +1,12 @@
 //! Prediction with a trained network: `predict`, `classify`,
 //! `predict_and_update_state` (streaming), `activations` and closed-loop `forecast`.
 
+use crate::error::{Error, Result};
+use crate::metrics::argmax;
 use crate::model::Model;
 use crate::options::TrainingOptions;
-use crate::trainer::argmax;
 use ndarray::{Array2, Axis};
-use seqnet_core::{Activation, Error, Format, Mode, Network, PaddingDirection, Result};
+use seqnet_core::{Activation, Format, Mode, Network, PaddingDirection};
 use seqnet_data::{
     BatchOptions, Batcher, Chunk, Datastore, InMemoryDatastore, LastBatch, Observation, Sequence,
     SequenceLength, Target,
@@ -125,9 +126,7 @@ pub fn predict(
                 Mode::Inference,
                 stateful,
             )?;
-            let pred = preds
-                .first()
-                .ok_or_else(|| Error::InvalidInput("the network has no output".into()))?;
+            let pred = preds.first().ok_or(Error::NoOutput)?;
             collect(pred, chunk, &mut outputs);
         }
         results.extend(outputs.into_iter().map(to_array));
@@ -239,9 +238,7 @@ pub fn predict_and_update_state(
             Mode::Inference,
             true,
         )?;
-        let pred = preds
-            .first()
-            .ok_or_else(|| Error::InvalidInput("the network has no output".into()))?;
+        let pred = preds.first().ok_or(Error::NoOutput)?;
         collect(pred, &chunk, &mut outputs);
     }
     Ok(outputs.into_iter().map(to_array).collect())
@@ -287,16 +284,14 @@ pub fn classify_and_update_state(
 pub fn activations(network: &mut Network, sequence: &Sequence, layer: &str) -> Result<Activation> {
     let obs = [Observation::new(sequence.clone(), Target::None)];
     let chunks = Batcher::new(BatchOptions::default())?.batch(&obs)?;
-    let chunk = chunks
-        .first()
-        .ok_or_else(|| Error::InvalidInput("no data".into()))?;
+    let chunk = chunks.first().ok_or(Error::EmptySequence)?;
     network.forward(
         std::slice::from_ref(&chunk.inputs),
         None,
         Mode::Inference,
         false,
     )?;
-    network.activations(layer).cloned()
+    Ok(network.activations(layer).cloned()?)
 }
 
 /// Closed-loop forecasting: primes the state with `history` (`[T, C]`), then
@@ -308,11 +303,12 @@ pub fn forecast(network: &mut Network, history: &Array2<f32>, steps: usize) -> R
     let last = primed
         .first()
         .and_then(|p| p.rows().into_iter().next_back().map(|r| r.to_owned()))
-        .ok_or_else(|| {
-            Error::InvalidInput("forecasting needs a history of at least one step".into())
-        })?;
+        .ok_or(Error::EmptyHistory)?;
     if last.len() != history.ncols() {
-        return Err(Error::InvalidInput(format!("closed-loop forecasting needs as many responses as features, got {} responses for {} features", last.len(), history.ncols())));
+        return Err(Error::ForecastSize {
+            responses: last.len(),
+            features: history.ncols(),
+        });
     }
     let mut out = Array2::zeros((steps, history.ncols()));
     let mut x = last;

@@ -1,28 +1,43 @@
-//! seqnet's training: MATLAB's training options, the solvers, the training loop
+//! seqnet's training: MATLAB's training options, the solvers, the
+//! [`Trainer`] and its events, model files and checkpoints, PyTorch import
 //! and the inference helpers.
+//!
+//! The library never prints: training reports through events
+//! ([`TrainingEvent`]) to observers ([`TrainingObserver`]) such as MATLAB's
+//! verbose table ([`VerboseTable`]).
 
+pub mod batches;
 pub mod checkpoint;
+pub mod error;
+pub mod events;
 pub mod import_torch;
 pub mod inference;
+pub mod metrics;
 pub mod model;
 pub mod options;
 pub mod record;
 pub mod solver;
 pub mod train;
 pub mod trainer;
+pub mod training_loop;
+pub mod verbose;
 
+pub use batches::{BatchSource, DatastoreBatches, InMemoryBatches};
+pub use error::{CheckpointProblem, Error, Result};
+pub use events::{FnObserver, TrainingEvent, TrainingObserver};
 pub use import_torch::{import_torch, import_torch_files, TorchMapping};
 pub use inference::{
     activations, classify_and_update_state, forecast, predict, predict_and_update_state,
     predict_sequences, Classification, PredictOptions,
 };
+pub use metrics::evaluate;
 pub use model::Model;
 pub use options::{
     GradientThresholdMethod, LearnRateSchedule, OutputNetwork, SequenceLength, Shuffle, Solver,
     TrainingOptions,
 };
-pub use record::{IterationInfo, Metrics, TrainingEvent, TrainingRecord, VerboseTable};
-pub use train::{resume_training, train_network, train_network_with, DatastoreBatches};
-pub use trainer::{
-    evaluate, fit, fit_with, BatchSource, InMemoryBatches, TrainingControl, TrainingState,
-};
+pub use record::{IterationInfo, Metrics, StopReason, TrainingRecord};
+pub use train::{resume_training, train_network};
+pub use trainer::{fit, Trainer};
+pub use training_loop::TrainingState;
+pub use verbose::VerboseTable;

@@ -3,11 +3,12 @@
 //! in its metadata. Files are written to a temporary file and renamed into place,
 //! so an interrupted write never leaves a broken file where a good one was.
 
+use crate::error::{Error, Result};
 use crate::options::TrainingOptions;
 use ndarray::ArrayD;
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
-use seqnet_core::{Error, LayerGraph, Network, Result};
+use seqnet_core::{LayerGraph, Network};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -32,22 +33,15 @@ pub struct Model {
     pub options: Option<TrainingOptions>,
 }
 
-fn io(path: &Path, e: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        source: e,
-    }
-}
-
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::InvalidInput(format!("{} is not a file path", path.display())))?;
+    let name = path.file_name().ok_or_else(|| Error::NotAFilePath {
+        path: path.display().to_string(),
+    })?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         name.to_string_lossy(),
@@ -62,7 +56,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
-        return Err(io(path, e));
+        return Err(Error::io(path, e));
     }
     Ok(())
 }
@@ -115,14 +109,14 @@ pub fn model_bytes_with(
             .map(|(n, shape, bytes)| {
                 Ok((
                     n.clone(),
-                    TensorView::new(Dtype::F32, shape.clone(), bytes)
-                        .map_err(|e| Error::InvalidInput(format!("tensor {n}: {e}")))?,
+                    TensorView::new(Dtype::F32, shape.clone(), bytes)?,
                 ))
             })
             .collect::<Result<_>>()?;
         let mut meta = extra_meta;
         meta.insert(keys::FORMAT.to_string(), keys::FORMAT_VERSION.to_string());
         meta.insert(keys::GRAPH.to_string(), network.graph().to_json());
+        // Strings, and options of numbers and strings: serialising cannot fail.
         meta.insert(
             keys::CLASSES.to_string(),
             serde_json::to_string(classes).expect("strings serialise"),
@@ -133,8 +127,7 @@ pub fn model_bytes_with(
                 serde_json::to_string(o).expect("options serialise"),
             );
         }
-        safetensors::serialize(views, Some(meta))
-            .map_err(|e| Error::InvalidInput(format!("cannot serialise the model: {e}")))
+        Ok(safetensors::serialize(views, Some(meta))?)
     }
 }
 
@@ -153,125 +146,151 @@ impl Model {
     /// error naming the file and the tensor or layer.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         Self::from_bytes(&bytes, &path.display().to_string())
     }
 
     /// A model from a file's bytes; `origin` names the file in errors.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Self> {
-        let bad = |message: String| Error::Parse {
-            file: origin.to_string(),
-            line: 0,
-            message,
+        let file = || origin.to_string();
+        let not_safetensors = |source| Error::NotSafetensors {
+            file: file(),
+            source,
         };
-        let (_, header) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
-        let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(not_safetensors)?;
+        let st = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
         let meta = header.metadata().clone().unwrap_or_default();
         let graph_json = meta
             .get(keys::GRAPH)
-            .ok_or_else(|| bad(format!("no '{}' metadata: not a seqnet model", keys::GRAPH)))?;
+            .ok_or_else(|| Error::MissingMetadata {
+                file: file(),
+                key: keys::GRAPH,
+                expected: "not a seqnet model",
+            })?;
         let graph =
             LayerGraph::from_json(graph_json, &format!("{origin} (metadata {})", keys::GRAPH))?;
+        let bad_metadata = |key: &'static str| {
+            move |source| Error::BadMetadata {
+                file: file(),
+                key,
+                source,
+            }
+        };
         let classes: Vec<String> = match meta.get(keys::CLASSES) {
-            Some(c) => serde_json::from_str(c)
-                .map_err(|e| bad(format!("metadata {}: {e}", keys::CLASSES)))?,
+            Some(c) => serde_json::from_str(c).map_err(bad_metadata(keys::CLASSES))?,
             None => Vec::new(),
         };
         let options = match meta.get(keys::OPTIONS) {
-            Some(o) => Some(
-                serde_json::from_str(o)
-                    .map_err(|e| bad(format!("metadata {}: {e}", keys::OPTIONS)))?,
-            ),
+            Some(o) => Some(serde_json::from_str(o).map_err(bad_metadata(keys::OPTIONS))?),
             None => None,
         };
-        // Check the learnables against the tensors before building anything, so
-        // that no allocation exceeds what the file itself holds.
-        let summary = graph.summary()?;
-        for row in &summary.rows {
-            for (name, shape) in &row.learnables {
-                let key = format!("{}.{name}", row.name);
-                let t = st.tensor(&key).map_err(|_| {
-                    bad(format!(
-                        "tensor '{key}' is missing (the graph's layer '{}' needs it)",
-                        row.name
-                    ))
-                })?;
-                if t.shape() != shape.as_slice() {
-                    return Err(bad(format!(
-                        "tensor '{key}' has shape {:?}, the graph's layer '{}' needs {shape:?}",
-                        t.shape(),
-                        row.name
-                    )));
-                }
-            }
-        }
-        let mut network = Network::new(&graph, 0)?;
-        let expected: Vec<(String, String, bool)> = network
-            .learnables()
-            .iter()
-            .map(|(l, p)| (l.to_string(), p.name.to_string(), true))
-            .chain(
-                network
-                    .states()
-                    .iter()
-                    .map(|(l, s)| (l.to_string(), s.name.to_string(), false)),
-            )
-            .collect();
-        let mut used = 0usize;
-        for (layer, name, learnable) in &expected {
-            let key = format!("{layer}.{name}");
-            let t = st.tensor(&key).map_err(|_| {
-                bad(format!(
-                    "tensor '{key}' is missing (the graph's layer '{layer}' needs it)"
-                ))
-            })?;
-            if t.dtype() != Dtype::F32 {
-                return Err(bad(format!(
-                    "tensor '{key}' is {:?}, expected F32",
-                    t.dtype()
-                )));
-            }
-            let values: Vec<f32> = t
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            let arr = ArrayD::from_shape_vec(t.shape().to_vec(), values)
-                .map_err(|e| bad(format!("tensor '{key}': {e}")))?;
-            let set = if *learnable {
-                network.set_learnable(layer, name, arr)
-            } else {
-                network.set_state(layer, name, arr)
-            };
-            set.map_err(|e| bad(format!("tensor '{key}' does not fit the graph: {e}")))?;
-            used += 1;
-        }
-        let training = st
-            .names()
-            .iter()
-            .filter(|n| n.starts_with(TRAINING_PREFIX))
-            .count();
-        if st.len() != used + training {
-            let known: std::collections::HashSet<String> = expected
-                .iter()
-                .map(|(l, n, _)| format!("{l}.{n}"))
-                .collect();
-            let extra: Vec<String> = st
-                .names()
-                .into_iter()
-                .filter(|n| !known.contains(*n) && !n.starts_with(TRAINING_PREFIX))
-                .map(|n| n.to_string())
-                .collect();
-            return Err(bad(format!(
-                "tensors {extra:?} belong to no layer of the graph"
-            )));
-        }
+        check_shapes(&graph, &st, origin)?;
+        let network = network_from(&graph, &st, origin)?;
         Ok(Model {
             network,
             classes,
             options,
         })
     }
+}
+
+/// Checks the graph's learnables against the file's tensors before building
+/// anything, so that no allocation exceeds what the file itself holds.
+fn check_shapes(graph: &LayerGraph, st: &SafeTensors, origin: &str) -> Result<()> {
+    let summary = graph.summary()?;
+    for row in &summary.rows {
+        for (name, shape) in &row.learnables {
+            let key = format!("{}.{name}", row.name);
+            let t = st.tensor(&key).map_err(|_| Error::MissingTensor {
+                file: origin.to_string(),
+                tensor: key.clone(),
+                layer: row.name.clone(),
+            })?;
+            if t.shape() != shape.as_slice() {
+                return Err(Error::TensorShape {
+                    file: origin.to_string(),
+                    tensor: key,
+                    layer: row.name.clone(),
+                    found: t.shape().into(),
+                    expected: shape.as_slice().into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The network of `graph` with every learnable and statistic from the file's
+/// tensors; tensors that belong to no layer (other than training state) are
+/// an error.
+fn network_from(graph: &LayerGraph, st: &SafeTensors, origin: &str) -> Result<Network> {
+    let mut network = Network::new(graph, 0)?;
+    let expected: Vec<(String, String, bool)> = network
+        .learnables()
+        .iter()
+        .map(|(l, p)| (l.to_string(), p.name.to_string(), true))
+        .chain(
+            network
+                .states()
+                .iter()
+                .map(|(l, s)| (l.to_string(), s.name.to_string(), false)),
+        )
+        .collect();
+    let mut used = 0usize;
+    for (layer, name, learnable) in &expected {
+        let key = format!("{layer}.{name}");
+        let t = st.tensor(&key).map_err(|_| Error::MissingTensor {
+            file: origin.to_string(),
+            tensor: key.clone(),
+            layer: layer.clone(),
+        })?;
+        if t.dtype() != Dtype::F32 {
+            return Err(Error::TensorType {
+                file: origin.to_string(),
+                tensor: key,
+                dtype: format!("{:?}", t.dtype()),
+            });
+        }
+        let values: Vec<f32> = t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        // safetensors checked that the data holds exactly shape·4 bytes.
+        let arr = ArrayD::from_shape_vec(t.shape().to_vec(), values)
+            .expect("safetensors checks the data length against the shape");
+        let set = if *learnable {
+            network.set_learnable(layer, name, arr)
+        } else {
+            network.set_state(layer, name, arr)
+        };
+        set.map_err(|source| Error::TensorRefused {
+            file: origin.to_string(),
+            tensor: key,
+            source: Box::new(source),
+        })?;
+        used += 1;
+    }
+    let training = st
+        .names()
+        .iter()
+        .filter(|n| n.starts_with(TRAINING_PREFIX))
+        .count();
+    if st.len() != used + training {
+        let known: std::collections::HashSet<String> = expected
+            .iter()
+            .map(|(l, n, _)| format!("{l}.{n}"))
+            .collect();
+        let tensors: Vec<String> = st
+            .names()
+            .into_iter()
+            .filter(|n| !known.contains(*n) && !n.starts_with(TRAINING_PREFIX))
+            .map(|n| n.to_string())
+            .collect();
+        return Err(Error::UnusedTensors {
+            file: origin.to_string(),
+            tensors,
+        });
+    }
+    Ok(network)
 }

@@ -1,6 +1,7 @@
 //! `TrainingOptions`: MATLAB's `trainingOptions`, with its names and defaults.
 
-use seqnet_core::{Error, PaddingDirection, Result};
+use crate::error::{Error, Result};
+use seqnet_core::PaddingDirection;
 pub use seqnet_data::SequenceLength;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -88,7 +89,11 @@ pub struct TrainingOptions {
     pub sequence_length: SequenceLength,
     pub sequence_padding_direction: PaddingDirection,
     pub sequence_padding_value: f32,
+    /// Whether MATLAB's verbose table is shown. The library never prints:
+    /// this is read by whoever attaches the table
+    /// ([`crate::Trainer::verbose_output`], [`crate::VerboseTable::for_options`]).
     pub verbose: bool,
+    /// Iterations between rows of the verbose table.
     pub verbose_frequency: usize,
     pub checkpoint_path: Option<PathBuf>,
     /// Seeds initialization, shuffling and dropout.
@@ -292,11 +297,12 @@ impl TrainingOptions {
 
     /// Options from JSON (camelCase keys, any subset); `origin` names the file in errors.
     pub fn from_json(json: &str, origin: &str) -> Result<Self> {
-        let o: TrainingOptions = serde_json::from_str(json).map_err(|e| Error::Parse {
-            file: origin.into(),
-            line: e.line(),
-            message: format!("not training options: {e}"),
-        })?;
+        let o: TrainingOptions =
+            serde_json::from_str(json).map_err(|source| Error::OptionsJson {
+                file: origin.into(),
+                line: source.line(),
+                source,
+            })?;
         o.validate()?;
         Ok(o)
     }

@@ -1,7 +1,8 @@
-//! What training reports: per-iteration figures, events for progress displays,
-//! and MATLAB's verbose table.
+//! What training reports: per-iteration figures, the whole record, and why
+//! training stopped.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
 
 /// The figures of one training iteration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,8 +37,10 @@ pub struct TrainingRecord {
     pub iterations: Vec<IterationInfo>,
     /// Iterations per epoch.
     pub iterations_per_epoch: usize,
-    /// Why training ended.
-    pub stop_reason: String,
+    /// Why training ended; `None` while it is under way (as in the record a
+    /// checkpoint holds).
+    #[serde(default, deserialize_with = "stop_reason_or_legacy")]
+    pub stop_reason: Option<StopReason>,
     /// The checkpoint written when training was interrupted, if any.
     #[serde(default)]
     pub checkpoint: Option<std::path::PathBuf>,
@@ -45,157 +48,107 @@ pub struct TrainingRecord {
     pub final_validation: Option<Metrics>,
 }
 
-/// Something that happened during training, for progress bars and plots.
-#[derive(Debug, Clone)]
-pub enum TrainingEvent<'a> {
-    Started {
-        max_epochs: usize,
-    },
-    Iteration(&'a IterationInfo),
-    /// An epoch ended; `network` and `state` are as they are now (for checkpoints).
-    EpochFinished {
-        epoch: usize,
-        network: &'a seqnet_core::Network,
-        state: &'a crate::trainer::TrainingState,
-    },
-    Finished {
-        reason: &'a str,
-    },
+/// Why training stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "reason")]
+#[non_exhaustive]
+pub enum StopReason {
+    /// `MaxEpochs` epochs were trained.
+    MaxEpochs,
+    /// The validation loss did not decrease for `validations` validations in
+    /// a row (`ValidationPatience`).
+    ValidationPatience { validations: usize },
+    /// An observer asked to stop ([`crate::TrainingObserver::wants_stop`]),
+    /// as a MATLAB output function returning true does. The network is then
+    /// what `OutputNetwork` says, as at any other normal end.
+    StopRequested,
+    /// The stop flag was set (Ctrl-C): training stopped between mini-batches
+    /// and left the network as it was, with a checkpoint to resume from
+    /// (`TrainingRecord::checkpoint`).
+    Interrupted,
 }
 
-/// Prints MATLAB's verbose training table, one row every `frequency` iterations,
-/// at the first iteration, at validations and at the end.
-#[derive(Debug)]
-pub struct VerboseTable {
-    pub frequency: usize,
-    pub validating: bool,
-    header_done: bool,
-    classification: bool,
-    last: Option<IterationInfo>,
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::MaxEpochs => f.write_str("max epochs completed"),
+            StopReason::ValidationPatience { validations } => write!(
+                f,
+                "validation loss did not decrease for {validations} validations"
+            ),
+            StopReason::StopRequested => f.write_str("stopped by an observer"),
+            StopReason::Interrupted => f.write_str("interrupted"),
+        }
+    }
 }
 
-impl VerboseTable {
-    pub fn new(frequency: usize, validating: bool) -> Self {
-        VerboseTable {
-            frequency: frequency.max(1),
-            validating,
-            header_done: false,
-            classification: true,
-            last: None,
+impl StopReason {
+    /// The reason from the text earlier versions stored in checkpoints (their
+    /// `Display`); `None` for the empty text of a run under way.
+    fn from_legacy(text: &str) -> Option<Self> {
+        let patience = text
+            .strip_prefix("validation loss did not decrease for ")
+            .and_then(|rest| rest.strip_suffix(" validations"))
+            .and_then(|n| n.parse().ok());
+        match text {
+            "max epochs completed" => Some(StopReason::MaxEpochs),
+            "interrupted" => Some(StopReason::Interrupted),
+            _ => patience.map(|validations| StopReason::ValidationPatience { validations }),
         }
     }
+}
 
-    fn columns(&self, classification: bool) -> Vec<(&'static str, &'static str, usize)> {
-        let metric = if classification { "Accuracy" } else { "RMSE" };
-        let mut c = vec![
-            ("Epoch", "", 7),
-            ("Iteration", "", 11),
-            ("Time Elapsed", "(hh:mm:ss)", 14),
-            ("Mini-batch", metric, 10),
-            ("Mini-batch", "Loss", 12),
-        ];
-        if self.validating {
-            c.push(("Validation", metric, 10));
-            c.push(("Validation", "Loss", 10));
-        }
-        c.push(("Base Learning", "Rate", 15));
-        c
+/// Reads a stop reason as written now (an object, or null) or as earlier
+/// versions wrote it into checkpoints (a string).
+fn stop_reason_or_legacy<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<StopReason>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Now(Option<StopReason>),
+        Legacy(String),
     }
+    Ok(match Stored::deserialize(d)? {
+        Stored::Now(r) => r,
+        Stored::Legacy(s) => StopReason::from_legacy(&s),
+    })
+}
 
-    fn header(&self, classification: bool) -> String {
-        let cols = self.columns(classification);
-        let rule = self.rule(classification);
-        let line = |top: bool| {
-            format!(
-                "|{}|",
-                cols.iter()
-                    .map(|c| format!(" {:^w$} ", if top { c.0 } else { c.1 }, w = c.2))
-                    .collect::<Vec<_>>()
-                    .join("|")
-            )
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_reasons_read_back_and_from_earlier_checkpoints() {
+        for reason in [
+            StopReason::MaxEpochs,
+            StopReason::ValidationPatience { validations: 3 },
+            StopReason::StopRequested,
+            StopReason::Interrupted,
+        ] {
+            let record = TrainingRecord {
+                stop_reason: Some(reason),
+                ..Default::default()
+            };
+            let json = serde_json::to_string(&record).unwrap();
+            let back: TrainingRecord = serde_json::from_str(&json).unwrap();
+            assert_eq!(back.stop_reason, Some(reason), "{json}");
+        }
+        let legacy = |s: &str| {
+            let json = format!(
+                r#"{{"iterations": [], "iterations_per_epoch": 0, "stop_reason": "{s}", "final_validation": null}}"#
+            );
+            serde_json::from_str::<TrainingRecord>(&json)
+                .unwrap()
+                .stop_reason
         };
-        format!("{rule}\n{}\n{}\n{rule}", line(true), line(false))
-    }
-
-    fn row(&self, info: &IterationInfo) -> String {
-        let secs = info.elapsed as u64;
-        let time = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
-        let metric = |a: Option<f32>, r: Option<f32>| match (a, r) {
-            (Some(a), _) => format!("{:.2}%", a * 100.0),
-            (_, Some(r)) => format!("{r:.4}"),
-            _ => String::new(),
-        };
-        let mut cells = vec![
-            info.epoch.to_string(),
-            info.iteration.to_string(),
-            time,
-            metric(info.accuracy, info.rmse),
-            format!("{:.4}", info.loss),
-        ];
-        if self.validating {
-            match &info.validation {
-                Some(v) => {
-                    cells.push(metric(v.accuracy, v.rmse));
-                    cells.push(format!("{:.4}", v.loss));
-                }
-                None => cells.extend([String::new(), String::new()]),
-            }
-        }
-        cells.push(format!("{:.4e}", info.learn_rate));
-        let cols = self.columns(info.accuracy.is_some());
-        format!(
-            "|{}|",
-            cells
-                .iter()
-                .zip(&cols)
-                .map(|(c, col)| format!(" {c:>w$} ", w = col.2))
-                .collect::<Vec<_>>()
-                .join("|")
-        )
-    }
-
-    fn rule(&self, classification: bool) -> String {
-        format!(
-            "|{}|",
-            self.columns(classification)
-                .iter()
-                .map(|c| "=".repeat(c.2 + 2))
-                .collect::<Vec<_>>()
-                .join("=")
-        )
-    }
-
-    /// Handles one event, returning the lines to print (if any).
-    pub fn lines(&mut self, event: &TrainingEvent) -> Vec<String> {
-        let mut out = Vec::new();
-        match event {
-            TrainingEvent::Iteration(info) => {
-                if !self.header_done {
-                    out.push(self.header(info.accuracy.is_some()));
-                    self.header_done = true;
-                }
-                if info.iteration == 1
-                    || info.iteration.is_multiple_of(self.frequency)
-                    || info.validation.is_some()
-                {
-                    out.push(self.row(info));
-                    self.last = None;
-                } else {
-                    self.last = Some((*info).clone());
-                }
-                self.classification = info.accuracy.is_some();
-            }
-            TrainingEvent::Finished { reason } => {
-                if let Some(info) = self.last.take() {
-                    out.push(self.row(&info));
-                }
-                if self.header_done {
-                    out.push(self.rule(self.classification));
-                }
-                out.push(format!("Training finished: {reason}."));
-            }
-            _ => {}
-        }
-        out
+        assert_eq!(legacy(""), None);
+        assert_eq!(legacy("interrupted"), Some(StopReason::Interrupted));
+        assert_eq!(legacy("max epochs completed"), Some(StopReason::MaxEpochs));
+        assert_eq!(
+            legacy("validation loss did not decrease for 4 validations"),
+            Some(StopReason::ValidationPatience { validations: 4 })
+        );
     }
 }

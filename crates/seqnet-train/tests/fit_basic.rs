@@ -5,7 +5,7 @@ use ndarray::{Array3, ArrayD};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::layers::*;
-use seqnet_core::{Activation, Error, LayerGraph, Network};
+use seqnet_core::{Activation, LayerGraph, Network};
 use seqnet_data::{Chunk, MiniBatch};
 use seqnet_train::*;
 
@@ -133,8 +133,12 @@ fn validation_patience_stops_early_and_best_network_is_returned() {
         Ok(rec) => {
             assert!(
                 rec.iterations.len() < 800,
-                "stopped early: {}",
+                "stopped early: {:?}",
                 rec.stop_reason
+            );
+            assert_eq!(
+                rec.stop_reason,
+                Some(StopReason::ValidationPatience { validations: 3 })
             );
             let best = rec
                 .iterations
@@ -146,7 +150,7 @@ fn validation_patience_stops_early_and_best_network_is_returned() {
                 "returns the best network"
             );
         }
-        Err(Error::Training { iteration, .. }) => assert!(iteration > 1),
+        Err(Error::NonFiniteLoss { iteration, .. }) => assert!(iteration > 1),
         Err(e) => panic!("{e}"),
     }
 }
@@ -167,7 +171,7 @@ fn a_diverging_loss_stops_training_with_its_iteration() {
     )
     .unwrap_err();
     assert!(
-        matches!(err, Error::Training { iteration, .. } if iteration > 1),
+        matches!(err, Error::NonFiniteLoss { iteration, .. } if iteration > 1),
         "{err}"
     );
     assert!(err.to_string().contains("iteration"), "{err}");
@@ -179,18 +183,14 @@ fn verbose_table_prints_matlab_columns() {
     let opts = TrainingOptions::new(Solver::Adam)
         .max_epochs(2)
         .verbose_frequency(2);
-    let mut table = VerboseTable::new(2, false);
-    let mut lines = Vec::new();
+    let mut table = VerboseTable::new(Vec::new(), opts.verbose_frequency);
     let mut n = net();
-    fit(
-        &mut n,
-        &mut InMemoryBatches(data.clone()),
-        None,
-        &opts,
-        &mut |e| lines.extend(table.lines(e)),
-    )
-    .unwrap();
-    let text = lines.join("\n");
+    Trainer::new(opts)
+        .observer(&mut table)
+        .fit(&mut n, &mut InMemoryBatches(data.clone()), None)
+        .unwrap();
+    let text = String::from_utf8(table.finish().unwrap()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
     for want in [
         "Epoch",
         "Iteration",

@@ -4,8 +4,11 @@
 //! network must reproduce the stored outputs — `output` and `output_last` of
 //! the recurrent cases (one- and two-layer, bidirectional, GRU, with initial
 //! states), `probs` of the video network and `output` of conv → batchnorm →
-//! ReLU. Cases are discovered, not listed. Also: each kind of mismatch is an
-//! error naming the tensor and the layer.
+//! ReLU. Cases are discovered, not listed, and every convolution setting
+//! PyTorch's `nn.Conv2d` takes is read from the spec (kernel, stride,
+//! dilation: an integer or a pair; padding: an integer, a pair, "same" or
+//! "valid"). Also: each kind of mismatch is an error naming the tensor and
+//! the layer.
 //!
 //! Tolerance (the fixtures'): `max|a − b| ≤ 1e-4 · max(1, max|b|)`.
 
@@ -74,6 +77,11 @@ impl Fixture {
         &self.spec["config"][key]
     }
 
+    /// `config.<key>` of a convolution as `[rows, columns]` (see [`conv_pair`]).
+    fn conv_pair(&self, key: &str, default: usize) -> [usize; 2] {
+        conv_pair(&self.name, key, &self.spec["config"][key], default)
+    }
+
     fn count(&self, key: &str) -> usize {
         self.config(key)
             .as_u64()
@@ -110,6 +118,47 @@ impl Fixture {
             .collect();
         safetensors::serialize(views, None::<HashMap<String, String>>).unwrap()
     }
+}
+
+/// A convolution setting as PyTorch's `nn.Conv2d` takes it: an integer (both
+/// dimensions) or a pair `[rows, columns]`; `default` when absent.
+fn conv_pair(case: &str, key: &str, v: &Value, default: usize) -> [usize; 2] {
+    let n = |x: &Value| {
+        x.as_u64()
+            .unwrap_or_else(|| panic!("{case}: {key} = {v}: expected integers")) as usize
+    };
+    match v {
+        Value::Null => [default, default],
+        Value::Array(a) if a.len() == 2 => [n(&a[0]), n(&a[1])],
+        other => [n(other), n(other)],
+    }
+}
+
+/// `nn.Conv2d`'s padding: an integer or a pair (rows on top and bottom,
+/// columns left and right), "valid" (none) or "same" (stride 1; PyTorch puts
+/// the odd row or column at the bottom or right, as MATLAB's 'same' does).
+fn conv_padding(case: &str, v: &Value) -> Padding {
+    match v.as_str() {
+        Some("valid") => Padding::uniform(0),
+        Some("same") => Padding::Same,
+        Some(other) => panic!("{case}: padding '{other}' is not one of PyTorch's"),
+        None => {
+            let [ph, pw] = conv_pair(case, "padding", v, 0);
+            Padding::symmetric(ph, pw)
+        }
+    }
+}
+
+/// The convolution layer a spec's `conv` settings describe (`config` itself
+/// for `conv2d_bn_relu`, `config.conv` for `video_net`), with `[kh, kw]`
+/// filters (an integer or a pair in the spec) and `filters` of them.
+fn conv_layer(case: &str, conv: &Value, kernel: [usize; 2], filters: usize) -> Convolution2d {
+    let setting = |key: &str| conv_pair(case, key, &conv[key], 1);
+    Convolution2d::new(kernel, filters)
+        .stride(setting("stride"))
+        .dilation_factor(setting("dilation"))
+        .padding(conv_padding(case, &conv["padding"]))
+        .name("conv")
 }
 
 /// `max|a − b| ≤ TOL · max(1, max|b|)`, or a panic naming the case.
@@ -256,16 +305,14 @@ fn check_video(fx: &Fixture) -> Vec<String> {
         panic!("frame")
     };
     let conv = &fx.spec["config"]["conv"];
-    let k = conv["kernel"].as_u64().unwrap() as usize;
+    let kernel = conv_pair(&fx.name, "conv.kernel", &conv["kernel"], 1);
     let filters = conv["filters"].as_u64().unwrap() as usize;
-    assert_eq!(conv["stride"].as_u64(), Some(1));
-    assert_eq!(conv["padding"].as_u64(), Some(0));
     let hidden = fx.count("lstm_hidden");
     let classes = fx.count("classes");
     let layers: Vec<Layer> = vec![
         SequenceInput::image([hh, ww, c]).name("in").into(),
         SequenceFolding::new().name("fold").into(),
-        Convolution2d::new([k, k], filters).name("conv").into(),
+        conv_layer(&fx.name, conv, kernel, filters).into(),
         BatchNormalization::new().epsilon(1e-5).name("bn").into(),
         Relu::new().name("relu").into(),
         SequenceUnfolding::new().name("unfold").into(),
@@ -323,15 +370,18 @@ fn check_conv(fx: &Fixture) -> Vec<String> {
         input.shape()[3],
     );
     let (f, kh, kw) = (w.shape()[0], w.shape()[2], w.shape()[3]);
-    assert_eq!(fx.count("stride"), 1);
-    let pad = fx.count("padding");
+    if !fx.config("kernel").is_null() {
+        assert_eq!(
+            fx.conv_pair("kernel", 1),
+            [kh, kw],
+            "{}: config.kernel and the weights' shape",
+            fx.name
+        );
+    }
     let layers: Vec<Layer> = vec![
         SequenceInput::image([h, wd, c]).name("in").into(),
         SequenceFolding::new().name("fold").into(),
-        Convolution2d::new([kh, kw], f)
-            .padding(Padding::uniform(pad))
-            .name("conv")
-            .into(),
+        conv_layer(&fx.name, &fx.spec["config"], [kh, kw], f).into(),
         BatchNormalization::new().epsilon(1e-5).name("bn").into(),
         Relu::new().name("relu").into(),
         SequenceUnfolding::new().name("unfold").into(),

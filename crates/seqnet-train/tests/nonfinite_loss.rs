@@ -3,7 +3,7 @@
 
 use ndarray::Array3;
 use seqnet_core::layers::*;
-use seqnet_core::{Activation, Error, LayerGraph, Network, Result};
+use seqnet_core::{Activation, LayerGraph, Network};
 use seqnet_data::{Chunk, MiniBatch};
 use seqnet_train::checkpoint::{load_checkpoint, save_checkpoint};
 use seqnet_train::*;
@@ -58,13 +58,14 @@ fn an_infinite_loss_names_its_iteration_and_keeps_the_checkpoint() {
     })
     .unwrap_err();
     match &err {
-        Error::Training { iteration, message } => {
+        Error::NonFiniteLoss { iteration, loss } => {
             assert_eq!(*iteration, 6, "epoch 3's second mini-batch");
-            assert!(message.contains("inf"), "{message}");
+            assert!(loss.is_infinite(), "{loss}");
         }
         other => panic!("expected a training error, got {other}"),
     }
     assert!(err.to_string().contains("iteration 6"), "{err}");
+    assert!(err.to_string().contains("the loss became inf"), "{err}");
     assert_eq!(
         std::fs::read(&path).unwrap(),
         saved.unwrap(),

@@ -4,13 +4,14 @@
 //! (no clipping, no L2); inference is one forward pass without gradients.
 
 use super::{line, lstm_forward_flop, time_reps};
+use crate::Result;
 use ndarray::{ArrayD, IxDyn};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::layers::{
     ClassificationOutput, FullyConnected, Lstm, OutputMode, SequenceInput, Softmax,
 };
-use seqnet_core::{Activation, Layer, LayerGraph, Mode, Network, Result};
+use seqnet_core::{Activation, Layer, LayerGraph, Mode, Network};
 use seqnet_train::solver::{self, SolverState};
 use seqnet_train::{Solver, TrainingOptions};
 
@@ -31,7 +32,7 @@ fn network() -> Result<Network> {
         Softmax::new().name("softmax").into(),
         ClassificationOutput::new().name("out").into(),
     ];
-    Network::new(&LayerGraph::from_layers(layers)?, 0)
+    Ok(Network::new(&LayerGraph::from_layers(layers)?, 0)?)
 }
 
 /// Random `[T, B, F]` inputs and one-hot `[B, K]` targets.

@@ -26,7 +26,7 @@ pub mod stream;
 pub mod video;
 pub mod vowels;
 
-use seqnet_core::{Error, Result};
+use crate::{CliError, Result};
 use std::time::Instant;
 
 /// The workloads, in the order [`run`] runs them.
@@ -125,10 +125,10 @@ pub fn run_with(only: Option<&[String]>, machine_line: bool) -> Result<()> {
         Some(names) => {
             for n in names {
                 if !WORKLOADS.contains(&n.as_str()) {
-                    return Err(Error::InvalidInput(format!(
-                        "unknown workload '{n}'; the workloads are {}",
-                        WORKLOADS.join(", ")
-                    )));
+                    return Err(CliError::UnknownWorkload {
+                        name: n.clone(),
+                        known: WORKLOADS.to_vec(),
+                    });
                 }
             }
             WORKLOADS

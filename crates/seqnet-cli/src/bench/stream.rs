@@ -4,13 +4,14 @@
 //! in a classification layer, which a network needs and prediction ignores.)
 
 use super::{line, time_reps, Timings};
+use crate::Result;
 use ndarray::Array2;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::layers::{
     ClassificationOutput, FullyConnected, Lstm, OutputMode, SequenceInput, Softmax,
 };
-use seqnet_core::{Layer, LayerGraph, Network, Result};
+use seqnet_core::{Layer, LayerGraph, Network};
 use seqnet_data::Sequence;
 use seqnet_train::predict_and_update_state;
 

@@ -4,12 +4,13 @@
 //! step (forward, backward, adam update) on random frames, batch 8, T = 16.
 
 use super::{line, time_reps};
+use crate::Result;
 use ndarray::{ArrayD, IxDyn};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::layers::InputSize;
 use seqnet_core::templates::{Template, TemplateOptions};
-use seqnet_core::{Activation, LayerGraph, Mode, Network, Result};
+use seqnet_core::{Activation, LayerGraph, Mode, Network};
 use seqnet_train::solver::{self, SolverState};
 use seqnet_train::{Solver, TrainingOptions};
 
@@ -19,12 +20,12 @@ const K: usize = 10;
 
 /// The video network: the `video` template with 28×28×1 frames, lstm 200 and 10 classes.
 pub fn graph() -> Result<LayerGraph> {
-    Template::Video.graph(&TemplateOptions {
+    Ok(Template::Video.graph(&TemplateOptions {
         input: Some(InputSize::Image([28, 28, 1])),
         hidden: Some(200),
         outputs: Some(K),
         ..Default::default()
-    })
+    })?)
 }
 
 /// Times the workload and returns its result line.

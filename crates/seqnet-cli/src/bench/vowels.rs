@@ -7,10 +7,11 @@
 //! backward and update.
 
 use super::{line, lstm_forward_flop, time_reps};
+use crate::{CliError, Result};
 use seqnet_core::layers::{
     ClassificationOutput, FullyConnected, Lstm, OutputMode, SequenceInput, Softmax,
 };
-use seqnet_core::{Error, Layer, LayerGraph, Network, Result};
+use seqnet_core::{Layer, LayerGraph, Network};
 use seqnet_data::{Datastore, InMemoryDatastore, TsOptions};
 use seqnet_train::{fit, DatastoreBatches, SequenceLength, Shuffle, Solver, TrainingOptions};
 use std::path::PathBuf;
@@ -29,10 +30,9 @@ pub fn data_dir() -> Result<PathBuf> {
     candidates
         .into_iter()
         .find(|p| p.join("JapaneseVowels_TRAIN.ts").is_file())
-        .ok_or_else(|| {
-            Error::InvalidInput(
-                "the Japanese Vowels data (data/japanese_vowels/JapaneseVowels_TRAIN.ts) was not found: run from the repository".into(),
-            )
+        .ok_or(CliError::MissingBenchData {
+            what: "Japanese Vowels data",
+            path: "data/japanese_vowels/JapaneseVowels_TRAIN.ts".into(),
         })
 }
 
@@ -48,7 +48,7 @@ pub fn graph() -> Result<LayerGraph> {
         Softmax::new().name("softmax").into(),
         ClassificationOutput::new().name("classoutput").into(),
     ];
-    LayerGraph::from_layers(layers)
+    Ok(LayerGraph::from_layers(layers)?)
 }
 
 /// The training options of the workload (one epoch).
@@ -73,7 +73,7 @@ pub fn run() -> Result<String> {
     let store: Arc<dyn Datastore> = Arc::new(store);
     let mut graph = graph()?;
     for l in &mut graph.layers {
-        if let Layer::ClassificationOutput(c) = l {
+        if let Some(c) = l.downcast_mut::<ClassificationOutput>() {
             c.classes = classes.clone().unwrap_or_default();
         }
     }

@@ -3,10 +3,11 @@
 
 use super::data::open_data;
 use super::predict::load_model;
+use super::Result;
 use super::{ensure_parent, flag_error, out, shown};
 use ndarray::{Array2, Axis};
-use seqnet_core::layers::{OutputMode, RegressionOutput};
-use seqnet_core::{Activation, Format, Layer, Network, Result};
+use seqnet_core::layers::{BiLstm, Gru, Lstm, OutputMode, RegressionOutput};
+use seqnet_core::{Activation, Format, Network};
 use seqnet_data::Target;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -147,14 +148,20 @@ fn every_step(network: &Network, layer: &str) -> Result<Option<Network>> {
     let Some(i) = cut.index(layer) else {
         return Ok(None);
     };
-    match &mut cut.layers[i] {
-        Layer::Lstm(l) if l.output_mode == OutputMode::Last => l.output_mode = OutputMode::Sequence,
-        Layer::BiLstm(l) if l.output_mode == OutputMode::Last => {
-            l.output_mode = OutputMode::Sequence
-        }
-        Layer::Gru(l) if l.output_mode == OutputMode::Last => l.output_mode = OutputMode::Sequence,
-        _ => return Ok(None),
+    let l = &mut cut.layers[i];
+    let options = if let Some(l) = l.downcast_mut::<Lstm>() {
+        &mut l.options
+    } else if let Some(l) = l.downcast_mut::<BiLstm>() {
+        &mut l.options
+    } else if let Some(l) = l.downcast_mut::<Gru>() {
+        &mut l.options
+    } else {
+        return Ok(None);
+    };
+    if options.output_mode != OutputMode::Last {
+        return Ok(None);
     }
+    options.output_mode = OutputMode::Sequence;
     // Keep the layer and what feeds it; end it with an output layer.
     let layer_of = |port: &str| port.split('/').next().unwrap_or_default().to_string();
     let mut keep: BTreeSet<String> = BTreeSet::from([layer.to_string()]);

@@ -1,6 +1,6 @@
 //! `seqnet bench`: the workloads of `bench/WORKLOADS.md`, one line each.
 
-use seqnet_core::Result;
+use super::Result;
 
 /// `seqnet bench`'s arguments.
 #[derive(Debug, clap::Args)]

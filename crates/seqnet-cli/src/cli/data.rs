@@ -2,8 +2,9 @@
 //! plus `.npy` files), its class names made to agree with a model's, and the
 //! checks that it fits a network.
 
-use seqnet_core::layers::InputSize;
-use seqnet_core::{Error, Layer, LayerGraph, Result};
+use super::{CliError, Result};
+use seqnet_core::layers::{ClassificationOutput, InputSize, SequenceInput};
+use seqnet_core::LayerGraph;
 use seqnet_data::{
     sort_by_length, Datastore, FolderDatastore, FolderOptions, FrameShape, InMemoryDatastore,
     Observation, Target, TargetKind, TsOptions,
@@ -55,9 +56,10 @@ pub fn open_data(path: &Path, classes: Option<&[String]>) -> Result<DataSet> {
     let name = path.display().to_string();
     let store: Arc<dyn Datastore> = if path.is_dir() {
         if !path.join("labels.csv").is_file() {
-            return Err(Error::InvalidInput(format!(
-                "{name}: the folder has no labels.csv; a datastore folder holds a labels.csv and one .npy or .csv file per observation"
-            )));
+            return Err(CliError::NotWhatIsNeeded {
+                path: name,
+                problem: "the folder has no labels.csv; a datastore folder holds a labels.csv and one .npy or .csv file per observation".into(),
+            });
         }
         let options = FolderOptions {
             classes: classes.filter(|c| !c.is_empty()).map(<[String]>::to_vec),
@@ -74,19 +76,20 @@ pub fn open_data(path: &Path, classes: Option<&[String]>) -> Result<DataSet> {
             None => Arc::new(store),
         }
     } else if !path.exists() {
-        return Err(Error::Io {
+        return Err(CliError::Io {
             path: name,
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         });
     } else {
-        return Err(Error::InvalidInput(format!(
-            "{name}: not a .ts file nor a datastore folder (a folder with labels.csv and .npy files)"
-        )));
+        return Err(CliError::NotWhatIsNeeded {
+            path: name,
+            problem:
+                "not a .ts file nor a datastore folder (a folder with labels.csv and .npy files)"
+                    .into(),
+        });
     };
     if store.is_empty() {
-        return Err(Error::InvalidInput(format!(
-            "{name}: the data has no observations"
-        )));
+        return Err(CliError::NoObservations { data: name });
     }
     Ok(DataSet { store, name })
 }
@@ -102,12 +105,14 @@ fn renumber(store: InMemoryDatastore, wanted: &[String], name: &str) -> Result<I
     let map = have
         .iter()
         .map(|c| {
-            wanted.iter().position(|w| w == c).ok_or_else(|| {
-                Error::InvalidInput(format!(
-                    "{name}: class '{c}' is not one of the model's classes ({})",
-                    wanted.join(", ")
-                ))
-            })
+            wanted
+                .iter()
+                .position(|w| w == c)
+                .ok_or_else(|| CliError::UnknownClass {
+                    data: name.to_string(),
+                    class: c.clone(),
+                    classes: wanted.to_vec(),
+                })
         })
         .collect::<Result<Vec<_>>>()?;
     let observations: Vec<Observation> = store
@@ -180,13 +185,15 @@ pub fn output_kind(graph: &LayerGraph) -> Result<OutputKind> {
         .layers
         .iter()
         .position(|l| l.def().is_output())
-        .ok_or_else(|| Error::InvalidInput("the graph has no output layer".into()))?;
+        .ok_or(CliError::MissingLayer { what: "output" })?;
     let shape = plan.input_shapes[i]
         .first()
         .copied()
-        .ok_or_else(|| Error::InvalidInput("the output layer has no input".into()))?;
+        .ok_or(CliError::MissingLayer {
+            what: "connected output",
+        })?;
     Ok(OutputKind {
-        classification: matches!(graph.layers[i], Layer::ClassificationOutput(_)),
+        classification: graph.layers[i].is::<ClassificationOutput>(),
         per_step: shape.format.has_time(),
         size: shape.elements(),
     })
@@ -206,11 +213,10 @@ pub fn check_input(graph: &LayerGraph, data: &DataSet) -> Result<()> {
     let input = graph
         .layers
         .iter()
-        .find_map(|l| match l {
-            Layer::SequenceInput(s) => Some(s),
-            _ => None,
-        })
-        .ok_or_else(|| Error::InvalidInput("the network has no sequence input layer".into()))?;
+        .find_map(|l| l.downcast_ref::<SequenceInput>())
+        .ok_or(CliError::MissingLayer {
+            what: "sequence input",
+        })?;
     let frame = data.store.frame_shape()?;
     let fits = match (input.input_size, frame) {
         (InputSize::Features(c), Some(FrameShape::Features(d))) => c == d,
@@ -235,10 +241,12 @@ pub fn check_input(graph: &LayerGraph, data: &DataSet) -> Result<()> {
             Some(FrameShape::Features(1)) => "1 feature".to_string(),
             Some(f) => f.to_string(),
         };
-        return Err(Error::InvalidInput(format!(
-            "{name}: the data has time steps of {has}, but the network's input layer '{}' takes {wants}",
-            input.name
-        )));
+        return Err(CliError::InputMismatch {
+            data: name.clone(),
+            layer: input.name.clone(),
+            has,
+            takes: wants,
+        });
     }
     Ok(())
 }
@@ -250,9 +258,7 @@ pub fn check_targets(graph: &LayerGraph, data: &DataSet, need_targets: bool) -> 
     let kind = data.target_kind()?;
     if kind == TargetKind::None {
         if need_targets {
-            return Err(Error::InvalidInput(format!(
-                "{name}: the data has no labels or targets to train on"
-            )));
+            return Err(CliError::NoTargets { data: name.clone() });
         }
         return Ok(());
     }
@@ -277,18 +283,22 @@ pub fn check_targets(graph: &LayerGraph, data: &DataSet, need_targets: bool) -> 
         TargetKind::None => true,
     };
     if !ok {
-        return Err(Error::InvalidInput(format!(
-            "{name}: the data has {kind} per observation, but the network's output layer '{output_layer}' predicts {wants}"
-        )));
+        return Err(CliError::TargetMismatch {
+            data: name.clone(),
+            layer: output_layer,
+            has: kind.to_string(),
+            predicts: wants,
+        });
     }
     if out.classification {
         let k = data.classes().len();
         if k != out.size {
-            let feeding = feeding_layer(graph, &output_layer);
-            return Err(Error::InvalidInput(format!(
-                "{name}: the data has {k} classes, but the network predicts {} (layer '{feeding}' has output size {}); set the fully connected layer's outputSize to {k}",
-                out.size, out.size
-            )));
+            return Err(CliError::ClassCount {
+                data: name.clone(),
+                classes: k,
+                predicts: out.size,
+                layer: feeding_layer(graph, &output_layer),
+            });
         }
     }
     Ok(())
@@ -312,7 +322,7 @@ fn feeding_layer(graph: &LayerGraph, output: &str) -> String {
 /// The real class of every observation of sequence-to-label data (`None`
 /// where it has none), or every step's class for per-step labels.
 pub fn true_classes(store: &dyn Datastore) -> Result<Vec<Vec<usize>>> {
-    Ok((0..store.len())
+    let classes = (0..store.len())
         .map(|i| {
             store.read(i).map(|o| match o.target {
                 Target::Class(c) => vec![c],
@@ -320,5 +330,6 @@ pub fn true_classes(store: &dyn Datastore) -> Result<Vec<Vec<usize>>> {
                 _ => Vec::new(),
             })
         })
-        .collect::<seqnet_data::Result<_>>()?)
+        .collect::<seqnet_data::Result<_>>()?;
+    Ok(classes)
 }

@@ -8,8 +8,8 @@ use super::predict::{predict_data, predict_options, Score};
 use super::progress::Verbosity;
 use super::train::{report, save_model, train_with_progress};
 use super::{flag_error, io_error, out, repository_path, shown};
+use super::{CliError, Result};
 use seqnet_core::templates::{Template, TemplateOptions};
-use seqnet_core::{Error, Result};
 use seqnet_train::{Shuffle, Solver, TrainingOptions};
 use std::path::PathBuf;
 
@@ -62,10 +62,10 @@ pub fn run(args: Args) -> Result<()> {
     let test_path = dir.join("JapaneseVowels_TEST.ts");
     for p in [&train_path, &test_path] {
         if !p.is_file() {
-            return Err(Error::InvalidInput(format!(
-                "{}: the Japanese Vowels data is not there; run the demo from the repository's folder or give --data DIR",
-                shown(p)
-            )));
+            return Err(CliError::NotWhatIsNeeded {
+                path: shown(p),
+                problem: "the Japanese Vowels data is not there; run the demo from the repository's folder or give --data DIR".into(),
+            });
         }
     }
     if args.out.exists() && !args.out.is_dir() {

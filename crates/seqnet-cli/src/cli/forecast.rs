@@ -13,10 +13,10 @@
 
 use super::data::{check_input, open_data, output_kind, DataSet};
 use super::predict::load_model;
-use super::{ensure_parent, flag_error, io_error, out, shown};
+use super::{ensure_parent, flag_error, out, shown, CliError, Result};
 use clap::ValueEnum;
 use ndarray::{s, Array2, ArrayView2, Axis};
-use seqnet_core::{Error, Network, Result};
+use seqnet_core::Network;
 use seqnet_data::{Observation, Sequence, Target};
 use seqnet_train::predict_and_update_state;
 use std::fmt::Write as _;
@@ -97,10 +97,10 @@ fn check_network(network: &Network, data: &DataSet) -> Result<usize> {
     let c = match data.store.frame_shape()? {
         Some(seqnet_data::FrameShape::Features(c)) => c,
         _ => {
-            return Err(Error::InvalidInput(format!(
-                "{}: forecasting takes feature sequences, not images",
-                data.name
-            )))
+            return Err(CliError::NotWhatIsNeeded {
+                path: data.name.clone(),
+                problem: "forecasting takes feature sequences, not images".into(),
+            })
         }
     };
     let out = output_kind(graph)?;
@@ -151,7 +151,7 @@ pub fn forecast_one(
     let mut next = primed
         .first()
         .and_then(|p| p.rows().into_iter().next_back().map(|r| r.to_owned()))
-        .ok_or_else(|| Error::InvalidInput("forecasting needs at least one primed step".into()))?;
+        .ok_or_else(|| flag_error("--prime", "forecasting needs at least one primed step"))?;
     let mut predicted = Array2::zeros((n, observed.ncols()));
     for j in 0..n {
         predicted.row_mut(j).assign(&next);
@@ -177,11 +177,10 @@ fn forecast_all(network: &mut Network, data: &DataSet, args: &Args) -> Result<Ve
         .map(|i| {
             let o = data.store.read(i)?;
             let Sequence::Features(x) = &o.data else {
-                return Err(Error::InvalidInput(format!(
-                    "{}: observation {}: not a feature sequence",
-                    data.name,
-                    i + 1
-                )));
+                return Err(CliError::NotWhatIsNeeded {
+                    path: data.name.clone(),
+                    problem: format!("observation {}: not a feature sequence", i + 1),
+                });
             };
             let k = args.prime.map_or(x.nrows(), |k| k as usize);
             if k > x.nrows() {
@@ -273,12 +272,8 @@ pub fn run(args: Args) -> Result<()> {
     }
     let forecasts = forecast_all(&mut model.network, &data, &args)?;
     ensure_parent(&args.out)?;
-    seqnet_train::model::write_atomically(&args.out, csv(&forecasts).as_bytes()).map_err(|e| {
-        match e {
-            Error::Io { source, .. } => io_error(&args.out, source),
-            other => other,
-        }
-    })?;
+    seqnet_train::model::write_atomically(&args.out, csv(&forecasts).as_bytes())
+        .map_err(CliError::from_write)?;
     let mut text = format!(
         "{} step{} forecast ({}) for {} observation{} of {c} channel{} written to {}\n",
         args.steps,

@@ -2,9 +2,8 @@
 //! sequence-to-sequence and forecasting data as datastore folders with
 //! per-step targets (`labels.csv` rows `file,target`).
 
-use super::{out, shown};
+use super::{out, shown, Result};
 use clap::ValueEnum;
-use seqnet_core::Result;
 use seqnet_data::series::SineSeries;
 use seqnet_data::waveforms::{WaveformTask, Waveforms};
 use seqnet_data::writer::{write_folder, SequenceFormat};

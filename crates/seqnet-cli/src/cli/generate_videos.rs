@@ -1,8 +1,7 @@
 //! `seqnet generate-videos`: writes a synthetic video set (the class is the
 //! direction of motion) as a datastore folder.
 
-use super::{out, shown};
-use seqnet_core::Result;
+use super::{out, shown, Result};
 use seqnet_data::synthetic::SyntheticVideos;
 use std::path::PathBuf;
 

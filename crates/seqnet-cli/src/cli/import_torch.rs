@@ -3,8 +3,7 @@
 //! [`seqnet_train::import_torch`] for the mapping's syntax).
 
 use super::train::save_model;
-use super::{in_file, load_graph, out, read_text, shown};
-use seqnet_core::Result;
+use super::{in_file, load_graph, out, read_text, shown, Result};
 use seqnet_train::TorchMapping;
 use std::path::PathBuf;
 
@@ -41,7 +40,7 @@ pub fn run(args: Args) -> Result<()> {
     let bytes =
         std::fs::read(&args.state_dict).map_err(|e| super::io_error(&args.state_dict, e))?;
     let model = seqnet_train::import_torch(&graph, &bytes, &shown(&args.state_dict), &mapping)
-        .map_err(|e| in_file(&args.state_dict, e))?;
+        .map_err(|e| in_file(&args.state_dict, e.into()))?;
     save_model(&model, &args.out)?;
     let values: usize = model
         .network

@@ -2,7 +2,10 @@
 //! and how errors reach the user (one line, naming the file, line, layer or
 //! option at fault).
 //!
-//! [`main`] is the whole program; the binary only calls it.
+//! [`main`] is the whole program; the binary only calls it. Commands return
+//! their outcome to it ([`run`] gives the exit code, or a [`CliError`] that
+//! `main` shows as one line); nothing here ends the process itself, except
+//! a second Ctrl-C during training, which asks for exactly that.
 
 mod activations;
 mod bench;
@@ -18,8 +21,9 @@ mod progress;
 mod summary;
 mod train;
 
+pub use crate::error::{CliError, Result};
 use clap::{Parser, Subcommand};
-use seqnet_core::{Error, LayerGraph, Result};
+use seqnet_core::LayerGraph;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -73,22 +77,24 @@ pub enum Command {
     Bench(bench::Args),
 }
 
-/// Runs a parsed command line.
-pub fn run(cli: Cli) -> Result<()> {
+/// Runs a parsed command line: the exit code of a command that ran
+/// (success, or 130 for a training stopped by Ctrl-C), or its error.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let done = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
     match cli.command {
-        Command::New(a) => new::run(a),
+        Command::New(a) => done(new::run(a)),
         Command::Train(a) => train::run(*a),
-        Command::Predict(a) => predict::run(a),
-        Command::Summary(a) => summary::run_summary(a),
-        Command::Graph(a) => summary::run_graph(a),
-        Command::Activations(a) => activations::run(a),
-        Command::Demo(a) => demo::run(a),
-        Command::ImportTorch(a) => import_torch::run(a),
-        Command::GenerateVideos(a) => generate_videos::run(a),
-        Command::Forecast(a) => forecast::run(a),
-        Command::GenerateWaveforms(a) => generate_sequences::run_waveforms(a),
-        Command::GenerateSeries(a) => generate_sequences::run_series(a),
-        Command::Bench(a) => bench::run(a),
+        Command::Predict(a) => done(predict::run(a)),
+        Command::Summary(a) => done(summary::run_summary(a)),
+        Command::Graph(a) => done(summary::run_graph(a)),
+        Command::Activations(a) => done(activations::run(a)),
+        Command::Demo(a) => done(demo::run(a)),
+        Command::ImportTorch(a) => done(import_torch::run(a)),
+        Command::GenerateVideos(a) => done(generate_videos::run(a)),
+        Command::Forecast(a) => done(forecast::run(a)),
+        Command::GenerateWaveforms(a) => done(generate_sequences::run_waveforms(a)),
+        Command::GenerateSeries(a) => done(generate_sequences::run_series(a)),
+        Command::Bench(a) => done(bench::run(a)),
     }
 }
 
@@ -120,12 +126,8 @@ pub fn main() -> ExitCode {
         Err(e) => return clap_error(e),
     };
     match std::panic::catch_unwind(|| run(cli)) {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Ok(Err(e)) => {
-            eprintln!("error: {}", message(&e));
-            ExitCode::from(1)
-        }
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => report(&e),
         Err(_) => {
             let what = PANIC_MESSAGE
                 .lock()
@@ -198,9 +200,20 @@ fn clap_error(e: clap::Error) -> ExitCode {
     }
 }
 
-/// Whether the error is a closed standard output (`seqnet new … | head`).
-fn is_broken_pipe(e: &Error) -> bool {
-    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+/// The exit code of a failed command, after its one-line message on
+/// standard error: 1, or 0 for a closed standard output (`seqnet new … | head`).
+pub fn report(e: &CliError) -> ExitCode {
+    if is_broken_pipe(e) {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("error: {}", message(e));
+    ExitCode::from(1)
+}
+
+/// Whether the error is a closed standard output.
+fn is_broken_pipe(e: &CliError) -> bool {
+    e.io_failure()
+        .is_some_and(|(_, source)| source.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// `s` on one line: line breaks (and the bullets of listed problems) become "; ".
@@ -222,14 +235,9 @@ fn one_line(s: &str) -> String {
 }
 
 /// The one-line message of an error.
-pub fn message(e: &Error) -> String {
-    let text = match e {
-        Error::Parse {
-            file,
-            line: 0,
-            message,
-        } => format!("{file}: {message}"),
-        Error::Io { path, source } => {
+pub fn message(e: &CliError) -> String {
+    let text = match e.io_failure() {
+        Some((path, source)) => {
             let what = match source.kind() {
                 std::io::ErrorKind::NotFound => "no such file or folder".to_string(),
                 std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
@@ -243,7 +251,7 @@ pub fn message(e: &Error) -> String {
             };
             format!("{path}: {what}")
         }
-        other => other.to_string(),
+        None => e.to_string(),
     };
     one_line(&text)
 }
@@ -257,9 +265,9 @@ pub(crate) fn count(s: &str) -> std::result::Result<u64, String> {
 }
 
 /// An error for a command-line flag.
-pub(crate) fn flag_error(flag: &'static str, message: impl Into<String>) -> Error {
-    Error::InvalidOption {
-        option: flag,
+pub(crate) fn flag_error(flag: &'static str, message: impl Into<String>) -> CliError {
+    CliError::Flag {
+        flag,
         message: message.into(),
     }
 }
@@ -267,29 +275,25 @@ pub(crate) fn flag_error(flag: &'static str, message: impl Into<String>) -> Erro
 /// Reads a text file, naming it in errors.
 pub(crate) fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
-    String::from_utf8(bytes).map_err(|e| Error::Parse {
-        file: path.display().to_string(),
-        line: 0,
-        message: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+    String::from_utf8(bytes).map_err(|e| CliError::NotText {
+        path: shown(path),
+        byte: e.utf8_error().valid_up_to(),
     })
 }
 
 /// An I/O error naming `path`.
-pub(crate) fn io_error(path: &Path, e: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        source: e,
-    }
+pub(crate) fn io_error(path: &Path, e: std::io::Error) -> CliError {
+    CliError::io(path, e)
 }
 
 /// Reads a graph JSON file and checks the graph; graph problems are
 /// prefixed with the file's name.
 pub(crate) fn load_graph(path: &Path) -> Result<LayerGraph> {
     if path.is_dir() {
-        return Err(Error::InvalidInput(format!(
-            "{}: is a folder, expected a graph JSON file",
-            shown(path)
-        )));
+        return Err(CliError::NotWhatIsNeeded {
+            path: shown(path),
+            problem: "is a folder, expected a graph JSON file".into(),
+        });
     }
     graph_from_text(&read_text(path)?, &shown(path))
 }
@@ -297,26 +301,27 @@ pub(crate) fn load_graph(path: &Path) -> Result<LayerGraph> {
 /// A checked graph from JSON text; `name` names its file in errors.
 pub(crate) fn graph_from_text(text: &str, name: &str) -> Result<LayerGraph> {
     if text.trim().is_empty() {
-        return Err(Error::Parse {
-            file: name.to_string(),
-            line: 1,
-            message: "the file is empty; expected a layer graph (JSON)".into(),
+        return Err(CliError::EmptyGraphFile {
+            path: name.to_string(),
         });
     }
     let graph = LayerGraph::from_json(text, name)?;
-    graph.check().map_err(|e| in_file(Path::new(name), e))?;
+    graph
+        .check()
+        .map_err(|e| in_file(Path::new(name), e.into()))?;
     Ok(graph)
 }
 
-/// Prefixes errors that do not name a file with `path`.
-pub(crate) fn in_file(path: &Path, e: Error) -> Error {
-    match e {
-        Error::Parse { .. } | Error::Io { .. } => e,
-        other => Error::InvalidInput(format!(
-            "{}: {}",
-            path.display(),
-            one_line(&other.to_string())
-        )),
+/// Prefixes an error whose message does not name the file with `path`.
+pub(crate) fn in_file(path: &Path, e: CliError) -> CliError {
+    let path = shown(path);
+    if e.to_string().contains(&path) {
+        e
+    } else {
+        CliError::InFile {
+            path,
+            source: Box::new(e),
+        }
     }
 }
 
@@ -368,16 +373,32 @@ mod tests {
     #[test]
     fn messages_are_one_line() {
         assert_eq!(one_line("a:\n  - b\n  - c"), "a: b; c");
-        let e = Error::Parse {
+        let e = CliError::Core(seqnet_core::Error::Parse {
             file: "x.json".into(),
             line: 0,
             message: "bad".into(),
-        };
+        });
         assert_eq!(message(&e), "x.json: bad");
-        let e = Error::Io {
+        let e = CliError::Io {
             path: "nope".into(),
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         };
         assert_eq!(message(&e), "nope: no such file or folder");
+        let e = CliError::Train(seqnet_train::Error::Io {
+            path: "gone.safetensors".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        });
+        assert_eq!(message(&e), "gone.safetensors: permission denied");
+    }
+
+    #[test]
+    fn a_failed_command_exits_with_1_and_a_closed_pipe_with_0() {
+        let e = flag_error("--epochs", "must be at least 1");
+        assert_eq!(report(&e), ExitCode::from(1));
+        let e = CliError::Io {
+            path: "standard output".into(),
+            source: std::io::Error::from(std::io::ErrorKind::BrokenPipe),
+        };
+        assert_eq!(report(&e), ExitCode::SUCCESS);
     }
 }

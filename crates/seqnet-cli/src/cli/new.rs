@@ -1,10 +1,10 @@
 //! `seqnet new <template>`: one of the seed's networks as graph JSON.
 
-use super::{flag_error, out};
+use super::{flag_error, out, Result};
 use clap::ValueEnum;
 use seqnet_core::layers::{InputSize, Normalization};
 use seqnet_core::templates::{RecurrentLayer, Template, TemplateOptions};
-use seqnet_core::{Error, Result};
+use seqnet_core::Error;
 
 /// The templates, as the command line names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -217,7 +217,7 @@ pub fn graph_json(args: &Args) -> Result<String> {
             };
             flag_error(flag, message)
         }
-        other => other,
+        other => other.into(),
     })?;
     Ok(graph.to_json())
 }

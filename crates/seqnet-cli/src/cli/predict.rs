@@ -2,9 +2,9 @@
 //! or RMSE when the data has labels or targets.
 
 use super::data::{check_input, check_targets, open_data, output_kind, DataSet};
-use super::{ensure_parent, in_file, io_error, out, shown};
+use super::{ensure_parent, in_file, out, shown};
+use super::{CliError, Result};
 use ndarray::Array2;
-use seqnet_core::{Error, Result};
 use seqnet_data::Target;
 use seqnet_train::{Model, PredictOptions};
 use std::fmt::Write as _;
@@ -39,12 +39,12 @@ pub struct Args {
 /// Loads a model file, naming the file in errors that do not.
 pub fn load_model(path: &Path) -> Result<Model> {
     if path.is_dir() {
-        return Err(Error::InvalidInput(format!(
-            "{}: is a folder, expected a model file (.safetensors)",
-            shown(path)
-        )));
+        return Err(CliError::NotWhatIsNeeded {
+            path: shown(path),
+            problem: "is a folder, expected a model file (.safetensors)".into(),
+        });
     }
-    Model::load(path).map_err(|e| in_file(path, e))
+    Model::load(path).map_err(|e| in_file(path, e.into()))
 }
 
 /// The options prediction uses: the model's training batching, or MATLAB's defaults.
@@ -278,12 +278,8 @@ pub fn run(args: Args) -> Result<()> {
     let options = predict_options(&model, args.mini_batch_size);
     let predictions = predict_data(&mut model, &data, &options)?;
     ensure_parent(&args.out)?;
-    seqnet_train::model::write_atomically(&args.out, predictions.csv().as_bytes()).map_err(
-        |e| match e {
-            Error::Io { source, .. } => io_error(&args.out, source),
-            other => other,
-        },
-    )?;
+    seqnet_train::model::write_atomically(&args.out, predictions.csv().as_bytes())
+        .map_err(CliError::from_write)?;
     let rows: usize = predictions.outputs.iter().map(|o| o.nrows()).sum();
     let mut text = format!(
         "{rows} prediction{} for {} observation{} written to {}\n",

@@ -7,8 +7,8 @@
 //! line about every tenth of the training instead.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use seqnet_train::{IterationInfo, TrainingEvent, VerboseTable};
-use std::io::IsTerminal;
+use seqnet_train::{IterationInfo, TrainingEvent, TrainingObserver, VerboseTable};
+use std::io::{self, IsTerminal};
 use std::time::Duration;
 
 /// How training progress is shown.
@@ -33,10 +33,10 @@ impl Verbosity {
     }
 }
 
-/// Shows training events as [`Verbosity`] says.
+/// Shows training events as [`Verbosity`] says: an observer of training.
 pub struct Progress {
     display: Verbosity,
-    table: VerboseTable,
+    table: VerboseTable<io::Stderr>,
     bars: Option<Bars>,
     max_epochs: usize,
     per_epoch: usize,
@@ -53,12 +53,11 @@ struct Bars {
 
 impl Progress {
     /// A display for `max_epochs` epochs of about `per_epoch` iterations
-    /// each; `validating` adds the validation columns to the table.
+    /// each; the table shows a row every `verbose_frequency` iterations.
     pub fn new(
         display: Verbosity,
         max_epochs: usize,
         per_epoch: usize,
-        validating: bool,
         verbose_frequency: usize,
     ) -> Self {
         let bars = (display == Verbosity::Bars && std::io::stderr().is_terminal()).then(|| {
@@ -90,26 +89,13 @@ impl Progress {
         });
         Progress {
             display,
-            table: VerboseTable::new(verbose_frequency, validating),
+            table: VerboseTable::new(io::stderr(), verbose_frequency),
             bars,
             max_epochs,
             per_epoch: per_epoch.max(1),
             in_epoch: 0,
             last: None,
             line_every: (max_epochs / 10).max(1),
-        }
-    }
-
-    /// Handles one training event.
-    pub fn event(&mut self, event: &TrainingEvent) {
-        match self.display {
-            Verbosity::Quiet => {}
-            Verbosity::Table => {
-                for line in self.table.lines(event) {
-                    eprintln!("{line}");
-                }
-            }
-            Verbosity::Bars => self.bar_event(event),
         }
     }
 
@@ -153,14 +139,14 @@ impl Progress {
                     }
                 }
             }
-            TrainingEvent::Finished { reason } => {
+            TrainingEvent::Stopped { reason, .. } => {
                 if let Some(b) = self.bars.take() {
                     b.epoch.finish_and_clear();
                     b.epochs.finish_and_clear();
                 }
                 eprintln!("training finished: {reason}");
             }
-            TrainingEvent::Started { .. } => {}
+            _ => {}
         }
     }
 
@@ -169,6 +155,16 @@ impl Progress {
         if let Some(b) = self.bars.take() {
             b.epoch.finish_and_clear();
             b.epochs.finish_and_clear();
+        }
+    }
+}
+
+impl TrainingObserver for Progress {
+    fn on_event(&mut self, event: &TrainingEvent<'_>) {
+        match self.display {
+            Verbosity::Quiet => {}
+            Verbosity::Table => self.table.on_event(event),
+            Verbosity::Bars => self.bar_event(event),
         }
     }
 }

@@ -2,9 +2,9 @@
 //! layer table, and its graph as DOT or JSON.
 
 use super::{graph_from_text, in_file, io_error, out, shown};
+use super::{CliError, Result};
 use clap::ValueEnum;
-use seqnet_core::Error;
-use seqnet_core::{LayerGraph, Result};
+use seqnet_core::LayerGraph;
 use seqnet_train::Model;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -51,10 +51,10 @@ fn open(path: &Path) -> Result<(LayerGraph, Option<Model>)> {
         (b, "standard input".to_string())
     } else {
         if path.is_dir() {
-            return Err(Error::InvalidInput(format!(
-                "{}: is a folder, expected a graph JSON or a model file",
-                shown(path)
-            )));
+            return Err(CliError::NotWhatIsNeeded {
+                path: shown(path),
+                problem: "is a folder, expected a graph JSON or a model file".into(),
+            });
         }
         (
             std::fs::read(path).map_err(|e| io_error(path, e))?,
@@ -66,13 +66,13 @@ fn open(path: &Path) -> Result<(LayerGraph, Option<Model>)> {
         .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
     let first = bytes.iter().find(|c| !c.is_ascii_whitespace()).copied();
     if named_model || first.is_some_and(|c| c != b'{') {
-        let model = Model::from_bytes(&bytes, &name).map_err(|e| in_file(Path::new(&name), e))?;
+        let model =
+            Model::from_bytes(&bytes, &name).map_err(|e| in_file(Path::new(&name), e.into()))?;
         return Ok((model.network.graph().clone(), Some(model)));
     }
-    let text = String::from_utf8(bytes).map_err(|_| Error::Parse {
-        file: name.clone(),
-        line: 0,
-        message: "not UTF-8 text, nor a model file".into(),
+    let text = String::from_utf8(bytes).map_err(|e| CliError::NotText {
+        path: name.clone(),
+        byte: e.utf8_error().valid_up_to(),
     })?;
     Ok((graph_from_text(&text, &name)?, None))
 }
@@ -80,7 +80,7 @@ fn open(path: &Path) -> Result<(LayerGraph, Option<Model>)> {
 /// Runs `seqnet summary`.
 pub fn run_summary(args: SummaryArgs) -> Result<()> {
     let (graph, model) = open(&args.file)?;
-    let summary = graph.summary().map_err(|e| in_file(&args.file, e))?;
+    let summary = graph.summary().map_err(|e| in_file(&args.file, e.into()))?;
     let mut text = format!("{summary}\n");
     if let Some(m) = model {
         if !m.classes.is_empty() {

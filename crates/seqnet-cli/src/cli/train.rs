@@ -3,14 +3,16 @@
 
 use super::data::{check_fits, open_data, DataSet};
 use super::progress::{iterations_per_epoch, Progress, Verbosity};
-use super::{ensure_parent, flag_error, load_graph, out, read_text, shown};
+use super::{ensure_parent, flag_error, in_file, load_graph, out, read_text, shown};
+use super::{CliError, Result};
 use clap::ValueEnum;
-use seqnet_core::{Error, LayerGraph, PaddingDirection, Result};
+use seqnet_core::{LayerGraph, PaddingDirection};
+use seqnet_train::checkpoint::read_options;
 use seqnet_train::{
-    resume_training, train_network, train_network_with, Model, SequenceLength, Shuffle, Solver,
-    TrainingEvent, TrainingOptions, TrainingRecord,
+    Model, SequenceLength, Shuffle, Solver, StopReason, Trainer, TrainingOptions, TrainingRecord,
 };
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -169,14 +171,8 @@ impl OptionFlags {
     /// other defaults), then each flag given.
     pub fn training_options(&self) -> Result<TrainingOptions> {
         let mut o = match &self.options {
-            Some(path) => TrainingOptions::from_json(&read_text(path)?, &shown(path)).map_err(
-                |e| match e {
-                    Error::InvalidOption { option, message } => {
-                        Error::InvalidInput(format!("{}: option {option}: {message}", shown(path)))
-                    }
-                    other => other,
-                },
-            )?,
+            Some(path) => TrainingOptions::from_json(&read_text(path)?, &shown(path))
+                .map_err(|e| in_file(path, e.into()))?,
             None => TrainingOptions::new(Solver::Adam),
         };
         if let Some(s) = self.solver {
@@ -226,9 +222,9 @@ impl OptionFlags {
 }
 
 /// An invalid option named by its flag.
-fn flag_named(e: Error) -> Error {
+fn flag_named(e: seqnet_train::Error) -> CliError {
     match e {
-        Error::InvalidOption { option, message } => {
+        seqnet_train::Error::InvalidOption { option, message } => {
             let flag = match option {
                 "MaxEpochs" => "--epochs",
                 "MiniBatchSize" => "--mini-batch-size",
@@ -241,7 +237,7 @@ fn flag_named(e: Error) -> Error {
             };
             flag_error(flag, message)
         }
-        other => other,
+        other => other.into(),
     }
 }
 
@@ -268,44 +264,37 @@ pub fn train_with_progress(
     if let Some(v) = validation {
         check_fits(graph, v, true)?;
     }
-    run_with_progress(train, validation, options, display, |progress| {
-        train_network(
+    run_with_progress(train, options.clone(), display, None, |trainer| {
+        trainer.train(
             graph,
             train.store.clone(),
             validation.map(|v| v.store.clone()),
-            &quiet(options),
-            progress,
         )
     })
 }
 
-/// The options with the library's verbose table off: the command draws its own
-/// progress, on standard error.
-fn quiet(options: &TrainingOptions) -> TrainingOptions {
-    TrainingOptions {
-        verbose: false,
-        ..options.clone()
-    }
-}
-
-/// Runs `train` (a training call) with a progress display.
+/// Runs `run` (a training call) on a trainer with `options`, the progress
+/// display as an observer, and `stop` as its stop flag.
 fn run_with_progress(
     train: &DataSet,
-    validation: Option<&DataSet>,
-    options: &TrainingOptions,
+    options: TrainingOptions,
     display: Verbosity,
-    run: impl FnOnce(&mut dyn FnMut(&TrainingEvent)) -> Result<(Model, TrainingRecord)>,
+    stop: Option<&AtomicBool>,
+    run: impl FnOnce(Trainer<'_>) -> seqnet_train::Result<(Model, TrainingRecord)>,
 ) -> Result<Trained> {
     let per_epoch = iterations_per_epoch(train.store.len(), options.mini_batch_size);
     let mut progress = Progress::new(
         display,
         options.max_epochs,
         per_epoch,
-        validation.is_some(),
         options.verbose_frequency,
     );
     let start = Instant::now();
-    let result = run(&mut |e| progress.event(e));
+    let mut trainer = Trainer::new(options).observer(&mut progress);
+    if let Some(stop) = stop {
+        trainer = trainer.stop_flag(stop);
+    }
+    let result = run(trainer);
     progress.clear();
     let (model, record) = result?;
     Ok(Trained {
@@ -323,6 +312,8 @@ fn interrupt_flag() -> Arc<AtomicBool> {
     // Fails only when a handler is already installed (tests running several commands).
     let _ = ctrlc::set_handler(move || {
         if f.swap(true, Ordering::SeqCst) {
+            // The user asks to quit at once, mid-iteration: this runs on the
+            // handler's own thread, which has no way back to `main`.
             eprintln!("\nstopped");
             std::process::exit(130);
         }
@@ -335,12 +326,12 @@ fn interrupt_flag() -> Arc<AtomicBool> {
 pub fn report(r: &TrainingRecord, seconds: f64) -> String {
     let mut s = String::new();
     let epochs = r.iterations.last().map_or(0, |i| i.epoch);
+    let reason = r.stop_reason.map(|r| r.to_string()).unwrap_or_default();
     s.push_str(&format!(
-        "trained {epochs} epoch{} ({} iterations) in {:.1} s: {}\n",
+        "trained {epochs} epoch{} ({} iterations) in {:.1} s: {reason}\n",
         if epochs == 1 { "" } else { "s" },
         r.iterations.len(),
         seconds,
-        r.stop_reason
     ));
     if let Some(last) = r.iterations.last() {
         s.push_str(&format!("final mini-batch loss {:.4}", last.loss));
@@ -368,11 +359,12 @@ pub fn report(r: &TrainingRecord, seconds: f64) -> String {
 /// Writes the model, creating its folder.
 pub fn save_model(model: &Model, path: &Path) -> Result<()> {
     ensure_parent(path)?;
-    model.save(path)
+    model.save(path).map_err(CliError::from_write)
 }
 
-/// Runs `seqnet train`.
-pub fn run(args: Args) -> Result<()> {
+/// Runs `seqnet train`: success, or 130 when Ctrl-C stopped training (a
+/// checkpoint was written and the command that resumes is shown).
+pub fn run(args: Args) -> Result<ExitCode> {
     let mut options = args.flags.training_options()?;
     if let Some(n) = args.validation_frequency {
         options.validation_frequency = n as usize;
@@ -403,13 +395,13 @@ pub fn run(args: Args) -> Result<()> {
     let stop = interrupt_flag();
     let trained = match (&args.resume, &args.net) {
         (Some(checkpoint), _) => {
-            run_with_progress(&train, validation.as_ref(), &options, display, |progress| {
-                resume_training(
+            // The checkpoint's own options, to the same weights as a run never stopped.
+            let stored = read_options(checkpoint)?;
+            run_with_progress(&train, stored, display, Some(&stop), |trainer| {
+                trainer.resume(
                     checkpoint,
                     train.store.clone(),
                     validation.as_ref().map(|v| v.store.clone()),
-                    progress,
-                    Some(&stop),
                 )
             })?
         }
@@ -419,14 +411,11 @@ pub fn run(args: Args) -> Result<()> {
             if let Some(v) = &validation {
                 check_fits(&graph, v, true)?;
             }
-            run_with_progress(&train, validation.as_ref(), &options, display, |progress| {
-                train_network_with(
+            run_with_progress(&train, options, display, Some(&stop), |trainer| {
+                trainer.train(
                     &graph,
                     train.store.clone(),
                     validation.as_ref().map(|v| v.store.clone()),
-                    &quiet(&options),
-                    progress,
-                    Some(&stop),
                 )
             })?
         }
@@ -437,25 +426,16 @@ pub fn run(args: Args) -> Result<()> {
             ))
         }
     };
-    if let Some(checkpoint) = &trained.record.checkpoint {
-        let mut hint = format!(
-            "seqnet train --resume {} --data {} --out {}",
-            shown(checkpoint),
-            shown(&args.data),
-            shown(&args.out)
-        );
-        if args.sort_by_length {
-            hint.push_str(" --sort-by-length");
-        }
-        if let Some(v) = &args.validation {
-            hint.push_str(&format!(" --validation {}", shown(v)));
-        }
+    if let (Some(StopReason::Interrupted), Some(checkpoint)) =
+        (trained.record.stop_reason, &trained.record.checkpoint)
+    {
         eprintln!(
-            "training interrupted after iteration {}; checkpoint written to {}\nresume with: {hint}",
+            "training interrupted after iteration {}; checkpoint written to {}\nresume with: {}",
             trained.record.iterations.len(),
-            shown(checkpoint)
+            shown(checkpoint),
+            resume_command(&args, checkpoint)
         );
-        std::process::exit(130);
+        return Ok(ExitCode::from(130));
     }
     save_model(&trained.model, &args.out)?;
     let mut text = report(&trained.record, trained.seconds);
@@ -465,7 +445,25 @@ pub fn run(args: Args) -> Result<()> {
         crate::plots::training_progress(&trained.record, p)?;
         text.push_str(&format!("training progress drawn to {}\n", shown(p)));
     }
-    out(&text)
+    out(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The command that resumes from `checkpoint` with the same data.
+fn resume_command(args: &Args, checkpoint: &Path) -> String {
+    let mut command = format!(
+        "seqnet train --resume {} --data {} --out {}",
+        shown(checkpoint),
+        shown(&args.data),
+        shown(&args.out)
+    );
+    if args.sort_by_length {
+        command.push_str(" --sort-by-length");
+    }
+    if let Some(v) = &args.validation {
+        command.push_str(&format!(" --validation {}", shown(v)));
+    }
+    command
 }
 
 /// Checks that `path` ends in .png or .svg, naming `flag`.

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
+use crate::CliError;
 use ndarray::ArrayView2;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
-use seqnet_core::Error;
 
 use super::{
     anchored, bold, clean, compact, fit_text, integer_ticks, mix, nice_step, render, text,
@@ -68,17 +68,22 @@ fn diverging(t: f64) -> RGBColor {
 /// written above the map ("Activations" when empty).
 ///
 /// # Errors
-/// [`Error::InvalidOption`] for an extension other than `.png` or `.svg`,
-/// [`Error::InvalidInput`] for an array without time steps or channels, and
-/// [`Error::Io`] when the file cannot be written; each names the path.
-pub fn activations_heatmap(values: ArrayView2<f32>, title: &str, path: &Path) -> Result<(), Error> {
+/// [`CliError::PictureFormat`] for an extension other than `.png` or `.svg`,
+/// [`CliError::NothingToPlot`] for an array without time steps or channels,
+/// and [`CliError::Io`] when the file cannot be written; each names the path.
+pub fn activations_heatmap(
+    values: ArrayView2<f32>,
+    title: &str,
+    path: &Path,
+) -> Result<(), CliError> {
     let format = Format::of(path)?;
     let (t, c) = values.dim();
     if t == 0 || c == 0 {
-        return Err(Error::InvalidInput(format!(
-            "cannot plot the activations to '{}': the array has {t} time steps and {c} channels",
-            path.display()
-        )));
+        return Err(CliError::NothingToPlot {
+            what: "the activations",
+            path: path.display().to_string(),
+            reason: format!("the array has {t} time steps and {c} channels"),
+        });
     }
     render(&Heatmap::new(values, title, format), path)
 }

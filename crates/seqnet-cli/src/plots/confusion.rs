@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
+use crate::CliError;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
-use seqnet_core::Error;
 
 use super::{
     anchored, bold, clean, fit_text, luminance, mix, render, text, text_width, DrawResult, Format,
@@ -40,21 +40,20 @@ const ZERO_TEXT: RGBColor = RGBColor(185, 185, 185);
 /// with an ellipsis and column names turn vertical when they do not fit.
 ///
 /// # Errors
-/// [`Error::InvalidOption`] for an extension other than `.png` or `.svg`,
-/// [`Error::InvalidInput`] for no classes, more than 500 classes, or counts
-/// that are not a square matrix matching `class_names`, and [`Error::Io`]
+/// [`CliError::PictureFormat`] for an extension other than `.png` or `.svg`,
+/// [`CliError::NothingToPlot`] for no classes, more than 500 classes, or counts
+/// that are not a square matrix matching `class_names`, and [`CliError::Io`]
 /// when the file cannot be written; each names the path.
 pub fn confusion_matrix(
     counts: &[Vec<usize>],
     class_names: &[String],
     path: &Path,
-) -> Result<(), Error> {
+) -> Result<(), CliError> {
     Format::of(path)?;
-    let invalid = |message: String| {
-        Error::InvalidInput(format!(
-            "cannot plot the confusion matrix to '{}': {message}",
-            path.display()
-        ))
+    let invalid = |reason: String| CliError::NothingToPlot {
+        what: "the confusion matrix",
+        path: path.display().to_string(),
+        reason,
     };
     let n = class_names.len();
     if n == 0 {

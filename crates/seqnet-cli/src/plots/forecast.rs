@@ -8,7 +8,8 @@ use ndarray::ArrayView2;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
-use seqnet_core::Error;
+
+use crate::CliError;
 
 use super::{
     anchored, bold, compact, fit_text, render, text, DrawResult, Format, Picture, INK, MUTED,
@@ -52,17 +53,18 @@ pub struct ForecastFigure<'a> {
 /// are not finite leave gaps.
 ///
 /// # Errors
-/// [`Error::InvalidOption`] for an extension other than `.png` or `.svg`,
-/// [`Error::InvalidInput`] when nothing was observed or forecast or the
-/// channel counts differ, [`Error::Io`] when the file cannot be written.
-pub fn forecast_plot(figure: &ForecastFigure, path: &Path) -> Result<(), Error> {
+/// [`CliError::PictureFormat`] for an extension other than `.png` or `.svg`,
+/// [`CliError::NothingToPlot`] when nothing was observed or forecast or the
+/// channel counts differ, [`CliError::Io`] when the file cannot be written.
+pub fn forecast_plot(figure: &ForecastFigure, path: &Path) -> Result<(), CliError> {
     Format::of(path)?;
     let c = figure.observed.ncols();
-    let bad = |m: String| {
-        Err(Error::InvalidInput(format!(
-            "cannot plot the forecast to '{}': {m}",
-            path.display()
-        )))
+    let bad = |reason: String| {
+        Err(CliError::NothingToPlot {
+            what: "the forecast",
+            path: path.display().to_string(),
+            reason,
+        })
     };
     if figure.observed.nrows() == 0 || figure.forecast.nrows() == 0 || c == 0 {
         return bad("nothing observed or nothing forecast".into());

@@ -21,11 +21,11 @@ pub use progress::training_progress;
 use std::fmt;
 use std::path::Path;
 
+use crate::CliError;
 use image::ImageEncoder as _;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use seqnet_core::Error;
 
 use fonts::{ensure_font, TextFix, FONT};
 
@@ -38,29 +38,25 @@ pub(crate) enum Format {
 
 impl Format {
     /// The format of `path` by its extension (case-insensitive).
-    pub(crate) fn of(path: &Path) -> Result<Format, Error> {
+    pub(crate) fn of(path: &Path) -> Result<Format, CliError> {
         let ext = path
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
         match ext.as_deref() {
             Some("png") => Ok(Format::Png),
             Some("svg") => Ok(Format::Svg),
-            other => Err(Error::InvalidOption {
-                option: "plot file",
-                message: format!(
-                    "cannot write '{}': {}; pictures are written as .png or .svg",
-                    path.display(),
-                    match other {
-                        Some(e) => format!("unknown extension '.{e}'"),
-                        None => "the file name has no extension".to_string(),
-                    }
-                ),
+            other => Err(CliError::PictureFormat {
+                path: path.display().to_string(),
+                problem: match other {
+                    Some(e) => format!("unknown extension '.{e}'"),
+                    None => "the file name has no extension".to_string(),
+                },
             }),
         }
     }
 }
 
-/// A failure while drawing, turned into [`Error::InvalidInput`] naming the path.
+/// A failure while drawing, turned into [`CliError::Drawing`] naming the path.
 #[derive(Debug)]
 pub(crate) struct DrawError(pub(crate) String);
 
@@ -88,14 +84,12 @@ pub(crate) trait Picture {
 }
 
 /// Draws `picture` and writes it atomically to `path` as PNG or SVG.
-pub(crate) fn render<P: Picture>(picture: &P, path: &Path) -> Result<(), Error> {
+pub(crate) fn render<P: Picture>(picture: &P, path: &Path) -> Result<(), CliError> {
     let format = Format::of(path)?;
     ensure_font();
-    let drawing_error = |what: String| {
-        Error::InvalidInput(format!(
-            "cannot draw the picture '{}': {what}",
-            path.display()
-        ))
+    let drawing_error = |message: String| CliError::Drawing {
+        path: path.display().to_string(),
+        message,
     };
     // A bug in the drawing must not take the caller down: it becomes an error.
     let drawn =
@@ -112,7 +106,7 @@ pub(crate) fn render<P: Picture>(picture: &P, path: &Path) -> Result<(), Error> 
             return Err(drawing_error(message));
         }
     };
-    seqnet_train::model::write_atomically(path, &bytes)
+    seqnet_train::model::write_atomically(path, &bytes).map_err(CliError::from_write)
 }
 
 /// The picture's file contents in `format`.

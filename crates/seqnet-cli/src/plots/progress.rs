@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
+use crate::CliError;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
-use seqnet_core::Error;
 use seqnet_train::TrainingRecord;
 
 use super::{
@@ -44,16 +44,17 @@ const GRID: RGBColor = RGBColor(232, 232, 232);
 /// gaps in the lines.
 ///
 /// # Errors
-/// [`Error::InvalidOption`] for an extension other than `.png` or `.svg`,
-/// [`Error::InvalidInput`] for a record without iterations, and
-/// [`Error::Io`] when the file cannot be written; each names the path.
-pub fn training_progress(record: &TrainingRecord, path: &Path) -> Result<(), Error> {
+/// [`CliError::PictureFormat`] for an extension other than `.png` or `.svg`,
+/// [`CliError::NothingToPlot`] for a record without iterations, and
+/// [`CliError::Io`] when the file cannot be written; each names the path.
+pub fn training_progress(record: &TrainingRecord, path: &Path) -> Result<(), CliError> {
     Format::of(path)?;
     if record.iterations.is_empty() {
-        return Err(Error::InvalidInput(format!(
-            "cannot plot the training progress to '{}': the training record has no iterations",
-            path.display()
-        )));
+        return Err(CliError::NothingToPlot {
+            what: "the training progress",
+            path: path.display().to_string(),
+            reason: "the training record has no iterations".into(),
+        });
     }
     render(&Progress::new(record), path)
 }
@@ -429,13 +430,8 @@ impl<'a> Progress<'a> {
         } else {
             line("No validation data", &body, &mut y, 0)?;
         }
-        if !record.stop_reason.trim().is_empty() {
-            line(
-                &format!("Training finished: {}", record.stop_reason.trim()),
-                &body,
-                &mut y,
-                0,
-            )?;
+        if let Some(reason) = &record.stop_reason {
+            line(&format!("Training finished: {reason}"), &body, &mut y, 0)?;
         }
         y += 14;
 

@@ -3,7 +3,7 @@
 use super::{LayerGraph, PortRef};
 use crate::error::{Error, GraphProblem, GraphProblems, PortDirection, Result};
 use crate::format::ActShape;
-use crate::layers::Layer;
+use crate::layers::{SequenceFolding, SequenceUnfolding};
 use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::DiGraph;
 use std::collections::{HashMap, HashSet};
@@ -169,9 +169,9 @@ impl LayerGraph {
         }
 
         for (i, layer) in self.layers.iter().enumerate() {
-            if let Layer::SequenceFolding(_) = layer {
+            if layer.is::<SequenceFolding>() {
                 let reaches = sources.iter().enumerate().any(|(j, srcs)| {
-                    matches!(self.layers[j], Layer::SequenceUnfolding(_))
+                    self.layers[j].is::<SequenceUnfolding>()
                         && srcs.get(1) == Some(&Some(PortRef { layer: i, port: 1 }))
                 });
                 if !reaches {

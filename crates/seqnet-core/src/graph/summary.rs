@@ -50,7 +50,11 @@ impl LayerGraph {
                         .zip(&plan.output_shapes[i])
                         .map(|(p, s)| (p.to_string(), s.to_string()))
                         .collect(),
-                    learnables: def.learnable_shapes(&plan.input_shapes[i]),
+                    learnables: def
+                        .learnables(&plan.input_shapes[i])
+                        .into_iter()
+                        .map(|l| (l.name, l.shape))
+                        .collect(),
                 }
             })
             .collect();

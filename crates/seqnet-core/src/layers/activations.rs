@@ -1,14 +1,13 @@
 //! Element-wise activation layers: `Relu`, `LeakyRelu`, `Tanh`, `Sigmoid`.
 //! Input and output have the same shape and format, any format.
 
-use super::named;
 use super::util::{grad_or_zeros, no_forward, single};
+use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
-use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
+use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
 use ndarray::{ArcArray, ArrayD, IxDyn, Zip};
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 /// The function an element-wise layer applies.
@@ -125,20 +124,14 @@ macro_rules! elementwise_layer {
             }
         }
         impl LayerDef for $ty {
-            fn name(&self) -> &str {
-                &self.name
-            }
+            name_field!();
             fn type_name(&self) -> &'static str {
                 $type_name
             }
             fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
                 infer_elementwise(inputs)
             }
-            fn build(
-                &self,
-                _inputs: &[ActShape],
-                _rng: &mut StdRng,
-            ) -> Result<Box<dyn LayerKernel>> {
+            fn build(&self, _inputs: &[ActShape], _params: Params) -> Result<Box<dyn LayerKernel>> {
                 let $s = self;
                 Ok(Box::new(ElementwiseKernel {
                     name: self.name.clone(),
@@ -195,16 +188,14 @@ impl LeakyRelu {
 }
 
 impl LayerDef for LeakyRelu {
-    fn name(&self) -> &str {
-        &self.name
-    }
+    name_field!();
     fn type_name(&self) -> &'static str {
         "Leaky ReLU"
     }
     fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
         infer_elementwise(inputs)
     }
-    fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
+    fn build(&self, _inputs: &[ActShape], _params: Params) -> Result<Box<dyn LayerKernel>> {
         Ok(Box::new(ElementwiseKernel {
             name: self.name.clone(),
             func: Func::LeakyRelu(self.scale),

@@ -1,15 +1,15 @@
 //! `BatchNormalization`: MATLAB's `batchNormalizationLayer`, per channel, with
 //! padded frames and steps excluded from the batch statistics.
 
-use super::named;
 use super::util::{check_shape, grad_or_zeros, no_forward, single};
+use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
-use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Mode, ShapeError};
-use crate::learnable::{Learnable, StateArray};
+use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Mode, Params, ShapeError};
+use crate::learnable::{Initializer, Learnable, LearnableSpec, StateArray, StateSpec};
+use crate::torch::{TorchLayout, TorchParam};
 use ndarray::{ArcArray, Array1, ArrayD, IxDyn};
-use rand::rngs::StdRng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -136,9 +136,7 @@ impl BatchNormalization {
 }
 
 impl LayerDef for BatchNormalization {
-    fn name(&self) -> &str {
-        &self.name
-    }
+    name_field!();
     fn type_name(&self) -> &'static str {
         "Batch Normalization"
     }
@@ -169,39 +167,50 @@ impl LayerDef for BatchNormalization {
         }
         Ok(vec![x])
     }
-    fn learnable_shapes(&self, inputs: &[ActShape]) -> Vec<(&'static str, Vec<usize>)> {
+    fn learnables(&self, inputs: &[ActShape]) -> Vec<LearnableSpec> {
         let c = inputs.first().map(|s| s.channels).unwrap_or(0);
-        vec![("Scale", vec![c]), ("Offset", vec![c])]
+        vec![
+            LearnableSpec::weights("Scale", vec![c], Initializer::Constant(1.0))
+                .factors(self.scale_l2_factor, self.scale_learn_rate_factor),
+            LearnableSpec::bias("Offset", vec![c], Initializer::Constant(0.0))
+                .factors(self.offset_l2_factor, self.offset_learn_rate_factor),
+        ]
     }
-    fn build(&self, inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
+    fn states(&self, inputs: &[ActShape]) -> Vec<StateSpec> {
+        let c = inputs.first().map(|s| s.channels).unwrap_or(0);
+        vec![
+            StateSpec::constant("TrainedMean", vec![c], 0.0),
+            StateSpec::constant("TrainedVariance", vec![c], 1.0),
+        ]
+    }
+    fn build(&self, inputs: &[ActShape], mut params: Params) -> Result<Box<dyn LayerKernel>> {
         let x = single(inputs).map_err(|e| Error::layer(&self.name, e.message))?;
         self.infer(inputs)
             .map_err(|e| Error::layer(&self.name, e.message))?;
-        let c = x.channels;
-        let mut scale = Learnable::weights("Scale", Array1::ones(c).into_dyn());
-        scale.l2_factor = self.scale_l2_factor;
-        scale.learn_rate_factor = self.scale_learn_rate_factor;
-        let mut offset = Learnable::bias("Offset", Array1::zeros(c).into_dyn());
-        offset.l2_factor = self.offset_l2_factor;
-        offset.learn_rate_factor = self.offset_learn_rate_factor;
         Ok(Box::new(BatchNormKernel {
             name: self.name.clone(),
             in_shape: x,
             epsilon: self.epsilon as f64,
             mean_decay: self.mean_decay,
             variance_decay: self.variance_decay,
-            scale,
-            offset,
-            mean: StateArray {
-                name: "TrainedMean",
-                value: Array1::zeros(c).into_dyn(),
-            },
-            variance: StateArray {
-                name: "TrainedVariance",
-                value: Array1::ones(c).into_dyn(),
-            },
+            scale: params.learnable("Scale")?,
+            offset: params.learnable("Offset")?,
+            mean: params.state("TrainedMean")?,
+            variance: params.state("TrainedVariance")?,
             cache: None,
         }))
+    }
+    fn torch_layout(&self) -> Option<TorchLayout> {
+        Some(TorchLayout {
+            module: "nn.BatchNorm2d",
+            params: vec![
+                TorchParam::one("Scale", "weight"),
+                TorchParam::one("Offset", "bias"),
+                TorchParam::one("TrainedMean", "running_mean"),
+                TorchParam::one("TrainedVariance", "running_var"),
+            ],
+            ignored: vec!["num_batches_tracked"],
+        })
     }
 }
 

@@ -2,16 +2,16 @@
 //! product per frame, parallel over frames. Also the window geometry
 //! ([`Padding`], output sizes) shared with the pooling layers.
 
-use super::named;
 use super::util::{check_shape, grad_or_zeros, no_forward, single};
+use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
-use crate::init::{self, BiasInitializer, WeightsInitializer};
-use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
-use crate::learnable::Learnable;
+use crate::init::{BiasInitializer, WeightsInitializer};
+use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
+use crate::learnable::{Initializer, Learnable, LearnableSpec};
+use crate::torch::TorchLayout;
 use ndarray::{ArcArray, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
-use rand::rngs::StdRng;
 use rayon::prelude::*;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -396,9 +396,7 @@ impl Convolution2d {
 }
 
 impl LayerDef for Convolution2d {
-    fn name(&self) -> &str {
-        &self.name
-    }
+    name_field!();
     fn type_name(&self) -> &'static str {
         "2-D Convolution"
     }
@@ -411,46 +409,42 @@ impl LayerDef for Convolution2d {
             self.num_filters,
         )])
     }
-    fn learnable_shapes(&self, inputs: &[ActShape]) -> Vec<(&'static str, Vec<usize>)> {
+    fn learnables(&self, inputs: &[ActShape]) -> Vec<LearnableSpec> {
         let c = inputs.first().map(|s| s.channels).unwrap_or(0);
-        let [fh, fw] = self.filter_size;
+        let (f, [fh, fw]) = (self.num_filters, self.filter_size);
         vec![
-            ("Weights", vec![self.num_filters, c, fh, fw]),
-            ("Bias", vec![self.num_filters]),
+            LearnableSpec::weights(
+                "Weights",
+                vec![f, c, fh, fw],
+                Initializer::Weights {
+                    init: self.weights_initializer,
+                    fan_in: fh * fw * c,
+                    fan_out: fh * fw * f,
+                },
+            )
+            .factors(self.weight_l2_factor, self.weight_learn_rate_factor),
+            LearnableSpec::bias("Bias", vec![f], Initializer::bias(self.bias_initializer))
+                .factors(self.bias_l2_factor, self.bias_learn_rate_factor),
         ]
     }
-    fn build(&self, inputs: &[ActShape], rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
+    fn build(&self, inputs: &[ActShape], mut params: Params) -> Result<Box<dyn LayerKernel>> {
         let x = single(inputs).map_err(|e| Error::layer(&self.name, e.message))?;
         let window = self
             .window(&x)
             .map_err(|e| Error::layer(&self.name, e.message))?;
-        let (f, c, [fh, fw]) = (self.num_filters, x.channels, self.filter_size);
-        let w = init::weights(
-            self.weights_initializer,
-            &[f, c, fh, fw],
-            fh * fw * c,
-            fh * fw * f,
-            rng,
-        );
-        let mut weights = Learnable::weights("Weights", w);
-        weights.l2_factor = self.weight_l2_factor;
-        weights.learn_rate_factor = self.weight_learn_rate_factor;
-        let mut bias = Learnable::bias(
-            "Bias",
-            init::bias(self.bias_initializer, f, 1, rng).into_dyn(),
-        );
-        bias.l2_factor = self.bias_l2_factor;
-        bias.learn_rate_factor = self.bias_learn_rate_factor;
         Ok(Box::new(ConvKernel {
             name: self.name.clone(),
             in_shape: x,
             window,
-            filters: f,
-            weights,
-            bias,
+            filters: self.num_filters,
+            weights: params.learnable("Weights")?,
+            bias: params.learnable("Bias")?,
             input: None,
             input_grad_needed: true,
         }))
+    }
+    fn torch_layout(&self) -> Option<TorchLayout> {
+        Some(TorchLayout::weight_bias("nn.Conv2d"))
     }
 }
 

@@ -1,13 +1,12 @@
 //! `Dropout`: zeroes inputs at random in training, passes them through at prediction.
 
-use super::named;
 use super::util::{no_forward, single};
+use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
-use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Mode, ShapeError};
+use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Mode, Params, ShapeError};
 use ndarray::ArrayD;
-use rand::rngs::StdRng;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -47,9 +46,7 @@ impl Dropout {
 }
 
 impl LayerDef for Dropout {
-    fn name(&self) -> &str {
-        &self.name
-    }
+    name_field!();
     fn type_name(&self) -> &'static str {
         "Dropout"
     }
@@ -66,7 +63,7 @@ impl LayerDef for Dropout {
         }
         Ok(vec![x])
     }
-    fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
+    fn build(&self, _inputs: &[ActShape], _params: Params) -> Result<Box<dyn LayerKernel>> {
         Ok(Box::new(DropoutKernel {
             name: self.name.clone(),
             p: self.probability,

@@ -1,16 +1,16 @@
 //! `FullyConnected`: an affine map applied at every time step.
 
-use super::named;
 use super::util::{grad_or_zeros, no_forward, single};
+use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
-use crate::init::{self, BiasInitializer, WeightsInitializer};
-use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
-use crate::learnable::Learnable;
+use crate::init::{BiasInitializer, WeightsInitializer};
+use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
+use crate::learnable::{Initializer, Learnable, LearnableSpec};
 use crate::linalg::matmul_into;
+use crate::torch::TorchLayout;
 use ndarray::{Array2, ArrayD, Axis, Ix2};
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 /// MATLAB's `fullyConnectedLayer`: `y = W·x + b` for each observation and time step.
@@ -82,9 +82,7 @@ impl FullyConnected {
 }
 
 impl LayerDef for FullyConnected {
-    fn name(&self) -> &str {
-        &self.name
-    }
+    name_field!();
     fn type_name(&self) -> &'static str {
         "Fully Connected"
     }
@@ -102,35 +100,35 @@ impl LayerDef for FullyConnected {
             )),
         }
     }
-    fn learnable_shapes(&self, inputs: &[ActShape]) -> Vec<(&'static str, Vec<usize>)> {
-        let n_in = inputs.first().map(|s| s.elements()).unwrap_or(0);
-        vec![
-            ("Weights", vec![self.output_size, n_in]),
-            ("Bias", vec![self.output_size]),
-        ]
-    }
-    fn build(&self, inputs: &[ActShape], rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
+    fn learnables(&self, inputs: &[ActShape]) -> Vec<LearnableSpec> {
         let n_in = inputs.first().map(|s| s.elements()).unwrap_or(0);
         let o = self.output_size;
-        let mut weights = Learnable::weights(
-            "Weights",
-            init::weights(self.weights_initializer, &[o, n_in], n_in, o, rng),
-        );
-        weights.l2_factor = self.weight_l2_factor;
-        weights.learn_rate_factor = self.weight_learn_rate_factor;
-        let mut bias = Learnable::bias(
-            "Bias",
-            init::bias(self.bias_initializer, o, 1, rng).into_dyn(),
-        );
-        bias.l2_factor = self.bias_l2_factor;
-        bias.learn_rate_factor = self.bias_learn_rate_factor;
+        vec![
+            LearnableSpec::weights(
+                "Weights",
+                vec![o, n_in],
+                Initializer::Weights {
+                    init: self.weights_initializer,
+                    fan_in: n_in,
+                    fan_out: o,
+                },
+            )
+            .factors(self.weight_l2_factor, self.weight_learn_rate_factor),
+            LearnableSpec::bias("Bias", vec![o], Initializer::bias(self.bias_initializer))
+                .factors(self.bias_l2_factor, self.bias_learn_rate_factor),
+        ]
+    }
+    fn build(&self, _inputs: &[ActShape], mut params: Params) -> Result<Box<dyn LayerKernel>> {
         Ok(Box::new(FullyConnectedKernel {
             name: self.name.clone(),
-            weights,
-            bias,
+            weights: params.learnable("Weights")?,
+            bias: params.learnable("Bias")?,
             input: None,
             input_grad_needed: true,
         }))
+    }
+    fn torch_layout(&self) -> Option<TorchLayout> {
+        Some(TorchLayout::weight_bias("nn.Linear"))
     }
 }
 

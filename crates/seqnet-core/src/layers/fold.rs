@@ -2,14 +2,13 @@
 //! between sequences, frames and feature vectors. All are free in seqnet's
 //! layouts (see [`crate::format`]) apart from one copy of the data.
 
-use super::named;
 use super::util::{no_forward, single};
+use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
-use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
+use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
 use ndarray::ArrayD;
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 /// The gradient of output port 0 reshaped back to the last forward's input
@@ -49,9 +48,7 @@ impl SequenceFolding {
 }
 
 impl LayerDef for SequenceFolding {
-    fn name(&self) -> &str {
-        &self.name
-    }
+    name_field!();
     fn type_name(&self) -> &'static str {
         "Sequence Folding"
     }
@@ -68,7 +65,7 @@ impl LayerDef for SequenceFolding {
         }
         Ok(vec![x.with_time(false), ActShape::batch_size()])
     }
-    fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
+    fn build(&self, _inputs: &[ActShape], _params: Params) -> Result<Box<dyn LayerKernel>> {
         Ok(Box::new(FoldKernel {
             name: self.name.clone(),
             in_shape: None,
@@ -145,9 +142,7 @@ impl SequenceUnfolding {
 }
 
 impl LayerDef for SequenceUnfolding {
-    fn name(&self) -> &str {
-        &self.name
-    }
+    name_field!();
     fn type_name(&self) -> &'static str {
         "Sequence Unfolding"
     }
@@ -171,7 +166,7 @@ impl LayerDef for SequenceUnfolding {
             None => Err(ShapeError::new(1, "not connected")),
         }
     }
-    fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
+    fn build(&self, _inputs: &[ActShape], _params: Params) -> Result<Box<dyn LayerKernel>> {
         Ok(Box::new(UnfoldKernel {
             name: self.name.clone(),
             in_shape: None,
@@ -253,9 +248,7 @@ impl Flatten {
 }
 
 impl LayerDef for Flatten {
-    fn name(&self) -> &str {
-        &self.name
-    }
+    name_field!();
     fn type_name(&self) -> &'static str {
         "Flatten"
     }
@@ -268,7 +261,7 @@ impl LayerDef for Flatten {
             Format::BatchSize => Err(ShapeError::new(0, "cannot take the mini-batch size")),
         }
     }
-    fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
+    fn build(&self, _inputs: &[ActShape], _params: Params) -> Result<Box<dyn LayerKernel>> {
         Ok(Box::new(FlattenKernel {
             name: self.name.clone(),
             in_shape: None,

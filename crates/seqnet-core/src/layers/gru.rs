@@ -2,21 +2,23 @@
 //! the recurrent multiplication, separate recurrent bias).
 
 use super::lstm::infer_recurrent;
+use super::name_field;
 use super::recurrent::{
     check_state_len, column_sums, fill_rows, initial_state, input_steps, matrix, output_grad,
     put_slot, recurrent_setters, take_slot, view, view_mut, weight_grad, with_acts, write_outputs,
-    Act, GateActivation, OutputMode, RecurrentState, StateActivation, Steps,
+    Act, GateActivation, OutputMode, RecurrentOptions, RecurrentState, StateActivation, Steps,
 };
 use super::util::no_forward;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
-use crate::init::{self, BiasInitializer, WeightsInitializer};
-use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
-use crate::learnable::Learnable;
+use crate::init::{BiasInitializer, WeightsInitializer};
+use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
+use crate::learnable::{Learnable, LearnableSpec};
 use crate::linalg::{
     gemm_packed, has_avx512, matmul_into, row_threads, share, PackedPanels, SharedMut,
 };
+use crate::torch::TorchLayout;
 use ndarray::{Array1, Array2, ArrayD, ArrayView2};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -56,60 +58,18 @@ pub struct Gru {
     pub name: String,
     /// `H`, the number of hidden units.
     pub num_hidden_units: usize,
-    /// MATLAB's `OutputMode`: [`OutputMode::Sequence`] or [`OutputMode::Last`].
-    #[serde(default)]
-    pub output_mode: OutputMode,
-    /// MATLAB's `StateActivationFunction`.
-    #[serde(default)]
-    pub state_activation: StateActivation,
-    /// MATLAB's `GateActivationFunction`.
-    #[serde(default)]
-    pub gate_activation: GateActivation,
-    /// MATLAB's `InputWeightsInitializer`, for `InputWeights` (fans `C` and `3H`).
-    #[serde(default = "glorot")]
-    pub input_weights_initializer: WeightsInitializer,
-    /// MATLAB's `RecurrentWeightsInitializer`, for `RecurrentWeights` (fan-in `H`).
-    #[serde(default = "orthogonal")]
-    pub recurrent_weights_initializer: WeightsInitializer,
-    /// `zeros`, `ones` or `narrow-normal` (not `unit-forget-gate`).
+    /// The options all recurrent layers share; the bias factors apply to
+    /// `Bias` and `RecurrentBias`.
+    #[serde(flatten)]
+    pub options: RecurrentOptions,
+    /// `zeros`, `ones` or `narrow-normal` (not `unit-forget-gate`), for `Bias`
+    /// and `RecurrentBias`.
     #[serde(default = "zeros")]
     pub bias_initializer: BiasInitializer,
-    /// Initial hidden state (MATLAB's `HiddenState`): `H` values used for every
-    /// observation, or `B·H` values, `[B, H]` row-major, one per observation
-    /// (then only batches of that size are accepted). `None`: zeros.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hidden_state: Option<Vec<f32>>,
-    /// MATLAB's `InputWeightsL2Factor`: multiplies the global L2 regularization.
-    #[serde(default = "one")]
-    pub input_weights_l2_factor: f32,
-    /// MATLAB's `RecurrentWeightsL2Factor`.
-    #[serde(default = "one")]
-    pub recurrent_weights_l2_factor: f32,
-    /// MATLAB's `BiasL2Factor`, for `Bias` and `RecurrentBias`.
-    #[serde(default)]
-    pub bias_l2_factor: f32,
-    /// MATLAB's `InputWeightsLearnRateFactor`: multiplies the global learning rate.
-    #[serde(default = "one")]
-    pub input_weights_learn_rate_factor: f32,
-    /// MATLAB's `RecurrentWeightsLearnRateFactor`.
-    #[serde(default = "one")]
-    pub recurrent_weights_learn_rate_factor: f32,
-    /// MATLAB's `BiasLearnRateFactor`, for `Bias` and `RecurrentBias`.
-    #[serde(default = "one")]
-    pub bias_learn_rate_factor: f32,
 }
 
-fn glorot() -> WeightsInitializer {
-    WeightsInitializer::Glorot
-}
-fn orthogonal() -> WeightsInitializer {
-    WeightsInitializer::Orthogonal
-}
 fn zeros() -> BiasInitializer {
     BiasInitializer::Zeros
-}
-fn one() -> f32 {
-    1.0
 }
 
 super::named!(Gru);
@@ -120,40 +80,14 @@ impl Gru {
         Gru {
             name: String::new(),
             num_hidden_units,
-            output_mode: OutputMode::Sequence,
-            state_activation: StateActivation::Tanh,
-            gate_activation: GateActivation::Sigmoid,
-            input_weights_initializer: glorot(),
-            recurrent_weights_initializer: orthogonal(),
+            options: RecurrentOptions::default(),
             bias_initializer: zeros(),
-            hidden_state: None,
-            input_weights_l2_factor: 1.0,
-            recurrent_weights_l2_factor: 1.0,
-            bias_l2_factor: 0.0,
-            input_weights_learn_rate_factor: 1.0,
-            recurrent_weights_learn_rate_factor: 1.0,
-            bias_learn_rate_factor: 1.0,
         }
     }
     recurrent_setters!();
     /// Sets MATLAB's `BiasInitializer` for `Bias` and `RecurrentBias` (default `zeros`).
     pub fn bias_initializer(mut self, i: BiasInitializer) -> Self {
         self.bias_initializer = i;
-        self
-    }
-    /// Initial hidden state: `H` values, or `B·H` (`[B, H]`).
-    pub fn hidden_state(mut self, v: Vec<f32>) -> Self {
-        self.hidden_state = Some(v);
-        self
-    }
-    /// Sets MATLAB's `BiasL2Factor` of `Bias` and `RecurrentBias` (default 0).
-    pub fn bias_l2_factor(mut self, f: f32) -> Self {
-        self.bias_l2_factor = f;
-        self
-    }
-    /// Sets MATLAB's `BiasLearnRateFactor` of `Bias` and `RecurrentBias` (default 1).
-    pub fn bias_learn_rate_factor(mut self, f: f32) -> Self {
-        self.bias_learn_rate_factor = f;
         self
     }
 
@@ -167,58 +101,45 @@ impl Gru {
                 "unit-forget-gate is for LSTMs; a GRU takes zeros, ones or narrow-normal".into(),
             ));
         }
-        if let Some(v) = &self.hidden_state {
+        if let Some(v) = &self.options.hidden_state {
             check_state_len("HiddenState", v.len(), self.num_hidden_units)
                 .map_err(|m| ("HiddenState", m))?;
         }
         Ok(())
     }
 
-    /// The concrete kernel, with learnables initialized from `rng`; `inputs` is the
-    /// one input's shape (`C×B×T`). [`LayerDef::build`] boxes this; use it directly
-    /// to read [`GruKernel::final_state`].
+    /// The concrete kernel, with learnables initialized from `rng` as a network
+    /// initializes them; `inputs` is the one input's shape (`C×B×T`).
+    /// [`LayerDef::build`] boxes this; use it directly to read [`GruKernel::final_state`].
     pub fn kernel(&self, inputs: &[ActShape], rng: &mut StdRng) -> Result<GruKernel> {
+        let params = Params::allocate(&self.name, &self.learnables(inputs), &[], rng);
+        self.kernel_from(inputs, params)
+    }
+
+    /// The concrete kernel holding `params` (see [`LayerDef::build`]).
+    fn kernel_from(&self, inputs: &[ActShape], mut params: Params) -> Result<GruKernel> {
+        if let Err((setting, message)) = self.validate() {
+            return Err(Error::LayerConfig {
+                layer: self.name.clone(),
+                setting,
+                message,
+            });
+        }
         self.infer(inputs)
             .map_err(|e| Error::layer(&self.name, e.message))?;
-        let c = inputs[0].channels;
-        let h = self.num_hidden_units;
-        let g = 3 * h;
-        let mut input_weights = Learnable::weights(
-            "InputWeights",
-            init::weights(self.input_weights_initializer, &[g, c], c, g, rng),
-        );
-        input_weights.l2_factor = self.input_weights_l2_factor;
-        input_weights.learn_rate_factor = self.input_weights_learn_rate_factor;
-        let mut recurrent_weights = Learnable::weights(
-            "RecurrentWeights",
-            init::weights(self.recurrent_weights_initializer, &[g, h], h, g, rng),
-        );
-        recurrent_weights.l2_factor = self.recurrent_weights_l2_factor;
-        recurrent_weights.learn_rate_factor = self.recurrent_weights_learn_rate_factor;
-        let mut bias = Learnable::bias(
-            "Bias",
-            init::bias(self.bias_initializer, g, 3, rng).into_dyn(),
-        );
-        bias.l2_factor = self.bias_l2_factor;
-        bias.learn_rate_factor = self.bias_learn_rate_factor;
-        let mut recurrent_bias = Learnable::bias(
-            "RecurrentBias",
-            init::bias(self.bias_initializer, g, 3, rng).into_dyn(),
-        );
-        recurrent_bias.l2_factor = self.bias_l2_factor;
-        recurrent_bias.learn_rate_factor = self.bias_learn_rate_factor;
+        let o = &self.options;
         Ok(GruKernel {
             name: self.name.clone(),
-            hidden: h,
-            input_size: c,
-            output_mode: self.output_mode,
-            gate: self.gate_activation,
-            state: self.state_activation,
-            hidden_state: self.hidden_state.clone(),
-            input_weights,
-            recurrent_weights,
-            bias,
-            recurrent_bias,
+            hidden: self.num_hidden_units,
+            input_size: inputs[0].channels,
+            output_mode: o.output_mode,
+            gate: o.gate_activation,
+            state: o.state_activation,
+            hidden_state: o.hidden_state.clone(),
+            input_weights: params.learnable("InputWeights")?,
+            recurrent_weights: params.learnable("RecurrentWeights")?,
+            bias: params.learnable("Bias")?,
+            recurrent_bias: params.learnable("RecurrentBias")?,
             tape: None,
             kept: None,
             final_state: None,
@@ -227,36 +148,29 @@ impl Gru {
 }
 
 impl LayerDef for Gru {
-    fn name(&self) -> &str {
-        &self.name
-    }
+    name_field!();
     fn type_name(&self) -> &'static str {
         "GRU"
     }
     fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
         self.validate()
             .map_err(|(setting, m)| ShapeError::new(0, format!("{setting} {m}")))?;
-        infer_recurrent(inputs, self.num_hidden_units, self.output_mode)
+        infer_recurrent(inputs, self.num_hidden_units, self.options.output_mode)
     }
-    fn learnable_shapes(&self, inputs: &[ActShape]) -> Vec<(&'static str, Vec<usize>)> {
+    fn learnables(&self, inputs: &[ActShape]) -> Vec<LearnableSpec> {
         let c = inputs.first().map(|s| s.channels).unwrap_or(0);
         let (h, g) = (self.num_hidden_units, 3 * self.num_hidden_units);
-        vec![
-            ("InputWeights", vec![g, c]),
-            ("RecurrentWeights", vec![g, h]),
-            ("Bias", vec![g]),
-            ("RecurrentBias", vec![g]),
-        ]
+        let [w, r] = self.options.weight_specs(g, c, h);
+        let o = &self.options;
+        let b = o.bias_spec("Bias", g, self.bias_initializer, 1, 3);
+        let rb = o.bias_spec("RecurrentBias", g, self.bias_initializer, 1, 3);
+        vec![w, r, b, rb]
     }
-    fn build(&self, inputs: &[ActShape], rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
-        if let Err((setting, message)) = self.validate() {
-            return Err(Error::LayerConfig {
-                layer: self.name.clone(),
-                setting,
-                message,
-            });
-        }
-        Ok(Box::new(self.kernel(inputs, rng)?))
+    fn build(&self, inputs: &[ActShape], params: Params) -> Result<Box<dyn LayerKernel>> {
+        Ok(Box::new(self.kernel_from(inputs, params)?))
+    }
+    fn torch_layout(&self) -> Option<TorchLayout> {
+        Some(TorchLayout::recurrent("nn.GRU", 1, true))
     }
 }
 

@@ -1,14 +1,13 @@
 //! `SequenceInput`: the network's data enters here, normalized.
 
-use super::named;
 use super::util::{check_shape, no_forward};
+use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::ActShape;
-use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
-use crate::learnable::StateArray;
+use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
+use crate::learnable::{StateArray, StateSpec};
 use ndarray::{Array1, ArrayD, Axis};
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 /// The size of one time step: a feature count, or `[H, W, C]` for image sequences.
@@ -92,9 +91,7 @@ impl SequenceInput {
 }
 
 impl LayerDef for SequenceInput {
-    fn name(&self) -> &str {
-        &self.name
-    }
+    name_field!();
     fn type_name(&self) -> &'static str {
         "Sequence Input"
     }
@@ -110,23 +107,22 @@ impl LayerDef for SequenceInput {
         }
         Ok(vec![self.shape()])
     }
-    fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
-        let c = self.shape().channels;
-        let stat = |name, v| StateArray {
-            name,
-            value: ArrayD::from_elem(vec![c], v),
-        };
-        let stats = match self.normalization {
+    fn states(&self, _inputs: &[ActShape]) -> Vec<StateSpec> {
+        let c = vec![self.shape().channels];
+        let stat = |name, v| StateSpec::constant(name, c.clone(), v);
+        match self.normalization {
             Normalization::None => vec![],
             Normalization::Zerocenter => vec![stat("Mean", 0.0)],
             Normalization::Zscore => vec![stat("Mean", 0.0), stat("StandardDeviation", 1.0)],
             Normalization::RescaleSymmetric | Normalization::RescaleZeroOne => {
                 vec![stat("Min", 0.0), stat("Max", 1.0)]
             }
-        };
+        }
+    }
+    fn build(&self, _inputs: &[ActShape], mut params: Params) -> Result<Box<dyn LayerKernel>> {
         Ok(Box::new(SequenceInputKernel {
             def: self.clone(),
-            stats,
+            stats: params.take_states(),
             scale: None,
         }))
     }

@@ -3,22 +3,24 @@
 
 use super::lstm_forward::{fold_input, lstm_pass, GatePanels, PassBuffers};
 use super::lstm_step::StepWeights;
+use super::name_field;
 use super::recurrent::{
     check_state_len, column_sums, fill_rows, initial_state, input_steps, matrix, output_grad,
     put_slot, recurrent_setters, take_slot, view, view_mut, weight_grad, with_acts, write_outputs,
-    Act, GateActivation, OutputMode, RecurrentState, StateActivation, Steps,
+    Act, GateActivation, OutputMode, RecurrentOptions, RecurrentState, StateActivation, Steps,
 };
 use super::util::{no_forward, single};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
-use crate::init::{self, BiasInitializer, WeightsInitializer};
-use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Mode, ShapeError};
-use crate::learnable::Learnable;
+use crate::init::{BiasInitializer, WeightsInitializer};
+use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Mode, Params, ShapeError};
+use crate::learnable::{Learnable, LearnableSpec};
 use crate::linalg::{
     gemm_packed, has_avx512, matmul_into, row_threads, team, team_threads, PackedPanels, SharedMut,
 };
-use ndarray::{s, ArcArray, Array1, Array2, ArrayD, Axis, Ix2, IxDyn};
+use crate::torch::TorchLayout;
+use ndarray::{s, ArcArray, Array1, Array2, ArrayD, Ix2, IxDyn};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
@@ -60,51 +62,16 @@ pub struct LstmConfig<const D: usize> {
     pub name: String,
     /// `H`, the number of hidden units of each direction.
     pub num_hidden_units: usize,
-    /// MATLAB's `OutputMode`: [`OutputMode::Sequence`] or [`OutputMode::Last`].
-    #[serde(default)]
-    pub output_mode: OutputMode,
-    /// MATLAB's `StateActivationFunction`.
-    #[serde(default)]
-    pub state_activation: StateActivation,
-    /// MATLAB's `GateActivationFunction`.
-    #[serde(default)]
-    pub gate_activation: GateActivation,
-    /// MATLAB's `InputWeightsInitializer`, for `InputWeights` (fans `C` and `4·D·H`).
-    #[serde(default = "glorot")]
-    pub input_weights_initializer: WeightsInitializer,
-    /// MATLAB's `RecurrentWeightsInitializer`, for `RecurrentWeights` (fan-in `H`).
-    #[serde(default = "orthogonal")]
-    pub recurrent_weights_initializer: WeightsInitializer,
+    /// The options all recurrent layers share; a BiLSTM's `hidden_state` is
+    /// the forward direction's `H`, then the backward's.
+    #[serde(flatten)]
+    pub options: RecurrentOptions,
     /// MATLAB's `BiasInitializer`; `unit-forget-gate` sets each direction's forget-gate quarter to 1.
     #[serde(default = "unit_forget_gate")]
     pub bias_initializer: BiasInitializer,
-    /// Initial hidden state (MATLAB's `HiddenState`): `S = D·H` values, used for
-    /// every observation, or `B·S` values, `[B, S]` row-major, one state per
-    /// observation (then only batches of that size are accepted).
-    /// `None`: zeros. A BiLSTM's state is the forward direction's `H`, then the backward's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hidden_state: Option<Vec<f32>>,
-    /// Initial cell state (MATLAB's `CellState`), sized as the `hidden_state` field.
+    /// Initial cell state (MATLAB's `CellState`), sized as the `hidden_state` option.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cell_state: Option<Vec<f32>>,
-    /// MATLAB's `InputWeightsL2Factor`: multiplies the global L2 regularization.
-    #[serde(default = "one")]
-    pub input_weights_l2_factor: f32,
-    /// MATLAB's `RecurrentWeightsL2Factor`.
-    #[serde(default = "one")]
-    pub recurrent_weights_l2_factor: f32,
-    /// MATLAB's `BiasL2Factor`.
-    #[serde(default)]
-    pub bias_l2_factor: f32,
-    /// MATLAB's `InputWeightsLearnRateFactor`: multiplies the global learning rate.
-    #[serde(default = "one")]
-    pub input_weights_learn_rate_factor: f32,
-    /// MATLAB's `RecurrentWeightsLearnRateFactor`.
-    #[serde(default = "one")]
-    pub recurrent_weights_learn_rate_factor: f32,
-    /// MATLAB's `BiasLearnRateFactor`.
-    #[serde(default = "one")]
-    pub bias_learn_rate_factor: f32,
 }
 
 /// MATLAB's `lstmLayer`: see [`LstmConfig`]. Output size `H`.
@@ -112,17 +79,8 @@ pub type Lstm = LstmConfig<1>;
 /// MATLAB's `bilstmLayer`: see [`LstmConfig`]. Output size `2H` (forward, then backward).
 pub type BiLstm = LstmConfig<2>;
 
-fn glorot() -> WeightsInitializer {
-    WeightsInitializer::Glorot
-}
-fn orthogonal() -> WeightsInitializer {
-    WeightsInitializer::Orthogonal
-}
 fn unit_forget_gate() -> BiasInitializer {
     BiasInitializer::UnitForgetGate
-}
-fn one() -> f32 {
-    1.0
 }
 
 impl<const D: usize> LstmConfig<D> {
@@ -131,20 +89,9 @@ impl<const D: usize> LstmConfig<D> {
         LstmConfig {
             name: String::new(),
             num_hidden_units,
-            output_mode: OutputMode::Sequence,
-            state_activation: StateActivation::Tanh,
-            gate_activation: GateActivation::Sigmoid,
-            input_weights_initializer: glorot(),
-            recurrent_weights_initializer: orthogonal(),
+            options: RecurrentOptions::default(),
             bias_initializer: unit_forget_gate(),
-            hidden_state: None,
             cell_state: None,
-            input_weights_l2_factor: 1.0,
-            recurrent_weights_l2_factor: 1.0,
-            bias_l2_factor: 0.0,
-            input_weights_learn_rate_factor: 1.0,
-            recurrent_weights_learn_rate_factor: 1.0,
-            bias_learn_rate_factor: 1.0,
         }
     }
     /// Sets the layer's name (MATLAB's `'Name'`).
@@ -158,24 +105,9 @@ impl<const D: usize> LstmConfig<D> {
         self.bias_initializer = i;
         self
     }
-    /// Initial hidden state: `D·H` values, or `B·D·H` (`[B, D·H]`); see the `hidden_state` field.
-    pub fn hidden_state(mut self, v: Vec<f32>) -> Self {
-        self.hidden_state = Some(v);
-        self
-    }
     /// Initial cell state: `D·H` values, or `B·D·H` (`[B, D·H]`).
     pub fn cell_state(mut self, v: Vec<f32>) -> Self {
         self.cell_state = Some(v);
-        self
-    }
-    /// Sets MATLAB's `BiasL2Factor` (default 0).
-    pub fn bias_l2_factor(mut self, f: f32) -> Self {
-        self.bias_l2_factor = f;
-        self
-    }
-    /// Sets MATLAB's `BiasLearnRateFactor` (default 1).
-    pub fn bias_learn_rate_factor(mut self, f: f32) -> Self {
-        self.bias_learn_rate_factor = f;
         self
     }
 
@@ -190,7 +122,7 @@ impl<const D: usize> LstmConfig<D> {
             return Err(("NumHiddenUnits", "must be positive".into()));
         }
         let s = self.output_size();
-        if let Some(v) = &self.hidden_state {
+        if let Some(v) = &self.options.hidden_state {
             check_state_len("HiddenState", v.len(), s).map_err(|m| ("HiddenState", m))?;
         }
         if let Some(v) = &self.cell_state {
@@ -199,48 +131,39 @@ impl<const D: usize> LstmConfig<D> {
         Ok(())
     }
 
-    /// The concrete kernel, with learnables initialized from `rng`; `inputs` is the
-    /// one input's shape (`C×B×T`). [`LayerDef::build`] boxes this; use it directly
-    /// to read [`LstmKernel::final_state`].
+    /// The concrete kernel, with learnables initialized from `rng` as a network
+    /// initializes them; `inputs` is the one input's shape (`C×B×T`).
+    /// [`LayerDef::build`] boxes this; use it directly to read [`LstmKernel::final_state`].
     pub fn kernel(&self, inputs: &[ActShape], rng: &mut StdRng) -> Result<LstmKernel> {
+        let params = Params::allocate(&self.name, &self.learnables(inputs), &[], rng);
+        self.kernel_from(inputs, params)
+    }
+
+    /// The concrete kernel holding `params` (see [`LayerDef::build`]).
+    fn kernel_from(&self, inputs: &[ActShape], mut params: Params) -> Result<LstmKernel> {
+        if let Err((setting, message)) = self.validate() {
+            return Err(Error::LayerConfig {
+                layer: self.name.clone(),
+                setting,
+                message,
+            });
+        }
         self.infer(inputs)
             .map_err(|e| Error::layer(&self.name, e.message))?;
-        let c = inputs[0].channels;
-        let h = self.num_hidden_units;
-        let g = 4 * D * h;
-        let mut input_weights = Learnable::weights(
-            "InputWeights",
-            init::weights(self.input_weights_initializer, &[g, c], c, g, rng),
-        );
-        input_weights.l2_factor = self.input_weights_l2_factor;
-        input_weights.learn_rate_factor = self.input_weights_learn_rate_factor;
-        let mut recurrent_weights = Learnable::weights(
-            "RecurrentWeights",
-            init::weights(self.recurrent_weights_initializer, &[g, h], h, g, rng),
-        );
-        recurrent_weights.l2_factor = self.recurrent_weights_l2_factor;
-        recurrent_weights.learn_rate_factor = self.recurrent_weights_learn_rate_factor;
-        let parts: Vec<Array1<f32>> = (0..D)
-            .map(|_| init::bias(self.bias_initializer, 4 * h, 4, rng))
-            .collect();
-        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-        let bias_value = ndarray::concatenate(Axis(0), &views).expect("equal bias parts");
-        let mut bias = Learnable::bias("Bias", bias_value.into_dyn());
-        bias.l2_factor = self.bias_l2_factor;
-        bias.learn_rate_factor = self.bias_learn_rate_factor;
+        let o = &self.options;
         Ok(LstmKernel {
             name: self.name.clone(),
-            hidden: h,
-            input_size: c,
+            hidden: self.num_hidden_units,
+            input_size: inputs[0].channels,
             directions: D,
-            output_mode: self.output_mode,
-            gate: self.gate_activation,
-            state: self.state_activation,
-            hidden_state: self.hidden_state.clone(),
+            output_mode: o.output_mode,
+            gate: o.gate_activation,
+            state: o.state_activation,
+            hidden_state: o.hidden_state.clone(),
             cell_state: self.cell_state.clone(),
-            input_weights,
-            recurrent_weights,
-            bias,
+            input_weights: params.learnable("InputWeights")?,
+            recurrent_weights: params.learnable("RecurrentWeights")?,
+            bias: params.learnable("Bias")?,
             tape: None,
             kept: None,
             final_state: None,
@@ -278,9 +201,7 @@ pub(crate) fn infer_recurrent(
 }
 
 impl<const D: usize> LayerDef for LstmConfig<D> {
-    fn name(&self) -> &str {
-        &self.name
-    }
+    name_field!();
     fn type_name(&self) -> &'static str {
         if D == 2 {
             "BiLSTM"
@@ -291,26 +212,22 @@ impl<const D: usize> LayerDef for LstmConfig<D> {
     fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
         self.validate()
             .map_err(|(setting, m)| ShapeError::new(0, format!("{setting} {m}")))?;
-        infer_recurrent(inputs, self.output_size(), self.output_mode)
+        infer_recurrent(inputs, self.output_size(), self.options.output_mode)
     }
-    fn learnable_shapes(&self, inputs: &[ActShape]) -> Vec<(&'static str, Vec<usize>)> {
+    fn learnables(&self, inputs: &[ActShape]) -> Vec<LearnableSpec> {
         let c = inputs.first().map(|s| s.channels).unwrap_or(0);
         let (h, g) = (self.num_hidden_units, 4 * D * self.num_hidden_units);
-        vec![
-            ("InputWeights", vec![g, c]),
-            ("RecurrentWeights", vec![g, h]),
-            ("Bias", vec![g]),
-        ]
+        let [w, r] = self.options.weight_specs(g, c, h);
+        let b = self
+            .options
+            .bias_spec("Bias", g, self.bias_initializer, D, 4);
+        vec![w, r, b]
     }
-    fn build(&self, inputs: &[ActShape], rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
-        if let Err((setting, message)) = self.validate() {
-            return Err(Error::LayerConfig {
-                layer: self.name.clone(),
-                setting,
-                message,
-            });
-        }
-        Ok(Box::new(self.kernel(inputs, rng)?))
+    fn build(&self, inputs: &[ActShape], params: Params) -> Result<Box<dyn LayerKernel>> {
+        Ok(Box::new(self.kernel_from(inputs, params)?))
+    }
+    fn torch_layout(&self) -> Option<TorchLayout> {
+        Some(TorchLayout::recurrent("nn.LSTM", D, false))
     }
 }
 

@@ -1,14 +1,13 @@
 //! `Addition` and `Concatenation`: layers with several inputs, so that real DAGs
 //! (residual connections, parallel branches) can be built.
 
-use super::named;
 use super::util::no_forward;
+use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
-use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
+use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
 use ndarray::{ArrayD, Axis};
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 /// Port names `in1` … `in16`; merge layers take at most this many inputs.
@@ -53,9 +52,7 @@ impl Addition {
 }
 
 impl LayerDef for Addition {
-    fn name(&self) -> &str {
-        &self.name
-    }
+    name_field!();
     fn type_name(&self) -> &'static str {
         "Addition"
     }
@@ -80,7 +77,7 @@ impl LayerDef for Addition {
         }
         Ok(vec![first])
     }
-    fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
+    fn build(&self, _inputs: &[ActShape], _params: Params) -> Result<Box<dyn LayerKernel>> {
         Ok(Box::new(AdditionKernel {
             name: self.name.clone(),
             n: self.num_inputs,
@@ -165,9 +162,7 @@ fn channel_axis(format: Format) -> Axis {
 }
 
 impl LayerDef for Concatenation {
-    fn name(&self) -> &str {
-        &self.name
-    }
+    name_field!();
     fn type_name(&self) -> &'static str {
         "Concatenation"
     }
@@ -191,7 +186,7 @@ impl LayerDef for Concatenation {
         }
         Ok(vec![ActShape { channels, ..first }])
     }
-    fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
+    fn build(&self, _inputs: &[ActShape], _params: Params) -> Result<Box<dyn LayerKernel>> {
         Ok(Box::new(ConcatKernel {
             name: self.name.clone(),
             split: None,

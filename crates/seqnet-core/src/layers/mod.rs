@@ -1,5 +1,6 @@
 //! Every layer seqnet offers, as a config struct with MATLAB's defaults and
-//! builder setters, gathered in the serialisable [`Layer`] enum.
+//! builder setters, each a registered [`crate::LayerType`]; [`crate::Layer`]
+//! holds any of them.
 
 #[cfg(target_arch = "x86_64")]
 mod act512;
@@ -33,75 +34,68 @@ pub use lstm::{BiLstm, Lstm, LstmConfig, LstmKernel};
 pub use merge::{Addition, Concatenation};
 pub use output::{ClassificationOutput, RegressionOutput};
 pub use pooling::{AveragePooling2d, MaxPooling2d, PoolPaddingValue};
-pub use recurrent::{GateActivation, OutputMode, RecurrentState, StateActivation};
+pub use recurrent::{
+    GateActivation, OutputMode, RecurrentOptions, RecurrentState, StateActivation,
+};
 pub use softmax::Softmax;
 
-use crate::layer::LayerDef;
-use serde::{Deserialize, Serialize};
+pub use crate::registry::Layer;
 
-macro_rules! layer_enum {
-    ($($variant:ident => $ty:ty, $tag:literal;)*) => {
-        /// One layer of a layer array or graph: its type and settings, not its weights.
-        ///
-        /// Serialised with a `"type"` tag, e.g. `{"type": "lstm", "name": "lstm", "numHiddenUnits": 100}`.
-        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-        #[serde(tag = "type")]
-        pub enum Layer {
-            $(#[serde(rename = $tag)] $variant($ty),)*
-        }
+use crate::layer::LayerType;
+use crate::registry::{entry_of, Entry};
 
-        impl Layer {
-            /// The layer's definition: shape inference, ports, kernel building.
-            pub fn def(&self) -> &dyn LayerDef {
-                match self { $(Layer::$variant(l) => l,)* }
-            }
-
-            /// Sets the layer's name.
-            pub fn set_name(&mut self, name: impl Into<String>) {
-                match self { $(Layer::$variant(l) => l.name = name.into(),)* }
-            }
-
-            /// The layer's name.
-            pub fn name(&self) -> &str {
-                self.def().name()
-            }
-
-            /// The JSON tag of the layer's type (e.g. `"lstm"`), also the stem of auto-names.
-            pub fn tag(&self) -> &'static str {
-                match self { $(Layer::$variant(_) => $tag,)* }
-            }
-        }
-
-        $(impl From<$ty> for Layer {
-            fn from(l: $ty) -> Self { Layer::$variant(l) }
+macro_rules! layer_types {
+    ($($ty:ty => $tag:literal;)*) => {
+        $(impl LayerType for $ty {
+            const TYPE: &'static str = $tag;
         })*
+
+        /// Every built-in layer type's registry entry: they register exactly as
+        /// a user's layer does (see [`crate::register_layer`]).
+        pub(crate) fn builtins() -> Vec<(&'static str, Entry)> {
+            vec![$(entry_of::<$ty>(),)*]
+        }
     };
 }
 
-layer_enum! {
-    SequenceInput => SequenceInput, "sequenceInput";
-    FullyConnected => FullyConnected, "fullyConnected";
-    Softmax => Softmax, "softmax";
-    ClassificationOutput => ClassificationOutput, "classification";
-    RegressionOutput => RegressionOutput, "regression";
-    Dropout => Dropout, "dropout";
-    Relu => Relu, "relu";
-    LeakyRelu => LeakyRelu, "leakyRelu";
-    Tanh => Tanh, "tanh";
-    Sigmoid => Sigmoid, "sigmoid";
-    SequenceFolding => SequenceFolding, "sequenceFolding";
-    SequenceUnfolding => SequenceUnfolding, "sequenceUnfolding";
-    Flatten => Flatten, "flatten";
-    Addition => Addition, "addition";
-    Concatenation => Concatenation, "concatenation";
-    Lstm => Lstm, "lstm";
-    BiLstm => BiLstm, "bilstm";
-    Gru => Gru, "gru";
-    Convolution2d => Convolution2d, "convolution2d";
-    BatchNormalization => BatchNormalization, "batchNormalization";
-    MaxPooling2d => MaxPooling2d, "maxPooling2d";
-    AveragePooling2d => AveragePooling2d, "averagePooling2d";
+layer_types! {
+    SequenceInput => "sequenceInput";
+    FullyConnected => "fullyConnected";
+    Softmax => "softmax";
+    ClassificationOutput => "classification";
+    RegressionOutput => "regression";
+    Dropout => "dropout";
+    Relu => "relu";
+    LeakyRelu => "leakyRelu";
+    Tanh => "tanh";
+    Sigmoid => "sigmoid";
+    SequenceFolding => "sequenceFolding";
+    SequenceUnfolding => "sequenceUnfolding";
+    Flatten => "flatten";
+    Addition => "addition";
+    Concatenation => "concatenation";
+    Lstm => "lstm";
+    BiLstm => "bilstm";
+    Gru => "gru";
+    Convolution2d => "convolution2d";
+    BatchNormalization => "batchNormalization";
+    MaxPooling2d => "maxPooling2d";
+    AveragePooling2d => "averagePooling2d";
 }
+
+/// Implements [`crate::LayerDef::name`] and [`crate::LayerDef::set_name`] for
+/// a config with a `name` field (inside its `impl LayerDef`).
+macro_rules! name_field {
+    () => {
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn set_name(&mut self, name: String) {
+            self.name = name;
+        }
+    };
+}
+pub(crate) use name_field;
 
 /// Implements the `name` setter shared by every layer config.
 macro_rules! named {

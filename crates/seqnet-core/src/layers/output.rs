@@ -8,14 +8,13 @@
 //! This is MATLAB's definition for regression; for classification it equals the
 //! mean over all real steps when the lengths are equal.
 
-use super::named;
 use super::util::single;
+use super::{name_field, named};
 use crate::activation::{Activation, PaddingDirection, SeqLengths};
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
-use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
+use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
 use ndarray::{ArrayD, Axis};
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 /// MATLAB's `classificationLayer`. Input: probabilities `K×B` or `K×B×T`.
@@ -82,9 +81,7 @@ fn infer_output(inputs: &[ActShape], classes: usize) -> Result<Vec<ActShape>, Sh
 }
 
 impl LayerDef for ClassificationOutput {
-    fn name(&self) -> &str {
-        &self.name
-    }
+    name_field!();
     fn type_name(&self) -> &'static str {
         "Classification Output"
     }
@@ -111,7 +108,7 @@ impl LayerDef for ClassificationOutput {
         }
         infer_output(inputs, self.classes.len())
     }
-    fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
+    fn build(&self, _inputs: &[ActShape], _params: Params) -> Result<Box<dyn LayerKernel>> {
         Ok(Box::new(LossKernel {
             name: self.name.clone(),
             kind: LossKind::CrossEntropy(self.class_weights.clone()),
@@ -122,9 +119,7 @@ impl LayerDef for ClassificationOutput {
 }
 
 impl LayerDef for RegressionOutput {
-    fn name(&self) -> &str {
-        &self.name
-    }
+    name_field!();
     fn type_name(&self) -> &'static str {
         "Regression Output"
     }
@@ -137,7 +132,7 @@ impl LayerDef for RegressionOutput {
     fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
         infer_output(inputs, self.response_names.len())
     }
-    fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
+    fn build(&self, _inputs: &[ActShape], _params: Params) -> Result<Box<dyn LayerKernel>> {
         Ok(Box::new(LossKernel {
             name: self.name.clone(),
             kind: LossKind::HalfMse,

@@ -2,14 +2,13 @@
 //! `averagePooling2dLayer`, every channel of every frame on its own, parallel over frames.
 
 use super::conv::{pair, Padding, Window};
-use super::named;
 use super::util::{check_shape, grad_or_zeros, no_forward, single};
+use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
-use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
+use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
 use ndarray::ArrayD;
-use rand::rngs::StdRng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -166,9 +165,7 @@ enum Kind {
 macro_rules! pool_def {
     ($ty:ty, $type_name:literal, |$s:ident| $kind:expr) => {
         impl LayerDef for $ty {
-            fn name(&self) -> &str {
-                &self.name
-            }
+            name_field!();
             fn type_name(&self) -> &'static str {
                 $type_name
             }
@@ -177,11 +174,7 @@ macro_rules! pool_def {
                 let g = pool_window(&x, self.pool_size, self.stride, self.padding)?;
                 Ok(vec![ActShape::images(g.output[0], g.output[1], x.channels)])
             }
-            fn build(
-                &self,
-                inputs: &[ActShape],
-                _rng: &mut StdRng,
-            ) -> Result<Box<dyn LayerKernel>> {
+            fn build(&self, inputs: &[ActShape], _params: Params) -> Result<Box<dyn LayerKernel>> {
                 let x = single(inputs).map_err(|e| Error::layer(&self.name, e.message))?;
                 let window = pool_window(&x, self.pool_size, self.stride, self.padding)
                     .map_err(|e| Error::layer(&self.name, e.message))?;

@@ -19,6 +19,8 @@
 //!   the state "so far": padding never changes the state and gets no gradient.
 
 use crate::error::{Error, Result};
+use crate::init::{BiasInitializer, WeightsInitializer};
+use crate::learnable::{Initializer, LearnableSpec};
 use crate::linalg::matmul_into;
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, Ix2};
 use serde::{Deserialize, Serialize};
@@ -206,54 +208,172 @@ macro_rules! with_acts {
 }
 pub(crate) use with_acts;
 
+/// The options every recurrent layer shares (MATLAB's properties of the same
+/// names), flattened into the layer's graph JSON (`"outputMode"`,
+/// `"inputWeightsL2Factor"`, …) so that graph files written before they were
+/// gathered here still load. Missing fields take MATLAB's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RecurrentOptions {
+    /// MATLAB's `OutputMode`: [`OutputMode::Sequence`] or [`OutputMode::Last`].
+    pub output_mode: OutputMode,
+    /// MATLAB's `StateActivationFunction`.
+    pub state_activation: StateActivation,
+    /// MATLAB's `GateActivationFunction`.
+    pub gate_activation: GateActivation,
+    /// MATLAB's `InputWeightsInitializer` (default `glorot`), for `InputWeights`.
+    pub input_weights_initializer: WeightsInitializer,
+    /// MATLAB's `RecurrentWeightsInitializer` (default `orthogonal`), for `RecurrentWeights`.
+    pub recurrent_weights_initializer: WeightsInitializer,
+    /// Initial hidden state (MATLAB's `HiddenState`): `S` values (the layer's
+    /// output size) used for every observation, or `B·S` values, `[B, S]`
+    /// row-major, one state per observation (then only batches of that size
+    /// are accepted). `None`: zeros.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden_state: Option<Vec<f32>>,
+    /// MATLAB's `InputWeightsL2Factor` (default 1): multiplies the global L2 regularization.
+    pub input_weights_l2_factor: f32,
+    /// MATLAB's `RecurrentWeightsL2Factor` (default 1).
+    pub recurrent_weights_l2_factor: f32,
+    /// MATLAB's `BiasL2Factor` (default 0), for every bias of the layer.
+    pub bias_l2_factor: f32,
+    /// MATLAB's `InputWeightsLearnRateFactor` (default 1): multiplies the global learning rate.
+    pub input_weights_learn_rate_factor: f32,
+    /// MATLAB's `RecurrentWeightsLearnRateFactor` (default 1).
+    pub recurrent_weights_learn_rate_factor: f32,
+    /// MATLAB's `BiasLearnRateFactor` (default 1), for every bias of the layer.
+    pub bias_learn_rate_factor: f32,
+}
+
+impl Default for RecurrentOptions {
+    fn default() -> Self {
+        RecurrentOptions {
+            output_mode: OutputMode::Sequence,
+            state_activation: StateActivation::Tanh,
+            gate_activation: GateActivation::Sigmoid,
+            input_weights_initializer: WeightsInitializer::Glorot,
+            recurrent_weights_initializer: WeightsInitializer::Orthogonal,
+            hidden_state: None,
+            input_weights_l2_factor: 1.0,
+            recurrent_weights_l2_factor: 1.0,
+            bias_l2_factor: 0.0,
+            input_weights_learn_rate_factor: 1.0,
+            recurrent_weights_learn_rate_factor: 1.0,
+            bias_learn_rate_factor: 1.0,
+        }
+    }
+}
+
+impl RecurrentOptions {
+    /// The declarations of `InputWeights` `[G, C]` and `RecurrentWeights`
+    /// `[G, H]`, with `G` gate rows in all.
+    pub(crate) fn weight_specs(&self, g: usize, c: usize, h: usize) -> [LearnableSpec; 2] {
+        let o = self;
+        [
+            LearnableSpec::weights(
+                "InputWeights",
+                vec![g, c],
+                Initializer::Weights {
+                    init: o.input_weights_initializer,
+                    fan_in: c,
+                    fan_out: g,
+                },
+            )
+            .factors(o.input_weights_l2_factor, o.input_weights_learn_rate_factor),
+            LearnableSpec::weights(
+                "RecurrentWeights",
+                vec![g, h],
+                Initializer::Weights {
+                    init: o.recurrent_weights_initializer,
+                    fan_in: h,
+                    fan_out: g,
+                },
+            )
+            .factors(
+                o.recurrent_weights_l2_factor,
+                o.recurrent_weights_learn_rate_factor,
+            ),
+        ]
+    }
+
+    /// The declaration of a bias `name` of `len` values in `parts` directions
+    /// of `gates` gates each.
+    pub(crate) fn bias_spec(
+        &self,
+        name: &'static str,
+        len: usize,
+        init: BiasInitializer,
+        parts: usize,
+        gates: usize,
+    ) -> LearnableSpec {
+        LearnableSpec::bias(name, vec![len], Initializer::Bias { init, parts, gates })
+            .factors(self.bias_l2_factor, self.bias_learn_rate_factor)
+    }
+}
+
 /// The builder setters the recurrent layers' configs ([`super::Lstm`],
 /// [`super::BiLstm`], [`super::Gru`]) share: each sets the field of the same
-/// name (MATLAB's property of the same meaning).
+/// name in their [`RecurrentOptions`] (MATLAB's property of the same meaning).
 macro_rules! recurrent_setters {
     () => {
         /// Sets MATLAB's `OutputMode`: the whole sequence `[T, B, S]` or the last real step `[B, S]`.
         pub fn output_mode(mut self, m: OutputMode) -> Self {
-            self.output_mode = m;
+            self.options.output_mode = m;
             self
         }
         /// Sets MATLAB's `StateActivationFunction` (`tanh` or `softsign`).
         pub fn state_activation(mut self, a: StateActivation) -> Self {
-            self.state_activation = a;
+            self.options.state_activation = a;
             self
         }
         /// Sets MATLAB's `GateActivationFunction` (`sigmoid` or `hard-sigmoid`).
         pub fn gate_activation(mut self, a: GateActivation) -> Self {
-            self.gate_activation = a;
+            self.options.gate_activation = a;
             self
         }
         /// Sets MATLAB's `InputWeightsInitializer` (default `glorot`).
         pub fn input_weights_initializer(mut self, i: WeightsInitializer) -> Self {
-            self.input_weights_initializer = i;
+            self.options.input_weights_initializer = i;
             self
         }
         /// Sets MATLAB's `RecurrentWeightsInitializer` (default `orthogonal`).
         pub fn recurrent_weights_initializer(mut self, i: WeightsInitializer) -> Self {
-            self.recurrent_weights_initializer = i;
+            self.options.recurrent_weights_initializer = i;
+            self
+        }
+        /// Initial hidden state: `S` values, or `B·S` (`[B, S]`); see [`RecurrentOptions::hidden_state`].
+        pub fn hidden_state(mut self, v: Vec<f32>) -> Self {
+            self.options.hidden_state = Some(v);
             self
         }
         /// Sets MATLAB's `InputWeightsL2Factor` (default 1).
         pub fn input_weights_l2_factor(mut self, f: f32) -> Self {
-            self.input_weights_l2_factor = f;
+            self.options.input_weights_l2_factor = f;
             self
         }
         /// Sets MATLAB's `RecurrentWeightsL2Factor` (default 1).
         pub fn recurrent_weights_l2_factor(mut self, f: f32) -> Self {
-            self.recurrent_weights_l2_factor = f;
+            self.options.recurrent_weights_l2_factor = f;
+            self
+        }
+        /// Sets MATLAB's `BiasL2Factor` of every bias (default 0).
+        pub fn bias_l2_factor(mut self, f: f32) -> Self {
+            self.options.bias_l2_factor = f;
             self
         }
         /// Sets MATLAB's `InputWeightsLearnRateFactor` (default 1).
         pub fn input_weights_learn_rate_factor(mut self, f: f32) -> Self {
-            self.input_weights_learn_rate_factor = f;
+            self.options.input_weights_learn_rate_factor = f;
             self
         }
         /// Sets MATLAB's `RecurrentWeightsLearnRateFactor` (default 1).
         pub fn recurrent_weights_learn_rate_factor(mut self, f: f32) -> Self {
-            self.recurrent_weights_learn_rate_factor = f;
+            self.options.recurrent_weights_learn_rate_factor = f;
+            self
+        }
+        /// Sets MATLAB's `BiasLearnRateFactor` of every bias (default 1).
+        pub fn bias_learn_rate_factor(mut self, f: f32) -> Self {
+            self.options.bias_learn_rate_factor = f;
             self
         }
     };

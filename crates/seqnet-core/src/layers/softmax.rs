@@ -1,13 +1,12 @@
 //! `Softmax` over the channels of each observation and time step.
 
-use super::named;
 use super::util::{as_rows, as_rows_mut, grad_or_zeros, no_forward, single};
+use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
-use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
+use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
 use ndarray::{ArrayD, Axis, Zip};
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 /// MATLAB's `softmaxLayer`. Input and output `C×B` or `C×B×T`; softmax over `C`.
@@ -26,9 +25,7 @@ impl Softmax {
 }
 
 impl LayerDef for Softmax {
-    fn name(&self) -> &str {
-        &self.name
-    }
+    name_field!();
     fn type_name(&self) -> &'static str {
         "Softmax"
     }
@@ -42,7 +39,7 @@ impl LayerDef for Softmax {
             )),
         }
     }
-    fn build(&self, _inputs: &[ActShape], _rng: &mut StdRng) -> Result<Box<dyn LayerKernel>> {
+    fn build(&self, _inputs: &[ActShape], _params: Params) -> Result<Box<dyn LayerKernel>> {
         Ok(Box::new(SoftmaxKernel {
             name: self.name.clone(),
             output: None,

@@ -1,0 +1,110 @@
+//! Where the training loop gets its mini-batches: a [`BatchSource`] gives
+//! the mini-batches of each epoch — from a datastore, shuffled as the options
+//! say ([`DatastoreBatches`]), or held in memory ([`InMemoryBatches`]).
+
+use crate::error::{Error, Result};
+use crate::options::{Shuffle, TrainingOptions};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use seqnet_data::{BatchOptions, Batcher, Datastore, LastBatch, MiniBatch};
+use std::sync::Arc;
+
+/// What the loop needs from a data source: the mini-batches of each epoch.
+pub trait BatchSource {
+    /// The mini-batches of 0-based `epoch`, in order.
+    fn epoch(&mut self, epoch: usize) -> Result<Box<dyn Iterator<Item = Result<MiniBatch>> + '_>>;
+}
+
+/// The same mini-batches every epoch, held in memory.
+#[derive(Debug, Clone)]
+pub struct InMemoryBatches(pub Vec<MiniBatch>);
+
+impl BatchSource for InMemoryBatches {
+    fn epoch(&mut self, _epoch: usize) -> Result<Box<dyn Iterator<Item = Result<MiniBatch>> + '_>> {
+        Ok(Box::new(self.0.iter().cloned().map(Ok)))
+    }
+}
+
+/// The mini-batches of a datastore, shuffled as the options say.
+pub struct DatastoreBatches {
+    store: Arc<dyn Datastore>,
+    batcher: Batcher,
+    mini_batch_size: usize,
+    shuffle: Shuffle,
+    last: LastBatch,
+    order: Vec<usize>,
+    rng: StdRng,
+    /// Epochs whose shuffle has been applied to `order`.
+    shuffled_through: usize,
+}
+
+impl DatastoreBatches {
+    /// Training batches: MATLAB drops the last partial mini-batch (unless there
+    /// would be no full one) and shuffles as `options.shuffle` says.
+    pub fn training(store: Arc<dyn Datastore>, options: &TrainingOptions) -> Result<Self> {
+        let last = if store.len() >= options.mini_batch_size {
+            LastBatch::Discard
+        } else {
+            LastBatch::Keep
+        };
+        Self::new(store, options, options.shuffle, last)
+    }
+
+    /// Batches for validation or prediction: file order, every observation.
+    pub fn in_order(store: Arc<dyn Datastore>, options: &TrainingOptions) -> Result<Self> {
+        Self::new(store, options, Shuffle::Never, LastBatch::Keep)
+    }
+
+    fn new(
+        store: Arc<dyn Datastore>,
+        options: &TrainingOptions,
+        shuffle: Shuffle,
+        last: LastBatch,
+    ) -> Result<Self> {
+        if store.is_empty() {
+            return Err(Error::EmptyDatastore);
+        }
+        let batch_options = BatchOptions {
+            sequence_length: options.sequence_length,
+            direction: options.sequence_padding_direction,
+            padding_value: options.sequence_padding_value,
+        };
+        let batcher = Batcher::for_datastore(batch_options, store.as_ref())?;
+        let order = (0..store.len()).collect();
+        Ok(DatastoreBatches {
+            store,
+            batcher,
+            mini_batch_size: options.mini_batch_size,
+            shuffle,
+            last,
+            order,
+            rng: StdRng::seed_from_u64(options.seed ^ SHUFFLE_STREAM),
+            shuffled_through: 0,
+        })
+    }
+}
+
+/// Keeps the shuffling stream apart from the other streams seeded by `options.seed`.
+const SHUFFLE_STREAM: u64 = 0x5f1f_f1e5;
+
+impl BatchSource for DatastoreBatches {
+    fn epoch(&mut self, epoch: usize) -> Result<Box<dyn Iterator<Item = Result<MiniBatch>> + '_>> {
+        // Replay the shuffles of any epochs not seen yet, so that a resumed run
+        // sees the same orders as an uninterrupted one.
+        while self.shuffled_through <= epoch {
+            let e = self.shuffled_through;
+            if self.shuffle == Shuffle::EveryEpoch || (self.shuffle == Shuffle::Once && e == 0) {
+                self.order.shuffle(&mut self.rng);
+            }
+            self.shuffled_through += 1;
+        }
+        let batches = self.batcher.epoch(
+            self.store.clone(),
+            &self.order,
+            self.mini_batch_size,
+            self.last,
+        )?;
+        Ok(Box::new(batches.map(|b| b.map_err(Error::from))))
+    }
+}

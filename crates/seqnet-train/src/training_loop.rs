@@ -1,0 +1,355 @@
+//! The training loop over mini-batches: forward, loss, backward, solver step,
+//! validation and early stopping, reporting to the [`crate::Trainer`] around
+//! it through [`LoopHooks`].
+
+use crate::batches::BatchSource;
+use crate::error::{Error, Result};
+use crate::events::TrainingEvent;
+use crate::metrics::{evaluate, is_classification, run_chunk, MetricSums};
+use crate::options::{OutputNetwork, SequenceLength, TrainingOptions};
+use crate::record::{IterationInfo, Metrics, StopReason, TrainingRecord};
+use crate::solver::{self, SolverState};
+use ndarray::ArrayD;
+use seqnet_core::{Mode, Network};
+use seqnet_data::{Chunk, MiniBatch};
+use std::time::Instant;
+
+/// Where training stands: everything a checkpoint needs so that resuming gives
+/// the same final weights as an uninterrupted run with the same seed.
+#[derive(Debug, Clone, Default)]
+pub struct TrainingState {
+    /// The 0-based epoch in progress.
+    pub epoch: usize,
+    /// Mini-batches of that epoch already trained on.
+    pub batches_done: usize,
+    /// Iterations (chunks) trained so far.
+    pub iteration: usize,
+    /// The solver's moments and step count.
+    pub solver: SolverState,
+    /// The record so far (`stop_reason` is `None`: training is under way).
+    pub record: TrainingRecord,
+    /// The lowest validation loss so far and the network's values then
+    /// (learnables, then statistics, in network order).
+    pub best: Option<(f32, Vec<ArrayD<f32>>)>,
+    /// Validations since the best one.
+    pub since_best: usize,
+    /// The iteration of the latest validation.
+    pub last_validated: Option<usize>,
+    /// Seconds spent training before this run.
+    pub elapsed: f64,
+}
+
+/// What the loop tells, and asks of, the trainer around it.
+pub(crate) trait LoopHooks {
+    /// Gives an event to the observers.
+    fn emit(&mut self, event: &TrainingEvent<'_>);
+    /// An epoch ended (`state.epoch` epochs are done): emits
+    /// [`TrainingEvent::EpochFinished`] and writes a checkpoint when on.
+    fn epoch_finished(&mut self, network: &Network, state: &TrainingState) -> Result<()>;
+    /// Asked between mini-batches: a reason to stop there, if any.
+    fn stop(&self) -> Option<StopReason>;
+}
+
+/// How a run of the loop ended.
+pub(crate) struct Outcome {
+    /// The record, with its stop reason and final validation.
+    pub record: TrainingRecord,
+    /// Where training stood (what an interrupted run's checkpoint holds).
+    pub state: TrainingState,
+    pub reason: StopReason,
+}
+
+/// Trains `network` in place from `resume` (or from the start) until the
+/// options, the hooks or an error stop it. Training needs no gradient with
+/// respect to the input data, so input gradients are off while it runs
+/// ([`Network::set_input_gradients`]) and restored after.
+///
+/// On a normal end (not [`StopReason::Interrupted`]) the network is the one
+/// `OutputNetwork` asks for and, when validating, the record holds its
+/// validation metrics; an interrupted run leaves the network as it is, for
+/// its state to resume from.
+pub(crate) fn run(
+    network: &mut Network,
+    source: &mut dyn BatchSource,
+    validation: Option<&mut dyn BatchSource>,
+    options: &TrainingOptions,
+    hooks: &mut dyn LoopHooks,
+    resume: Option<TrainingState>,
+) -> Result<Outcome> {
+    options.validate()?;
+    let input_gradients = network.input_gradients_enabled();
+    network.set_input_gradients(false);
+    let result = run_inner(network, source, validation, options, hooks, resume);
+    network.set_input_gradients(input_gradients);
+    result
+}
+
+fn run_inner(
+    network: &mut Network,
+    source: &mut dyn BatchSource,
+    mut validation: Option<&mut dyn BatchSource>,
+    options: &TrainingOptions,
+    hooks: &mut dyn LoopHooks,
+    resume: Option<TrainingState>,
+) -> Result<Outcome> {
+    let run = Loop {
+        options,
+        stateful_chunks: matches!(options.sequence_length, SequenceLength::Fixed(_)),
+        classification: is_classification(network),
+        start: Instant::now(),
+    };
+    let mut st = resume.unwrap_or_default();
+    hooks.emit(&TrainingEvent::Started {
+        max_epochs: options.max_epochs,
+        validating: validation.is_some(),
+        iterations_done: st.iteration,
+    });
+    let reason = run.epochs(network, source, validation.as_deref_mut(), hooks, &mut st)?;
+    st.elapsed += run.start.elapsed().as_secs_f64();
+    network.reset_state();
+    let mut record = st.record.clone();
+    record.stop_reason = Some(reason);
+    if reason != StopReason::Interrupted {
+        if options.output_network == OutputNetwork::BestValidationLoss {
+            if let Some((_, values)) = st.best.clone() {
+                restore(network, values);
+            }
+        }
+        if let Some(v) = validation {
+            record.final_validation = Some(evaluate(network, v, run.stateful_chunks)?);
+        }
+    }
+    Ok(Outcome {
+        record,
+        state: st,
+        reason,
+    })
+}
+
+/// What every step of one run needs.
+struct Loop<'o> {
+    options: &'o TrainingOptions,
+    /// Split sequences carry their state from chunk to chunk.
+    stateful_chunks: bool,
+    classification: bool,
+    start: Instant,
+}
+
+impl Loop<'_> {
+    /// The epochs from `st` on; returns why they ended.
+    fn epochs(
+        &self,
+        network: &mut Network,
+        source: &mut dyn BatchSource,
+        mut validation: Option<&mut (dyn BatchSource + '_)>,
+        hooks: &mut dyn LoopHooks,
+        st: &mut TrainingState,
+    ) -> Result<StopReason> {
+        let max_epochs = self.options.max_epochs;
+        while st.epoch < max_epochs {
+            let epoch = st.epoch;
+            let lr = self.options.learn_rate_at(epoch);
+            let mut batches = source.epoch(epoch)?.skip(st.batches_done).peekable();
+            while let Some(batch) = batches.next() {
+                let batch = batch?;
+                let final_batch = batches.peek().is_none() && epoch + 1 == max_epochs;
+                let step = Step {
+                    epoch,
+                    lr,
+                    final_batch,
+                };
+                let patience =
+                    self.mini_batch(network, &batch, step, validation.as_deref_mut(), hooks, st)?;
+                st.batches_done += 1;
+                if let Some(reason) = patience {
+                    return Ok(reason);
+                }
+                // Stop between mini-batches only, so that split sequences
+                // never lose their carried state; not after the very last one,
+                // where training ends anyway.
+                if let Some(reason) = hooks.stop().filter(|_| !final_batch) {
+                    return Ok(reason);
+                }
+            }
+            if epoch == 0 {
+                st.record.iterations_per_epoch =
+                    st.record.iterations.iter().filter(|i| i.epoch == 1).count();
+            }
+            st.epoch += 1;
+            st.batches_done = 0;
+            hooks.epoch_finished(network, st)?;
+        }
+        Ok(StopReason::MaxEpochs)
+    }
+
+    /// The chunks of one mini-batch, validating after the last one when due.
+    /// Returns a stop reason when validation patience runs out.
+    fn mini_batch(
+        &self,
+        network: &mut Network,
+        batch: &MiniBatch,
+        step: Step,
+        mut validation: Option<&mut (dyn BatchSource + '_)>,
+        hooks: &mut dyn LoopHooks,
+        st: &mut TrainingState,
+    ) -> Result<Option<StopReason>> {
+        network.reset_state();
+        for (c, chunk) in batch.chunks.iter().enumerate() {
+            let mut info = self.train_chunk(network, chunk, step, st)?;
+            let iteration = info.iteration;
+            // Validate between mini-batches only, so that split sequences keep their state.
+            let last_chunk = c + 1 == batch.chunks.len();
+            let frequency = self.options.validation_frequency;
+            let due = st
+                .last_validated
+                .is_none_or(|at| iteration / frequency > at / frequency)
+                || (step.final_batch && last_chunk);
+            info.validation = match validation.as_deref_mut() {
+                Some(v) if last_chunk && due => {
+                    st.last_validated = Some(iteration);
+                    Some(evaluate(network, v, self.stateful_chunks)?)
+                }
+                _ => None,
+            };
+            info.elapsed = st.elapsed + self.start.elapsed().as_secs_f64();
+            hooks.emit(&TrainingEvent::Iteration(&info));
+            if let Some(metrics) = &info.validation {
+                hooks.emit(&TrainingEvent::Validated {
+                    epoch: info.epoch,
+                    iteration,
+                    metrics,
+                });
+            }
+            let validated = info.validation;
+            st.record.iterations.push(info);
+            if let Some(reason) = validated.and_then(|m| self.track_best(network, m, st)) {
+                return Ok(Some(reason));
+            }
+        }
+        Ok(None)
+    }
+
+    /// One iteration: forward, loss, backward and solver step on `chunk`.
+    /// The returned figures have no validation and no elapsed time yet.
+    fn train_chunk(
+        &self,
+        network: &mut Network,
+        chunk: &Chunk,
+        step: Step,
+        st: &mut TrainingState,
+    ) -> Result<IterationInfo> {
+        st.iteration += 1;
+        let iteration = st.iteration;
+        network.reseed(iteration_seed(self.options.seed, iteration));
+        let Some(target) = &chunk.targets else {
+            return Err(Error::NoTargets { data: "training" });
+        };
+        let preds = run_chunk(network, chunk, Mode::Training, self.stateful_chunks)?;
+        let loss = network.loss().unwrap_or(f32::NAN);
+        if !loss.is_finite() {
+            return Err(Error::NonFiniteLoss { iteration, loss });
+        }
+        network.backward()?;
+        {
+            let mut params: Vec<_> = network
+                .learnables_mut()
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect();
+            solver::step(&mut params, &mut st.solver, self.options, step.lr);
+        }
+        let mut sums = MetricSums::default();
+        for p in &preds {
+            sums.add(p, target, self.classification);
+        }
+        Ok(IterationInfo {
+            epoch: step.epoch + 1,
+            iteration,
+            loss,
+            accuracy: if self.classification {
+                sums.accuracy()
+            } else {
+                None
+            },
+            rmse: if self.classification {
+                None
+            } else {
+                sums.rmse()
+            },
+            learn_rate: step.lr,
+            elapsed: 0.0,
+            validation: None,
+        })
+    }
+
+    /// Keeps the best validation so far; returns a stop reason when the
+    /// loss has not decreased for `ValidationPatience` validations.
+    fn track_best(
+        &self,
+        network: &Network,
+        metrics: Metrics,
+        st: &mut TrainingState,
+    ) -> Option<StopReason> {
+        if st.best.as_ref().is_none_or(|(l, _)| metrics.loss < *l) {
+            st.best = Some((metrics.loss, snapshot(network)));
+            st.since_best = 0;
+            return None;
+        }
+        st.since_best += 1;
+        self.options
+            .validation_patience
+            .filter(|p| st.since_best >= *p)
+            .map(|_| StopReason::ValidationPatience {
+                validations: st.since_best,
+            })
+    }
+}
+
+/// Where a mini-batch stands in the run.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    /// 0-based epoch.
+    epoch: usize,
+    /// The learning rate of the epoch.
+    lr: f32,
+    /// The last mini-batch of the last epoch.
+    final_batch: bool,
+}
+
+/// The dropout randomness of one iteration, derived from the seed, so that a
+/// resumed run draws exactly what an uninterrupted one would.
+fn iteration_seed(seed: u64, iteration: usize) -> u64 {
+    let mut z = seed ^ (iteration as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The network's learnables, then its statistics, in network order.
+fn snapshot(network: &Network) -> Vec<ArrayD<f32>> {
+    network
+        .learnables()
+        .iter()
+        .map(|(_, p)| p.value.clone())
+        .chain(network.states().iter().map(|(_, s)| s.value.clone()))
+        .collect()
+}
+
+/// Puts back the values [`snapshot`] took.
+fn restore(network: &mut Network, values: Vec<ArrayD<f32>>) {
+    let mut it = values.into_iter();
+    for (_, p) in network.learnables_mut() {
+        if let Some(v) = it.next() {
+            p.value = v;
+        }
+    }
+    let states: Vec<(String, String)> = network
+        .states()
+        .iter()
+        .map(|(l, s)| (l.to_string(), s.name.to_string()))
+        .collect();
+    for ((layer, name), v) in states.into_iter().zip(it) {
+        // The values were taken from this network: they fit.
+        let _ = network.set_state(&layer, &name, v);
+    }
+}
