@@ -68,7 +68,7 @@ fn main() -> Result<()> {
                 }
             })
         })
-        .collect::<seqnet::core::Result<_>>()?;
+        .collect::<seqnet::data::Result<_>>()?;
     let predicted = model.classify(Arc::new(test), &PredictOptions::default())?;
     let correct = predicted
         .iter()

@@ -74,7 +74,7 @@ fn main() -> Result<()> {
                 _ => usize::MAX,
             })
         })
-        .collect::<seqnet::core::Result<_>>()?;
+        .collect::<seqnet::data::Result<_>>()?;
     let predictions = model.classify(
         Arc::new(test),
         &PredictOptions {

@@ -220,7 +220,7 @@ fn main() -> Result<()> {
                 _ => usize::MAX,
             })
         })
-        .collect::<seqnet::core::Result<_>>()?;
+        .collect::<seqnet::data::Result<_>>()?;
     let (accuracy, confusion, predict_time) = evaluate(&mut model, &test, &labels, classes)?;
     let correct: usize = (0..classes).map(|k| confusion[k][k]).sum();
     let last = record.iterations.last().map_or(f32::NAN, |i| i.loss);

@@ -1,7 +1,7 @@
 //! The command line's error: what the commands, the pictures and the
 //! benchmarks can fail with, each naming the flag, file, data or layer at
-//! fault. Errors of the library arrive as [`CliError::Core`] and
-//! [`CliError::Train`]. `seqnet`'s `main` shows any of them as one line.
+//! fault. Errors of the library arrive as [`CliError::Core`],
+//! [`CliError::Data`] and [`CliError::Train`]. `seqnet`'s `main` shows any of them as one line.
 
 use std::io;
 
@@ -9,9 +9,12 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CliError {
-    /// An error of seqnet's core (graphs, layers, data).
+    /// An error of seqnet's core (graphs, layers).
     #[error(transparent)]
     Core(#[from] seqnet_core::Error),
+    /// An error of the data (files, datastores, mini-batches).
+    #[error(transparent)]
+    Data(#[from] seqnet_data::Error),
     /// An error of training, model files, import or prediction.
     #[error(transparent)]
     Train(#[from] seqnet_train::Error),
@@ -130,7 +133,9 @@ impl CliError {
         match self {
             CliError::Io { path, source }
             | CliError::Core(seqnet_core::Error::Io { path, source })
+            | CliError::Data(seqnet_data::Error::Io { path, source })
             | CliError::Train(seqnet_train::Error::Io { path, source })
+            | CliError::Train(seqnet_train::Error::Data(seqnet_data::Error::Io { path, source }))
             | CliError::Train(seqnet_train::Error::Core(seqnet_core::Error::Io { path, source })) => {
                 Some((path, source))
             }

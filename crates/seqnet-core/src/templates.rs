@@ -3,6 +3,8 @@
 //! sequence-to-one and sequence-to-sequence regression, a deeper
 //! sequence-to-label network with two LSTM layers and dropout, and the video
 //! network (a convolutional front end on folded frames, then an LSTM).
+//! Each template's recurrent part can be an LSTM, a BiLSTM or a GRU, and a
+//! stack of such layers with dropout between them ([`TemplateOptions`]).
 //!
 //! ```
 //! use seqnet_core::templates::{Template, TemplateOptions};
@@ -177,6 +179,7 @@ impl Template {
             };
             return bad(option, format!("the number of {option} must be at least 1"));
         }
+        let stack = self.stack(options, hidden)?;
         let input_layer = match input {
             InputSize::Features(c) => SequenceInput::new(c),
             InputSize::Image(size) => SequenceInput::image(size),
@@ -190,32 +193,25 @@ impl Template {
         };
         let mut layers: Vec<Layer> = vec![input_layer.into()];
         match self {
-            Template::Seq2Label => {
-                layers.push(lstm(hidden, OutputMode::Last, "lstm"));
+            Template::Seq2Label | Template::DeepSeq2Label => {
+                layers.extend(stack.layers(OutputMode::Last));
                 classify(&mut layers);
             }
             Template::Seq2SeqClass => {
-                layers.push(lstm(hidden, OutputMode::Sequence, "lstm"));
+                layers.extend(stack.layers(OutputMode::Sequence));
                 classify(&mut layers);
             }
             Template::Seq2One => {
-                layers.push(lstm(hidden, OutputMode::Last, "lstm"));
+                layers.extend(stack.layers(OutputMode::Last));
                 layers.push(FullyConnected::new(outputs).name("fc").into());
                 layers.push(RegressionOutput::new().name("regressionoutput").into());
             }
             Template::Seq2SeqRegress => {
-                layers.push(lstm(hidden, OutputMode::Sequence, "lstm"));
+                layers.extend(stack.layers(OutputMode::Sequence));
                 layers.push(FullyConnected::new(50).name("fc_1").into());
                 layers.push(Dropout::new(0.5).name("dropout").into());
                 layers.push(FullyConnected::new(outputs).name("fc_2").into());
                 layers.push(RegressionOutput::new().name("regressionoutput").into());
-            }
-            Template::DeepSeq2Label => {
-                layers.push(lstm(hidden, OutputMode::Sequence, "lstm_1"));
-                layers.push(Dropout::new(0.2).name("dropout_1").into());
-                layers.push(lstm(hidden, OutputMode::Last, "lstm_2"));
-                layers.push(Dropout::new(0.2).name("dropout_2").into());
-                classify(&mut layers);
             }
             Template::Video => {
                 layers.push(SequenceFolding::new().name("fold").into());
@@ -224,7 +220,7 @@ impl Template {
                 layers.push(Relu::new().name("relu").into());
                 layers.push(SequenceUnfolding::new().name("unfold").into());
                 layers.push(Flatten::new().name("flatten").into());
-                layers.push(lstm(hidden, OutputMode::Last, "lstm"));
+                layers.extend(stack.layers(OutputMode::Last));
                 classify(&mut layers);
             }
         }
@@ -237,8 +233,113 @@ impl Template {
     }
 }
 
-fn lstm(hidden: usize, mode: OutputMode, name: &str) -> Layer {
-    Lstm::new(hidden).output_mode(mode).name(name).into()
+impl Template {
+    /// The recurrent stack `options` ask for, checked: the template's layer
+    /// count and dropout unless set (2 layers with dropout 0.2 for
+    /// `deep-seq2label`, one layer without dropout for the others).
+    fn stack(self, options: &TemplateOptions, hidden: usize) -> Result<RecurrentStack> {
+        let deep = self == Template::DeepSeq2Label;
+        let count = options.layers.unwrap_or(if deep { 2 } else { 1 });
+        let dropout = options.dropout.unwrap_or(if deep { 0.2 } else { 0.0 });
+        let bad = |option: &'static str, message: String| Error::InvalidOption { option, message };
+        if count == 0 {
+            return Err(bad(
+                "layers",
+                "the number of recurrent layers must be at least 1".into(),
+            ));
+        }
+        if !(0.0..1.0).contains(&dropout) {
+            return Err(bad(
+                "dropout",
+                format!("the dropout probability must be in [0, 1), got {dropout}"),
+            ));
+        }
+        if dropout > 0.0 && count == 1 && !deep {
+            return Err(bad(
+                "dropout",
+                "dropout goes between stacked recurrent layers: give 2 or more layers".into(),
+            ));
+        }
+        Ok(RecurrentStack {
+            kind: options.recurrent,
+            hidden,
+            count,
+            dropout,
+            numbered: deep || count > 1,
+            trailing_dropout: deep,
+        })
+    }
+}
+
+/// The recurrent layers of a template: `count` layers of `kind`, a dropout
+/// layer between consecutive ones (and after the last with `trailing_dropout`).
+struct RecurrentStack {
+    kind: RecurrentLayer,
+    hidden: usize,
+    count: usize,
+    dropout: f32,
+    /// Names `lstm_1, lstm_2, …` (else `lstm` for a single layer).
+    numbered: bool,
+    trailing_dropout: bool,
+}
+
+impl RecurrentStack {
+    /// The layers, the last one with output mode `last_mode` (the others
+    /// output whole sequences for the next one).
+    fn layers(&self, last_mode: OutputMode) -> Vec<Layer> {
+        let mut layers = Vec::new();
+        for i in 1..=self.count {
+            let last = i == self.count;
+            let mode = if last {
+                last_mode
+            } else {
+                OutputMode::Sequence
+            };
+            let stem = self.kind.name();
+            let name = if self.numbered {
+                format!("{stem}_{i}")
+            } else {
+                stem.to_string()
+            };
+            let h = self.hidden;
+            layers.push(match self.kind {
+                RecurrentLayer::Lstm => Lstm::new(h).output_mode(mode).name(name).into(),
+                RecurrentLayer::BiLstm => BiLstm::new(h).output_mode(mode).name(name).into(),
+                RecurrentLayer::Gru => Gru::new(h).output_mode(mode).name(name).into(),
+            });
+            if self.dropout > 0.0 && (!last || self.trailing_dropout) {
+                layers.push(
+                    Dropout::new(self.dropout)
+                        .name(format!("dropout_{i}"))
+                        .into(),
+                );
+            }
+        }
+        layers
+    }
+}
+
+/// The kind of recurrent layer a template uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RecurrentLayer {
+    /// [`Lstm`] (the default).
+    #[default]
+    Lstm,
+    /// [`BiLstm`]: both directions, `2H` outputs.
+    BiLstm,
+    /// [`Gru`].
+    Gru,
+}
+
+impl RecurrentLayer {
+    /// The layer's type name in graph JSON and auto-names (`lstm`, `bilstm`, `gru`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RecurrentLayer::Lstm => "lstm",
+            RecurrentLayer::BiLstm => "bilstm",
+            RecurrentLayer::Gru => "gru",
+        }
+    }
 }
 
 impl fmt::Display for Template {
@@ -272,8 +373,16 @@ impl FromStr for Template {
 pub struct TemplateOptions {
     /// Features per time step, or `[H, W, C]` frames for the video template.
     pub input: Option<InputSize>,
-    /// Hidden units of each LSTM layer.
+    /// Hidden units of each recurrent layer (per direction for a BiLSTM).
     pub hidden: Option<usize>,
+    /// The recurrent layer (an LSTM by default).
+    pub recurrent: RecurrentLayer,
+    /// How many recurrent layers are stacked (2 for `deep-seq2label`, else 1).
+    pub layers: Option<usize>,
+    /// The dropout probability between stacked recurrent layers, in `[0, 1)`
+    /// (0.2 for `deep-seq2label`, which also has one after its last layer;
+    /// 0, no dropout, for the others).
+    pub dropout: Option<f32>,
     /// The number of classes (classification) or responses (regression).
     pub outputs: Option<usize>,
     /// The input layer's normalization (none by default).
@@ -310,5 +419,96 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("option responses"), "{e}");
         assert!("nope".parse::<Template>().is_err());
+        for (layers, dropout, option) in [
+            (Some(0), None, "layers"),
+            (None, Some(1.0), "dropout"),
+            (None, Some(0.3), "dropout"),
+        ] {
+            let e = Template::Seq2Label
+                .graph(&TemplateOptions {
+                    layers,
+                    dropout,
+                    ..Default::default()
+                })
+                .unwrap_err();
+            assert!(e.to_string().contains(&format!("option {option}")), "{e}");
+        }
+    }
+
+    /// `(tag, name, output mode)` of every recurrent layer and the names of the dropout layers.
+    fn recurrent_layers(g: &LayerGraph) -> (Vec<(String, String, OutputMode)>, Vec<String>) {
+        let mut rec = Vec::new();
+        let mut drop = Vec::new();
+        for l in &g.layers {
+            let name = l.name().to_string();
+            if let Some(x) = l.downcast_ref::<Lstm>() {
+                rec.push(("lstm".into(), name, x.options.output_mode));
+            } else if let Some(x) = l.downcast_ref::<BiLstm>() {
+                rec.push(("bilstm".into(), name, x.options.output_mode));
+            } else if let Some(x) = l.downcast_ref::<Gru>() {
+                rec.push(("gru".into(), name, x.options.output_mode));
+            } else if l.is::<Dropout>() {
+                drop.push(name);
+            }
+        }
+        (rec, drop)
+    }
+
+    #[test]
+    fn recurrent_stacks() {
+        use OutputMode::{Last, Sequence};
+        let opts = |recurrent, layers, dropout| TemplateOptions {
+            recurrent,
+            layers,
+            dropout,
+            ..Default::default()
+        };
+        // Three GRUs with dropout between, the last one 'last'.
+        let g = Template::Seq2Label
+            .graph(&opts(RecurrentLayer::Gru, Some(3), Some(0.25)))
+            .unwrap();
+        let (rec, drop) = recurrent_layers(&g);
+        let names: Vec<(&str, &str, OutputMode)> = rec
+            .iter()
+            .map(|(t, n, m)| (t.as_str(), n.as_str(), *m))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("gru", "gru_1", Sequence),
+                ("gru", "gru_2", Sequence),
+                ("gru", "gru_3", Last)
+            ]
+        );
+        assert_eq!(drop, vec!["dropout_1", "dropout_2"]);
+        // A single BiLSTM keeps the plain name; sequence templates end 'sequence'.
+        let g = Template::Seq2SeqClass
+            .graph(&opts(RecurrentLayer::BiLstm, None, None))
+            .unwrap();
+        assert_eq!(
+            recurrent_layers(&g).0,
+            vec![("bilstm".into(), "bilstm".into(), Sequence)]
+        );
+        // The deep template's defaults are the graph it always had.
+        let g = Template::DeepSeq2Label
+            .graph(&TemplateOptions::default())
+            .unwrap();
+        let (rec, drop) = recurrent_layers(&g);
+        assert_eq!(rec.len(), 2);
+        assert_eq!((rec[0].1.as_str(), rec[1].1.as_str()), ("lstm_1", "lstm_2"));
+        assert_eq!(drop, vec!["dropout_1", "dropout_2"]);
+        // Every template takes every recurrent layer, stacked.
+        for t in Template::ALL {
+            for r in [
+                RecurrentLayer::Lstm,
+                RecurrentLayer::BiLstm,
+                RecurrentLayer::Gru,
+            ] {
+                let g = t.graph(&opts(r, Some(2), Some(0.1))).unwrap();
+                let (rec, _) = recurrent_layers(&g);
+                assert_eq!(rec.len(), 2, "{t} {r:?}");
+                assert!(rec.iter().all(|(tag, _, _)| tag == r.name()));
+            }
+        }
     }
 }

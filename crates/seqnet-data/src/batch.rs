@@ -48,10 +48,11 @@
 //! training step of its own.
 
 use crate::datastore::{Datastore, Epoch};
+use crate::error::{Error, Result};
 use crate::observation::{FrameShape, Observation, Sequence, Signature, Target, TargetKind};
 use crate::order::{mini_batches, LastBatch};
 use ndarray::{ArrayD, Axis, IxDyn};
-use seqnet_core::{Activation, Error, PaddingDirection, Result, SeqLengths};
+use seqnet_core::{Activation, PaddingDirection, SeqLengths};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -237,24 +238,25 @@ impl Batcher {
     pub fn batch(&self, observations: &[Observation]) -> Result<Vec<Chunk>> {
         let mut sig: Option<Signature> = None;
         for (b, o) in observations.iter().enumerate() {
-            let what = format!("mini-batch observation {b}");
-            Signature::check(&mut sig, o, &what)?;
+            let bad = |message: String| Error::MiniBatch {
+                position: b,
+                message,
+            };
+            Signature::check(&mut sig, o).map_err(bad)?;
             if o.is_empty() {
-                return Err(Error::InvalidInput(format!(
-                    "{what}: the sequence has no time step"
-                )));
+                return Err(bad("the sequence has no time step".into()));
             }
             if let Some(t) = o.target.steps() {
                 if t != o.len() {
-                    return Err(Error::InvalidInput(format!(
-                        "{what}: the per-step target has {t} time steps, the sequence {}",
+                    return Err(bad(format!(
+                        "the per-step target has {t} time steps, the sequence {}",
                         o.len()
                     )));
                 }
             }
         }
         let Some(sig) = sig else {
-            return Err(Error::InvalidInput("an empty mini-batch".into()));
+            return Err(Error::EmptyMiniBatch);
         };
         let lengths: Vec<usize> = observations.iter().map(Observation::len).collect();
         let layout = Layout::new(&lengths, &self.options);
@@ -319,10 +321,9 @@ impl Batcher {
                 message: "class targets need the class count (Batcher::with_classes or Batcher::for_datastore)".into(),
             })
         };
-        let class_err = |b: usize, class: usize, k: usize| {
-            Error::InvalidInput(format!(
-                "mini-batch observation {b}: class index {class} is not below the class count {k}"
-            ))
+        let class_err = |b: usize, class: usize, k: usize| Error::MiniBatch {
+            position: b,
+            message: format!("class index {class} is not below the class count {k}"),
         };
         let targets = match sig.target {
             TargetKind::None => None,
@@ -435,12 +436,12 @@ impl EpochBatches {
             match self.epoch.next() {
                 Some(Ok((i, o))) if i == want => obs.push(o),
                 Some(Ok((i, _))) => {
-                    return Err(Error::InvalidInput(format!(
+                    return Err(Error::ReadAhead(format!(
                         "the epoch reader gave observation {i} where {want} was expected"
                     )))
                 }
                 Some(Err(e)) => return Err(e),
-                None => return Err(Error::InvalidInput("the epoch reader ended early".into())),
+                None => return Err(Error::ReadAhead("the epoch reader ended early".into())),
             }
         }
         let chunks = self.batcher.batch(&obs)?;

@@ -2,8 +2,8 @@
 //! observations in a given order — on a background thread ahead of the
 //! consumer, through a bounded queue, when the datastore asks for read-ahead.
 
+use crate::error::{Error, Result};
 use crate::observation::{FrameShape, Observation, TargetKind};
-use seqnet_core::{Error, Result};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -109,9 +109,7 @@ impl Epoch {
     ) -> Result<Self> {
         let n = store.len();
         if let Some(&bad) = order.iter().find(|&&i| i >= n) {
-            return Err(Error::InvalidInput(format!(
-                "epoch order names observation {bad}, but the datastore has {n}"
-            )));
+            return Err(Error::Index { index: bad, len: n });
         }
         let remaining = order.len();
         let inner = if depth == 0 {
@@ -173,7 +171,7 @@ impl Iterator for Epoch {
                         // The thread ended before sending everything: it panicked.
                         let panicked = handle.take().map(|h| h.join().is_err()).unwrap_or(false);
                         self.inner = Inner::Done;
-                        return Some(Err(Error::InvalidInput(format!(
+                        return Some(Err(Error::ReadAhead(format!(
                             "the read-ahead thread stopped with {} observation{} unread{}",
                             self.remaining,
                             if self.remaining == 1 { "" } else { "s" },
@@ -229,7 +227,10 @@ mod tests {
         fn read(&self, i: usize) -> Result<Observation> {
             self.reads.fetch_add(1, Ordering::SeqCst);
             if Some(i) == self.fail {
-                return Err(Error::InvalidInput(format!("cannot read {i}")));
+                return Err(Error::Observation {
+                    index: i,
+                    message: "cannot read it".into(),
+                });
             }
             Ok(Observation::new(
                 Sequence::Features(Array2::from_elem((i + 1, 1), i as f32)),
@@ -277,7 +278,7 @@ mod tests {
                 .unwrap()
                 .unwrap_err()
                 .to_string()
-                .contains("cannot read 2"));
+                .contains("observation 2: cannot read it"));
             assert!(e.next().is_none());
         }
     }

@@ -1,21 +1,25 @@
 //! Parses a folder datastore's `labels.csv`.
 //!
-//! The header is `file,label` for classification, or `file,<name>[,<name>…]`
-//! for regression with one response column per name (e.g.
-//! `file,response` or `file,fat,moisture`). Each following row names an
-//! observation's file (relative to the folder) and gives its class label or
-//! its responses. Fields may be double-quoted (`"a,b.npy"`, with `""` for a
-//! quote); spaces around unquoted fields are trimmed; blank lines are
-//! skipped; a UTF-8 byte-order mark and `\r\n` line ends are accepted.
+//! The header is `file,label` for classification, `file,target` for
+//! per-step targets held in files of their own (see [`crate::targets`]), or
+//! `file,<name>[,<name>…]` for regression with one response column per name
+//! (e.g. `file,response` or `file,fat,moisture`). Each following row names
+//! an observation's file (relative to the folder) and gives its class label,
+//! its target file or its responses. Fields may be double-quoted
+//! (`"a,b.npy"`, with `""` for a quote); spaces around unquoted fields are
+//! trimmed; blank lines are skipped; a UTF-8 byte-order mark and `\r\n`
+//! line ends are accepted.
 
+use crate::error::{Error, Result};
 use ndarray::Array2;
-use seqnet_core::{Error, Result};
 
 /// The targets of all rows.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CsvTargets {
     /// `file,label`: one class label per row, `[N]`.
     Labels(Vec<String>),
+    /// `file,target`: one target file per row (relative to the folder), `[N]`.
+    Files(Vec<String>),
     /// `file,<names…>`: `values` is `[N, R]` for the `R` response `names`.
     Responses {
         /// The response column names, `[R]`.
@@ -32,7 +36,7 @@ pub struct LabelsCsv {
     pub files: Vec<String>,
     /// Each row's 1-based line in the CSV file, `[N]`.
     pub lines: Vec<usize>,
-    /// The class labels or responses of the rows.
+    /// The class labels, target files or responses of the rows.
     pub targets: CsvTargets,
 }
 
@@ -48,6 +52,24 @@ impl LabelsCsv {
     }
 }
 
+/// The non-blank lines of a CSV text with their 1-based numbers (a leading
+/// byte-order mark and `\r` line ends removed).
+pub(crate) fn csv_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    text.split('\n')
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
+        .filter(|(_, l)| !l.trim().is_empty())
+}
+
+/// What the second column of the header says the rows hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Label,
+    TargetFile,
+    Responses,
+}
+
 /// Parses the text of a `labels.csv`; `file` names it in errors.
 pub fn parse_labels_csv(text: &str, file: &str) -> Result<LabelsCsv> {
     let err = |line: usize, message: String| Error::Parse {
@@ -55,73 +77,20 @@ pub fn parse_labels_csv(text: &str, file: &str) -> Result<LabelsCsv> {
         line,
         message,
     };
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut lines = text
-        .split('\n')
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
-        .filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = csv_lines(text);
     let Some((hline, header)) = lines.next() else {
         return Err(err(
             1,
-            "the file is empty: expected a header 'file,label' or 'file,response[,…]'".into(),
+            "the file is empty: expected a header 'file,label', 'file,target' or 'file,response[,…]'".into(),
         ));
     };
     let columns = split_fields(header).map_err(|m| err(hline, m))?;
-    if columns.first().map(|c| c.to_ascii_lowercase()) != Some("file".into()) {
-        return Err(err(
-            hline,
-            format!(
-                "the header must start with 'file', found '{}'",
-                columns.first().map_or("", String::as_str)
-            ),
-        ));
-    }
-    if columns.len() < 2 {
-        return Err(err(
-            hline,
-            "the header needs a column after 'file': 'label', or response names".into(),
-        ));
-    }
-    for (i, c) in columns.iter().enumerate() {
-        if c.is_empty() {
-            return Err(err(hline, format!("header column {} has no name", i + 1)));
-        }
-        if columns[..i].contains(c) {
-            return Err(err(hline, format!("header column '{c}' appears twice")));
-        }
-    }
-    let classification = columns[1].eq_ignore_ascii_case("label");
-    if classification && columns.len() > 2 {
-        return Err(err(
-            hline,
-            "a 'label' column must be the only column after 'file' (regression columns are named otherwise)".into(),
-        ));
-    }
-    let (mut files, mut row_lines, mut labels, mut values) = (vec![], vec![], vec![], vec![]);
+    let layout = header_layout(&columns).map_err(|m| err(hline, m))?;
+    let (mut files, mut row_lines, mut names, mut values) = (vec![], vec![], vec![], vec![]);
     for (line, text) in lines {
         let fields = split_fields(text).map_err(|m| err(line, m))?;
-        if fields.len() != columns.len() {
-            return Err(err(
-                line,
-                format!(
-                    "the row has {} field{}, the header has {} ({})",
-                    fields.len(),
-                    if fields.len() == 1 { "" } else { "s" },
-                    columns.len(),
-                    columns.join(",")
-                ),
-            ));
-        }
-        if fields[0].is_empty() {
-            return Err(err(line, "the file name is empty".into()));
-        }
-        if classification {
-            if fields[1].is_empty() {
-                return Err(err(line, "the label is empty".into()));
-            }
-            labels.push(fields[1].clone());
-        } else {
+        check_row(&fields, &columns, layout).map_err(|m| err(line, m))?;
+        if layout == Layout::Responses {
             for (name, v) in columns[1..].iter().zip(&fields[1..]) {
                 match v.parse::<f32>() {
                     Ok(x) if x.is_finite() => values.push(x),
@@ -133,6 +102,8 @@ pub fn parse_labels_csv(text: &str, file: &str) -> Result<LabelsCsv> {
                     }
                 }
             }
+        } else {
+            names.push(fields[1].clone());
         }
         files.push(fields[0].clone());
         row_lines.push(line);
@@ -140,13 +111,15 @@ pub fn parse_labels_csv(text: &str, file: &str) -> Result<LabelsCsv> {
     if files.is_empty() {
         return Err(err(hline, "no rows after the header".into()));
     }
-    let targets = if classification {
-        CsvTargets::Labels(labels)
-    } else {
-        let names = columns[1..].to_vec();
-        let values = Array2::from_shape_vec((files.len(), names.len()), values)
-            .map_err(|e| err(hline, format!("internal: {e}")))?;
-        CsvTargets::Responses { names, values }
+    let targets = match layout {
+        Layout::Label => CsvTargets::Labels(names),
+        Layout::TargetFile => CsvTargets::Files(names),
+        Layout::Responses => {
+            let names = columns[1..].to_vec();
+            let values = Array2::from_shape_vec((files.len(), names.len()), values)
+                .map_err(|e| err(hline, format!("internal: {e}")))?;
+            CsvTargets::Responses { names, values }
+        }
     };
     Ok(LabelsCsv {
         files,
@@ -155,8 +128,70 @@ pub fn parse_labels_csv(text: &str, file: &str) -> Result<LabelsCsv> {
     })
 }
 
+/// Checks the header's columns and tells what the rows hold.
+fn header_layout(columns: &[String]) -> std::result::Result<Layout, String> {
+    if columns.first().map(|c| c.to_ascii_lowercase()) != Some("file".into()) {
+        return Err(format!(
+            "the header must start with 'file', found '{}'",
+            columns.first().map_or("", String::as_str)
+        ));
+    }
+    if columns.len() < 2 {
+        return Err(
+            "the header needs a column after 'file': 'label', 'target', or response names".into(),
+        );
+    }
+    for (i, c) in columns.iter().enumerate() {
+        if c.is_empty() {
+            return Err(format!("header column {} has no name", i + 1));
+        }
+        if columns[..i].contains(c) {
+            return Err(format!("header column '{c}' appears twice"));
+        }
+    }
+    let layout = if columns[1].eq_ignore_ascii_case("label") {
+        Layout::Label
+    } else if columns[1].eq_ignore_ascii_case("target") {
+        Layout::TargetFile
+    } else {
+        return Ok(Layout::Responses);
+    };
+    if columns.len() > 2 {
+        return Err(format!(
+            "a '{}' column must be the only column after 'file' (regression columns are named otherwise)",
+            columns[1]
+        ));
+    }
+    Ok(layout)
+}
+
+/// Checks one row's field count and that its file, label or target is not empty.
+fn check_row(
+    fields: &[String],
+    columns: &[String],
+    layout: Layout,
+) -> std::result::Result<(), String> {
+    if fields.len() != columns.len() {
+        return Err(format!(
+            "the row has {} field{}, the header has {} ({})",
+            fields.len(),
+            if fields.len() == 1 { "" } else { "s" },
+            columns.len(),
+            columns.join(",")
+        ));
+    }
+    if fields[0].is_empty() {
+        return Err("the file name is empty".into());
+    }
+    match layout {
+        Layout::Label if fields[1].is_empty() => Err("the label is empty".into()),
+        Layout::TargetFile if fields[1].is_empty() => Err("the target file name is empty".into()),
+        _ => Ok(()),
+    }
+}
+
 /// Splits one CSV line into fields (quotes as documented in the module).
-fn split_fields(line: &str) -> std::result::Result<Vec<String>, String> {
+pub(crate) fn split_fields(line: &str) -> std::result::Result<Vec<String>, String> {
     let mut fields = Vec::new();
     let mut chars = line.chars().peekable();
     loop {
@@ -254,11 +289,30 @@ mod tests {
     }
 
     #[test]
+    fn target_files() {
+        let c = parse_labels_csv(
+            "file,Target\nseq/a.npy,tgt/a.npy\nseq/b.csv , tgt/b.npy\n",
+            "l",
+        )
+        .unwrap();
+        assert_eq!(c.files, vec!["seq/a.npy", "seq/b.csv"]);
+        assert_eq!(
+            c.targets,
+            CsvTargets::Files(vec!["tgt/a.npy".into(), "tgt/b.npy".into()])
+        );
+    }
+
+    #[test]
     fn malformed_rows_name_the_line() {
         assert_eq!(err_line("", "empty"), 1);
         assert_eq!(err_line("name,label\n", "start with 'file'"), 1);
         assert_eq!(err_line("file\n", "column after 'file'"), 1);
         assert_eq!(err_line("file,label,extra\n", "only column"), 1);
+        assert_eq!(err_line("file,target,extra\n", "only column"), 1);
+        assert_eq!(
+            err_line("file,target\na.npy,\n", "target file name is empty"),
+            2
+        );
         assert_eq!(err_line("file,a,a\n", "twice"), 1);
         assert_eq!(err_line("file,,a\n", "no name"), 1);
         assert_eq!(err_line("file,label\n", "no rows"), 1);
@@ -291,6 +345,7 @@ mod tests {
             let _ = parse_labels_csv(&s, "l");
             let _ = parse_labels_csv(&format!("file,label\n{s}"), "l");
             let _ = parse_labels_csv(&format!("file,r1,r2\n{s}"), "l");
+            let _ = parse_labels_csv(&format!("file,target\n{s}"), "l");
         });
     }
 }

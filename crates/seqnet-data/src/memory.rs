@@ -1,9 +1,9 @@
 //! [`InMemoryDatastore`]: observations held in memory.
 
 use crate::datastore::Datastore;
+use crate::error::{Error, Result};
 use crate::observation::{FrameShape, Observation, Sequence, Signature, Target, TargetKind};
 use crate::ts::{TsDataset, TsLabels};
-use seqnet_core::{Error, Result};
 
 /// Observations held in memory, checked once when built: every sequence
 /// has at least one step and finite values, all have the same frame shape
@@ -19,7 +19,7 @@ impl InMemoryDatastore {
     /// A datastore of `observations`; `classes` names the class indices of
     /// class targets (needed when the targets are classes).
     pub fn new(observations: Vec<Observation>, classes: Option<Vec<String>>) -> Result<Self> {
-        check(&observations, classes.as_deref()).map_err(|(_, e)| e)?;
+        check(&observations, classes.as_deref())?;
         Ok(InMemoryDatastore {
             observations,
             classes,
@@ -44,10 +44,11 @@ impl InMemoryDatastore {
             ),
         };
         if targets.len() != n {
-            return Err(Error::InvalidInput(format!(
-                "{file}: {n} series but {} targets",
-                targets.len()
-            )));
+            return Err(Error::Parse {
+                file: file.to_string(),
+                line: 0,
+                message: format!("{n} series but {} targets", targets.len()),
+            });
         }
         let observations: Vec<Observation> = ts
             .series
@@ -60,11 +61,17 @@ impl InMemoryDatastore {
                 observations,
                 classes,
             }),
-            Err((i, e)) => Err(Error::Parse {
-                file: file.to_string(),
-                line: ts.lines.get(i).copied().unwrap_or(0),
-                message: e.to_string(),
-            }),
+            Err(e) => {
+                let i = match e {
+                    Error::Observation { index, .. } => index,
+                    _ => 0,
+                };
+                Err(Error::Parse {
+                    file: file.to_string(),
+                    line: ts.lines.get(i).copied().unwrap_or(0),
+                    message: e.to_string(),
+                })
+            }
         }
     }
 
@@ -90,24 +97,16 @@ impl InMemoryDatastore {
 }
 
 /// Checks observations as [`InMemoryDatastore::new`] documents; the error
-/// comes with the index of the offending observation.
-fn check(
-    observations: &[Observation],
-    classes: Option<&[String]>,
-) -> std::result::Result<(), (usize, Error)> {
+/// is an [`Error::Observation`] naming the offending observation.
+fn check(observations: &[Observation], classes: Option<&[String]>) -> Result<()> {
     let mut sig = None;
     let k = classes.map(<[String]>::len);
     for (i, o) in observations.iter().enumerate() {
-        let what = format!("observation {i}");
-        o.validate(k, &what).map_err(|e| (i, e))?;
-        Signature::check(&mut sig, o, &what).map_err(|e| (i, e))?;
+        let bad = |message: String| Error::Observation { index: i, message };
+        o.validate(i, k)?;
+        Signature::check(&mut sig, o).map_err(bad)?;
         if matches!(o.target, Target::Class(_) | Target::ClassSequence(_)) && classes.is_none() {
-            return Err((
-                i,
-                Error::InvalidInput(format!(
-                    "{what}: class targets need the list of class names"
-                )),
-            ));
+            return Err(bad("class targets need the list of class names".into()));
         }
     }
     Ok(())
@@ -119,11 +118,9 @@ impl Datastore for InMemoryDatastore {
     }
 
     fn read(&self, i: usize) -> Result<Observation> {
-        self.observations.get(i).cloned().ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "observation {i} asked of a datastore of {}",
-                self.observations.len()
-            ))
+        self.observations.get(i).cloned().ok_or(Error::Index {
+            index: i,
+            len: self.observations.len(),
         })
     }
 

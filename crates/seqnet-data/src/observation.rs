@@ -5,8 +5,8 @@
 //! `H×W×C×S` with time first). The [`crate::Batcher`] turns observations into
 //! seqnet's mini-batch layouts (`[T, B, C]`, `[T, B, C, H, W]`).
 
+use crate::error::{Error, Result};
 use ndarray::{s, Array1, Array2, Array4};
-use seqnet_core::{Error, Result};
 use std::fmt;
 use std::ops::Range;
 
@@ -235,53 +235,57 @@ impl Observation {
     /// Checks the observation on its own: at least one time step and at
     /// least one value per step, finite values, a per-step target as long as
     /// the data, class indices below `num_classes` (when known) and finite
-    /// responses. `what` names the observation in the error.
-    pub fn validate(&self, num_classes: Option<usize>, what: &str) -> Result<()> {
-        let bad = |m: String| Err(Error::InvalidInput(format!("{what}: {m}")));
+    /// responses. `index` names the observation in the error
+    /// ([`Error::Observation`]).
+    pub fn validate(&self, index: usize, num_classes: Option<usize>) -> Result<()> {
+        self.problem(num_classes)
+            .map_or(Ok(()), |message| Err(Error::Observation { index, message }))
+    }
+
+    /// What [`Observation::validate`] finds wrong, if anything.
+    fn problem(&self, num_classes: Option<usize>) -> Option<String> {
         if self.data.is_empty() {
-            return bad("the sequence has no time step".into());
+            return Some("the sequence has no time step".into());
         }
         let frame = self.data.frame_shape();
         if frame.elements() == 0 {
-            return bad(format!("a time step has no value ({frame})"));
+            return Some(format!("a time step has no value ({frame})"));
         }
         if !self.data.is_finite() {
-            return bad("the sequence has a NaN or infinite value".into());
+            return Some("the sequence has a NaN or infinite value".into());
         }
         if let Some(t) = self.target.steps() {
             if t != self.data.len() {
-                return bad(format!(
+                return Some(format!(
                     "the per-step target has {t} time steps, the sequence {}",
                     self.data.len()
                 ));
             }
         }
         let class_ok = |c: usize| num_classes.is_none_or(|k| c < k);
+        let k = num_classes.unwrap_or(0);
         match &self.target {
-            Target::Class(c) if !class_ok(*c) => bad(format!(
-                "class index {c} is not below the class count {}",
-                num_classes.unwrap_or(0)
-            )),
-            Target::ClassSequence(cs) => match cs.iter().position(|&c| !class_ok(c)) {
-                Some(t) => bad(format!(
-                    "class index {} at time step {} is not below the class count {}",
+            Target::Class(c) if !class_ok(*c) => {
+                Some(format!("class index {c} is not below the class count {k}"))
+            }
+            Target::ClassSequence(cs) => cs.iter().position(|&c| !class_ok(c)).map(|t| {
+                format!(
+                    "class index {} at time step {} is not below the class count {k}",
                     cs[t],
-                    t + 1,
-                    num_classes.unwrap_or(0)
-                )),
-                None => Ok(()),
-            },
-            Target::Response(r) if r.is_empty() => bad("the response vector is empty".into()),
+                    t + 1
+                )
+            }),
+            Target::Response(r) if r.is_empty() => Some("the response vector is empty".into()),
             Target::ResponseSequence(r) if r.shape()[1] == 0 => {
-                bad("the per-step responses have no column".into())
+                Some("the per-step responses have no column".into())
             }
             Target::Response(r) if !r.iter().all(|v| v.is_finite()) => {
-                bad("a response is NaN or infinite".into())
+                Some("a response is NaN or infinite".into())
             }
             Target::ResponseSequence(r) if !r.iter().all(|v| v.is_finite()) => {
-                bad("a per-step response is NaN or infinite".into())
+                Some("a per-step response is NaN or infinite".into())
             }
-            _ => Ok(()),
+            _ => None,
         }
     }
 }
@@ -301,22 +305,23 @@ impl Signature {
         }
     }
 
-    /// Checks that `o` matches `expected` (set from the first observation).
-    pub fn check(expected: &mut Option<Signature>, o: &Observation, what: &str) -> Result<()> {
+    /// Checks that `o` matches `expected` (set from the first observation);
+    /// the error is the message for the caller to place.
+    pub fn check(expected: &mut Option<Signature>, o: &Observation) -> Result<(), String> {
         let sig = Signature::of(o);
         match expected {
             None => {
                 *expected = Some(sig);
                 Ok(())
             }
-            Some(e) if e.frame != sig.frame => Err(Error::InvalidInput(format!(
-                "{what}: time steps of {}, but earlier observations have {}",
+            Some(e) if e.frame != sig.frame => Err(format!(
+                "time steps of {}, but earlier observations have {}",
                 sig.frame, e.frame
-            ))),
-            Some(e) if e.target != sig.target => Err(Error::InvalidInput(format!(
-                "{what}: {}, but earlier observations have {}",
+            )),
+            Some(e) if e.target != sig.target => Err(format!(
+                "{}, but earlier observations have {}",
                 sig.target, e.target
-            ))),
+            )),
             Some(_) => Ok(()),
         }
     }
@@ -331,24 +336,27 @@ mod tests {
     fn validate_catches_each_problem() {
         let data = Array2::<f32>::zeros((3, 2));
         let ok = Observation::classified(data.clone(), 1);
-        assert!(ok.validate(Some(2), "o").is_ok());
-        assert!(ok.validate(Some(1), "o").is_err());
+        assert!(ok.validate(0, Some(2)).is_ok());
+        assert!(ok.validate(0, Some(1)).is_err());
         let empty = Observation::classified(Array2::zeros((0, 2)), 0);
-        assert!(empty.validate(None, "o").is_err());
+        assert!(empty.validate(0, None).is_err());
         let mut nan = data.clone();
         nan[[1, 1]] = f32::NAN;
-        assert!(Observation::classified(nan, 0).validate(None, "o").is_err());
+        assert!(Observation::classified(nan, 0).validate(0, None).is_err());
         let short = Observation::new(
             Sequence::Features(data.clone()),
             Target::ClassSequence(vec![0, 1]),
         );
-        let e = short.validate(None, "obs 7").unwrap_err().to_string();
-        assert!(e.contains("obs 7") && e.contains("2 time steps"), "{e}");
+        let e = short.validate(7, None).unwrap_err().to_string();
+        assert!(
+            e.contains("observation 7") && e.contains("2 time steps"),
+            "{e}"
+        );
         let resp = Observation::new(
             Sequence::Features(data),
             Target::Response(Array::from_vec(vec![])),
         );
-        assert!(resp.validate(None, "o").is_err());
+        assert!(resp.validate(0, None).is_err());
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Orders of observations: sorting by length and splitting an order into
 //! mini-batches.
 
-use seqnet_core::{Error, Result};
+use crate::error::{Error, Result};
 
-/// What happens to a last mini-batch smaller than the mini-batch size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What happens to a last mini-batch smaller than the mini-batch size; in
+/// JSON `"keep"` or `"discard"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LastBatch {
     /// Keep it (as MATLAB's `predict`, `classify` and `minibatchqueue` do).
     #[default]

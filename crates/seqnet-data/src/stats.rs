@@ -5,9 +5,9 @@
 //! themselves, not from mini-batches.
 
 use crate::datastore::{Datastore, Epoch};
+use crate::error::{Error, Result};
 use crate::observation::{FrameShape, Sequence};
 use ndarray::{Array1, ArrayView2, Ix2};
-use seqnet_core::{Error, Result};
 use std::sync::Arc;
 
 /// Mean, standard deviation, minimum and maximum of each channel, `[C]` each.
@@ -66,8 +66,8 @@ impl StatsAccumulator {
         let frame = sequence.frame_shape();
         match self.frame {
             Some(f) if f != frame => {
-                return Err(Error::InvalidInput(format!(
-                    "normalization statistics: a sequence of {frame} after sequences of {f}"
+                return Err(Error::Statistics(format!(
+                    "a sequence of {frame} after sequences of {f}"
                 )))
             }
             Some(_) => {}
@@ -89,10 +89,10 @@ impl StatsAccumulator {
                 let view = std
                     .view()
                     .into_shape_with_order((rows, c))
-                    .map_err(|e| Error::InvalidInput(format!("normalization statistics: {e}")))?;
+                    .map_err(|e| Error::Statistics(e.to_string()))?;
                 self.add_rows(
                     view.into_dimensionality::<Ix2>()
-                        .map_err(|e| Error::InvalidInput(e.to_string()))?,
+                        .map_err(|e| Error::Statistics(e.to_string()))?,
                 )
             }
         }
@@ -123,8 +123,8 @@ impl StatsAccumulator {
     /// The statistics; an error when nothing was added.
     pub fn finish(self) -> Result<ChannelStats> {
         if self.count == 0 {
-            return Err(Error::InvalidInput(
-                "normalization statistics of no data: the datastore is empty".into(),
+            return Err(Error::Statistics(
+                "there is no data: the datastore is empty".into(),
             ));
         }
         let n = self.count as f64;

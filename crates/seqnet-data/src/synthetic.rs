@@ -16,7 +16,7 @@
 //! use seqnet_data::synthetic::SyntheticVideos;
 //! use seqnet_data::{Datastore, FolderDatastore};
 //!
-//! # fn main() -> seqnet_core::Result<()> {
+//! # fn main() -> seqnet_data::Result<()> {
 //! let dir = std::env::temp_dir().join(format!("seqnet-doc-videos-{}", std::process::id()));
 //! let set = SyntheticVideos { count: 8, classes: 4, seed: 7, ..Default::default() };
 //! set.write(&dir)?;
@@ -28,13 +28,13 @@
 //! # }
 //! ```
 
+use crate::error::{Error, Result};
 use ndarray::Array4;
 use ndarray_npy::write_npy;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
-use seqnet_core::{Error, Result};
 use std::path::Path;
 
 /// The motion directions in class order: name and unit step `(dx, dy)` in

@@ -1,6 +1,6 @@
 //! Reading a text file with errors that name it.
 
-use seqnet_core::{Error, Result};
+use crate::error::{Error, Result};
 use std::path::Path;
 
 /// Reads `path` as UTF-8 text; an I/O failure is [`Error::Io`], invalid

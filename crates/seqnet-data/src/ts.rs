@@ -29,8 +29,8 @@
 //! caller's [`MissingPolicy`] — by default an error. Every malformed input is
 //! an [`Error::Parse`] naming the file and the 1-based line.
 
+use crate::error::{Error, Result};
 use ndarray::Array2;
-use seqnet_core::{Error, Result};
 use std::path::Path;
 
 /// What to do with a missing value (`?` or `NaN`) in a series.

@@ -121,7 +121,7 @@ fn a_bad_file_names_its_line() {
     lines[19] = lines[19].replacen(',', ",abc,", 1);
     std::fs::write(&p, lines.join("\n")).unwrap();
     match read_ts(&p, &TsOptions::default()) {
-        Err(seqnet_core::Error::Parse {
+        Err(seqnet_data::Error::Parse {
             file,
             line,
             message,
@@ -135,11 +135,11 @@ fn a_bad_file_names_its_line() {
     // Invalid UTF-8 on line 3.
     std::fs::write(&p, b"@problemName x\n@classLabel true a\n\xff\xfe\n").unwrap();
     match read_ts(&p, &TsOptions::default()) {
-        Err(seqnet_core::Error::Parse { line: 3, .. }) => {}
+        Err(seqnet_data::Error::Parse { line: 3, .. }) => {}
         other => panic!("{other:?}"),
     }
     assert!(matches!(
         read_ts(dir.path().join("none.ts"), &TsOptions::default()),
-        Err(seqnet_core::Error::Io { .. })
+        Err(seqnet_data::Error::Io { .. })
     ));
 }

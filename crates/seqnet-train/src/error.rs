@@ -1,7 +1,8 @@
 //! seqnet-train's error: every variant names what is at fault — the option,
 //! the file and tensor, the checkpoint, the layer and PyTorch key of an
 //! import, or the iteration of a training run. Errors of the core (graph
-//! checks, layers, data) arrive as [`Error::Core`].
+//! checks, layers) arrive as [`Error::Core`], those of the data (files,
+//! datastores, mini-batches) as [`Error::Data`].
 //!
 //! I/O and JSON failures always concern a file, so they are `#[source]`s of
 //! variants that name it rather than bare `#[from]` conversions, which would
@@ -13,9 +14,12 @@ use std::fmt;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An error of the core: graph checks, layers, learnables, data.
+    /// An error of the core: graph checks, layers, learnables.
     #[error(transparent)]
     Core(#[from] seqnet_core::Error),
+    /// An error of the data: files, datastores, mini-batches.
+    #[error(transparent)]
+    Data(#[from] seqnet_data::Error),
 
     // --- Options -----------------------------------------------------------
     /// A training or prediction option with a value it cannot take

@@ -58,7 +58,7 @@ pub fn open_data(path: &Path, classes: Option<&[String]>) -> Result<DataSet> {
         if !path.join("labels.csv").is_file() {
             return Err(CliError::NotWhatIsNeeded {
                 path: name,
-                problem: "the folder has no labels.csv; a datastore folder holds a labels.csv and one .npy file per observation".into(),
+                problem: "the folder has no labels.csv; a datastore folder holds a labels.csv and one .npy or .csv file per observation".into(),
             });
         }
         let options = FolderOptions {
@@ -142,26 +142,24 @@ impl Datastore for Reordered {
     fn len(&self) -> usize {
         self.order.len()
     }
-    fn read(&self, i: usize) -> seqnet_core::Result<Observation> {
-        let j = *self.order.get(i).ok_or_else(|| {
-            seqnet_core::Error::InvalidInput(format!(
-                "observation {i} of {} asked",
-                self.order.len()
-            ))
+    fn read(&self, i: usize) -> seqnet_data::Result<Observation> {
+        let j = *self.order.get(i).ok_or(seqnet_data::Error::Index {
+            index: i,
+            len: self.order.len(),
         })?;
         self.inner.read(j)
     }
     fn classes(&self) -> Option<&[String]> {
         self.inner.classes()
     }
-    fn sequence_lengths(&self) -> seqnet_core::Result<Vec<usize>> {
+    fn sequence_lengths(&self) -> seqnet_data::Result<Vec<usize>> {
         let lengths = self.inner.sequence_lengths()?;
         Ok(self.order.iter().map(|&j| lengths[j]).collect())
     }
-    fn frame_shape(&self) -> seqnet_core::Result<Option<FrameShape>> {
+    fn frame_shape(&self) -> seqnet_data::Result<Option<FrameShape>> {
         self.inner.frame_shape()
     }
-    fn target_kind(&self) -> seqnet_core::Result<Option<TargetKind>> {
+    fn target_kind(&self) -> seqnet_data::Result<Option<TargetKind>> {
         self.inner.target_kind()
     }
     fn read_ahead(&self) -> usize {
@@ -332,6 +330,6 @@ pub fn true_classes(store: &dyn Datastore) -> Result<Vec<Vec<usize>>> {
                 _ => Vec::new(),
             })
         })
-        .collect::<seqnet_core::Result<_>>()?;
+        .collect::<seqnet_data::Result<_>>()?;
     Ok(classes)
 }

@@ -11,6 +11,8 @@ mod activations;
 mod bench;
 mod data;
 mod demo;
+mod forecast;
+mod generate_sequences;
 mod generate_videos;
 mod import_torch;
 mod new;
@@ -62,6 +64,15 @@ pub enum Command {
     /// Write a synthetic video set (the class is the direction of motion) as a
     /// datastore folder.
     GenerateVideos(generate_videos::Args),
+    /// Forecast time series: prime on each observed sequence, then predict N
+    /// steps closed loop (or open loop).
+    Forecast(forecast::Args),
+    /// Write synthetic signals with a waveform (or amplitude) per time step as
+    /// a datastore folder, for sequence-to-sequence networks.
+    GenerateWaveforms(generate_sequences::WaveformArgs),
+    /// Write synthetic sine-wave series with next-step targets as a datastore
+    /// folder, for forecasting.
+    GenerateSeries(generate_sequences::SeriesArgs),
     /// Time the benchmark workloads (build in release mode).
     Bench(bench::Args),
 }
@@ -80,6 +91,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(a) => done(demo::run(a)),
         Command::ImportTorch(a) => done(import_torch::run(a)),
         Command::GenerateVideos(a) => done(generate_videos::run(a)),
+        Command::Forecast(a) => done(forecast::run(a)),
+        Command::GenerateWaveforms(a) => done(generate_sequences::run_waveforms(a)),
+        Command::GenerateSeries(a) => done(generate_sequences::run_series(a)),
         Command::Bench(a) => done(bench::run(a)),
     }
 }

@@ -3,7 +3,7 @@
 use super::{flag_error, out, Result};
 use clap::ValueEnum;
 use seqnet_core::layers::{InputSize, Normalization};
-use seqnet_core::templates::{Template, TemplateOptions};
+use seqnet_core::templates::{RecurrentLayer, Template, TemplateOptions};
 use seqnet_core::Error;
 
 /// The templates, as the command line names them.
@@ -66,10 +66,38 @@ impl From<NormalizationName> for Normalization {
     }
 }
 
+/// The recurrent layers, as the command line names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayerName {
+    /// long short-term memory
+    Lstm,
+    /// bidirectional LSTM (2×hidden outputs)
+    Bilstm,
+    /// gated recurrent unit
+    Gru,
+    /// bidirectional GRU (not available yet)
+    Bigru,
+}
+
+impl LayerName {
+    /// The template's recurrent layer; `bigru` is an error until seqnet has a BiGRU layer.
+    fn recurrent(self) -> Result<RecurrentLayer> {
+        match self {
+            LayerName::Lstm => Ok(RecurrentLayer::Lstm),
+            LayerName::Bilstm => Ok(RecurrentLayer::BiLstm),
+            LayerName::Gru => Ok(RecurrentLayer::Gru),
+            LayerName::Bigru => Err(flag_error(
+                "--layer",
+                "bigru is not available yet (seqnet has no bidirectional GRU layer); use lstm, bilstm or gru",
+            )),
+        }
+    }
+}
+
 /// `seqnet new`'s arguments.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example: seqnet new seq2label --features 12 --hidden 100 --classes 9 > net.json"
+    after_help = "Examples:\n  seqnet new seq2label --features 12 --hidden 100 --classes 9 > net.json\n  seqnet new seq2seq-class --features 1 --classes 3 --layer bilstm --layers 2 --dropout 0.2 > net.json"
 )]
 #[command(allow_negative_numbers = true)]
 pub struct Args {
@@ -82,9 +110,19 @@ pub struct Args {
     /// Frame size H,W,C (the video template), e.g. 28,28,1.
     #[arg(long, value_name = "H,W,C", value_parser = parse_image)]
     pub image: Option<[usize; 3]>,
-    /// Hidden units of each LSTM layer.
+    /// Hidden units of each recurrent layer (per direction for bilstm).
     #[arg(long, value_name = "N", value_parser = super::count)]
     pub hidden: Option<u64>,
+    /// The recurrent layer [default: lstm].
+    #[arg(long, value_enum)]
+    pub layer: Option<LayerName>,
+    /// Number of stacked recurrent layers [default: 2 for deep-seq2label, else 1].
+    #[arg(long, value_name = "N", value_parser = super::count)]
+    pub layers: Option<u64>,
+    /// Dropout probability between stacked recurrent layers, in [0, 1)
+    /// [default: 0.2 for deep-seq2label (also after its last layer), else none].
+    #[arg(long, value_name = "P", value_parser = probability)]
+    pub dropout: Option<f32>,
     /// Number of classes (classification templates).
     #[arg(long, value_name = "N", value_parser = super::count, conflicts_with = "responses")]
     pub classes: Option<u64>,
@@ -94,6 +132,14 @@ pub struct Args {
     /// Input normalization; its statistics come from the training data.
     #[arg(long, value_enum, default_value = "none")]
     pub normalization: NormalizationName,
+}
+
+/// Parses a probability in `[0, 1)`.
+fn probability(s: &str) -> std::result::Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(p) if (0.0..1.0).contains(&p) => Ok(p),
+        _ => Err(format!("expected a probability in [0, 1), got '{s}'")),
+    }
 }
 
 /// Parses `H,W,C`.
@@ -149,6 +195,11 @@ pub fn graph_json(args: &Args) -> Result<String> {
     let options = TemplateOptions {
         input,
         hidden: args.hidden.map(|h| h as usize),
+        recurrent: args
+            .layer
+            .map_or(Ok(RecurrentLayer::Lstm), LayerName::recurrent)?,
+        layers: args.layers.map(|n| n as usize),
+        dropout: args.dropout,
         outputs: args.classes.or(args.responses).map(|n| n as usize),
         normalization: args.normalization.into(),
     };
@@ -160,6 +211,8 @@ pub fn graph_json(args: &Args) -> Result<String> {
                 "hidden" => "--hidden",
                 "classes" => "--classes",
                 "responses" => "--responses",
+                "layers" => "--layers",
+                "dropout" => "--dropout",
                 other => other,
             };
             flag_error(flag, message)

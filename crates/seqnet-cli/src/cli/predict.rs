@@ -120,7 +120,7 @@ pub fn predict_data(
                 .read(i)
                 .map(|o| if compare { o.target } else { Target::None })
         })
-        .collect::<seqnet_core::Result<Vec<_>>>()?;
+        .collect::<seqnet_data::Result<Vec<_>>>()?;
     Ok(Predictions {
         outputs,
         classes: model.classes.clone(),

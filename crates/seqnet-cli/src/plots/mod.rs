@@ -1,5 +1,6 @@
-//! seqnet's pictures: the training progress, the confusion matrix and
-//! activation heat maps, written as PNG or SVG by the file's extension.
+//! seqnet's pictures: the training progress, the confusion matrix,
+//! activation heat maps and forecasts, written as PNG or SVG by the file's
+//! extension.
 //!
 //! Every picture is drawn in memory and then written to a temporary file in
 //! the destination's folder and renamed into place, so a failed run never
@@ -9,10 +10,12 @@
 mod activations;
 mod confusion;
 mod fonts;
+mod forecast;
 mod progress;
 
 pub use activations::activations_heatmap;
 pub use confusion::confusion_matrix;
+pub use forecast::{forecast_plot, ForecastFigure};
 pub use progress::training_progress;
 
 use std::fmt;
