@@ -135,6 +135,108 @@ fn an_unregistered_type_is_an_error_naming_type_and_layer() {
     );
 }
 
+/// A layer type nobody registers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Unregistered {
+    name: String,
+}
+
+impl LayerType for Unregistered {
+    const TYPE: &'static str = "unregisteredIdentity";
+}
+
+impl LayerDef for Unregistered {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn set_name(&mut self, name: String) {
+        self.name = name;
+    }
+    fn type_name(&self) -> &'static str {
+        "Unregistered Identity"
+    }
+    fn infer(
+        &self,
+        inputs: &[seqnet::core::ActShape],
+    ) -> std::result::Result<Vec<seqnet::core::ActShape>, seqnet::core::ShapeError> {
+        Ok(inputs.to_vec())
+    }
+    fn build(
+        &self,
+        _: &[seqnet::core::ActShape],
+        _: seqnet::core::Params,
+    ) -> seqnet::core::Result<Box<dyn seqnet::core::LayerKernel>> {
+        Ok(Box::new(Identity))
+    }
+}
+
+/// Passes its input through.
+struct Identity;
+
+impl seqnet::core::LayerKernel for Identity {
+    fn forward(
+        &mut self,
+        inputs: &[&Activation],
+        _: &mut seqnet::core::ForwardCtx,
+    ) -> seqnet::core::Result<Vec<Activation>> {
+        Ok(vec![inputs[0].clone()])
+    }
+    fn backward(
+        &mut self,
+        grads: Vec<Option<ndarray::ArrayD<f32>>>,
+    ) -> seqnet::core::Result<Vec<Option<ndarray::ArrayD<f32>>>> {
+        Ok(grads)
+    }
+}
+
+#[test]
+fn saving_an_unregistered_type_is_refused_and_writes_nothing() {
+    let graph = LayerGraph::from_layers([
+        SequenceInput::new(3).name("in").into(),
+        FullyConnected::new(2).name("fc").into(),
+        Softmax::new().name("sm").into(),
+        ClassificationOutput::new().name("out").into(),
+    ])
+    .unwrap();
+    let mut graph_with = graph.clone();
+    graph_with
+        .replace_layer("sm", Unregistered { name: "odd".into() }.into())
+        .unwrap();
+    // The graph is fine to check and summarise; its file would not load back.
+    let json = graph_with.to_json();
+    let e = LayerGraph::from_json(&json, "g.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("unregisteredIdentity") && e.contains("'odd'"),
+        "{e}"
+    );
+    // It builds and runs; a model holding it is refused at save, and no file appears.
+    let model = Model {
+        network: Network::new(&graph_with, 0).unwrap(),
+        classes: vec![],
+        options: None,
+    };
+    let path = std::env::temp_dir().join(format!(
+        "seqnet_unregistered_{}.safetensors",
+        std::process::id()
+    ));
+    let e = model.save(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("'odd'") && e.contains("unregisteredIdentity"),
+        "{e}"
+    );
+    assert!(!path.exists());
+    // The graph without it saves.
+    let plain = Model {
+        network: Network::new(&graph, 0).unwrap(),
+        classes: vec![],
+        options: None,
+    };
+    plain.save(&path).unwrap();
+    std::fs::remove_file(&path).ok();
+}
+
 #[test]
 fn a_tag_taken_by_another_type_is_refused() {
     /// Another type claiming PReLU's tag.

@@ -32,9 +32,9 @@ impl SeqLengths {
     /// Checks that every length is at most `time`.
     pub fn new(lengths: Vec<usize>, time: usize, direction: PaddingDirection) -> Result<Self> {
         if let Some(&l) = lengths.iter().find(|&&l| l > time) {
-            return Err(Error::InvalidInput(format!(
-                "sequence length {l} is longer than the padded length {time}"
-            )));
+            return Err(Error::SequenceLengths {
+                message: format!("sequence length {l} is longer than the padded length {time}"),
+            });
         }
         Ok(SeqLengths {
             lengths,
@@ -117,21 +117,23 @@ impl Activation {
         lengths: Option<SeqLengths>,
     ) -> Result<Self> {
         if data.ndim() != ndim {
-            return Err(Error::InvalidInput(format!(
-                "a {} activation needs {ndim} dimensions, got shape {:?}",
-                format.label(),
-                data.shape()
-            )));
+            return Err(Error::ActivationShape {
+                format: format.label(),
+                dims: ndim,
+                shape: data.shape().to_vec(),
+            });
         }
         let (t, b) = (data.shape()[0], data.shape()[1]);
         let lengths = lengths.unwrap_or_else(|| SeqLengths::full(b, t));
         if lengths.lengths.len() != b || lengths.time != t {
-            return Err(Error::InvalidInput(format!(
-                "lengths for {} sequences of padded length {} do not fit data of shape {:?}",
-                lengths.lengths.len(),
-                lengths.time,
-                data.shape()
-            )));
+            return Err(Error::SequenceLengths {
+                message: format!(
+                    "lengths for {} sequences of padded length {} do not fit data of shape {:?}",
+                    lengths.lengths.len(),
+                    lengths.time,
+                    data.shape()
+                ),
+            });
         }
         Ok(Activation {
             data: data.into_shared(),
@@ -143,10 +145,11 @@ impl Activation {
     /// Features per observation from `[B, C]` data.
     pub fn features(data: ArrayD<f32>) -> Result<Self> {
         if data.ndim() != 2 {
-            return Err(Error::InvalidInput(format!(
-                "a CB activation needs 2 dimensions, got shape {:?}",
-                data.shape()
-            )));
+            return Err(Error::ActivationShape {
+                format: "CB",
+                dims: 2,
+                shape: data.shape().to_vec(),
+            });
         }
         Ok(Activation {
             data: data.into_shared(),
@@ -158,10 +161,11 @@ impl Activation {
     /// Images from `[B, C, H, W]` data.
     pub fn images(data: ArrayD<f32>) -> Result<Self> {
         if data.ndim() != 4 {
-            return Err(Error::InvalidInput(format!(
-                "an SSCB activation needs 4 dimensions, got shape {:?}",
-                data.shape()
-            )));
+            return Err(Error::ActivationShape {
+                format: "SSCB",
+                dims: 4,
+                shape: data.shape().to_vec(),
+            });
         }
         Ok(Activation {
             data: data.into_shared(),

@@ -174,7 +174,30 @@ pub enum Error {
     /// or network that has none.
     #[error("the network has no streaming step (it must be a chain of feature layers with streaming steps)")]
     NoStreamingStep,
-    /// Data that does not fit what was asked of it.
+    /// A layer name with a character that names cannot hold.
+    #[error("layer name '{name}' contains '/', which separates layer and port")]
+    InvalidLayerName { name: String },
+    /// `disconnect` of two ports that are not connected.
+    #[error("no connection from '{from}' to '{destination}'")]
+    NoConnection { from: String, destination: String },
+    /// A forward given another number of inputs or targets than the network has.
+    #[error("the network has {expected} {what} layer(s), got {got} {what}(s)")]
+    WrongCount {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    /// Data of another number of dimensions than its format has.
+    #[error("a {format} activation needs {dims} dimensions, got shape {shape:?}")]
+    ActivationShape {
+        format: &'static str,
+        dims: usize,
+        shape: Vec<usize>,
+    },
+    /// Sequence lengths that do not fit their data.
+    #[error("sequence lengths: {message}")]
+    SequenceLengths { message: String },
+    /// Data that does not fit what was asked of it (where no variant above says more).
     #[error("{0}")]
     InvalidInput(String),
 }

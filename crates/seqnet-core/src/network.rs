@@ -213,19 +213,19 @@ impl Network {
         stateful: bool,
     ) -> Result<Vec<Activation>> {
         if inputs.len() != self.inputs.len() {
-            return Err(Error::InvalidInput(format!(
-                "the network has {} input layer(s), got {} input(s)",
-                self.inputs.len(),
-                inputs.len()
-            )));
+            return Err(Error::WrongCount {
+                what: "input",
+                expected: self.inputs.len(),
+                got: inputs.len(),
+            });
         }
         if let Some(t) = targets {
             if t.len() != self.outputs.len() {
-                return Err(Error::InvalidInput(format!(
-                    "the network has {} output layer(s), got {} target(s)",
-                    self.outputs.len(),
-                    t.len()
-                )));
+                return Err(Error::WrongCount {
+                    what: "output",
+                    expected: self.outputs.len(),
+                    got: t.len(),
+                });
             }
         }
         for v in &mut self.values {

@@ -72,6 +72,10 @@ pub enum Error {
         key: &'static str,
         expected: &'static str,
     },
+    /// Saving a network holding a layer whose type is not registered (the
+    /// file could not be loaded back).
+    #[error("layer '{layer}' has type '{tag}', which is not registered; call seqnet::register_layer for its type before saving, so that the model file can be loaded back")]
+    UnregisteredLayerType { layer: String, tag: &'static str },
     /// A metadata value that is not the JSON it should be.
     #[error("{file}: metadata {key}: {source}")]
     BadMetadata {

@@ -89,6 +89,13 @@ pub fn model_bytes_with(
     extra_tensors: &[(String, &ArrayD<f32>)],
     extra_meta: HashMap<String, String>,
 ) -> Result<Vec<u8>> {
+    // A file naming a type nobody registered could not be loaded back.
+    if let Some(l) = network.graph().layers.iter().find(|l| !l.is_registered()) {
+        return Err(Error::UnregisteredLayerType {
+            layer: l.name().to_string(),
+            tag: l.tag(),
+        });
+    }
     {
         let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         let mut push = |name: String, value: ndarray::ArrayViewD<f32>| {

@@ -76,10 +76,9 @@ impl LayerGraph {
                 });
                 continue;
             } else if layer.name().contains('/') {
-                return Err(Error::InvalidInput(format!(
-                    "layer name '{}' contains '/', which separates layer and port",
-                    layer.name()
-                )));
+                return Err(Error::InvalidLayerName {
+                    name: layer.name().to_string(),
+                });
             }
             self.layers.push(layer);
         }
@@ -212,9 +211,10 @@ impl LayerGraph {
             .map(|&(s, d)| !(s == Some(src) && d == Some(dst)));
         self.connections.retain(|_| keep.next().unwrap_or(true));
         if self.connections.len() == before {
-            return Err(Error::InvalidInput(format!(
-                "no connection from '{source}' to '{destination}'"
-            )));
+            return Err(Error::NoConnection {
+                from: source.to_string(),
+                destination: destination.to_string(),
+            });
         }
         Ok(())
     }
