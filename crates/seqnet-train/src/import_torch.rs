@@ -40,7 +40,7 @@ use ndarray::{concatenate, ArrayD, Axis, IxDyn};
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use seqnet_core::layers::{Normalization, SequenceInput};
-use seqnet_core::{LayerGraph, Network, TorchLayout};
+use seqnet_core::{Layer, LayerGraph, Network, TorchLayout};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::Path;
@@ -341,55 +341,79 @@ pub fn import_torch(
     }
     let mut prefixes = BTreeSet::new();
     for layer in &graph.layers {
-        let name = layer.name();
-        let want = wanted(&network, name);
-        if let Some(s) = layer.downcast_ref::<SequenceInput>() {
-            if s.normalization != Normalization::None {
-                return Err(Error::TorchNormalizedInput {
-                    layer: name.to_string(),
-                });
-            }
-        }
-        let Some(spec) = mapping.layers.get(name) else {
-            if !want.is_empty() {
-                return Err(Error::TorchUnmappedLayer {
-                    layer: name.to_string(),
-                    learnables: want.keys().cloned().collect(),
-                });
-            }
-            continue;
-        };
-        let (prefix, index) = split_prefix(name, spec)?;
-        prefixes.insert(prefix.clone());
-        let Some(layout) = layer.def().torch_layout() else {
-            return Err(Error::TorchNotImportable {
-                layer: name.to_string(),
-                kind: layer.def().type_name().to_string(),
-                spec: spec.clone(),
-            });
-        };
-        if index.is_some() && !layout.indexed() {
-            return Err(Error::TorchIndexNotRecurrent {
-                layer: name.to_string(),
-                spec: spec.clone(),
-                kind: layer.def().type_name().to_string(),
-            });
-        }
-        let key =
-            |k: &str| StateDict::name(&prefix, &k.replace("{k}", &index.unwrap_or(0).to_string()));
-        let values = layout_values(&mut sd, name, &layout, &key, &want)?;
-        for (learnable, value) in values {
-            network.set_learnable(name, learnable, value)?;
+        if let Some(prefix) = import_layer(&mut sd, &mut network, layer, mapping)? {
+            prefixes.insert(prefix);
         }
     }
-    // A tensor under a mapped prefix that no layer took is a mapping mistake
-    // (say, the second layer of a two-layer LSTM mapped to nothing).
+    unused_tensors(&sd, &prefixes, mapping)?;
+    let classes = classes_of(graph);
+    Ok(Model {
+        network,
+        classes,
+        options: None,
+    })
+}
+
+/// Sets `layer`'s learnables and statistics from the state dict under the
+/// prefix the mapping gives it; returns that prefix (`None`: the layer is
+/// not mapped and needs nothing).
+fn import_layer(
+    sd: &mut StateDict,
+    network: &mut Network,
+    layer: &Layer,
+    mapping: &TorchMapping,
+) -> Result<Option<String>> {
+    let name = layer.name();
+    let want = wanted(network, name);
+    if let Some(s) = layer.downcast_ref::<SequenceInput>() {
+        if s.normalization != Normalization::None {
+            return Err(Error::TorchNormalizedInput {
+                layer: name.to_string(),
+            });
+        }
+    }
+    let Some(spec) = mapping.layers.get(name) else {
+        if !want.is_empty() {
+            return Err(Error::TorchUnmappedLayer {
+                layer: name.to_string(),
+                learnables: want.keys().cloned().collect(),
+            });
+        }
+        return Ok(None);
+    };
+    let (prefix, index) = split_prefix(name, spec)?;
+    let Some(layout) = layer.def().torch_layout() else {
+        return Err(Error::TorchNotImportable {
+            layer: name.to_string(),
+            kind: layer.def().type_name().to_string(),
+            spec: spec.clone(),
+        });
+    };
+    if index.is_some() && !layout.indexed() {
+        return Err(Error::TorchIndexNotRecurrent {
+            layer: name.to_string(),
+            spec: spec.clone(),
+            kind: layer.def().type_name().to_string(),
+        });
+    }
+    let key =
+        |k: &str| StateDict::name(&prefix, &k.replace("{k}", &index.unwrap_or(0).to_string()));
+    for (learnable, value) in layout_values(sd, name, &layout, &key, &want)? {
+        network.set_learnable(name, learnable, value)?;
+    }
+    Ok(Some(prefix))
+}
+
+/// A tensor under a mapped prefix that no layer took is a mapping mistake
+/// (say, the second layer of a two-layer LSTM mapped to nothing).
+fn unused_tensors(
+    sd: &StateDict,
+    prefixes: &BTreeSet<String>,
+    mapping: &TorchMapping,
+) -> Result<()> {
     let mut names: Vec<String> = sd.st.names().into_iter().map(str::to_string).collect();
     names.sort_unstable();
-    for t in &names {
-        if sd.used.contains(t) {
-            continue;
-        }
+    for t in names.iter().filter(|t| !sd.used.contains(*t)) {
         let under = prefixes.iter().find(|p| {
             if p.is_empty() {
                 !t.contains('.')
@@ -400,26 +424,20 @@ pub fn import_torch(
             }
         });
         if let Some(p) = under {
-            let owners: Vec<&str> = mapping
+            let owner = mapping
                 .layers
                 .iter()
-                .filter(|(_, s)| split_prefix("", s).map(|(q, _)| &q == p).unwrap_or(false))
-                .map(|(l, _)| l.as_str())
-                .collect();
+                .find(|(_, s)| split_prefix("", s).map(|(q, _)| &q == p).unwrap_or(false))
+                .map(|(l, _)| l.as_str());
             return Err(Error::TorchUnusedTensor {
-                layer: owners.first().copied().unwrap_or("").to_string(),
+                layer: owner.unwrap_or("").to_string(),
                 tensor: t.clone(),
-                file: origin.to_string(),
+                file: sd.origin.clone(),
                 prefix: p.clone(),
             });
         }
     }
-    let classes = classes_of(graph);
-    Ok(Model {
-        network,
-        classes,
-        options: None,
-    })
+    Ok(())
 }
 
 /// [`import_torch`] on files: the state dict (`.safetensors`), the graph
