@@ -3,6 +3,8 @@
 //!
 //! This facade re-exports the crates; most programs only need the [`prelude`].
 
+#![forbid(unsafe_code)]
+
 pub use seqnet_core as core;
 pub use seqnet_core::*;
 pub use seqnet_data as data;

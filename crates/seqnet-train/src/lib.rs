@@ -1,6 +1,8 @@
 //! seqnet's training: MATLAB's training options, the solvers, the training loop
 //! and the inference helpers.
 
+#![forbid(unsafe_code)]
+
 pub mod checkpoint;
 pub mod import_torch;
 pub mod inference;

@@ -8,9 +8,9 @@ use crate::format::{ActShape, Format};
 use crate::init::{self, BiasInitializer, WeightsInitializer};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, ShapeError};
 use crate::learnable::Learnable;
-use crate::linalg::matmul_into;
 use ndarray::{Array2, ArrayD, Axis, Ix2};
 use rand::rngs::StdRng;
+use seqnet_kernels::gemm::matmul_into;
 use serde::{Deserialize, Serialize};
 
 /// MATLAB's `fullyConnectedLayer`: `y = W·x + b` for each observation and time step.
@@ -237,7 +237,7 @@ impl LayerKernel for FullyConnectedKernel {
         if !self.input_grad_needed {
             return Ok(vec![None]);
         }
-        let dx = crate::linalg::matmul(g.view(), w);
+        let dx = seqnet_kernels::gemm::matmul(g.view(), w);
         Ok(vec![Some(
             dx.into_dyn()
                 .into_shape_with_order(in_shape.clone())
@@ -267,7 +267,7 @@ impl LayerKernel for FullyConnectedKernel {
                 .value
                 .iter()
                 .enumerate()
-                .map(|(r, &b)| b + crate::linalg::dot(&w[r * n_in..(r + 1) * n_in], x)),
+                .map(|(r, &b)| b + seqnet_kernels::dot::dot(&w[r * n_in..(r + 1) * n_in], x)),
         );
         Ok(())
     }

@@ -1,8 +1,6 @@
 //! Every layer seqnet offers, as a config struct with MATLAB's defaults and
 //! builder setters, gathered in the serialisable [`Layer`] enum.
 
-#[cfg(target_arch = "x86_64")]
-mod act512;
 mod activations;
 mod batchnorm;
 mod conv;
@@ -12,8 +10,6 @@ mod fold;
 mod gru;
 mod input;
 mod lstm;
-mod lstm_forward;
-mod lstm_step;
 mod merge;
 mod output;
 mod pooling;
