@@ -41,7 +41,7 @@ pub struct OutputGrad<'a> {
 /// pre-activations, `[T·B, 4H]` (zero at padded steps), from which the
 /// caller makes the weight and input gradients.
 ///
-/// * `steps`, `reverse`: as the forward ran ([`super::lstm_forward`]).
+/// * `steps`, `reverse`: as the forward ran ([`super::lstm_forward()`]).
 /// * `w_hh`: the direction's recurrent weights `R`, `[4H, H]` row-major.
 /// * `trace`: what the forward kept (`tape` on).
 /// * `grad`: the output's gradient and this direction's columns `offset..offset + H`.

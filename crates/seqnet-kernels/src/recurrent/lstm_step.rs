@@ -2,7 +2,7 @@
 //! one step of one sequence, `b + [W R]·[x; h]` as a matrix-vector product by
 //! cached transposed weights, then the cell update. The weights (`[C + H, 4H]`,
 //! 179 KB for 12 inputs and 100 units) stream from L2 at every step, which
-//! bounds the step; from [`SPLIT_WEIGHTS`] weights on (more than one core's
+//! bounds the step; from `SPLIT_WEIGHTS` (256K) weights on (more than one core's
 //! L2 holds), the hidden units are split in two halves, each with its own
 //! copy of its units' weights, one for the caller and one for the helper
 //! thread, so that each core streams half of them from its own L2.

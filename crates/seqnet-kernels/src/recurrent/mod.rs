@@ -1,5 +1,5 @@
 //! The recurrent layers' passes through time: the LSTM's fused forward
-//! ([`lstm_forward`]), backward ([`lstm_backward`]) and streaming step
+//! ([`lstm_forward()`]), backward ([`lstm_backward()`]) and streaming step
 //! ([`lstm_step`]), and the GRU's forward and backward ([`gru`]).
 //!
 //! # Conventions

@@ -1,6 +1,6 @@
 //! The threads the kernels run on: one persistent helper thread next to the
-//! caller's (`helper`), parts of a pass that never meet ([`share`]), teams
-//! that meet at a barrier every step ([`team`]), and how many threads a pass
+//! caller's (`helper`), parts of a pass that never meet ([`share()`]), teams
+//! that meet at a barrier every step ([`team()`]), and how many threads a pass
 //! gets ([`policy`]).
 
 mod helper;

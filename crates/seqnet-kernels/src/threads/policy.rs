@@ -7,11 +7,11 @@ use super::team::TeamReport;
 /// Passes run on one thread after a team was found starved.
 const SOLO_PASSES: usize = 8;
 
-/// The thread policy of one user of [`super::team`] (an LSTM layer's
+/// The thread policy of one user of [`super::team()`] (an LSTM layer's
 /// backward): how many threads the next team gets. After a team spent more
 /// than half its time at the barrier (the host is oversubscribed, so that a
 /// thread keeps waiting for its partner to be scheduled: one thread is then
-/// faster, up to several times), the next [`SOLO_PASSES`] passes asking run
+/// faster, up to several times), the next `SOLO_PASSES` (8) passes asking run
 /// on one thread; then a team is tried again.
 ///
 /// Owned by its user rather than global, so that one layer's busy spell does
@@ -67,7 +67,7 @@ impl ThreadPolicy {
     }
 }
 
-/// How many threads share the rows of a recurrent pass ([`super::share`]):
+/// How many threads share the rows of a recurrent pass ([`super::share()`]):
 /// two (at most rayon's thread count) when there are at least 8 rows and a
 /// step's product has enough multiply-adds (`macs`, from 2^18) to pay for
 /// handing half of the pass to another thread, else one.
