@@ -7,6 +7,8 @@
 //! converts into it (`?` works on any seqnet call), as [`Error::Core`] for the
 //! core's. The core's own error is [`core::Error`].
 
+#![forbid(unsafe_code)]
+
 pub use seqnet_core as core;
 pub use seqnet_core::*;
 pub use seqnet_data as data;

@@ -8,6 +8,8 @@
 //! ([`plots::confusion_matrix`]) and activation heat maps
 //! ([`plots::activations_heatmap`]), as PNG or SVG files.
 
+#![forbid(unsafe_code)]
+
 pub mod cli;
 pub mod error;
 pub mod plots;

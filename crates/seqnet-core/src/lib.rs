@@ -1,22 +1,25 @@
 //! seqnet's core: activations and their formats, layers with exact forward and
 //! backward passes, the `LayerGraph` with its checks and schedule, and the
-//! executable `Network`.
+//! executable `Network`. The compute kernels live in [`kernels`] (the crate
+//! `seqnet-kernels`), the only crate of seqnet with `unsafe` code.
+
+#![forbid(unsafe_code)]
 
 pub mod activation;
 pub mod error;
 pub mod format;
 pub mod gradcheck;
 pub mod graph;
-mod helper;
 pub mod init;
 pub mod layer;
 pub mod layers;
 pub mod learnable;
-pub mod linalg;
 pub mod network;
 pub mod registry;
 pub mod templates;
 pub mod torch;
+
+pub use seqnet_kernels as kernels;
 
 pub use activation::{Activation, PaddingDirection, SeqLengths};
 pub use error::{Error, GraphProblem, Result};

@@ -6,7 +6,7 @@
 //! seqnet's mini-batch layouts (`[T, B, C]`, `[T, B, C, H, W]`).
 
 use crate::error::{Error, Result};
-use ndarray::{s, Array1, Array2, Array4};
+use ndarray::{Array1, Array2, Array4, Axis};
 use std::fmt;
 use std::ops::Range;
 
@@ -104,8 +104,12 @@ impl Sequence {
         let (a, b) = (range.start.min(t), range.end.min(t));
         let b = b.max(a);
         match self {
-            Sequence::Features(x) => Sequence::Features(x.slice(s![a..b, ..]).to_owned()),
-            Sequence::Images(x) => Sequence::Images(x.slice(s![a..b, .., .., ..]).to_owned()),
+            Sequence::Features(x) => {
+                Sequence::Features(x.slice_axis(Axis(0), (a..b).into()).to_owned())
+            }
+            Sequence::Images(x) => {
+                Sequence::Images(x.slice_axis(Axis(0), (a..b).into()).to_owned())
+            }
         }
     }
 
@@ -195,7 +199,7 @@ impl Target {
             Target::ClassSequence(c) => Target::ClassSequence(c[clamp(c.len())].to_vec()),
             Target::ResponseSequence(r) => {
                 let rg = clamp(r.shape()[0]);
-                Target::ResponseSequence(r.slice(s![rg, ..]).to_owned())
+                Target::ResponseSequence(r.slice_axis(Axis(0), rg.into()).to_owned())
             }
             other => other.clone(),
         }

@@ -20,7 +20,7 @@
 
 use crate::error::{Error, Result};
 use crate::observation::{Observation, Sequence, Target};
-use ndarray::{s, Array2};
+use ndarray::{Array2, Axis, Slice};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::f32::consts::PI;
@@ -111,8 +111,8 @@ impl SineSeries {
             .into_iter()
             .map(|x| {
                 Observation::new(
-                    Sequence::Features(x.slice(s![..-1, ..]).to_owned()),
-                    Target::ResponseSequence(x.slice(s![1.., ..]).to_owned()),
+                    Sequence::Features(x.slice_axis(Axis(0), Slice::from(..-1isize)).to_owned()),
+                    Target::ResponseSequence(x.slice_axis(Axis(0), Slice::from(1..)).to_owned()),
                 )
             })
             .collect())

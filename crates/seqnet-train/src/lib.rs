@@ -6,6 +6,8 @@
 //! ([`TrainingEvent`]) to observers ([`TrainingObserver`]) such as MATLAB's
 //! verbose table ([`VerboseTable`]).
 
+#![forbid(unsafe_code)]
+
 pub mod batches;
 pub mod checkpoint;
 pub mod error;

@@ -6,7 +6,7 @@
 //! ```
 //!
 //! plus a `machine=gemm-f32-1024` line with the f32 matrix-product rate of a
-//! 1024³ product through the `gemm` crate as [`seqnet_core::linalg`] uses it, so
+//! 1024³ product through the `gemm` crate as [`seqnet_core::kernels::gemm`] uses it, so
 //! that each figure can be read as a fraction of the machine's limit.
 //!
 //! | workload | module |
@@ -91,7 +91,7 @@ pub fn lstm_forward_flop(t: usize, b: usize, f: usize, h: usize) -> f64 {
     8.0 * (t * b * h * (f + h)) as f64
 }
 
-/// The f32 product rate of a 1024³ product through [`seqnet_core::linalg::matmul_into`]
+/// The f32 product rate of a 1024³ product through [`seqnet_core::kernels::gemm::matmul_into`]
 /// (the `gemm` crate, rayon's threads): the `machine=gemm-f32-1024` line.
 pub fn gemm_peak() -> String {
     let n = 1024;
@@ -99,7 +99,7 @@ pub fn gemm_peak() -> String {
     let b = ndarray::Array2::from_shape_fn((n, n), |(i, j)| ((i * 5 + j * 3) % 11) as f32 * 0.1);
     let mut c = ndarray::Array2::<f32>::zeros((n, n));
     let t = time_reps(2, 9, || {
-        seqnet_core::linalg::matmul_into(a.view(), b.view(), c.view_mut(), false);
+        seqnet_core::kernels::gemm::matmul_into(a.view(), b.view(), c.view_mut(), false);
         Ok(())
     })
     .expect("a product cannot fail");

@@ -15,7 +15,7 @@ use super::data::{check_input, open_data, output_kind, DataSet};
 use super::predict::load_model;
 use super::{ensure_parent, flag_error, out, shown, CliError, Result};
 use clap::ValueEnum;
-use ndarray::{s, Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2, Axis, Slice};
 use seqnet_core::Network;
 use seqnet_data::{Observation, Sequence, Target};
 use seqnet_train::predict_and_update_state;
@@ -127,11 +127,12 @@ fn true_values(o: &Observation, x: &Array2<f32>, k: usize, n: usize) -> Array2<f
     match &o.target {
         Target::ResponseSequence(y) if y.ncols() == x.ncols() => {
             let end = (k - 1 + n).min(y.nrows());
-            y.slice(s![k - 1..end, ..]).to_owned()
+            y.slice_axis(Axis(0), Slice::from(k - 1..end)).to_owned()
         }
         _ => {
             let end = (k + n).min(x.nrows());
-            x.slice(s![k.min(end)..end, ..]).to_owned()
+            x.slice_axis(Axis(0), Slice::from(k.min(end)..end))
+                .to_owned()
         }
     }
 }
@@ -194,7 +195,7 @@ fn forecast_all(network: &mut Network, data: &DataSet, args: &Args) -> Result<Ve
                     ),
                 ));
             }
-            let observed = x.slice(s![..k, ..]).to_owned();
+            let observed = x.slice_axis(Axis(0), Slice::from(..k)).to_owned();
             let truth = true_values(&o, x, k, n);
             let predicted = forecast_one(network, observed.view(), truth.view(), n, args.mode)?;
             Ok(Forecast {

@@ -784,7 +784,7 @@ fn gemm_frame(
     accumulate: bool,
     threads: usize,
 ) {
-    crate::linalg::matmul_into_threads(a, b, c, accumulate, threads);
+    seqnet_kernels::gemm::matmul_into_threads(a, b, c, accumulate, threads);
 }
 
 #[cfg(test)]

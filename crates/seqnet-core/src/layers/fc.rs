@@ -8,9 +8,9 @@ use crate::format::{ActShape, Format};
 use crate::init::{BiasInitializer, WeightsInitializer};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
 use crate::learnable::{Initializer, Learnable, LearnableSpec};
-use crate::linalg::matmul_into;
 use crate::torch::TorchLayout;
 use ndarray::{Array2, ArrayD, Axis, Ix2};
+use seqnet_kernels::gemm::matmul_into;
 use serde::{Deserialize, Serialize};
 
 /// MATLAB's `fullyConnectedLayer`: `y = W·x + b` for each observation and time step.
@@ -235,7 +235,7 @@ impl LayerKernel for FullyConnectedKernel {
         if !self.input_grad_needed {
             return Ok(vec![None]);
         }
-        let dx = crate::linalg::matmul(g.view(), w);
+        let dx = seqnet_kernels::gemm::matmul(g.view(), w);
         Ok(vec![Some(
             dx.into_dyn()
                 .into_shape_with_order(in_shape.clone())
@@ -265,7 +265,7 @@ impl LayerKernel for FullyConnectedKernel {
                 .value
                 .iter()
                 .enumerate()
-                .map(|(r, &b)| b + crate::linalg::dot(&w[r * n_in..(r + 1) * n_in], x)),
+                .map(|(r, &b)| b + seqnet_kernels::dot::dot(&w[r * n_in..(r + 1) * n_in], x)),
         );
         Ok(())
     }

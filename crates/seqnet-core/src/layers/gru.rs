@@ -4,9 +4,9 @@
 use super::lstm::infer_recurrent;
 use super::name_field;
 use super::recurrent::{
-    check_state_len, column_sums, fill_rows, initial_state, input_steps, matrix, output_grad,
-    put_slot, recurrent_setters, take_slot, view, view_mut, weight_grad, with_acts, write_outputs,
-    Act, GateActivation, OutputMode, RecurrentOptions, RecurrentState, StateActivation, Steps,
+    acts, check_state_len, column_sums, fill_rows, initial_state, input_steps, matrix, output_grad,
+    put_slot, recurrent_setters, take_slot, view, view_mut, weight_grad, write_outputs,
+    GateActivation, OutputMode, RecurrentOptions, RecurrentState, StateActivation, Steps,
 };
 use super::util::no_forward;
 use crate::activation::Activation;
@@ -15,12 +15,11 @@ use crate::format::{ActShape, Format};
 use crate::init::{BiasInitializer, WeightsInitializer};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
 use crate::learnable::{Learnable, LearnableSpec};
-use crate::linalg::{
-    gemm_packed, has_avx512, matmul_into, row_threads, share, PackedPanels, SharedMut,
-};
 use crate::torch::TorchLayout;
-use ndarray::{Array1, Array2, ArrayD, ArrayView2};
+use ndarray::{Array1, Array2, ArrayD};
 use rand::rngs::StdRng;
+use seqnet_kernels::gemm::matmul_into;
+use seqnet_kernels::recurrent::{gru_backward, gru_forward, GruBuffers, GruTrace};
 use serde::{Deserialize, Serialize};
 
 /// MATLAB's `gruLayer` with `ResetGateMode` `"recurrent-bias-after-multiplication"`,
@@ -269,7 +268,7 @@ impl LayerKernel for GruKernel {
         };
 
         let w_ih = matrix(&self.input_weights.value);
-        let w_hh = matrix(&self.recurrent_weights.value);
+        let w_hh = self.recurrent_weights.value.as_standard_layout();
         let bias = self.bias.value.as_standard_layout();
         let rbias = self.recurrent_bias.value.as_standard_layout();
         let mut tape = GruTape {
@@ -288,7 +287,20 @@ impl LayerKernel for GruKernel {
         );
         put_slot(&mut tape.h, tape.steps.initial_slot(false), &h0, 0, h);
         let rb = rbias.as_slice().expect("standard layout");
-        with_acts!(self.gate, self.state, gru_pass(&mut tape, false, w_hh, rb));
+        let bufs = GruBuffers {
+            gates: &mut tape.gates,
+            hn: &mut tape.hn,
+            h: &mut tape.h,
+        };
+        gru_forward(
+            acts(self.gate, self.state),
+            &tape.steps,
+            false,
+            w_hh.as_slice().expect("standard layout"),
+            h,
+            rb,
+            bufs,
+        );
 
         let mut y = vec![0.0; t * b * h];
         write_outputs(&tape.steps, &tape.h, h, &mut y, h, 0);
@@ -341,8 +353,21 @@ impl LayerKernel for GruKernel {
         let (t, b, g3) = (steps.t, steps.b, 3 * h);
         let dy = output_grad(&self.name, &mut grads, self.output_mode, steps, h)?;
         let w_ih = matrix(&self.input_weights.value);
-        let w_hh = matrix(&self.recurrent_weights.value);
-        let (dgi, dgh) = with_acts!(self.gate, self.state, gru_pass_back(tape, false, w_hh, &dy));
+        let w_hh = self.recurrent_weights.value.as_standard_layout();
+        let trace = GruTrace {
+            gates: &tape.gates,
+            hn: &tape.hn,
+            h: &tape.h,
+        };
+        let (dgi, dgh) = gru_backward(
+            acts(self.gate, self.state),
+            steps,
+            false,
+            w_hh.as_slice().expect("standard layout"),
+            h,
+            trace,
+            &dy,
+        );
         let mut dw_ih = Array2::<f32>::zeros((g3, c));
         let mut dw_hh = Array2::<f32>::zeros((g3, h));
         weight_grad(&dgi, tape.x.view(), g3, dw_ih.view_mut());
@@ -388,192 +413,4 @@ impl LayerKernel for GruKernel {
     fn reset_state(&mut self) {
         self.kept = None;
     }
-}
-
-/// The forward through time. On entry `tape.gates` holds `W·x + b` for every
-/// step and the initial state is in its slot; on exit the gates are activated and
-/// every state slot is filled. `rb` is the recurrent bias (`3H` values).
-fn gru_pass<G: Act, S: Act>(tape: &mut GruTape, reverse: bool, w_hh: ArrayView2<f32>, rb: &[f32]) {
-    let steps = &tape.steps;
-    let (t_len, b, h) = (steps.t, steps.b, w_hh.ncols());
-    let (g3, bh) = (3 * h, b * h);
-    // `Rᵀ` packed once for the pass ([`PackedPanels`]: no step pays for
-    // packing, as the `gemm` crate's would).
-    let mut pack = PackedPanels::default();
-    pack.pack(h, g3, |kk, j| w_hh[[j, kk]]);
-    let ld = pack.padded_cols();
-    let avx512 = has_avx512();
-    // The observations are independent: two threads take every other one
-    // and never meet before the pass ends (as the LSTM's fused pass).
-    let parts = row_threads(b, b * h * g3);
-    let (gp, hp, np) = (
-        SharedMut(tape.gates.as_mut_ptr()),
-        SharedMut(tape.h.as_mut_ptr()),
-        SharedMut(tape.hn.as_mut_ptr()),
-    );
-    let ptrs = (gp, hp, np);
-    share(parts, |part| {
-        let (gp, hp, np) = ptrs;
-        let rows: Vec<usize> = (part..b).step_by(parts).collect();
-        let m = rows.len();
-        // This part's `h_{t-1}` rows (`[m, H]`) and `R·h` (`[m, ld]`).
-        let mut a = vec![0.0f32; m * h];
-        let mut hw = vec![0.0f32; m * ld];
-        for k in 0..t_len {
-            let t = steps.step(k, reverse);
-            let (prev, out) = steps.slots(t, reverse);
-            // SAFETY (every raw slice below): rows `rows` of the tape's buffers
-            // are written by this thread only, and the slots differ.
-            let row_of = |slot: usize, bi: usize| unsafe {
-                std::slice::from_raw_parts_mut(hp.0.add(slot * bh + bi * h), h)
-            };
-            for (i, &bi) in rows.iter().enumerate() {
-                a[i * h..(i + 1) * h].copy_from_slice(row_of(prev, bi));
-            }
-            gemm_packed(&a, h, m, &pack, &mut hw, ld);
-            for (i, &bi) in rows.iter().enumerate() {
-                let (h_prev, h_out) = (row_of(prev, bi), row_of(out, bi));
-                if !steps.real(bi, t) {
-                    h_out.copy_from_slice(h_prev);
-                    continue;
-                }
-                let row = t * b + bi;
-                let g = unsafe { std::slice::from_raw_parts_mut(gp.0.add(row * g3), g3) };
-                let (gr, rest) = g.split_at_mut(h);
-                let (gz, gn) = rest.split_at_mut(h);
-                let hwr = &hw[i * ld..i * ld + g3];
-                let cell = GruCell {
-                    gates: [gr, gz, gn],
-                    rec: [&hwr[..h], &hwr[h..2 * h], &hwr[2 * h..]],
-                    rb: [&rb[..h], &rb[h..2 * h], &rb[2 * h..]],
-                    hn: unsafe { std::slice::from_raw_parts_mut(np.0.add(row * h), h) },
-                    h_prev,
-                    h: h_out,
-                };
-                gru_cell::<G, S>(cell, avx512);
-            }
-        }
-    });
-}
-
-/// The slices one GRU cell update reads and writes for one observation at
-/// one step (`H` values each).
-struct GruCell<'a> {
-    /// `W·x + b` for `r, z, n` (in), the activated gates (out).
-    gates: [&'a mut [f32]; 3],
-    /// `R·h` for `r, z, n`.
-    rec: [&'a [f32]; 3],
-    /// The recurrent bias for `r, z, n`.
-    rb: [&'a [f32]; 3],
-    /// `R_n·h + rb_n` (out), kept for the backward pass.
-    hn: &'a mut [f32],
-    h_prev: &'a [f32],
-    h: &'a mut [f32],
-}
-
-#[inline(always)]
-fn gru_cell_body<G: Act, S: Act>(x: GruCell) {
-    let [gr, gz, gn] = x.gates;
-    let h = gr.len();
-    let (gz, gn) = (&mut gz[..h], &mut gn[..h]);
-    let [hr, hz, hn] = x.rec;
-    let (hr, hz, hn) = (&hr[..h], &hz[..h], &hn[..h]);
-    let [rbr, rbz, rbn] = x.rb;
-    let (rbr, rbz, rbn) = (&rbr[..h], &rbz[..h], &rbn[..h]);
-    let (hn_keep, hp, ho) = (&mut x.hn[..h], &x.h_prev[..h], &mut x.h[..h]);
-    for j in 0..h {
-        let hn_j = hn[j] + rbn[j];
-        let rv = G::f(gr[j] + (hr[j] + rbr[j]));
-        let zv = G::f(gz[j] + (hz[j] + rbz[j]));
-        let nv = S::f(gn[j] + rv * hn_j);
-        gr[j] = rv;
-        gz[j] = zv;
-        gn[j] = nv;
-        hn_keep[j] = hn_j;
-        ho[j] = (1.0 - zv) * nv + zv * hp[j];
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn gru_cell_avx512<G: Act, S: Act>(x: GruCell) {
-    gru_cell_body::<G, S>(x)
-}
-
-/// [`gru_cell_body`], vectorized where the CPU allows (the activations'
-/// `floor` is then an instruction, not a library call).
-fn gru_cell<G: Act, S: Act>(x: GruCell, avx512: bool) {
-    #[cfg(target_arch = "x86_64")]
-    if avx512 {
-        // SAFETY: the caller checked that the CPU has AVX-512F.
-        unsafe { gru_cell_avx512::<G, S>(x) };
-        return;
-    }
-    let _ = avx512;
-    gru_cell_body::<G, S>(x)
-}
-
-/// The backward through time for the output gradient `dy` (`[T·B, H]`). Returns
-/// the gradients for `W·x + b` and for `R·h + rb`, both `[T·B, 3H]` (zero at
-/// padded steps).
-fn gru_pass_back<G: Act, S: Act>(
-    tape: &GruTape,
-    reverse: bool,
-    w_hh: ArrayView2<f32>,
-    dy: &[f32],
-) -> (Vec<f32>, Vec<f32>) {
-    let steps = &tape.steps;
-    let (t_len, b, h) = (steps.t, steps.b, w_hh.ncols());
-    let (g3, bh) = (3 * h, b * h);
-    let mut dgi = vec![0.0f32; t_len * b * g3];
-    let mut dgh = vec![0.0f32; t_len * b * g3];
-    let mut dh_next = vec![0.0f32; bh];
-    let mut dh_carry = vec![0.0f32; bh];
-    // `R` packed once for the pass; `dG_h·R` of the current step in `prod`.
-    let mut pack = PackedPanels::default();
-    pack.pack(g3, h, |kk, j| w_hh[[kk, j]]);
-    let ld = pack.padded_cols();
-    let mut prod = vec![0.0f32; b * ld];
-    for k in (0..t_len).rev() {
-        let t = steps.step(k, reverse);
-        let (prev, _) = steps.slots(t, reverse);
-        for bi in 0..b {
-            let r = bi * h..(bi + 1) * h;
-            if !steps.real(bi, t) {
-                dh_carry[r.clone()].copy_from_slice(&dh_next[r]);
-                continue;
-            }
-            let row = t * b + bi;
-            let g = &tape.gates[row * g3..(row + 1) * g3];
-            let (gr, gz, gn) = (&g[..h], &g[h..2 * h], &g[2 * h..]);
-            let hn = &tape.hn[row * h..(row + 1) * h];
-            let hp = &tape.h[(prev * b + bi) * h..][..h];
-            let dyr = &dy[row * h..(row + 1) * h];
-            let dhn = &dh_next[r.clone()];
-            let dhc = &mut dh_carry[r];
-            let (di_r, rest) = dgi[row * g3..(row + 1) * g3].split_at_mut(h);
-            let (di_z, di_n) = rest.split_at_mut(h);
-            let (dh_r, rest) = dgh[row * g3..(row + 1) * g3].split_at_mut(h);
-            let (dh_z, dh_n) = rest.split_at_mut(h);
-            for j in 0..h {
-                let dh = dhn[j] + dyr[j];
-                let dn = dh * (1.0 - gz[j]) * S::df(gn[j]);
-                let dz = dh * (hp[j] - gn[j]) * G::df(gz[j]);
-                let dr = dn * hn[j] * G::df(gr[j]);
-                di_r[j] = dr;
-                di_z[j] = dz;
-                di_n[j] = dn;
-                dh_r[j] = dr;
-                dh_z[j] = dz;
-                dh_n[j] = dn * gr[j];
-                dhc[j] = dh * gz[j];
-            }
-        }
-        std::mem::swap(&mut dh_next, &mut dh_carry);
-        gemm_packed(&dgh[t * b * g3..], g3, b, &pack, &mut prod, ld);
-        for (d, p) in dh_next.chunks_exact_mut(h).zip(prod.chunks_exact(ld)) {
-            d.iter_mut().zip(p).for_each(|(d, p)| *d += p);
-        }
-    }
-    (dgi, dgh)
 }

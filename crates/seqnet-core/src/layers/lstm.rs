@@ -1,13 +1,11 @@
 //! [`Lstm`] and [`BiLstm`]: long short-term memory layers, one or two directions,
 //! sharing one fused kernel ([`LstmKernel`]).
 
-use super::lstm_forward::{fold_input, lstm_pass, GatePanels, PassBuffers};
-use super::lstm_step::StepWeights;
 use super::name_field;
 use super::recurrent::{
-    check_state_len, column_sums, fill_rows, initial_state, input_steps, matrix, output_grad,
-    put_slot, recurrent_setters, take_slot, view, view_mut, weight_grad, with_acts, write_outputs,
-    Act, GateActivation, OutputMode, RecurrentOptions, RecurrentState, StateActivation, Steps,
+    acts, check_state_len, column_sums, fill_rows, initial_state, input_steps, matrix, output_grad,
+    put_slot, recurrent_setters, take_slot, view, view_mut, weight_grad, write_outputs,
+    GateActivation, OutputMode, RecurrentOptions, RecurrentState, StateActivation, Steps,
 };
 use super::util::{no_forward, single};
 use crate::activation::Activation;
@@ -16,12 +14,15 @@ use crate::format::{ActShape, Format};
 use crate::init::{BiasInitializer, WeightsInitializer};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Mode, Params, ShapeError};
 use crate::learnable::{Learnable, LearnableSpec};
-use crate::linalg::{
-    gemm_packed, has_avx512, matmul_into, row_threads, team, team_threads, PackedPanels, SharedMut,
-};
 use crate::torch::TorchLayout;
-use ndarray::{s, ArcArray, Array1, Array2, ArrayD, Ix2, IxDyn};
+use ndarray::{ArcArray, Array1, Array2, ArrayD, Axis, Ix2, IxDyn};
 use rand::rngs::StdRng;
+use seqnet_kernels::gemm::matmul_into;
+use seqnet_kernels::recurrent::{
+    fold_input, lstm_backward, lstm_forward, GatePanels, LstmTrace, OutputGrad, PassBuffers,
+    StepWeights,
+};
+use seqnet_kernels::ThreadPolicy;
 use serde::{Deserialize, Serialize};
 
 /// The settings of an LSTM layer with `D` directions; use the aliases [`Lstm`]
@@ -174,6 +175,7 @@ impl<const D: usize> LstmConfig<D> {
             panels: Vec::new(),
             panels_valid: false,
             input_grad_needed: true,
+            back_threads: ThreadPolicy::new(),
         })
     }
 }
@@ -292,6 +294,9 @@ pub struct LstmKernel {
     /// Whether backward returns the input's gradient (see
     /// [`LayerKernel::set_input_grad_needed`]).
     input_grad_needed: bool,
+    /// How many threads the backward passes get (this layer's own history
+    /// of busy hosts).
+    back_threads: ThreadPolicy,
 }
 
 impl LstmKernel {
@@ -351,7 +356,6 @@ impl LstmKernel {
         let (t, b, g4) = (steps.t, steps.b, 4 * h);
         let fold = self.panels[0].folded();
         let x_rows = x.as_slice().expect("standard layout");
-        let threads = row_threads(b, b * if fold { c + h } else { h } * 4 * h);
         let w_ih = matrix(&self.input_weights.value);
         let bias = self.bias.value.as_standard_layout();
         let bias = bias.as_slice().expect("standard layout");
@@ -367,7 +371,7 @@ impl LstmKernel {
                 fill_rows(&mut dir.gates, &bias[rows.clone()]);
                 matmul_into(
                     view(x_rows, t * b, c),
-                    w_ih.slice(s![rows, ..]).t(),
+                    w_ih.slice_axis(Axis(0), rows.into()).t(),
                     view_mut(&mut dir.gates, t * b, g4),
                     true,
                 );
@@ -378,19 +382,14 @@ impl LstmKernel {
                 c: &mut dir.c,
                 tc: &mut dir.tc,
             };
-            with_acts!(
-                self.gate,
-                self.state,
-                lstm_pass(
-                    steps,
-                    d == 1,
-                    x_rows,
-                    &self.panels[d],
-                    bufs,
-                    tape,
-                    threads,
-                    has_avx512()
-                )
+            lstm_forward(
+                acts(self.gate, self.state),
+                steps,
+                d == 1,
+                x_rows,
+                &self.panels[d],
+                bufs,
+                tape,
             );
         }
     }
@@ -596,10 +595,25 @@ impl LayerKernel for LstmKernel {
             let reverse = d == 1;
             let rows = d * g4..(d + 1) * g4;
             let w = &w_hh_all[rows.start * h..rows.end * h];
-            let dg = with_acts!(
-                self.gate,
-                self.state,
-                lstm_pass_back(steps, reverse, w, h, dir, &dy, s, d * h)
+            let trace = LstmTrace {
+                gates: &dir.gates,
+                c: &dir.c,
+                tc: &dir.tc,
+            };
+            let grad = OutputGrad {
+                dy: &dy,
+                width: s,
+                offset: d * h,
+            };
+            let dg = lstm_backward(
+                acts(self.gate, self.state),
+                steps,
+                reverse,
+                w,
+                h,
+                trace,
+                grad,
+                &mut self.back_threads,
             );
             weight_grad(
                 &dg,
@@ -608,20 +622,20 @@ impl LayerKernel for LstmKernel {
                     .into_shape_with_order((t * b, c))
                     .map_err(|e| Error::layer(&self.name, e.to_string()))?,
                 g4,
-                dw_ih.slice_mut(s![rows.clone(), ..]),
+                dw_ih.slice_axis_mut(Axis(0), rows.clone().into()),
             );
             let p0 = steps.prev_start(reverse);
             weight_grad(
                 &dg,
                 view(&dir.h[p0 * b * h..], t * b, h),
                 g4,
-                dw_hh.slice_mut(s![rows.clone(), ..]),
+                dw_hh.slice_axis_mut(Axis(0), rows.clone().into()),
             );
             column_sums(&dg, &mut db[rows.clone()]);
             if need_dx {
                 matmul_into(
                     view(&dg, t * b, g4),
-                    w_ih.slice(s![rows, ..]),
+                    w_ih.slice_axis(Axis(0), rows.into()),
                     dx.view_mut(),
                     d > 0,
                 );
@@ -724,11 +738,9 @@ impl LayerKernel for LstmKernel {
         buf.clear();
         buf.extend_from_slice(x);
         buf.extend_from_slice(hv);
-        with_acts!(
-            self.gate,
-            self.state,
-            step_with(&self.step_weights, buf, hv, cell, &mut self.step_gates)
-        );
+        let acts = acts(self.gate, self.state);
+        self.step_weights
+            .step(acts, buf, hv, cell, &mut self.step_gates);
         out.clear();
         out.extend_from_slice(hv);
         match &mut self.final_state {
@@ -758,246 +770,4 @@ fn reuse_grad(grad: &mut ArrayD<f32>, shape: (usize, usize)) -> Array2<f32> {
         }
     }
     Array2::zeros(shape)
-}
-
-/// How many threads run one direction's backward pass through time: two (or rayon's
-/// thread count, at most 2) when a step's recurrent product is large enough to
-/// pay for meeting at a barrier every step, else one. (Measured: at 1M
-/// multiply-adds per step, Japanese Vowels' 27×100·100×400, one thread is as
-/// fast on an idle host and many times faster on a loaded one, where a thread
-/// waits at every barrier for its partner to be scheduled again.)
-fn back_pass_threads(b: usize, h: usize) -> usize {
-    let macs = b * 4 * h * h;
-    if macs >= 1 << 21 && h >= 32 {
-        team_threads(rayon::current_num_threads().clamp(1, 2))
-    } else {
-        1
-    }
-}
-
-/// For each time step, one past the last observation with a real step there:
-/// the rows a step's product must cover (a batch sorted by decreasing length
-/// shrinks as its sequences end, as PyTorch's packed sequences do).
-fn active_rows(steps: &Steps) -> Vec<usize> {
-    (0..steps.t)
-        .map(|t| {
-            (0..steps.b)
-                .rev()
-                .find(|&bi| steps.real(bi, t))
-                .map_or(0, |bi| bi + 1)
-        })
-        .collect()
-}
-
-/// Whether a pass multiplies by packed weights ([`PackedPanels`]): packing
-/// costs about one row's product per weight, so it pays only over enough rows
-/// and steps; a single streaming step (`predict_and_update_state`) multiplies
-/// by the weights as they are.
-fn use_packing(t: usize, b: usize) -> bool {
-    t * b >= 8
-}
-
-/// The slices one backward cell update reads and writes for `n` hidden units
-/// of one observation at one step.
-struct CellBack<'a> {
-    /// Activated gates `i, f, g, o`.
-    gates: [&'a [f32]; 4],
-    c_prev: &'a [f32],
-    tc: &'a [f32],
-    /// Loss gradient of the output at this step.
-    dy: &'a [f32],
-    /// Gradient for the hidden state after this step, from later steps.
-    dh_next: &'a [f32],
-    /// Gradient for the cell state after this step (in), before it (out).
-    dc: &'a mut [f32],
-    /// Gradient for the gate pre-activations (out).
-    dg: [&'a mut [f32]; 4],
-}
-
-#[inline(always)]
-fn cell_back_body<G: Act, S: Act>(x: CellBack) {
-    let [gi, gf, gg, go] = x.gates;
-    let n = gi.len();
-    let (gf, gg, go) = (&gf[..n], &gg[..n], &go[..n]);
-    let (cp, tc, dyr, dhn) = (&x.c_prev[..n], &x.tc[..n], &x.dy[..n], &x.dh_next[..n]);
-    let dcr = &mut x.dc[..n];
-    let [di, df, dgg, d_o] = x.dg;
-    let (di, df, dgg, d_o) = (&mut di[..n], &mut df[..n], &mut dgg[..n], &mut d_o[..n]);
-    for j in 0..n {
-        let dh = dhn[j] + dyr[j];
-        let dcv = dcr[j] + dh * go[j] * S::df(tc[j]);
-        d_o[j] = dh * tc[j] * G::df(go[j]);
-        di[j] = dcv * gg[j] * G::df(gi[j]);
-        df[j] = dcv * cp[j] * G::df(gf[j]);
-        dgg[j] = dcv * gi[j] * S::df(gg[j]);
-        dcr[j] = dcv * gf[j];
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn cell_back_avx512<G: Act, S: Act>(x: CellBack) {
-    cell_back_body::<G, S>(x)
-}
-
-#[inline]
-fn cell_back<G: Act, S: Act>(x: CellBack, avx512: bool) {
-    #[cfg(target_arch = "x86_64")]
-    if avx512 {
-        // SAFETY: the caller checked that the CPU has AVX-512F.
-        unsafe { cell_back_avx512::<G, S>(x) };
-        return;
-    }
-    let _ = avx512;
-    cell_back_body::<G, S>(x)
-}
-
-/// `len` values at `p + offset`, as a slice.
-///
-/// # Safety
-/// The range is inside the buffer and, while the slice lives, no thread writes it.
-#[inline(always)]
-unsafe fn at<'a>(p: SharedMut, offset: usize, len: usize) -> &'a [f32] {
-    std::slice::from_raw_parts(p.0.add(offset), len)
-}
-
-/// `len` values at `p + offset`, as a mutable slice.
-///
-/// # Safety
-/// The range is inside the buffer and no other slice of it is alive.
-#[inline(always)]
-#[allow(clippy::mut_from_ref)]
-unsafe fn at_mut<'a>(p: SharedMut, offset: usize, len: usize) -> &'a mut [f32] {
-    std::slice::from_raw_parts_mut(p.0.add(offset), len)
-}
-
-/// One direction's backward through time. `dy` is the loss gradient for the
-/// layer's output `[T·B, S]`, of which this direction owns columns
-/// `offset..offset + H`. Returns the gradient for the gate pre-activations,
-/// `[T·B, 4H]` (zero at padded steps). Threads split the hidden units as in
-/// [`lstm_pass`]: each computes its units' gate gradients, then (after the
-/// step's barrier) its units' share of `dh_prev = dG·R`.
-#[allow(clippy::too_many_arguments)]
-fn lstm_pass_back<G: Act, S: Act>(
-    steps: &Steps,
-    reverse: bool,
-    w_hh: &[f32],
-    h: usize,
-    dir: &LstmDir,
-    dy: &[f32],
-    s: usize,
-    offset: usize,
-) -> Vec<f32> {
-    let (t_len, b) = (steps.t, steps.b);
-    let g4 = 4 * h;
-    let mut dg = vec![0.0f32; t_len * b * g4];
-    let threads = back_pass_threads(b, h);
-    let rows = active_rows(steps);
-    let avx512 = has_avx512();
-    let dgp = SharedMut(dg.as_mut_ptr());
-    team(threads, |ti, size, barrier| {
-        let r = ti * h / size..(ti + 1) * h / size;
-        let (u0, n) = (r.start, r.len());
-        // Column `j`: unit `u0 + j` of `dh_prev`, a column of `R` `[4H, H]`.
-        let packed = use_packing(t_len, b);
-        let mut pack = PackedPanels::default();
-        if packed {
-            pack.pack(g4, n, |kk, j| w_hh[kk * h + u0 + j]);
-        }
-        let ldc = if packed { pack.padded_cols() } else { n };
-        let mut prod = vec![0f32; b * ldc];
-        // Gradients for this thread's units of the hidden and cell state after
-        // the step being processed, `[B, n]`.
-        let mut dh_next = vec![0.0f32; b * n];
-        let mut dh_carry = vec![0.0f32; b * n];
-        let mut dc = vec![0.0f32; b * n];
-        for k in (0..t_len).rev() {
-            let t = steps.step(k, reverse);
-            let (prev, _) = steps.slots(t, reverse);
-            for bi in 0..b {
-                let rb = bi * n..(bi + 1) * n;
-                if !steps.real(bi, t) {
-                    // The state passes through unchanged: so does its gradient.
-                    dh_carry[rb.clone()].copy_from_slice(&dh_next[rb]);
-                    continue;
-                }
-                dh_carry[rb.clone()].fill(0.0);
-                let row = t * b + bi;
-                let g = &dir.gates[row * g4 + u0..];
-                let g0 = row * g4 + u0;
-                // SAFETY: this thread alone writes units `u0..u0 + n` of row `row`.
-                let dgs = unsafe {
-                    [
-                        at_mut(dgp, g0, n),
-                        at_mut(dgp, g0 + h, n),
-                        at_mut(dgp, g0 + 2 * h, n),
-                        at_mut(dgp, g0 + 3 * h, n),
-                    ]
-                };
-                cell_back::<G, S>(
-                    CellBack {
-                        gates: [
-                            &g[..n],
-                            &g[h..h + n],
-                            &g[2 * h..2 * h + n],
-                            &g[3 * h..3 * h + n],
-                        ],
-                        c_prev: &dir.c[(prev * b + bi) * h + u0..][..n],
-                        tc: &dir.tc[row * h + u0..][..n],
-                        dy: &dy[row * s + offset + u0..][..n],
-                        dh_next: &dh_next[rb.clone()],
-                        dc: &mut dc[rb],
-                        dg: dgs,
-                    },
-                    avx512,
-                );
-            }
-            barrier.wait_as(ti);
-            // dh_prev = carried part + dG_t·R, for this thread's units.
-            let m = rows[t];
-            // SAFETY: step `t`'s gate gradients are complete (before the barrier)
-            // and nobody writes them again.
-            let dg_t = unsafe { at(dgp, t * b * g4, b * g4) };
-            if packed {
-                gemm_packed(dg_t, g4, m, &pack, &mut prod, ldc);
-            } else {
-                for bi in 0..m {
-                    let out = &mut prod[bi * ldc..bi * ldc + n];
-                    out.fill(0.0);
-                    for (kk, &g) in dg_t[bi * g4..(bi + 1) * g4].iter().enumerate() {
-                        let wr = &w_hh[kk * h + u0..kk * h + u0 + n];
-                        for (o, &w) in out.iter_mut().zip(wr) {
-                            *o = g.mul_add(w, *o);
-                        }
-                    }
-                }
-            }
-            for bi in 0..b {
-                let rb = bi * n..(bi + 1) * n;
-                if bi < m {
-                    for ((d, c), p) in dh_next[rb.clone()]
-                        .iter_mut()
-                        .zip(&dh_carry[rb])
-                        .zip(&prod[bi * ldc..bi * ldc + n])
-                    {
-                        *d = c + p;
-                    }
-                } else {
-                    dh_next[rb.clone()].copy_from_slice(&dh_carry[rb]);
-                }
-            }
-        }
-    });
-    dg
-}
-
-/// [`StepWeights::step`] as a function of the activations, for `with_acts!`.
-fn step_with<G: Act, S: Act>(
-    w: &StepWeights,
-    z: &[f32],
-    hidden: &mut [f32],
-    cell: &mut [f32],
-    gates: &mut Vec<f32>,
-) {
-    w.step::<G, S>(z, hidden, cell, gates)
 }

@@ -2,8 +2,6 @@
 //! builder setters, each a registered [`crate::LayerType`]; [`crate::Layer`]
 //! holds any of them.
 
-#[cfg(target_arch = "x86_64")]
-mod act512;
 mod activations;
 mod batchnorm;
 mod conv;
@@ -13,8 +11,6 @@ mod fold;
 mod gru;
 mod input;
 mod lstm;
-mod lstm_forward;
-mod lstm_step;
 mod merge;
 mod output;
 mod pooling;

@@ -2,29 +2,18 @@
 //! their options, the per-batch state, masking of padded steps, the initial and
 //! kept state, and the output modes.
 //!
-//! # Conventions of the fused kernels
-//!
-//! `B` is the batch size, `T` the padded length, `C` the input channels, `H` the
-//! hidden units and `D` the number of directions (1, or 2 for a BiLSTM).
-//!
-//! * The input `C×B×T` is stored `[T, B, C]`, so its `T·B` rows `[T·B, C]` are a
-//!   free reshape and the input projection of every step is one matrix product.
-//! * The states of one direction live in a buffer of `T + 2` slots of `[B, H]`
-//!   (`[(T+2)·B, H]` row-major): slot `t + 1` holds the state after step `t`;
-//!   the initial state sits in slot `0` for the forward direction and in slot
-//!   `T + 1` for the backward direction. The state *before* step `t` is then slot
-//!   `t` (forward) or `t + 2` (backward), and those `T` slots are contiguous, in
-//!   time order: the recurrent weights' gradient is one product over all steps.
-//! * A padded step copies the previous state into its slot, so every slot holds
-//!   the state "so far": padding never changes the state and gets no gradient.
+//! The conventions of the fused kernels (layouts, state slots, masking) are
+//! documented in [`seqnet_kernels::recurrent`].
 
 use crate::error::{Error, Result};
 use crate::init::{BiasInitializer, WeightsInitializer};
 use crate::learnable::{Initializer, LearnableSpec};
-use crate::linalg::matmul_into;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Ix2};
+use seqnet_kernels::gemm::matmul_into;
+use seqnet_kernels::{Acts, GateAct, StateAct};
 use serde::{Deserialize, Serialize};
-use std::ops::Range;
+
+pub(crate) use seqnet_kernels::recurrent::Steps;
 
 /// What a recurrent layer outputs (MATLAB's `OutputMode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -80,133 +69,19 @@ impl RecurrentState {
     }
 }
 
-/// An elementwise activation with its derivative written in terms of its output.
-pub(crate) trait Act {
-    /// Which function this is (for the AVX-512 versions in `act512`).
-    const KIND: ActKind;
-    fn f(x: f32) -> f32;
-    /// `f'(x)` where `y = f(x)`.
-    fn df(y: f32) -> f32;
-}
-
-/// The functions [`Act`] stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ActKind {
-    Sigmoid,
-    HardSigmoid,
-    Tanh,
-    Softsign,
-}
-
-pub(crate) struct SigmoidAct;
-pub(crate) struct HardSigmoidAct;
-pub(crate) struct TanhAct;
-pub(crate) struct SoftsignAct;
-
-/// `e^x` without branches, so that loops over it vectorize: Cephes' `expf`
-/// (range reduction by `ln 2` in two parts, a degree-6 polynomial, the
-/// exponent put in by bits), within 2 ulp of the library's over the clamped
-/// range `[-87.3, 88.37]`; NaN stays NaN.
-#[inline(always)]
-pub(crate) fn fast_exp(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    let x = x.clamp(-87.3, 88.37);
-    let n = (x * LOG2E + 0.5).floor();
-    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let p = 1.987_569_1e-4;
-    let p = p * r + 1.398_2e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 0.5;
-    let y = p * r * r + r + 1.0;
-    // 2^n by bits, without a float-to-int conversion (Rust's `as i32`
-    // saturates and maps NaN to 0, which does not vectorize): adding 1.5·2^23
-    // puts the integer `n ∈ [-126, 127]` in the low mantissa bits.
-    let n_bits = (n + 12_582_912.0).to_bits().wrapping_sub(0x4B40_0000);
-    y * f32::from_bits(n_bits.wrapping_add(127) << 23)
-}
-
-impl Act for SigmoidAct {
-    const KIND: ActKind = ActKind::Sigmoid;
-    #[inline(always)]
-    fn f(x: f32) -> f32 {
-        1.0 / (1.0 + fast_exp(-x))
-    }
-    #[inline(always)]
-    fn df(y: f32) -> f32 {
-        y * (1.0 - y)
+/// The kernels' activations for a layer's settings.
+pub(crate) fn acts(gate: GateActivation, state: StateActivation) -> Acts {
+    Acts {
+        gate: match gate {
+            GateActivation::Sigmoid => GateAct::Sigmoid,
+            GateActivation::HardSigmoid => GateAct::HardSigmoid,
+        },
+        state: match state {
+            StateActivation::Tanh => StateAct::Tanh,
+            StateActivation::Softsign => StateAct::Softsign,
+        },
     }
 }
-
-impl Act for HardSigmoidAct {
-    const KIND: ActKind = ActKind::HardSigmoid;
-    #[inline(always)]
-    fn f(x: f32) -> f32 {
-        (0.2 * x + 0.5).clamp(0.0, 1.0)
-    }
-    #[inline(always)]
-    fn df(y: f32) -> f32 {
-        if y > 0.0 && y < 1.0 {
-            0.2
-        } else {
-            0.0
-        }
-    }
-}
-
-impl Act for TanhAct {
-    const KIND: ActKind = ActKind::Tanh;
-    /// `tanh` through [`fast_exp`], several times faster than libm's `tanhf`
-    /// (which goes through `expm1f`); within 2 ulp-ish of it: absolute error below
-    /// `2e-7`, relative error below `1e-6` (a short odd series near zero keeps it
-    /// relative). Both branches are computed and one selected, so that loops vectorize.
-    #[inline(always)]
-    fn f(x: f32) -> f32 {
-        let a = x.abs();
-        let x2 = x * x;
-        let small = x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 - x2 * (17.0 / 315.0))));
-        let e = fast_exp(-2.0 * a);
-        let big = ((1.0 - e) / (1.0 + e)).copysign(x);
-        if a < 0.0625 {
-            small
-        } else {
-            big
-        }
-    }
-    #[inline(always)]
-    fn df(y: f32) -> f32 {
-        1.0 - y * y
-    }
-}
-
-impl Act for SoftsignAct {
-    const KIND: ActKind = ActKind::Softsign;
-    #[inline(always)]
-    fn f(x: f32) -> f32 {
-        x / (1.0 + x.abs())
-    }
-    #[inline(always)]
-    fn df(y: f32) -> f32 {
-        let d = 1.0 - y.abs();
-        d * d
-    }
-}
-
-/// Calls `$f::<Gate, State>($args)` with the activation types chosen at run time.
-macro_rules! with_acts {
-    ($gate:expr, $state:expr, $f:ident($($arg:expr),* $(,)?)) => {{
-        use $crate::layers::recurrent::{GateActivation as GA, StateActivation as SA};
-        use $crate::layers::recurrent::{HardSigmoidAct, SigmoidAct, SoftsignAct, TanhAct};
-        match ($gate, $state) {
-            (GA::Sigmoid, SA::Tanh) => $f::<SigmoidAct, TanhAct>($($arg),*),
-            (GA::Sigmoid, SA::Softsign) => $f::<SigmoidAct, SoftsignAct>($($arg),*),
-            (GA::HardSigmoid, SA::Tanh) => $f::<HardSigmoidAct, TanhAct>($($arg),*),
-            (GA::HardSigmoid, SA::Softsign) => $f::<HardSigmoidAct, SoftsignAct>($($arg),*),
-        }
-    }};
-}
-pub(crate) use with_acts;
 
 /// The options every recurrent layer shares (MATLAB's properties of the same
 /// names), flattened into the layer's graph JSON (`"outputMode"`,
@@ -388,80 +263,6 @@ pub(crate) fn matrix<S: ndarray::Data<Elem = f32>>(
     v.view().into_dimensionality::<Ix2>().expect("checked 2-D")
 }
 
-/// The sizes and real-step spans of one forward pass.
-#[derive(Debug, Clone)]
-pub(crate) struct Steps {
-    /// Padded length `T`.
-    pub t: usize,
-    /// Batch size `B`.
-    pub b: usize,
-    /// Observation `b`'s real steps.
-    pub spans: Vec<Range<usize>>,
-}
-
-impl Steps {
-    pub fn new(lengths: &crate::activation::SeqLengths) -> Self {
-        let b = lengths.lengths.len();
-        Steps {
-            t: lengths.time,
-            b,
-            spans: (0..b).map(|i| lengths.span(i)).collect(),
-        }
-    }
-
-    #[inline]
-    pub fn real(&self, b: usize, t: usize) -> bool {
-        self.spans[b].contains(&t)
-    }
-
-    /// Time step processed at position `k` of a direction's pass.
-    #[inline]
-    pub fn step(&self, k: usize, reverse: bool) -> usize {
-        if reverse {
-            self.t - 1 - k
-        } else {
-            k
-        }
-    }
-
-    /// The slots of the state before and after step `t` (see the module docs).
-    #[inline]
-    pub fn slots(&self, t: usize, reverse: bool) -> (usize, usize) {
-        if reverse {
-            (t + 2, t + 1)
-        } else {
-            (t, t + 1)
-        }
-    }
-
-    /// The slot of the initial state.
-    pub fn initial_slot(&self, reverse: bool) -> usize {
-        if reverse {
-            self.t + 1
-        } else {
-            0
-        }
-    }
-
-    /// The slot of the final state (after the last step the direction processes).
-    pub fn final_slot(&self, reverse: bool) -> usize {
-        if reverse {
-            1
-        } else {
-            self.t
-        }
-    }
-
-    /// The first of the `T` contiguous slots holding the state before each step.
-    pub fn prev_start(&self, reverse: bool) -> usize {
-        if reverse {
-            2
-        } else {
-            0
-        }
-    }
-}
-
 /// Checks a recurrent layer's run-time input (a `[T, B, C]` feature sequence
 /// with lengths that fit it) and returns its steps.
 pub(crate) fn input_steps(
@@ -501,7 +302,8 @@ pub(crate) fn input_steps(
             ),
         ));
     }
-    Ok(Steps::new(&lengths))
+    let spans = (0..b).map(|i| lengths.span(i)).collect();
+    Ok(Steps::new(t, spans))
 }
 
 /// `[rows, cols]` view of a contiguous slice.
@@ -710,78 +512,4 @@ pub(crate) fn output_grad(
             scatter_last(steps, g2, s)
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn activation_derivatives_match_differences() {
-        fn check<A: Act>() {
-            for &x in &[-3.0f32, -1.2, -0.3, 0.0, 0.4, 1.7, 2.9] {
-                let h = 1e-3;
-                let num = (A::f(x + h) - A::f(x - h)) / (2.0 * h);
-                assert!(
-                    (A::df(A::f(x)) - num).abs() < 2e-3,
-                    "x = {x}: {} vs {num}",
-                    A::df(A::f(x))
-                );
-            }
-        }
-        check::<SigmoidAct>();
-        check::<HardSigmoidAct>();
-        check::<TanhAct>();
-        check::<SoftsignAct>();
-    }
-
-    #[test]
-    fn fast_exp_matches_the_library_one() {
-        let mut worst = 0.0f64;
-        for i in -870_000..=883_000 {
-            let x = i as f32 * 1e-4;
-            let (a, b) = (fast_exp(x) as f64, (x as f64).exp());
-            worst = worst.max((a - b).abs() / b);
-        }
-        assert!(worst < 2.5e-7, "relative error {worst:e}");
-        assert!(fast_exp(f32::NAN).is_nan());
-        assert_eq!(fast_exp(0.0), 1.0);
-    }
-
-    #[test]
-    fn fast_tanh_matches_the_library_one() {
-        let mut worst = (0.0f32, 0.0f32);
-        for i in -200_000..=200_000 {
-            let x = i as f32 * 1e-4;
-            let (a, b) = (TanhAct::f(x), (x as f64).tanh() as f32);
-            let err = (a - b).abs();
-            worst = (
-                worst.0.max(err),
-                worst.1.max(err / b.abs().max(f32::MIN_POSITIVE)),
-            );
-        }
-        assert!(
-            worst.0 < 2e-7 && worst.1 < 1e-6,
-            "abs {:e}, rel {:e}",
-            worst.0,
-            worst.1
-        );
-        assert_eq!(TanhAct::f(0.0), 0.0);
-        assert_eq!(TanhAct::f(100.0), 1.0);
-        assert_eq!(TanhAct::f(-100.0), -1.0);
-        assert!(TanhAct::f(f32::NAN).is_nan());
-    }
-
-    #[test]
-    fn slots_of_both_directions() {
-        let s = Steps {
-            t: 4,
-            b: 1,
-            spans: std::iter::once(0..4).collect(),
-        };
-        assert_eq!(s.slots(0, false), (0, 1));
-        assert_eq!(s.slots(3, true), (5, 4));
-        assert_eq!((s.initial_slot(false), s.initial_slot(true)), (0, 5));
-        assert_eq!((s.final_slot(false), s.final_slot(true)), (4, 1));
-    }
 }

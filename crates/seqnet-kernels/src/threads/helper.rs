@@ -1,4 +1,4 @@
-//! The second thread of the recurrent passes: one persistent helper thread
+//! The second thread of the kernels' passes: one persistent helper thread
 //! that takes half of a pass's work while the caller does the other half.
 //!
 //! Why not a rayon worker: an idle rayon worker sleeps, and on a virtual
@@ -105,7 +105,8 @@ fn helper_loop() {
         {
             let job = *s.job.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(JobPtr(f)) = job {
-                // SAFETY: the caller waits for DONE before the closure goes away.
+                // SAFETY: the job was ENTERED here, so the caller in
+                // `with_helper` waits for DONE before the closure goes away.
                 let f = unsafe { &*f };
                 // A panic in the job must not kill the helper nor leave the
                 // caller waiting: the caller sees DONE and raises it again.
@@ -168,9 +169,10 @@ pub fn with_helper<R>(job: &(dyn Fn() + Sync), caller: impl FnOnce(&Posted) -> R
     let Some((_busy, thread)) = guard else {
         return caller(&Posted { active: false });
     };
-    // SAFETY (lifetime): `job` outlives every use the helper makes of it,
-    // since this function does not return before the job is withdrawn or DONE.
     let ptr: *const (dyn Fn() + Sync + '_) = job;
+    // SAFETY: only the lifetime is erased (same fat pointer); `job` outlives
+    // every use the helper makes of it, since this function does not return
+    // (nor unwind) before the job is withdrawn or DONE (see `Finish`).
     let ptr: *const (dyn Fn() + Sync) = unsafe { std::mem::transmute(ptr) };
     *s.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(JobPtr(ptr));
     s.state.store(POSTED, SeqCst);

@@ -12,21 +12,25 @@
 //! with it and whichever thread computes it: a sequence gets the same bits in
 //! any batch, padded or not.
 
-use super::recurrent::{Act, Steps};
-use crate::linalg::{has_avx512, AlignedBuf, SharedMut};
+use super::Steps;
+use crate::act::{with_acts, Act, Acts};
+use crate::aligned::AlignedBuf;
+use crate::cpu::Isa;
+use crate::shared::SharedMut;
+use crate::threads::{row_threads, share};
 
 /// Hidden units per group: one 16-lane vector per gate.
 const LANES: usize = 16;
 /// Rows per register tile at most: 6 rows × 4 gates = 24 accumulators.
 const MAX_ROWS: usize = 6;
 
-/// One direction's gate weights, packed for [`lstm_pass`]: the hidden units in
+/// One direction's gate weights, packed for [`lstm_forward`]: the hidden units in
 /// groups of 16, and for each group and gate `q` (`i, f, g, o`) a panel
 /// `[K, 16]` with `K = kx + H` rows (the `kx` input features when the input
 /// projection is folded in, then the `H` recurrent ones). Units past `H` in
 /// the last group are zero.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct GatePanels {
+pub struct GatePanels {
     /// Input features folded into the product (0: projected beforehand).
     kx: usize,
     h: usize,
@@ -97,13 +101,13 @@ impl GatePanels {
 /// the packed `[W R]ᵀ` (read once per step and thread) stays in cache, and
 /// the steps have enough rows to reuse it. Else `W·x + b` is one product over
 /// all steps beforehand (the video network's 11520 inputs: 37 MB of `W`).
-pub(crate) fn fold_input(c: usize, h: usize, b: usize) -> bool {
+pub fn fold_input(c: usize, h: usize, b: usize) -> bool {
     let bytes = (c + h) * 4 * h * std::mem::size_of::<f32>();
     c > 0 && b >= 4 && bytes <= 2 << 20
 }
 
-/// The buffers one direction's pass reads and writes (see `LstmDir`).
-pub(crate) struct PassBuffers<'a> {
+/// The buffers one direction's pass reads and writes.
+pub struct PassBuffers<'a> {
     /// `[T·B, 4H]`: when the input is not folded in, `W·x + b` on entry; with
     /// `tape`, the activated gates on exit. Unused otherwise (may be empty).
     pub gates: &'a mut [f32],
@@ -115,16 +119,44 @@ pub(crate) struct PassBuffers<'a> {
     pub tc: &'a mut [f32],
 }
 
-/// One direction's forward through time (see the module docs). `x` is the
-/// input `[T·B, C]` (read only when `panels` fold it in); with `tape`, the
-/// activated gates and `state(c)` are kept for the backward pass. Padded
-/// steps carry the state over unchanged. `avx512` asks for the AVX-512 tiles
-/// (taken only where the CPU has them).
+/// One direction's forward through time (see the module docs), on one or two
+/// threads ([`row_threads`]) with the best instruction set ([`Isa::best`]).
+///
+/// * `steps`: `T`, `B` and each observation's real steps; `reverse` runs
+///   from the last step to the first (a BiLSTM's backward direction).
+/// * `x`: the input `[T·B, C]`, read only when `panels` fold it in
+///   ([`fold_input`]; may be empty otherwise).
+/// * `panels`: the direction's weights, packed ([`GatePanels::pack`]).
+/// * `bufs`: the states in and out, and with `tape` the activated gates and
+///   `state(c)` kept for [`super::lstm_backward()`] (see [`PassBuffers`]).
+///
+/// Padded steps carry the state over unchanged. Each row's result is the
+/// same bits on one thread or two.
 ///
 /// # Panics
-/// When a buffer is shorter than the sizes say (a bug inside seqnet).
+/// When a buffer is shorter than the sizes say, or `steps` has not one span
+/// per observation.
+pub fn lstm_forward(
+    acts: Acts,
+    steps: &Steps,
+    reverse: bool,
+    x: &[f32],
+    panels: &GatePanels,
+    bufs: PassBuffers,
+    tape: bool,
+) {
+    let (b, h) = (steps.b, panels.h);
+    // A step's product: `[B, kx + H]·[kx + H, 4H]`.
+    let threads = row_threads(b, b * (panels.kx + h) * 4 * h);
+    with_acts!(
+        acts,
+        pass(steps, reverse, x, panels, bufs, tape, threads, Isa::best())
+    );
+}
+
+/// [`lstm_forward`] on `threads` threads with the tiles of `isa`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn lstm_pass<G: Act, S: Act>(
+fn pass<G: Act, S: Act>(
     steps: &Steps,
     reverse: bool,
     x: &[f32],
@@ -132,27 +164,23 @@ pub(crate) fn lstm_pass<G: Act, S: Act>(
     bufs: PassBuffers,
     tape: bool,
     threads: usize,
-    avx512: bool,
+    isa: Isa,
 ) {
+    steps.check();
     let (t_len, b, h, kx) = (steps.t, steps.b, panels.h, panels.kx);
-    let c = if kx > 0 {
-        x.len() / (t_len * b).max(1)
-    } else {
-        0
-    };
-    assert_eq!(c, kx, "lstm_pass: input width");
+    assert!(x.len() >= t_len * b * kx, "lstm_forward: input too short");
     assert!(bufs.h.len() >= (t_len + 2) * b * h && bufs.c.len() >= (t_len + 2) * b * h);
     if tape || kx == 0 {
-        assert!(bufs.gates.len() >= t_len * b * 4 * h, "lstm_pass: gates");
+        assert!(bufs.gates.len() >= t_len * b * 4 * h, "lstm_forward: gates");
     }
     if tape {
-        assert!(bufs.tc.len() >= t_len * b * h, "lstm_pass: tc");
+        assert!(bufs.tc.len() >= t_len * b * h, "lstm_forward: tc");
     }
     let cx = PassCtx {
         steps,
         reverse,
         x: x.as_ptr(),
-        c,
+        c: kx,
         panels,
         h,
         b,
@@ -161,17 +189,19 @@ pub(crate) fn lstm_pass<G: Act, S: Act>(
         cp: SharedMut(bufs.c.as_mut_ptr()),
         tp: SharedMut(bufs.tc.as_mut_ptr()),
         tape,
-        avx512: avx512 && has_avx512(),
+        isa,
     };
     let parts = threads.clamp(1, b.max(1));
     if parts == 1 {
         run_rows::<G, S>(&cx, 0, 1);
     } else {
-        crate::linalg::share(parts, |part| run_rows::<G, S>(&cx, part, parts));
+        share(parts, |part| run_rows::<G, S>(&cx, part, parts));
     }
 }
 
-/// What every tile of a pass needs.
+/// What every tile of a pass needs. The buffers' lengths were checked
+/// against the sizes in [`pass`]: `x` `[T·B, C]`, states `[(T+2)·B, H]`,
+/// and (when used) gates `[T·B, 4H]` and `tc` `[T·B, H]`.
 struct PassCtx<'a> {
     steps: &'a Steps,
     reverse: bool,
@@ -186,11 +216,11 @@ struct PassCtx<'a> {
     cp: SharedMut,
     tp: SharedMut,
     tape: bool,
-    avx512: bool,
+    isa: Isa,
 }
 
 // SAFETY: the raw pointers are read, or written at rows that one thread owns
-// (see `run_rows`).
+// (see `run_rows`); the threads meet only when the pass ends.
 unsafe impl Sync for PassCtx<'_> {}
 
 /// The pass for rows `part, part + parts, …` (interleaved, so that a batch
@@ -216,8 +246,10 @@ fn run_rows<G: Act, S: Act>(cx: &PassCtx, part: usize, parts: usize) {
         // given or kept), the recurrent part of the product is exactly zero.
         let mut zero_state = kt == 0 && cx.panels.recurrent_finite;
         for bi in (part..b).step_by(parts) {
-            // SAFETY: row `bi` of both slots is this thread's; the slots differ;
-            // slot `prev` is complete and only read in this step.
+            // SAFETY: `t < T` and `bi < B`, so the input row and both state
+            // rows are inside the checked buffers; row `bi` of both slots is
+            // this thread's; the slots differ; slot `prev` is complete and
+            // only read in this step.
             unsafe {
                 let (po, oo) = (prev * bh + bi * h, out * bh + bi * h);
                 if cx.steps.real(bi, t) {
@@ -278,23 +310,29 @@ struct Step {
 /// holds the rows' `[x_t, h_{t-1}]`, `[R, K]`.
 ///
 /// # Safety
-/// The rows are real at the step and owned by the calling thread.
+/// The rows are real at the step, inside the batch and owned by the calling
+/// thread; `g` is inside the unit groups.
 unsafe fn tile<G: Act, S: Act>(cx: &PassCtx, st: &Step, g: usize, rows: &[usize], a: &[f32]) {
     assert!(a.len() >= (cx.panels.kx + cx.h) * rows.len());
     #[cfg(target_arch = "x86_64")]
-    if cx.avx512 {
+    if cx.isa.avx512() {
         let a = a.as_ptr();
-        match rows.len() {
-            1 => avx512::tile::<1, G, S>(cx, st, g, rows, a),
-            2 => avx512::tile::<2, G, S>(cx, st, g, rows, a),
-            3 => avx512::tile::<3, G, S>(cx, st, g, rows, a),
-            4 => avx512::tile::<4, G, S>(cx, st, g, rows, a),
-            5 => avx512::tile::<5, G, S>(cx, st, g, rows, a),
-            _ => avx512::tile::<6, G, S>(cx, st, g, rows, a),
+        // SAFETY: `cx.isa` allows AVX-512 (the CPU has AVX-512F); `a` holds
+        // the tile's rows; the rest is this function's contract.
+        unsafe {
+            match rows.len() {
+                1 => avx512::tile::<1, G, S>(cx, st, g, rows, a),
+                2 => avx512::tile::<2, G, S>(cx, st, g, rows, a),
+                3 => avx512::tile::<3, G, S>(cx, st, g, rows, a),
+                4 => avx512::tile::<4, G, S>(cx, st, g, rows, a),
+                5 => avx512::tile::<5, G, S>(cx, st, g, rows, a),
+                _ => avx512::tile::<6, G, S>(cx, st, g, rows, a),
+            }
         }
         return;
     }
-    portable_tile::<G, S>(cx, st, g, rows, a);
+    // SAFETY: this function's contract.
+    unsafe { portable_tile::<G, S>(cx, st, g, rows, a) };
 }
 
 /// Where a tile's row writes (pointers for row `row` of group `g`).
@@ -315,12 +353,17 @@ impl RowPtrs {
         let (b, h) = (cx.b, cx.h);
         let u0 = g * LANES;
         let tb = st.t * b + row;
-        RowPtrs {
-            gates: cx.gp.0.add(tb * 4 * h + u0),
-            c_prev: cx.cp.0.add((st.prev * b + row) * h + u0),
-            c: cx.cp.0.add((st.out * b + row) * h + u0),
-            h: cx.hp.0.add((st.out * b + row) * h + u0),
-            tc: cx.tp.0.add(tb * h + u0),
+        // SAFETY: with `row < B`, `g·16 < H` and `t < T`, every offset is
+        // inside its checked buffer (or one past an unused empty one: the
+        // gates and `tc` pointers are only used when those buffers are).
+        unsafe {
+            RowPtrs {
+                gates: cx.gp.0.add(tb * 4 * h + u0),
+                c_prev: cx.cp.0.add((st.prev * b + row) * h + u0),
+                c: cx.cp.0.add((st.out * b + row) * h + u0),
+                h: cx.hp.0.add((st.out * b + row) * h + u0),
+                tc: cx.tp.0.add(tb * h + u0),
+            }
         }
     }
 }
@@ -332,10 +375,15 @@ impl RowPtrs {
 /// As [`tile`].
 #[inline(always)]
 unsafe fn start_sums(cx: &PassCtx, p: &RowPtrs, g: usize, q: usize, n: usize) -> [f32; LANES] {
-    if cx.panels.kx > 0 {
-        load(cx.panels.bias.as_ptr().add((g * 4 + q) * LANES), LANES)
-    } else {
-        load(p.gates.add(q * cx.h), n)
+    // SAFETY: the bias holds `[groups, 4, 16]`; the gates row holds the
+    // group's `n` units of gate `q` at `q·H` (the gates buffer is used
+    // whenever the input is not folded in).
+    unsafe {
+        if cx.panels.kx > 0 {
+            load(cx.panels.bias.as_ptr().add((g * 4 + q) * LANES), LANES)
+        } else {
+            load(p.gates.add(q * cx.h), n)
+        }
     }
 }
 
@@ -347,7 +395,8 @@ unsafe fn start_sums(cx: &PassCtx, p: &RowPtrs, g: usize, q: usize, n: usize) ->
 /// The pointers hold `n` units (gates: 4 rows `H` apart).
 #[inline(always)]
 unsafe fn cell<G: Act, S: Act>(z: &[[f32; LANES]; 4], n: usize, p: &RowPtrs, h: usize, tape: bool) {
-    let cp = load(p.c_prev, n);
+    // SAFETY: this function's contract.
+    let cp = unsafe { load(p.c_prev, n) };
     let (mut gi, mut gf, mut gg, mut go) =
         ([0f32; LANES], [0f32; LANES], [0f32; LANES], [0f32; LANES]);
     let (mut cv, mut sc, mut hv) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
@@ -360,36 +409,51 @@ unsafe fn cell<G: Act, S: Act>(z: &[[f32; LANES]; 4], n: usize, p: &RowPtrs, h: 
         sc[l] = S::f(cv[l]);
         hv[l] = go[l] * sc[l];
     }
-    store(p.c, &cv, n);
-    store(p.h, &hv, n);
-    if tape {
-        store(p.gates, &gi, n);
-        store(p.gates.add(h), &gf, n);
-        store(p.gates.add(2 * h), &gg, n);
-        store(p.gates.add(3 * h), &go, n);
-        store(p.tc, &sc, n);
+    // SAFETY: this function's contract.
+    unsafe {
+        store(p.c, &cv, n);
+        store(p.h, &hv, n);
+        if tape {
+            store(p.gates, &gi, n);
+            store(p.gates.add(h), &gf, n);
+            store(p.gates.add(2 * h), &gg, n);
+            store(p.gates.add(3 * h), &go, n);
+            store(p.tc, &sc, n);
+        }
     }
 }
 
 /// `n ≤ 16` values from `p`, zeros after.
+///
+/// # Safety
+/// `p` holds `n` values.
 #[inline(always)]
 unsafe fn load(p: *const f32, n: usize) -> [f32; LANES] {
     let mut v = [0f32; LANES];
-    if n == LANES {
-        std::ptr::copy_nonoverlapping(p, v.as_mut_ptr(), LANES);
-    } else {
-        std::ptr::copy_nonoverlapping(p, v.as_mut_ptr(), n);
+    // SAFETY: this function's contract; `v` holds 16 values.
+    unsafe {
+        if n == LANES {
+            std::ptr::copy_nonoverlapping(p, v.as_mut_ptr(), LANES);
+        } else {
+            std::ptr::copy_nonoverlapping(p, v.as_mut_ptr(), n);
+        }
     }
     v
 }
 
 /// The first `n ≤ 16` values of `v` to `p`.
+///
+/// # Safety
+/// `p` has room for `n` values.
 #[inline(always)]
 unsafe fn store(p: *mut f32, v: &[f32; LANES], n: usize) {
-    if n == LANES {
-        std::ptr::copy_nonoverlapping(v.as_ptr(), p, LANES);
-    } else {
-        std::ptr::copy_nonoverlapping(v.as_ptr(), p, n);
+    // SAFETY: this function's contract.
+    unsafe {
+        if n == LANES {
+            std::ptr::copy_nonoverlapping(v.as_ptr(), p, LANES);
+        } else {
+            std::ptr::copy_nonoverlapping(v.as_ptr(), p, n);
+        }
     }
 }
 
@@ -414,11 +478,13 @@ unsafe fn portable_tile<G: Act, S: Act>(
     let (h, k) = (cx.h, cx.panels.kx + cx.h);
     let n = units(h, g);
     for (r, &row) in rows.iter().enumerate() {
-        let p = RowPtrs::new(cx, st, g, row);
+        // SAFETY: `row` is in the batch, `g` in the groups (the contract).
+        let p = unsafe { RowPtrs::new(cx, st, g, row) };
         let ar = &a[r * k..(r + 1) * k];
         let mut z = [[0f32; LANES]; 4];
         for (q, zq) in z.iter_mut().enumerate() {
-            *zq = start_sums(cx, &p, g, q, n);
+            // SAFETY: as above.
+            *zq = unsafe { start_sums(cx, &p, g, q, n) };
             let panel = &cx.panels.data.as_slice()[(g * 4 + q) * k * LANES..][..k * LANES];
             for (kk, &av) in ar[..st.k_end].iter().enumerate() {
                 let w = &panel[kk * LANES..(kk + 1) * LANES];
@@ -427,30 +493,40 @@ unsafe fn portable_tile<G: Act, S: Act>(
                 }
             }
         }
-        cell::<G, S>(&z, n, &p, h, cx.tape);
+        // SAFETY: the row's pointers hold its group's `n` units.
+        unsafe { cell::<G, S>(&z, n, &p, h, cx.tape) };
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::super::act512::act;
     use super::{units, Act, PassCtx, RowPtrs, Step, LANES};
+    use crate::simd::act512::act;
     use std::arch::x86_64::*;
 
     /// The 4 registers at `p`, `p + stride`, `p + 2·stride`, `p + 3·stride`
     /// (the 4 gates of a unit group).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; the four places hold 16 values each.
     #[inline(always)]
     unsafe fn load4(p: *const f32, stride: usize) -> [__m512; 4] {
-        [
-            _mm512_loadu_ps(p),
-            _mm512_loadu_ps(p.add(stride)),
-            _mm512_loadu_ps(p.add(2 * stride)),
-            _mm512_loadu_ps(p.add(3 * stride)),
-        ]
+        // SAFETY: this function's contract.
+        unsafe {
+            [
+                _mm512_loadu_ps(p),
+                _mm512_loadu_ps(p.add(stride)),
+                _mm512_loadu_ps(p.add(2 * stride)),
+                _mm512_loadu_ps(p.add(3 * stride)),
+            ]
+        }
     }
 
     /// [`super::tile`] for `R` rows: `R × 4` accumulators over the panels'
     /// `K` rows, then the cell update per row.
+    ///
+    /// # Safety
+    /// As [`super::tile`], on a CPU with AVX-512F; `a` holds `R` rows of `K`.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::needless_range_loop)] // plain index loops over `acc`, fully unrolled
     pub(super) unsafe fn tile<const R: usize, G: Act, S: Act>(
@@ -463,57 +539,63 @@ mod avx512 {
         let (h, k) = (cx.h, cx.panels.kx + cx.h);
         let n = units(h, g);
         let mask: __mmask16 = if n == LANES { 0xffff } else { (1u16 << n) - 1 };
-        // The sums start from the bias (input folded in) or from each row's
-        // input projection; `z` (memory) takes them at the end, so that the
-        // loops touching `acc` stay short and unrolled and `acc` in registers.
-        let mut acc = [[_mm512_setzero_ps(); 4]; R];
-        if cx.panels.kx > 0 {
-            let bv = load4(cx.panels.bias.as_ptr().add(g * 4 * LANES), LANES);
-            for r in 0..R {
-                acc[r] = bv;
+        // SAFETY: the rows are in the batch and `g` in the groups, so every
+        // row pointer holds the group's `n` units (masked loads and stores
+        // touch no more); the panels hold `[groups, 4, K, 16]` and the bias
+        // `[groups, 4, 16]`; `a` holds `R` rows of `K` (the contract).
+        unsafe {
+            // The sums start from the bias (input folded in) or from each row's
+            // input projection; `z` (memory) takes them at the end, so that the
+            // loops touching `acc` stay short and unrolled and `acc` in registers.
+            let mut acc = [[_mm512_setzero_ps(); 4]; R];
+            if cx.panels.kx > 0 {
+                let bv = load4(cx.panels.bias.as_ptr().add(g * 4 * LANES), LANES);
+                for r in 0..R {
+                    acc[r] = bv;
+                }
+            } else {
+                let pre: [*const f32; R] =
+                    std::array::from_fn(|r| RowPtrs::new(cx, st, g, rows[r]).gates.cast_const());
+                for r in 0..R {
+                    for q in 0..4 {
+                        acc[r][q] = _mm512_maskz_loadu_ps(mask, pre[r].add(q * h));
+                    }
+                }
             }
-        } else {
-            let pre: [*const f32; R] =
-                std::array::from_fn(|r| RowPtrs::new(cx, st, g, rows[r]).gates.cast_const());
+            let w = cx.panels.data.as_slice().as_ptr().add(g * 4 * k * LANES);
+            let wq = k * LANES;
+            for kk in 0..st.k_end {
+                let wv = load4(w.add(kk * LANES), wq);
+                for r in 0..R {
+                    let av = _mm512_set1_ps(*a.add(r * k + kk));
+                    for q in 0..4 {
+                        acc[r][q] = _mm512_fmadd_ps(av, wv[q], acc[r][q]);
+                    }
+                }
+            }
+            let mut z = [[[0f32; LANES]; 4]; R];
             for r in 0..R {
                 for q in 0..4 {
-                    acc[r][q] = _mm512_maskz_loadu_ps(mask, pre[r].add(q * h));
+                    _mm512_storeu_ps(z[r][q].as_mut_ptr(), acc[r][q]);
                 }
             }
-        }
-        let w = cx.panels.data.as_slice().as_ptr().add(g * 4 * k * LANES);
-        let wq = k * LANES;
-        for kk in 0..st.k_end {
-            let wv = load4(w.add(kk * LANES), wq);
-            for r in 0..R {
-                let av = _mm512_set1_ps(*a.add(r * k + kk));
-                for q in 0..4 {
-                    acc[r][q] = _mm512_fmadd_ps(av, wv[q], acc[r][q]);
+            for (r, zr) in z.iter().enumerate() {
+                let p = RowPtrs::new(cx, st, g, rows[r]);
+                let i = act::<G>(_mm512_loadu_ps(zr[0].as_ptr()));
+                let f = act::<G>(_mm512_loadu_ps(zr[1].as_ptr()));
+                let gg = act::<S>(_mm512_loadu_ps(zr[2].as_ptr()));
+                let o = act::<G>(_mm512_loadu_ps(zr[3].as_ptr()));
+                let cp = _mm512_maskz_loadu_ps(mask, p.c_prev);
+                let cv = _mm512_fmadd_ps(f, cp, _mm512_mul_ps(i, gg));
+                let sc = act::<S>(cv);
+                _mm512_mask_storeu_ps(p.c, mask, cv);
+                _mm512_mask_storeu_ps(p.h, mask, _mm512_mul_ps(o, sc));
+                if cx.tape {
+                    for (q, v) in [i, f, gg, o].into_iter().enumerate() {
+                        _mm512_mask_storeu_ps(p.gates.add(q * h), mask, v);
+                    }
+                    _mm512_mask_storeu_ps(p.tc, mask, sc);
                 }
-            }
-        }
-        let mut z = [[[0f32; LANES]; 4]; R];
-        for r in 0..R {
-            for q in 0..4 {
-                _mm512_storeu_ps(z[r][q].as_mut_ptr(), acc[r][q]);
-            }
-        }
-        for (r, zr) in z.iter().enumerate() {
-            let p = RowPtrs::new(cx, st, g, rows[r]);
-            let i = act::<G>(_mm512_loadu_ps(zr[0].as_ptr()));
-            let f = act::<G>(_mm512_loadu_ps(zr[1].as_ptr()));
-            let gg = act::<S>(_mm512_loadu_ps(zr[2].as_ptr()));
-            let o = act::<G>(_mm512_loadu_ps(zr[3].as_ptr()));
-            let cp = _mm512_maskz_loadu_ps(mask, p.c_prev);
-            let cv = _mm512_fmadd_ps(f, cp, _mm512_mul_ps(i, gg));
-            let sc = act::<S>(cv);
-            _mm512_mask_storeu_ps(p.c, mask, cv);
-            _mm512_mask_storeu_ps(p.h, mask, _mm512_mul_ps(o, sc));
-            if cx.tape {
-                for (q, v) in [i, f, gg, o].into_iter().enumerate() {
-                    _mm512_mask_storeu_ps(p.gates.add(q * h), mask, v);
-                }
-                _mm512_mask_storeu_ps(p.tc, mask, sc);
             }
         }
     }
@@ -522,7 +604,7 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layers::recurrent::{SigmoidAct, TanhAct};
+    use crate::act::{SigmoidAct, TanhAct};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
@@ -636,7 +718,7 @@ mod tests {
             let (mut want_h, mut want_c) = (vec![], vec![]);
             let mut first_bits: Option<Vec<f32>> = None;
             for fold in [true, false] {
-                for avx512 in [true, false] {
+                for isa in Isa::all() {
                     for threads in [1, 2] {
                         let mut panels = GatePanels::default();
                         panels.pack(&w_ih, c, &w_hh, h, &bias, fold);
@@ -665,8 +747,8 @@ mod tests {
                             tc: &mut tc,
                         };
                         let xs = if fold { &x[..] } else { &[][..] };
-                        lstm_pass::<SigmoidAct, TanhAct>(
-                            &steps, reverse, xs, &panels, bufs, true, threads, avx512,
+                        pass::<SigmoidAct, TanhAct>(
+                            &steps, reverse, xs, &panels, bufs, true, threads, isa,
                         );
                         if want_h.is_empty() {
                             let net = Net {
@@ -681,7 +763,8 @@ mod tests {
                         for (i, (&got, &want)) in hb.iter().zip(&want_h).enumerate() {
                             assert!(
                                 (got as f64 - want).abs() < 2e-5,
-                                "h[{i}] {got} vs {want} (fold {fold}, avx512 {avx512}, threads {threads}, reverse {reverse})"
+                                "h[{i}] {got} vs {want} (fold {fold}, {} tiles, threads {threads}, reverse {reverse})",
+                                isa.name()
                             );
                         }
                         for (&got, &want) in cb.iter().zip(&want_c) {
@@ -726,7 +809,7 @@ mod tests {
         let mut w_hh = random(4 * h * h, 0.5, &mut rng);
         w_hh[5] = f32::NAN; // gate i, unit 0, from unit 5
         let bias = vec![0.1f32; 4 * h];
-        for avx512 in [true, false] {
+        for isa in Isa::all() {
             let mut panels = GatePanels::default();
             panels.pack(&w_ih, c, &w_hh, h, &bias, true);
             let mut hb = vec![0f32; (t_len + 2) * b * h];
@@ -737,9 +820,9 @@ mod tests {
                 c: &mut cb,
                 tc: &mut [],
             };
-            lstm_pass::<SigmoidAct, TanhAct>(&steps, false, &x, &panels, bufs, false, 1, avx512);
+            pass::<SigmoidAct, TanhAct>(&steps, false, &x, &panels, bufs, false, 1, isa);
             for bi in 0..b {
-                assert!(hb[(b + bi) * h].is_nan(), "row {bi}, avx512 {avx512}");
+                assert!(hb[(b + bi) * h].is_nan(), "row {bi}, {}", isa.name());
                 assert!(hb[(b + bi) * h + 1].is_finite());
             }
         }

@@ -1,7 +1,7 @@
-//! Times `linalg::gemm_packed` on one recurrent step's product per thread
-//! (`[32, 256]·[256, 512]`), single-threaded: `cargo run --release -p seqnet-core --example packed_speed`.
+//! Times `packed::gemm_packed` on one recurrent step's product per thread
+//! (`[32, 256]·[256, 512]`), single-threaded: `cargo run --release -p seqnet-kernels --example packed_speed`.
 
-use seqnet_core::linalg::{gemm_packed, PackedPanels};
+use seqnet_kernels::packed::{gemm_packed, PackedPanels};
 use std::time::Instant;
 
 fn main() {

@@ -2,13 +2,16 @@
 //! one step of one sequence, `b + [W R]·[x; h]` as a matrix-vector product by
 //! cached transposed weights, then the cell update. The weights (`[C + H, 4H]`,
 //! 179 KB for 12 inputs and 100 units) stream from L2 at every step, which
-//! bounds the step; from [`SPLIT_WEIGHTS`] weights on (more than one core's
+//! bounds the step; from `SPLIT_WEIGHTS` (256K) weights on (more than one core's
 //! L2 holds), the hidden units are split in two halves, each with its own
 //! copy of its units' weights, one for the caller and one for the helper
 //! thread, so that each core streams half of them from its own L2.
 
-use super::recurrent::Act;
-use crate::linalg::{has_avx512, share, AlignedBuf, SharedMut};
+use crate::act::{with_acts, Act, Acts};
+use crate::aligned::AlignedBuf;
+use crate::cpu::Isa;
+use crate::shared::SharedMut;
+use crate::threads::share;
 use std::ops::Range;
 
 /// Weights (`(C + H)·4H`) from which a step is split between two threads:
@@ -36,14 +39,21 @@ struct Half {
 
 /// The streaming step's weights, packed from the learnables (see the module docs).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct StepWeights {
+pub struct StepWeights {
     halves: Vec<Half>,
+    /// Inputs `C`.
+    c: usize,
+    /// Hidden units `H`.
+    h: usize,
 }
 
 impl StepWeights {
     /// Packs `w_ih` `[4H, C]`, `w_hh` `[4H, H]` and `bias` `[4H]` (row-major,
     /// gate order `i, f, g, o`), in two halves when `threads` is 2 and the
     /// weights are many enough.
+    ///
+    /// # Panics
+    /// When a slice is shorter than its shape.
     pub fn pack(
         w_ih: &[f32],
         c: usize,
@@ -52,6 +62,7 @@ impl StepWeights {
         bias: &[f32],
         threads: usize,
     ) -> Self {
+        assert!(w_ih.len() >= 4 * h * c && w_hh.len() >= 4 * h * h && bias.len() >= 4 * h);
         let k = c + h;
         let parts = if threads >= 2 && k * 4 * h >= SPLIT_WEIGHTS && h >= 32 {
             2
@@ -91,7 +102,7 @@ impl StepWeights {
                 }
             })
             .collect();
-        StepWeights { halves }
+        StepWeights { halves, c, h }
     }
 
     /// Whether the weights were packed (false for the default value).
@@ -99,56 +110,68 @@ impl StepWeights {
         !self.halves.is_empty()
     }
 
-    /// One step: `z` holds `[x; h]` (`C + H`); updates `hidden` and `cell`
-    /// (`[H]` each) in place. `gates` is scratch (`4H`, resized here).
-    pub fn step<G: Act, S: Act>(
+    /// One step with the activations `acts`: `z` holds `[x; h]` (`C + H`);
+    /// updates `hidden` and `cell` (`[H]` each) in place. `gates` is scratch
+    /// (`4H` and padding, resized here).
+    ///
+    /// # Panics
+    /// When `z` does not hold `C + H` values, or `hidden` or `cell` not `H`.
+    pub fn step(
         &self,
+        acts: Acts,
         z: &[f32],
         hidden: &mut [f32],
         cell: &mut [f32],
         gates: &mut Vec<f32>,
     ) {
-        self.step_on::<G, S>(z, hidden, cell, gates, has_avx512())
+        let isa = Isa::best();
+        with_acts!(acts, step_on(self, z, hidden, cell, gates, isa))
     }
+}
 
-    /// [`StepWeights::step`] with the AVX-512 loops or the portable ones.
-    fn step_on<G: Act, S: Act>(
-        &self,
-        z: &[f32],
-        hidden: &mut [f32],
-        cell: &mut [f32],
-        gates: &mut Vec<f32>,
-        avx512: bool,
-    ) {
-        let avx512 = avx512 && has_avx512();
-        gates.clear();
-        gates.resize(self.halves.iter().map(|p| p.ld).sum(), 0.0);
-        let (gp, hp, cp) = (
-            SharedMut(gates.as_mut_ptr()),
-            SharedMut(hidden.as_mut_ptr()),
-            SharedMut(cell.as_mut_ptr()),
-        );
-        let ptrs = (gp, hp, cp);
-        let run = |p: usize| {
-            let (gp, hp, cp) = ptrs;
-            let half = &self.halves[p];
-            let (u0, n) = (half.units.start, half.units.len());
-            // SAFETY: each half writes its own part of `gates` and its own
-            // units of `hidden` and `cell`; `z` is a copy, so nobody reads
-            // what is written.
-            let (y, hv, cv) = unsafe {
-                (
-                    std::slice::from_raw_parts_mut(gp.0.add(half.offset), half.ld),
-                    std::slice::from_raw_parts_mut(hp.0.add(u0), n),
-                    std::slice::from_raw_parts_mut(cp.0.add(u0), n),
-                )
-            };
-            y.copy_from_slice(&half.bias);
-            gemv_t(half.wt.as_slice(), z, y, avx512);
-            cell_step::<G, S>(y, cv, hv, avx512);
+/// [`StepWeights::step`] with the loops of `isa`.
+fn step_on<G: Act, S: Act>(
+    w: &StepWeights,
+    z: &[f32],
+    hidden: &mut [f32],
+    cell: &mut [f32],
+    gates: &mut Vec<f32>,
+    isa: Isa,
+) {
+    assert_eq!(z.len(), w.c + w.h, "step: z holds [x; h]");
+    assert!(
+        hidden.len() == w.h && cell.len() == w.h,
+        "step: state sizes"
+    );
+    gates.clear();
+    gates.resize(w.halves.iter().map(|p| p.ld).sum(), 0.0);
+    let (gp, hp, cp) = (
+        SharedMut(gates.as_mut_ptr()),
+        SharedMut(hidden.as_mut_ptr()),
+        SharedMut(cell.as_mut_ptr()),
+    );
+    let ptrs = (gp, hp, cp);
+    let run = |p: usize| {
+        let (gp, hp, cp) = ptrs;
+        let half = &w.halves[p];
+        let (u0, n) = (half.units.start, half.units.len());
+        // SAFETY: the halves' units split `0..H` and their gate sums split
+        // `gates` (sized to the sum of their `ld` above), so each half gets
+        // its own part of `gates` and its own units of `hidden` and `cell`
+        // (both `H` long, checked); `z` is a copy, so nobody reads what is
+        // written.
+        let (y, hv, cv) = unsafe {
+            (
+                gp.at_mut(half.offset, half.ld),
+                hp.at_mut(u0, n),
+                cp.at_mut(u0, n),
+            )
         };
-        share(self.halves.len(), run);
-    }
+        y.copy_from_slice(&half.bias);
+        gemv_t(half.wt.as_slice(), z, y, isa);
+        cell_step::<G, S>(y, cv, hv, isa);
+    };
+    share(w.halves.len(), run);
 }
 
 /// Columns per register block of [`gemv_t`]: 128 (8 registers), then 16.
@@ -208,35 +231,38 @@ fn gemv_t_body(wt: &[f32], z: &[f32], y: &mut [f32]) {
     }
 }
 
+/// [`gemv_t_body`] compiled for AVX-512.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn gemv_t_avx512(wt: &[f32], z: &[f32], y: &mut [f32]) {
+fn gemv_t_avx512(wt: &[f32], z: &[f32], y: &mut [f32]) {
     gemv_t_body(wt, z, y)
 }
 
-/// [`gemv_t_body`], vectorized where the CPU allows.
-fn gemv_t(wt: &[f32], z: &[f32], y: &mut [f32], avx512: bool) {
+/// [`gemv_t_body`], vectorized where `isa` allows.
+fn gemv_t(wt: &[f32], z: &[f32], y: &mut [f32], isa: Isa) {
     #[cfg(target_arch = "x86_64")]
-    if avx512 {
-        // SAFETY: the caller checked that the CPU has AVX-512F.
+    if isa.avx512() {
+        // SAFETY: `isa` allows AVX-512, so the CPU has AVX-512F.
         unsafe { gemv_t_avx512(wt, z, y) };
         return;
     }
-    let _ = avx512;
+    let _ = isa;
     gemv_t_body(wt, z, y)
 }
 
 /// The cell update of `n` units from their gate sums `y` (`i, f, g, o`, `n`
 /// each): `c ← f·c + i·g`, `h ← o·state(c)`.
-fn cell_step<G: Act, S: Act>(y: &[f32], c: &mut [f32], h: &mut [f32], avx512: bool) {
+fn cell_step<G: Act, S: Act>(y: &[f32], c: &mut [f32], h: &mut [f32], isa: Isa) {
+    let n = c.len();
+    assert!(y.len() >= 4 * n && h.len() >= n, "cell_step: sizes");
     #[cfg(target_arch = "x86_64")]
-    if avx512 {
-        // SAFETY: the caller checked that the CPU has AVX-512F.
+    if isa.avx512() {
+        // SAFETY: `isa` allows AVX-512, so the CPU has AVX-512F; the sizes
+        // were checked above.
         unsafe { avx512::cell_step::<G, S>(y, c, h) };
         return;
     }
-    let _ = avx512;
-    let n = c.len();
+    let _ = isa;
     for j in 0..n {
         let i = G::f(y[j]);
         let f = G::f(y[n + j]);
@@ -249,15 +275,17 @@ fn cell_step<G: Act, S: Act>(y: &[f32], c: &mut [f32], h: &mut [f32], avx512: bo
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::super::act512::act;
     use super::Act;
+    use crate::simd::act512::act;
     use std::arch::x86_64::*;
 
     /// [`super::cell_step`] 16 units at a time.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `y` holds `4n` values and `h` `n`, for `n = c.len()`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn cell_step<G: Act, S: Act>(y: &[f32], c: &mut [f32], h: &mut [f32]) {
         let n = c.len();
-        assert!(y.len() >= 4 * n && h.len() >= n);
         let (y, c, h) = (y.as_ptr(), c.as_mut_ptr(), h.as_mut_ptr());
         let mut j = 0;
         while j < n {
@@ -266,13 +294,19 @@ mod avx512 {
             } else {
                 (1u16 << (n - j)) - 1
             };
-            let i = act::<G>(_mm512_maskz_loadu_ps(m, y.add(j)));
-            let f = act::<G>(_mm512_maskz_loadu_ps(m, y.add(n + j)));
-            let g = act::<S>(_mm512_maskz_loadu_ps(m, y.add(2 * n + j)));
-            let o = act::<G>(_mm512_maskz_loadu_ps(m, y.add(3 * n + j)));
-            let cv = _mm512_fmadd_ps(f, _mm512_maskz_loadu_ps(m, c.add(j)), _mm512_mul_ps(i, g));
-            _mm512_mask_storeu_ps(c.add(j), m, cv);
-            _mm512_mask_storeu_ps(h.add(j), m, _mm512_mul_ps(o, act::<S>(cv)));
+            // SAFETY: the masks cover units `j..min(j + 16, n)`, inside the
+            // `n` units of `c` and `h` and each of `y`'s four gate rows; the
+            // CPU has AVX-512F (the contract).
+            unsafe {
+                let i = act::<G>(_mm512_maskz_loadu_ps(m, y.add(j)));
+                let f = act::<G>(_mm512_maskz_loadu_ps(m, y.add(n + j)));
+                let g = act::<S>(_mm512_maskz_loadu_ps(m, y.add(2 * n + j)));
+                let o = act::<G>(_mm512_maskz_loadu_ps(m, y.add(3 * n + j)));
+                let cv =
+                    _mm512_fmadd_ps(f, _mm512_maskz_loadu_ps(m, c.add(j)), _mm512_mul_ps(i, g));
+                _mm512_mask_storeu_ps(c.add(j), m, cv);
+                _mm512_mask_storeu_ps(h.add(j), m, _mm512_mul_ps(o, act::<S>(cv)));
+            }
             j += 16;
         }
     }
@@ -281,7 +315,7 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layers::recurrent::{SigmoidAct, TanhAct};
+    use crate::act::{SigmoidAct, TanhAct};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
@@ -330,15 +364,16 @@ mod tests {
             for threads in [1, 2] {
                 let w = StepWeights::pack(&w_ih, c, &w_hh, h, &bias, threads);
                 assert_eq!(w.halves.len(), if threads == 2 && c == 40 { 2 } else { 1 });
-                for avx512 in [true, false] {
+                for isa in Isa::all() {
                     let (mut hv, mut cv, mut gates) = (h0.clone(), c0.clone(), Vec::new());
                     for (x, want) in xs.iter().zip(&want) {
                         let z: Vec<f32> = x.iter().chain(&hv).copied().collect();
-                        w.step_on::<SigmoidAct, TanhAct>(&z, &mut hv, &mut cv, &mut gates, avx512);
+                        step_on::<SigmoidAct, TanhAct>(&w, &z, &mut hv, &mut cv, &mut gates, isa);
                         for (u, (&got, &want)) in hv.iter().zip(want).enumerate() {
                             assert!(
                                 (got as f64 - want).abs() < 2e-5,
-                                "c {c} h {h} threads {threads} avx512 {avx512} unit {u}: {got} vs {want}"
+                                "c {c} h {h} threads {threads} {} unit {u}: {got} vs {want}",
+                                isa.name()
                             );
                         }
                     }
