@@ -135,40 +135,52 @@ fn an_unregistered_type_is_an_error_naming_type_and_layer() {
     );
 }
 
-/// A layer type nobody registers.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Unregistered {
-    name: String,
+/// An identity layer type `$ty` under tag `$tag` (for the registry's tests).
+macro_rules! identity_layer {
+    ($ty:ident, $tag:literal, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+        struct $ty {
+            name: String,
+        }
+
+        impl LayerType for $ty {
+            const TYPE: &'static str = $tag;
+        }
+
+        impl LayerDef for $ty {
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn set_name(&mut self, name: String) {
+                self.name = name;
+            }
+            fn type_name(&self) -> &'static str {
+                stringify!($ty)
+            }
+            fn infer(
+                &self,
+                inputs: &[seqnet::core::ActShape],
+            ) -> std::result::Result<Vec<seqnet::core::ActShape>, seqnet::core::ShapeError> {
+                Ok(inputs.to_vec())
+            }
+            fn build(
+                &self,
+                _: &[seqnet::core::ActShape],
+                _: seqnet::core::Params,
+            ) -> seqnet::core::Result<Box<dyn seqnet::core::LayerKernel>> {
+                Ok(Box::new(Identity))
+            }
+        }
+    };
 }
 
-impl LayerType for Unregistered {
-    const TYPE: &'static str = "unregisteredIdentity";
-}
-
-impl LayerDef for Unregistered {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn set_name(&mut self, name: String) {
-        self.name = name;
-    }
-    fn type_name(&self) -> &'static str {
-        "Unregistered Identity"
-    }
-    fn infer(
-        &self,
-        inputs: &[seqnet::core::ActShape],
-    ) -> std::result::Result<Vec<seqnet::core::ActShape>, seqnet::core::ShapeError> {
-        Ok(inputs.to_vec())
-    }
-    fn build(
-        &self,
-        _: &[seqnet::core::ActShape],
-        _: seqnet::core::Params,
-    ) -> seqnet::core::Result<Box<dyn seqnet::core::LayerKernel>> {
-        Ok(Box::new(Identity))
-    }
-}
+identity_layer!(
+    Unregistered,
+    "unregisteredIdentity",
+    "A layer type nobody registers."
+);
+identity_layer!(Impostor, "prelu", "Another type claiming PReLU's tag.");
 
 /// Passes its input through.
 struct Identity;
@@ -239,38 +251,6 @@ fn saving_an_unregistered_type_is_refused_and_writes_nothing() {
 
 #[test]
 fn a_tag_taken_by_another_type_is_refused() {
-    /// Another type claiming PReLU's tag.
-    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-    struct Impostor {
-        name: String,
-    }
-    impl LayerType for Impostor {
-        const TYPE: &'static str = "prelu";
-    }
-    impl LayerDef for Impostor {
-        fn name(&self) -> &str {
-            &self.name
-        }
-        fn set_name(&mut self, name: String) {
-            self.name = name;
-        }
-        fn type_name(&self) -> &'static str {
-            "Impostor"
-        }
-        fn infer(
-            &self,
-            inputs: &[seqnet::core::ActShape],
-        ) -> std::result::Result<Vec<seqnet::core::ActShape>, seqnet::core::ShapeError> {
-            Ok(inputs.to_vec())
-        }
-        fn build(
-            &self,
-            _: &[seqnet::core::ActShape],
-            _: seqnet::core::Params,
-        ) -> seqnet::core::Result<Box<dyn seqnet::core::LayerKernel>> {
-            Err(seqnet::core::Error::layer(&self.name, "never built"))
-        }
-    }
     register();
     let e = register_layer::<Impostor>().unwrap_err().to_string();
     assert!(e.contains("'prelu'") && e.contains("Impostor"), "{e}");
