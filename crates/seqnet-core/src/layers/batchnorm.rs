@@ -37,6 +37,8 @@ use serde::{Deserialize, Serialize};
 ///
 /// Learnables: `Scale` `[C]` (ones), `Offset` `[C]` (zeros).
 /// States: `TrainedMean` `[C]` (zeros), `TrainedVariance` `[C]` (ones).
+/// PyTorch: `nn.BatchNorm1d` on `C×B×T` and `C×B`, `nn.BatchNorm2d` on images
+/// (`weight`, `bias`, `running_mean`, `running_var`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchNormalization {
@@ -202,7 +204,8 @@ impl LayerDef for BatchNormalization {
     }
     fn torch_layout(&self) -> Option<TorchLayout> {
         Some(TorchLayout {
-            module: "nn.BatchNorm2d",
+            // The keys of nn.BatchNorm1d (feature sequences) and nn.BatchNorm2d (images) are the same.
+            module: "nn.BatchNorm1d / nn.BatchNorm2d",
             params: vec![
                 TorchParam::one("Scale", "weight"),
                 TorchParam::one("Offset", "bias"),
@@ -309,6 +312,98 @@ fn block_grad_sums(g: &[f32], v: &[f32], m: f32) -> (f64, f64) {
     (block_sum(g), block_dot_dev(g, v, m))
 }
 
+/// Frames per parallel task when normalizing: at least 16 Ki values, so that
+/// feature sequences (one value per channel and step) are not split into
+/// thousands of tiny tasks.
+fn min_frames_per_task(frame_len: usize) -> usize {
+    (1 << 14) / frame_len.max(1) + 1
+}
+
+/// Rows per partial sum of [`row_stats`] and [`row_grad_sums`]: a constant,
+/// so that the order of the additions (and so the result) does not depend on
+/// the thread count.
+const ROWS_PER_PART: usize = 256;
+
+/// Per-channel sums over the real rows of `[N, C]` data, in parts of
+/// [`ROWS_PER_PART`] rows added in order: `part(rows, first row index, acc)`
+/// adds one part into `acc` (`[C]` or `[2·C]` accumulators).
+fn row_sums(
+    n: usize,
+    width: usize,
+    part: impl Fn(std::ops::Range<usize>, &mut [f64]) + Sync,
+) -> Vec<f64> {
+    let parts: Vec<Vec<f64>> = (0..n.div_ceil(ROWS_PER_PART))
+        .into_par_iter()
+        .map(|p| {
+            let mut acc = vec![0f64; width];
+            part(
+                p * ROWS_PER_PART..((p + 1) * ROWS_PER_PART).min(n),
+                &mut acc,
+            );
+            acc
+        })
+        .collect();
+    let mut total = vec![0f64; width];
+    for p in parts {
+        total.iter_mut().zip(&p).for_each(|(t, v)| *t += v);
+    }
+    total
+}
+
+/// Mean and biased variance per channel of the real rows of feature data
+/// `xs` (`[N, C]`, one value per channel and step; at least one real row).
+fn row_stats(
+    xs: &[f32],
+    c: usize,
+    is_real: &(dyn Fn(usize) -> bool + Sync),
+) -> (Vec<f64>, Vec<f64>) {
+    let n = xs.len() / c;
+    let count = (0..n).filter(|&r| is_real(r)).count() as f64;
+    let rows = |range: std::ops::Range<usize>| {
+        range
+            .filter(|&r| is_real(r))
+            .map(move |r| &xs[r * c..(r + 1) * c])
+    };
+    let sum = row_sums(n, c, |range, acc| {
+        for row in rows(range) {
+            acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v as f64);
+        }
+    });
+    let mean: Vec<f64> = sum.iter().map(|s| s / count).collect();
+    let m32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+    let sq = row_sums(n, c, |range, acc| {
+        for row in rows(range) {
+            for ((a, &v), &m) in acc.iter_mut().zip(row).zip(&m32) {
+                let d = (v - m) as f64;
+                *a += d * d;
+            }
+        }
+    });
+    (mean, sq.iter().map(|q| q / count).collect())
+}
+
+/// `(Σ dy, Σ dy·(x − μ))` per channel over the real rows of feature data.
+fn row_grad_sums(
+    dys: &[f32],
+    xs: &[f32],
+    c: usize,
+    mean: &[f32],
+    is_real: &(dyn Fn(usize) -> bool + Sync),
+) -> Vec<(f64, f64)> {
+    let n = xs.len() / c;
+    let sums = row_sums(n, 2 * c, |range, acc| {
+        let (sg, sd) = acc.split_at_mut(c);
+        for r in range.filter(|&r| is_real(r)) {
+            let (g, x) = (&dys[r * c..(r + 1) * c], &xs[r * c..(r + 1) * c]);
+            for ci in 0..c {
+                sg[ci] += g[ci] as f64;
+                sd[ci] += (g[ci] * (x[ci] - mean[ci])) as f64;
+            }
+        }
+    });
+    (0..c).map(|ci| (sums[ci], sums[c + ci])).collect()
+}
+
 impl BatchNormKernel {
     /// Checks that learnables and statistics are still `[C]` (they are public and mutable).
     fn check_sizes(&self) -> Result<()> {
@@ -377,6 +472,7 @@ impl LayerKernel for BatchNormKernel {
         let is_real = |n: usize| real.as_ref().is_none_or(|r| r[n]);
 
         let (mean, var): (Vec<f64>, Vec<f64>) = match ctx.mode {
+            Mode::Training if count > 0 && spatial == 1 => row_stats(xs, c, &is_real),
             Mode::Training if count > 0 => (0..c)
                 .into_par_iter()
                 .map(|ci| {
@@ -425,6 +521,7 @@ impl LayerKernel for BatchNormKernel {
         let mut y = vec![0f32; xs.len()];
         y.par_chunks_mut(c * spatial)
             .zip(xs.par_chunks(c * spatial))
+            .with_min_len(min_frames_per_task(c * spatial))
             .enumerate()
             .for_each(|(n, (yn, xn))| {
                 if !is_real(n) {
@@ -475,18 +572,22 @@ impl LayerKernel for BatchNormKernel {
         let (c, s, frames) = (self.in_shape.channels, cache.spatial, cache.frames);
         let at = |n: usize, ci: usize| (n * c + ci) * s..(n * c + ci + 1) * s;
         // Per channel: Σ dy and Σ dy·(x − μ) over the real values.
-        let sums: Vec<(f64, f64)> = (0..c)
-            .into_par_iter()
-            .map(|ci| {
-                (0..frames)
-                    .filter(|&n| cache.is_real(n))
-                    .fold((0.0, 0.0), |(a, b), n| {
-                        let (p, q) =
-                            block_grad_sums(&dys[at(n, ci)], &xs[at(n, ci)], cache.mean[ci]);
-                        (a + p, b + q)
-                    })
-            })
-            .collect();
+        let sums: Vec<(f64, f64)> = if s == 1 {
+            row_grad_sums(dys, xs, c, &cache.mean, &|n| cache.is_real(n))
+        } else {
+            (0..c)
+                .into_par_iter()
+                .map(|ci| {
+                    (0..frames)
+                        .filter(|&n| cache.is_real(n))
+                        .fold((0.0, 0.0), |(a, b), n| {
+                            let (p, q) =
+                                block_grad_sums(&dys[at(n, ci)], &xs[at(n, ci)], cache.mean[ci]);
+                            (a + p, b + q)
+                        })
+                })
+                .collect()
+        };
         let gamma = self.scale.value.as_standard_layout();
         let gamma = gamma.as_slice().expect("standard layout");
         // dOffset = Σ dy, dScale = Σ dy·x̂ with x̂ = (x − μ)·inv.
@@ -516,6 +617,7 @@ impl LayerKernel for BatchNormKernel {
         dx.par_chunks_mut(c * s)
             .zip(dys.par_chunks(c * s))
             .zip(xs.par_chunks(c * s))
+            .with_min_len(min_frames_per_task(c * s))
             .enumerate()
             .for_each(|(n, ((dxn, dyn_), xn))| {
                 if !cache.is_real(n) {
