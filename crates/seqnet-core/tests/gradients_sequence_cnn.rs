@@ -140,7 +140,12 @@ fn convolution1d_padding_values() {
 fn max_pooling1d() {
     for dir in DIRS {
         let x = || batch(distinct(&[8, 3, 2], 20), &[8, 5, 1], dir);
-        assert_grads(MaxPooling1d::new(2).name("mp"), x(), Mode::Training, &["input 0"]);
+        assert_grads(
+            MaxPooling1d::new(2).name("mp"),
+            x(),
+            Mode::Training,
+            &["input 0"],
+        );
         assert_grads(
             MaxPooling1d::new(3)
                 .stride(2)

@@ -154,10 +154,20 @@ fn check_alone(layer: &Layer, x: &Activation, rng: &mut StdRng) -> Result<(), Te
     let (r, g) = run(k.as_mut(), x, mode, |y| random(y.data.shape(), rng)).unwrap();
     let out_lengths = r.y.lengths.as_deref().cloned();
     if let Some(ol) = &out_lengths {
-        prop_assert!(zero_outside(&r.y.data.to_owned(), ol), "{name}: output at a padded step");
+        prop_assert!(
+            zero_outside(&r.y.data.to_owned(), ol),
+            "{name}: output at a padded step"
+        );
     }
-    prop_assert!(zero_outside(&r.dx, &lengths), "{name}: gradient at a padded step");
-    let mut sum: Vec<ArrayD<f32>> = r.dparams.iter().map(|p| ArrayD::zeros(p.raw_dim())).collect();
+    prop_assert!(
+        zero_outside(&r.dx, &lengths),
+        "{name}: gradient at a padded step"
+    );
+    let mut sum: Vec<ArrayD<f32>> = r
+        .dparams
+        .iter()
+        .map(|p| ArrayD::zeros(p.raw_dim()))
+        .collect();
     for b in 0..batch {
         let lone = Activation::sequence(part(&x.data.to_owned(), Some(&lengths), b), None).unwrap();
         let mut k1 = build(layer);
@@ -165,13 +175,22 @@ fn check_alone(layer: &Layer, x: &Activation, rng: &mut StdRng) -> Result<(), Te
         let Ok((r1, _)) = run(k1.as_mut(), &lone, mode, |_| lone_g.clone()) else {
             // Too short (or empty) alone: then it has no output steps in the batch.
             let len = out_lengths.as_ref().map_or(1, |l| l.lengths[b]);
-            prop_assert!(len == 0 || lengths.lengths[b] == 0, "{name}: observation {b} fails alone but has {len} output steps");
+            prop_assert!(
+                len == 0 || lengths.lengths[b] == 0,
+                "{name}: observation {b} fails alone but has {len} output steps"
+            );
             continue;
         };
         let y_b = part(&r.y.data.to_owned(), out_lengths.as_ref(), b);
-        prop_assert!(close(y_b.view(), r1.y.data.view(), TOL), "{name}: output of observation {b} differs from its lone output");
+        prop_assert!(
+            close(y_b.view(), r1.y.data.view(), TOL),
+            "{name}: output of observation {b} differs from its lone output"
+        );
         let dx_b = part(&r.dx, Some(&lengths), b);
-        prop_assert!(close(dx_b.view(), r1.dx.view(), TOL), "{name}: input gradient of observation {b} differs from its lone one");
+        prop_assert!(
+            close(dx_b.view(), r1.dx.view(), TOL),
+            "{name}: input gradient of observation {b} differs from its lone one"
+        );
         for (s, p) in sum.iter_mut().zip(&r1.dparams) {
             *s += p;
         }
@@ -201,7 +220,10 @@ fn check_bn_training(x: &Activation, rng: &mut StdRng) -> Result<(), TestCaseErr
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
     let packed = ndarray::concatenate(Axis(0), &views).unwrap();
     let (mut k, mut kp) = (build(&layer), build(&layer));
-    let (r, g) = run(k.as_mut(), x, Mode::Training, |y| random(y.data.shape(), rng)).unwrap();
+    let (r, g) = run(k.as_mut(), x, Mode::Training, |y| {
+        random(y.data.shape(), rng)
+    })
+    .unwrap();
     let gparts: Vec<ArrayD<f32>> = (0..lengths.lengths.len())
         .map(|b| part(&g, Some(&lengths), b))
         .collect();
@@ -212,19 +234,38 @@ fn check_bn_training(x: &Activation, rng: &mut StdRng) -> Result<(), TestCaseErr
     let (mut at, y, dx) = (0, r.y.data.to_owned(), r.dx);
     for b in 0..lengths.lengths.len() {
         let n = lengths.lengths[b];
-        let yp = rp.y.data.slice(s![at..at + n, .., ..]).to_owned().into_dyn();
+        let yp =
+            rp.y.data
+                .slice(s![at..at + n, .., ..])
+                .to_owned()
+                .into_dyn();
         let dxp = rp.dx.slice(s![at..at + n, .., ..]).to_owned().into_dyn();
-        prop_assert!(close(part(&y, Some(&lengths), b).view(), yp.view(), TOL), "bn training: output of observation {b}");
-        prop_assert!(close(part(&dx, Some(&lengths), b).view(), dxp.view(), TOL), "bn training: input gradient of observation {b}");
+        prop_assert!(
+            close(part(&y, Some(&lengths), b).view(), yp.view(), TOL),
+            "bn training: output of observation {b}"
+        );
+        prop_assert!(
+            close(part(&dx, Some(&lengths), b).view(), dxp.view(), TOL),
+            "bn training: input gradient of observation {b}"
+        );
         at += n;
     }
-    prop_assert!(zero_outside(&y, &lengths) && zero_outside(&dx, &lengths), "bn training: padded steps");
+    prop_assert!(
+        zero_outside(&y, &lengths) && zero_outside(&dx, &lengths),
+        "bn training: padded steps"
+    );
     for (a, b) in r.dparams.iter().zip(&rp.dparams) {
-        prop_assert!(close(a.view(), b.view(), 1e-4), "bn training: learnable gradients");
+        prop_assert!(
+            close(a.view(), b.view(), 1e-4),
+            "bn training: learnable gradients"
+        );
     }
     let (s, sp) = (k.states(), kp.states());
     for (a, b) in s.iter().zip(&sp) {
-        prop_assert!(close(a.value.view(), b.value.view(), TOL), "bn training: running statistics");
+        prop_assert!(
+            close(a.value.view(), b.value.view(), TOL),
+            "bn training: running statistics"
+        );
     }
     Ok(())
 }
