@@ -527,6 +527,14 @@ impl LayerKernel for BatchNormKernel {
                 if !is_real(n) {
                     return;
                 }
+                if spatial == 1 {
+                    // Feature rows: one value per channel, a loop the compiler vectorizes.
+                    let coeffs = gamma.iter().zip(&inv_std).zip(&mean).zip(beta);
+                    for ((yv, &xv), (((&g, &inv), &m), &b)) in yn.iter_mut().zip(xn).zip(coeffs) {
+                        *yv = g * inv * (xv - m) + b;
+                    }
+                    return;
+                }
                 for ci in 0..c {
                     let (a, m, b) = (gamma[ci] * inv_std[ci], mean[ci], beta[ci]);
                     let r = ci * spatial..(ci + 1) * spatial;
@@ -613,6 +621,11 @@ impl LayerKernel for BatchNormKernel {
                 }
             })
             .collect();
+        let (ca, ck0, ck1): (Vec<f32>, Vec<f32>, Vec<f32>) = (
+            coeffs.iter().map(|c| c.0).collect(),
+            coeffs.iter().map(|c| c.1).collect(),
+            coeffs.iter().map(|c| c.2).collect(),
+        );
         let mut dx = vec![0f32; xs.len()];
         dx.par_chunks_mut(c * s)
             .zip(dys.par_chunks(c * s))
@@ -621,6 +634,15 @@ impl LayerKernel for BatchNormKernel {
             .enumerate()
             .for_each(|(n, ((dxn, dyn_), xn))| {
                 if !cache.is_real(n) {
+                    return;
+                }
+                if s == 1 {
+                    // Feature rows: one value per channel, a loop the compiler vectorizes.
+                    let per_channel = ca.iter().zip(&ck0).zip(&ck1).zip(&cache.mean);
+                    let values = dxn.iter_mut().zip(dyn_).zip(xn);
+                    for (((d, &g), &v), (((&a, &k0), &k1), &m)) in values.zip(per_channel) {
+                        *d = a * (g - k0 - (v - m) * k1);
+                    }
                     return;
                 }
                 let blocks = dxn

@@ -329,6 +329,7 @@ impl LayerDef for Convolution1d {
             weights: params.learnable("Weights")?,
             bias: params.learnable("Bias")?,
             cache: None,
+            dcol: Vec::new(),
             input_grad_needed: true,
         }))
     }
@@ -348,6 +349,9 @@ struct Conv1dKernel {
     weights: Learnable,
     bias: Learnable,
     cache: Option<Cache>,
+    /// Backward's `[T'·B, K·C]` buffer, kept between passes (a fresh one
+    /// would be zeroed and page-faulted in every time).
+    dcol: Vec<f32>,
     /// Whether backward returns the input's gradient (skipping `dY·Wᵀ` and
     /// col2im when not, e.g. for a convolution right after the input layer).
     input_grad_needed: bool,
@@ -408,9 +412,10 @@ impl Conv1dKernel {
         wr
     }
 
-    /// Fills `col` (`[T'·B, K·C]`, zeros) from `xs` (`[T, B, C]`): row
-    /// `t'·B + b` holds, for each tap `k`, the `C` values the window of
-    /// sequence `b`'s output at `t'` reads, or the padding value.
+    /// Fills `col` (`[T'·B, K·C]`, every element written) from `xs`
+    /// (`[T, B, C]`): row `t'·B + b` holds, for each tap `k`, the `C` values
+    /// the window of sequence `b`'s output at `t'` reads, or the padding
+    /// value; rows of padded output steps are 0.
     fn im2col(&self, xs: &[f32], batch: usize, windows: &BatchWindows, col: &mut [f32]) {
         let (c, k) = (self.channels, self.window.size);
         let row_len = k * c;
@@ -424,6 +429,7 @@ impl Conv1dKernel {
                 {
                     let Some(j) = t_out.checked_sub(sw.out_start).filter(|&j| j < sw.out_len)
                     else {
+                        row.fill(0.0);
                         continue;
                     };
                     for (ki, dst) in row.chunks_exact_mut(c).enumerate() {
@@ -485,7 +491,9 @@ impl LayerKernel for Conv1dKernel {
         let (c, k, f) = (self.channels, self.window.size, self.filters);
         let (t_out, row_len) = (windows.out_time(), k * c);
         let rows = t_out * batch;
-        let mut col = vec![0f32; rows * row_len];
+        // The last pass's buffer, reused: im2col writes every element.
+        let mut col = self.cache.take().map(|c| c.col).unwrap_or_default();
+        col.resize(rows * row_len, 0.0);
         self.im2col(xs, batch, &windows, &mut col);
         let wr = self.taps_matrix();
         let mut y = vec![0f32; rows * f];
@@ -570,14 +578,17 @@ impl LayerKernel for Conv1dKernel {
         }
         // dcol = dY·Wrᵀ ([T'·B, F]·[F, K·C]), then scattered back onto the input.
         let wr = self.taps_matrix();
-        let mut dcol = vec![0f32; rows * row_len];
+        let mut dcol = std::mem::take(&mut self.dcol);
+        dcol.resize(rows * row_len, 0.0);
         matmul_into(
             view(dys, rows, f),
             view(&wr, row_len, f).t(),
             view_mut(&mut dcol, rows, row_len),
             false,
         );
+        let cache = self.cache.as_ref().ok_or_else(|| no_forward(&self.name))?;
         let dx = self.col2im(&dcol, cache);
+        self.dcol = dcol;
         let dx = ArrayD::from_shape_vec(vec![cache.time, batch, c], dx).expect("input size");
         Ok(vec![Some(dx)])
     }
@@ -596,6 +607,58 @@ impl LayerKernel for Conv1dKernel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layer::{BuildKernel, Mode};
+    use crate::{PaddingDirection, SeqLengths};
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    /// The buffers kept between passes never leak one pass into the next:
+    /// batches of other sizes and paddings through one kernel give what a
+    /// fresh kernel gives.
+    #[test]
+    fn a_kernel_reused_on_other_batches_gives_a_fresh_kernels_result() {
+        let def = Convolution1d::new(3, 4).padding(Padding1d::Same);
+        let shape = ActShape::sequence(2);
+        let build = || {
+            def.build_kernel(&[shape], &mut StdRng::seed_from_u64(1))
+                .unwrap()
+        };
+        let mut reused = build();
+        for (i, (t, lens, dir)) in [
+            (9, vec![9, 4, 9], PaddingDirection::Right),
+            (4, vec![4, 2], PaddingDirection::Left),
+            (6, vec![1, 6, 3, 5], PaddingDirection::Right),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let b = lens.len();
+            let data = ArrayD::from_shape_fn(vec![t, b, 2], |ix| {
+                (ix[0] * 7 + ix[1] * 3 + ix[2] + i) as f32 * 0.1 - 1.0
+            });
+            let l = SeqLengths::new(lens, t, dir).unwrap();
+            let x = Activation::sequence(data, Some(l)).unwrap();
+            let run = |k: &mut Box<dyn LayerKernel>| {
+                let mut rng = StdRng::seed_from_u64(0);
+                let mut ctx = ForwardCtx {
+                    mode: Mode::Training,
+                    stateful: false,
+                    rng: &mut rng,
+                    target: None,
+                };
+                let y = k
+                    .forward(&[&x], &mut ctx)
+                    .unwrap()
+                    .remove(0)
+                    .data
+                    .to_owned();
+                let g = y.mapv(|v| v * 0.5 + 0.25);
+                let dx = k.backward(vec![Some(g)]).unwrap().remove(0).unwrap();
+                (y, dx, k.learnables()[0].grad.clone())
+            };
+            assert_eq!(run(&mut reused), run(&mut build()), "batch {i}");
+        }
+    }
 
     #[test]
     fn padding_values_read_the_right_steps() {
