@@ -194,6 +194,32 @@ def video_train_step(torch, label):
     return emit("video-train-step", timeit(step, 2, 11), label)
 
 
+def cnn1d_train_step(torch, label):
+    """Wang et al.'s FCN: conv1d(8, 128, 'same') -> bn -> relu -> conv1d(5, 256) -> bn -> relu
+    -> conv1d(3, 128) -> bn -> relu -> mean over time -> fc(9); batch 32, T = 128."""
+    nn = torch.nn
+    torch.manual_seed(0)
+    blocks, c_in = [], 12
+    for n, k in ((128, 8), (256, 5), (128, 3)):
+        blocks += [nn.Conv1d(c_in, n, k, padding="same"), nn.BatchNorm1d(n), nn.ReLU()]
+        c_in = n
+    body = nn.Sequential(*blocks)
+    fc = nn.Linear(128, 9)
+    params = list(body.parameters()) + list(fc.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
+    x = torch.rand(32, 12, 128) * 2 - 1  # [B, C, T]
+    y = torch.randint(0, 9, (32,))
+
+    def step():
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(fc(body(x).mean(dim=2)), y)
+        loss.backward()
+        opt.step()
+
+    flop = 3 * sum(2.0 * 32 * 128 * n * c * k for n, c, k in ((128, 12, 8), (256, 128, 5), (128, 256, 3)))
+    return emit("cnn1d-train-step", timeit(step, 3, 21), label, flop)
+
+
 def stream_step(torch, label, cell=False):
     nn = torch.nn
     torch.manual_seed(0)
@@ -295,6 +321,7 @@ TARGETS = {
     "lstm-infer": (1.0, "any", "<= the faster of PyTorch and ONNX Runtime"),
     "video-train-step": (2 / 3, "pytorch-best", "<= 2/3 of PyTorch's best"),
     "stream-step": (0.2, "onnxruntime", "<= 1/5 of ONNX Runtime's (~3.5 us)"),
+    "cnn1d-train-step": (1.0, "pytorch-best", "<= PyTorch's best path"),
 }
 
 
@@ -372,6 +399,8 @@ def main():
             add("video-train-step", label, video_train_step(torch, label))
         if want("stream-step"):
             add("stream-step", label, stream_step(torch, label))
+        if want("cnn1d-train-step"):
+            add("cnn1d-train-step", label, cnn1d_train_step(torch, label))
     torch.backends.mkldnn.enabled = True
     if want("stream-step"):
         add("stream-step", "pytorch-lstmcell", stream_step(torch, "pytorch-lstmcell", cell=True))

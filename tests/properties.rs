@@ -29,6 +29,34 @@ fn any_layer() -> impl Strategy<Value = Layer> {
         Just(BatchNormalization::new().into()),
         Just(Softmax::new().into()),
         Just(Flatten::new().into()),
+        // 1-D layers with settings that give every sequence at least one step.
+        (1usize..5, 1usize..5, 1usize..3, 1usize..3, any::<bool>()).prop_map(
+            |(k, n, s, d, causal)| {
+                let padding = if causal {
+                    Padding1d::Causal
+                } else {
+                    Padding1d::Same
+                };
+                Convolution1d::new(k, n)
+                    .stride(s)
+                    .dilation_factor(d)
+                    .padding(padding)
+                    .into()
+            }
+        ),
+        (1usize..4, 1usize..3, any::<bool>()).prop_map(|(k, s, max)| if max {
+            MaxPooling1d::new(k)
+                .stride(s)
+                .padding(Padding1d::Same)
+                .into()
+        } else {
+            AveragePooling1d::new(k)
+                .stride(s)
+                .padding(Padding1d::Same)
+                .into()
+        }),
+        Just(GlobalAveragePooling1d::new().into()),
+        Just(GlobalMaxPooling1d::new().into()),
     ]
 }
 

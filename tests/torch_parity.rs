@@ -7,6 +7,8 @@
 mod conv_bn_relu;
 #[path = "parity/recurrent.rs"]
 mod recurrent;
+#[path = "parity/sequence_cnn.rs"]
+mod sequence_cnn;
 #[path = "parity/video_net.rs"]
 mod video_net;
 
@@ -31,6 +33,7 @@ fn check(path: &Path) -> Result<Vec<String>, String> {
                 .collect()
         }),
         "video_net" => video_net::check_video_net(&bytes),
+        l if sequence_cnn::KINDS.contains(&l) => sequence_cnn::check(&bytes),
         other => Err(format!(
             "unknown fixture layer '{other}': this test does not know how to check it"
         )),

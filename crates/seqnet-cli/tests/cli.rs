@@ -118,6 +118,23 @@ fn every_template_is_written_and_summarised() {
         ("seq2seq-regress", vec!["--hidden", "20"], 6),
         ("deep-seq2label", vec![], 8),
         ("video", vec!["--image", "16,16,1", "--hidden", "10"], 11),
+        ("cnn1d", vec![], 14),
+        (
+            "cnn1d",
+            vec![
+                "--features",
+                "3",
+                "--responses",
+                "2",
+                "--filters",
+                "4,5,6",
+                "--filter-sizes",
+                "3,3,2",
+                "--normalization",
+                "zscore",
+            ],
+            13,
+        ),
     ] {
         let mut args = vec!["new", template];
         args.extend(extra);
@@ -515,6 +532,14 @@ fn errors_are_one_line_and_name_what_is_at_fault() {
     assert!(e.contains("--normalization"), "{e}");
     let e = fails(&["new", "video", "--features", "3"]);
     assert!(e.contains("--features"), "{e}");
+    let e = fails(&["new", "cnn1d", "--hidden", "5"]);
+    assert!(e.contains("--hidden"), "{e}");
+    let e = fails(&["new", "cnn1d", "--filters", "4,5"]);
+    assert!(e.contains("--filters"), "{e}");
+    let e = fails(&["new", "seq2label", "--filter-sizes", "3,3,3"]);
+    assert!(e.contains("--filter-sizes"), "{e}");
+    let e = fails(&["new", "seq2one", "--classes", "3"]);
+    assert!(e.contains("--classes"), "{e}");
     let e = fails(&["new", "teleport"]);
     assert!(e.contains("teleport"), "{e}");
     let e = fails(&[

@@ -4,7 +4,8 @@
 //! sequence-to-label network with two LSTM layers and dropout, and the video
 //! network (a convolutional front end on folded frames, then an LSTM).
 //! Each template's recurrent part can be an LSTM, a BiLSTM or a GRU, and a
-//! stack of such layers with dropout between them ([`TemplateOptions`]).
+//! stack of such layers with dropout between them ([`TemplateOptions`]),
+//! and a 1-D convolutional network (Wang et al.'s FCN, `cnn1d`).
 //!
 //! ```
 //! use seqnet_core::templates::{Template, TemplateOptions};
@@ -21,6 +22,8 @@ use crate::graph::LayerGraph;
 use crate::layers::*;
 use std::fmt;
 use std::str::FromStr;
+
+pub mod cnn1d;
 
 /// One of the ready-made networks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,17 +47,23 @@ pub enum Template {
     /// fc(K) → softmax → classification`, with the folding layer's
     /// `miniBatchSize` output connected to the unfolding layer's.
     Video,
+    /// Wang et al.'s FCN: `sequenceInput → 3 × [convolution1d('same') →
+    /// batchnorm → relu]` (128, 256, 128 filters of 8, 5, 3 steps) `→
+    /// globalAveragePooling1d → fc(K) → softmax → classification`, or
+    /// `→ fc(R) → regression` ([`TemplateOptions::regression`]).
+    Cnn1d,
 }
 
 impl Template {
     /// Every template, in the order `seqnet new --help` lists them.
-    pub const ALL: [Template; 6] = [
+    pub const ALL: [Template; 7] = [
         Template::Seq2Label,
         Template::Seq2SeqClass,
         Template::Seq2One,
         Template::Seq2SeqRegress,
         Template::DeepSeq2Label,
         Template::Video,
+        Template::Cnn1d,
     ];
 
     /// The template's name on the command line (`seq2label`, `video`, …).
@@ -66,6 +75,7 @@ impl Template {
             Template::Seq2SeqRegress => "seq2seq-regress",
             Template::DeepSeq2Label => "deep-seq2label",
             Template::Video => "video",
+            Template::Cnn1d => "cnn1d",
         }
     }
 
@@ -84,12 +94,25 @@ impl Template {
             Template::Video => {
                 "video classification: folded frames through conv 5x5 (20), batchnorm, relu, then lstm 'last'"
             }
+            Template::Cnn1d => {
+                "1-D CNN (FCN): conv1d 8/5/3 'same' with 128/256/128 filters, batchnorm, relu, global average pooling, fc"
+            }
         }
     }
 
-    /// Whether the network classifies (else it regresses).
+    /// Whether the network classifies (else it regresses) by default.
     pub fn is_classification(self) -> bool {
         !matches!(self, Template::Seq2One | Template::Seq2SeqRegress)
+    }
+
+    /// Whether the template also regresses ([`TemplateOptions::regression`]).
+    pub fn can_regress(self) -> bool {
+        !self.is_classification() || self == Template::Cnn1d
+    }
+
+    /// Whether the template has recurrent layers (whose size is `hidden`).
+    pub fn is_recurrent(self) -> bool {
+        self != Template::Cnn1d
     }
 
     /// Whether the network takes image sequences (else feature sequences).
@@ -107,9 +130,11 @@ impl Template {
     /// | `seq2one` | 1 feature (a spectrum read as a sequence) | 100 | 1 response |
     /// | `seq2seq-regress` | 17 features | 200 | 1 response |
     /// | `video` | 28×28×1 frames | 200 | 10 classes |
+    /// | `cnn1d` | 12 features | – (no recurrent layer: 0) | 9 classes |
     pub fn defaults(self) -> (InputSize, usize, usize) {
         match self {
             Template::Seq2Label | Template::DeepSeq2Label => (InputSize::Features(12), 100, 9),
+            Template::Cnn1d => (InputSize::Features(12), 0, 9),
             Template::Seq2SeqClass => (InputSize::Features(3), 200, 5),
             Template::Seq2One => (InputSize::Features(1), 100, 1),
             Template::Seq2SeqRegress => (InputSize::Features(17), 200, 1),
@@ -165,14 +190,15 @@ impl Template {
             }
             _ => {}
         }
-        if hidden == 0 {
+        self.check_cnn1d_options(options)?;
+        if hidden == 0 && self.is_recurrent() {
             return bad(
                 "hidden",
                 "the number of hidden units must be at least 1".into(),
             );
         }
         if outputs == 0 {
-            let option = if self.is_classification() {
+            let option = if self.is_classification() && !options.regression {
                 "classes"
             } else {
                 "responses"
@@ -213,6 +239,12 @@ impl Template {
                 layers.push(FullyConnected::new(outputs).name("fc_2").into());
                 layers.push(RegressionOutput::new().name("regressionoutput").into());
             }
+            Template::Cnn1d => layers.extend(cnn1d::layers(
+                options.filters.unwrap_or(cnn1d::FILTERS),
+                options.filter_sizes.unwrap_or(cnn1d::FILTER_SIZES),
+                outputs,
+                options.regression,
+            )?),
             Template::Video => {
                 layers.push(SequenceFolding::new().name("fold").into());
                 layers.push(Convolution2d::new([5, 5], 20).name("conv").into());
@@ -342,6 +374,57 @@ impl RecurrentLayer {
     }
 }
 
+impl Template {
+    /// Checks the options only some templates take: `regression`, `filters`
+    /// and `filter_sizes` (cnn1d) and `hidden` (not cnn1d).
+    fn check_cnn1d_options(self, options: &TemplateOptions) -> Result<()> {
+        let bad =
+            |option: &'static str, message: String| Err(Error::InvalidOption { option, message });
+        if options.regression && !self.can_regress() {
+            return bad(
+                "responses",
+                format!(
+                    "the {} template classifies; give a number of classes",
+                    self.name()
+                ),
+            );
+        }
+        if self == Template::Cnn1d {
+            if options.layers.is_some() || options.dropout.is_some() {
+                let option = if options.layers.is_some() {
+                    "layers"
+                } else {
+                    "dropout"
+                };
+                return bad(
+                    option,
+                    "the cnn1d template has no recurrent layers to stack".into(),
+                );
+            }
+            if options.hidden.is_some() {
+                return bad(
+                    "hidden",
+                    "the cnn1d template has no recurrent layer; its sizes are the filters and filter sizes".into(),
+                );
+            }
+        } else if options.filters.is_some() || options.filter_sizes.is_some() {
+            let option = if options.filters.is_some() {
+                "filters"
+            } else {
+                "filter-sizes"
+            };
+            return bad(
+                option,
+                format!(
+                    "the {} template has no 1-D convolutions (only cnn1d has)",
+                    self.name()
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for Template {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -387,6 +470,13 @@ pub struct TemplateOptions {
     pub outputs: Option<usize>,
     /// The input layer's normalization (none by default).
     pub normalization: Normalization,
+    /// For templates that do both (`cnn1d`): end in `fc(outputs) →
+    /// regression` instead of classifying.
+    pub regression: bool,
+    /// `cnn1d`: the filters of its three convolutions (128, 256, 128).
+    pub filters: Option<[usize; 3]>,
+    /// `cnn1d`: the filter sizes of its three convolutions (8, 5, 3 steps).
+    pub filter_sizes: Option<[usize; 3]>,
 }
 
 #[cfg(test)]
@@ -497,8 +587,8 @@ mod tests {
         assert_eq!(rec.len(), 2);
         assert_eq!((rec[0].1.as_str(), rec[1].1.as_str()), ("lstm_1", "lstm_2"));
         assert_eq!(drop, vec!["dropout_1", "dropout_2"]);
-        // Every template takes every recurrent layer, stacked.
-        for t in Template::ALL {
+        // Every recurrent template takes every recurrent layer, stacked.
+        for t in Template::ALL.into_iter().filter(|t| t.is_recurrent()) {
             for r in [
                 RecurrentLayer::Lstm,
                 RecurrentLayer::BiLstm,
@@ -510,5 +600,112 @@ mod tests {
                 assert!(rec.iter().all(|(tag, _, _)| tag == r.name()));
             }
         }
+    }
+
+    #[test]
+    fn cnn1d_options_are_checked() {
+        for (t, options, option) in [
+            (
+                Template::Cnn1d,
+                TemplateOptions {
+                    hidden: Some(10),
+                    ..Default::default()
+                },
+                "hidden",
+            ),
+            (
+                Template::Cnn1d,
+                TemplateOptions {
+                    filters: Some([4, 0, 4]),
+                    ..Default::default()
+                },
+                "filters",
+            ),
+            (
+                Template::Cnn1d,
+                TemplateOptions {
+                    filter_sizes: Some([0, 3, 3]),
+                    ..Default::default()
+                },
+                "filter-sizes",
+            ),
+            (
+                Template::Seq2Label,
+                TemplateOptions {
+                    filters: Some([4, 4, 4]),
+                    ..Default::default()
+                },
+                "filters",
+            ),
+            (
+                Template::Seq2Label,
+                TemplateOptions {
+                    regression: true,
+                    ..Default::default()
+                },
+                "responses",
+            ),
+            (
+                Template::Cnn1d,
+                TemplateOptions {
+                    regression: true,
+                    outputs: Some(0),
+                    ..Default::default()
+                },
+                "responses",
+            ),
+        ] {
+            let e = t.graph(&options).unwrap_err();
+            assert!(
+                e.to_string().contains(&format!("option {option}")),
+                "{t} {option}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn cnn1d_is_wangs_fcn() {
+        let g = Template::Cnn1d.graph(&TemplateOptions::default()).unwrap();
+        let convs: Vec<&Convolution1d> = g.layers.iter().filter_map(|l| l.downcast_ref()).collect();
+        let sizes: Vec<(usize, usize, Padding1d)> = convs
+            .iter()
+            .map(|c| (c.filter_size, c.num_filters, c.padding))
+            .collect();
+        assert_eq!(
+            sizes,
+            vec![
+                (8, 128, Padding1d::Same),
+                (5, 256, Padding1d::Same),
+                (3, 128, Padding1d::Same)
+            ]
+        );
+        let count = |f: fn(&Layer) -> bool| g.layers.iter().filter(|l| f(l)).count();
+        assert_eq!(count(|l| l.is::<BatchNormalization>()), 3);
+        assert_eq!(count(|l| l.is::<Relu>()), 3);
+        assert_eq!(count(|l| l.is::<GlobalAveragePooling1d>()), 1);
+        assert_eq!(count(|l| l.is::<ClassificationOutput>()), 1);
+        let summary = g.summary().unwrap();
+        let fc = summary.rows.iter().find(|r| r.name == "fc").unwrap();
+        assert_eq!(fc.learnables[0], ("Weights", vec![9, 128]));
+        // Regression with other sizes.
+        let g = Template::Cnn1d
+            .graph(&TemplateOptions {
+                input: Some(InputSize::Features(3)),
+                outputs: Some(2),
+                regression: true,
+                filters: Some([4, 5, 6]),
+                filter_sizes: Some([3, 3, 2]),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(count_of::<RegressionOutput>(&g), 1);
+        assert_eq!(count_of::<Softmax>(&g), 0);
+        let summary = g.summary().unwrap();
+        let c3 = summary.rows.iter().find(|r| r.name == "conv1d_3").unwrap();
+        assert_eq!(c3.learnables[0], ("Weights", vec![6, 5, 2]));
+    }
+
+    fn count_of<T: crate::LayerType>(g: &LayerGraph) -> usize {
+        g.layers.iter().filter(|l| l.is::<T>()).count()
     }
 }

@@ -20,7 +20,8 @@
 //! | `Gru` | `nn.GRU` | `weight_ih_l{k}` → InputWeights, `weight_hh_l{k}` → RecurrentWeights, `bias_ih_l{k}` → Bias, `bias_hh_l{k}` → RecurrentBias |
 //! | `FullyConnected` | `nn.Linear` | `weight` → Weights, `bias` → Bias |
 //! | `Convolution2d` | `nn.Conv2d` | `weight` → Weights, `bias` → Bias |
-//! | `BatchNormalization` | `nn.BatchNorm2d` | `weight` → Scale, `bias` → Offset, `running_mean` → TrainedMean, `running_var` → TrainedVariance (`num_batches_tracked` is ignored) |
+//! | `Convolution1d` | `nn.Conv1d` | `weight` → Weights `[F, C, K]`, `bias` → Bias |
+//! | `BatchNormalization` | `nn.BatchNorm1d`, `nn.BatchNorm2d` | `weight` → Scale, `bias` → Offset, `running_mean` → TrainedMean, `running_var` → TrainedVariance (`num_batches_tracked` is ignored) |
 //!
 //! The gate orders agree: PyTorch's LSTM rows `i, f, g, o` are MATLAB's, and
 //! its GRU rows `r, z, n` are seqnet's (reset gate after the recurrent

@@ -418,6 +418,115 @@ fn check_conv(fx: &Fixture) -> Vec<String> {
     vec![format!("{} output: {err:.1e}", fx.name)]
 }
 
+/// `nn.Conv1d` as a `conv1d` config (or a `c1`/`c2` block of `cnn1d_net`)
+/// describes it: `kernel`, `out_channels` or `filters`, `stride` and
+/// `dilation` (1 when absent), `padding` "same", "causal", "valid" or an integer.
+fn conv1d_layer(case: &str, v: &Value, name: &str) -> Convolution1d {
+    let n = |key: &str| v[key].as_u64().map(|n| n as usize);
+    let padding = match &v["padding"] {
+        Value::String(s) if s == "same" => Padding1d::Same,
+        Value::String(s) if s == "causal" => Padding1d::Causal,
+        Value::String(s) if s == "valid" => Padding1d::default(),
+        p => Padding1d::Explicit(
+            [p.as_u64().unwrap_or_else(|| panic!("{case}: padding {p}")) as usize; 2],
+        ),
+    };
+    let filters = n("out_channels")
+        .or(n("filters"))
+        .unwrap_or_else(|| panic!("{case}: filters"));
+    Convolution1d::new(
+        n("kernel").unwrap_or_else(|| panic!("{case}: kernel")),
+        filters,
+    )
+    .stride(n("stride").unwrap_or(1))
+    .dilation_factor(n("dilation").unwrap_or(1))
+    .padding(padding)
+    .name(name)
+}
+
+/// The fixture's `[T, B, C]` input with its (right-padded) lengths.
+fn sequence_input(fx: &Fixture) -> Activation {
+    let input = fx.array("input");
+    let t = input.shape()[1];
+    let lengths: Vec<usize> = fx.array("lengths").iter().map(|&v| v as usize).collect();
+    let seq = SeqLengths::new(lengths, t, PaddingDirection::Right).unwrap();
+    Activation::sequence(swap01(&input), Some(seq)).unwrap()
+}
+
+/// An `nn.Conv1d` state dict (`param.weight`, `param.bias`) imported into a
+/// `Convolution1d`; its output at every step (zero at padded ones).
+fn check_conv1d(fx: &Fixture) -> Vec<String> {
+    let layers: Vec<Layer> = vec![
+        SequenceInput::new(fx.count("in_channels"))
+            .name("in")
+            .into(),
+        conv1d_layer(&fx.name, &fx.spec["config"], "conv").into(),
+        RegressionOutput::new().name("out").into(),
+    ];
+    let graph = LayerGraph::from_layers(layers).unwrap();
+    let mapping = TorchMapping::new([("conv", "param")]);
+    let mut model = import_torch(&graph, &fx.bytes, &fx.name, &mapping)
+        .unwrap_or_else(|e| panic!("{}: {e}", fx.name));
+    let y = model
+        .network
+        .forward(&[sequence_input(fx)], None, Mode::Inference, false)
+        .unwrap()
+        .remove(0);
+    let err = assert_close(
+        &format!("{} output", fx.name),
+        &swap01(&y.data.to_owned()),
+        &fx.array("output"),
+    );
+    vec![format!("{} output: {err:.1e}", fx.name)]
+}
+
+/// The `cnn1d_net` state dict (`nn.Conv1d`, `nn.BatchNorm1d` with its running
+/// statistics and counter, `nn.Conv1d`, `nn.Linear`) imported into
+/// conv1d → batchnorm → relu → conv1d → relu → global average pooling → fc →
+/// softmax; `probs` with batch statistics, as the fixture was made.
+fn check_cnn1d_net(fx: &Fixture) -> Vec<String> {
+    let cfg = &fx.spec["config"];
+    let layers: Vec<Layer> = vec![
+        SequenceInput::new(fx.count("in_channels"))
+            .name("in")
+            .into(),
+        conv1d_layer(&fx.name, &cfg["c1"], "c1").into(),
+        BatchNormalization::new().epsilon(1e-5).name("bn").into(),
+        Relu::new().name("relu1").into(),
+        conv1d_layer(&fx.name, &cfg["c2"], "c2").into(),
+        Relu::new().name("relu2").into(),
+        GlobalAveragePooling1d::new().name("gap").into(),
+        FullyConnected::new(fx.count("classes")).name("fc").into(),
+        Softmax::new().name("softmax").into(),
+        ClassificationOutput::new().name("classoutput").into(),
+    ];
+    let graph = LayerGraph::from_layers(layers).unwrap();
+    let c1 = fx.array("param.bn.weight").len();
+    let sd = fx.with_extra(&[
+        ("param.bn.running_mean", ArrayD::zeros(IxDyn(&[c1]))),
+        ("param.bn.running_var", ArrayD::ones(IxDyn(&[c1]))),
+    ]);
+    let mapping = TorchMapping::new([
+        ("c1", "param.c1"),
+        ("bn", "param.bn"),
+        ("c2", "param.c2"),
+        ("fc", "param.fc"),
+    ]);
+    let mut model = import_torch(&graph, &sd, &fx.name, &mapping)
+        .unwrap_or_else(|e| panic!("{}: {e}", fx.name));
+    let probs = model
+        .network
+        .forward(&[sequence_input(fx)], None, Mode::Training, false)
+        .unwrap()
+        .remove(0);
+    let err = assert_close(
+        &format!("{} probs", fx.name),
+        &probs.data.to_owned(),
+        &fx.array("probs"),
+    );
+    vec![format!("{} probs: {err:.1e}", fx.name)]
+}
+
 #[test]
 fn imported_pytorch_parameters_reproduce_the_fixtures_outputs() {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(fixtures())
@@ -434,6 +543,10 @@ fn imported_pytorch_parameters_reproduce_the_fixtures_outputs() {
             "lstm" | "bilstm" | "gru" => check_recurrent(&fx),
             "video_net" => check_video(&fx),
             "conv2d_bn_relu" => check_conv(&fx),
+            "conv1d" => check_conv1d(&fx),
+            "cnn1d_net" => check_cnn1d_net(&fx),
+            // No parameters to import.
+            "pool1d" | "global_pool1d" => Vec::new(),
             other => panic!("{}: unknown fixture layer '{other}'", fx.name),
         };
         for line in report {
@@ -441,7 +554,7 @@ fn imported_pytorch_parameters_reproduce_the_fixtures_outputs() {
         }
         kinds.insert(kind);
     }
-    for k in ["lstm", "bilstm", "gru", "video_net"] {
+    for k in ["lstm", "bilstm", "gru", "video_net", "conv1d", "cnn1d_net"] {
         assert!(
             kinds.contains(k),
             "no '{k}' fixture was found in {}",

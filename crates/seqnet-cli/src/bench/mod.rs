@@ -15,12 +15,14 @@
 //! | `lstm-train-step`, `lstm-infer` | [`lstm`] |
 //! | `video-train-step` | [`video`] |
 //! | `stream-step` | [`stream`] |
+//! | `cnn1d-train-step` | [`cnn1d`] |
 //!
 //! Every figure is wall-clock time, the median of several repetitions after a
 //! warm-up, on rayon's global pool (as many threads as cores, or
 //! `RAYON_NUM_THREADS`). `bench/compare.sh` runs the same workloads in PyTorch
 //! right after and prints the ratios.
 
+pub mod cnn1d;
 pub mod lstm;
 pub mod stream;
 pub mod video;
@@ -36,6 +38,7 @@ pub const WORKLOADS: &[&str] = &[
     "lstm-infer",
     "video-train-step",
     "stream-step",
+    "cnn1d-train-step",
 ];
 
 /// Timings of one workload, in milliseconds, warm-up excluded.
@@ -145,6 +148,7 @@ pub fn run_with(only: Option<&[String]>, machine_line: bool) -> Result<()> {
             "lstm-infer" => lstm::infer()?,
             "video-train-step" => video::run()?,
             "stream-step" => stream::run()?,
+            "cnn1d-train-step" => cnn1d::train_step()?,
             _ => unreachable!("checked above"),
         };
         println!("{l}");

@@ -24,6 +24,8 @@ pub enum TemplateName {
     DeepSeq2label,
     /// video classification: folded 28x28x1 frames, conv 5x5 (20), batchnorm, relu, lstm 200 'last', 10 classes
     Video,
+    /// 1-D CNN (Wang et al.'s FCN): conv1d 8/5/3 'same' with 128/256/128 filters, each with batchnorm and relu, global average pooling, fc; classification (9 classes) or, with --responses, regression
+    Cnn1d,
 }
 
 impl From<TemplateName> for Template {
@@ -35,6 +37,7 @@ impl From<TemplateName> for Template {
             TemplateName::Seq2seqRegress => Template::Seq2SeqRegress,
             TemplateName::DeepSeq2label => Template::DeepSeq2Label,
             TemplateName::Video => Template::Video,
+            TemplateName::Cnn1d => Template::Cnn1d,
         }
     }
 }
@@ -132,6 +135,26 @@ pub struct Args {
     /// Input normalization; its statistics come from the training data.
     #[arg(long, value_enum, default_value = "none")]
     pub normalization: NormalizationName,
+    /// Filters of the three 1-D convolutions (the cnn1d template), e.g. 128,256,128.
+    #[arg(long, value_name = "N1,N2,N3", value_parser = parse_three)]
+    pub filters: Option<[usize; 3]>,
+    /// Filter sizes in steps of the three 1-D convolutions (the cnn1d template), e.g. 8,5,3.
+    #[arg(long, value_name = "K1,K2,K3", value_parser = parse_three)]
+    pub filter_sizes: Option<[usize; 3]>,
+}
+
+/// Parses three positive integers `a,b,c`.
+fn parse_three(s: &str) -> std::result::Result<[usize; 3], String> {
+    let values: Option<Vec<usize>> = s
+        .split(',')
+        .map(|p| p.trim().parse::<usize>().ok().filter(|&n| n > 0))
+        .collect();
+    match values.as_deref() {
+        Some(&[a, b, c]) => Ok([a, b, c]),
+        _ => Err(format!(
+            "expected three positive integers such as 128,256,128, got '{s}'"
+        )),
+    }
 }
 
 /// Parses a probability in `[0, 1)`.
@@ -163,7 +186,7 @@ fn parse_image(s: &str) -> std::result::Result<[usize; 3], String> {
 /// The graph JSON of the template with the flags' sizes.
 pub fn graph_json(args: &Args) -> Result<String> {
     let template = Template::from(args.template);
-    if template.is_classification() && args.responses.is_some() {
+    if !template.can_regress() && args.responses.is_some() {
         return Err(flag_error(
             "--responses",
             format!("the {template} template classifies; give --classes instead"),
@@ -202,6 +225,9 @@ pub fn graph_json(args: &Args) -> Result<String> {
         dropout: args.dropout,
         outputs: args.classes.or(args.responses).map(|n| n as usize),
         normalization: args.normalization.into(),
+        regression: template.is_classification() && args.responses.is_some(),
+        filters: args.filters,
+        filter_sizes: args.filter_sizes,
     };
     let graph = template.graph(&options).map_err(|e| match e {
         Error::InvalidOption { option, message } => {
@@ -213,6 +239,8 @@ pub fn graph_json(args: &Args) -> Result<String> {
                 "responses" => "--responses",
                 "layers" => "--layers",
                 "dropout" => "--dropout",
+                "filters" => "--filters",
+                "filter-sizes" => "--filter-sizes",
                 other => other,
             };
             flag_error(flag, message)

@@ -37,6 +37,8 @@ use serde::{Deserialize, Serialize};
 ///
 /// Learnables: `Scale` `[C]` (ones), `Offset` `[C]` (zeros).
 /// States: `TrainedMean` `[C]` (zeros), `TrainedVariance` `[C]` (ones).
+/// PyTorch: `nn.BatchNorm1d` on `C×B×T` and `C×B`, `nn.BatchNorm2d` on images
+/// (`weight`, `bias`, `running_mean`, `running_var`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchNormalization {
@@ -202,7 +204,8 @@ impl LayerDef for BatchNormalization {
     }
     fn torch_layout(&self) -> Option<TorchLayout> {
         Some(TorchLayout {
-            module: "nn.BatchNorm2d",
+            // The keys of nn.BatchNorm1d (feature sequences) and nn.BatchNorm2d (images) are the same.
+            module: "nn.BatchNorm1d / nn.BatchNorm2d",
             params: vec![
                 TorchParam::one("Scale", "weight"),
                 TorchParam::one("Offset", "bias"),
@@ -231,8 +234,7 @@ struct BatchNormKernel {
 struct Cache {
     /// The input, standard layout, seen as `[N, C, S]`.
     x: ArcArray<f32, IxDyn>,
-    /// `N` (frames or steps), `S` (spatial elements per channel, 1 without space).
-    frames: usize,
+    /// `S` (spatial elements per channel, 1 without space).
     spatial: usize,
     /// Which of the `N` frames are real; `None` when none is padded.
     real: Option<Vec<bool>>,
@@ -309,6 +311,98 @@ fn block_grad_sums(g: &[f32], v: &[f32], m: f32) -> (f64, f64) {
     (block_sum(g), block_dot_dev(g, v, m))
 }
 
+/// Frames per parallel task when normalizing: at least 16 Ki values, so that
+/// feature sequences (one value per channel and step) are not split into
+/// thousands of tiny tasks.
+fn min_frames_per_task(frame_len: usize) -> usize {
+    (1 << 14) / frame_len.max(1) + 1
+}
+
+/// Rows per partial sum of [`row_stats`] and [`row_grad_sums`]: a constant,
+/// so that the order of the additions (and so the result) does not depend on
+/// the thread count.
+const ROWS_PER_PART: usize = 256;
+
+/// Per-channel sums over the real rows of `[N, C]` data, in parts of
+/// [`ROWS_PER_PART`] rows added in order: `part(rows, first row index, acc)`
+/// adds one part into `acc` (`[C]` or `[2·C]` accumulators).
+fn row_sums(
+    n: usize,
+    width: usize,
+    part: impl Fn(std::ops::Range<usize>, &mut [f64]) + Sync,
+) -> Vec<f64> {
+    let parts: Vec<Vec<f64>> = (0..n.div_ceil(ROWS_PER_PART))
+        .into_par_iter()
+        .map(|p| {
+            let mut acc = vec![0f64; width];
+            part(
+                p * ROWS_PER_PART..((p + 1) * ROWS_PER_PART).min(n),
+                &mut acc,
+            );
+            acc
+        })
+        .collect();
+    let mut total = vec![0f64; width];
+    for p in parts {
+        total.iter_mut().zip(&p).for_each(|(t, v)| *t += v);
+    }
+    total
+}
+
+/// Mean and biased variance per channel of the real rows of feature data
+/// `xs` (`[N, C]`, one value per channel and step; at least one real row).
+fn row_stats(
+    xs: &[f32],
+    c: usize,
+    is_real: &(dyn Fn(usize) -> bool + Sync),
+) -> (Vec<f64>, Vec<f64>) {
+    let n = xs.len() / c;
+    let count = (0..n).filter(|&r| is_real(r)).count() as f64;
+    let rows = |range: std::ops::Range<usize>| {
+        range
+            .filter(|&r| is_real(r))
+            .map(move |r| &xs[r * c..(r + 1) * c])
+    };
+    let sum = row_sums(n, c, |range, acc| {
+        for row in rows(range) {
+            acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v as f64);
+        }
+    });
+    let mean: Vec<f64> = sum.iter().map(|s| s / count).collect();
+    let m32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+    let sq = row_sums(n, c, |range, acc| {
+        for row in rows(range) {
+            for ((a, &v), &m) in acc.iter_mut().zip(row).zip(&m32) {
+                let d = (v - m) as f64;
+                *a += d * d;
+            }
+        }
+    });
+    (mean, sq.iter().map(|q| q / count).collect())
+}
+
+/// `(Σ dy, Σ dy·(x − μ))` per channel over the real rows of feature data.
+fn row_grad_sums(
+    dys: &[f32],
+    xs: &[f32],
+    c: usize,
+    mean: &[f32],
+    is_real: &(dyn Fn(usize) -> bool + Sync),
+) -> Vec<(f64, f64)> {
+    let n = xs.len() / c;
+    let sums = row_sums(n, 2 * c, |range, acc| {
+        let (sg, sd) = acc.split_at_mut(c);
+        for r in range.filter(|&r| is_real(r)) {
+            let (g, x) = (&dys[r * c..(r + 1) * c], &xs[r * c..(r + 1) * c]);
+            for ci in 0..c {
+                sg[ci] += g[ci] as f64;
+                sd[ci] += (g[ci] * (x[ci] - mean[ci])) as f64;
+            }
+        }
+    });
+    (0..c).map(|ci| (sums[ci], sums[c + ci])).collect()
+}
+
 impl BatchNormKernel {
     /// Checks that learnables and statistics are still `[C]` (they are public and mutable).
     fn check_sizes(&self) -> Result<()> {
@@ -332,26 +426,10 @@ impl BatchNormKernel {
     }
 }
 
-impl LayerKernel for BatchNormKernel {
-    fn forward(&mut self, inputs: &[&Activation], ctx: &mut ForwardCtx) -> Result<Vec<Activation>> {
-        let x = inputs
-            .first()
-            .ok_or_else(|| Error::layer(&self.name, "no input"))?;
-        check_shape(&self.name, "in", x, &self.in_shape)?;
-        self.check_sizes()?;
-        let data = if x.data.is_standard_layout() {
-            x.data.clone()
-        } else {
-            x.data.as_standard_layout().into_owned().into_shared()
-        };
-        let c = self.in_shape.channels;
-        let spatial = if self.in_shape.format.is_spatial() {
-            self.in_shape.spatial[0] * self.in_shape.spatial[1]
-        } else {
-            1
-        };
-        let frames = data.len() / (c * spatial);
-        let real = match &x.lengths {
+impl BatchNormKernel {
+    /// Which of the input's `frames` frames (or steps) are real; `None` when none is padded.
+    fn real_frames(&self, x: &Activation, frames: usize) -> Result<Option<Vec<bool>>> {
+        match &x.lengths {
             Some(l) if !l.is_full() => {
                 let b = l.lengths.len();
                 if b * l.time != frames {
@@ -360,23 +438,27 @@ impl LayerKernel for BatchNormKernel {
                         format!("the input's sequence lengths ({b} sequences of {} steps) do not fit its {frames} frames", l.time),
                     ));
                 }
-                Some(
-                    (0..frames)
-                        .map(|n| l.is_real(n % b, n / b))
-                        .collect::<Vec<bool>>(),
-                )
+                Ok(Some((0..frames).map(|n| l.is_real(n % b, n / b)).collect()))
             }
-            _ => None,
-        };
-        let real_frames = real
-            .as_ref()
-            .map_or(frames, |r| r.iter().filter(|&&v| v).count());
-        let count = real_frames * spatial;
-        let xs = data.as_slice().expect("standard layout");
-        let block = |n: usize, ci: usize| &xs[(n * c + ci) * spatial..(n * c + ci + 1) * spatial];
-        let is_real = |n: usize| real.as_ref().is_none_or(|r| r[n]);
+            _ => Ok(None),
+        }
+    }
 
-        let (mean, var): (Vec<f64>, Vec<f64>) = match ctx.mode {
+    /// The mean and variance to normalize with, per channel: the real
+    /// values' (training, updating the running statistics) or the running
+    /// ones (inference). `xs` is `[N, C, S]`; `count` real values per channel.
+    fn statistics(
+        &mut self,
+        mode: Mode,
+        xs: &[f32],
+        (c, spatial): (usize, usize),
+        is_real: &(dyn Fn(usize) -> bool + Sync),
+        count: usize,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let frames = xs.len() / (c * spatial).max(1);
+        let block = |n: usize, ci: usize| &xs[(n * c + ci) * spatial..(n * c + ci + 1) * spatial];
+        let (mean, var): (Vec<f64>, Vec<f64>) = match mode {
+            Mode::Training if count > 0 && spatial == 1 => row_stats(xs, c, is_real),
             Mode::Training if count > 0 => (0..c)
                 .into_par_iter()
                 .map(|ci| {
@@ -399,7 +481,7 @@ impl LayerKernel for BatchNormKernel {
                 self.variance.value.iter().map(|&v| v as f64).collect(),
             ),
         };
-        if ctx.mode == Mode::Training && count > 0 {
+        if mode == Mode::Training && count > 0 {
             let correction = if count > 1 {
                 count as f64 / (count - 1) as f64
             } else {
@@ -413,35 +495,170 @@ impl LayerKernel for BatchNormKernel {
                 *r = ((1.0 - vd) * *r as f64 + vd * v * correction) as f32;
             }
         }
+        (mean, var)
+    }
+}
+
+/// Per-channel `(scale γ, inverse standard deviation, mean, offset β)` of a normalization.
+struct Affine<'a> {
+    gamma: &'a [f32],
+    inv_std: &'a [f32],
+    mean: &'a [f32],
+    beta: &'a [f32],
+}
+
+/// `y = γ·inv·(x − μ) + β` at the real frames of `xs` (`[N, C, S]`), 0 at the others.
+fn normalize(
+    xs: &[f32],
+    (c, spatial): (usize, usize),
+    is_real: &(dyn Fn(usize) -> bool + Sync),
+    f: &Affine,
+) -> Vec<f32> {
+    let mut y = vec![0f32; xs.len()];
+    y.par_chunks_mut(c * spatial)
+        .zip(xs.par_chunks(c * spatial))
+        .with_min_len(min_frames_per_task(c * spatial))
+        .enumerate()
+        .for_each(|(n, (yn, xn))| {
+            if !is_real(n) {
+                return;
+            }
+            if spatial == 1 {
+                // Feature rows: one value per channel, a loop the compiler vectorizes.
+                let coeffs = f.gamma.iter().zip(f.inv_std).zip(f.mean).zip(f.beta);
+                for ((yv, &xv), (((&g, &inv), &m), &b)) in yn.iter_mut().zip(xn).zip(coeffs) {
+                    *yv = g * inv * (xv - m) + b;
+                }
+                return;
+            }
+            for ci in 0..c {
+                let (a, m, b) = (f.gamma[ci] * f.inv_std[ci], f.mean[ci], f.beta[ci]);
+                let r = ci * spatial..(ci + 1) * spatial;
+                for (yv, &xv) in yn[r.clone()].iter_mut().zip(&xn[r]) {
+                    *yv = a * (xv - m) + b;
+                }
+            }
+        });
+    y
+}
+
+/// Per channel `(Σ dy, Σ dy·(x − μ))` over the real values of `[N, C, S]` data.
+fn grad_sums(
+    dys: &[f32],
+    xs: &[f32],
+    (c, s): (usize, usize),
+    mean: &[f32],
+    is_real: &(dyn Fn(usize) -> bool + Sync),
+) -> Vec<(f64, f64)> {
+    if s == 1 {
+        return row_grad_sums(dys, xs, c, mean, is_real);
+    }
+    let frames = xs.len() / (c * s).max(1);
+    let at = |n: usize, ci: usize| (n * c + ci) * s..(n * c + ci + 1) * s;
+    (0..c)
+        .into_par_iter()
+        .map(|ci| {
+            (0..frames)
+                .filter(|&n| is_real(n))
+                .fold((0.0, 0.0), |(a, b), n| {
+                    let (p, q) = block_grad_sums(&dys[at(n, ci)], &xs[at(n, ci)], mean[ci]);
+                    (a + p, b + q)
+                })
+        })
+        .collect()
+}
+
+/// `dx = a·(dy − k0 − (x − μ)·k1)` per channel at the real frames of
+/// `[N, C, S]` data, 0 at the others; `coeffs` holds `(a, k0, k1)` per channel.
+fn input_grad(
+    dys: &[f32],
+    xs: &[f32],
+    (c, s): (usize, usize),
+    is_real: &(dyn Fn(usize) -> bool + Sync),
+    coeffs: &[(f32, f32, f32)],
+    mean: &[f32],
+) -> Vec<f32> {
+    let (ca, ck0, ck1): (Vec<f32>, Vec<f32>, Vec<f32>) = (
+        coeffs.iter().map(|c| c.0).collect(),
+        coeffs.iter().map(|c| c.1).collect(),
+        coeffs.iter().map(|c| c.2).collect(),
+    );
+    let mut dx = vec![0f32; xs.len()];
+    dx.par_chunks_mut(c * s)
+        .zip(dys.par_chunks(c * s))
+        .zip(xs.par_chunks(c * s))
+        .with_min_len(min_frames_per_task(c * s))
+        .enumerate()
+        .for_each(|(n, ((dxn, dyn_), xn))| {
+            if !is_real(n) {
+                return;
+            }
+            if s == 1 {
+                // Feature rows: one value per channel, a loop the compiler vectorizes.
+                let per_channel = ca.iter().zip(&ck0).zip(&ck1).zip(mean);
+                let values = dxn.iter_mut().zip(dyn_).zip(xn);
+                for (((d, &g), &v), (((&a, &k0), &k1), &m)) in values.zip(per_channel) {
+                    *d = a * (g - k0 - (v - m) * k1);
+                }
+                return;
+            }
+            let blocks = dxn
+                .chunks_exact_mut(s)
+                .zip(dyn_.chunks_exact(s))
+                .zip(xn.chunks_exact(s));
+            for ((((dxb, dyb), xb), &(a, k0, k1)), &m) in blocks.zip(coeffs).zip(mean) {
+                for ((d, &g), &v) in dxb.iter_mut().zip(dyb).zip(xb) {
+                    *d = a * (g - k0 - (v - m) * k1);
+                }
+            }
+        });
+    dx
+}
+
+impl LayerKernel for BatchNormKernel {
+    fn forward(&mut self, inputs: &[&Activation], ctx: &mut ForwardCtx) -> Result<Vec<Activation>> {
+        let x = inputs
+            .first()
+            .ok_or_else(|| Error::layer(&self.name, "no input"))?;
+        check_shape(&self.name, "in", x, &self.in_shape)?;
+        self.check_sizes()?;
+        let data = if x.data.is_standard_layout() {
+            x.data.clone()
+        } else {
+            x.data.as_standard_layout().into_owned().into_shared()
+        };
+        let c = self.in_shape.channels;
+        let spatial = if self.in_shape.format.is_spatial() {
+            self.in_shape.spatial[0] * self.in_shape.spatial[1]
+        } else {
+            1
+        };
+        let frames = data.len() / (c * spatial);
+        let real = self.real_frames(x, frames)?;
+        let real_frames = real
+            .as_ref()
+            .map_or(frames, |r| r.iter().filter(|&&v| v).count());
+        let count = real_frames * spatial;
+        let xs = data.as_slice().expect("standard layout");
+        let is_real = |n: usize| real.as_ref().is_none_or(|r| r[n]);
+        let (mean, var) = self.statistics(ctx.mode, xs, (c, spatial), &is_real, count);
         let inv_std: Vec<f32> = var
             .iter()
             .map(|&v| (1.0 / (v + self.epsilon).sqrt()) as f32)
             .collect();
         let mean: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
         let gamma = self.scale.value.as_standard_layout();
-        let gamma = gamma.as_slice().expect("standard layout");
         let beta = self.offset.value.as_standard_layout();
-        let beta = beta.as_slice().expect("standard layout");
-        let mut y = vec![0f32; xs.len()];
-        y.par_chunks_mut(c * spatial)
-            .zip(xs.par_chunks(c * spatial))
-            .enumerate()
-            .for_each(|(n, (yn, xn))| {
-                if !is_real(n) {
-                    return;
-                }
-                for ci in 0..c {
-                    let (a, m, b) = (gamma[ci] * inv_std[ci], mean[ci], beta[ci]);
-                    let r = ci * spatial..(ci + 1) * spatial;
-                    for (yv, &xv) in yn[r.clone()].iter_mut().zip(&xn[r]) {
-                        *yv = a * (xv - m) + b;
-                    }
-                }
-            });
+        let affine = Affine {
+            gamma: gamma.as_slice().expect("standard layout"),
+            inv_std: &inv_std,
+            mean: &mean,
+            beta: beta.as_slice().expect("standard layout"),
+        };
+        let y = normalize(xs, (c, spatial), &is_real, &affine);
         let y = ArrayD::from_shape_vec(data.shape(), y).expect("same shape");
         self.cache = Some(Cache {
             x: data,
-            frames,
             spatial,
             real,
             count,
@@ -472,21 +689,9 @@ impl LayerKernel for BatchNormKernel {
         let dy = dy.as_standard_layout();
         let dys = dy.as_slice().expect("standard layout");
         let xs = cache.x.as_slice().expect("standard layout");
-        let (c, s, frames) = (self.in_shape.channels, cache.spatial, cache.frames);
-        let at = |n: usize, ci: usize| (n * c + ci) * s..(n * c + ci + 1) * s;
-        // Per channel: Σ dy and Σ dy·(x − μ) over the real values.
-        let sums: Vec<(f64, f64)> = (0..c)
-            .into_par_iter()
-            .map(|ci| {
-                (0..frames)
-                    .filter(|&n| cache.is_real(n))
-                    .fold((0.0, 0.0), |(a, b), n| {
-                        let (p, q) =
-                            block_grad_sums(&dys[at(n, ci)], &xs[at(n, ci)], cache.mean[ci]);
-                        (a + p, b + q)
-                    })
-            })
-            .collect();
+        let (c, s) = (self.in_shape.channels, cache.spatial);
+        let is_real = |n: usize| cache.is_real(n);
+        let sums = grad_sums(dys, xs, (c, s), &cache.mean, &is_real);
         let gamma = self.scale.value.as_standard_layout();
         let gamma = gamma.as_slice().expect("standard layout");
         // dOffset = Σ dy, dScale = Σ dy·x̂ with x̂ = (x − μ)·inv.
@@ -512,25 +717,7 @@ impl LayerKernel for BatchNormKernel {
                 }
             })
             .collect();
-        let mut dx = vec![0f32; xs.len()];
-        dx.par_chunks_mut(c * s)
-            .zip(dys.par_chunks(c * s))
-            .zip(xs.par_chunks(c * s))
-            .enumerate()
-            .for_each(|(n, ((dxn, dyn_), xn))| {
-                if !cache.is_real(n) {
-                    return;
-                }
-                let blocks = dxn
-                    .chunks_exact_mut(s)
-                    .zip(dyn_.chunks_exact(s))
-                    .zip(xn.chunks_exact(s));
-                for ((((dxb, dyb), xb), &(a, k0, k1)), &m) in blocks.zip(&coeffs).zip(&cache.mean) {
-                    for ((d, &g), &v) in dxb.iter_mut().zip(dyb).zip(xb) {
-                        *d = a * (g - k0 - (v - m) * k1);
-                    }
-                }
-            });
+        let dx = input_grad(dys, xs, (c, s), &is_real, &coeffs, &cache.mean);
         Ok(vec![Some(
             ArrayD::from_shape_vec(cache.x.shape(), dx).expect("same shape"),
         )])

@@ -5,35 +5,43 @@
 mod activations;
 mod batchnorm;
 mod conv;
+mod conv1d;
 mod dropout;
 mod fc;
 mod fold;
+mod global_pooling1d;
 mod gru;
 mod input;
 mod lstm;
 mod merge;
 mod output;
 mod pooling;
+mod pooling1d;
 mod recurrent;
 mod softmax;
 mod util;
+mod window1d;
 
 pub use activations::{LeakyRelu, Relu, Sigmoid, Tanh};
 pub use batchnorm::BatchNormalization;
 pub use conv::{Convolution2d, Padding};
+pub use conv1d::{ConvPaddingValue, Convolution1d};
 pub use dropout::Dropout;
 pub use fc::FullyConnected;
 pub use fold::{Flatten, SequenceFolding, SequenceUnfolding};
+pub use global_pooling1d::{GlobalAveragePooling1d, GlobalMaxPooling1d};
 pub use gru::{Gru, GruKernel};
 pub use input::{InputSize, Normalization, SequenceInput};
 pub use lstm::{BiLstm, Lstm, LstmConfig, LstmKernel};
 pub use merge::{Addition, Concatenation};
 pub use output::{ClassificationOutput, RegressionOutput};
 pub use pooling::{AveragePooling2d, MaxPooling2d, PoolPaddingValue};
+pub use pooling1d::{AveragePooling1d, MaxPooling1d};
 pub use recurrent::{
     GateActivation, OutputMode, RecurrentOptions, RecurrentState, StateActivation,
 };
 pub use softmax::Softmax;
+pub use window1d::Padding1d;
 
 pub use crate::registry::Layer;
 
@@ -77,6 +85,11 @@ layer_types! {
     BatchNormalization => "batchNormalization";
     MaxPooling2d => "maxPooling2d";
     AveragePooling2d => "averagePooling2d";
+    Convolution1d => "convolution1d";
+    MaxPooling1d => "maxPooling1d";
+    AveragePooling1d => "averagePooling1d";
+    GlobalMaxPooling1d => "globalMaxPooling1d";
+    GlobalAveragePooling1d => "globalAveragePooling1d";
 }
 
 /// Implements [`crate::LayerDef::name`] and [`crate::LayerDef::set_name`] for
