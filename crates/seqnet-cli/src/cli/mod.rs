@@ -15,6 +15,7 @@ mod forecast;
 mod generate_sequences;
 mod generate_videos;
 mod import_torch;
+mod live_plot;
 mod new;
 mod predict;
 mod progress;
