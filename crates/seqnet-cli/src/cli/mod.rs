@@ -11,6 +11,7 @@ mod activations;
 mod bench;
 mod data;
 mod demo;
+mod docs_figures;
 mod forecast;
 mod generate_sequences;
 mod generate_videos;
@@ -76,6 +77,9 @@ pub enum Command {
     GenerateSeries(generate_sequences::SeriesArgs),
     /// Time the benchmark workloads (build in release mode).
     Bench(bench::Args),
+    /// Draw the pictures of docs/LSTM.md: the LSTM unit, a sequence through
+    /// the layer, and the sequence options on real Japanese Vowels mini-batches.
+    DocsFigures(docs_figures::Args),
 }
 
 /// Runs a parsed command line: the exit code of a command that ran
@@ -96,6 +100,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::GenerateWaveforms(a) => done(generate_sequences::run_waveforms(a)),
         Command::GenerateSeries(a) => done(generate_sequences::run_series(a)),
         Command::Bench(a) => done(bench::run(a)),
+        Command::DocsFigures(a) => done(docs_figures::run(a)),
     }
 }
 
