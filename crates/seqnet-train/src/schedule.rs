@@ -227,42 +227,14 @@ impl LearnRateSchedule {
     /// Checks the schedule's properties, naming the first one out of range
     /// (MATLAB's name, e.g. `NumSteps`).
     pub fn validate(&self) -> Result<()> {
-        let bad =
-            |option: &'static str, message: String| Err(Error::InvalidOption { option, message });
-        let positive = |option: &'static str, v: f32| {
-            if v > 0.0 && v.is_finite() {
-                Ok(())
-            } else {
-                bad(option, format!("must be positive, got {v}"))
-            }
-        };
-        let non_negative = |option: &'static str, v: f32| {
-            if v >= 0.0 && v.is_finite() {
-                Ok(())
-            } else {
-                bad(option, format!("must be at least 0, got {v}"))
-            }
-        };
-        let steps = |option: &'static str, n: usize| {
-            if n == 0 {
-                bad(option, "must be at least 1".into())
-            } else {
-                Ok(())
-            }
-        };
         match *self {
             LearnRateSchedule::None => Ok(()),
             LearnRateSchedule::Piecewise {
                 drop_factor,
                 drop_period,
             } => {
-                if !(0.0..=1.0).contains(&drop_factor) {
-                    return bad(
-                        "LearnRateDropFactor",
-                        format!("must be in [0, 1], got {drop_factor}"),
-                    );
-                }
-                steps("LearnRateDropPeriod", drop_period)
+                within("LearnRateDropFactor", drop_factor, 0.0, 1.0, true)?;
+                at_least_one("LearnRateDropPeriod", drop_period)
             }
             LearnRateSchedule::Warmup {
                 initial_factor,
@@ -272,7 +244,7 @@ impl LearnRateSchedule {
             } => {
                 non_negative("InitialFactor", initial_factor)?;
                 positive("FinalFactor", final_factor)?;
-                steps("NumSteps", num_steps)
+                at_least_one("NumSteps", num_steps)
             }
             LearnRateSchedule::Polynomial {
                 initial_factor,
@@ -284,20 +256,15 @@ impl LearnRateSchedule {
                 positive("InitialFactor", initial_factor)?;
                 non_negative("FinalFactor", final_factor)?;
                 positive("Power", power)?;
-                num_steps.map_or(Ok(()), |n| steps("NumSteps", n))
+                num_steps.map_or(Ok(()), |n| at_least_one("NumSteps", n))
             }
             LearnRateSchedule::Exponential {
                 drop_factor,
                 period,
                 ..
             } => {
-                if !(drop_factor > 0.0 && drop_factor < 1.0) {
-                    return bad(
-                        "DropFactor",
-                        format!("must be in (0, 1), got {drop_factor}"),
-                    );
-                }
-                steps("Period", period)
+                within("DropFactor", drop_factor, 0.0, 1.0, false)?;
+                at_least_one("Period", period)
             }
             LearnRateSchedule::Cosine {
                 initial_factor,
@@ -308,13 +275,14 @@ impl LearnRateSchedule {
             } => {
                 positive("InitialFactor", initial_factor)?;
                 non_negative("FinalFactor", final_factor)?;
-                if !(period_growth_factor >= 1.0 && period_growth_factor.is_finite()) {
-                    return bad(
-                        "PeriodGrowthFactor",
-                        format!("must be at least 1, got {period_growth_factor}"),
-                    );
-                }
-                period.map_or(Ok(()), |n| steps("Period", n))
+                within(
+                    "PeriodGrowthFactor",
+                    period_growth_factor,
+                    1.0,
+                    f32::MAX,
+                    true,
+                )?;
+                period.map_or(Ok(()), |n| at_least_one("Period", n))
             }
             LearnRateSchedule::Cyclical {
                 max_factor,
@@ -322,15 +290,54 @@ impl LearnRateSchedule {
                 step_ratio,
                 ..
             } => {
-                if !(max_factor >= 1.0 && max_factor.is_finite()) {
-                    return bad("MaxFactor", format!("must be at least 1, got {max_factor}"));
-                }
-                if !(step_ratio > 0.0 && step_ratio < 1.0) {
-                    return bad("StepRatio", format!("must be in (0, 1), got {step_ratio}"));
-                }
-                steps("Period", period)
+                within("MaxFactor", max_factor, 1.0, f32::MAX, true)?;
+                within("StepRatio", step_ratio, 0.0, 1.0, false)?;
+                at_least_one("Period", period)
             }
         }
+    }
+}
+
+fn bad(option: &'static str, message: String) -> Result<()> {
+    Err(Error::InvalidOption { option, message })
+}
+
+fn positive(option: &'static str, v: f32) -> Result<()> {
+    if v > 0.0 && v.is_finite() {
+        Ok(())
+    } else {
+        bad(option, format!("must be positive, got {v}"))
+    }
+}
+
+fn non_negative(option: &'static str, v: f32) -> Result<()> {
+    if v >= 0.0 && v.is_finite() {
+        Ok(())
+    } else {
+        bad(option, format!("must be at least 0, got {v}"))
+    }
+}
+
+fn at_least_one(option: &'static str, n: usize) -> Result<()> {
+    if n == 0 {
+        bad(option, "must be at least 1".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// `v` in `[lo, hi]` (`closed`) or `(lo, hi)`.
+fn within(option: &'static str, v: f32, lo: f32, hi: f32, closed: bool) -> Result<()> {
+    let inside = if closed {
+        v >= lo && v <= hi
+    } else {
+        v > lo && v < hi
+    };
+    match (inside, closed, hi == f32::MAX) {
+        (true, _, _) => Ok(()),
+        (false, _, true) => bad(option, format!("must be at least {lo}, got {v}")),
+        (false, true, false) => bad(option, format!("must be in [{lo}, {hi}], got {v}")),
+        (false, false, false) => bad(option, format!("must be in ({lo}, {hi}), got {v}")),
     }
 }
 

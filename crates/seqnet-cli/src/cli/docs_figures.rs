@@ -141,9 +141,27 @@ pub fn run(args: Args) -> Result<()> {
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
         source.mini_batch_size
     );
+    let mut written = sequence_figures(&source, &args, &what, range)?;
+    let cell = args.out.join("lstm_unit.png");
+    crate::plots::lstm_cell_diagram(&cell)?;
+    written.push(cell);
+    let flow = args.out.join("lstm_flow.png");
+    crate::plots::lstm_flow_diagram(&flow_of(store, 0)?, &flow)?;
+    written.push(flow);
+    let list: Vec<String> = written.iter().map(|p| shown(p)).collect();
+    out(&format!("{}\n", list.join("\n")))
+}
+
+/// The four pictures of the sequence options; returns their paths.
+fn sequence_figures(
+    source: &Source,
+    args: &Args,
+    what: &str,
+    range: (f32, f32),
+) -> Result<Vec<PathBuf>> {
     let figure = |title: &str, panels: Vec<Panel>| MiniBatchFigure {
         title: title.to_string(),
-        subtitle: what.clone(),
+        subtitle: what.to_string(),
         panels,
         feature: "feature 1".to_string(),
         range,
@@ -222,14 +240,7 @@ pub fn run(args: Args) -> Result<()> {
             ],
         ),
     )?;
-    let cell = args.out.join("lstm_unit.png");
-    crate::plots::lstm_cell_diagram(&cell)?;
-    written.push(cell);
-    let flow = args.out.join("lstm_flow.png");
-    crate::plots::lstm_flow_diagram(&flow_of(store, 0)?, &flow)?;
-    written.push(flow);
-    let list: Vec<String> = written.iter().map(|p| shown(p)).collect();
-    out(&format!("{}\n", list.join("\n")))
+    Ok(written)
 }
 
 /// The smallest and largest value of feature 1 over `indices`.

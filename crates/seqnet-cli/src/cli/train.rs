@@ -499,20 +499,7 @@ pub fn save_model(model: &Model, path: &Path) -> Result<()> {
 /// Runs `seqnet train`: success, or 130 when Ctrl-C stopped training (a
 /// checkpoint was written and the command that resumes is shown).
 pub fn run(args: Args) -> Result<ExitCode> {
-    let mut options = args.flags.training_options()?;
-    if let Some(n) = args.validation_frequency {
-        options.validation_frequency = n as usize;
-    }
-    if let Some(n) = args.validation_patience {
-        options.validation_patience = Some(n as usize);
-    }
-    options.checkpoint_path = Some(args.checkpoint_dir.clone().unwrap_or_else(|| {
-        let mut p = args.out.clone().into_os_string();
-        p.push(".checkpoints");
-        PathBuf::from(p)
-    }));
-    checkpoint_flags(&args, &mut options);
-    options.validate().map_err(flag_named)?;
+    let options = options_of(&args)?;
     let display = Verbosity::from_flags(args.quiet, args.verbose);
     if let Some(p) = &args.plot {
         // Refuse a bad picture name before training, not after.
@@ -532,17 +519,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let plot = args.plot.as_deref();
     let trained = match (&args.resume, &args.net) {
         (Some(checkpoint), _) => {
-            // The checkpoint's own options, to the same weights as a run never
-            // stopped; only those that do not decide the weights may change.
-            let mut stored = read_options(checkpoint)?;
-            if let Some(n) = args.flags.epochs {
-                stored.max_epochs = n as usize;
-            }
-            if let Some(m) = &args.flags.metrics {
-                stored.metrics = m.0.clone();
-            }
-            stored.checkpoint_path = options.checkpoint_path.clone();
-            checkpoint_flags(&args, &mut stored);
+            let stored = resume_options(&args, checkpoint, &options)?;
             run_with_progress(&train, stored, display, Some(&stop), plot, |trainer| {
                 trainer.resume(
                     checkpoint,
@@ -593,6 +570,45 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     out(&text)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The training options of `seqnet train`'s flags.
+fn options_of(args: &Args) -> Result<TrainingOptions> {
+    let mut options = args.flags.training_options()?;
+    if let Some(n) = args.validation_frequency {
+        options.validation_frequency = n as usize;
+    }
+    if let Some(n) = args.validation_patience {
+        options.validation_patience = Some(n as usize);
+    }
+    options.checkpoint_path = Some(args.checkpoint_dir.clone().unwrap_or_else(|| {
+        let mut p = args.out.clone().into_os_string();
+        p.push(".checkpoints");
+        PathBuf::from(p)
+    }));
+    checkpoint_flags(args, &mut options);
+    options.validate().map_err(flag_named)?;
+    Ok(options)
+}
+
+/// The options to resume from `checkpoint` with: the checkpoint's own, to the
+/// same weights as a run never stopped; only those that do not decide the
+/// weights (epochs, metrics, checkpoints) may change, from `args` and `given`.
+fn resume_options(
+    args: &Args,
+    checkpoint: &Path,
+    given: &TrainingOptions,
+) -> Result<TrainingOptions> {
+    let mut stored = read_options(checkpoint)?;
+    if let Some(n) = args.flags.epochs {
+        stored.max_epochs = n as usize;
+    }
+    if let Some(m) = &args.flags.metrics {
+        stored.metrics = m.0.clone();
+    }
+    stored.checkpoint_path = given.checkpoint_path.clone();
+    checkpoint_flags(args, &mut stored);
+    Ok(stored)
 }
 
 /// The checkpoint flags over `options` (keeping the latest checkpoint only

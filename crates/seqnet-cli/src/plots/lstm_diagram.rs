@@ -184,73 +184,91 @@ impl Picture for LstmCell {
         arrow(root, &[(ix, gate_y - 18), (ix, my), (mx - 16, my)], INK, 2)?;
         arrow(root, &[(gx, gate_y - 18), (gx, my), (mx + 16, my)], INK, 2)?;
         arrow(root, &[(mx, my - 16), (mx, cell_y + 16)], INK, 2)?;
-        // The new cell state through tanh, times the output gate: hₜ.
-        let (hy, ty) = (300, 200);
-        arrow(root, &[(tx, cell_y), (tx, ty - 16)], STATE, 2)?;
-        root.draw(&Rectangle::new(
-            [(tx - 26, ty - 14), (tx + 26, ty + 14)],
-            WHITE.filled(),
-        ))?;
-        root.draw(&Rectangle::new(
-            [(tx - 26, ty - 14), (tx + 26, ty + 14)],
-            INK.stroke_width(1),
-        ))?;
-        root.draw_text(
-            "tanh",
-            &anchored(&text(15.0, &INK), HPos::Center, VPos::Center),
-            (tx, ty),
-        )?;
-        arrow(root, &[(tx, ty + 14), (tx, hy - 16)], INK, 2)?;
-        arrow(root, &[(ox, gate_y - 18), (ox, hy), (tx - 16, hy)], INK, 2)?;
-        arrow(root, &[(tx + 16, hy), (900, hy)], HIDDEN, 3)?;
-        label(root, "hₜ", (910, hy), HPos::Left, &HIDDEN)?;
-        root.draw_text(
-            "hidden state = output",
-            &anchored(&text(14.0, &HIDDEN), HPos::Left, VPos::Bottom),
-            (tx + 24, hy - 6),
-        )?;
-        arrow(
-            root,
-            &[(860, hy), (860, bus_y + 60), (40, bus_y + 60)],
-            FADED,
-            1,
-        )?;
-        root.draw_text(
-            "to the next step",
-            &anchored(&text(13.0, &MUTED), HPos::Left, VPos::Top),
-            (300, bus_y + 64),
-        )?;
+        output_path(root, (cell_y, gate_y, bus_y), (ox, tx))?;
         node(root, (fx, cell_y), "×")?;
         node(root, (470, cell_y), "+")?;
         node(root, (mx, my), "×")?;
-        node(root, (tx, hy), "×")?;
         gate(root, (fx, gate_y), "σ", "forget f")?;
         gate(root, (ix, gate_y), "σ", "input i")?;
         gate(root, (gx, gate_y), "tanh", "candidate g")?;
         gate(root, (ox, gate_y), "σ", "output o")?;
-        // The equations.
-        let eq = text(15.0, &INK);
-        for (k, line) in [
-            "f = σ(W_f xₜ + R_f hₜ₋₁ + b_f)      forget gate",
-            "i = σ(W_i xₜ + R_i hₜ₋₁ + b_i)       input gate",
-            "g = tanh(W_g xₜ + R_g hₜ₋₁ + b_g)   cell candidate",
-            "o = σ(W_o xₜ + R_o hₜ₋₁ + b_o)      output gate",
-            "cₜ = f ⊙ cₜ₋₁ + i ⊙ g",
-            "hₜ = o ⊙ tanh(cₜ)",
-        ]
-        .iter()
-        .enumerate()
-        {
-            let col = (k % 2) as i32;
-            let row = (k / 2) as i32;
-            root.draw_text(
-                line,
-                &anchored(&eq, HPos::Left, VPos::Top),
-                (60 + col * 440, 610 + row * 26),
-            )?;
-        }
-        Ok(())
+        equations(root)
     }
+}
+
+/// The new cell state through tanh, times the output gate, out as `hₜ`
+/// (and back to the next step). `ys`: the cell-state line, the gates, the
+/// bus; `xs`: the output gate and the tanh block.
+fn output_path<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    ys: (i32, i32, i32),
+    xs: (i32, i32),
+) -> DrawResult {
+    let (cell_y, gate_y, bus_y) = ys;
+    let (ox, tx) = xs;
+    // The new cell state through tanh, times the output gate: hₜ.
+    let (hy, ty) = (300, 200);
+    arrow(root, &[(tx, cell_y), (tx, ty - 16)], STATE, 2)?;
+    root.draw(&Rectangle::new(
+        [(tx - 26, ty - 14), (tx + 26, ty + 14)],
+        WHITE.filled(),
+    ))?;
+    root.draw(&Rectangle::new(
+        [(tx - 26, ty - 14), (tx + 26, ty + 14)],
+        INK.stroke_width(1),
+    ))?;
+    root.draw_text(
+        "tanh",
+        &anchored(&text(15.0, &INK), HPos::Center, VPos::Center),
+        (tx, ty),
+    )?;
+    arrow(root, &[(tx, ty + 14), (tx, hy - 16)], INK, 2)?;
+    arrow(root, &[(ox, gate_y - 18), (ox, hy), (tx - 16, hy)], INK, 2)?;
+    arrow(root, &[(tx + 16, hy), (900, hy)], HIDDEN, 3)?;
+    label(root, "hₜ", (910, hy), HPos::Left, &HIDDEN)?;
+    root.draw_text(
+        "hidden state = output",
+        &anchored(&text(14.0, &HIDDEN), HPos::Left, VPos::Bottom),
+        (tx + 24, hy - 6),
+    )?;
+    arrow(
+        root,
+        &[(860, hy), (860, bus_y + 60), (40, bus_y + 60)],
+        FADED,
+        1,
+    )?;
+    root.draw_text(
+        "to the next step",
+        &anchored(&text(13.0, &MUTED), HPos::Left, VPos::Top),
+        (300, bus_y + 64),
+    )?;
+    node(root, (tx, hy), "×")
+}
+
+/// The equations under the unit, two columns.
+fn equations<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>) -> DrawResult {
+    // The equations.
+    let eq = text(15.0, &INK);
+    for (k, line) in [
+        "f = σ(W_f xₜ + R_f hₜ₋₁ + b_f)      forget gate",
+        "i = σ(W_i xₜ + R_i hₜ₋₁ + b_i)       input gate",
+        "g = tanh(W_g xₜ + R_g hₜ₋₁ + b_g)   cell candidate",
+        "o = σ(W_o xₜ + R_o hₜ₋₁ + b_o)      output gate",
+        "cₜ = f ⊙ cₜ₋₁ + i ⊙ g",
+        "hₜ = o ⊙ tanh(cₜ)",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let col = (k % 2) as i32;
+        let row = (k / 2) as i32;
+        root.draw_text(
+            line,
+            &anchored(&eq, HPos::Left, VPos::Top),
+            (60 + col * 440, 610 + row * 26),
+        )?;
+    }
+    Ok(())
 }
 
 impl LstmFlow {
@@ -299,7 +317,7 @@ impl LstmFlow {
         let x_of = |k: usize| 220 + k as i32 * 150 + if k + 1 == n { 60 } else { 0 };
         let (block_y, in_y, out_y) = (top + 140, top + 250, top + 40);
         label(area, "h₀, c₀ = 0", (30, block_y), HPos::Left, &MUTED)?;
-        for k in 0..n {
+        for (k, name) in step_names.iter().enumerate() {
             let x = x_of(k);
             // State from the previous step (or the initial state).
             let from = if k == 0 { 130 } else { x_of(k - 1) + 45 };
@@ -319,49 +337,14 @@ impl LstmFlow {
                     (x - 75, block_y - 6),
                 )?;
             }
-            area.draw(&Rectangle::new(
-                [(x - 45, block_y - 30), (x + 45, block_y + 30)],
-                UNIT.filled(),
-            ))?;
-            area.draw(&Rectangle::new(
-                [(x - 45, block_y - 30), (x + 45, block_y + 30)],
-                INK.stroke_width(1),
-            ))?;
-            area.draw_text(
-                "LSTM",
-                &anchored(&bold(15.0, &INK), HPos::Center, VPos::Center),
-                (x, block_y),
-            )?;
-            // The input step: its features as a heat column.
-            let c = self.steps[k].len().max(1) as i32;
-            let cell = (54 / c).max(2);
-            for (j, &v) in self.steps[k].iter().enumerate() {
-                let y0 = in_y + j as i32 * cell;
-                area.draw(&Rectangle::new(
-                    [(x - 9, y0), (x + 9, y0 + cell)],
-                    self.color(v).filled(),
-                ))?;
-            }
-            arrow(area, &[(x, in_y - 2), (x, block_y + 32)], INK, 1)?;
-            area.draw_text(
-                &format!("x{}", subscript(&step_names[k])),
-                &anchored(&text(15.0, &INK), HPos::Left, VPos::Center),
-                (x + 16, in_y + 24),
-            )?;
-            // The output.
-            let shown = all_outputs || k + 1 == n;
-            let color = if shown { HIDDEN } else { FADED };
-            arrow(
-                area,
-                &[(x, block_y - 32), (x, out_y + 14)],
-                color,
-                if shown { 2 } else { 1 },
-            )?;
-            area.draw_text(
-                &format!("h{}", subscript(&step_names[k])),
-                &anchored(&bold(15.0, &color), HPos::Center, VPos::Bottom),
-                (x, out_y + 12),
-            )?;
+            let at = StepAt {
+                x,
+                block_y,
+                in_y,
+                out_y,
+                shown: all_outputs || k + 1 == n,
+            };
+            self.step(area, &self.steps[k], name, at)?;
         }
         area.draw_text(
             &format!(
@@ -381,6 +364,67 @@ impl LstmFlow {
             note,
             &anchored(&text(14.0, &MUTED), HPos::Left, VPos::Top),
             (30, in_y + 70),
+        )?;
+        Ok(())
+    }
+}
+
+/// Where one step of the flow is drawn, and whether its output is shown.
+#[derive(Clone, Copy)]
+struct StepAt {
+    x: i32,
+    block_y: i32,
+    in_y: i32,
+    out_y: i32,
+    shown: bool,
+}
+
+impl LstmFlow {
+    /// One step: the unit's block, the input's features as a heat column
+    /// under it, and its output above (faded when not output).
+    fn step<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        features: &[f32],
+        name: &str,
+        at: StepAt,
+    ) -> DrawResult {
+        let StepAt {
+            x,
+            block_y,
+            in_y,
+            out_y,
+            shown,
+        } = at;
+        let block = [(x - 45, block_y - 30), (x + 45, block_y + 30)];
+        area.draw(&Rectangle::new(block, UNIT.filled()))?;
+        area.draw(&Rectangle::new(block, INK.stroke_width(1)))?;
+        area.draw_text(
+            "LSTM",
+            &anchored(&bold(15.0, &INK), HPos::Center, VPos::Center),
+            (x, block_y),
+        )?;
+        let cell = (54 / features.len().max(1) as i32).max(2);
+        for (j, &v) in features.iter().enumerate() {
+            let y0 = in_y + j as i32 * cell;
+            area.draw(&Rectangle::new(
+                [(x - 9, y0), (x + 9, y0 + cell)],
+                self.color(v).filled(),
+            ))?;
+        }
+        arrow(area, &[(x, in_y - 2), (x, block_y + 32)], INK, 1)?;
+        area.draw_text(
+            &format!("x{}", subscript(name)),
+            &anchored(&text(15.0, &INK), HPos::Left, VPos::Center),
+            (x + 16, in_y + 24),
+        )?;
+        let color = if shown { HIDDEN } else { FADED };
+        let width = if shown { 2 } else { 1 };
+        arrow(area, &[(x, block_y - 32), (x, out_y + 14)], color, width)?;
+        area.draw_text(
+            &format!("h{}", subscript(name)),
+            &anchored(&bold(15.0, &color), HPos::Center, VPos::Bottom),
+            (x, out_y + 12),
         )?;
         Ok(())
     }

@@ -592,7 +592,7 @@ impl Picture for Progress<'_> {
             (28, 34),
         )?;
         // The panels from top to bottom: label, series, colours, y-range.
-        let mut panels: Vec<(String, &Series, (RGBColor, RGBColor), (f64, f64))> = Vec::new();
+        let mut panels: Vec<PanelSpec> = Vec::new();
         if let Some((kind, series)) = &self.metric {
             panels.push((
                 kind.axis_label().to_string(),
@@ -623,6 +623,9 @@ impl Picture for Progress<'_> {
         self.info(&side)
     }
 }
+
+/// One panel of the picture: y-axis label, series, colours (raw, smoothed), y-range.
+type PanelSpec<'s> = (String, &'s Series, (RGBColor, RGBColor), (f64, f64));
 
 /// Whether `metric` gets a panel of its own (accuracy and RMSE share the top one).
 fn is_extra(metric: Metric) -> bool {
