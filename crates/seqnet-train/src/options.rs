@@ -317,6 +317,20 @@ impl TrainingOptions {
         Ok(())
     }
 
+    /// Options as a model file or checkpoint stores them. Files written
+    /// before `LastMiniBatch` existed were trained with MATLAB's discarding
+    /// of the last partial mini-batch, so options without it read as
+    /// `discard` (and resume to the same weights).
+    pub fn from_stored_json(json: &str) -> serde_json::Result<Self> {
+        let mut value: serde_json::Value = serde_json::from_str(json)?;
+        if let Some(object) = value.as_object_mut() {
+            object
+                .entry("lastMiniBatch")
+                .or_insert_with(|| serde_json::Value::String("discard".into()));
+        }
+        serde_json::from_value(value)
+    }
+
     /// Options from JSON (camelCase keys, any subset); `origin` names the file in errors.
     pub fn from_json(json: &str, origin: &str) -> Result<Self> {
         let o: TrainingOptions =
@@ -356,6 +370,16 @@ mod tests {
             });
         let rates: Vec<f32> = (0..5).map(|e| o.learn_rate_at(e, 7 * e)).collect();
         assert_eq!(rates, [0.01, 0.01, 0.005, 0.005, 0.0025]);
+    }
+
+    #[test]
+    fn stored_options_without_last_mini_batch_discard_it() {
+        let old = TrainingOptions::from_stored_json(r#"{"maxEpochs": 3}"#).unwrap();
+        assert_eq!(old.last_mini_batch, LastMiniBatch::Discard);
+        let json = serde_json::to_string(&TrainingOptions::default()).unwrap();
+        let now = TrainingOptions::from_stored_json(&json).unwrap();
+        assert_eq!(now, TrainingOptions::default());
+        assert_eq!(now.last_mini_batch, LastMiniBatch::Keep);
     }
 
     #[test]
