@@ -127,23 +127,28 @@ pub fn main() -> ExitCode {
             *slot = Some(format!("{}{at}", one_line(&message)));
         }
     }));
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => return clap_error(e),
+    // Parsing runs value parsers, which could panic on a bug too.
+    let cli = match std::panic::catch_unwind(Cli::try_parse) {
+        Ok(Ok(cli)) => cli,
+        Ok(Err(e)) => return clap_error(e),
+        Err(_) => return internal_error(),
     };
     match std::panic::catch_unwind(|| run(cli)) {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => report(&e),
-        Err(_) => {
-            let what = PANIC_MESSAGE
-                .lock()
-                .ok()
-                .and_then(|mut m| m.take())
-                .unwrap_or_else(|| "unknown panic".to_string());
-            eprintln!("error: internal error ({what}); this is a bug in seqnet, please report it");
-            ExitCode::from(101)
-        }
+        Err(_) => internal_error(),
     }
+}
+
+/// Reports the panic the hook kept as one line; exit code 101.
+fn internal_error() -> ExitCode {
+    let what = PANIC_MESSAGE
+        .lock()
+        .ok()
+        .and_then(|mut m| m.take())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    eprintln!("error: internal error ({what}); this is a bug in seqnet, please report it");
+    ExitCode::from(101)
 }
 
 /// A clap error as one line (help and version are printed as they are).
