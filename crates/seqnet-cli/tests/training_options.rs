@@ -656,6 +656,24 @@ fn checkpoints_keep_the_latest_k_and_resume_to_the_same_weights() {
             "checkpoint_iteration000012.safetensors"
         ]
     );
+    // Iteration 8 is in the middle of epoch 3: resuming there ends where the
+    // uninterrupted run did too.
+    let from_iteration = dir.join("from_iteration.safetensors");
+    ok(&[
+        "train",
+        "--resume",
+        &p(&dir.join("iterations.safetensors.checkpoints/checkpoint_iteration000008.safetensors")),
+        "--data",
+        &vowels("TRAIN"),
+        "--out",
+        &p(&from_iteration),
+        "--quiet",
+    ]);
+    assert_eq!(
+        weights(&from_iteration),
+        weights(&whole),
+        "resumed weights differ"
+    );
     let o = run(&[
         "train",
         "--net",
