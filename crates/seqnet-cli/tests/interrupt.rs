@@ -61,6 +61,10 @@ fn ctrl_c_writes_a_checkpoint_and_resume_matches_an_uninterrupted_run() {
             "--seed",
             "4",
             "--quiet",
+            // Every epoch's checkpoint stays, so that the first one is
+            // there to be seen however fast the second one follows.
+            "--checkpoint-keep",
+            "all",
         ]);
         c.args(extra);
         c

@@ -57,6 +57,7 @@ fn record(
                     loss: 2.0 * (-2.8 * t).exp() + 0.2,
                     accuracy: classification.then_some(1.0 - 0.85 * (-3.0 * t).exp() - 0.05),
                     rmse: (!classification).then_some(1.5 * (-2.5 * t).exp() + 0.3),
+                    metrics: Default::default(),
                 });
             iterations.push(IterationInfo {
                 epoch: e,
@@ -67,6 +68,7 @@ fn record(
                 learn_rate: 1e-3 * 0.5f32.powi((e / 2) as i32),
                 elapsed: it as f64 * 0.37,
                 validation,
+                metrics: Default::default(),
             });
         }
     }

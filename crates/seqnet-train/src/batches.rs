@@ -3,7 +3,7 @@
 //! say ([`DatastoreBatches`]), or held in memory ([`InMemoryBatches`]).
 
 use crate::error::{Error, Result};
-use crate::options::{Shuffle, TrainingOptions};
+use crate::options::{LastMiniBatch, Shuffle, TrainingOptions};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -40,10 +40,12 @@ pub struct DatastoreBatches {
 }
 
 impl DatastoreBatches {
-    /// Training batches: MATLAB drops the last partial mini-batch (unless there
-    /// would be no full one) and shuffles as `options.shuffle` says.
+    /// Training batches, shuffled as `options.shuffle` says. The last
+    /// partial mini-batch is kept or discarded as `options.last_mini_batch`
+    /// says (discarded only when there is a full one).
     pub fn training(store: Arc<dyn Datastore>, options: &TrainingOptions) -> Result<Self> {
-        let last = if store.len() >= options.mini_batch_size {
+        let discard = options.last_mini_batch == LastMiniBatch::Discard;
+        let last = if discard && store.len() >= options.mini_batch_size {
             LastBatch::Discard
         } else {
             LastBatch::Keep

@@ -96,7 +96,7 @@ pub fn read_options(path: &Path) -> Result<TrainingOptions> {
             file: file.clone(),
             problem: CheckpointProblem::NoOptions,
         })?;
-    serde_json::from_str(json).map_err(|source| Error::BadMetadata {
+    TrainingOptions::from_stored_json(json).map_err(|source| Error::BadMetadata {
         file,
         key: keys::OPTIONS,
         source,

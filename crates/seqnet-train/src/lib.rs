@@ -14,10 +14,12 @@ pub mod error;
 pub mod events;
 pub mod import_torch;
 pub mod inference;
+pub mod metric;
 pub mod metrics;
 pub mod model;
 pub mod options;
 pub mod record;
+pub mod schedule;
 pub mod solver;
 pub mod train;
 pub mod trainer;
@@ -32,13 +34,15 @@ pub use inference::{
     activations, classify_and_update_state, forecast, predict, predict_and_update_state,
     predict_sequences, Classification, PredictOptions,
 };
-pub use metrics::evaluate;
+pub use metric::{Metric, MetricAccumulator, MetricValues};
+pub use metrics::{evaluate, evaluate_with};
 pub use model::Model;
 pub use options::{
-    GradientThresholdMethod, LearnRateSchedule, OutputNetwork, SequenceLength, Shuffle, Solver,
+    GradientThresholdMethod, LastMiniBatch, OutputNetwork, SequenceLength, Shuffle, Solver,
     TrainingOptions,
 };
 pub use record::{IterationInfo, Metrics, StopReason, TrainingRecord};
+pub use schedule::{FrequencyUnit, LearnRateSchedule};
 pub use train::{resume_training, train_network};
 pub use trainer::{fit, Trainer};
 pub use training_loop::TrainingState;

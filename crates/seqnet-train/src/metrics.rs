@@ -1,15 +1,18 @@
-//! Loss and metrics: accuracy and RMSE over the real steps of predictions,
-//! and the evaluation of a network on a batch source.
+//! Loss and metrics: accuracy and RMSE (and the metrics the options ask
+//! for) over the real steps of predictions, and the evaluation of a network
+//! on a batch source.
 
 use crate::batches::BatchSource;
 use crate::error::{Error, Result};
+use crate::metric::{Metric, MetricAccumulator, MetricValues};
 use crate::record::Metrics;
 use ndarray::Axis;
 use seqnet_core::{Activation, Format, Mode, Network};
 use seqnet_data::Chunk;
 
-/// Sums for accuracy and RMSE over the real steps of a prediction.
-#[derive(Debug, Clone, Copy, Default)]
+/// Sums for accuracy and RMSE over the real steps of a prediction, and the
+/// accumulation of any other metrics asked for.
+#[derive(Debug, Clone, Default)]
 pub struct MetricSums {
     /// Steps (or observations) whose largest score is the target's class.
     pub correct: usize,
@@ -19,9 +22,24 @@ pub struct MetricSums {
     pub squared_error: f64,
     /// Responses compared.
     pub elements: usize,
+    /// The metrics asked for.
+    pub extra: MetricAccumulator,
 }
 
 impl MetricSums {
+    /// Sums that also accumulate `metrics`.
+    pub fn new(metrics: &[Metric]) -> Self {
+        MetricSums {
+            extra: MetricAccumulator::new(metrics),
+            ..Default::default()
+        }
+    }
+
+    /// The values of the metrics asked for.
+    pub fn values(&self) -> MetricValues {
+        self.extra.values()
+    }
+
     /// Adds one prediction (`C×B` or `C×B×T`) against its targets.
     pub fn add(&mut self, pred: &Activation, target: &Activation, classification: bool) {
         let k = *pred.data.shape().last().unwrap_or(&1);
@@ -44,9 +62,16 @@ impl MetricSums {
                 let (pr, yr) = (p.index_axis(Axis(0), s), y.index_axis(Axis(0), s));
                 let (pr, yr) = (pr.index_axis(Axis(0), j), yr.index_axis(Axis(0), j));
                 if classification {
-                    self.correct += (argmax(pr.iter()) == argmax(yr.iter())) as usize;
+                    let truth = argmax(yr.iter());
+                    self.correct += (argmax(pr.iter()) == truth) as usize;
                     self.count += 1;
+                    if self.extra.is_active() {
+                        self.extra.add_class(&pr.to_vec(), truth);
+                    }
                 } else {
+                    if self.extra.is_active() {
+                        self.extra.add_responses(&pr.to_vec(), &yr.to_vec());
+                    }
                     self.squared_error += pr
                         .iter()
                         .zip(yr.iter())
@@ -107,8 +132,18 @@ pub fn evaluate(
     source: &mut dyn BatchSource,
     stateful_chunks: bool,
 ) -> Result<Metrics> {
+    evaluate_with(network, source, stateful_chunks, &[])
+}
+
+/// [`evaluate`], also computing `metrics`.
+pub fn evaluate_with(
+    network: &mut Network,
+    source: &mut dyn BatchSource,
+    stateful_chunks: bool,
+    metrics: &[Metric],
+) -> Result<Metrics> {
     let classification = is_classification(network);
-    let mut sums = MetricSums::default();
+    let mut sums = MetricSums::new(metrics);
     let (mut loss, mut weight) = (0.0f64, 0usize);
     for batch in source.epoch(0)? {
         let batch = batch?;
@@ -131,5 +166,6 @@ pub fn evaluate(
         loss: (loss / weight.max(1) as f64) as f32,
         accuracy: sums.accuracy(),
         rmse: sums.rmse(),
+        metrics: sums.values(),
     })
 }

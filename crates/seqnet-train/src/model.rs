@@ -198,7 +198,9 @@ impl Model {
             None => Vec::new(),
         };
         let options = match meta.get(keys::OPTIONS) {
-            Some(o) => Some(serde_json::from_str(o).map_err(bad_metadata(keys::OPTIONS))?),
+            Some(o) => {
+                Some(TrainingOptions::from_stored_json(o).map_err(bad_metadata(keys::OPTIONS))?)
+            }
             None => None,
         };
         check_shapes(&graph, &st, origin)?;

@@ -1,6 +1,8 @@
 //! `TrainingOptions`: MATLAB's `trainingOptions`, with its names and defaults.
 
 use crate::error::{Error, Result};
+pub use crate::metric::Metric;
+pub use crate::schedule::{FrequencyUnit, LearnRateSchedule};
 use seqnet_core::PaddingDirection;
 pub use seqnet_data::SequenceLength;
 use serde::{Deserialize, Serialize};
@@ -14,20 +16,6 @@ pub enum Solver {
     Sgdm,
     Adam,
     Rmsprop,
-}
-
-/// How the learning rate changes during training.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "type")]
-pub enum LearnRateSchedule {
-    /// The initial rate throughout.
-    None,
-    /// Multiply by `drop_factor` every `drop_period` epochs.
-    #[serde(rename_all = "camelCase")]
-    Piecewise {
-        drop_factor: f32,
-        drop_period: usize,
-    },
 }
 
 /// When the training data is shuffled (MATLAB's `Shuffle`).
@@ -49,6 +37,19 @@ pub enum GradientThresholdMethod {
     GlobalL2norm,
     /// Clamp each element to `±threshold`.
     AbsoluteValue,
+}
+
+/// What happens to the observations that do not fill the last mini-batch of
+/// an epoch (MATLAB discards them; PyTorch and Keras keep them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LastMiniBatch {
+    /// Train on them as a smaller mini-batch (seqnet's default).
+    #[default]
+    Keep,
+    /// Leave them out of the epoch (MATLAB's behaviour), unless the data is
+    /// smaller than one mini-batch.
+    Discard,
 }
 
 /// Which network training returns (MATLAB's `OutputNetwork`).
@@ -96,6 +97,23 @@ pub struct TrainingOptions {
     /// Iterations between rows of the verbose table.
     pub verbose_frequency: usize,
     pub checkpoint_path: Option<PathBuf>,
+    /// Checkpoints are written every this many `checkpoint_frequency_unit`s
+    /// (MATLAB's `CheckpointFrequency`).
+    pub checkpoint_frequency: usize,
+    /// Epochs or iterations (MATLAB's `CheckpointFrequencyUnit`); with
+    /// iterations, a checkpoint is written after the mini-batch in which the
+    /// count passes a multiple of the frequency.
+    pub checkpoint_frequency_unit: FrequencyUnit,
+    /// How many of the checkpoints a run writes are kept (the latest ones);
+    /// `None`: all of them. A new checkpoint is written before the oldest is
+    /// removed. seqnet's own option; MATLAB keeps them all.
+    pub checkpoint_keep: Option<usize>,
+    /// The observations that do not fill the last mini-batch of an epoch.
+    pub last_mini_batch: LastMiniBatch,
+    /// Metrics computed on each mini-batch and validation, besides the loss
+    /// (MATLAB's `Metrics`). Accuracy (classification) and RMSE (regression)
+    /// are always computed.
+    pub metrics: Vec<Metric>,
     /// Seeds initialization, shuffling and dropout.
     pub seed: u64,
 }
@@ -125,6 +143,11 @@ impl Default for TrainingOptions {
             verbose: true,
             verbose_frequency: 50,
             checkpoint_path: None,
+            checkpoint_frequency: 1,
+            checkpoint_frequency_unit: FrequencyUnit::Epoch,
+            checkpoint_keep: None,
+            last_mini_batch: LastMiniBatch::Keep,
+            metrics: Vec::new(),
             seed: 0,
         }
     }
@@ -168,7 +191,16 @@ impl TrainingOptions {
         sequence_padding_value: f32,
         verbose: bool,
         verbose_frequency: usize,
+        checkpoint_frequency: usize,
+        checkpoint_frequency_unit: FrequencyUnit,
+        last_mini_batch: LastMiniBatch,
+        metrics: Vec<Metric>,
         seed: u64,
+    }
+
+    pub fn checkpoint_keep(mut self, v: usize) -> Self {
+        self.checkpoint_keep = Some(v);
+        self
     }
 
     pub fn initial_learn_rate(mut self, v: f32) -> Self {
@@ -209,15 +241,13 @@ impl TrainingOptions {
             })
     }
 
-    /// The learning rate for a 0-based epoch, after the schedule.
-    pub fn learn_rate_at(&self, epoch: usize) -> f32 {
-        match self.learn_rate_schedule {
-            LearnRateSchedule::None => self.learn_rate(),
-            LearnRateSchedule::Piecewise {
-                drop_factor,
-                drop_period,
-            } => self.learn_rate() * drop_factor.powi((epoch / drop_period.max(1)) as i32),
-        }
+    /// The learning rate of the iteration after `iteration` iterations, in
+    /// 0-based `epoch`, after the schedule.
+    pub fn learn_rate_at(&self, epoch: usize, iteration: usize) -> f32 {
+        self.learn_rate()
+            * self
+                .learn_rate_schedule
+                .factor(epoch, iteration, self.max_epochs)
     }
 
     /// Checks every option, naming the first one out of range.
@@ -268,20 +298,12 @@ impl TrainingOptions {
                 format!("must be non-negative, got {}", self.l2_regularization),
             );
         }
-        if let LearnRateSchedule::Piecewise {
-            drop_factor,
-            drop_period,
-        } = self.learn_rate_schedule
-        {
-            if !(0.0..=1.0).contains(&drop_factor) {
-                return bad(
-                    "LearnRateDropFactor",
-                    format!("must be in [0, 1], got {drop_factor}"),
-                );
-            }
-            if drop_period == 0 {
-                return bad("LearnRateDropPeriod", "must be at least 1".into());
-            }
+        self.learn_rate_schedule.validate()?;
+        if self.checkpoint_frequency == 0 {
+            return bad("CheckpointFrequency", "must be at least 1".into());
+        }
+        if self.checkpoint_keep == Some(0) {
+            return bad("CheckpointKeep", "must be at least 1".into());
         }
         if self.sequence_length == SequenceLength::Fixed(0) {
             return bad("SequenceLength", "must be at least 1".into());
@@ -293,6 +315,20 @@ impl TrainingOptions {
             return bad("VerboseFrequency", "must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// Options as a model file or checkpoint stores them. Files written
+    /// before `LastMiniBatch` existed were trained with MATLAB's discarding
+    /// of the last partial mini-batch, so options without it read as
+    /// `discard` (and resume to the same weights).
+    pub fn from_stored_json(json: &str) -> serde_json::Result<Self> {
+        let mut value: serde_json::Value = serde_json::from_str(json)?;
+        if let Some(object) = value.as_object_mut() {
+            object
+                .entry("lastMiniBatch")
+                .or_insert_with(|| serde_json::Value::String("discard".into()));
+        }
+        serde_json::from_value(value)
     }
 
     /// Options from JSON (camelCase keys, any subset); `origin` names the file in errors.
@@ -332,8 +368,18 @@ mod tests {
                 drop_factor: 0.5,
                 drop_period: 2,
             });
-        let rates: Vec<f32> = (0..5).map(|e| o.learn_rate_at(e)).collect();
+        let rates: Vec<f32> = (0..5).map(|e| o.learn_rate_at(e, 7 * e)).collect();
         assert_eq!(rates, [0.01, 0.01, 0.005, 0.005, 0.0025]);
+    }
+
+    #[test]
+    fn stored_options_without_last_mini_batch_discard_it() {
+        let old = TrainingOptions::from_stored_json(r#"{"maxEpochs": 3}"#).unwrap();
+        assert_eq!(old.last_mini_batch, LastMiniBatch::Discard);
+        let json = serde_json::to_string(&TrainingOptions::default()).unwrap();
+        let now = TrainingOptions::from_stored_json(&json).unwrap();
+        assert_eq!(now, TrainingOptions::default());
+        assert_eq!(now.last_mini_batch, LastMiniBatch::Keep);
     }
 
     #[test]

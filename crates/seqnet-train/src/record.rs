@@ -1,6 +1,7 @@
 //! What training reports: per-iteration figures, the whole record, and why
 //! training stopped.
 
+use crate::metric::MetricValues;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
@@ -21,6 +22,9 @@ pub struct IterationInfo {
     /// Seconds since training started.
     pub elapsed: f64,
     pub validation: Option<Metrics>,
+    /// The mini-batch values of the metrics `TrainingOptions::metrics` asks for.
+    #[serde(default)]
+    pub metrics: MetricValues,
 }
 
 /// Loss and metric of a data set or mini-batch.
@@ -29,6 +33,9 @@ pub struct Metrics {
     pub loss: f32,
     pub accuracy: Option<f32>,
     pub rmse: Option<f32>,
+    /// The metrics `TrainingOptions::metrics` asks for.
+    #[serde(default)]
+    pub metrics: MetricValues,
 }
 
 /// The whole training history (MATLAB's `info` output of `trainNetwork`).

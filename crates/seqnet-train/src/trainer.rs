@@ -10,11 +10,13 @@ use crate::events::{FnObserver, Observers, TrainingEvent, TrainingObserver};
 use crate::model::Model;
 use crate::options::TrainingOptions;
 use crate::record::{StopReason, TrainingRecord};
+use crate::schedule::FrequencyUnit;
 use crate::train::{classes_of, set_normalization, with_classes};
 use crate::training_loop::{self, LoopHooks, TrainingState};
 use crate::verbose::VerboseTable;
 use seqnet_core::{LayerGraph, Network};
 use seqnet_data::Datastore;
+use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,10 +39,15 @@ use std::sync::Arc;
 /// ```
 ///
 /// When `options.checkpoint_path` is set, every run writes
-/// `checkpoint_epochNNNN.safetensors` there after each epoch (failing at once
-/// if it cannot), and an interrupted run writes
-/// `checkpoint_iterationNNNNNN.safetensors`, named in
-/// [`TrainingRecord::checkpoint`].
+/// `checkpoint_epochNNNN.safetensors` there every `CheckpointFrequency`
+/// epochs (or `checkpoint_iterationNNNNNN.safetensors` after the mini-batch
+/// that passes a multiple of `CheckpointFrequency` iterations, with
+/// `CheckpointFrequencyUnit` iteration), failing at once if it cannot. With
+/// `CheckpointKeep` K, only the K latest of these stay: each new one is
+/// written before the oldest is removed, and checkpoint files already in the
+/// folder count as older. An interrupted run writes
+/// `checkpoint_iterationNNNNNN.safetensors` too, named in
+/// [`TrainingRecord::checkpoint`], which no rotation removes during that run.
 pub struct Trainer<'a> {
     options: TrainingOptions,
     observers: Vec<Box<dyn TrainingObserver + 'a>>,
@@ -113,7 +120,7 @@ impl<'a> Trainer<'a> {
     /// Continues training from `checkpoint` on the same data, to the same
     /// final weights as an uninterrupted run. The checkpoint must have been
     /// trained with this trainer's options, except for `MaxEpochs`,
-    /// `Verbose`, `VerboseFrequency` and `CheckpointPath`
+    /// `Verbose`, `VerboseFrequency`, `Metrics` and the checkpoint options
     /// ([`crate::checkpoint::read_options`] reads its options).
     pub fn resume(
         self,
@@ -203,11 +210,10 @@ impl<'a> Trainer<'a> {
                 list: &mut self.observers,
             },
             stop: self.stop,
-            checkpoints: dir.as_deref().map(|dir| Checkpoints {
-                dir,
-                classes: &classes,
-                options,
-            }),
+            checkpoints: dir
+                .as_deref()
+                .map(|dir| Checkpoints::new(dir, &classes, options))
+                .transpose()?,
         };
         let outcome = training_loop::run(network, source, validation, options, &mut hooks, resume)?;
         let mut record = outcome.record;
@@ -246,20 +252,75 @@ pub fn fit(
         .fit(network, source, validation)
 }
 
-/// Where and how a run writes checkpoints.
+/// Where and how a run writes checkpoints, and which it keeps.
 struct Checkpoints<'r> {
     dir: &'r Path,
     classes: &'r [String],
     options: &'r TrainingOptions,
+    /// The checkpoints that count against `CheckpointKeep`, oldest first:
+    /// those found in the folder when the run started, then those it wrote.
+    kept: VecDeque<PathBuf>,
+    /// The iteration count at the latest checkpoint by iterations (or at the start).
+    last_iteration: usize,
 }
 
-impl Checkpoints<'_> {
+impl<'r> Checkpoints<'r> {
+    fn new(dir: &'r Path, classes: &'r [String], options: &'r TrainingOptions) -> Result<Self> {
+        Ok(Checkpoints {
+            dir,
+            classes,
+            options,
+            kept: existing_checkpoints(dir)?.into(),
+            last_iteration: 0,
+        })
+    }
+
     /// Writes checkpoint file `name` into the folder; returns its path.
     fn write(&self, name: &str, network: &Network, state: &TrainingState) -> Result<PathBuf> {
         let path = self.dir.join(name);
         save_checkpoint(&path, network, self.classes, self.options, state)?;
         Ok(path)
     }
+
+    /// Writes a scheduled checkpoint, then removes the oldest ones beyond
+    /// `CheckpointKeep` (so that a failed write never leaves none).
+    fn write_kept(
+        &mut self,
+        name: &str,
+        network: &Network,
+        state: &TrainingState,
+    ) -> Result<PathBuf> {
+        let path = self.write(name, network, state)?;
+        self.kept.retain(|p| *p != path);
+        self.kept.push_back(path.clone());
+        let keep = self.options.checkpoint_keep.unwrap_or(usize::MAX);
+        while self.kept.len() > keep {
+            if let Some(old) = self.kept.pop_front() {
+                match std::fs::remove_file(&old) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(&old, e)),
+                }
+            }
+        }
+        Ok(path)
+    }
+}
+
+/// The checkpoint files (`checkpoint_*.safetensors`) already in `dir`,
+/// oldest first (by modification time, then name).
+fn existing_checkpoints(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("checkpoint_") && name.ends_with(".safetensors") {
+            let modified = entry.metadata().and_then(|m| m.modified()).ok();
+            found.push((modified, entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found.into_iter().map(|(_, p)| p).collect())
 }
 
 /// The trainer's side of the loop: observers, stop flag, checkpoints.
@@ -269,8 +330,31 @@ struct RunHooks<'r, 'a> {
     checkpoints: Option<Checkpoints<'r>>,
 }
 
+impl RunHooks<'_, '_> {
+    /// Writes a scheduled checkpoint and tells the observers.
+    fn checkpoint(&mut self, name: String, network: &Network, state: &TrainingState) -> Result<()> {
+        if let Some(c) = &mut self.checkpoints {
+            let path = c.write_kept(&name, network, state)?;
+            self.observers.emit(&TrainingEvent::CheckpointWritten {
+                path: &path,
+                iteration: state.iteration,
+            });
+        }
+        Ok(())
+    }
+}
+
 impl LoopHooks for RunHooks<'_, '_> {
     fn emit(&mut self, event: &TrainingEvent<'_>) {
+        if let (
+            TrainingEvent::Started {
+                iterations_done, ..
+            },
+            Some(c),
+        ) = (event, &mut self.checkpoints)
+        {
+            c.last_iteration = *iterations_done;
+        }
         self.observers.emit(event);
     }
 
@@ -280,16 +364,30 @@ impl LoopHooks for RunHooks<'_, '_> {
             network,
             state,
         });
-        if let Some(c) = &self.checkpoints {
-            let path = c.write(
-                &format!("checkpoint_epoch{:04}.safetensors", state.epoch),
-                network,
-                state,
-            )?;
-            self.observers.emit(&TrainingEvent::CheckpointWritten {
-                path: &path,
-                iteration: state.iteration,
-            });
+        let options = self.checkpoints.as_ref().map(|c| c.options);
+        if let Some(o) = options {
+            if o.checkpoint_frequency_unit == FrequencyUnit::Epoch
+                && state.epoch.is_multiple_of(o.checkpoint_frequency)
+            {
+                let name = format!("checkpoint_epoch{:04}.safetensors", state.epoch);
+                self.checkpoint(name, network, state)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn batch_finished(&mut self, network: &Network, state: &TrainingState) -> Result<()> {
+        let Some(c) = &mut self.checkpoints else {
+            return Ok(());
+        };
+        let (unit, every) = (
+            c.options.checkpoint_frequency_unit,
+            c.options.checkpoint_frequency,
+        );
+        if unit == FrequencyUnit::Iteration && state.iteration / every > c.last_iteration / every {
+            c.last_iteration = state.iteration;
+            let name = format!("checkpoint_iteration{:06}.safetensors", state.iteration);
+            self.checkpoint(name, network, state)?;
         }
         Ok(())
     }
@@ -307,9 +405,18 @@ impl LoopHooks for RunHooks<'_, '_> {
 
 /// The first option (camelCase) in which `stored` and `given` differ, among
 /// those that decide the weights (all but `maxEpochs`, `verbose`,
-/// `verboseFrequency` and `checkpointPath`).
+/// `verboseFrequency`, `metrics` and the checkpoint options).
 fn differing_option(stored: &TrainingOptions, given: &TrainingOptions) -> Option<String> {
-    const FREE: [&str; 4] = ["maxEpochs", "verbose", "verboseFrequency", "checkpointPath"];
+    const FREE: [&str; 8] = [
+        "maxEpochs",
+        "verbose",
+        "verboseFrequency",
+        "metrics",
+        "checkpointPath",
+        "checkpointFrequency",
+        "checkpointFrequencyUnit",
+        "checkpointKeep",
+    ];
     let stored = serde_json::to_value(stored).ok()?;
     let given = serde_json::to_value(given).ok()?;
     let (Some(stored), Some(given)) = (stored.as_object(), given.as_object()) else {

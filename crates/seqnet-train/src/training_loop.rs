@@ -5,7 +5,8 @@
 use crate::batches::BatchSource;
 use crate::error::{Error, Result};
 use crate::events::TrainingEvent;
-use crate::metrics::{evaluate, is_classification, run_chunk, MetricSums};
+use crate::metric::check_metrics;
+use crate::metrics::{evaluate_with, is_classification, run_chunk, MetricSums};
 use crate::options::{OutputNetwork, SequenceLength, TrainingOptions};
 use crate::record::{IterationInfo, Metrics, StopReason, TrainingRecord};
 use crate::solver::{self, SolverState};
@@ -46,6 +47,9 @@ pub(crate) trait LoopHooks {
     /// An epoch ended (`state.epoch` epochs are done): emits
     /// [`TrainingEvent::EpochFinished`] and writes a checkpoint when on.
     fn epoch_finished(&mut self, network: &Network, state: &TrainingState) -> Result<()>;
+    /// A mini-batch ended (`state.batches_done` of epoch `state.epoch` are
+    /// done): writes a checkpoint when one is due by iterations.
+    fn batch_finished(&mut self, network: &Network, state: &TrainingState) -> Result<()>;
     /// Asked between mini-batches: a reason to stop there, if any.
     fn stop(&self) -> Option<StopReason>;
 }
@@ -98,6 +102,7 @@ fn run_inner(
         classification: is_classification(network),
         start: Instant::now(),
     };
+    check_metrics(&options.metrics, run.classification)?;
     let mut st = resume.unwrap_or_default();
     hooks.emit(&TrainingEvent::Started {
         max_epochs: options.max_epochs,
@@ -116,7 +121,12 @@ fn run_inner(
             }
         }
         if let Some(v) = validation {
-            record.final_validation = Some(evaluate(network, v, run.stateful_chunks)?);
+            record.final_validation = Some(evaluate_with(
+                network,
+                v,
+                run.stateful_chunks,
+                &options.metrics,
+            )?);
         }
     }
     Ok(Outcome {
@@ -148,19 +158,15 @@ impl Loop<'_> {
         let max_epochs = self.options.max_epochs;
         while st.epoch < max_epochs {
             let epoch = st.epoch;
-            let lr = self.options.learn_rate_at(epoch);
             let mut batches = source.epoch(epoch)?.skip(st.batches_done).peekable();
             while let Some(batch) = batches.next() {
                 let batch = batch?;
                 let final_batch = batches.peek().is_none() && epoch + 1 == max_epochs;
-                let step = Step {
-                    epoch,
-                    lr,
-                    final_batch,
-                };
+                let step = Step { epoch, final_batch };
                 let patience =
                     self.mini_batch(network, &batch, step, validation.as_deref_mut(), hooks, st)?;
                 st.batches_done += 1;
+                hooks.batch_finished(network, st)?;
                 if let Some(reason) = patience {
                     return Ok(reason);
                 }
@@ -207,7 +213,12 @@ impl Loop<'_> {
             info.validation = match validation.as_deref_mut() {
                 Some(v) if last_chunk && due => {
                     st.last_validated = Some(iteration);
-                    Some(evaluate(network, v, self.stateful_chunks)?)
+                    Some(evaluate_with(
+                        network,
+                        v,
+                        self.stateful_chunks,
+                        &self.options.metrics,
+                    )?)
                 }
                 _ => None,
             };
@@ -238,6 +249,7 @@ impl Loop<'_> {
         step: Step,
         st: &mut TrainingState,
     ) -> Result<IterationInfo> {
+        let lr = self.options.learn_rate_at(step.epoch, st.iteration);
         st.iteration += 1;
         let iteration = st.iteration;
         network.reseed(iteration_seed(self.options.seed, iteration));
@@ -256,9 +268,9 @@ impl Loop<'_> {
                 .into_iter()
                 .map(|(_, p)| p)
                 .collect();
-            solver::step(&mut params, &mut st.solver, self.options, step.lr);
+            solver::step(&mut params, &mut st.solver, self.options, lr);
         }
-        let mut sums = MetricSums::default();
+        let mut sums = MetricSums::new(&self.options.metrics);
         for p in &preds {
             sums.add(p, target, self.classification);
         }
@@ -276,9 +288,10 @@ impl Loop<'_> {
             } else {
                 sums.rmse()
             },
-            learn_rate: step.lr,
+            learn_rate: lr,
             elapsed: 0.0,
             validation: None,
+            metrics: sums.values(),
         })
     }
 
@@ -310,8 +323,6 @@ impl Loop<'_> {
 struct Step {
     /// 0-based epoch.
     epoch: usize,
-    /// The learning rate of the epoch.
-    lr: f32,
     /// The last mini-batch of the last epoch.
     final_batch: bool,
 }

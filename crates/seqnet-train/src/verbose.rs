@@ -3,6 +3,7 @@
 //! file, a buffer).
 
 use crate::events::{TrainingEvent, TrainingObserver};
+use crate::metric::Metric;
 use crate::options::TrainingOptions;
 use crate::record::IterationInfo;
 use std::io;
@@ -12,7 +13,9 @@ use std::io;
 /// last row and a closing rule at the end, then `Training finished: <reason>.`
 ///
 /// The validation columns appear when the run validates (from
-/// [`TrainingEvent::Started`]). Write errors do not stop training: the first
+/// [`TrainingEvent::Started`]); each metric of [`VerboseTable::with_metrics`]
+/// other than the one always shown (accuracy or RMSE) gets a mini-batch
+/// column and, when validating, a validation column, before the learning rate. Write errors do not stop training: the first
 /// one is kept ([`VerboseTable::finish`]) and the table writes nothing more.
 #[derive(Debug)]
 pub struct VerboseTable<W: io::Write> {
@@ -21,6 +24,7 @@ pub struct VerboseTable<W: io::Write> {
     validating: bool,
     header_done: bool,
     classification: bool,
+    metrics: Vec<Metric>,
     /// The latest iteration not yet shown (shown at the end).
     pending: Option<IterationInfo>,
     error: Option<io::Error>,
@@ -35,17 +39,38 @@ impl<W: io::Write> VerboseTable<W> {
             validating: false,
             header_done: false,
             classification: true,
+            metrics: Vec::new(),
             pending: None,
             error: None,
         }
     }
 
-    /// A table writing to `out` as `options` say (`VerboseFrequency`), or
-    /// `None` when `options.verbose` is off.
+    /// A table writing to `out` as `options` say (`VerboseFrequency`,
+    /// `Metrics`), or `None` when `options.verbose` is off.
     pub fn for_options(out: W, options: &TrainingOptions) -> Option<Self> {
-        options
-            .verbose
-            .then(|| VerboseTable::new(out, options.verbose_frequency))
+        options.verbose.then(|| {
+            VerboseTable::new(out, options.verbose_frequency).with_metrics(&options.metrics)
+        })
+    }
+
+    /// Shows columns for `metrics` too.
+    pub fn with_metrics(mut self, metrics: &[Metric]) -> Self {
+        self.metrics = metrics.to_vec();
+        self
+    }
+
+    /// The metrics with columns of their own: all but the one always shown.
+    fn extra_metrics(&self, classification: bool) -> Vec<Metric> {
+        let shown = if classification {
+            Metric::Accuracy
+        } else {
+            Metric::Rmse
+        };
+        self.metrics
+            .iter()
+            .copied()
+            .filter(|m| *m != shown)
+            .collect()
     }
 
     /// The writer back, or the first write error.
@@ -109,6 +134,12 @@ impl<W: io::Write> VerboseTable<W> {
             c.push(("Validation", metric, 10));
             c.push(("Validation", "Loss", 10));
         }
+        for m in self.extra_metrics(classification) {
+            c.push(("Mini-batch", m.title(), 10));
+            if self.validating {
+                c.push(("Validation", m.title(), 10));
+            }
+        }
         c.push(("Base Learning", "Rate", 15));
         c
     }
@@ -150,6 +181,13 @@ impl<W: io::Write> VerboseTable<W> {
                     cells.push(format!("{:.4}", v.loss));
                 }
                 None => cells.extend([String::new(), String::new()]),
+            }
+        }
+        let value = |v: Option<f32>, m: Metric| v.map(|v| m.format(v)).unwrap_or_default();
+        for m in self.extra_metrics(info.accuracy.is_some()) {
+            cells.push(value(info.metrics.get(m), m));
+            if self.validating {
+                cells.push(value(info.validation.and_then(|v| v.metrics.get(m)), m));
             }
         }
         cells.push(format!("{:.4e}", info.learn_rate));
@@ -203,6 +241,7 @@ mod tests {
             learn_rate: 0.001,
             elapsed: 3661.0 + iteration as f64,
             validation,
+            metrics: Default::default(),
         }
     }
 
@@ -215,6 +254,7 @@ mod tests {
             loss: 0.75,
             accuracy: Some(0.5),
             rmse: None,
+            metrics: Default::default(),
         };
         table.on_event(&TrainingEvent::Started {
             max_epochs: 2,
@@ -251,5 +291,58 @@ mod tests {
             "Training finished: max epochs completed.",
         ];
         assert_eq!(text.lines().collect::<Vec<_>>(), want, "\n{text}");
+    }
+
+    /// Metric columns: F-score with its validation column, accuracy not
+    /// twice; values as MATLAB writes fractions.
+    #[test]
+    fn metric_columns_follow_the_options() {
+        let options = TrainingOptions::default()
+            .verbose_frequency(1)
+            .metrics(vec![Metric::Accuracy, Metric::Fscore]);
+        let mut table = VerboseTable::for_options(Vec::new(), &options).unwrap();
+        table.on_event(&TrainingEvent::Started {
+            max_epochs: 1,
+            validating: true,
+            iterations_done: 0,
+        });
+        let mut values = crate::metric::MetricValues::default();
+        values.set(Metric::Fscore, 0.75);
+        let mut validation_values = values;
+        validation_values.set(Metric::Fscore, 0.5);
+        let mut first = info(1, None);
+        first.metrics = values;
+        let mut second = info(
+            2,
+            Some(Metrics {
+                loss: 0.75,
+                accuracy: Some(0.5),
+                rmse: None,
+                metrics: validation_values,
+            }),
+        );
+        second.metrics = values;
+        table.on_event(&TrainingEvent::Iteration(&first));
+        table.on_event(&TrainingEvent::Iteration(&second));
+        let text = String::from_utf8(table.finish().unwrap()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[1].ends_with("| Validation | Mini-batch | Validation |  Base Learning  |"),
+            "{text}"
+        );
+        assert!(
+            lines[2].ends_with("|    Loss    |  F-Score   |  F-Score   |      Rate       |"),
+            "{text}"
+        );
+        assert!(
+            lines[4].ends_with(
+                "|            |            |     0.7500 |            |       1.0000e-3 |"
+            ),
+            "{text}"
+        );
+        assert!(
+            lines[5].ends_with("|     0.7500 |     0.7500 |     0.5000 |       1.0000e-3 |"),
+            "{text}"
+        );
     }
 }

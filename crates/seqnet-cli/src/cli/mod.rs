@@ -11,10 +11,12 @@ mod activations;
 mod bench;
 mod data;
 mod demo;
+mod docs_figures;
 mod forecast;
 mod generate_sequences;
 mod generate_videos;
 mod import_torch;
+mod live_plot;
 mod new;
 mod predict;
 mod progress;
@@ -75,6 +77,9 @@ pub enum Command {
     GenerateSeries(generate_sequences::SeriesArgs),
     /// Time the benchmark workloads (build in release mode).
     Bench(bench::Args),
+    /// Draw the pictures of docs/LSTM.md: the LSTM unit, a sequence through
+    /// the layer, and the sequence options on real Japanese Vowels mini-batches.
+    DocsFigures(docs_figures::Args),
 }
 
 /// Runs a parsed command line: the exit code of a command that ran
@@ -95,6 +100,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::GenerateWaveforms(a) => done(generate_sequences::run_waveforms(a)),
         Command::GenerateSeries(a) => done(generate_sequences::run_series(a)),
         Command::Bench(a) => done(bench::run(a)),
+        Command::DocsFigures(a) => done(docs_figures::run(a)),
     }
 }
 
@@ -121,23 +127,28 @@ pub fn main() -> ExitCode {
             *slot = Some(format!("{}{at}", one_line(&message)));
         }
     }));
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => return clap_error(e),
+    // Parsing runs value parsers, which could panic on a bug too.
+    let cli = match std::panic::catch_unwind(Cli::try_parse) {
+        Ok(Ok(cli)) => cli,
+        Ok(Err(e)) => return clap_error(e),
+        Err(_) => return internal_error(),
     };
     match std::panic::catch_unwind(|| run(cli)) {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => report(&e),
-        Err(_) => {
-            let what = PANIC_MESSAGE
-                .lock()
-                .ok()
-                .and_then(|mut m| m.take())
-                .unwrap_or_else(|| "unknown panic".to_string());
-            eprintln!("error: internal error ({what}); this is a bug in seqnet, please report it");
-            ExitCode::from(101)
-        }
+        Err(_) => internal_error(),
     }
+}
+
+/// Reports the panic the hook kept as one line; exit code 101.
+fn internal_error() -> ExitCode {
+    let what = PANIC_MESSAGE
+        .lock()
+        .ok()
+        .and_then(|mut m| m.take())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    eprintln!("error: internal error ({what}); this is a bug in seqnet, please report it");
+    ExitCode::from(101)
 }
 
 /// A clap error as one line (help and version are printed as they are).

@@ -2,7 +2,7 @@
 //! or RMSE when the data has labels or targets.
 
 use super::data::{check_input, check_targets, open_data, output_kind, DataSet};
-use super::{ensure_parent, in_file, out, shown};
+use super::{ensure_parent, flag_error, in_file, out, shown};
 use super::{CliError, Result};
 use ndarray::Array2;
 use seqnet_data::Target;
@@ -34,6 +34,11 @@ pub struct Args {
     /// Observations per mini-batch [default: the model's training mini-batch size].
     #[arg(long, value_name = "N", value_parser = super::count)]
     pub mini_batch_size: Option<u64>,
+    /// Draw the confusion matrix of a classification against the data's
+    /// labels (per time step for sequence-to-sequence networks) to this
+    /// picture (.png or .svg).
+    #[arg(long, value_name = "FILE")]
+    pub confusion: Option<PathBuf>,
 }
 
 /// Loads a model file, naming the file in errors that do not.
@@ -219,6 +224,47 @@ impl Predictions {
         s
     }
 
+    /// The confusion counts (`counts[true][predicted]`, class indices) over
+    /// every compared observation or step, when the network classifies and
+    /// the data has labels.
+    pub fn confusion_counts(&self) -> Option<Vec<Vec<usize>>> {
+        if !self.classification {
+            return None;
+        }
+        let k = self
+            .outputs
+            .first()
+            .map_or(0, |o| o.ncols())
+            .max(self.classes.len());
+        let mut counts = vec![vec![0usize; k]; k];
+        let mut any = false;
+        for (o, t) in self.outputs.iter().zip(&self.targets) {
+            let pairs: Vec<(usize, usize)> = match t {
+                Target::Class(c) if o.nrows() > 0 => vec![(*c, argmax(o.row(o.nrows() - 1)))],
+                Target::ClassSequence(cs) => o
+                    .rows()
+                    .into_iter()
+                    .zip(cs)
+                    .map(|(row, c)| (*c, argmax(row)))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for (truth, predicted) in pairs {
+                if truth < k && predicted < k {
+                    counts[truth][predicted] += 1;
+                    any = true;
+                }
+            }
+        }
+        any.then_some(counts)
+    }
+
+    /// The class names for a confusion matrix of `k` classes (indices when
+    /// the model has no names).
+    fn class_names(&self, k: usize) -> Vec<String> {
+        (0..k).map(|c| self.label(c)).collect()
+    }
+
     /// The accuracy or RMSE against the data's targets, when it has them.
     pub fn score(&self) -> Option<Score> {
         let (mut correct, mut n) = (0usize, 0usize);
@@ -272,6 +318,10 @@ impl Predictions {
 
 /// Runs `seqnet predict`.
 pub fn run(args: Args) -> Result<()> {
+    if let Some(p) = &args.confusion {
+        // Refuse a bad picture name before predicting, not after.
+        super::train::picture_extension("--confusion", p)?;
+    }
     let mut model = load_model(&args.model)?;
     let classes = model.classes.clone();
     let data = open_data(&args.data, Some(&classes))?;
@@ -292,6 +342,21 @@ pub fn run(args: Args) -> Result<()> {
         },
         shown(&args.out)
     );
+    if let Some(path) = &args.confusion {
+        let counts = predictions.confusion_counts().ok_or_else(|| {
+            flag_error(
+                "--confusion",
+                if predictions.classification {
+                    "the data has no labels to compare the predictions with"
+                } else {
+                    "the model does regression, not classification"
+                },
+            )
+        })?;
+        ensure_parent(path)?;
+        crate::plots::confusion_matrix(&counts, &predictions.class_names(counts.len()), path)?;
+        text.push_str(&format!("confusion matrix drawn to {}\n", shown(path)));
+    }
     if let Some(score) = predictions.score() {
         text.push_str(&format!("{score}\n"));
     }

@@ -7,7 +7,10 @@
 //! line about every tenth of the training instead.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use seqnet_train::{IterationInfo, TrainingEvent, TrainingObserver, VerboseTable};
+use seqnet_train::{
+    IterationInfo, LastMiniBatch, Metric, MetricValues, TrainingEvent, TrainingObserver,
+    TrainingOptions, VerboseTable,
+};
 use std::io::{self, IsTerminal};
 use std::time::Duration;
 
@@ -52,14 +55,15 @@ struct Bars {
 }
 
 impl Progress {
-    /// A display for `max_epochs` epochs of about `per_epoch` iterations
-    /// each; the table shows a row every `verbose_frequency` iterations.
-    pub fn new(
-        display: Verbosity,
-        max_epochs: usize,
-        per_epoch: usize,
-        verbose_frequency: usize,
-    ) -> Self {
+    /// A display for training `observations` with `options` (`MaxEpochs`,
+    /// the mini-batches, and for the table `VerboseFrequency` and `Metrics`).
+    pub fn new(display: Verbosity, options: &TrainingOptions, observations: usize) -> Self {
+        let max_epochs = options.max_epochs;
+        let per_epoch = iterations_per_epoch(
+            observations,
+            options.mini_batch_size,
+            options.last_mini_batch,
+        );
         let bars = (display == Verbosity::Bars && std::io::stderr().is_terminal()).then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(12));
             let epochs = multi.add(ProgressBar::new(max_epochs as u64));
@@ -89,7 +93,8 @@ impl Progress {
         });
         Progress {
             display,
-            table: VerboseTable::new(io::stderr(), verbose_frequency),
+            table: VerboseTable::new(io::stderr(), options.verbose_frequency)
+                .with_metrics(&options.metrics),
             bars,
             max_epochs,
             per_epoch: per_epoch.max(1),
@@ -175,8 +180,9 @@ impl Drop for Progress {
     }
 }
 
-/// `loss 0.1234  accuracy 95.0%` (and the validation figures) of one iteration.
-fn figures(info: &IterationInfo) -> String {
+/// `loss 0.1234  accuracy 95.0%  fscore 0.9412` (and the validation
+/// figures) of one iteration.
+pub(crate) fn figures(info: &IterationInfo) -> String {
     let mut s = format!("loss {:.4}", info.loss);
     if let Some(a) = info.accuracy {
         s.push_str(&format!("  accuracy {:.1}%", a * 100.0));
@@ -184,6 +190,7 @@ fn figures(info: &IterationInfo) -> String {
     if let Some(r) = info.rmse {
         s.push_str(&format!("  rmse {r:.4}"));
     }
+    s.push_str(&extra_metrics(&info.metrics, "  "));
     if let Some(v) = &info.validation {
         s.push_str(&format!("  validation loss {:.4}", v.loss));
         if let Some(a) = v.accuracy {
@@ -192,16 +199,35 @@ fn figures(info: &IterationInfo) -> String {
         if let Some(r) = v.rmse {
             s.push_str(&format!(" rmse {r:.4}"));
         }
+        s.push_str(&extra_metrics(&v.metrics, " "));
     }
     s
 }
 
-/// About how many iterations one epoch has: full mini-batches (or one when
-/// the data is smaller than a mini-batch).
-pub fn iterations_per_epoch(observations: usize, mini_batch_size: usize) -> usize {
-    if observations < mini_batch_size {
+/// The metrics besides accuracy and RMSE (shown anyway), each after `gap`:
+/// `  fscore 0.9412  auc 0.9901`.
+pub(crate) fn extra_metrics(values: &MetricValues, gap: &str) -> String {
+    values
+        .iter()
+        .filter(|(m, _)| !matches!(m, Metric::Accuracy | Metric::Rmse))
+        .map(|(m, v)| format!("{gap}{m} {}", m.format(v)))
+        .collect()
+}
+
+/// How many iterations one epoch has: the mini-batches, the last partial
+/// one included when kept (and always when the data is smaller than a
+/// mini-batch).
+pub fn iterations_per_epoch(
+    observations: usize,
+    mini_batch_size: usize,
+    last: LastMiniBatch,
+) -> usize {
+    let size = mini_batch_size.max(1);
+    if observations < size {
         1
+    } else if last == LastMiniBatch::Keep {
+        observations.div_ceil(size)
     } else {
-        observations / mini_batch_size.max(1)
+        observations / size
     }
 }

@@ -2,14 +2,16 @@
 //! and writes the model file.
 
 use super::data::{check_fits, open_data, DataSet};
-use super::progress::{iterations_per_epoch, Progress, Verbosity};
+use super::live_plot::LivePlot;
+use super::progress::{extra_metrics, Progress, Verbosity};
 use super::{ensure_parent, flag_error, in_file, load_graph, out, read_text, shown};
 use super::{CliError, Result};
 use clap::ValueEnum;
 use seqnet_core::{LayerGraph, PaddingDirection};
 use seqnet_train::checkpoint::read_options;
 use seqnet_train::{
-    Model, SequenceLength, Shuffle, Solver, StopReason, Trainer, TrainingOptions, TrainingRecord,
+    FrequencyUnit, LastMiniBatch, LearnRateSchedule, Metric, Model, SequenceLength, Shuffle,
+    Solver, StopReason, Trainer, TrainingOptions, TrainingRecord,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -46,6 +48,22 @@ pub enum PaddingName {
     Right,
     /// padding first, real steps last
     Left,
+}
+
+/// What happens to the observations that do not fill the last mini-batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LastMiniBatchName {
+    /// train on them as a smaller mini-batch
+    Keep,
+    /// leave them out of the epoch (as MATLAB does)
+    Discard,
+}
+
+/// What checkpoint frequencies count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UnitName {
+    Epoch,
+    Iteration,
 }
 
 /// The training flags shared by `train` and `demo`.
@@ -86,6 +104,21 @@ pub struct OptionFlags {
     /// Seed of initialization, shuffling and dropout [default: 0].
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Keep the observations that do not fill the last mini-batch of an
+    /// epoch, or discard them as MATLAB does [default: keep].
+    #[arg(long, value_enum)]
+    pub last_mini_batch: Option<LastMiniBatchName>,
+    /// Metrics to compute on every mini-batch and validation, comma-separated:
+    /// accuracy, precision, recall, fscore, auc (classification); rmse, mae,
+    /// mape (regression).
+    #[arg(long, value_name = "NAMES", value_parser = metric_list)]
+    pub metrics: Option<MetricList>,
+    /// The learning-rate schedule: none, piecewise, warmup, polynomial,
+    /// exponential, cosine or cyclical, with MATLAB's properties after a
+    /// colon, e.g. cosine:period=20 or warmup:numSteps=50,initialFactor=0.1
+    /// [default: none].
+    #[arg(long, value_name = "NAME[:PROPERTY=VALUE,...]", value_parser = schedule)]
+    pub learn_rate_schedule: Option<LearnRateSchedule>,
 }
 
 /// `seqnet train`'s arguments.
@@ -101,7 +134,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE", required_unless_present = "resume")]
     pub net: Option<PathBuf>,
     /// Continue an interrupted training from this checkpoint, with the options
-    /// stored in it (give the same --data and --sort-by-length as before).
+    /// stored in it (give the same --data and --sort-by-length as before);
+    /// --epochs, --metrics and the checkpoint flags may change.
     #[arg(long, value_name = "CHECKPOINT", conflicts_with = "net")]
     pub resume: Option<PathBuf>,
     /// Training data: a .ts file or a datastore folder (labels.csv + .npy files).
@@ -121,10 +155,20 @@ pub struct Args {
     /// Stop after this many validations without a lower loss [default: never].
     #[arg(long, value_name = "N", value_parser = super::count)]
     pub validation_patience: Option<u64>,
-    /// Write a checkpoint after every epoch (and on Ctrl-C) into this folder
-    /// [default: next to --out, as <out>.checkpoints].
+    /// Write checkpoints (every --checkpoint-frequency epochs, and on Ctrl-C)
+    /// into this folder [default: next to --out, as <out>.checkpoints].
     #[arg(long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,
+    /// Write a checkpoint every N epochs (or iterations) [default: 1].
+    #[arg(long, value_name = "N", value_parser = super::count)]
+    pub checkpoint_frequency: Option<u64>,
+    /// What --checkpoint-frequency counts [default: epoch].
+    #[arg(long, value_enum, value_name = "UNIT")]
+    pub checkpoint_frequency_unit: Option<UnitName>,
+    /// How many of the latest checkpoints to keep, or 'all'; each new one is
+    /// written before the oldest is removed [default: 1].
+    #[arg(long, value_name = "K|all", value_parser = keep_count)]
+    pub checkpoint_keep: Option<Keep>,
     /// Sort the training data by sequence length first (as MATLAB's examples do).
     #[arg(long)]
     pub sort_by_length: bool,
@@ -151,6 +195,80 @@ fn non_negative(s: &str) -> std::result::Result<f32, String> {
         Ok(v) if v >= 0.0 && v.is_finite() => Ok(v),
         _ => Err(format!("expected a number ≥ 0, got '{s}'")),
     }
+}
+
+/// How many checkpoints `--checkpoint-keep` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    Latest(usize),
+    All,
+}
+
+fn keep_count(s: &str) -> std::result::Result<Keep, String> {
+    if s.trim() == "all" {
+        return Ok(Keep::All);
+    }
+    super::count(s).map(|n| Keep::Latest(n as usize))
+}
+
+/// The metrics `--metrics` names (one value to clap, not many).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricList(pub Vec<Metric>);
+
+fn metric_list(s: &str) -> std::result::Result<MetricList, String> {
+    s.split(',')
+        .filter(|n| !n.trim().is_empty())
+        .map(|n| {
+            Metric::parse(n).ok_or_else(|| {
+                format!(
+                    "unknown metric '{}': expected accuracy, precision, recall, fscore, auc, rmse, mae or mape",
+                    n.trim()
+                )
+            })
+        })
+        .collect::<std::result::Result<_, _>>()
+        .map(MetricList)
+}
+
+/// `NAME` or `NAME:property=value,...` as a schedule (MATLAB's property
+/// names, in camelCase or MATLAB's own case).
+fn schedule(s: &str) -> std::result::Result<LearnRateSchedule, String> {
+    let (name, properties) = s.split_once(':').unwrap_or((s, ""));
+    let name = name.trim().to_ascii_lowercase();
+    const NAMES: &str = "none, piecewise, warmup, polynomial, exponential, cosine or cyclical";
+    let Some(default) = LearnRateSchedule::named(&name) else {
+        return Err(format!("unknown schedule '{name}': expected {NAMES}"));
+    };
+    let mut json = serde_json::to_value(default).map_err(|e| e.to_string())?;
+    for pair in properties.split(',').filter(|p| !p.trim().is_empty()) {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("expected PROPERTY=VALUE, got '{pair}'"))?;
+        let mut key = key.trim().to_string();
+        if let Some(first) = key.get(..1) {
+            key = first.to_ascii_lowercase() + &key[1..];
+        }
+        let value = value.trim();
+        let value = serde_json::from_str::<serde_json::Value>(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_ascii_lowercase()));
+        let object = json.as_object_mut().ok_or("not an object")?;
+        if !object.contains_key(&key) {
+            let known: Vec<&String> = object.keys().filter(|k| *k != "type").collect();
+            return Err(format!(
+                "{name} has no property '{key}' (it has {})",
+                known
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        object.insert(key, value);
+    }
+    let schedule: LearnRateSchedule =
+        serde_json::from_value(json).map_err(|e| format!("{name}: {e}"))?;
+    schedule.validate().map_err(|e| e.to_string())?;
+    Ok(schedule)
 }
 
 fn sequence_length(s: &str) -> std::result::Result<SequenceLength, String> {
@@ -216,6 +334,18 @@ impl OptionFlags {
         if let Some(s) = self.seed {
             o.seed = s;
         }
+        if let Some(l) = self.last_mini_batch {
+            o.last_mini_batch = match l {
+                LastMiniBatchName::Keep => LastMiniBatch::Keep,
+                LastMiniBatchName::Discard => LastMiniBatch::Discard,
+            };
+        }
+        if let Some(m) = &self.metrics {
+            o.metrics = m.0.clone();
+        }
+        if let Some(s) = self.learn_rate_schedule {
+            o.learn_rate_schedule = s;
+        }
         o.validate().map_err(flag_named)?;
         Ok(o)
     }
@@ -233,6 +363,9 @@ fn flag_named(e: seqnet_train::Error) -> CliError {
                 "L2Regularization" => "--l2",
                 "SequenceLength" => "--sequence-length",
                 "ValidationFrequency" => "--validation-frequency",
+                "CheckpointFrequency" => "--checkpoint-frequency",
+                "CheckpointKeep" => "--checkpoint-keep",
+                "Metrics" => "--metrics",
                 other => other,
             };
             flag_error(flag, message)
@@ -264,7 +397,7 @@ pub fn train_with_progress(
     if let Some(v) = validation {
         check_fits(graph, v, true)?;
     }
-    run_with_progress(train, options.clone(), display, None, |trainer| {
+    run_with_progress(train, options.clone(), display, None, None, |trainer| {
         trainer.train(
             graph,
             train.store.clone(),
@@ -274,23 +407,22 @@ pub fn train_with_progress(
 }
 
 /// Runs `run` (a training call) on a trainer with `options`, the progress
-/// display as an observer, and `stop` as its stop flag.
+/// display as an observer, `stop` as its stop flag, and the live progress
+/// picture at `plot` when given.
 fn run_with_progress(
     train: &DataSet,
     options: TrainingOptions,
     display: Verbosity,
     stop: Option<&AtomicBool>,
+    plot: Option<&Path>,
     run: impl FnOnce(Trainer<'_>) -> seqnet_train::Result<(Model, TrainingRecord)>,
 ) -> Result<Trained> {
-    let per_epoch = iterations_per_epoch(train.store.len(), options.mini_batch_size);
-    let mut progress = Progress::new(
-        display,
-        options.max_epochs,
-        per_epoch,
-        options.verbose_frequency,
-    );
+    let mut progress = Progress::new(display, &options, train.store.len());
     let start = Instant::now();
     let mut trainer = Trainer::new(options).observer(&mut progress);
+    if let Some(path) = plot {
+        trainer = trainer.observer(LivePlot::new(path));
+    }
     if let Some(stop) = stop {
         trainer = trainer.stop_flag(stop);
     }
@@ -341,6 +473,7 @@ pub fn report(r: &TrainingRecord, seconds: f64) -> String {
         if let Some(e) = last.rmse {
             s.push_str(&format!(", rmse {e:.4}"));
         }
+        s.push_str(&extra_metrics(&last.metrics, ", "));
         s.push('\n');
     }
     if let Some(v) = &r.final_validation {
@@ -351,6 +484,7 @@ pub fn report(r: &TrainingRecord, seconds: f64) -> String {
         if let Some(e) = v.rmse {
             s.push_str(&format!(", rmse {e:.4}"));
         }
+        s.push_str(&extra_metrics(&v.metrics, ", "));
         s.push('\n');
     }
     s
@@ -365,18 +499,7 @@ pub fn save_model(model: &Model, path: &Path) -> Result<()> {
 /// Runs `seqnet train`: success, or 130 when Ctrl-C stopped training (a
 /// checkpoint was written and the command that resumes is shown).
 pub fn run(args: Args) -> Result<ExitCode> {
-    let mut options = args.flags.training_options()?;
-    if let Some(n) = args.validation_frequency {
-        options.validation_frequency = n as usize;
-    }
-    if let Some(n) = args.validation_patience {
-        options.validation_patience = Some(n as usize);
-    }
-    options.checkpoint_path = Some(args.checkpoint_dir.clone().unwrap_or_else(|| {
-        let mut p = args.out.clone().into_os_string();
-        p.push(".checkpoints");
-        PathBuf::from(p)
-    }));
+    let options = options_of(&args)?;
     let display = Verbosity::from_flags(args.quiet, args.verbose);
     if let Some(p) = &args.plot {
         // Refuse a bad picture name before training, not after.
@@ -393,11 +516,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .map(|v| open_data(v, classes.as_deref()))
         .transpose()?;
     let stop = interrupt_flag();
+    let plot = args.plot.as_deref();
     let trained = match (&args.resume, &args.net) {
         (Some(checkpoint), _) => {
-            // The checkpoint's own options, to the same weights as a run never stopped.
-            let stored = read_options(checkpoint)?;
-            run_with_progress(&train, stored, display, Some(&stop), |trainer| {
+            let stored = resume_options(&args, checkpoint, &options)?;
+            run_with_progress(&train, stored, display, Some(&stop), plot, |trainer| {
                 trainer.resume(
                     checkpoint,
                     train.store.clone(),
@@ -411,7 +534,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             if let Some(v) = &validation {
                 check_fits(&graph, v, true)?;
             }
-            run_with_progress(&train, options, display, Some(&stop), |trainer| {
+            run_with_progress(&train, options, display, Some(&stop), plot, |trainer| {
                 trainer.train(
                     &graph,
                     train.store.clone(),
@@ -447,6 +570,64 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     out(&text)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The training options of `seqnet train`'s flags.
+fn options_of(args: &Args) -> Result<TrainingOptions> {
+    let mut options = args.flags.training_options()?;
+    if let Some(n) = args.validation_frequency {
+        options.validation_frequency = n as usize;
+    }
+    if let Some(n) = args.validation_patience {
+        options.validation_patience = Some(n as usize);
+    }
+    options.checkpoint_path = Some(args.checkpoint_dir.clone().unwrap_or_else(|| {
+        let mut p = args.out.clone().into_os_string();
+        p.push(".checkpoints");
+        PathBuf::from(p)
+    }));
+    checkpoint_flags(args, &mut options);
+    options.validate().map_err(flag_named)?;
+    Ok(options)
+}
+
+/// The options to resume from `checkpoint` with: the checkpoint's own, to the
+/// same weights as a run never stopped; only those that do not decide the
+/// weights (epochs, metrics, checkpoints) may change, from `args` and `given`.
+fn resume_options(
+    args: &Args,
+    checkpoint: &Path,
+    given: &TrainingOptions,
+) -> Result<TrainingOptions> {
+    let mut stored = read_options(checkpoint)?;
+    if let Some(n) = args.flags.epochs {
+        stored.max_epochs = n as usize;
+    }
+    if let Some(m) = &args.flags.metrics {
+        stored.metrics = m.0.clone();
+    }
+    stored.checkpoint_path = given.checkpoint_path.clone();
+    checkpoint_flags(args, &mut stored);
+    Ok(stored)
+}
+
+/// The checkpoint flags over `options` (keeping the latest checkpoint only
+/// unless told otherwise).
+fn checkpoint_flags(args: &Args, options: &mut TrainingOptions) {
+    if let Some(n) = args.checkpoint_frequency {
+        options.checkpoint_frequency = n as usize;
+    }
+    if let Some(u) = args.checkpoint_frequency_unit {
+        options.checkpoint_frequency_unit = match u {
+            UnitName::Epoch => FrequencyUnit::Epoch,
+            UnitName::Iteration => FrequencyUnit::Iteration,
+        };
+    }
+    options.checkpoint_keep = match args.checkpoint_keep {
+        None => Some(options.checkpoint_keep.unwrap_or(1)),
+        Some(Keep::Latest(k)) => Some(k),
+        Some(Keep::All) => None,
+    };
 }
 
 /// The command that resumes from `checkpoint` with the same data.

@@ -11,11 +11,15 @@ mod activations;
 mod confusion;
 mod fonts;
 mod forecast;
+mod lstm_diagram;
+mod minibatch;
 mod progress;
 
 pub use activations::activations_heatmap;
 pub use confusion::confusion_matrix;
 pub use forecast::{forecast_plot, ForecastFigure};
+pub use lstm_diagram::{lstm_cell_diagram, lstm_flow_diagram, LstmFlow};
+pub use minibatch::{minibatch_figure, BatchView, Cell, MiniBatchFigure, Panel};
 pub use progress::training_progress;
 
 use std::fmt;

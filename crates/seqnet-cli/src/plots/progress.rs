@@ -6,7 +6,7 @@ use crate::CliError;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
-use seqnet_train::TrainingRecord;
+use seqnet_train::{Metric, MetricValues, TrainingRecord};
 
 use super::{
     anchored, bold, clean, compact, fit_text, nice_step, render, text, text_width, wrap_text,
@@ -15,6 +15,8 @@ use super::{
 
 const WIDTH: u32 = 1200;
 const HEIGHT: u32 = 800;
+/// The height each further metric panel adds.
+const EXTRA_PANEL: u32 = 230;
 /// Width of the information panel on the right.
 const PANEL: u32 = 290;
 /// The smoothing factor of the exponential moving average (as MATLAB's plot).
@@ -40,8 +42,10 @@ const GRID: RGBColor = RGBColor(232, 232, 232);
 /// validation figures as black dots joined by a dashed line, and the epochs
 /// as alternating bands with their boundaries. A panel on the right gives the
 /// results, the training time and cycle, and the legend. A record without any
-/// accuracy or RMSE has the loss panel only. Values that are not finite leave
-/// gaps in the lines.
+/// accuracy or RMSE has the loss panel only. The other metrics of the record
+/// (`--metrics`: precision, recall, F-score, AUC, MAE, MAPE) get a panel each
+/// between the two, and the picture grows by 230 pixels for each. Values that
+/// are not finite leave gaps in the lines.
 ///
 /// # Errors
 /// [`CliError::PictureFormat`] for an extension other than `.png` or `.svg`,
@@ -150,6 +154,8 @@ fn segments(points: &[(f64, f64)]) -> Vec<Vec<(f64, f64)>> {
 struct Progress<'a> {
     record: &'a TrainingRecord,
     metric: Option<(MetricKind, Series)>,
+    /// The other metrics, in [`Metric::ALL`]'s order.
+    extras: Vec<(Metric, Series)>,
     loss: Series,
     x_max: f64,
     /// (epoch, first x, last x) of each epoch's band.
@@ -181,6 +187,7 @@ impl<'a> Progress<'a> {
                 .collect();
             (kind, Series::new(raw, validation))
         });
+        let extras = extra_metrics(record);
         let loss = Series::new(
             (0..its.len()).map(|i| (x(i), its[i].loss as f64)).collect(),
             (0..its.len())
@@ -205,6 +212,7 @@ impl<'a> Progress<'a> {
         Progress {
             record,
             metric,
+            extras,
             loss,
             x_max,
             epochs,
@@ -421,6 +429,14 @@ impl<'a> Progress<'a> {
                 )?,
                 _ => {}
             }
+            for (m, value) in v.metrics.iter().filter(|(m, _)| is_extra(*m)) {
+                line(
+                    &format!("Validation {}: {}", m.title(), m.format(value)),
+                    &body,
+                    &mut y,
+                    0,
+                )?;
+            }
             line(
                 &format!("Validation loss: {}", compact(v.loss as f64, 4)),
                 &body,
@@ -472,7 +488,11 @@ impl<'a> Progress<'a> {
         let mut entries: Vec<(Sample, String)> = Vec::new();
         let validating = !self.loss.validation.is_empty();
         if let Some((kind, _)) = &self.metric {
-            let name = kind.name();
+            let name = if self.extras.is_empty() {
+                kind.name()
+            } else {
+                "metrics"
+            };
             entries.push((
                 Sample::Line(METRIC_SMOOTH, 2),
                 format!("Training {name} (smoothed)"),
@@ -559,7 +579,7 @@ fn y_range(kind: Option<MetricKind>, bounds: Option<(f64, f64)>) -> (f64, f64) {
 
 impl Picture for Progress<'_> {
     fn size(&self) -> (u32, u32) {
-        (WIDTH, HEIGHT)
+        (WIDTH, HEIGHT + EXTRA_PANEL * self.extras.len() as u32)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
@@ -571,41 +591,94 @@ impl Picture for Progress<'_> {
             &anchored(&bold(30.0, &INK), HPos::Left, VPos::Center),
             (28, 34),
         )?;
-        let loss_range = y_range(None, self.loss.bounds());
-        match &self.metric {
-            Some((kind, series)) => {
-                let (_, h) = plots.dim_in_pixel();
-                let (top, bottom) = plots.split_vertically(h / 2 + 6);
-                self.panel(
-                    &top,
-                    series,
-                    kind.axis_label(),
-                    (METRIC_RAW, METRIC_SMOOTH),
-                    y_range(Some(*kind), series.bounds()),
-                    false,
-                    true,
-                )?;
-                self.panel(
-                    &bottom,
-                    &self.loss,
-                    "Loss",
-                    (LOSS_RAW, LOSS_SMOOTH),
-                    loss_range,
-                    true,
-                    false,
-                )?;
-            }
-            None => self.panel(
-                &plots,
-                &self.loss,
-                "Loss",
-                (LOSS_RAW, LOSS_SMOOTH),
-                loss_range,
-                true,
-                true,
-            )?,
+        // The panels from top to bottom: label, series, colours, y-range.
+        let mut panels: Vec<PanelSpec> = Vec::new();
+        if let Some((kind, series)) = &self.metric {
+            panels.push((
+                kind.axis_label().to_string(),
+                series,
+                (METRIC_RAW, METRIC_SMOOTH),
+                y_range(Some(*kind), series.bounds()),
+            ));
+        }
+        for (metric, series) in &self.extras {
+            panels.push((
+                extra_label(*metric),
+                series,
+                (METRIC_RAW, METRIC_SMOOTH),
+                extra_range(*metric, series.bounds()),
+            ));
+        }
+        panels.push((
+            "Loss".to_string(),
+            &self.loss,
+            (LOSS_RAW, LOSS_SMOOTH),
+            y_range(None, self.loss.bounds()),
+        ));
+        let areas = plots.split_evenly((panels.len(), 1));
+        let last = panels.len() - 1;
+        for (k, ((label, series, colors, range), area)) in panels.iter().zip(&areas).enumerate() {
+            self.panel(area, series, label, *colors, *range, k == last, k == 0)?;
         }
         self.info(&side)
+    }
+}
+
+/// One panel of the picture: y-axis label, series, colours (raw, smoothed), y-range.
+type PanelSpec<'s> = (String, &'s Series, (RGBColor, RGBColor), (f64, f64));
+
+/// Whether `metric` gets a panel of its own (accuracy and RMSE share the top one).
+fn is_extra(metric: Metric) -> bool {
+    !matches!(metric, Metric::Accuracy | Metric::Rmse)
+}
+
+/// The series of every metric besides accuracy and RMSE that the record has.
+fn extra_metrics(record: &TrainingRecord) -> Vec<(Metric, Series)> {
+    let its = &record.iterations;
+    let value = |values: &MetricValues, m: Metric| values.get(m).map_or(f64::NAN, |v| v as f64);
+    Metric::ALL
+        .into_iter()
+        .filter(|m| is_extra(*m))
+        .filter(|m| {
+            its.iter().any(|i| {
+                i.metrics.get(*m).is_some()
+                    || i.validation.is_some_and(|v| v.metrics.get(*m).is_some())
+            })
+        })
+        .map(|m| {
+            let raw = its
+                .iter()
+                .map(|i| (i.iteration as f64, value(&i.metrics, m)))
+                .collect();
+            let validation = its
+                .iter()
+                .filter_map(|i| {
+                    i.validation
+                        .map(|v| (i.iteration as f64, value(&v.metrics, m)))
+                })
+                .collect();
+            (m, Series::new(raw, validation))
+        })
+        .collect()
+}
+
+/// The y-axis label of a metric panel.
+fn extra_label(metric: Metric) -> String {
+    if metric.in_percent() {
+        format!("{} (%)", metric.title())
+    } else {
+        metric.title().to_string()
+    }
+}
+
+/// The y-range of a metric panel: [0, 1] for fractions, else from the values.
+fn extra_range(metric: Metric, bounds: Option<(f64, f64)>) -> (f64, f64) {
+    match metric {
+        Metric::Precision | Metric::Recall | Metric::Fscore | Metric::Auc => (
+            bounds.map_or(0.0, |b| b.0.min(0.0)),
+            bounds.map_or(1.0, |b| b.1.max(1.0)),
+        ),
+        _ => y_range(None, bounds),
     }
 }
 
