@@ -31,13 +31,13 @@ impl Learnable {
         Self::new(name, value, 0.0)
     }
 
-    /// The same learnable without its gradient's contents: the value is
-    /// shared (copy-on-write), the gradient an empty placeholder to replace.
-    pub fn clone_value(&self) -> Self {
+    /// The same learnable sharing its value (copy-on-write), with a zero
+    /// gradient (untouched pages until a backward writes it).
+    pub fn share(&self) -> Self {
         Learnable {
             name: self.name,
             value: self.value.clone(),
-            grad: ArrayD::zeros(ndarray::IxDyn(&[0])),
+            grad: ArrayD::zeros(self.value.raw_dim()),
             learn_rate_factor: self.learn_rate_factor,
             l2_factor: self.l2_factor,
         }

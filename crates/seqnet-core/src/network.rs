@@ -123,15 +123,7 @@ impl Network {
     pub fn share(&self) -> Result<Network> {
         let mut kernels = Vec::with_capacity(self.kernels.len());
         for (i, k) in self.kernels.iter().enumerate() {
-            // Gradients start at zero (untouched pages until a backward writes them).
-            let learnables = k
-                .learnables()
-                .into_iter()
-                .map(|l| Learnable {
-                    grad: ArrayD::zeros(l.value.raw_dim()),
-                    ..l.clone_value()
-                })
-                .collect();
+            let learnables = k.learnables().into_iter().map(Learnable::share).collect();
             let states = k.states().into_iter().cloned().collect();
             let def = self.graph.layers[i].def();
             let params = Params::from_parts(def.name(), learnables, states);
