@@ -5,16 +5,14 @@
 //! length). A step is forward (batch statistics), backward and an adam update
 //! (no clipping, no L2).
 
-use super::{line, time_reps};
+use super::{line, time_train_step};
 use crate::Result;
 use ndarray::{ArrayD, IxDyn};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::layers::InputSize;
 use seqnet_core::templates::{cnn1d, Template, TemplateOptions};
-use seqnet_core::{Activation, Mode, Network};
-use seqnet_train::solver::{self, SolverState};
-use seqnet_train::{Solver, TrainingOptions};
+use seqnet_core::{Activation, Network};
 
 const B: usize = 32;
 const T: usize = 128;
@@ -47,23 +45,6 @@ pub fn train_step() -> Result<String> {
         y[[b, rng.random_range(0..K)]] = 1.0;
     }
     let (x, y) = (Activation::sequence(x, None)?, Activation::features(y)?);
-    let options = TrainingOptions::new(Solver::Adam)
-        .initial_learn_rate(1e-3)
-        .l2_regularization(0.0);
-    let mut state = SolverState::default();
-    // A training step needs no gradient for the input data (as `fit`).
-    net.set_input_gradients(false);
-    let t = time_reps(3, 21, || {
-        net.forward(
-            std::slice::from_ref(&x),
-            Some(std::slice::from_ref(&y)),
-            Mode::Training,
-            false,
-        )?;
-        net.backward()?;
-        let mut params: Vec<_> = net.learnables_mut().into_iter().map(|(_, p)| p).collect();
-        solver::step(&mut params, &mut state, &options, 1e-3);
-        Ok(())
-    })?;
+    let t = time_train_step(&mut net, &x, &y, 3, 21)?;
     Ok(line("cnn1d-train-step", &t, Some(3.0 * forward_flop()), ""))
 }

@@ -3,7 +3,7 @@
 //! the same length). A training step is forward, backward and an adam update
 //! (no clipping, no L2); inference is one forward pass without gradients.
 
-use super::{line, lstm_forward_flop, time_reps};
+use super::{line, lstm_forward_flop, time_reps, time_train_step};
 use crate::Result;
 use ndarray::{ArrayD, IxDyn};
 use rand::rngs::StdRng;
@@ -12,8 +12,6 @@ use seqnet_core::layers::{
     ClassificationOutput, FullyConnected, Lstm, OutputMode, SequenceInput, Softmax,
 };
 use seqnet_core::{Activation, Layer, LayerGraph, Mode, Network};
-use seqnet_train::solver::{self, SolverState};
-use seqnet_train::{Solver, TrainingOptions};
 
 const B: usize = 32;
 const T: usize = 50;
@@ -50,24 +48,7 @@ fn data() -> Result<(Activation, Activation)> {
 pub fn train_step() -> Result<String> {
     let mut net = network()?;
     let (x, y) = data()?;
-    let options = TrainingOptions::new(Solver::Adam)
-        .initial_learn_rate(1e-3)
-        .l2_regularization(0.0);
-    let mut state = SolverState::default();
-    // A training step needs no gradient for the input data (as `fit`).
-    net.set_input_gradients(false);
-    let t = time_reps(3, 21, || {
-        net.forward(
-            std::slice::from_ref(&x),
-            Some(std::slice::from_ref(&y)),
-            Mode::Training,
-            false,
-        )?;
-        net.backward()?;
-        let mut params: Vec<_> = net.learnables_mut().into_iter().map(|(_, p)| p).collect();
-        solver::step(&mut params, &mut state, &options, 1e-3);
-        Ok(())
-    })?;
+    let t = time_train_step(&mut net, &x, &y, 3, 21)?;
     let flop = 3.0 * lstm_forward_flop(T, B, F, H);
     Ok(line("lstm-train-step", &t, Some(flop), ""))
 }

@@ -29,6 +29,9 @@ pub mod video;
 pub mod vowels;
 
 use crate::{CliError, Result};
+use seqnet_core::{Activation, Mode, Network};
+use seqnet_train::solver::{self, SolverState};
+use seqnet_train::{Solver, TrainingOptions};
 use std::time::Instant;
 
 /// The workloads, in the order [`run`] runs them.
@@ -71,6 +74,36 @@ pub fn time_reps(warmup: usize, reps: usize, mut f: impl FnMut() -> Result<()>) 
         v.push(t0.elapsed().as_secs_f64() * 1e3);
     }
     Ok(Timings(v))
+}
+
+/// Times one training step of `net` on inputs `x` and one-hot targets `y`
+/// as the `*-train-step` workloads define it: forward, backward and an adam
+/// update (learning rate 1e-3, no L2, no clipping), without the input
+/// gradient (as `fit`), `warmup` steps untimed, then `reps` timed.
+pub fn time_train_step(
+    net: &mut Network,
+    x: &Activation,
+    y: &Activation,
+    warmup: usize,
+    reps: usize,
+) -> Result<Timings> {
+    let options = TrainingOptions::new(Solver::Adam)
+        .initial_learn_rate(1e-3)
+        .l2_regularization(0.0);
+    let mut state = SolverState::default();
+    net.set_input_gradients(false);
+    time_reps(warmup, reps, || {
+        net.forward(
+            std::slice::from_ref(x),
+            Some(std::slice::from_ref(y)),
+            Mode::Training,
+            false,
+        )?;
+        net.backward()?;
+        let mut params: Vec<_> = net.learnables_mut().into_iter().map(|(_, p)| p).collect();
+        solver::step(&mut params, &mut state, &options, 1e-3);
+        Ok(())
+    })
 }
 
 /// The result line of one workload; `flop` (per repetition) adds `gflop_per_s`.

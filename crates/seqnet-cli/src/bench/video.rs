@@ -3,16 +3,14 @@
 //! flatten → lstm(200, last) → fc(10) → softmax → classification, one training
 //! step (forward, backward, adam update) on random frames, batch 8, T = 16.
 
-use super::{line, time_reps};
+use super::{line, time_train_step};
 use crate::Result;
 use ndarray::{ArrayD, IxDyn};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::layers::InputSize;
 use seqnet_core::templates::{Template, TemplateOptions};
-use seqnet_core::{Activation, LayerGraph, Mode, Network};
-use seqnet_train::solver::{self, SolverState};
-use seqnet_train::{Solver, TrainingOptions};
+use seqnet_core::{Activation, LayerGraph, Network};
 
 const B: usize = 8;
 const T: usize = 16;
@@ -40,23 +38,6 @@ pub fn run() -> Result<String> {
         y[[b, rng.random_range(0..K)]] = 1.0;
     }
     let y = Activation::features(y)?;
-    let options = TrainingOptions::new(Solver::Adam)
-        .initial_learn_rate(1e-3)
-        .l2_regularization(0.0);
-    let mut state = SolverState::default();
-    // A training step needs no gradient for the input data (as `fit`).
-    net.set_input_gradients(false);
-    let t = time_reps(2, 11, || {
-        net.forward(
-            std::slice::from_ref(&x),
-            Some(std::slice::from_ref(&y)),
-            Mode::Training,
-            false,
-        )?;
-        net.backward()?;
-        let mut params: Vec<_> = net.learnables_mut().into_iter().map(|(_, p)| p).collect();
-        solver::step(&mut params, &mut state, &options, 1e-3);
-        Ok(())
-    })?;
+    let t = time_train_step(&mut net, &x, &y, 2, 11)?;
     Ok(line("video-train-step", &t, None, ""))
 }
