@@ -8,6 +8,8 @@
 //! `.ci/run` makes one). Without it the tests say so and pass, except under
 //! CI (`CI` set), where they fail.
 
+#[path = "../examples/custom_layers/mod.rs"]
+mod custom_layers;
 #[path = "../examples/video_network.rs"]
 #[allow(dead_code)]
 mod video;
@@ -18,7 +20,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet::prelude::*;
 use seqnet::templates::{RecurrentLayer, Template, TemplateOptions};
-use seqnet_onnx::{export_onnx_bytes, ExportOptions};
+use seqnet_onnx::{export_onnx, export_onnx_bytes, ExportOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -252,4 +254,123 @@ fn recurrent_templates_with_a_bilstm_and_a_gru() {
 #[test]
 fn the_seed_video_network() {
     check_graph(&video::network().unwrap(), &[1, 28, 28], "seed_video");
+}
+
+/// Feature layers no template uses: strided 1-D convolution and pooling
+/// (lengths change), hard-sigmoid/softsign LSTM, element-wise layers, a
+/// custom layer's own export (PReLU), global max pooling, addition and
+/// concatenation.
+#[test]
+fn feature_layers_outside_the_templates() {
+    let mut g = LayerGraph::from_layers([
+        SequenceInput::new(5)
+            .normalization(Normalization::RescaleSymmetric)
+            .name("in")
+            .into(),
+        Convolution1d::new(3, 6)
+            .stride(2)
+            .padding(Padding1d::Explicit([1, 1]))
+            .name("conv")
+            .into(),
+        LeakyRelu::new(0.1).name("leaky").into(),
+        MaxPooling1d::new(2)
+            .padding(Padding1d::Explicit([1, 0]))
+            .name("maxpool")
+            .into(),
+        AveragePooling1d::new(3)
+            .padding(Padding1d::Same)
+            .name("avgpool")
+            .into(),
+        Lstm::new(5)
+            .gate_activation(GateActivation::HardSigmoid)
+            .state_activation(StateActivation::Softsign)
+            .name("lstm")
+            .into(),
+        Tanh::new().name("tanh").into(),
+        custom_layers::PRelu::new("prelu").into(),
+        FullyConnected::new(5).name("fc_a").into(),
+        Addition::new(2).name("add").into(),
+        Concatenation::new(2).name("cat").into(),
+        GlobalMaxPooling1d::new().name("gmax").into(),
+        FullyConnected::new(3).name("fc").into(),
+        Sigmoid::new().name("sigmoid").into(),
+        RegressionOutput::new().name("out").into(),
+    ])
+    .unwrap();
+    g.add_layers([FullyConnected::new(5).name("fc_b").into()])
+        .unwrap();
+    g.connect("prelu", "fc_b").unwrap();
+    g.connect("fc_b", "add/in2").unwrap();
+    g.connect("prelu", "cat/in2").unwrap();
+    check_graph(&g, &[5], "feature_layers");
+}
+
+/// Image layers no template uses: strided 'same' convolution, 2-D max and
+/// average pooling, a GRU's 'last' output after the frames.
+#[test]
+fn image_layers_outside_the_templates() {
+    let mut g = LayerGraph::from_layers([
+        SequenceInput::image([8, 7, 3]).name("in").into(),
+        SequenceFolding::new().name("fold").into(),
+        Convolution2d::new([3, 3], 4)
+            .stride([2, 1])
+            .padding(Padding::Same)
+            .name("conv")
+            .into(),
+        MaxPooling2d::new([2, 2])
+            .padding(Padding::Explicit([0, 1, 1, 0]))
+            .name("maxpool")
+            .into(),
+        AveragePooling2d::new([2, 2])
+            .stride([2, 2])
+            .name("avgpool")
+            .into(),
+        BatchNormalization::new().name("bn").into(),
+        SequenceUnfolding::new().name("unfold").into(),
+        Flatten::new().name("flatten").into(),
+        Gru::new(4).output_mode(OutputMode::Last).name("gru").into(),
+        FullyConnected::new(3).name("fc").into(),
+        Softmax::new().name("softmax").into(),
+        ClassificationOutput::new().name("out").into(),
+    ])
+    .unwrap();
+    g.connect("fold/miniBatchSize", "unfold/miniBatchSize")
+        .unwrap();
+    check_graph(&g, &[3, 8, 7], "image_layers");
+}
+
+/// A layer without an export (a custom layer that provides none) is an
+/// error naming it, and nothing is written.
+#[test]
+fn a_layer_without_an_export_is_refused_and_nothing_is_written() {
+    let mut g = LayerGraph::from_layers([
+        SequenceInput::new(3).name("in").into(),
+        Lstm::new(4)
+            .output_mode(OutputMode::Last)
+            .name("lstm")
+            .into(),
+        custom_layers::WeightedAddition::new("wadd", 2).into(),
+        RegressionOutput::new().name("out").into(),
+    ])
+    .unwrap();
+    g.connect("lstm", "wadd/in2").unwrap();
+    let model = Model {
+        network: Network::new(&g, 1).unwrap(),
+        classes: vec![],
+        options: None,
+    };
+    let path = scratch("refused.onnx");
+    let e = export_onnx(&model, &path, &ExportOptions::default()).unwrap_err();
+    let m = e.to_string();
+    assert!(m.contains("wadd") && m.contains("no ONNX export"), "{m}");
+    assert!(!path.exists(), "a refused export wrote {}", path.display());
+    let e = export_onnx_bytes(
+        &model.network,
+        &ExportOptions {
+            opset: 12,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("opset 12"), "{e}");
 }

@@ -12,6 +12,7 @@ mod bench;
 mod data;
 mod demo;
 mod docs_figures;
+mod export_onnx;
 mod forecast;
 mod generate_sequences;
 mod generate_videos;
@@ -63,6 +64,9 @@ pub enum Command {
     Demo(demo::Args),
     /// Build a model file from a PyTorch state dict saved as safetensors.
     ImportTorch(import_torch::Args),
+    /// Write a model as an ONNX model (input 'input' batch first, optional
+    /// 'sequence_lens', output 'output').
+    ExportOnnx(export_onnx::Args),
     /// Write a synthetic video set (the class is the direction of motion) as a
     /// datastore folder.
     GenerateVideos(generate_videos::Args),
@@ -95,6 +99,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Activations(a) => done(activations::run(a)),
         Command::Demo(a) => done(demo::run(a)),
         Command::ImportTorch(a) => done(import_torch::run(a)),
+        Command::ExportOnnx(a) => done(export_onnx::run(a)),
         Command::GenerateVideos(a) => done(generate_videos::run(a)),
         Command::Forecast(a) => done(forecast::run(a)),
         Command::GenerateWaveforms(a) => done(generate_sequences::run_waveforms(a)),
