@@ -13,7 +13,9 @@
 
 mod error;
 pub mod export;
+pub mod import;
 pub mod proto;
 
 pub use error::{Error, Result};
 pub use export::{export_onnx, export_onnx_bytes, ExportOptions};
+pub use import::{import_onnx, import_onnx_bytes};
