@@ -67,34 +67,7 @@ pub fn run_ort(
 
 /// seqnet's prediction for the batch-first `x` with `lengths` (right padding), batch first.
 pub fn run_seqnet(net: &mut Network, x: &ArrayD<f32>, lengths: &[usize]) -> ArrayD<f32> {
-    let t = x.shape()[1];
-    let mut perm: Vec<usize> = (0..x.ndim()).collect();
-    perm.swap(0, 1);
-    let tm = x
-        .view()
-        .permuted_axes(perm.clone())
-        .as_standard_layout()
-        .to_owned();
-    let lens = SeqLengths::new(lengths.to_vec(), t, PaddingDirection::Right).unwrap();
-    let a = if x.ndim() == 5 {
-        Activation::image_sequence(tm, Some(lens))
-    } else {
-        Activation::sequence(tm, Some(lens))
-    }
-    .unwrap();
-    let y = net
-        .forward(&[a], None, Mode::Inference, false)
-        .unwrap()
-        .remove(0);
-    if y.format.has_time() {
-        y.data
-            .view()
-            .permuted_axes(perm)
-            .as_standard_layout()
-            .to_owned()
-    } else {
-        y.data.to_owned()
-    }
+    seqnet_onnx::predict_batch_first(net, x, Some(lengths)).unwrap()
 }
 
 /// Checks `theirs` against the reference `ours` on real steps, within the
