@@ -122,7 +122,7 @@ fn every_template_with_an_lstm() {
 }
 
 #[test]
-fn recurrent_templates_with_a_bilstm_and_a_gru() {
+fn recurrent_templates_with_a_bilstm_a_gru_and_a_bigru() {
     for t in [
         Template::Seq2Label,
         Template::Seq2SeqClass,
@@ -259,4 +259,28 @@ fn a_layer_without_an_export_is_refused_and_nothing_is_written() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("opset 12"), "{e}");
+}
+
+/// Every GRU `ResetGateMode`, one and two directions, sequence and last.
+#[test]
+fn gru_reset_gate_modes() {
+    for mode in [
+        ResetGateMode::AfterMultiplication,
+        ResetGateMode::BeforeMultiplication,
+        ResetGateMode::RecurrentBiasAfterMultiplication,
+    ] {
+        let g = LayerGraph::from_layers([
+            SequenceInput::new(4).name("in").into(),
+            Gru::new(5).reset_gate_mode(mode).name("gru").into(),
+            BiGru::new(3)
+                .reset_gate_mode(mode)
+                .output_mode(OutputMode::Last)
+                .name("bigru")
+                .into(),
+            FullyConnected::new(2).name("fc").into(),
+            RegressionOutput::new().name("out").into(),
+        ])
+        .unwrap();
+        check_graph(&g, &[4], &format!("gru_{}", mode.label()));
+    }
 }

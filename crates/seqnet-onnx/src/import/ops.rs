@@ -7,9 +7,9 @@ use crate::error::{Error, Result};
 use crate::proto::{AttributeProto, NodeProto};
 use ndarray::{ArrayD, IxDyn};
 use seqnet_core::layers::{
-    BatchNormalization, BiLstm, Convolution1d, Convolution2d, Flatten, FullyConnected,
+    BatchNormalization, BiGru, BiLstm, Convolution1d, Convolution2d, Flatten, FullyConnected,
     GlobalAveragePooling1d, GlobalMaxPooling1d, Gru, LeakyRelu, Lstm, OutputMode, Padding,
-    Padding1d, Relu, SequenceFolding, SequenceUnfolding, Sigmoid, Softmax, Tanh,
+    Padding1d, Relu, ResetGateMode, SequenceFolding, SequenceUnfolding, Sigmoid, Softmax, Tanh,
 };
 use seqnet_core::{ActShape, Layer};
 
@@ -255,6 +255,8 @@ fn set_last(layer: &mut Layer) -> std::result::Result<(), ()> {
     } else if let Some(l) = layer.downcast_mut::<BiLstm>() {
         l.options.output_mode = OutputMode::Last;
     } else if let Some(l) = layer.downcast_mut::<Gru>() {
+        l.options.output_mode = OutputMode::Last;
+    } else if let Some(l) = layer.downcast_mut::<BiGru>() {
         l.options.output_mode = OutputMode::Last;
     } else {
         return Err(());
@@ -505,15 +507,28 @@ fn recurrent(b: &mut Builder, node: &Node) -> Result<Vec<Value>> {
         b.param(&port, "Bias", arr(sum, &[rows]));
         port
     } else {
-        if node.int("linear_before_reset").unwrap_or(0) != 1 {
-            return Err(node.unsupported("a GRU with linear_before_reset = 0 is a different cell (seqnet's GRU resets after the recurrent product)"));
+        // linear_before_reset = 1 is PyTorch's nn.GRU: the recurrent bias
+        // stays apart. With 0, ONNX adds Rb_h outside the reset, as
+        // before-multiplication's one bias does: the biases add up.
+        let after = node.int("linear_before_reset").unwrap_or(0) == 1;
+        let mode = if after {
+            ResetGateMode::RecurrentBiasAfterMultiplication
+        } else {
+            ResetGateMode::BeforeMultiplication
+        };
+        let (layer, stem): (Layer, &str) = if dirs == 1 {
+            (Gru::new(h).reset_gate_mode(mode).into(), "gru")
+        } else {
+            (BiGru::new(h).reset_gate_mode(mode).into(), "bigru")
+        };
+        let port = b.add(stem, layer, &[&x.port])?;
+        if after {
+            b.param(&port, "Bias", arr(wb, &[rows]));
+            b.param(&port, "RecurrentBias", arr(rb, &[rows]));
+        } else {
+            let sum = wb.iter().zip(&rb).map(|(a, c)| a + c).collect();
+            b.param(&port, "Bias", arr(sum, &[rows]));
         }
-        if dirs != 1 {
-            return Err(node.unsupported("a bidirectional GRU has no seqnet layer yet"));
-        }
-        let port = b.add("gru", Gru::new(h).into(), &[&x.port])?;
-        b.param(&port, "Bias", arr(wb, &[rows]));
-        b.param(&port, "RecurrentBias", arr(rb, &[rows]));
         port
     };
     b.param(&port, "InputWeights", arr(wv, &[rows, c]));
