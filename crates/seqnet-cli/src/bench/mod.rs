@@ -23,6 +23,7 @@
 //! | `stream-step` | [`stream`] |
 //! | `cnn1d-train-step` | [`cnn1d`] |
 //! | `video-epoch` | [`video_epoch`] |
+//! | `gru-train-step`, `gru-infer`, `bilstm-train-step` | [`gru`] |
 //!
 //! Every figure is wall-clock time, the median of several repetitions after a
 //! warm-up, on rayon's global pool (as many threads as cores, or
@@ -30,6 +31,7 @@
 //! right after and prints the ratios.
 
 pub mod cnn1d;
+pub mod gru;
 pub mod lstm;
 mod peak_memory;
 pub mod stream;
@@ -52,6 +54,9 @@ pub const WORKLOADS: &[&str] = &[
     "stream-step",
     "cnn1d-train-step",
     "video-epoch",
+    "gru-train-step",
+    "bilstm-train-step",
+    "gru-infer",
 ];
 
 /// Timings of one workload, in milliseconds, warm-up excluded.
@@ -217,6 +222,9 @@ pub fn run_with(only: Option<&[String]>, machine_line: bool) -> Result<()> {
             "stream-step" => stream::run()?,
             "cnn1d-train-step" => cnn1d::train_step()?,
             "video-epoch" => video_epoch::run()?,
+            "gru-train-step" => gru::train_step()?,
+            "bilstm-train-step" => gru::bilstm_train_step()?,
+            "gru-infer" => gru::infer()?,
             _ => unreachable!("checked above"),
         };
         if let Some(mb) = peak.peak_mb() {
