@@ -22,7 +22,7 @@ use seqnet_core::{ActShape, BuildKernel, ForwardCtx};
 use serde_json::Value;
 
 /// The `spec.layer` values this module checks.
-pub const KINDS: [&str; 2] = ["layernorm", "embedding"];
+pub const KINDS: [&str; 3] = ["layernorm", "embedding", "self_attention"];
 
 type R<T> = Result<T, String>;
 
@@ -47,6 +47,10 @@ pub fn check(bytes: &[u8]) -> R<Vec<String>> {
                 .map_err(|e| format!("input: {e}"))?;
             check_layer_case(&fx, layer.into(), x, -3.0)
         }
+        "self_attention" => {
+            let layer = attention_layer(cfg)?.name("layer");
+            check_layer_case(&fx, layer.into(), fx.array("input")?, 7.5)
+        }
         other => Err(format!("not an attention kind: {other}")),
     }
 }
@@ -58,6 +62,19 @@ pub fn usize_at(v: &Value, key: &str) -> R<usize> {
             v[key]
         )
     })
+}
+
+/// The self-attention a `self_attention` config (or a `transformer_block`'s
+/// `attention` with its `num_heads`) describes.
+pub fn attention_layer(cfg: &Value) -> R<SelfAttention> {
+    let mut layer = SelfAttention::new(usize_at(cfg, "num_heads")?, usize_at(cfg, "key_channels")?)
+        .num_value_channels(usize_at(cfg, "value_channels")?)
+        .output_size(usize_at(cfg, "output_size")?)
+        .has_bias(cfg["has_bias"].as_bool().unwrap_or(true));
+    if cfg["causal"].as_bool().unwrap_or(false) {
+        layer = layer.attention_mask(AttentionMask::Causal);
+    }
+    Ok(layer)
 }
 
 /// The fixture's name of a learnable: `Scale` → `weight`, `QueryWeights` →

@@ -25,7 +25,17 @@ const WORDS: usize = 6;
 /// The layers checked on `C`-channel sequences, each with settings that
 /// exercise another path.
 fn layers() -> Vec<Layer> {
-    vec![LayerNormalization::new().name("ln").into()]
+    vec![
+        LayerNormalization::new().name("ln").into(),
+        SelfAttention::new(2, 4).name("attn").into(),
+        SelfAttention::new(1, 3)
+            .num_value_channels(2)
+            .output_size(5)
+            .attention_mask(AttentionMask::Causal)
+            .has_bias(false)
+            .name("attn_causal")
+            .into(),
+    ]
 }
 
 struct Run {

@@ -545,6 +545,7 @@ fn imported_pytorch_parameters_reproduce_the_fixtures_outputs() {
             "conv2d_bn_relu" => check_conv(&fx),
             "conv1d" => check_conv1d(&fx),
             "cnn1d_net" => check_cnn1d_net(&fx),
+            "layernorm" | "embedding" | "self_attention" => check_attention_family(&fx),
             // No parameters to import.
             "pool1d" | "global_pool1d" => Vec::new(),
             other => panic!("{}: unknown fixture layer '{other}'", fx.name),
@@ -561,6 +562,95 @@ fn imported_pytorch_parameters_reproduce_the_fixtures_outputs() {
             fixtures().display()
         );
     }
+}
+
+/// One layer of the attention family imported from a PyTorch state dict and
+/// run on the fixture's input: `nn.LayerNorm` (`weight`, `bias`),
+/// `nn.Embedding` (`weight`, 0-based indices), and `nn.MultiheadAttention`,
+/// whose packed `in_proj_weight`/`in_proj_bias` (query, key, value rows
+/// stacked) and `out_proj.*` are made here from the fixture's separate
+/// projections.
+fn check_attention_family(fx: &Fixture) -> Vec<String> {
+    let cfg = &fx.spec["config"];
+    let (layer, channels, bytes, prefix): (Layer, usize, Vec<u8>, &str) =
+        match fx.spec["layer"].as_str().unwrap_or_default() {
+            "layernorm" => (
+                LayerNormalization::new().name("layer").into(),
+                fx.count("channels"),
+                fx.bytes.clone(),
+                "param",
+            ),
+            "embedding" => (
+                WordEmbedding::new(fx.count("dim"), fx.count("num_words"))
+                    .index_base(cfg["index_base"].as_u64().unwrap_or(1) as usize)
+                    .name("layer")
+                    .into(),
+                1,
+                fx.bytes.clone(),
+                "param",
+            ),
+            _ => {
+                let p = |n: &str| fx.array(&format!("param.{n}"));
+                let stack = |names: [&str; 3]| {
+                    let parts: Vec<ArrayD<f32>> = names.iter().map(|n| p(n)).collect();
+                    let views: Vec<_> = parts.iter().map(|a| a.view()).collect();
+                    ndarray::concatenate(Axis(0), &views).unwrap()
+                };
+                let extra = [
+                    (
+                        "mha.in_proj_weight",
+                        stack(["query_weight", "key_weight", "value_weight"]),
+                    ),
+                    (
+                        "mha.in_proj_bias",
+                        stack(["query_bias", "key_bias", "value_bias"]),
+                    ),
+                    ("mha.out_proj.weight", p("output_weight")),
+                    ("mha.out_proj.bias", p("output_bias")),
+                ];
+                let mut layer = SelfAttention::new(fx.count("num_heads"), fx.count("key_channels"))
+                    .num_value_channels(fx.count("value_channels"))
+                    .output_size(fx.count("output_size"))
+                    .name("layer");
+                if cfg["causal"].as_bool().unwrap_or(false) {
+                    layer = layer.attention_mask(AttentionMask::Causal);
+                }
+                (
+                    layer.into(),
+                    fx.count("input_channels"),
+                    fx.with_extra(&extra),
+                    "mha",
+                )
+            }
+        };
+    let graph = LayerGraph::from_layers(vec![
+        SequenceInput::new(channels).name("in").into(),
+        layer,
+        RegressionOutput::new().name("out").into(),
+    ])
+    .unwrap();
+    let mapping = TorchMapping::new([("layer", prefix)]);
+    let mut model = import_torch(&graph, &bytes, &fx.name, &mapping)
+        .unwrap_or_else(|e| panic!("{}: {e}", fx.name));
+    let mut input = fx.array("input");
+    if input.ndim() == 2 {
+        input = input.insert_axis(Axis(2));
+    }
+    let t = input.shape()[1];
+    let lengths: Vec<usize> = fx.array("lengths").iter().map(|&v| v as usize).collect();
+    let seq = SeqLengths::new(lengths, t, PaddingDirection::Right).unwrap();
+    let x = Activation::sequence(swap01(&input), Some(seq)).unwrap();
+    let y = model
+        .network
+        .forward(&[x], None, Mode::Inference, false)
+        .unwrap()
+        .remove(0);
+    let err = assert_close(
+        &format!("{} output", fx.name),
+        &swap01(&y.data.to_owned()),
+        &fx.array("output"),
+    );
+    vec![format!("{} output: {err:.1e}", fx.name)]
 }
 
 /// The fixture of a one-layer LSTM with a graph and a mapping that fit it.

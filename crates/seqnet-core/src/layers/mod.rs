@@ -3,6 +3,7 @@
 //! holds any of them.
 
 mod activations;
+mod attention;
 mod batchnorm;
 mod conv;
 mod conv1d;
@@ -25,6 +26,7 @@ mod util;
 mod window1d;
 
 pub use activations::{LeakyRelu, Relu, Sigmoid, Tanh};
+pub use attention::{AttentionMask, SelfAttention};
 pub use batchnorm::BatchNormalization;
 pub use conv::{Convolution2d, Padding};
 pub use conv1d::{ConvPaddingValue, Convolution1d};
@@ -96,6 +98,7 @@ layer_types! {
     GlobalAveragePooling1d => "globalAveragePooling1d";
     LayerNormalization => "layerNormalization";
     WordEmbedding => "wordEmbedding";
+    SelfAttention => "selfAttention";
 }
 
 /// Implements [`crate::LayerDef::name`] and [`crate::LayerDef::set_name`] for
