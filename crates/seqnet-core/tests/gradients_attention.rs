@@ -132,3 +132,11 @@ fn self_attention_every_mask_and_bias_setting() {
         assert_grads(layer, x, &expected);
     }
 }
+
+#[test]
+fn position_embedding_weights() {
+    for dir in DIRS {
+        let x = batch(random(&[5, 3, 2], 20), &[5, 2, 4], dir, f32::NAN);
+        assert_grads(PositionEmbedding::new(3, 6).name("pos"), x, &["Weights"]);
+    }
+}

@@ -20,6 +20,7 @@ mod merge;
 mod output;
 mod pooling;
 mod pooling1d;
+mod position;
 mod recurrent;
 mod softmax;
 mod util;
@@ -43,6 +44,7 @@ pub use merge::{Addition, Concatenation};
 pub use output::{ClassificationOutput, RegressionOutput};
 pub use pooling::{AveragePooling2d, MaxPooling2d, PoolPaddingValue};
 pub use pooling1d::{AveragePooling1d, MaxPooling1d};
+pub use position::{PositionEmbedding, SinusoidalPositionEncoding};
 pub use recurrent::{
     GateActivation, OutputMode, RecurrentOptions, RecurrentState, StateActivation,
 };
@@ -99,6 +101,8 @@ layer_types! {
     LayerNormalization => "layerNormalization";
     WordEmbedding => "wordEmbedding";
     SelfAttention => "selfAttention";
+    PositionEmbedding => "positionEmbedding";
+    SinusoidalPositionEncoding => "sinusoidalPositionEncoding";
 }
 
 /// Implements [`crate::LayerDef::name`] and [`crate::LayerDef::set_name`] for
