@@ -36,7 +36,7 @@ pub use embedding::WordEmbedding;
 pub use fc::FullyConnected;
 pub use fold::{Flatten, SequenceFolding, SequenceUnfolding};
 pub use global_pooling1d::{GlobalAveragePooling1d, GlobalMaxPooling1d};
-pub use gru::{Gru, GruKernel};
+pub use gru::{BiGru, Gru, GruConfig, GruKernel, ResetGateMode};
 pub use input::{InputSize, Normalization, SequenceInput};
 pub use layernorm::LayerNormalization;
 pub use lstm::{BiLstm, Lstm, LstmConfig, LstmKernel};
@@ -89,6 +89,7 @@ layer_types! {
     Lstm => "lstm";
     BiLstm => "bilstm";
     Gru => "gru";
+    BiGru => "bigru";
     Convolution2d => "convolution2d";
     BatchNormalization => "batchNormalization";
     MaxPooling2d => "maxPooling2d";
