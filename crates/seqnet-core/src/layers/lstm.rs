@@ -6,9 +6,10 @@ use super::name_field;
 #[path = "lstm_projection.rs"]
 mod projection;
 use super::recurrent::{
-    acts, check_state_len, column_sums, fill_rows, initial_state, input_steps, matrix, output_grad,
-    put_slot, recurrent_setters, take_slot, view, view_mut, weight_grad, write_outputs,
-    GateActivation, OutputMode, RecurrentOptions, RecurrentState, StateActivation, Steps,
+    acts, check_state_len, column_sums, fill_rows, gather_rows, initial_state, input_steps, matrix,
+    output_grad, put_slot, real_rows, recurrent_setters, scatter_rows, take_slot, view, view_mut,
+    weight_grad, write_outputs, GateActivation, OutputMode, RecurrentOptions, RecurrentState,
+    StateActivation, Steps,
 };
 use super::util::{no_forward, single};
 use crate::activation::Activation;
@@ -416,6 +417,11 @@ impl LstmKernel {
         let w_ih = matrix(&self.input_weights.value);
         let bias = self.bias.value.as_standard_layout();
         let bias = bias.as_slice().expect("standard layout");
+        // Without the input folded into the step product, the projection
+        // of every step is one product up front, on the real steps' rows
+        // only when padding is a large share of them.
+        let real = if fold { None } else { real_rows(steps) };
+        let x_real = real.as_ref().map(|r| gather_rows(x_rows, c, r));
         for (d, dir) in dirs.iter_mut().enumerate() {
             if tape || !fold {
                 sized(&mut dir.gates, t * b * g4);
@@ -425,13 +431,26 @@ impl LstmKernel {
             }
             if !fold {
                 let rows = d * g4..(d + 1) * g4;
+                let w = w_ih.slice_axis(Axis(0), rows.clone().into());
                 fill_rows(&mut dir.gates, &bias[rows.clone()]);
-                matmul_into(
-                    view(x_rows, t * b, c),
-                    w_ih.slice_axis(Axis(0), rows.into()).t(),
-                    view_mut(&mut dir.gates, t * b, g4),
-                    true,
-                );
+                match (&real, &x_real) {
+                    (Some(real), Some(xr)) => {
+                        let mut g = dir.gates[..real.len() * g4].to_vec();
+                        matmul_into(
+                            view(xr, real.len(), c),
+                            w.t(),
+                            view_mut(&mut g, real.len(), g4),
+                            true,
+                        );
+                        scatter_rows(&g, g4, real, &mut dir.gates);
+                    }
+                    _ => matmul_into(
+                        view(x_rows, t * b, c),
+                        w.t(),
+                        view_mut(&mut dir.gates, t * b, g4),
+                        true,
+                    ),
+                }
             }
             let bufs = PassBuffers {
                 gates: &mut dir.gates,
@@ -658,6 +677,20 @@ impl LayerKernel for LstmKernel {
         } else {
             Array2::<f32>::zeros((0, c))
         };
+        // The input-side products on the real steps' rows only when padding
+        // is a large share (padded rows of `dg` are zero: they add nothing).
+        let x_all = tape
+            .x
+            .as_slice()
+            .ok_or_else(|| Error::layer(&self.name, "kept input not contiguous"))?;
+        let real = real_rows(steps);
+        let x_real = real.as_ref().map(|r| gather_rows(x_all, c, r));
+        let n_rows = real.as_ref().map_or(t * b, |r| r.len());
+        let mut dx_rows = if need_dx && real.is_some() {
+            Array2::<f32>::zeros((n_rows, c))
+        } else {
+            Array2::<f32>::zeros((0, c))
+        };
         for (d, dir) in tape.dirs.iter().enumerate() {
             let reverse = d == 1;
             let rows = d * g4..(d + 1) * g4;
@@ -682,12 +715,14 @@ impl LayerKernel for LstmKernel {
                 grad,
                 &mut self.back_threads,
             );
+            let dg_real = real.as_ref().map(|r| gather_rows(&dg, g4, r));
+            let (dg_in, x_in) = match (&dg_real, &x_real) {
+                (Some(dgr), Some(xr)) => (&dgr[..], &xr[..]),
+                _ => (&dg[..], x_all),
+            };
             weight_grad(
-                &dg,
-                tape.x
-                    .view()
-                    .into_shape_with_order((t * b, c))
-                    .map_err(|e| Error::layer(&self.name, e.to_string()))?,
+                dg_in,
+                view(x_in, n_rows, c),
                 g4,
                 dw_ih.slice_axis_mut(Axis(0), rows.clone().into()),
             );
@@ -700,13 +735,23 @@ impl LayerKernel for LstmKernel {
             );
             column_sums(&dg, &mut db[rows.clone()]);
             if need_dx {
+                let into = if real.is_some() {
+                    dx_rows.view_mut()
+                } else {
+                    dx.view_mut()
+                };
                 matmul_into(
-                    view(&dg, t * b, g4),
+                    view(dg_in, n_rows, g4),
                     w_ih.slice_axis(Axis(0), rows.into()),
-                    dx.view_mut(),
+                    into,
                     d > 0,
                 );
             }
+        }
+        if let (true, Some(real)) = (need_dx, &real) {
+            let src = dx_rows.as_slice().expect("standard layout");
+            let dst = dx.as_slice_mut().expect("standard layout");
+            scatter_rows(src, c, real, dst);
         }
         self.input_weights.grad = dw_ih.into_dyn();
         self.recurrent_weights.grad = dw_hh.into_dyn();
