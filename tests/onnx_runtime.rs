@@ -264,6 +264,19 @@ fn a_layer_without_an_export_is_refused_and_nothing_is_written() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("opset 12"), "{e}");
+    // An LSTM projection has no ONNX LSTM equivalent.
+    let g = LayerGraph::from_layers([
+        SequenceInput::new(3).name("in").into(),
+        Lstm::new(6).projection_size(2).name("projected").into(),
+        RegressionOutput::new().name("out").into(),
+    ])
+    .unwrap();
+    let net = Network::new(&g, 1).unwrap();
+    let e = export_onnx_bytes(&net, &ExportOptions::default()).unwrap_err();
+    assert!(
+        e.to_string().contains("'projected'") && e.to_string().contains("projection"),
+        "{e}"
+    );
 }
 
 /// Every GRU `ResetGateMode`, one and two directions, sequence and last.
@@ -315,4 +328,49 @@ fn embedding_and_layer_normalization() {
         })
     };
     check_graph_with(&g, tokens, "embedding_layernorm");
+}
+
+/// The transformer template's graph (learned positions, self-attention,
+/// layer normalization, global average pooling over real steps).
+#[test]
+fn the_transformer_template_graph() {
+    use seqnet::templates::transformer::{graph, TransformerSizes};
+    let sizes = TransformerSizes {
+        model_dim: Some(8),
+        heads: Some(2),
+        blocks: Some(2),
+        ffn_dim: Some(12),
+        max_position: Some(16),
+    }
+    .resolve()
+    .unwrap();
+    let input = SequenceInput::new(5).name("sequenceinput");
+    check_graph(
+        &graph(input, &sizes, 3, false).unwrap(),
+        &[5],
+        "transformer",
+    );
+}
+
+/// Causal self-attention without biases, sinusoidal positions, a value and
+/// output size of their own.
+#[test]
+fn causal_attention_and_sinusoidal_positions() {
+    let mut g = LayerGraph::from_layers([
+        SequenceInput::new(6).name("in").into(),
+        SinusoidalPositionEncoding::new(6).name("pos").into(),
+        Addition::new(2).name("add").into(),
+        SelfAttention::new(3, 9)
+            .num_value_channels(6)
+            .output_size(4)
+            .attention_mask(AttentionMask::Causal)
+            .has_bias(false)
+            .name("attn")
+            .into(),
+        FullyConnected::new(2).name("fc").into(),
+        RegressionOutput::new().name("out").into(),
+    ])
+    .unwrap();
+    g.connect("in", "add/in2").unwrap();
+    check_graph(&g, &[6], "causal_attention");
 }
