@@ -69,83 +69,86 @@ fn every_fixture_imports_and_reproduces_pytorch() {
     }
 }
 
+/// The README's table: each known case's layer types in order.
+const EXPECTED_GRAPHS: &[(&str, &[&str])] = &[
+    (
+        "lstm_last",
+        &[
+            "sequenceInput",
+            "lstm",
+            "fullyConnected",
+            "softmax",
+            "classification",
+        ],
+    ),
+    (
+        "bilstm_seq",
+        &["sequenceInput", "bilstm", "fullyConnected", "regression"],
+    ),
+    (
+        "gru_last",
+        &["sequenceInput", "gru", "fullyConnected", "regression"],
+    ),
+    (
+        "lstm_stack2",
+        &[
+            "sequenceInput",
+            "lstm",
+            "lstm",
+            "fullyConnected",
+            "softmax",
+            "classification",
+        ],
+    ),
+    (
+        "video_net",
+        &[
+            "sequenceInput",
+            "sequenceFolding",
+            "convolution2d",
+            "relu",
+            "sequenceUnfolding",
+            "flatten",
+            "lstm",
+            "fullyConnected",
+            "softmax",
+            "classification",
+        ],
+    ),
+    (
+        "video_net_bn",
+        &[
+            "sequenceInput",
+            "sequenceFolding",
+            "convolution2d",
+            "batchNormalization",
+            "relu",
+            "sequenceUnfolding",
+            "flatten",
+            "lstm",
+            "fullyConnected",
+            "softmax",
+            "classification",
+        ],
+    ),
+    (
+        "cnn1d",
+        &[
+            "sequenceInput",
+            "convolution1d",
+            "relu",
+            "globalAveragePooling1d",
+            "fullyConnected",
+            "regression",
+        ],
+    ),
+];
+
 /// The README's table: each known case becomes the seqnet graph a person
 /// would build (layer types in order).
 #[test]
 fn known_fixtures_become_matlab_style_graphs() {
-    let expected: &[(&str, &[&str])] = &[
-        (
-            "lstm_last",
-            &[
-                "sequenceInput",
-                "lstm",
-                "fullyConnected",
-                "softmax",
-                "classification",
-            ],
-        ),
-        (
-            "bilstm_seq",
-            &["sequenceInput", "bilstm", "fullyConnected", "regression"],
-        ),
-        (
-            "gru_last",
-            &["sequenceInput", "gru", "fullyConnected", "regression"],
-        ),
-        (
-            "lstm_stack2",
-            &[
-                "sequenceInput",
-                "lstm",
-                "lstm",
-                "fullyConnected",
-                "softmax",
-                "classification",
-            ],
-        ),
-        (
-            "video_net",
-            &[
-                "sequenceInput",
-                "sequenceFolding",
-                "convolution2d",
-                "relu",
-                "sequenceUnfolding",
-                "flatten",
-                "lstm",
-                "fullyConnected",
-                "softmax",
-                "classification",
-            ],
-        ),
-        (
-            "video_net_bn",
-            &[
-                "sequenceInput",
-                "sequenceFolding",
-                "convolution2d",
-                "batchNormalization",
-                "relu",
-                "sequenceUnfolding",
-                "flatten",
-                "lstm",
-                "fullyConnected",
-                "softmax",
-                "classification",
-            ],
-        ),
-        (
-            "cnn1d",
-            &[
-                "sequenceInput",
-                "convolution1d",
-                "relu",
-                "globalAveragePooling1d",
-                "fullyConnected",
-                "regression",
-            ],
-        ),
-    ];
+    let expected = EXPECTED_GRAPHS;
     for (case, tags) in expected {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/onnx")

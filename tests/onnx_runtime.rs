@@ -62,6 +62,11 @@ fn batch(frame: &[usize], lengths: &[usize], seed: u64) -> ArrayD<f32> {
 /// equal-length batch (with and without `sequence_lens`) and a batch of
 /// different lengths.
 fn check_graph(graph: &LayerGraph, frame: &[usize], tag: &str) {
+    check_graph_with(graph, |lengths, seed| batch(frame, lengths, seed), tag);
+}
+
+/// [`check_graph`] with batches from `make(lengths, seed)`.
+fn check_graph_with(graph: &LayerGraph, make: impl Fn(&[usize], u64) -> ArrayD<f32>, tag: &str) {
     let Some(py) = python() else { return };
     let mut net = Network::new(graph, 7).unwrap();
     randomize(&mut net, 11);
@@ -75,7 +80,7 @@ fn check_graph(graph: &LayerGraph, frame: &[usize], tag: &str) {
     )
     .unwrap();
     let equal = [9, 9, 9];
-    let x = batch(frame, &equal, 1);
+    let x = make(&equal, 1);
     let ours = run_seqnet(&mut net, &x, &equal);
     let theirs = run_ort(&py, &without, &x, None, &format!("{tag}_equal"));
     compare(
@@ -87,7 +92,7 @@ fn check_graph(graph: &LayerGraph, frame: &[usize], tag: &str) {
     let theirs = run_ort(&py, &with, &x, Some(&equal), &format!("{tag}_equal_lens"));
     compare(&ours, &theirs, &equal, &format!("{tag} equal lengths"));
     let varied = [9, 4, 1, 6];
-    let x = batch(frame, &varied, 2);
+    let x = make(&varied, 2);
     let ours = run_seqnet(&mut net, &x, &varied);
     let theirs = run_ort(&py, &with, &x, Some(&varied), &format!("{tag}_varied"));
     compare(&ours, &theirs, &varied, &format!("{tag} different lengths"));
@@ -259,6 +264,19 @@ fn a_layer_without_an_export_is_refused_and_nothing_is_written() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("opset 12"), "{e}");
+    // An LSTM projection has no ONNX LSTM equivalent.
+    let g = LayerGraph::from_layers([
+        SequenceInput::new(3).name("in").into(),
+        Lstm::new(6).projection_size(2).name("projected").into(),
+        RegressionOutput::new().name("out").into(),
+    ])
+    .unwrap();
+    let net = Network::new(&g, 1).unwrap();
+    let e = export_onnx_bytes(&net, &ExportOptions::default()).unwrap_err();
+    assert!(
+        e.to_string().contains("'projected'") && e.to_string().contains("projection"),
+        "{e}"
+    );
 }
 
 /// Every GRU `ResetGateMode`, one and two directions, sequence and last.
@@ -283,4 +301,76 @@ fn gru_reset_gate_modes() {
         .unwrap();
         check_graph(&g, &[4], &format!("gru_{}", mode.label()));
     }
+}
+
+/// Word embedding (1-based indices, noise at padded steps) and layer
+/// normalization.
+#[test]
+fn embedding_and_layer_normalization() {
+    let g = LayerGraph::from_layers([
+        SequenceInput::new(1).name("in").into(),
+        WordEmbedding::new(6, 10).name("embed").into(),
+        LayerNormalization::new().name("ln").into(),
+        Lstm::new(4).name("lstm").into(),
+        FullyConnected::new(2).name("fc").into(),
+        RegressionOutput::new().name("out").into(),
+    ])
+    .unwrap();
+    let tokens = |lengths: &[usize], seed: u64| {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let t = *lengths.iter().max().unwrap();
+        ArrayD::from_shape_fn(IxDyn(&[lengths.len(), t, 1]), |i| {
+            if i[1] < lengths[i[0]] {
+                rng.random_range(1..=10) as f32
+            } else {
+                rng.random_range(-50.0..50.0)
+            }
+        })
+    };
+    check_graph_with(&g, tokens, "embedding_layernorm");
+}
+
+/// The transformer template's graph (learned positions, self-attention,
+/// layer normalization, global average pooling over real steps).
+#[test]
+fn the_transformer_template_graph() {
+    use seqnet::templates::transformer::{graph, TransformerSizes};
+    let sizes = TransformerSizes {
+        model_dim: Some(8),
+        heads: Some(2),
+        blocks: Some(2),
+        ffn_dim: Some(12),
+        max_position: Some(16),
+    }
+    .resolve()
+    .unwrap();
+    let input = SequenceInput::new(5).name("sequenceinput");
+    check_graph(
+        &graph(input, &sizes, 3, false).unwrap(),
+        &[5],
+        "transformer",
+    );
+}
+
+/// Causal self-attention without biases, sinusoidal positions, a value and
+/// output size of their own.
+#[test]
+fn causal_attention_and_sinusoidal_positions() {
+    let mut g = LayerGraph::from_layers([
+        SequenceInput::new(6).name("in").into(),
+        SinusoidalPositionEncoding::new(6).name("pos").into(),
+        Addition::new(2).name("add").into(),
+        SelfAttention::new(3, 9)
+            .num_value_channels(6)
+            .output_size(4)
+            .attention_mask(AttentionMask::Causal)
+            .has_bias(false)
+            .name("attn")
+            .into(),
+        FullyConnected::new(2).name("fc").into(),
+        RegressionOutput::new().name("out").into(),
+    ])
+    .unwrap();
+    g.connect("in", "add/in2").unwrap();
+    check_graph(&g, &[6], "causal_attention");
 }

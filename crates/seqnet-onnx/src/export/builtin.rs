@@ -1,7 +1,7 @@
 //! The built-in layers' exports, found by downcasting the layer: the simple
 //! ones here, recurrent layers in [`super::recurrent`], windows in [`super::conv`].
 
-use super::{conv, recurrent};
+use super::{attention, conv, recurrent};
 use crate::error::Result;
 use ndarray::ArrayD;
 use seqnet_core::layers::{
@@ -80,6 +80,9 @@ pub(crate) fn export_layer(
     }
     if let Some(l) = layer.downcast_ref::<BiGru>() {
         return recurrent::gru_like(ctx, l).map(Some);
+    }
+    if let Some(outs) = attention::export_layer(layer, ctx)? {
+        return Ok(Some(outs));
     }
     conv::export_layer(layer, ctx)
 }

@@ -74,6 +74,11 @@ pub(crate) fn lstm_like<const D: usize>(
     l: &LstmConfig<D>,
 ) -> Result<Vec<OnnxValue>> {
     check_options(ctx, &l.options, l.cell_state.is_some())?;
+    if l.projection_size.is_some() {
+        return Err(ctx
+            .unsupported("an LSTM with a projection (ProjectorWeights) has no ONNX LSTM equivalent")
+            .into());
+    }
     let x = ctx.input(0)?.clone();
     let (h, c) = (l.num_hidden_units, x.shape.channels);
     let w = reorder(ctx.param("InputWeights")?, D, h, &LSTM_ORDER);

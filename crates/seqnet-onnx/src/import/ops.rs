@@ -437,8 +437,10 @@ const LSTM_FROM: [usize; 4] = [0, 2, 3, 1];
 /// seqnet's GRU blocks `r, z, n` from ONNX's `z, r, h`.
 const GRU_FROM: [usize; 3] = [1, 0, 2];
 
-fn recurrent(b: &mut Builder, node: &Node) -> Result<Vec<Value>> {
-    let x = data(b, node, 0)?;
+/// Checks what seqnet's recurrent layers can take (time-major input, no
+/// `sequence_lens`, zero initial states, default activations); returns the
+/// hidden size and the number of directions.
+fn recurrent_settings(b: &Builder, node: &Node, x: &Data) -> Result<(usize, usize)> {
     if x.layout != Layout::Tbc {
         return Err(node.unsupported("the input must be time-major [T, B, C]"));
     }
@@ -469,33 +471,64 @@ fn recurrent(b: &mut Builder, node: &Node) -> Result<Vec<Value>> {
         Some("bidirectional") => 2,
         Some(d) => return Err(node.unsupported(format!("direction {d} is not imported"))),
     };
+    Ok((h, dirs))
+}
+
+/// A recurrent node's weights in seqnet's gate order: `InputWeights`,
+/// `RecurrentWeights` (`[D·G·H, ·]` row-major) and the input and recurrent
+/// biases (`[D·G·H]` each), from `W`, `R`, `B` at the node's input positions.
+struct RecurrentWeights {
+    w: Vec<f32>,
+    r: Vec<f32>,
+    wb: Vec<f32>,
+    rb: Vec<f32>,
+}
+
+fn recurrent_weights(
+    b: &Builder,
+    node: &Node,
+    (h, dirs, c): (usize, usize, usize),
+    from: &[usize],
+) -> Result<RecurrentWeights> {
     let (w, r, bias) = (konst(b, node, 1)?, konst(b, node, 2)?, konst(b, node, 3)?);
-    let c = x.shape.channels;
-    let lstm = node.op() == "LSTM";
-    let from: &[usize] = if lstm { &LSTM_FROM } else { &GRU_FROM };
     let g = from.len();
     if w.dims != [dirs, g * h, c] || r.dims != [dirs, g * h, h] || bias.dims != [dirs, 2 * g * h] {
         return Err(node.unsupported("W, R and B must be constants of ONNX's shapes"));
     }
-    let wv = gates(&w, dirs, h, from);
-    let rv = gates(&r, dirs, h, from);
     // B[d] = [Wb; Rb]: as `[D·2, G·H]`, direction d's Wb is row 2d, Rb row 2d + 1.
-    let wb = Const {
+    let halves = Const {
         dims: vec![2 * dirs, g * h],
-        ..bias.clone()
+        ..bias
     };
-    let bv = gates(&wb, 2 * dirs, h, from);
+    let bv = gates(&halves, 2 * dirs, h, from);
     let per = g * h;
     let pick = |k: usize| -> Vec<f32> {
         (0..dirs)
             .flat_map(|d| bv[(2 * d + k) * per..(2 * d + k + 1) * per].to_vec())
             .collect()
     };
-    let (wb, rb) = (pick(0), pick(1));
-    let rows = dirs * g * h;
+    Ok(RecurrentWeights {
+        w: gates(&w, dirs, h, from),
+        r: gates(&r, dirs, h, from),
+        wb: pick(0),
+        rb: pick(1),
+    })
+}
+
+/// `LSTM` → `lstm`/`bilstm`; `GRU` → `gru`/`bigru`. Outputs `Y` and `Y_h`
+/// as views of the layer's (sequence) output.
+fn recurrent(b: &mut Builder, node: &Node) -> Result<Vec<Value>> {
+    let x = data(b, node, 0)?;
+    let (h, dirs) = recurrent_settings(b, node, &x)?;
+    let c = x.shape.channels;
+    let lstm = node.op() == "LSTM";
+    let from: &[usize] = if lstm { &LSTM_FROM } else { &GRU_FROM };
+    let rw = recurrent_weights(b, node, (h, dirs, c), from)?;
+    let rows = dirs * from.len() * h;
     let arr = |v: Vec<f32>, dims: &[usize]| {
         ArrayD::from_shape_vec(IxDyn(dims), v).expect("sizes checked")
     };
+    let summed: Vec<f32> = rw.wb.iter().zip(&rw.rb).map(|(a, c)| a + c).collect();
     let port = if lstm {
         let layer: Layer = if dirs == 1 {
             Lstm::new(h).into()
@@ -503,8 +536,7 @@ fn recurrent(b: &mut Builder, node: &Node) -> Result<Vec<Value>> {
             BiLstm::new(h).into()
         };
         let port = b.add(if dirs == 1 { "lstm" } else { "bilstm" }, layer, &[&x.port])?;
-        let sum = wb.iter().zip(&rb).map(|(a, c)| a + c).collect();
-        b.param(&port, "Bias", arr(sum, &[rows]));
+        b.param(&port, "Bias", arr(summed, &[rows]));
         port
     } else {
         // linear_before_reset = 1 is PyTorch's nn.GRU: the recurrent bias
@@ -523,16 +555,15 @@ fn recurrent(b: &mut Builder, node: &Node) -> Result<Vec<Value>> {
         };
         let port = b.add(stem, layer, &[&x.port])?;
         if after {
-            b.param(&port, "Bias", arr(wb, &[rows]));
-            b.param(&port, "RecurrentBias", arr(rb, &[rows]));
+            b.param(&port, "Bias", arr(rw.wb, &[rows]));
+            b.param(&port, "RecurrentBias", arr(rw.rb, &[rows]));
         } else {
-            let sum = wb.iter().zip(&rb).map(|(a, c)| a + c).collect();
-            b.param(&port, "Bias", arr(sum, &[rows]));
+            b.param(&port, "Bias", arr(summed, &[rows]));
         }
         port
     };
-    b.param(&port, "InputWeights", arr(wv, &[rows, c]));
-    b.param(&port, "RecurrentWeights", arr(rv, &[rows, h]));
+    b.param(&port, "InputWeights", arr(rw.w, &[rows, c]));
+    b.param(&port, "RecurrentWeights", arr(rw.r, &[rows, h]));
     let shape = ActShape::sequence(dirs * h);
     let y = |layout| {
         Value::Data(Data {
