@@ -57,6 +57,7 @@ fn any_layer() -> impl Strategy<Value = Layer> {
         }),
         Just(GlobalAveragePooling1d::new().into()),
         Just(GlobalMaxPooling1d::new().into()),
+        Just(LayerNormalization::new().into()),
     ]
 }
 

@@ -3,6 +3,8 @@
 //! listed, and dispatched on `spec.layer`: a new file of a known kind is checked
 //! with no code change, and a file of an unknown kind fails the test.
 
+#[path = "parity/attention.rs"]
+mod attention;
 #[path = "parity/conv_bn_relu.rs"]
 mod conv_bn_relu;
 #[path = "parity/recurrent.rs"]
@@ -34,6 +36,7 @@ fn check(path: &Path) -> Result<Vec<String>, String> {
         }),
         "video_net" => video_net::check_video_net(&bytes),
         l if sequence_cnn::KINDS.contains(&l) => sequence_cnn::check(&bytes),
+        l if attention::KINDS.contains(&l) => attention::check(&bytes),
         other => Err(format!(
             "unknown fixture layer '{other}': this test does not know how to check it"
         )),

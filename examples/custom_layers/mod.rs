@@ -11,6 +11,7 @@
 //! Shared by `examples/custom_layer.rs` and `tests/custom_layer.rs`.
 
 use ndarray::ArrayD;
+use seqnet::core::onnx::{OnnxLayerCtx, OnnxValue};
 use seqnet::core::{
     numbered_ports, ActShape, Activation, Error, ForwardCtx, Initializer, LayerDef, LayerKernel,
     LayerType, Learnable, LearnableSpec, Params, Result, ShapeError,
@@ -73,6 +74,18 @@ impl LayerDef for PRelu {
             alpha: params.learnable("Alpha")?,
             input: None,
         }))
+    }
+    /// ONNX's `PRelu` (slope `Alpha` `[C]`, broadcast over the last axis,
+    /// where seqnet's feature formats keep their channels).
+    fn onnx_export(&self, ctx: &mut OnnxLayerCtx) -> Result<Vec<OnnxValue>> {
+        let x = ctx.input(0)?.clone();
+        if x.shape.format.is_spatial() {
+            return Err(ctx.unsupported("PReLU of images is not exported"));
+        }
+        let alpha = ctx.param("Alpha")?.iter().copied().collect::<Vec<_>>();
+        let slope = ctx.float("Alpha", &[alpha.len()], alpha);
+        let y = ctx.node("PRelu", &[&x.name, &slope], vec![]);
+        Ok(vec![OnnxValue { name: y, ..x }])
     }
 }
 

@@ -20,7 +20,9 @@ use ndarray::{concatenate, s, ArrayD, Axis, Ix2, IxDyn};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use safetensors::{Dtype, SafeTensors};
-use seqnet_core::layers::{BiLstm, Gru, GruKernel, Lstm, LstmKernel, OutputMode, RecurrentState};
+use seqnet_core::layers::{
+    BiGru, BiLstm, Gru, GruKernel, Lstm, LstmKernel, OutputMode, RecurrentState, ResetGateMode,
+};
 use seqnet_core::{
     ActShape, Activation, ForwardCtx, LayerKernel, Mode, PaddingDirection, SeqLengths,
 };
@@ -31,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 const FORWARD_TOL: f32 = 1e-4;
 const GRAD_TOL: f32 = 1e-3;
 /// The `spec.layer` values this module checks.
-pub const RECURRENT: [&str; 3] = ["lstm", "bilstm", "gru"];
+pub const RECURRENT: [&str; 4] = ["lstm", "bilstm", "gru", "bigru"];
 const LOSS_BOTH: &str = "sum(output*grad_output) + sum(output_last*grad_output_last)";
 const LOSS_SEQ: &str = "sum(output*grad_output)";
 
@@ -210,12 +212,12 @@ impl Config {
             Some(LOSS_SEQ) => false,
             other => return Err(format!("unsupported loss {other:?}")),
         };
-        let bidirectional = bool_of("bidirectional", layer == "bilstm")?;
+        let bidirectional = bool_of("bidirectional", layer.starts_with("bi"))?;
         match (layer.as_str(), bidirectional) {
-            ("bilstm", false) => return Err("layer 'bilstm' with bidirectional false".into()),
-            ("gru", true) => {
-                return Err("a bidirectional GRU is not a seqnet (nor MATLAB) layer".into())
+            ("bilstm" | "bigru", false) => {
+                return Err(format!("layer '{layer}' with bidirectional false"))
             }
+            ("gru", true) => return Err("a bidirectional GRU is spec.layer 'bigru'".into()),
             _ => {}
         }
         Ok(Config {
@@ -242,7 +244,7 @@ impl Config {
     }
 
     fn is_gru(&self) -> bool {
-        self.layer == "gru"
+        self.layer == "gru" || self.layer == "bigru"
     }
 }
 
@@ -342,11 +344,23 @@ fn build(
     let name = format!("{}{l}", cfg.layer);
     let err = |e: seqnet_core::Error| e.to_string();
     let mut rec = if cfg.is_gru() {
-        let mut g = Gru::new(h).output_mode(mode).name(name);
-        if let Some(h0) = h0 {
-            g = g.hidden_state(state_of(h0, cfg, l));
-        }
-        Rec::Gru(Box::new(g.kernel(&shapes, &mut rng).map_err(err)?))
+        // PyTorch's nn.GRU (also bidirectional) is this mode.
+        let h0 = h0.map(|h0| state_of(h0, cfg, l));
+        let mode_of = ResetGateMode::RecurrentBiasAfterMultiplication;
+        let k = if nd == 2 {
+            let mut g = BiGru::new(h).reset_gate_mode(mode_of).output_mode(mode);
+            if let Some(h0) = h0 {
+                g = g.hidden_state(h0);
+            }
+            g.name(name).kernel(&shapes, &mut rng)
+        } else {
+            let mut g = Gru::new(h).reset_gate_mode(mode_of).output_mode(mode);
+            if let Some(h0) = h0 {
+                g = g.hidden_state(h0);
+            }
+            g.name(name).kernel(&shapes, &mut rng)
+        };
+        Rec::Gru(Box::new(k.map_err(err)?))
     } else if nd == 2 {
         let mut g = BiLstm::new(h).output_mode(mode).name(name);
         if let (Some(h0), Some(c0)) = (h0, c0) {
@@ -688,7 +702,7 @@ fn run_case(ts: &Tensors, cfg: &Config) -> R<Vec<String>> {
     Ok(report)
 }
 
-/// Checks one recurrent case (`spec.layer` lstm, bilstm or gru) from a fixture
+/// Checks one recurrent case (`spec.layer` lstm, bilstm, gru or bigru) from a fixture
 /// file's bytes and `spec`; right-padded cases are also re-run padded on the left.
 /// Returns a line per checked quantity.
 pub fn check_recurrent(bytes: &[u8], spec: &Value) -> R<Vec<String>> {

@@ -119,7 +119,7 @@ fn global_layer(v: &Value) -> R<Layer> {
 }
 
 /// `[B, T, …]` ↔ `[T, B, …]`.
-fn swap01(a: &ArrayD<f32>) -> ArrayD<f32> {
+pub fn swap01(a: &ArrayD<f32>) -> ArrayD<f32> {
     let mut a = a.clone();
     a.swap_axes(0, 1);
     a.as_standard_layout().to_owned()
@@ -152,7 +152,7 @@ fn inputs(fx: &Fixture) -> R<[(ArrayD<f32>, SeqLengths); 2]> {
 
 /// Moves each sequence's real steps of a `[T, B, …]` array (laid out by
 /// `lengths`) to the start, zeros after: the right-padded equivalent.
-fn to_right(a: &ArrayD<f32>, lengths: &SeqLengths) -> ArrayD<f32> {
+pub fn to_right(a: &ArrayD<f32>, lengths: &SeqLengths) -> ArrayD<f32> {
     let mut out = ArrayD::zeros(a.shape());
     for b in 0..lengths.lengths.len() {
         let span = lengths.span(b);
@@ -164,7 +164,7 @@ fn to_right(a: &ArrayD<f32>, lengths: &SeqLengths) -> ArrayD<f32> {
 }
 
 /// The inverse of [`to_right`] for an array right-padded by `lengths`' lengths.
-fn from_right(a: &ArrayD<f32>, lengths: &SeqLengths) -> ArrayD<f32> {
+pub fn from_right(a: &ArrayD<f32>, lengths: &SeqLengths) -> ArrayD<f32> {
     let mut out = ArrayD::zeros(a.shape());
     for b in 0..lengths.lengths.len() {
         let span = lengths.span(b);
@@ -176,7 +176,7 @@ fn from_right(a: &ArrayD<f32>, lengths: &SeqLengths) -> ArrayD<f32> {
 }
 
 /// Whether every step outside the real ones is exactly 0.
-fn zero_outside(a: &ArrayD<f32>, lengths: &SeqLengths) -> bool {
+pub fn zero_outside(a: &ArrayD<f32>, lengths: &SeqLengths) -> bool {
     (0..lengths.lengths.len()).all(|b| {
         (0..lengths.time)
             .filter(|&t| !lengths.is_real(b, t))

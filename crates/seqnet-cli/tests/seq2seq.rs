@@ -649,8 +649,26 @@ fn templates_take_every_recurrent_layer() {
     );
     let json = ok(&["new", "video", "--layer", "bilstm", "--hidden", "8"]);
     assert!(json.contains("\"type\": \"bilstm\""), "{json}");
-    let e = fails(&["new", "seq2seq-class", "--layer", "bigru"]);
-    assert!(e.contains("bigru is not available yet"), "{e}");
+    // A BiGRU stack: 2H outputs feed the next layer and the classifier.
+    let json = ok(&[
+        "new",
+        "seq2seq-class",
+        "--layer",
+        "bigru",
+        "--layers",
+        "2",
+        "--hidden",
+        "6",
+    ]);
+    let graph = seqnet_core::LayerGraph::from_json(&json, "new").unwrap();
+    graph.check().unwrap();
+    let bigrus: Vec<&seqnet_core::layers::BiGru> = graph
+        .layers
+        .iter()
+        .filter_map(|l| l.downcast_ref::<seqnet_core::layers::BiGru>())
+        .collect();
+    assert_eq!(bigrus.len(), 2, "{json}");
+    assert!(bigrus.iter().all(|g| g.num_hidden_units == 6), "{json}");
     let e = fails(&["new", "seq2one", "--dropout", "0.2"]);
     assert!(
         e.contains("--dropout") && e.contains("2 or more layers"),

@@ -6,6 +6,7 @@ use crate::error::Error;
 use crate::error::Result;
 use crate::format::ActShape;
 use crate::learnable::{Learnable, LearnableSpec, StateArray, StateSpec};
+use crate::onnx::{OnnxLayerCtx, OnnxValue};
 use crate::torch::TorchLayout;
 use ndarray::ArrayD;
 use rand::rngs::StdRng;
@@ -101,6 +102,16 @@ pub trait LayerDef: std::fmt::Debug + Send + Sync + 'static {
     /// dict (`None`: the layer takes nothing from PyTorch).
     fn torch_layout(&self) -> Option<TorchLayout> {
         None
+    }
+    /// Writes the layer as ONNX nodes (see [`crate::onnx`]) and returns its
+    /// outputs, one per output port. The built-in layers are exported by the
+    /// crate `seqnet-onnx`; a user's layer implements this to be exportable.
+    /// The default is an error naming the layer: it has no ONNX export.
+    fn onnx_export(&self, ctx: &mut OnnxLayerCtx) -> Result<Vec<OnnxValue>> {
+        Err(ctx.unsupported(format!(
+            "layer type '{}' has no ONNX export (implement LayerDef::onnx_export)",
+            self.type_name()
+        )))
     }
 }
 

@@ -15,6 +15,7 @@ pub mod layer;
 pub mod layers;
 pub mod learnable;
 pub mod network;
+pub mod onnx;
 pub mod reduce;
 pub mod registry;
 pub mod templates;

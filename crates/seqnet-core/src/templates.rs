@@ -338,6 +338,7 @@ impl RecurrentStack {
                 RecurrentLayer::Lstm => Lstm::new(h).output_mode(mode).name(name).into(),
                 RecurrentLayer::BiLstm => BiLstm::new(h).output_mode(mode).name(name).into(),
                 RecurrentLayer::Gru => Gru::new(h).output_mode(mode).name(name).into(),
+                RecurrentLayer::BiGru => BiGru::new(h).output_mode(mode).name(name).into(),
             });
             if self.dropout > 0.0 && (!last || self.trailing_dropout) {
                 layers.push(
@@ -359,17 +360,20 @@ pub enum RecurrentLayer {
     Lstm,
     /// [`BiLstm`]: both directions, `2H` outputs.
     BiLstm,
-    /// [`Gru`].
+    /// [`Gru`] (MATLAB's default `ResetGateMode`, `after-multiplication`).
     Gru,
+    /// [`BiGru`]: both directions, `2H` outputs.
+    BiGru,
 }
 
 impl RecurrentLayer {
-    /// The layer's type name in graph JSON and auto-names (`lstm`, `bilstm`, `gru`).
+    /// The layer's type name in graph JSON and auto-names (`lstm`, `bilstm`, `gru`, `bigru`).
     pub fn name(self) -> &'static str {
         match self {
             RecurrentLayer::Lstm => "lstm",
             RecurrentLayer::BiLstm => "bilstm",
             RecurrentLayer::Gru => "gru",
+            RecurrentLayer::BiGru => "bigru",
         }
     }
 }
@@ -537,6 +541,8 @@ mod tests {
                 rec.push(("bilstm".into(), name, x.options.output_mode));
             } else if let Some(x) = l.downcast_ref::<Gru>() {
                 rec.push(("gru".into(), name, x.options.output_mode));
+            } else if let Some(x) = l.downcast_ref::<BiGru>() {
+                rec.push(("bigru".into(), name, x.options.output_mode));
             } else if l.is::<Dropout>() {
                 drop.push(name);
             }
@@ -593,6 +599,7 @@ mod tests {
                 RecurrentLayer::Lstm,
                 RecurrentLayer::BiLstm,
                 RecurrentLayer::Gru,
+                RecurrentLayer::BiGru,
             ] {
                 let g = t.graph(&opts(r, Some(2), Some(0.1))).unwrap();
                 let (rec, _) = recurrent_layers(&g);

@@ -1,4 +1,5 @@
-//! Finite-difference gradient checks of the recurrent layers (LSTM, BiLSTM, GRU):
+//! Finite-difference gradient checks of the recurrent layers (LSTM, BiLSTM, GRU
+//! and BiGRU in each `ResetGateMode`):
 //! every learnable and the input, both output modes, variable lengths with right
 //! and left padding, and the activation variants.
 //!
@@ -13,6 +14,7 @@ use ndarray::ArrayD;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet_core::gradcheck::{check_layer, GradCheck};
+use seqnet_core::init::BiasInitializer;
 use seqnet_core::layers::*;
 use seqnet_core::BuildKernel;
 use seqnet_core::{Activation, Layer, Mode, PaddingDirection, SeqLengths};
@@ -130,28 +132,65 @@ fn bilstm_both_modes_both_paddings() {
     assert_grads(layer, batch(PaddingDirection::Left, 44));
 }
 
+const RESET_MODES: [ResetGateMode; 3] = [
+    ResetGateMode::AfterMultiplication,
+    ResetGateMode::BeforeMultiplication,
+    ResetGateMode::RecurrentBiasAfterMultiplication,
+];
+
 #[test]
-fn gru_both_modes_both_paddings() {
-    for (k, dir) in DIRS.into_iter().enumerate() {
-        for mode in MODES {
-            assert_grads(
-                Gru::new(H).output_mode(mode).name("gru"),
-                batch(dir, 50 + k as u64),
-            );
+fn gru_every_reset_gate_mode_both_output_modes_both_paddings() {
+    for (r, reset) in RESET_MODES.into_iter().enumerate() {
+        for (k, dir) in DIRS.into_iter().enumerate() {
+            for mode in MODES {
+                // Non-zero biases, so that where a bias enters matters.
+                let layer = Gru::new(H)
+                    .reset_gate_mode(reset)
+                    .bias_initializer(BiasInitializer::NarrowNormal)
+                    .output_mode(mode)
+                    .name("gru");
+                assert_grads(layer, batch(dir, 50 + 10 * r as u64 + k as u64));
+            }
+        }
+        let h0 = random(&[H], 52).into_raw_vec_and_offset().0;
+        let layer = Gru::new(H)
+            .reset_gate_mode(reset)
+            .hidden_state(h0)
+            .gate_activation(GateActivation::HardSigmoid)
+            .state_activation(StateActivation::Softsign)
+            .name("gru");
+        assert_grads(layer, batch(PaddingDirection::Right, 53));
+    }
+}
+
+#[test]
+fn bigru_every_reset_gate_mode_both_output_modes_both_paddings() {
+    for (r, reset) in RESET_MODES.into_iter().enumerate() {
+        for (k, dir) in DIRS.into_iter().enumerate() {
+            for mode in MODES {
+                let layer = BiGru::new(H)
+                    .reset_gate_mode(reset)
+                    .bias_initializer(BiasInitializer::NarrowNormal)
+                    .output_mode(mode)
+                    .name("bigru");
+                assert_grads(layer, batch(dir, 150 + 10 * r as u64 + k as u64));
+            }
         }
     }
-    let h0 = random(&[H], 52).into_raw_vec_and_offset().0;
-    let layer = Gru::new(H)
+    let h0 = random(&[B, 2 * H], 180).into_raw_vec_and_offset().0;
+    let layer = BiGru::new(H)
         .hidden_state(h0)
-        .gate_activation(GateActivation::HardSigmoid)
         .state_activation(StateActivation::Softsign)
-        .name("gru");
-    assert_grads(layer, batch(PaddingDirection::Right, 53));
+        .name("bigru");
+    assert_grads(layer, batch(PaddingDirection::Left, 181));
 }
 
 #[test]
 fn gru_probes_its_recurrent_bias() {
-    let layer: Layer = Gru::new(H).name("gru").into();
+    let layer: Layer = Gru::new(H)
+        .reset_gate_mode(ResetGateMode::RecurrentBiasAfterMultiplication)
+        .name("gru")
+        .into();
     let report = check_layer(
         &layer,
         vec![batch(PaddingDirection::Right, 60)],
@@ -180,6 +219,11 @@ fn padded_steps_get_exactly_zero_input_gradient() {
             Lstm::new(H).name("l").into(),
             BiLstm::new(H).name("b").into(),
             Gru::new(H).name("g").into(),
+            Gru::new(H)
+                .reset_gate_mode(ResetGateMode::BeforeMultiplication)
+                .name("gb")
+                .into(),
+            BiGru::new(H).name("bg").into(),
         ];
         for layer in layers {
             let mut rng = StdRng::seed_from_u64(1);

@@ -1,6 +1,6 @@
 //! Masking of the recurrent layers, as a property: for random batch sizes, padded
 //! lengths and sequence lengths (including empty sequences), a padded batch through
-//! an LSTM, a BiLSTM or a GRU gives each sequence exactly (≤ 1e-5) the output it
+//! an LSTM, a BiLSTM, a GRU (each `ResetGateMode`) or a BiGRU gives each sequence exactly (≤ 1e-5) the output it
 //! gives alone, for right and left padding and both output modes; so does the
 //! gradient with respect to the input at its real steps (zero at padded steps),
 //! and the learnables' gradients of the batch are the sum of the lone ones.
@@ -11,7 +11,7 @@ use ndarray::{s, ArrayD, Axis};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use seqnet_core::layers::{BiLstm, Gru, Lstm, OutputMode};
+use seqnet_core::layers::{BiGru, BiLstm, Gru, Lstm, OutputMode, ResetGateMode};
 use seqnet_core::BuildKernel;
 use seqnet_core::{Activation, ForwardCtx, Layer, LayerKernel, Mode, PaddingDirection, SeqLengths};
 
@@ -42,6 +42,30 @@ fn layers(mode: OutputMode, rng: &mut StdRng) -> Vec<Layer> {
             .output_mode(mode)
             .hidden_state(v(H))
             .name("gru")
+            .into(),
+        Gru::new(H)
+            .reset_gate_mode(ResetGateMode::BeforeMultiplication)
+            .output_mode(mode)
+            .hidden_state(v(H))
+            .name("gru_before")
+            .into(),
+        Gru::new(H)
+            .reset_gate_mode(ResetGateMode::RecurrentBiasAfterMultiplication)
+            .bias_initializer(seqnet_core::init::BiasInitializer::NarrowNormal)
+            .output_mode(mode)
+            .hidden_state(v(H))
+            .name("gru_rb")
+            .into(),
+        BiGru::new(H)
+            .output_mode(mode)
+            .hidden_state(v(2 * H))
+            .name("bigru")
+            .into(),
+        BiGru::new(H)
+            .reset_gate_mode(ResetGateMode::BeforeMultiplication)
+            .output_mode(mode)
+            .hidden_state(v(2 * H))
+            .name("bigru_before")
             .into(),
     ]
 }

@@ -280,7 +280,10 @@ fn learnable_shapes_and_initializers() {
         bias,
         vec![0., 0., 1., 1., 0., 0., 0., 0., 0., 0., 1., 1., 0., 0., 0., 0.]
     );
-    let g = Gru::new(2).kernel(&seq, &mut rng).unwrap();
+    let g = Gru::new(2)
+        .reset_gate_mode(ResetGateMode::RecurrentBiasAfterMultiplication)
+        .kernel(&seq, &mut rng)
+        .unwrap();
     let names: Vec<_> = g
         .learnables()
         .iter()
@@ -551,5 +554,114 @@ fn rows_shared_between_threads_give_each_sequence_what_it_gives_alone() {
                 assert!(close(&got, &want), "observation {bi}, {direction:?}");
             }
         }
+    }
+}
+
+#[test]
+fn gru_reset_gate_mode_defaults_new_layers_to_matlab_and_old_files_to_pytorch() {
+    assert_eq!(
+        Gru::new(3).reset_gate_mode,
+        ResetGateMode::AfterMultiplication
+    );
+    // A file written before the option existed had a RecurrentBias: it must
+    // still load, as the layer it was.
+    let old = r#"{"type":"gru","name":"g","numHiddenUnits":3}"#;
+    let l: Layer = serde_json::from_str(old).unwrap();
+    let g = l.downcast_ref::<Gru>().unwrap();
+    assert_eq!(
+        g.reset_gate_mode,
+        ResetGateMode::RecurrentBiasAfterMultiplication
+    );
+    let names = |l: &dyn LayerDef| -> Vec<&'static str> {
+        l.learnables(&[ActShape::sequence(2)])
+            .into_iter()
+            .map(|s| s.name)
+            .collect()
+    };
+    assert_eq!(
+        names(g),
+        ["InputWeights", "RecurrentWeights", "Bias", "RecurrentBias"]
+    );
+    for mode in [
+        ResetGateMode::AfterMultiplication,
+        ResetGateMode::BeforeMultiplication,
+    ] {
+        let l = Layer::from(Gru::new(3).reset_gate_mode(mode).name("g"));
+        let json = serde_json::to_string(&l).unwrap();
+        assert!(
+            json.contains(&format!(r#""resetGateMode":"{}""#, mode.label())),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Layer>(&json).unwrap(), l);
+        assert_eq!(names(l.def()), ["InputWeights", "RecurrentWeights", "Bias"]);
+        assert!(l.def().torch_layout().is_none(), "{mode:?}");
+    }
+    let bi = Layer::from(BiGru::new(2).name("b"));
+    let json = serde_json::to_string(&bi).unwrap();
+    assert!(json.contains(r#""type":"bigru""#), "{json}");
+    assert_eq!(serde_json::from_str::<Layer>(&json).unwrap(), bi);
+    assert_eq!(bi.def().type_name(), "BiGRU");
+}
+
+/// One step of a one-unit GRU on one channel, in f64 from the formulas of
+/// MATLAB's documentation, against the layer in each mode.
+#[test]
+fn gru_one_step_matches_the_formula_of_each_reset_gate_mode() {
+    let (w, r, b, rb) = (
+        [0.3f32, -0.7, 1.1],
+        [0.9f32, 0.4, -1.3],
+        [0.2f32, -0.1, 0.5],
+        [0.6f32, -0.4, 0.8],
+    );
+    let (x0, h0) = (0.8f32, -0.6f32);
+    let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+    let f = |i: usize, a: &[f32; 3]| a[i] as f64;
+    for mode in [
+        ResetGateMode::AfterMultiplication,
+        ResetGateMode::BeforeMultiplication,
+        ResetGateMode::RecurrentBiasAfterMultiplication,
+    ] {
+        let with_rb = mode == ResetGateMode::RecurrentBiasAfterMultiplication;
+        let rbv = |i| if with_rb { f(i, &rb) } else { 0.0 };
+        let (x, h) = (x0 as f64, h0 as f64);
+        let rg = sig(f(0, &w) * x + f(0, &b) + f(0, &r) * h + rbv(0));
+        let zg = sig(f(1, &w) * x + f(1, &b) + f(1, &r) * h + rbv(1));
+        let n = match mode {
+            ResetGateMode::BeforeMultiplication => {
+                (f(2, &w) * x + f(2, &b) + f(2, &r) * (rg * h)).tanh()
+            }
+            _ => (f(2, &w) * x + f(2, &b) + rg * (f(2, &r) * h + rbv(2))).tanh(),
+        };
+        let want = (1.0 - zg) * n + zg * h;
+
+        let mut k = Gru::new(1)
+            .reset_gate_mode(mode)
+            .hidden_state(vec![h0])
+            .name("g")
+            .kernel(&[ActShape::sequence(1)], &mut StdRng::seed_from_u64(0))
+            .unwrap();
+        for p in k.learnables_mut() {
+            let v: &[f32] = match p.name {
+                "InputWeights" => &w,
+                "RecurrentWeights" => &r,
+                "Bias" => &b,
+                "RecurrentBias" => &rb,
+                other => panic!("unexpected learnable {other}"),
+            };
+            p.value = ArrayD::from_shape_vec(p.value.shape().to_vec(), v.to_vec())
+                .unwrap()
+                .into();
+        }
+        let x = Activation::sequence(
+            ArrayD::from_shape_vec(vec![1, 1, 1], vec![x0]).unwrap(),
+            None,
+        )
+        .unwrap();
+        let y = forward(&mut k, &x, false);
+        assert!(
+            (y[[0, 0, 0]] as f64 - want).abs() < 1e-6,
+            "{mode:?}: {} vs {want}",
+            y[[0, 0, 0]]
+        );
     }
 }

@@ -11,6 +11,8 @@
 //! | [`gemm`] | `c = a·b` on strided views through the `gemm` crate |
 //! | [`packed`] | right-hand matrices packed once, multiplied many times |
 //! | [`dot`] | the dot product |
+//! | [`norm`] | layer normalization of one row |
+//! | [`softmax`] | masked softmax rows (attention) |
 //! | [`aligned`] | 64-byte aligned buffers |
 //! | [`act`] | the recurrent layers' activations, scalar |
 //! | `simd` | the same activations on AVX-512 registers |
@@ -30,11 +32,13 @@ pub mod aligned;
 pub mod cpu;
 pub mod dot;
 pub mod gemm;
+pub mod norm;
 pub mod packed;
 pub mod recurrent;
 mod shared;
 #[cfg(target_arch = "x86_64")]
 mod simd;
+pub mod softmax;
 pub mod threads;
 
 pub use act::{Acts, GateAct, StateAct};

@@ -227,6 +227,13 @@ pub enum Error {
         spec: String,
         kind: String,
     },
+    /// A mapped GRU or BiGRU whose `ResetGateMode` PyTorch does not have.
+    #[error("layer '{layer}': PyTorch's nn.GRU is a {kind} with ResetGateMode recurrent-bias-after-multiplication, but this layer's mode is {mode}; set its reset gate mode to recurrent-bias-after-multiplication to import it")]
+    TorchGruMode {
+        layer: String,
+        kind: String,
+        mode: String,
+    },
     /// A mapped layer of a type that takes no PyTorch parameters.
     #[error("layer '{layer}': the mapping gives this {kind} layer the prefix '{spec}', but it takes no PyTorch parameters (see each layer's PyTorch layout)")]
     TorchNotImportable {

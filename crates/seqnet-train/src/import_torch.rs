@@ -17,15 +17,18 @@
 //! |---|---|---|
 //! | `Lstm` | `nn.LSTM` | `weight_ih_l{k}` → InputWeights, `weight_hh_l{k}` → RecurrentWeights, `bias_ih_l{k} + bias_hh_l{k}` → Bias |
 //! | `BiLstm` | `nn.LSTM(bidirectional=True)` | as `Lstm`, the `_reverse` tensors stacked below the forward ones (rows `4H..8H`) |
-//! | `Gru` | `nn.GRU` | `weight_ih_l{k}` → InputWeights, `weight_hh_l{k}` → RecurrentWeights, `bias_ih_l{k}` → Bias, `bias_hh_l{k}` → RecurrentBias |
+//! | `Gru` (`ResetGateMode` `recurrent-bias-after-multiplication`) | `nn.GRU` | `weight_ih_l{k}` → InputWeights, `weight_hh_l{k}` → RecurrentWeights, `bias_ih_l{k}` → Bias, `bias_hh_l{k}` → RecurrentBias |
+//! | `BiGru` (same mode) | `nn.GRU(bidirectional=True)` | as `Gru`, the `_reverse` tensors stacked below the forward ones (rows `3H..6H`) |
 //! | `FullyConnected` | `nn.Linear` | `weight` → Weights, `bias` → Bias |
 //! | `Convolution2d` | `nn.Conv2d` | `weight` → Weights, `bias` → Bias |
 //! | `Convolution1d` | `nn.Conv1d` | `weight` → Weights `[F, C, K]`, `bias` → Bias |
 //! | `BatchNormalization` | `nn.BatchNorm1d`, `nn.BatchNorm2d` | `weight` → Scale, `bias` → Offset, `running_mean` → TrainedMean, `running_var` → TrainedVariance (`num_batches_tracked` is ignored) |
 //!
 //! The gate orders agree: PyTorch's LSTM rows `i, f, g, o` are MATLAB's, and
-//! its GRU rows `r, z, n` are seqnet's (reset gate after the recurrent
-//! multiplication). Biases are optional as in PyTorch (`bias=False` gives
+//! its GRU rows `r, z, n` are seqnet's. `nn.GRU` is MATLAB's GRU with
+//! `ResetGateMode` `recurrent-bias-after-multiplication`; a GRU in another
+//! mode (MATLAB's default `after-multiplication` among them) is refused with
+//! an error saying so. Biases are optional as in PyTorch (`bias=False` gives
 //! none): both absent means zeros; only one of a pair present is an error.
 //!
 //! Every mismatch is an error naming the tensor and the layer: a tensor that
@@ -40,7 +43,7 @@ use crate::train::classes_of;
 use ndarray::{concatenate, ArrayD, Axis, IxDyn};
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
-use seqnet_core::layers::{Normalization, SequenceInput};
+use seqnet_core::layers::{BiGru, Gru, Normalization, SequenceInput};
 use seqnet_core::{Layer, LayerGraph, Network, TorchLayout};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -384,6 +387,17 @@ fn import_layer(
     };
     let (prefix, index) = split_prefix(name, spec)?;
     let Some(layout) = layer.def().torch_layout() else {
+        let gru_mode = layer
+            .downcast_ref::<Gru>()
+            .map(|g| g.reset_gate_mode)
+            .or_else(|| layer.downcast_ref::<BiGru>().map(|g| g.reset_gate_mode));
+        if let Some(mode) = gru_mode {
+            return Err(Error::TorchGruMode {
+                layer: name.to_string(),
+                kind: layer.def().type_name().to_string(),
+                mode: mode.label().to_string(),
+            });
+        }
         return Err(Error::TorchNotImportable {
             layer: name.to_string(),
             kind: layer.def().type_name().to_string(),

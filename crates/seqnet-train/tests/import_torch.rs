@@ -206,13 +206,13 @@ fn run_recurrent(fx: &Fixture, mode: OutputMode) -> ArrayD<f32> {
     let bidirectional = fx
         .config("bidirectional")
         .as_bool()
-        .unwrap_or(kind == "bilstm");
+        .unwrap_or(kind.starts_with("bi"));
     let dirs = if bidirectional { 2 } else { 1 };
     let initial = fx.config("has_initial_state").as_bool().unwrap_or(false);
     let (h0, c0) = if initial {
         (
             Some(fx.array("h0")),
-            (kind != "gru").then(|| fx.array("c0")),
+            (!kind.ends_with("gru")).then(|| fx.array("c0")),
         )
     } else {
         (None, None)
@@ -228,7 +228,20 @@ fn run_recurrent(fx: &Fixture, mode: OutputMode) -> ArrayD<f32> {
         };
         let layer: Layer = match (kind, bidirectional) {
             ("gru", _) => {
-                let mut g = Gru::new(h).output_mode(m).name(name);
+                let mut g = Gru::new(h)
+                    .reset_gate_mode(ResetGateMode::RecurrentBiasAfterMultiplication)
+                    .output_mode(m)
+                    .name(name);
+                if let Some(h0) = &h0 {
+                    g = g.hidden_state(state_of(h0, l, dirs));
+                }
+                g.into()
+            }
+            ("bigru", _) => {
+                let mut g = BiGru::new(h)
+                    .reset_gate_mode(ResetGateMode::RecurrentBiasAfterMultiplication)
+                    .output_mode(m)
+                    .name(name);
                 if let Some(h0) = &h0 {
                     g = g.hidden_state(state_of(h0, l, dirs));
                 }
@@ -540,7 +553,7 @@ fn imported_pytorch_parameters_reproduce_the_fixtures_outputs() {
         let fx = Fixture::load(path);
         let kind = fx.spec["layer"].as_str().unwrap_or_default().to_string();
         let report = match kind.as_str() {
-            "lstm" | "bilstm" | "gru" => check_recurrent(&fx),
+            "lstm" | "bilstm" | "gru" | "bigru" => check_recurrent(&fx),
             "video_net" => check_video(&fx),
             "conv2d_bn_relu" => check_conv(&fx),
             "conv1d" => check_conv1d(&fx),
@@ -554,7 +567,15 @@ fn imported_pytorch_parameters_reproduce_the_fixtures_outputs() {
         }
         kinds.insert(kind);
     }
-    for k in ["lstm", "bilstm", "gru", "video_net", "conv1d", "cnn1d_net"] {
+    for k in [
+        "lstm",
+        "bilstm",
+        "gru",
+        "bigru",
+        "video_net",
+        "conv1d",
+        "cnn1d_net",
+    ] {
         assert!(
             kinds.contains(k),
             "no '{k}' fixture was found in {}",
@@ -651,6 +672,30 @@ fn every_mismatch_names_the_tensor_and_the_layer() {
     // Not a safetensors file at all.
     let e = import_error(&graph, b"{not safetensors", &[("lstm", "param")]);
     assert!(e.starts_with("weights.safetensors:"), "{e}");
+}
+
+#[test]
+fn a_gru_in_a_mode_pytorch_lacks_is_refused_with_the_mode() {
+    let fx = Fixture::load(&fixtures().join("gru_varlen.safetensors"));
+    let (c, h) = (fx.count("input_size"), fx.count("hidden_size"));
+    for mode in [
+        ResetGateMode::AfterMultiplication,
+        ResetGateMode::BeforeMultiplication,
+    ] {
+        let graph = LayerGraph::from_layers(vec![
+            SequenceInput::new(c).name("in").into(),
+            Gru::new(h).reset_gate_mode(mode).name("gru").into(),
+            RegressionOutput::new().name("out").into(),
+        ])
+        .unwrap();
+        let e = import_error(&graph, &fx.bytes, &[("gru", "param")]);
+        assert!(
+            e.contains("layer 'gru'")
+                && e.contains(mode.label())
+                && e.contains("recurrent-bias-after-multiplication"),
+            "{e}"
+        );
+    }
 }
 
 #[test]

@@ -2,8 +2,12 @@
 //! shared benchmark folder): [`run`] times each and prints one line per workload,
 //!
 //! ```text
-//! workload=<name> median_ms=<float> [gflop_per_s=<float>] [reps=<n>] [min_ms=<float>]
+//! workload=<name> median_ms=<float> [gflop_per_s=<float>] [reps=<n>] [min_ms=<float>] [peak_rss_mb=<float>]
 //! ```
+//!
+//! `peak_rss_mb` is the whole process's peak resident memory during the
+//! workload (Linux: `VmHWM`, reset before each workload through
+//! `/proc/self/clear_refs`; absent elsewhere).
 //!
 //! plus a `machine=gemm-f32-1024` line with the f32 matrix-product rate of a
 //! 1024³ product through the `gemm` crate as [`seqnet_core::kernels::gemm`] uses it, so
@@ -16,6 +20,7 @@
 //! | `video-train-step` | [`video`] |
 //! | `stream-step` | [`stream`] |
 //! | `cnn1d-train-step` | [`cnn1d`] |
+//! | `video-epoch` | [`video_epoch`] |
 //!
 //! Every figure is wall-clock time, the median of several repetitions after a
 //! warm-up, on rayon's global pool (as many threads as cores, or
@@ -24,8 +29,10 @@
 
 pub mod cnn1d;
 pub mod lstm;
+mod peak_memory;
 pub mod stream;
 pub mod video;
+pub mod video_epoch;
 pub mod vowels;
 
 use crate::{CliError, Result};
@@ -42,6 +49,7 @@ pub const WORKLOADS: &[&str] = &[
     "video-train-step",
     "stream-step",
     "cnn1d-train-step",
+    "video-epoch",
 ];
 
 /// Timings of one workload, in milliseconds, warm-up excluded.
@@ -175,15 +183,20 @@ pub fn run_with(only: Option<&[String]>, machine_line: bool) -> Result<()> {
         }
     };
     for w in chosen {
-        let l = match w {
+        let peak = peak_memory::Tracker::start();
+        let mut l = match w {
             "vowels-epoch" => vowels::run()?,
             "lstm-train-step" => lstm::train_step()?,
             "lstm-infer" => lstm::infer()?,
             "video-train-step" => video::run()?,
             "stream-step" => stream::run()?,
             "cnn1d-train-step" => cnn1d::train_step()?,
+            "video-epoch" => video_epoch::run()?,
             _ => unreachable!("checked above"),
         };
+        if let Some(mb) = peak.peak_mb() {
+            l += &format!(" peak_rss_mb={mb:.1}");
+        }
         println!("{l}");
     }
     if machine_line {

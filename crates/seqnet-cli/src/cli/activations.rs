@@ -6,7 +6,7 @@ use super::predict::load_model;
 use super::Result;
 use super::{ensure_parent, flag_error, out, shown};
 use ndarray::{Array2, Axis};
-use seqnet_core::layers::{BiLstm, Gru, Lstm, OutputMode, RegressionOutput};
+use seqnet_core::layers::{BiGru, BiLstm, Gru, Lstm, OutputMode, RegressionOutput};
 use seqnet_core::{Activation, Format, Network};
 use seqnet_data::Target;
 use std::collections::BTreeSet;
@@ -154,6 +154,8 @@ fn every_step(network: &Network, layer: &str) -> Result<Option<Network>> {
     } else if let Some(l) = l.downcast_mut::<BiLstm>() {
         &mut l.options
     } else if let Some(l) = l.downcast_mut::<Gru>() {
+        &mut l.options
+    } else if let Some(l) = l.downcast_mut::<BiGru>() {
         &mut l.options
     } else {
         return Ok(None);

@@ -78,21 +78,18 @@ pub enum LayerName {
     Bilstm,
     /// gated recurrent unit
     Gru,
-    /// bidirectional GRU (not available yet)
+    /// bidirectional GRU (2×hidden outputs)
     Bigru,
 }
 
 impl LayerName {
-    /// The template's recurrent layer; `bigru` is an error until seqnet has a BiGRU layer.
+    /// The template's recurrent layer.
     fn recurrent(self) -> Result<RecurrentLayer> {
         match self {
             LayerName::Lstm => Ok(RecurrentLayer::Lstm),
             LayerName::Bilstm => Ok(RecurrentLayer::BiLstm),
             LayerName::Gru => Ok(RecurrentLayer::Gru),
-            LayerName::Bigru => Err(flag_error(
-                "--layer",
-                "bigru is not available yet (seqnet has no bidirectional GRU layer); use lstm, bilstm or gru",
-            )),
+            LayerName::Bigru => Ok(RecurrentLayer::BiGru),
         }
     }
 }

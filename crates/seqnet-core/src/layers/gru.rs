@@ -1,5 +1,6 @@
-//! [`Gru`]: the gated recurrent unit, with PyTorch's semantics (reset gate after
-//! the recurrent multiplication, separate recurrent bias).
+//! [`Gru`] and [`BiGru`]: gated recurrent units, one or two directions, with
+//! MATLAB's three `ResetGateMode`s ([`ResetGateMode`]), sharing one kernel
+//! ([`GruKernel`]).
 
 use super::lstm::infer_recurrent;
 use super::name_field;
@@ -16,78 +17,157 @@ use crate::init::{BiasInitializer, WeightsInitializer};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
 use crate::learnable::{Learnable, LearnableSpec};
 use crate::torch::TorchLayout;
-use ndarray::{Array1, Array2, ArrayD};
+use ndarray::{Array1, Array2, ArrayD, Axis};
 use rand::rngs::StdRng;
 use seqnet_kernels::gemm::matmul_into;
-use seqnet_kernels::recurrent::{gru_backward, gru_forward, GruBuffers, GruTrace};
+use seqnet_kernels::recurrent::{
+    gru_backward, gru_before_backward, gru_before_forward, gru_forward, GruBuffers, GruTrace,
+};
 use serde::{Deserialize, Serialize};
 
-/// MATLAB's `gruLayer` with `ResetGateMode` `"recurrent-bias-after-multiplication"`,
-/// which is PyTorch's `nn.GRU`.
+/// Where a GRU applies its reset gate (MATLAB's `ResetGateMode`).
 ///
-/// With `H` hidden units and `C` input channels, each step computes
-/// (gate order reset `r`, update `z`, candidate `n`):
+/// With `H` hidden units, gate order reset `r`, update `z`, candidate `n`, and
+/// `h' = (1 − z) ⊙ n + z ⊙ h` in every mode:
 ///
-/// ```text
-/// r  = gate(W_r·x + b_r + R_r·h + rb_r)
-/// z  = gate(W_z·x + b_z + R_z·h + rb_z)
-/// n  = state(W_n·x + b_n + r ⊙ (R_n·h + rb_n))
-/// h' = (1 − z) ⊙ n + z ⊙ h
-/// ```
+/// | mode | `r`, `z` | `n` | learnables |
+/// |---|---|---|---|
+/// | `after-multiplication` | `gate(W·x + b + R·h)` | `state(W_n·x + b_n + r ⊙ (R_n·h))` | `InputWeights`, `RecurrentWeights`, `Bias` |
+/// | `before-multiplication` | `gate(W·x + b + R·h)` | `state(W_n·x + b_n + R_n·(r ⊙ h))` | `InputWeights`, `RecurrentWeights`, `Bias` |
+/// | `recurrent-bias-after-multiplication` | `gate(W·x + b + R·h + rb)` | `state(W_n·x + b_n + r ⊙ (R_n·h + rb_n))` | as above, and `RecurrentBias` `rb` |
+///
+/// The last is PyTorch's `nn.GRU` (`bias_hh` is `RecurrentBias`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResetGateMode {
+    /// MATLAB's default: the reset gate scales `R_n·h`; one bias.
+    #[default]
+    AfterMultiplication,
+    /// The reset gate scales `h` before `R_n` multiplies it; one bias.
+    BeforeMultiplication,
+    /// As `AfterMultiplication` with a second bias inside the recurrent
+    /// term (`RecurrentBias`): PyTorch's `nn.GRU`.
+    RecurrentBiasAfterMultiplication,
+}
+
+impl ResetGateMode {
+    /// MATLAB's name of the mode (`after-multiplication`, …).
+    pub fn label(self) -> &'static str {
+        match self {
+            ResetGateMode::AfterMultiplication => "after-multiplication",
+            ResetGateMode::BeforeMultiplication => "before-multiplication",
+            ResetGateMode::RecurrentBiasAfterMultiplication => {
+                "recurrent-bias-after-multiplication"
+            }
+        }
+    }
+
+    /// Whether the layer has the `RecurrentBias` learnable.
+    pub fn has_recurrent_bias(self) -> bool {
+        self == ResetGateMode::RecurrentBiasAfterMultiplication
+    }
+}
+
+/// The mode of graph JSON and model files written before the option existed:
+/// their GRUs were PyTorch's (`RecurrentBias` present), so an absent field
+/// must mean `recurrent-bias-after-multiplication`, whatever
+/// [`GruConfig::new`] defaults to.
+fn legacy_reset_gate_mode() -> ResetGateMode {
+    ResetGateMode::RecurrentBiasAfterMultiplication
+}
+
+/// The settings of a GRU layer with `D` directions; use the aliases [`Gru`]
+/// (`D = 1`, MATLAB's `gruLayer`) and [`BiGru`] (`D = 2`, a bidirectional
+/// GRU as PyTorch's `nn.GRU(bidirectional=True)`; MATLAB has no such layer).
+///
+/// With `H` hidden units, `C` input channels and `S = D·H`, each step computes
+/// the update of the [`ResetGateMode`] (gate order `r, z, n`).
 ///
 /// * Input: a feature sequence `C×B×T` (`[T, B, C]`) only.
-/// * Output: `H×B×T` (`[T, B, H]`, zero at padded steps) with
-///   [`OutputMode::Sequence`], or `H×B` (`[B, H]`, each sequence's last real step)
-///   with [`OutputMode::Last`].
-/// * Learnables: `InputWeights` `[3H, C]` (`W`), `RecurrentWeights` `[3H, H]` (`R`),
-///   `Bias` `[3H]` (`b`, PyTorch's `bias_ih`), `RecurrentBias` `[3H]` (`rb`,
-///   PyTorch's `bias_hh`). Both biases use the `Bias*` factors and initializer.
-///   (MATLAB's default `"after-multiplication"` mode is this layer with
-///   `RecurrentBias` fixed at zero.)
+/// * Output: `S×B×T` (`[T, B, S]`, zero at padded steps) with
+///   [`OutputMode::Sequence`], or `S×B` (`[B, S]`, each sequence's last real step)
+///   with [`OutputMode::Last`]. A BiGRU's output is the forward direction's `H`
+///   channels, then the backward direction's `H`; its 'last' output is the
+///   output sequence at the last real step (as MATLAB's BiLSTM: the backward
+///   half has then seen that one step only).
+/// * Learnables (forward direction's rows first): `InputWeights` `[3·D·H, C]`
+///   (`W`), `RecurrentWeights` `[3·D·H, H]` (`R`), `Bias` `[3·D·H]` (`b`,
+///   PyTorch's `bias_ih`), and with `recurrent-bias-after-multiplication`
+///   `RecurrentBias` `[3·D·H]` (`rb`, PyTorch's `bias_hh`). Every bias uses
+///   the `Bias*` factors and initializer.
 ///
 /// Masking and state behave as for [`super::Lstm`]: padded steps leave the state
-/// unchanged and get no gradient; a forward starts from the `hidden_state` field
+/// unchanged and get no gradient (a BiGRU's backward direction starts at each
+/// sequence's last real step); a forward starts from the `hidden_state` field
 /// (zeros when `None`), a stateful forward from the kept state of the previous
 /// stateful forward for the same batch size, and keeps its final state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Gru {
+pub struct GruConfig<const D: usize> {
     /// The layer's name (MATLAB's `Name`), unique in its graph.
     #[serde(default)]
     pub name: String,
-    /// `H`, the number of hidden units.
+    /// `H`, the number of hidden units of each direction.
     pub num_hidden_units: usize,
     /// The options all recurrent layers share; the bias factors apply to
-    /// `Bias` and `RecurrentBias`.
+    /// `Bias` and `RecurrentBias`; a BiGRU's `hidden_state` is the forward
+    /// direction's `H`, then the backward's.
     #[serde(flatten)]
     pub options: RecurrentOptions,
     /// `zeros`, `ones` or `narrow-normal` (not `unit-forget-gate`), for `Bias`
     /// and `RecurrentBias`.
     #[serde(default = "zeros")]
     pub bias_initializer: BiasInitializer,
+    /// MATLAB's `ResetGateMode`. [`GruConfig::new`] gives MATLAB's default,
+    /// `after-multiplication`; a file without the field reads as
+    /// `recurrent-bias-after-multiplication` (what seqnet's GRU was before
+    /// the option existed).
+    #[serde(default = "legacy_reset_gate_mode")]
+    pub reset_gate_mode: ResetGateMode,
 }
+
+/// MATLAB's `gruLayer`: see [`GruConfig`]. Output size `H`.
+pub type Gru = GruConfig<1>;
+/// A bidirectional GRU: see [`GruConfig`]. Output size `2H` (forward, then backward).
+pub type BiGru = GruConfig<2>;
 
 fn zeros() -> BiasInitializer {
     BiasInitializer::Zeros
 }
 
-super::named!(Gru);
-
-impl Gru {
-    /// A layer with `num_hidden_units` hidden units and MATLAB's defaults.
+impl<const D: usize> GruConfig<D> {
+    /// A layer with `num_hidden_units` hidden units per direction and MATLAB's
+    /// defaults (`ResetGateMode` `after-multiplication`).
     pub fn new(num_hidden_units: usize) -> Self {
-        Gru {
+        GruConfig {
             name: String::new(),
             num_hidden_units,
             options: RecurrentOptions::default(),
             bias_initializer: zeros(),
+            reset_gate_mode: ResetGateMode::default(),
         }
+    }
+    /// Sets the layer's name (MATLAB's `'Name'`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
     }
     recurrent_setters!();
     /// Sets MATLAB's `BiasInitializer` for `Bias` and `RecurrentBias` (default `zeros`).
     pub fn bias_initializer(mut self, i: BiasInitializer) -> Self {
         self.bias_initializer = i;
         self
+    }
+    /// Sets MATLAB's `ResetGateMode` (default `after-multiplication`;
+    /// `recurrent-bias-after-multiplication` is PyTorch's `nn.GRU`).
+    pub fn reset_gate_mode(mut self, m: ResetGateMode) -> Self {
+        self.reset_gate_mode = m;
+        self
+    }
+
+    /// The output size `S = D·H`.
+    pub fn output_size(&self) -> usize {
+        D * self.num_hidden_units
     }
 
     fn validate(&self) -> Result<(), (&'static str, String)> {
@@ -101,7 +181,7 @@ impl Gru {
             ));
         }
         if let Some(v) = &self.options.hidden_state {
-            check_state_len("HiddenState", v.len(), self.num_hidden_units)
+            check_state_len("HiddenState", v.len(), self.output_size())
                 .map_err(|m| ("HiddenState", m))?;
         }
         Ok(())
@@ -127,10 +207,17 @@ impl Gru {
         self.infer(inputs)
             .map_err(|e| Error::layer(&self.name, e.message))?;
         let o = &self.options;
+        let recurrent_bias = if self.reset_gate_mode.has_recurrent_bias() {
+            Some(params.learnable("RecurrentBias")?)
+        } else {
+            None
+        };
         Ok(GruKernel {
             name: self.name.clone(),
             hidden: self.num_hidden_units,
             input_size: inputs[0].channels,
+            directions: D,
+            reset_gate_mode: self.reset_gate_mode,
             output_mode: o.output_mode,
             gate: o.gate_activation,
             state: o.state_activation,
@@ -138,39 +225,62 @@ impl Gru {
             input_weights: params.learnable("InputWeights")?,
             recurrent_weights: params.learnable("RecurrentWeights")?,
             bias: params.learnable("Bias")?,
-            recurrent_bias: params.learnable("RecurrentBias")?,
+            recurrent_bias,
             tape: None,
             kept: None,
             final_state: None,
+            input_grad_needed: true,
         })
     }
 }
 
-impl LayerDef for Gru {
+impl<const D: usize> LayerDef for GruConfig<D> {
     name_field!();
     fn type_name(&self) -> &'static str {
-        "GRU"
+        if D == 2 {
+            "BiGRU"
+        } else {
+            "GRU"
+        }
     }
     fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
         self.validate()
             .map_err(|(setting, m)| ShapeError::new(0, format!("{setting} {m}")))?;
-        infer_recurrent(inputs, self.num_hidden_units, self.options.output_mode)
+        infer_recurrent(inputs, self.output_size(), self.options.output_mode)
     }
     fn learnables(&self, inputs: &[ActShape]) -> Vec<LearnableSpec> {
         let c = inputs.first().map(|s| s.channels).unwrap_or(0);
-        let (h, g) = (self.num_hidden_units, 3 * self.num_hidden_units);
+        let (h, g) = (self.num_hidden_units, 3 * D * self.num_hidden_units);
         let [w, r] = self.options.weight_specs(g, c, h);
         let o = &self.options;
-        let b = o.bias_spec("Bias", g, self.bias_initializer, 1, 3);
-        let rb = o.bias_spec("RecurrentBias", g, self.bias_initializer, 1, 3);
-        vec![w, r, b, rb]
+        let mut specs = vec![w, r, o.bias_spec("Bias", g, self.bias_initializer, D, 3)];
+        if self.reset_gate_mode.has_recurrent_bias() {
+            specs.push(o.bias_spec("RecurrentBias", g, self.bias_initializer, D, 3));
+        }
+        specs
     }
     fn build(&self, inputs: &[ActShape], params: Params) -> Result<Box<dyn LayerKernel>> {
         Ok(Box::new(self.kernel_from(inputs, params)?))
     }
+    /// `nn.GRU` (bidirectional for a BiGRU) in `recurrent-bias-after-multiplication`
+    /// mode only: PyTorch has no other mode.
     fn torch_layout(&self) -> Option<TorchLayout> {
-        Some(TorchLayout::recurrent("nn.GRU", 1, true))
+        self.reset_gate_mode
+            .has_recurrent_bias()
+            .then(|| TorchLayout::recurrent("nn.GRU", D, true))
     }
+}
+
+/// What one direction's forward keeps for its backward.
+#[derive(Debug, Clone)]
+struct GruDir {
+    /// Activated `r, z, n` of every step, `[T·B, 3H]` (unused at padded steps).
+    gates: Vec<f32>,
+    /// `R_n·h + rb_n` (after-multiplication modes) or `r ⊙ h`
+    /// (before-multiplication) of every step, `[T·B, H]`.
+    hn: Vec<f32>,
+    /// Hidden states, `T + 2` slots of `[B, H]` (see [`super::recurrent`]).
+    h: Vec<f32>,
 }
 
 /// What the forward keeps for the backward.
@@ -179,22 +289,20 @@ struct GruTape {
     steps: Steps,
     /// The input as `[T·B, C]` rows.
     x: Array2<f32>,
-    /// Activated `r, z, n` of every step, `[T·B, 3H]` (unused at padded steps).
-    gates: Vec<f32>,
-    /// `R_n·h + rb_n` of every step, `[T·B, H]`.
-    hn: Vec<f32>,
-    /// Hidden states, `T + 2` slots of `[B, H]` (see [`super::recurrent`]).
-    h: Vec<f32>,
+    dirs: Vec<GruDir>,
 }
 
-/// The kernel of [`Gru`]: learnables `InputWeights` `[3H, C]`, `RecurrentWeights`
-/// `[3H, H]`, `Bias` `[3H]`, `RecurrentBias` `[3H]`; input `[T, B, C]`; output
-/// `[T, B, H]` or `[B, H]`.
+/// The kernel of [`Gru`] and [`BiGru`]: learnables `InputWeights` `[3·D·H, C]`,
+/// `RecurrentWeights` `[3·D·H, H]`, `Bias` `[3·D·H]` and, with
+/// `recurrent-bias-after-multiplication`, `RecurrentBias` `[3·D·H]`; input
+/// `[T, B, C]`; output `[T, B, D·H]` or `[B, D·H]`.
 #[derive(Debug, Clone)]
 pub struct GruKernel {
     name: String,
     hidden: usize,
     input_size: usize,
+    directions: usize,
+    reset_gate_mode: ResetGateMode,
     output_mode: OutputMode,
     gate: GateActivation,
     state: StateActivation,
@@ -202,32 +310,37 @@ pub struct GruKernel {
     input_weights: Learnable,
     recurrent_weights: Learnable,
     bias: Learnable,
-    recurrent_bias: Learnable,
+    recurrent_bias: Option<Learnable>,
     tape: Option<GruTape>,
     kept: Option<RecurrentState>,
     final_state: Option<RecurrentState>,
+    input_grad_needed: bool,
 }
 
 impl GruKernel {
     /// The final state of the last forward: each sequence's hidden state after its
-    /// last real step, `[B, H]` (PyTorch's `h_n`); `cell` is `None`.
+    /// last real step, `[B, D·H]` (a BiGRU's backward half: after its first real
+    /// step; PyTorch's `h_n`); `cell` is `None`.
     pub fn final_state(&self) -> Option<&RecurrentState> {
         self.final_state.as_ref()
     }
 
-    /// The state kept by the last stateful forward (`[B, H]`), if any.
+    /// The state kept by the last stateful forward (`[B, D·H]`), if any.
     pub fn kept_state(&self) -> Option<&RecurrentState> {
         self.kept.as_ref()
     }
 
     fn check_learnables(&self) -> Result<()> {
-        let g = 3 * self.hidden;
-        for (p, want) in [
+        let g = 3 * self.directions * self.hidden;
+        let mut all = vec![
             (&self.input_weights, vec![g, self.input_size]),
             (&self.recurrent_weights, vec![g, self.hidden]),
             (&self.bias, vec![g]),
-            (&self.recurrent_bias, vec![g]),
-        ] {
+        ];
+        if let Some(rb) = &self.recurrent_bias {
+            all.push((rb, vec![g]));
+        }
+        for (p, want) in all {
             if p.value.shape() != want.as_slice() {
                 return Err(Error::Learnable {
                     layer: self.name.clone(),
@@ -238,6 +351,60 @@ impl GruKernel {
         }
         Ok(())
     }
+
+    /// Direction `d`'s pass through time over `x` (`[T·B, C]`) from the
+    /// initial state already in `dir.h`'s slot.
+    fn run_pass(&self, steps: &Steps, x: &Array2<f32>, d: usize, dir: &mut GruDir) {
+        let h = self.hidden;
+        let (t, b, g3) = (steps.t, steps.b, 3 * h);
+        let rows = d * g3..(d + 1) * g3;
+        let w_ih = matrix(&self.input_weights.value);
+        let bias = self.bias.value.as_standard_layout();
+        let bias = bias.as_slice().expect("standard layout");
+        fill_rows(&mut dir.gates, &bias[rows.clone()]);
+        matmul_into(
+            x.view(),
+            w_ih.slice_axis(Axis(0), rows.clone().into()).t(),
+            view_mut(&mut dir.gates, t * b, g3),
+            true,
+        );
+        let w_hh = self.recurrent_weights.value.as_standard_layout();
+        let w_hh = &w_hh.as_slice().expect("standard layout")[rows.start * h..rows.end * h];
+        let acts = acts(self.gate, self.state);
+        let bufs = GruBuffers {
+            gates: &mut dir.gates,
+            hn: &mut dir.hn,
+            h: &mut dir.h,
+        };
+        let reverse = d == 1;
+        match (self.reset_gate_mode, &self.recurrent_bias) {
+            (ResetGateMode::BeforeMultiplication, _) => {
+                gru_before_forward(acts, steps, reverse, w_hh, h, bufs)
+            }
+            (_, Some(rb)) => {
+                let rb = rb.value.as_standard_layout();
+                let rb = &rb.as_slice().expect("standard layout")[rows];
+                gru_forward(acts, steps, reverse, w_hh, h, rb, bufs)
+            }
+            // After multiplication without a recurrent bias: the same pass
+            // with that bias zero.
+            (_, None) => gru_forward(acts, steps, reverse, w_hh, h, &vec![0.0; g3], bufs),
+        }
+    }
+
+    /// The initial state `[B, D·H]` of a forward over `b` observations.
+    fn start_state(&self, b: usize, stateful: bool) -> Result<Array2<f32>> {
+        match &self.kept {
+            Some(k) if stateful && k.batch() == b => Ok(k.hidden.clone()),
+            _ => initial_state(
+                &self.name,
+                "HiddenState",
+                self.hidden_state.as_deref(),
+                b,
+                self.directions * self.hidden,
+            ),
+        }
+    }
 }
 
 impl LayerKernel for GruKernel {
@@ -245,77 +412,44 @@ impl LayerKernel for GruKernel {
         let x = inputs
             .first()
             .ok_or_else(|| Error::layer(&self.name, "no input"))?;
-        let (h, c) = (self.hidden, self.input_size);
+        let (h, c, nd) = (self.hidden, self.input_size, self.directions);
         let steps = input_steps(&self.name, x, c)?;
         self.check_learnables()?;
-        let (t, b) = (steps.t, steps.b);
-        let g3 = 3 * h;
+        let (t, b, s) = (steps.t, steps.b, nd * h);
         let xr = x
             .data
             .as_standard_layout()
             .into_owned()
             .into_shape_with_order((t * b, c))
             .map_err(|e| Error::layer(&self.name, e.to_string()))?;
-        let h0 = match &self.kept {
-            Some(k) if ctx.stateful && k.batch() == b => k.hidden.clone(),
-            _ => initial_state(
-                &self.name,
-                "HiddenState",
-                self.hidden_state.as_deref(),
-                b,
-                h,
-            )?,
-        };
+        let h0 = self.start_state(b, ctx.stateful)?;
 
-        let w_ih = matrix(&self.input_weights.value);
-        let w_hh = self.recurrent_weights.value.as_standard_layout();
-        let bias = self.bias.value.as_standard_layout();
-        let rbias = self.recurrent_bias.value.as_standard_layout();
-        let mut tape = GruTape {
-            steps,
-            x: xr,
-            gates: vec![0.0; t * b * g3],
-            hn: vec![0.0; t * b * h],
-            h: vec![0.0; (t + 2) * b * h],
-        };
-        fill_rows(&mut tape.gates, bias.as_slice().expect("standard layout"));
-        matmul_into(
-            tape.x.view(),
-            w_ih.t(),
-            view_mut(&mut tape.gates, t * b, g3),
-            true,
-        );
-        put_slot(&mut tape.h, tape.steps.initial_slot(false), &h0, 0, h);
-        let rb = rbias.as_slice().expect("standard layout");
-        let bufs = GruBuffers {
-            gates: &mut tape.gates,
-            hn: &mut tape.hn,
-            h: &mut tape.h,
-        };
-        gru_forward(
-            acts(self.gate, self.state),
-            &tape.steps,
-            false,
-            w_hh.as_slice().expect("standard layout"),
-            h,
-            rb,
-            bufs,
-        );
-
-        let mut y = vec![0.0; t * b * h];
-        write_outputs(&tape.steps, &tape.h, h, &mut y, h, 0);
+        let mut y = vec![0.0; t * b * s];
         let mut fin = RecurrentState {
-            hidden: Array2::zeros((b, h)),
+            hidden: Array2::zeros((b, s)),
             cell: None,
         };
-        take_slot(&tape.h, tape.steps.final_slot(false), &mut fin.hidden, 0, h);
+        let mut dirs = Vec::with_capacity(nd);
+        for d in 0..nd {
+            let reverse = d == 1;
+            let mut dir = GruDir {
+                gates: vec![0.0; t * b * 3 * h],
+                hn: vec![0.0; t * b * h],
+                h: vec![0.0; (t + 2) * b * h],
+            };
+            put_slot(&mut dir.h, steps.initial_slot(reverse), &h0, d * h, h);
+            self.run_pass(&steps, &xr, d, &mut dir);
+            write_outputs(&steps, &dir.h, h, &mut y, s, d * h);
+            take_slot(&dir.h, steps.final_slot(reverse), &mut fin.hidden, d * h, h);
+            dirs.push(dir);
+        }
         if ctx.stateful {
             self.kept = Some(fin.clone());
         }
         self.final_state = Some(fin);
         let out = match self.output_mode {
             OutputMode::Sequence => {
-                let data = ArrayD::from_shape_vec(vec![t, b, h], y).expect("t·b·h values");
+                let data = ArrayD::from_shape_vec(vec![t, b, s], y).expect("t·b·s values");
                 Activation {
                     data: data.into_shared(),
                     format: Format::CBT,
@@ -323,22 +457,19 @@ impl LayerKernel for GruKernel {
                 }
             }
             OutputMode::Last => {
-                {
-                    // Keep the mask as one step per observation (as folded frames
-                    // of a one-step sequence): a sequence with no real step here
-                    // (a later chunk of a split batch) must not count in a loss.
-                    let mut last = Activation::features(
-                        super::recurrent::gather_last(&tape.steps, &y, h).into_dyn(),
-                    )?;
-                    last.lengths = x
-                        .lengths
-                        .as_ref()
-                        .map(|l| std::sync::Arc::new(l.one_step()));
-                    last
-                }
+                // Keep the mask as one step per observation (as folded frames
+                // of a one-step sequence): a sequence with no real step here
+                // (a later chunk of a split batch) must not count in a loss.
+                let mut last =
+                    Activation::features(super::recurrent::gather_last(&steps, &y, s).into_dyn())?;
+                last.lengths = x
+                    .lengths
+                    .as_ref()
+                    .map(|l| std::sync::Arc::new(l.one_step()));
+                last
             }
         };
-        self.tape = Some(tape);
+        self.tape = Some(GruTape { steps, x: xr, dirs });
         Ok(vec![out])
     }
 
@@ -349,45 +480,90 @@ impl LayerKernel for GruKernel {
         self.check_learnables()?;
         let tape = self.tape.as_ref().ok_or_else(|| no_forward(&self.name))?;
         let steps = &tape.steps;
-        let (h, c) = (self.hidden, self.input_size);
-        let (t, b, g3) = (steps.t, steps.b, 3 * h);
-        let dy = output_grad(&self.name, &mut grads, self.output_mode, steps, h)?;
+        let (h, c, nd) = (self.hidden, self.input_size, self.directions);
+        let (t, b, s, g3) = (steps.t, steps.b, nd * h, 3 * h);
+        let dy_all = output_grad(&self.name, &mut grads, self.output_mode, steps, s)?;
         let w_ih = matrix(&self.input_weights.value);
-        let w_hh = self.recurrent_weights.value.as_standard_layout();
-        let trace = GruTrace {
-            gates: &tape.gates,
-            hn: &tape.hn,
-            h: &tape.h,
-        };
-        let (dgi, dgh) = gru_backward(
-            acts(self.gate, self.state),
-            steps,
-            false,
-            w_hh.as_slice().expect("standard layout"),
-            h,
-            trace,
-            &dy,
-        );
-        let mut dw_ih = Array2::<f32>::zeros((g3, c));
-        let mut dw_hh = Array2::<f32>::zeros((g3, h));
-        weight_grad(&dgi, tape.x.view(), g3, dw_ih.view_mut());
-        let p0 = steps.prev_start(false);
-        weight_grad(
-            &dgh,
-            view(&tape.h[p0 * b * h..], t * b, h),
-            g3,
-            dw_hh.view_mut(),
-        );
-        let mut db = vec![0.0f32; g3];
-        let mut drb = vec![0.0f32; g3];
-        column_sums(&dgi, &mut db);
-        column_sums(&dgh, &mut drb);
-        let mut dx = Array2::<f32>::zeros((t * b, c));
-        matmul_into(view(&dgi, t * b, g3), w_ih, dx.view_mut(), false);
+        let w_hh_all = self.recurrent_weights.value.as_standard_layout();
+        let w_hh_all = w_hh_all.as_slice().expect("standard layout");
+        let mut dw_ih = Array2::<f32>::zeros((nd * g3, c));
+        let mut dw_hh = Array2::<f32>::zeros((nd * g3, h));
+        let mut db = vec![0.0f32; nd * g3];
+        let mut drb = vec![0.0f32; nd * g3];
+        let need_dx = self.input_grad_needed;
+        let mut dx = Array2::<f32>::zeros(if need_dx { (t * b, c) } else { (0, c) });
+        let acts = acts(self.gate, self.state);
+        let before = self.reset_gate_mode == ResetGateMode::BeforeMultiplication;
+        for (d, dir) in tape.dirs.iter().enumerate() {
+            let reverse = d == 1;
+            let rows = d * g3..(d + 1) * g3;
+            let w_hh = &w_hh_all[rows.start * h..rows.end * h];
+            // This direction's `H` columns of the output gradient.
+            let dy: Vec<f32> = if nd == 1 {
+                dy_all.clone()
+            } else {
+                dy_all
+                    .chunks_exact(s)
+                    .flat_map(|r| r[d * h..(d + 1) * h].iter().copied())
+                    .collect()
+            };
+            let trace = GruTrace {
+                gates: &dir.gates,
+                hn: &dir.hn,
+                h: &dir.h,
+            };
+            let (dgi, dgh) = if before {
+                gru_before_backward(acts, steps, reverse, w_hh, h, trace, &dy)
+            } else {
+                gru_backward(acts, steps, reverse, w_hh, h, trace, &dy)
+            };
+            weight_grad(
+                &dgi,
+                tape.x.view(),
+                g3,
+                dw_ih.slice_axis_mut(Axis(0), rows.clone().into()),
+            );
+            let h_prev = view(&dir.h[steps.prev_start(reverse) * b * h..], t * b, h);
+            let mut dr = dw_hh.slice_axis_mut(Axis(0), rows.clone().into());
+            if before {
+                // `R_r`, `R_z` against `h_{t−1}`; `R_n` against `r ⊙ h_{t−1}`.
+                let dgh = view(&dgh, t * b, g3);
+                let (rz, n) = (0..2 * h, 2 * h..g3);
+                matmul_into(
+                    dgh.slice_axis(Axis(1), rz.clone().into()).t(),
+                    h_prev,
+                    dr.slice_axis_mut(Axis(0), rz.into()),
+                    false,
+                );
+                matmul_into(
+                    dgh.slice_axis(Axis(1), n.clone().into()).t(),
+                    view(&dir.hn, t * b, h),
+                    dr.slice_axis_mut(Axis(0), n.into()),
+                    false,
+                );
+            } else {
+                weight_grad(&dgh, h_prev, g3, dr);
+            }
+            column_sums(&dgi, &mut db[rows.clone()]);
+            column_sums(&dgh, &mut drb[rows.clone()]);
+            if need_dx {
+                matmul_into(
+                    view(&dgi, t * b, g3),
+                    w_ih.slice_axis(Axis(0), rows.into()),
+                    dx.view_mut(),
+                    d > 0,
+                );
+            }
+        }
         self.input_weights.grad = dw_ih.into_dyn();
         self.recurrent_weights.grad = dw_hh.into_dyn();
         self.bias.grad = Array1::from(db).into_dyn();
-        self.recurrent_bias.grad = Array1::from(drb).into_dyn();
+        if let Some(rb) = &mut self.recurrent_bias {
+            rb.grad = Array1::from(drb).into_dyn();
+        }
+        if !need_dx {
+            return Ok(vec![None]);
+        }
         Ok(vec![Some(
             dx.into_shape_with_order(vec![t, b, c])
                 .expect("t·b·c values"),
@@ -395,22 +571,23 @@ impl LayerKernel for GruKernel {
     }
 
     fn learnables(&self) -> Vec<&Learnable> {
-        vec![
-            &self.input_weights,
-            &self.recurrent_weights,
-            &self.bias,
-            &self.recurrent_bias,
-        ]
+        let mut v = vec![&self.input_weights, &self.recurrent_weights, &self.bias];
+        v.extend(self.recurrent_bias.as_ref());
+        v
     }
     fn learnables_mut(&mut self) -> Vec<&mut Learnable> {
-        vec![
+        let mut v = vec![
             &mut self.input_weights,
             &mut self.recurrent_weights,
             &mut self.bias,
-            &mut self.recurrent_bias,
-        ]
+        ];
+        v.extend(self.recurrent_bias.as_mut());
+        v
     }
     fn reset_state(&mut self) {
         self.kept = None;
+    }
+    fn set_input_grad_needed(&mut self, needed: bool) {
+        self.input_grad_needed = needed;
     }
 }

@@ -7,11 +7,13 @@ mod batchnorm;
 mod conv;
 mod conv1d;
 mod dropout;
+mod embedding;
 mod fc;
 mod fold;
 mod global_pooling1d;
 mod gru;
 mod input;
+mod layernorm;
 mod lstm;
 mod merge;
 mod output;
@@ -27,11 +29,13 @@ pub use batchnorm::BatchNormalization;
 pub use conv::{Convolution2d, Padding};
 pub use conv1d::{ConvPaddingValue, Convolution1d};
 pub use dropout::Dropout;
+pub use embedding::WordEmbedding;
 pub use fc::FullyConnected;
 pub use fold::{Flatten, SequenceFolding, SequenceUnfolding};
 pub use global_pooling1d::{GlobalAveragePooling1d, GlobalMaxPooling1d};
-pub use gru::{Gru, GruKernel};
+pub use gru::{BiGru, Gru, GruConfig, GruKernel, ResetGateMode};
 pub use input::{InputSize, Normalization, SequenceInput};
+pub use layernorm::LayerNormalization;
 pub use lstm::{BiLstm, Lstm, LstmConfig, LstmKernel};
 pub use merge::{Addition, Concatenation};
 pub use output::{ClassificationOutput, RegressionOutput};
@@ -81,6 +85,7 @@ layer_types! {
     Lstm => "lstm";
     BiLstm => "bilstm";
     Gru => "gru";
+    BiGru => "bigru";
     Convolution2d => "convolution2d";
     BatchNormalization => "batchNormalization";
     MaxPooling2d => "maxPooling2d";
@@ -90,6 +95,8 @@ layer_types! {
     AveragePooling1d => "averagePooling1d";
     GlobalMaxPooling1d => "globalMaxPooling1d";
     GlobalAveragePooling1d => "globalAveragePooling1d";
+    LayerNormalization => "layerNormalization";
+    WordEmbedding => "wordEmbedding";
 }
 
 /// Implements [`crate::LayerDef::name`] and [`crate::LayerDef::set_name`] for

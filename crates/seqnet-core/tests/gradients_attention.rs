@@ -1,0 +1,100 @@
+//! Finite-difference gradient checks for the attention family: layer
+//! normalization, word embedding, self-attention (every mask and bias
+//! setting), position embedding, on padded mini-batches in both directions,
+//! for their input (where it has a gradient) and every learnable.
+//!
+//! Tolerance: `|analytic − numeric| ≤ 2e-3 · max(1, |numeric|)`, central
+//! differences with step 1e-2 in f32 (as `gradients_sequence_cnn.rs`). These
+//! layers are smooth, so only the f32 rounding of the two losses and the
+//! `O(h²)` curvature term remain.
+
+use ndarray::ArrayD;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use seqnet_core::gradcheck::{check_layer, GradCheck};
+use seqnet_core::layers::*;
+use seqnet_core::{Activation, Layer, Mode, PaddingDirection, SeqLengths};
+
+const TOL: f32 = 2e-3;
+
+fn random(shape: &[usize], seed: u64) -> ArrayD<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    ArrayD::from_shape_simple_fn(shape, || rng.random_range(-1.0..1.0))
+}
+
+/// A `[T, B, C]` sequence batch with these lengths; padded steps hold `pad`.
+fn batch(data: ArrayD<f32>, lengths: &[usize], dir: PaddingDirection, pad: f32) -> Activation {
+    let t = data.shape()[0];
+    let l = SeqLengths::new(lengths.to_vec(), t, dir).unwrap();
+    let mut data = data;
+    for (b, _) in lengths.iter().enumerate() {
+        for s in (0..t).filter(|&s| !l.is_real(b, s)) {
+            data.slice_mut(ndarray::s![s, b, ..]).fill(pad);
+        }
+    }
+    Activation::sequence(data, Some(l)).unwrap()
+}
+
+/// Checks every probe of `layer` at `x`; `expected` are the names probed.
+fn assert_grads(layer: impl Into<Layer>, x: Activation, expected: &[&str]) {
+    let layer = layer.into();
+    let cfg = GradCheck {
+        mode: Mode::Training,
+        probes: 60,
+        ..GradCheck::default()
+    };
+    let report = check_layer(&layer, vec![x], None, cfg).expect("layer runs");
+    for what in expected {
+        assert!(
+            report.probes.iter().any(|p| p.0 == *what),
+            "{}: nothing probed for {what}",
+            layer.name()
+        );
+    }
+    let failures = report.failures(TOL);
+    assert!(
+        failures.is_empty(),
+        "{}: {} of {} probes fail, e.g. {:?}",
+        layer.name(),
+        failures.len(),
+        report.probes.len(),
+        &failures[..failures.len().min(5)]
+    );
+}
+
+const DIRS: [PaddingDirection; 2] = [PaddingDirection::Right, PaddingDirection::Left];
+
+#[test]
+fn layer_normalization_on_sequences_and_features() {
+    for dir in DIRS {
+        let x = batch(random(&[5, 3, 4], 1), &[5, 2, 3], dir, 3.0);
+        assert_grads(
+            LayerNormalization::new().name("ln"),
+            x,
+            &["input 0", "Scale", "Offset"],
+        );
+    }
+    let x = Activation::features(random(&[3, 6], 2)).unwrap();
+    assert_grads(
+        LayerNormalization::new().name("ln_cb"),
+        x,
+        &["input 0", "Scale", "Offset"],
+    );
+}
+
+#[test]
+fn word_embedding_weights() {
+    for (base, dir) in [(1, DIRS[0]), (0, DIRS[1])] {
+        // Repeated indices, so that gradients of one word add up.
+        let mut rng = StdRng::seed_from_u64(3);
+        let idx = ArrayD::from_shape_simple_fn(vec![6, 3, 1], || {
+            rng.random_range(0..5) as f32 + base as f32
+        });
+        let x = batch(idx, &[6, 4, 1], dir, f32::NAN);
+        assert_grads(
+            WordEmbedding::new(3, 5).index_base(base).name("emb"),
+            x,
+            &["Weights"],
+        );
+    }
+}
