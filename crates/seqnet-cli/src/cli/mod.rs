@@ -18,6 +18,7 @@ mod generate_videos;
 mod import_torch;
 mod live_plot;
 mod new;
+mod parallel;
 mod predict;
 mod progress;
 mod summary;

@@ -18,6 +18,8 @@
 //! simulate) and, with the cargo feature `mpi`, `MpiWorld` over the
 //! system's MPI library.
 
+#[cfg(feature = "mpi")]
+pub mod mpi;
 mod threads;
 mod weights;
 
