@@ -58,6 +58,7 @@ fn any_layer() -> impl Strategy<Value = Layer> {
         Just(GlobalAveragePooling1d::new().into()),
         Just(GlobalMaxPooling1d::new().into()),
         Just(LayerNormalization::new().into()),
+        Just(SelfAttention::new(1, 2).into()),
     ]
 }
 

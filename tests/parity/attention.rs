@@ -14,15 +14,21 @@
 
 use super::conv_bn_relu::{compare, Fixture, FORWARD_TOL, GRADIENT_TOL};
 use super::sequence_cnn::{from_right, swap01, to_right, zero_outside};
-use ndarray::{s, ArrayD};
+use ndarray::{s, Array2, ArrayD};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use seqnet::prelude::*;
+use seqnet_core::templates::transformer::{self, TransformerSizes};
 use seqnet_core::{ActShape, BuildKernel, ForwardCtx};
 use serde_json::Value;
 
 /// The `spec.layer` values this module checks.
-pub const KINDS: [&str; 2] = ["layernorm", "embedding"];
+pub const KINDS: [&str; 4] = [
+    "layernorm",
+    "embedding",
+    "self_attention",
+    "transformer_block",
+];
 
 type R<T> = Result<T, String>;
 
@@ -47,6 +53,11 @@ pub fn check(bytes: &[u8]) -> R<Vec<String>> {
                 .map_err(|e| format!("input: {e}"))?;
             check_layer_case(&fx, layer.into(), x, -3.0)
         }
+        "self_attention" => {
+            let layer = attention_layer(cfg)?.name("layer");
+            check_layer_case(&fx, layer.into(), fx.array("input")?, 7.5)
+        }
+        "transformer_block" => check_transformer_block(&fx),
         other => Err(format!("not an attention kind: {other}")),
     }
 }
@@ -58,6 +69,19 @@ pub fn usize_at(v: &Value, key: &str) -> R<usize> {
             v[key]
         )
     })
+}
+
+/// The self-attention a `self_attention` config (or a `transformer_block`'s
+/// `attention` with its `num_heads`) describes.
+pub fn attention_layer(cfg: &Value) -> R<SelfAttention> {
+    let mut layer = SelfAttention::new(usize_at(cfg, "num_heads")?, usize_at(cfg, "key_channels")?)
+        .num_value_channels(usize_at(cfg, "value_channels")?)
+        .output_size(usize_at(cfg, "output_size")?)
+        .has_bias(cfg["has_bias"].as_bool().unwrap_or(true));
+    if cfg["causal"].as_bool().unwrap_or(false) {
+        layer = layer.attention_mask(AttentionMask::Causal);
+    }
+    Ok(layer)
 }
 
 /// The fixture's name of a learnable: `Scale` → `weight`, `QueryWeights` →
@@ -170,6 +194,128 @@ fn check_layer_case(fx: &Fixture, layer: Layer, x: ArrayD<f32>, pad: f32) -> R<V
         for p in k.learnables() {
             let torch = format!("grad.{}", torch_name(p.name));
             cmp(&torch, &p.grad, &fx.array(&torch)?, GRADIENT_TOL)?;
+        }
+    }
+    Ok(report)
+}
+
+/// The fixture's name stem of a layer of the `transformer` template with one block.
+fn block_stem(layer: &str) -> R<&'static str> {
+    Ok(match layer {
+        "fc_in" => "fc_in",
+        "pos" => "pos",
+        "ln1_1" => "ln1",
+        "attn_1" => "attn",
+        "ln2_1" => "ln2",
+        "fc1_1" => "fc1",
+        "fc2_1" => "fc2",
+        "fc" => "fc_out",
+        other => return Err(format!("no fixture parameters for layer {other}")),
+    })
+}
+
+/// The `transformer` template with one block (`seqnet new transformer`'s
+/// graph) against `transformer_block`, right- then left-padded: `probs`,
+/// `loss`, `grad.input` and every learnable's gradient.
+fn check_transformer_block(fx: &Fixture) -> R<Vec<String>> {
+    let cfg = &fx.spec["config"];
+    let err = |e: seqnet::core::Error| e.to_string();
+    let (c, classes) = (usize_at(cfg, "input_channels")?, usize_at(cfg, "classes")?);
+    let d = usize_at(cfg, "model_dim")?;
+    let att = &cfg["attention"];
+    for key in ["key_channels", "value_channels", "output_size"] {
+        if usize_at(att, key)? != d {
+            return Err(format!(
+                "attention.{key} is not model_dim: the template has K = V = O = D"
+            ));
+        }
+    }
+    if cfg["causal"].as_bool().unwrap_or(false) {
+        return Err("a causal transformer_block: the template's attention is not causal".into());
+    }
+    let sizes = TransformerSizes {
+        model_dim: Some(d),
+        heads: Some(usize_at(cfg, "num_heads")?),
+        blocks: Some(1),
+        ffn_dim: Some(usize_at(cfg, "ffn_dim")?),
+        max_position: Some(usize_at(cfg, "max_position")?),
+    }
+    .resolve()
+    .map_err(err)?;
+    let mut graph = transformer::graph(SequenceInput::new(c).name("input"), &sizes, classes, false)
+        .map_err(err)?;
+    let eps = cfg["layernorm_eps"].as_f64().unwrap_or(1e-5) as f32;
+    for ln in ["ln1_1", "ln2_1"] {
+        graph
+            .replace_layer(ln, LayerNormalization::new().epsilon(eps).name(ln).into())
+            .map_err(err)?;
+    }
+    let labels = fx.ints("labels")?;
+    let mut onehot = Array2::<f32>::zeros((labels.len(), classes));
+    for (b, &l) in labels.iter().enumerate() {
+        let l = usize::try_from(l)
+            .ok()
+            .filter(|&l| l < classes)
+            .ok_or(format!("label {l} out of range"))?;
+        onehot[[b, l]] = 1.0;
+    }
+    let x = fx.array("input")?;
+    let t = x.shape()[1];
+    let mut report = Vec::new();
+    for lengths in lengths(fx, t)? {
+        let dir = lengths.direction;
+        let mut net = Network::new(&graph, 0).map_err(err)?;
+        let names: Vec<(String, &'static str)> = net
+            .learnables()
+            .into_iter()
+            .map(|(l, p)| (l.to_string(), p.name))
+            .collect();
+        let torch = |layer: &str, name: &str| -> R<String> {
+            Ok(format!("{}.{}", block_stem(layer)?, torch_name(name)))
+        };
+        for (layer, name) in &names {
+            let value = fx.array(&format!("param.{}", torch(layer, name)?))?;
+            net.set_learnable(layer, name, value).map_err(err)?;
+        }
+        let xa = Activation::sequence(laid_out(&x, &lengths, 7.5), Some(lengths.clone()))
+            .map_err(err)?;
+        let target = Activation::features(onehot.clone().into_dyn()).map_err(err)?;
+        let probs = net
+            .forward(&[xa], Some(&[target]), Mode::Training, false)
+            .map_err(err)?;
+        let mut cmp = |what: &str, got: &ArrayD<f32>, want: &ArrayD<f32>, tol| -> R<()> {
+            let e = compare(&format!("{dir:?} {what}"), got, want, tol)?;
+            report.push(format!("{dir:?} {what}: scaled error {e:.2e}"));
+            Ok(())
+        };
+        cmp(
+            "probs",
+            &probs[0].data.to_owned(),
+            &fx.array("probs")?,
+            FORWARD_TOL,
+        )?;
+        let loss = ndarray::arr1(&[net.loss().ok_or("no loss")?]).into_dyn();
+        let want_loss = fx
+            .array("loss")?
+            .into_shape_with_order(vec![1])
+            .map_err(|e| e.to_string())?;
+        cmp("loss", &loss, &want_loss, FORWARD_TOL)?;
+        net.backward().map_err(err)?;
+        let gx = net.input_gradients()[0]
+            .clone()
+            .ok_or("no input gradient")?;
+        if !zero_outside(&gx, &lengths) {
+            return Err(format!("{dir:?}: input gradient not zero at padded steps"));
+        }
+        cmp(
+            "grad.input",
+            &swap01(&to_right(&gx, &lengths)),
+            &fx.array("grad.input")?,
+            GRADIENT_TOL,
+        )?;
+        for (layer, p) in net.learnables() {
+            let name = format!("grad.{}", torch(layer, p.name)?);
+            cmp(&name, &p.grad, &fx.array(&name)?, GRADIENT_TOL)?;
         }
     }
     Ok(report)

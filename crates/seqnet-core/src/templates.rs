@@ -24,6 +24,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub mod cnn1d;
+pub mod transformer;
 
 /// One of the ready-made networks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -98,3 +98,45 @@ fn word_embedding_weights() {
         );
     }
 }
+
+#[test]
+fn self_attention_every_mask_and_bias_setting() {
+    let all = [
+        "input 0",
+        "QueryWeights",
+        "KeyWeights",
+        "ValueWeights",
+        "OutputWeights",
+    ];
+    let biases = ["QueryBias", "KeyBias", "ValueBias", "OutputBias"];
+    for (i, (mask, bias, dir)) in [
+        (AttentionMask::None, true, DIRS[0]),
+        (AttentionMask::Causal, true, DIRS[1]),
+        (AttentionMask::None, false, DIRS[1]),
+        (AttentionMask::Causal, false, DIRS[0]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let x = batch(random(&[5, 3, 4], 10 + i as u64), &[5, 3, 1], dir, f32::NAN);
+        let layer = SelfAttention::new(2, 6)
+            .num_value_channels(4)
+            .output_size(3)
+            .attention_mask(mask)
+            .has_bias(bias)
+            .name(format!("attn{i}"));
+        let mut expected = all.to_vec();
+        if bias {
+            expected.extend(biases);
+        }
+        assert_grads(layer, x, &expected);
+    }
+}
+
+#[test]
+fn position_embedding_weights() {
+    for dir in DIRS {
+        let x = batch(random(&[5, 3, 2], 20), &[5, 2, 4], dir, f32::NAN);
+        assert_grads(PositionEmbedding::new(3, 6).name("pos"), x, &["Weights"]);
+    }
+}

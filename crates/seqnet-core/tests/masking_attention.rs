@@ -3,7 +3,8 @@
 //! sequence lengths (including empty ones), padding directions and values
 //! held in the padded steps (NaN included), a padded batch through layer
 //! normalization, word embedding, self-attention (every mask), or the
-//! position layers gives each sequence exactly (≤ 1e-5) what it gives alone:
+//! position layers (positions counted from each sequence's first real step)
+//! gives each sequence exactly (≤ 1e-5) what it gives alone:
 //! its output at its real steps (0 at the others), its input gradient (0 at
 //! padded steps), and learnable gradients that add up to the batch's.
 //! Word embedding also rejects a bad index at a real step, naming the layer.
@@ -25,7 +26,19 @@ const WORDS: usize = 6;
 /// The layers checked on `C`-channel sequences, each with settings that
 /// exercise another path.
 fn layers() -> Vec<Layer> {
-    vec![LayerNormalization::new().name("ln").into()]
+    vec![
+        LayerNormalization::new().name("ln").into(),
+        SelfAttention::new(2, 4).name("attn").into(),
+        SelfAttention::new(1, 3)
+            .num_value_channels(2)
+            .output_size(5)
+            .attention_mask(AttentionMask::Causal)
+            .has_bias(false)
+            .name("attn_causal")
+            .into(),
+        PositionEmbedding::new(3, 9).name("pos").into(),
+        SinusoidalPositionEncoding::new(6).name("sinusoid").into(),
+    ]
 }
 
 struct Run {
@@ -265,4 +278,44 @@ fn word_embedding_rejects_bad_indices_at_real_steps_only() {
         ))
         .is_err()
     );
+}
+
+#[test]
+fn position_embedding_rejects_sequences_longer_than_max_position() {
+    let pos: Layer = PositionEmbedding::new(2, 3).name("positions").into();
+    let mut rng = StdRng::seed_from_u64(1);
+    // Padded length 5, real lengths 3 and 2: fits (padding does not count).
+    let x = padded(2, 5, &[3, 2], PaddingDirection::Left, 0.0, C, &mut rng);
+    let mut k = build(&pos, C);
+    assert!(run(k.as_mut(), &x, |y| ArrayD::zeros(y.data.shape())).is_ok());
+    let x = padded(2, 5, &[4, 2], PaddingDirection::Right, 0.0, C, &mut rng);
+    let mut k = build(&pos, C);
+    let err = run(k.as_mut(), &x, |y| ArrayD::zeros(y.data.shape()))
+        .err()
+        .expect("a sequence of 4 steps with MaxPosition 3");
+    assert!(err.to_string().contains("positions"), "{err}");
+}
+
+#[test]
+fn sinusoidal_encoding_is_vaswanis_formula() {
+    let layer: Layer = SinusoidalPositionEncoding::new(4).name("sin").into();
+    let l = SeqLengths::new(vec![3], 4, PaddingDirection::Left).unwrap();
+    let x = Activation::sequence(ArrayD::zeros(vec![4, 1, 2]), Some(l)).unwrap();
+    let mut k = build(&layer, 2);
+    let (r, _) = run(k.as_mut(), &x, |y| ArrayD::zeros(y.data.shape())).unwrap();
+    let y = r.y.data.to_owned();
+    // Step 0 is padding; steps 1..4 are positions 0, 1, 2.
+    assert!(y.slice(s![0, 0, ..]).iter().all(|&v| v == 0.0));
+    for p in 0..3usize {
+        let pf = p as f64;
+        let want = [
+            pf.sin(),
+            pf.cos(),
+            (pf / 100f64).sin(), // 10000^(2/4) = 100
+            (pf / 100f64).cos(),
+        ];
+        for (c, w) in want.iter().enumerate() {
+            assert!((y[[p + 1, 0, c]] as f64 - w).abs() < 1e-6, "p {p} c {c}");
+        }
+    }
 }

@@ -23,6 +23,9 @@
 //! | `Convolution2d` | `nn.Conv2d` | `weight` → Weights, `bias` → Bias |
 //! | `Convolution1d` | `nn.Conv1d` | `weight` → Weights `[F, C, K]`, `bias` → Bias |
 //! | `BatchNormalization` | `nn.BatchNorm1d`, `nn.BatchNorm2d` | `weight` → Scale, `bias` → Offset, `running_mean` → TrainedMean, `running_var` → TrainedVariance (`num_batches_tracked` is ignored) |
+//! | `LayerNormalization` | `nn.LayerNorm` | `weight` → Scale, `bias` → Offset |
+//! | `WordEmbedding` | `nn.Embedding` | `weight` → Weights `[NumWords, Dimension]` (set `index_base(0)` for PyTorch's indices) |
+//! | `SelfAttention` | `nn.MultiheadAttention` | `in_proj_weight` rows `0..K` → QueryWeights, `K..2K` → KeyWeights, `2K..2K+V` → ValueWeights; `in_proj_bias` likewise → QueryBias, KeyBias, ValueBias; `out_proj.weight` → OutputWeights, `out_proj.bias` → OutputBias |
 //!
 //! The gate orders agree: PyTorch's LSTM rows `i, f, g, o` are MATLAB's, and
 //! its GRU rows `r, z, n` are seqnet's. `nn.GRU` is MATLAB's GRU with

@@ -217,6 +217,8 @@ fn run_recurrent(fx: &Fixture, mode: OutputMode) -> ArrayD<f32> {
     } else {
         (None, None)
     };
+    // PyTorch's proj_size (lstm_proj cases): nn.LSTM's weight_hr_l{k}.
+    let proj = fx.config("proj_size").as_u64().filter(|&p| p > 0);
     let mut array: Vec<Layer> = vec![SequenceInput::new(c).name("in").into()];
     let mut pairs = Vec::new();
     let names: Vec<String> = (0..layers).map(|l| format!("rnn{l}")).collect();
@@ -249,6 +251,9 @@ fn run_recurrent(fx: &Fixture, mode: OutputMode) -> ArrayD<f32> {
             }
             (_, true) => {
                 let mut g = BiLstm::new(h).output_mode(m).name(name);
+                if let Some(p) = proj {
+                    g = g.projection_size(p as usize);
+                }
                 if let (Some(h0), Some(c0)) = (&h0, &c0) {
                     g = g
                         .hidden_state(state_of(h0, l, dirs))
@@ -258,6 +263,9 @@ fn run_recurrent(fx: &Fixture, mode: OutputMode) -> ArrayD<f32> {
             }
             _ => {
                 let mut g = Lstm::new(h).output_mode(m).name(name);
+                if let Some(p) = proj {
+                    g = g.projection_size(p as usize);
+                }
                 if let (Some(h0), Some(c0)) = (&h0, &c0) {
                     g = g
                         .hidden_state(state_of(h0, l, dirs))
@@ -553,11 +561,13 @@ fn imported_pytorch_parameters_reproduce_the_fixtures_outputs() {
         let fx = Fixture::load(path);
         let kind = fx.spec["layer"].as_str().unwrap_or_default().to_string();
         let report = match kind.as_str() {
-            "lstm" | "bilstm" | "gru" | "bigru" => check_recurrent(&fx),
+            "lstm" | "bilstm" | "gru" | "bigru" | "lstm_proj" => check_recurrent(&fx),
             "video_net" => check_video(&fx),
             "conv2d_bn_relu" => check_conv(&fx),
             "conv1d" => check_conv1d(&fx),
             "cnn1d_net" => check_cnn1d_net(&fx),
+            "layernorm" | "embedding" | "self_attention" => check_attention_family(&fx),
+            "transformer_block" => check_transformer_block(&fx),
             // No parameters to import.
             "pool1d" | "global_pool1d" => Vec::new(),
             other => panic!("{}: unknown fixture layer '{other}'", fx.name),
@@ -572,6 +582,7 @@ fn imported_pytorch_parameters_reproduce_the_fixtures_outputs() {
         "bilstm",
         "gru",
         "bigru",
+        "lstm_proj",
         "video_net",
         "conv1d",
         "cnn1d_net",
@@ -582,6 +593,149 @@ fn imported_pytorch_parameters_reproduce_the_fixtures_outputs() {
             fixtures().display()
         );
     }
+}
+
+/// `nn.MultiheadAttention`'s tensors under `prefix` made from the
+/// fixture's separate projections `param.<stem>.query_weight`, …: the packed
+/// `in_proj_weight`/`in_proj_bias` (query, key, value rows stacked) and `out_proj.*`.
+fn packed_attention(fx: &Fixture, stem: &str, prefix: &str) -> Vec<(String, ArrayD<f32>)> {
+    let p = |n: &str| fx.array(&format!("param.{stem}{n}"));
+    let stack = |names: [&str; 3]| {
+        let parts: Vec<ArrayD<f32>> = names.iter().map(|n| p(n)).collect();
+        let views: Vec<_> = parts.iter().map(|a| a.view()).collect();
+        ndarray::concatenate(Axis(0), &views).unwrap()
+    };
+    vec![
+        (
+            format!("{prefix}.in_proj_weight"),
+            stack(["query_weight", "key_weight", "value_weight"]),
+        ),
+        (
+            format!("{prefix}.in_proj_bias"),
+            stack(["query_bias", "key_bias", "value_bias"]),
+        ),
+        (format!("{prefix}.out_proj.weight"), p("output_weight")),
+        (format!("{prefix}.out_proj.bias"), p("output_bias")),
+    ]
+}
+
+/// The `transformer` template with one block, every layer imported from the
+/// fixture's state dict (the attention from a packed `nn.MultiheadAttention`);
+/// `probs` of the right-padded input.
+fn check_transformer_block(fx: &Fixture) -> Vec<String> {
+    use seqnet_core::templates::transformer::{graph, TransformerSizes};
+    let sizes = TransformerSizes {
+        model_dim: Some(fx.count("model_dim")),
+        heads: Some(fx.count("num_heads")),
+        blocks: Some(1),
+        ffn_dim: Some(fx.count("ffn_dim")),
+        max_position: Some(fx.count("max_position")),
+    }
+    .resolve()
+    .unwrap();
+    let input = SequenceInput::new(fx.count("input_channels")).name("in");
+    let graph = graph(input, &sizes, fx.count("classes"), false).unwrap();
+    let extra = packed_attention(fx, "attn.", "mha");
+    let extra: Vec<(&str, ArrayD<f32>)> =
+        extra.iter().map(|(n, a)| (n.as_str(), a.clone())).collect();
+    let bytes = fx.with_extra(&extra);
+    let mapping = TorchMapping::new([
+        ("fc_in", "param.fc_in"),
+        ("pos", "param.pos"),
+        ("ln1_1", "param.ln1"),
+        ("attn_1", "mha"),
+        ("ln2_1", "param.ln2"),
+        ("fc1_1", "param.fc1"),
+        ("fc2_1", "param.fc2"),
+        ("fc", "param.fc_out"),
+    ]);
+    let mut model = import_torch(&graph, &bytes, &fx.name, &mapping)
+        .unwrap_or_else(|e| panic!("{}: {e}", fx.name));
+    let probs = model
+        .network
+        .forward(&[sequence_input(fx)], None, Mode::Inference, false)
+        .unwrap()
+        .remove(0);
+    let err = assert_close(
+        &format!("{} probs", fx.name),
+        &probs.data.to_owned(),
+        &fx.array("probs"),
+    );
+    vec![format!("{} probs: {err:.1e}", fx.name)]
+}
+
+/// One layer of the attention family imported from a PyTorch state dict and
+/// run on the fixture's input: `nn.LayerNorm` (`weight`, `bias`),
+/// `nn.Embedding` (`weight`, 0-based indices), and `nn.MultiheadAttention`,
+/// whose packed `in_proj_weight`/`in_proj_bias` (query, key, value rows
+/// stacked) and `out_proj.*` are made here from the fixture's separate
+/// projections.
+fn check_attention_family(fx: &Fixture) -> Vec<String> {
+    let cfg = &fx.spec["config"];
+    let (layer, channels, bytes, prefix): (Layer, usize, Vec<u8>, &str) =
+        match fx.spec["layer"].as_str().unwrap_or_default() {
+            "layernorm" => (
+                LayerNormalization::new().name("layer").into(),
+                fx.count("channels"),
+                fx.bytes.clone(),
+                "param",
+            ),
+            "embedding" => (
+                WordEmbedding::new(fx.count("dim"), fx.count("num_words"))
+                    .index_base(cfg["index_base"].as_u64().unwrap_or(1) as usize)
+                    .name("layer")
+                    .into(),
+                1,
+                fx.bytes.clone(),
+                "param",
+            ),
+            _ => {
+                let extra = packed_attention(fx, "", "mha");
+                let extra: Vec<(&str, ArrayD<f32>)> =
+                    extra.iter().map(|(n, a)| (n.as_str(), a.clone())).collect();
+                let mut layer = SelfAttention::new(fx.count("num_heads"), fx.count("key_channels"))
+                    .num_value_channels(fx.count("value_channels"))
+                    .output_size(fx.count("output_size"))
+                    .name("layer");
+                if cfg["causal"].as_bool().unwrap_or(false) {
+                    layer = layer.attention_mask(AttentionMask::Causal);
+                }
+                (
+                    layer.into(),
+                    fx.count("input_channels"),
+                    fx.with_extra(&extra),
+                    "mha",
+                )
+            }
+        };
+    let graph = LayerGraph::from_layers(vec![
+        SequenceInput::new(channels).name("in").into(),
+        layer,
+        RegressionOutput::new().name("out").into(),
+    ])
+    .unwrap();
+    let mapping = TorchMapping::new([("layer", prefix)]);
+    let mut model = import_torch(&graph, &bytes, &fx.name, &mapping)
+        .unwrap_or_else(|e| panic!("{}: {e}", fx.name));
+    let mut input = fx.array("input");
+    if input.ndim() == 2 {
+        input = input.insert_axis(Axis(2));
+    }
+    let t = input.shape()[1];
+    let lengths: Vec<usize> = fx.array("lengths").iter().map(|&v| v as usize).collect();
+    let seq = SeqLengths::new(lengths, t, PaddingDirection::Right).unwrap();
+    let x = Activation::sequence(swap01(&input), Some(seq)).unwrap();
+    let y = model
+        .network
+        .forward(&[x], None, Mode::Inference, false)
+        .unwrap()
+        .remove(0);
+    let err = assert_close(
+        &format!("{} output", fx.name),
+        &swap01(&y.data.to_owned()),
+        &fx.array("output"),
+    );
+    vec![format!("{} output: {err:.1e}", fx.name)]
 }
 
 /// The fixture of a one-layer LSTM with a graph and a mapping that fit it.

@@ -3,6 +3,7 @@
 //! holds any of them.
 
 mod activations;
+mod attention;
 mod batchnorm;
 mod conv;
 mod conv1d;
@@ -19,12 +20,14 @@ mod merge;
 mod output;
 mod pooling;
 mod pooling1d;
+mod position;
 mod recurrent;
 mod softmax;
 mod util;
 mod window1d;
 
 pub use activations::{LeakyRelu, Relu, Sigmoid, Tanh};
+pub use attention::{AttentionMask, SelfAttention};
 pub use batchnorm::BatchNormalization;
 pub use conv::{Convolution2d, Padding};
 pub use conv1d::{ConvPaddingValue, Convolution1d};
@@ -41,6 +44,7 @@ pub use merge::{Addition, Concatenation};
 pub use output::{ClassificationOutput, RegressionOutput};
 pub use pooling::{AveragePooling2d, MaxPooling2d, PoolPaddingValue};
 pub use pooling1d::{AveragePooling1d, MaxPooling1d};
+pub use position::{PositionEmbedding, SinusoidalPositionEncoding};
 pub use recurrent::{
     GateActivation, OutputMode, RecurrentOptions, RecurrentState, StateActivation,
 };
@@ -97,6 +101,9 @@ layer_types! {
     GlobalAveragePooling1d => "globalAveragePooling1d";
     LayerNormalization => "layerNormalization";
     WordEmbedding => "wordEmbedding";
+    SelfAttention => "selfAttention";
+    PositionEmbedding => "positionEmbedding";
+    SinusoidalPositionEncoding => "sinusoidalPositionEncoding";
 }
 
 /// Implements [`crate::LayerDef::name`] and [`crate::LayerDef::set_name`] for

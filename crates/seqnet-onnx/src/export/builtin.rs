@@ -5,8 +5,8 @@ use super::{conv, recurrent};
 use crate::error::Result;
 use ndarray::ArrayD;
 use seqnet_core::layers::{
-    Addition, BatchNormalization, BiLstm, Concatenation, Dropout, Flatten, FullyConnected, Gru,
-    LeakyRelu, Lstm, Normalization, Relu, SequenceFolding, SequenceInput, SequenceUnfolding,
+    Addition, BatchNormalization, BiGru, BiLstm, Concatenation, Dropout, Flatten, FullyConnected,
+    Gru, LeakyRelu, Lstm, Normalization, Relu, SequenceFolding, SequenceInput, SequenceUnfolding,
     Sigmoid, Softmax, Tanh,
 };
 use seqnet_core::onnx::{OnnxAttr, OnnxGraph, OnnxLayerCtx, OnnxValue};
@@ -76,7 +76,10 @@ pub(crate) fn export_layer(
         return recurrent::lstm_like(ctx, l).map(Some);
     }
     if let Some(l) = layer.downcast_ref::<Gru>() {
-        return recurrent::gru(ctx, l).map(Some);
+        return recurrent::gru_like(ctx, l).map(Some);
+    }
+    if let Some(l) = layer.downcast_ref::<BiGru>() {
+        return recurrent::gru_like(ctx, l).map(Some);
     }
     conv::export_layer(layer, ctx)
 }

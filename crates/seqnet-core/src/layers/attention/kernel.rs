@@ -1,0 +1,386 @@
+//! The self-attention kernel: the real steps of every sequence packed into
+//! rows, projected with one product each, then attention per sequence and head.
+
+use crate::activation::{Activation, SeqLengths};
+use crate::error::{Error, Result};
+use crate::format::Format;
+use crate::layer::{ForwardCtx, LayerKernel};
+use crate::layers::util::{grad_or_zeros, no_forward};
+use crate::learnable::Learnable;
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, Axis, Ix1, Ix2, Slice};
+use rayon::prelude::*;
+use seqnet_kernels::gemm::{matmul_into, matmul_into_threads};
+use seqnet_kernels::softmax::{masked_softmax_row, softmax_row_backward};
+use std::ops::Range;
+
+/// The layer's sizes: input `c`, key `k`, value `v`, output `o` channels.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sizes {
+    pub c: usize,
+    pub k: usize,
+    pub v: usize,
+    pub o: usize,
+    pub heads: usize,
+    pub causal: bool,
+}
+
+const Q: usize = 0;
+const K: usize = 1;
+const V: usize = 2;
+const OUT: usize = 3;
+
+pub(super) struct AttentionKernel {
+    name: String,
+    sizes: Sizes,
+    /// Query, key, value and output weights (`[K, C]`, `[K, C]`, `[V, C]`, `[O, V]`).
+    weights: [Learnable; 4],
+    /// Their biases (`[K]`, `[K]`, `[V]`, `[O]`), with `HasBias`.
+    biases: Option<[Learnable; 4]>,
+    cache: Option<Cache>,
+    input_grad_needed: bool,
+}
+
+/// What backward needs. "Packed" arrays hold the `N` real steps of the
+/// mini-batch, sequence after sequence.
+struct Cache {
+    /// The input row (`t·B + b`) of each packed row, `[N]`.
+    rows: Vec<usize>,
+    /// Each sequence's packed rows (empty sequences left out).
+    seqs: Vec<Range<usize>>,
+    /// Input `[N, C]`, queries and keys `[N, K]`, values `[N, V]`.
+    x: Array2<f32>,
+    q: Array2<f32>,
+    k: Array2<f32>,
+    v: Array2<f32>,
+    /// Per sequence of length `L`: each head's attention weights `[h, L, L]`.
+    probs: Vec<Vec<f32>>,
+    /// The heads' outputs concatenated, `[N, V]`.
+    concat: Array2<f32>,
+    /// `[T, B]` of the input.
+    time_batch: (usize, usize),
+}
+
+/// Columns `r` of `a`.
+fn cols(a: ArrayView2<'_, f32>, r: Range<usize>) -> ArrayView2<'_, f32> {
+    a.slice_axis_move(Axis(1), Slice::from(r))
+}
+
+/// Columns `r` of `a`, mutable.
+fn cols_mut(a: ArrayViewMut2<'_, f32>, r: Range<usize>) -> ArrayViewMut2<'_, f32> {
+    a.slice_axis_move(Axis(1), Slice::from(r))
+}
+
+/// Rows `r` of `a`.
+fn rows_of(a: &Array2<f32>, r: Range<usize>) -> ArrayView2<'_, f32> {
+    a.slice_axis(Axis(0), Slice::from(r))
+}
+
+fn mat(l: &Learnable) -> ArrayView2<'_, f32> {
+    l.value.view().into_dimensionality::<Ix2>().expect("2-D")
+}
+
+/// `x·wᵀ + b` for packed rows `x` `[N, in]`, `w` `[out, in]`, `b` `[out]`.
+fn project(x: ArrayView2<f32>, w: &Learnable, b: Option<&Learnable>) -> Array2<f32> {
+    let w = mat(w);
+    let mut y = Array2::zeros((x.nrows(), w.nrows()));
+    if let Some(b) = b {
+        let b = b.value.view().into_dimensionality::<Ix1>().expect("1-D");
+        y.rows_mut().into_iter().for_each(|mut r| r.assign(&b));
+    }
+    matmul_into(x, w.t(), y.view_mut(), true);
+    y
+}
+
+/// `a`'s rows split into one mutable view per range of `seqs` (consecutive,
+/// starting at 0).
+fn split_rows<'a>(
+    mut a: ArrayViewMut2<'a, f32>,
+    seqs: &[Range<usize>],
+) -> Vec<ArrayViewMut2<'a, f32>> {
+    let mut parts = Vec::with_capacity(seqs.len());
+    for r in seqs {
+        let (head, tail) = a.split_at(Axis(0), r.len());
+        parts.push(head);
+        a = tail;
+    }
+    parts
+}
+
+impl AttentionKernel {
+    pub(super) fn new(
+        name: String,
+        sizes: Sizes,
+        weights: [Learnable; 4],
+        biases: Option<[Learnable; 4]>,
+    ) -> Self {
+        AttentionKernel {
+            name,
+            sizes,
+            weights,
+            biases,
+            cache: None,
+            input_grad_needed: true,
+        }
+    }
+
+    fn bias(&self, i: usize) -> Option<&Learnable> {
+        self.biases.as_ref().map(|b| &b[i])
+    }
+
+    /// The packed rows of the real steps and each sequence's range of them.
+    fn pack(lengths: &SeqLengths) -> (Vec<usize>, Vec<Range<usize>>) {
+        let batch = lengths.lengths.len();
+        let (mut rows, mut seqs) = (Vec::new(), Vec::new());
+        for b in 0..batch {
+            let start = rows.len();
+            rows.extend(lengths.span(b).map(|t| t * batch + b));
+            if rows.len() > start {
+                seqs.push(start..rows.len());
+            }
+        }
+        (rows, seqs)
+    }
+
+    /// Attention of one sequence (`q`, `k` `[L, K]`, `v` `[L, V]`): writes the
+    /// heads' outputs into `out` `[L, V]` and returns the weights `[h, L, L]`.
+    fn attend(
+        s: &Sizes,
+        q: ArrayView2<f32>,
+        k: ArrayView2<f32>,
+        v: ArrayView2<f32>,
+        mut out: ArrayViewMut2<f32>,
+    ) -> Vec<f32> {
+        let l = q.nrows();
+        let (dk, dv) = (s.k / s.heads, s.v / s.heads);
+        let scale = 1.0 / (dk as f32).sqrt();
+        let mut probs = vec![0f32; s.heads * l * l];
+        for (j, p) in probs.chunks_exact_mut(l * l).enumerate() {
+            let mut pm = ArrayViewMut2::from_shape((l, l), p).expect("[L, L]");
+            let (qj, kj) = (cols(q, j * dk..(j + 1) * dk), cols(k, j * dk..(j + 1) * dk));
+            matmul_into_threads(qj, kj.t(), pm.view_mut(), false, 1);
+            for (i, mut row) in pm.rows_mut().into_iter().enumerate() {
+                row.mapv_inplace(|x| x * scale);
+                let visible = if s.causal { i + 1 } else { l };
+                masked_softmax_row(row.as_slice_mut().expect("contiguous"), visible);
+            }
+            let vj = cols(v, j * dv..(j + 1) * dv);
+            let oj = cols_mut(out.view_mut(), j * dv..(j + 1) * dv);
+            matmul_into_threads(pm.view(), vj, oj, false, 1);
+        }
+        probs
+    }
+
+    /// The backward of [`Self::attend`] for one sequence: from `dout` `[L, V]`
+    /// writes `dq`, `dk` `[L, K]` and `dv` `[L, V]`.
+    #[allow(clippy::too_many_arguments)]
+    fn attend_backward(
+        s: &Sizes,
+        q: ArrayView2<f32>,
+        k: ArrayView2<f32>,
+        v: ArrayView2<f32>,
+        probs: &[f32],
+        dout: ArrayView2<f32>,
+        mut dq: ArrayViewMut2<f32>,
+        mut dk: ArrayViewMut2<f32>,
+        mut dv: ArrayViewMut2<f32>,
+    ) {
+        let l = q.nrows();
+        let (hk, hv) = (s.k / s.heads, s.v / s.heads);
+        let scale = 1.0 / (hk as f32).sqrt();
+        let mut ds = Array2::<f32>::zeros((l, l));
+        for (j, p) in probs.chunks_exact(l * l).enumerate() {
+            let pm = ArrayView2::from_shape((l, l), p).expect("[L, L]");
+            let (ck, cv) = (j * hk..(j + 1) * hk, j * hv..(j + 1) * hv);
+            let doj = cols(dout, cv.clone());
+            // dA = dO_j·V_jᵀ, dV_j = Aᵀ·dO_j.
+            matmul_into_threads(doj, cols(v, cv.clone()).t(), ds.view_mut(), false, 1);
+            matmul_into_threads(pm.t(), doj, cols_mut(dv.view_mut(), cv), false, 1);
+            for (prow, mut drow) in pm.rows().into_iter().zip(ds.rows_mut()) {
+                let d = drow.as_slice_mut().expect("contiguous");
+                softmax_row_backward(prow.as_slice().expect("contiguous"), d);
+                d.iter_mut().for_each(|x| *x *= scale);
+            }
+            // dQ_j = dS·K_j, dK_j = dSᵀ·Q_j.
+            let (qj, kj) = (cols(q, ck.clone()), cols(k, ck.clone()));
+            matmul_into_threads(ds.view(), kj, cols_mut(dq.view_mut(), ck.clone()), false, 1);
+            matmul_into_threads(ds.t(), qj, cols_mut(dk.view_mut(), ck), false, 1);
+        }
+    }
+}
+
+/// Rows `rows` of `data` (`[T·B, C]` as a slice) packed into `[N, C]`.
+fn gather(data: &[f32], c: usize, rows: &[usize]) -> Array2<f32> {
+    let mut out = Array2::zeros((rows.len(), c));
+    for (mut o, &r) in out.rows_mut().into_iter().zip(rows) {
+        o.as_slice_mut()
+            .expect("contiguous")
+            .copy_from_slice(&data[r * c..(r + 1) * c]);
+    }
+    out
+}
+
+/// Packed rows `[N, C]` put back at rows `rows` of a zero `[T, B, C]` array.
+fn scatter(packed: &Array2<f32>, rows: &[usize], (t, b): (usize, usize)) -> ArrayD<f32> {
+    let c = packed.ncols();
+    let mut out = vec![0f32; t * b * c];
+    for (p, &r) in packed.rows().into_iter().zip(rows) {
+        out[r * c..(r + 1) * c].copy_from_slice(p.as_slice().expect("contiguous"));
+    }
+    ArrayD::from_shape_vec(vec![t, b, c], out).expect("[T, B, C]")
+}
+
+impl LayerKernel for AttentionKernel {
+    fn forward(
+        &mut self,
+        inputs: &[&Activation],
+        _ctx: &mut ForwardCtx,
+    ) -> Result<Vec<Activation>> {
+        let x = inputs
+            .first()
+            .ok_or_else(|| Error::layer(&self.name, "no input"))?;
+        let s = self.sizes;
+        if x.format != Format::CBT || x.data.shape()[2] != s.c {
+            return Err(Error::layer(
+                &self.name,
+                format!(
+                    "expects [T, B, {}] sequences, got shape {:?}",
+                    s.c,
+                    x.data.shape()
+                ),
+            ));
+        }
+        let lengths = x.seq_lengths();
+        let (rows, seqs) = Self::pack(&lengths);
+        let data = x.data.as_standard_layout();
+        let xp = gather(data.as_slice().expect("standard layout"), s.c, &rows);
+        let q = project(xp.view(), &self.weights[Q], self.bias(Q));
+        let k = project(xp.view(), &self.weights[K], self.bias(K));
+        let v = project(xp.view(), &self.weights[V], self.bias(V));
+        let mut concat = Array2::zeros((rows.len(), s.v));
+        let parts = split_rows(concat.view_mut(), &seqs);
+        let probs: Vec<Vec<f32>> = parts
+            .into_par_iter()
+            .zip(seqs.par_iter())
+            .map(|(out, r)| {
+                let at = |a| rows_of(a, r.clone());
+                Self::attend(&s, at(&q), at(&k), at(&v), out)
+            })
+            .collect();
+        let y = project(concat.view(), &self.weights[OUT], self.bias(OUT));
+        let time_batch = (x.time(), x.batch());
+        let y = scatter(&y, &rows, time_batch);
+        self.cache = Some(Cache {
+            rows,
+            seqs,
+            x: xp,
+            q,
+            k,
+            v,
+            probs,
+            concat,
+            time_batch,
+        });
+        Ok(vec![x.like(y)])
+    }
+
+    fn backward(
+        &mut self,
+        mut grads: Vec<Option<ArrayD<f32>>>,
+    ) -> Result<Vec<Option<ArrayD<f32>>>> {
+        let c = self.cache.as_ref().ok_or_else(|| no_forward(&self.name))?;
+        let s = self.sizes;
+        let (t, b) = c.time_batch;
+        let dy = grad_or_zeros(&mut grads, &[t, b, s.o]);
+        if dy.shape() != [t, b, s.o] {
+            return Err(Error::layer(
+                &self.name,
+                format!(
+                    "output gradient of shape {:?}, expected {:?}",
+                    dy.shape(),
+                    [t, b, s.o]
+                ),
+            ));
+        }
+        let dy = dy.as_standard_layout();
+        let dyp = gather(dy.as_slice().expect("standard layout"), s.o, &c.rows);
+        let n = c.rows.len();
+        // Output projection.
+        let mut dwo = Array2::zeros((s.o, s.v));
+        matmul_into(dyp.t(), c.concat.view(), dwo.view_mut(), false);
+        let mut dconcat = Array2::zeros((n, s.v));
+        matmul_into(
+            dyp.view(),
+            mat(&self.weights[OUT]),
+            dconcat.view_mut(),
+            false,
+        );
+        // Attention, per sequence.
+        let (mut dq, mut dk, mut dv) = (
+            Array2::zeros((n, s.k)),
+            Array2::zeros((n, s.k)),
+            Array2::zeros((n, s.v)),
+        );
+        let parts = split_rows(dq.view_mut(), &c.seqs)
+            .into_iter()
+            .zip(split_rows(dk.view_mut(), &c.seqs))
+            .zip(split_rows(dv.view_mut(), &c.seqs))
+            .zip(c.seqs.iter().zip(&c.probs))
+            .collect::<Vec<_>>();
+        parts
+            .into_par_iter()
+            .for_each(|(((dq, dk), dv), (r, probs))| {
+                let at = |a| rows_of(a, r.clone());
+                Self::attend_backward(
+                    &s,
+                    at(&c.q),
+                    at(&c.k),
+                    at(&c.v),
+                    probs,
+                    at(&dconcat),
+                    dq,
+                    dk,
+                    dv,
+                );
+            });
+        // Input projections.
+        let mut dx = Array2::zeros((n, s.c));
+        let mut dws = Vec::with_capacity(3);
+        for (i, d) in [(Q, &dq), (K, &dk), (V, &dv)] {
+            let mut dw = Array2::zeros(mat(&self.weights[i]).raw_dim());
+            matmul_into(d.t(), c.x.view(), dw.view_mut(), false);
+            dws.push(dw);
+            if self.input_grad_needed {
+                matmul_into(d.view(), mat(&self.weights[i]), dx.view_mut(), true);
+            }
+        }
+        let dbs = [&dq, &dk, &dv, &dyp].map(|d| d.sum_axis(Axis(0)).into_dyn());
+        let dx = self
+            .input_grad_needed
+            .then(|| scatter(&dx, &c.rows, (t, b)));
+        dws.push(dwo);
+        for (w, dw) in self.weights.iter_mut().zip(dws) {
+            w.grad = dw.into_dyn();
+        }
+        if let Some(biases) = &mut self.biases {
+            for (bias, db) in biases.iter_mut().zip(dbs) {
+                bias.grad = db;
+            }
+        }
+        Ok(vec![dx])
+    }
+
+    fn set_input_grad_needed(&mut self, needed: bool) {
+        self.input_grad_needed = needed;
+    }
+
+    fn learnables(&self) -> Vec<&Learnable> {
+        let mut l: Vec<&Learnable> = self.weights.iter().collect();
+        l.extend(self.biases.iter().flatten());
+        l
+    }
+    fn learnables_mut(&mut self) -> Vec<&mut Learnable> {
+        let mut l: Vec<&mut Learnable> = self.weights.iter_mut().collect();
+        l.extend(self.biases.iter_mut().flatten());
+        l
+    }
+}
