@@ -20,6 +20,7 @@ mod import_onnx;
 mod import_torch;
 mod live_plot;
 mod new;
+mod parallel;
 mod predict;
 mod predict_raw;
 mod progress;
