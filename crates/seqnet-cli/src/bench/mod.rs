@@ -21,6 +21,7 @@
 //! | `stream-step` | [`stream`] |
 //! | `cnn1d-train-step` | [`cnn1d`] |
 //! | `video-epoch` | [`video_epoch`] |
+//! | `transformer-train-step`, `transformer-infer` | [`transformer`] |
 //!
 //! Every figure is wall-clock time, the median of several repetitions after a
 //! warm-up, on rayon's global pool (as many threads as cores, or
@@ -31,6 +32,7 @@ pub mod cnn1d;
 pub mod lstm;
 mod peak_memory;
 pub mod stream;
+pub mod transformer;
 pub mod video;
 pub mod video_epoch;
 pub mod vowels;
@@ -50,6 +52,8 @@ pub const WORKLOADS: &[&str] = &[
     "stream-step",
     "cnn1d-train-step",
     "video-epoch",
+    "transformer-train-step",
+    "transformer-infer",
 ];
 
 /// Timings of one workload, in milliseconds, warm-up excluded.
@@ -192,6 +196,8 @@ pub fn run_with(only: Option<&[String]>, machine_line: bool) -> Result<()> {
             "stream-step" => stream::run()?,
             "cnn1d-train-step" => cnn1d::train_step()?,
             "video-epoch" => video_epoch::run()?,
+            "transformer-train-step" => transformer::train_step()?,
+            "transformer-infer" => transformer::infer()?,
             _ => unreachable!("checked above"),
         };
         if let Some(mb) = peak.peak_mb() {
