@@ -6,7 +6,7 @@
 #   bench/compare.sh [name,name,...]
 #
 # Needs: cargo; python3 with torch for the comparison (pip install torch;
-# optionally onnxruntime onnx). Without PyTorch it prints seqnet's lines only.
+# optionally onnxruntime onnx), or the python in $PYTHON (e.g. a venv's). Without PyTorch it prints seqnet's lines only.
 # The host is noisy: quote ratios from one run of this script only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,8 @@ if [ -n "$only" ]; then
 else
   ./target/release/examples/bench | tee "$out"
 fi
-if ! python3 -c "import torch" 2>/dev/null; then
+py="${PYTHON:-python3}"
+if ! "$py" -c "import torch" 2>/dev/null; then
   echo "# PyTorch is not installed (pip install torch): no comparison" >&2
   exit 0
 fi
@@ -30,4 +31,4 @@ echo "# peers"
 # loaded host are 10-50x its idle figures (PEERS.md); passive waiting keeps them
 # close to those. Override by exporting OMP_WAIT_POLICY.
 export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
-python3 bench/peers.py --seqnet "$out" ${only:+--only "$only"}
+"$py" bench/peers.py --seqnet "$out" ${only:+--only "$only"}

@@ -187,6 +187,69 @@ def lstm_infer(torch, label):
     return emit("lstm-infer", timeit(run, 3, 31), label, lstm_flop(50, 32, 128, 256))
 
 
+class SeqToLabelRnn:
+    """gru(H, last) or bilstm(H, last) -> fc(K), batch 32, T = 50 (the GRU with
+    one trained bias: bias_hh fixed at 0, MATLAB's after-multiplication mode;
+    the BiLSTM's 'last' is y[-1], both halves at step T)."""
+
+    @staticmethod
+    def make(torch, kind, f, h, k):
+        nn = torch.nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                if kind == "gru":
+                    self.rnn = nn.GRU(f, h)
+                    self.rnn.bias_hh_l0.data.zero_()
+                    self.rnn.bias_hh_l0.requires_grad_(False)
+                    out = h
+                else:
+                    self.rnn = nn.LSTM(f, h, bidirectional=True)
+                    out = 2 * h
+                self.fc = nn.Linear(out, k)
+
+            def forward(self, x):
+                y, _ = self.rnn(x)  # [T, B, D·H]
+                return self.fc(y[-1])
+
+        return Net()
+
+
+def gru_flop(t, b, f, h):
+    return 6.0 * t * b * h * (f + h)
+
+
+def rnn_train_step(torch, label, kind):
+    nn = torch.nn
+    torch.manual_seed(0)
+    net = SeqToLabelRnn.make(torch, kind, 128, 256, 10)
+    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-3)
+    x = torch.rand(50, 32, 128) * 2 - 1
+    y = torch.randint(0, 10, (32,))
+
+    def step():
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+
+    flop = 3 * (gru_flop(50, 32, 128, 256) if kind == "gru" else 2 * lstm_flop(50, 32, 128, 256))
+    return emit(f"{kind}-train-step", timeit(step, 3, 21), label, flop)
+
+
+def gru_infer(torch, label):
+    torch.manual_seed(0)
+    net = SeqToLabelRnn.make(torch, "gru", 128, 256, 10).eval()
+    x = torch.rand(50, 32, 128) * 2 - 1
+
+    def run():
+        with torch.inference_mode():
+            torch.softmax(net(x), dim=1)
+
+    return emit("gru-infer", timeit(run, 3, 31), label, gru_flop(50, 32, 128, 256))
+
+
 def video_train_step(torch, label):
     nn = torch.nn
     torch.manual_seed(0)
@@ -357,7 +420,7 @@ def stream_step(torch, label, cell=False):
 
 
 def onnx_runs(torch, results):
-    """lstm-infer and stream-step in ONNX Runtime, where it is installed."""
+    """lstm-infer, stream-step and gru-infer in ONNX Runtime, where it is installed."""
     try:
         import numpy as np
         import onnxruntime as ort
@@ -420,6 +483,27 @@ def onnx_runs(torch, results):
         results.setdefault("stream-step", []).append(
             ("onnxruntime", emit("stream-step", t, "onnxruntime", extra=f"median_us={median(t) * 1e3:.3f}"))
         )
+
+        torch.manual_seed(0)
+        gru = SeqToLabelRnn.make(torch, "gru", 128, 256, 10).eval()
+
+        class GruInfer(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = gru
+
+            def forward(self, x):
+                return torch.softmax(self.net(x), dim=1)
+
+        p = os.path.join(tmp, "gru.onnx")
+        x = torch.rand(50, 32, 128) * 2 - 1
+        torch.onnx.export(GruInfer(), (x,), p, input_names=["x"], dynamo=False)
+        sess = ort.InferenceSession(p, so, providers=["CPUExecutionProvider"])
+        xn = x.numpy()
+        t = timeit(lambda: sess.run(None, {"x": xn}), 3, 31)
+        results.setdefault("gru-infer", []).append(
+            ("onnxruntime", emit("gru-infer", t, "onnxruntime", gru_flop(50, 32, 128, 256)))
+        )
     except Exception as e:  # noqa: BLE001 - a missing exporter must not stop the comparison
         print(f"# ONNX Runtime runs skipped: {e}", file=sys.stderr)
 
@@ -435,6 +519,9 @@ TARGETS = {
     "cnn1d-train-step": (1.0, "pytorch-best", "<= PyTorch's best path"),
     "transformer-train-step": (1.0, "pytorch-best", "<= PyTorch's best path"),
     "transformer-infer": (1.0, "any", "<= the faster of PyTorch and ONNX Runtime"),
+    "gru-train-step": (1.0, "pytorch-best", "<= PyTorch's best path"),
+    "bilstm-train-step": (1.0, "pytorch-best", "<= PyTorch's best path"),
+    "gru-infer": (1.0, "any", "<= the faster of PyTorch and ONNX Runtime"),
 }
 
 
@@ -530,13 +617,18 @@ def main():
             add("transformer-train-step", label, transformer_train_step(torch, label))
         if want("transformer-infer"):
             add("transformer-infer", label, transformer_infer(torch, label))
+        for kind in ("gru", "bilstm"):
+            if want(f"{kind}-train-step"):
+                add(f"{kind}-train-step", label, rnn_train_step(torch, label, kind))
+        if want("gru-infer"):
+            add("gru-infer", label, gru_infer(torch, label))
         folder = seqnet_field(a.seqnet, "video-epoch", "videos")
         if want("video-epoch") and folder:
             add("video-epoch", label, video_epoch(label, folder, mkldnn))
     torch.backends.mkldnn.enabled = True
     if want("stream-step"):
         add("stream-step", "pytorch-lstmcell", stream_step(torch, "pytorch-lstmcell", cell=True))
-    if want("lstm-infer") or want("stream-step"):
+    if want("lstm-infer") or want("stream-step") or want("gru-infer"):
         onnx_runs(torch, results)
         if only:
             for k in list(results):

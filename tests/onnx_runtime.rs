@@ -8,133 +8,21 @@
 //! `.ci/run` makes one). Without it the tests say so and pass, except under
 //! CI (`CI` set), where they fail.
 
+#[path = "../examples/custom_layers/mod.rs"]
+mod custom_layers;
+#[path = "onnx/helpers.rs"]
+mod helpers;
 #[path = "../examples/video_network.rs"]
 #[allow(dead_code)]
 mod video;
 
-use ndarray::{ArrayD, Axis, IxDyn};
-use ndarray_npy::{read_npy, write_npy};
+use helpers::{compare, python, run_ort, run_seqnet, scratch};
+use ndarray::{ArrayD, IxDyn};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqnet::prelude::*;
 use seqnet::templates::{RecurrentLayer, Template, TemplateOptions};
-use seqnet_onnx::{export_onnx_bytes, ExportOptions};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// The Python that runs ONNX Runtime, or `None` (locally) to skip.
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("SEQNET_ONNX_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var_os("CI").is_some() => {
-            panic!(
-                "CI is set but SEQNET_ONNX_PYTHON is not: .ci/run must make the ONNX Runtime venv"
-            )
-        }
-        None => {
-            eprintln!("SEQNET_ONNX_PYTHON is not set: ONNX Runtime tests skipped");
-            None
-        }
-    }
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("seqnet-onnx-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-/// Runs `model` in ONNX Runtime on the batch-first `x` (and `lengths`).
-fn run_ort(
-    py: &Path,
-    model: &[u8],
-    x: &ArrayD<f32>,
-    lengths: Option<&[usize]>,
-    tag: &str,
-) -> ArrayD<f32> {
-    let (m, xi, out) = (
-        scratch(&format!("{tag}.onnx")),
-        scratch(&format!("{tag}_x.npy")),
-        scratch(&format!("{tag}_y.npy")),
-    );
-    std::fs::write(&m, model).unwrap();
-    write_npy(&xi, x).unwrap();
-    let mut cmd = Command::new(py);
-    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx/ort_run.py"))
-        .args([&m, &xi, &out]);
-    if let Some(l) = lengths {
-        let li = scratch(&format!("{tag}_l.npy"));
-        let l: ndarray::Array1<i32> = l.iter().map(|&v| v as i32).collect();
-        write_npy(&li, &l).unwrap();
-        cmd.arg(&li);
-    }
-    let o = cmd.output().expect("run the ONNX Runtime helper");
-    assert!(
-        o.status.success(),
-        "{tag}: ONNX Runtime failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    read_npy(&out).unwrap()
-}
-
-/// seqnet's prediction for the batch-first `x` with `lengths` (right padding), batch first.
-fn run_seqnet(net: &mut Network, x: &ArrayD<f32>, lengths: &[usize]) -> ArrayD<f32> {
-    let t = x.shape()[1];
-    let mut perm: Vec<usize> = (0..x.ndim()).collect();
-    perm.swap(0, 1);
-    let tm = x
-        .view()
-        .permuted_axes(perm.clone())
-        .as_standard_layout()
-        .to_owned();
-    let lens = SeqLengths::new(lengths.to_vec(), t, PaddingDirection::Right).unwrap();
-    let a = if x.ndim() == 5 {
-        Activation::image_sequence(tm, Some(lens))
-    } else {
-        Activation::sequence(tm, Some(lens))
-    }
-    .unwrap();
-    let y = net
-        .forward(&[a], None, Mode::Inference, false)
-        .unwrap()
-        .remove(0);
-    if y.format.has_time() {
-        y.data
-            .view()
-            .permuted_axes(perm)
-            .as_standard_layout()
-            .to_owned()
-    } else {
-        y.data.to_owned()
-    }
-}
-
-/// Checks ORT against seqnet on real steps, within the tolerance.
-fn compare(ours: &ArrayD<f32>, theirs: &ArrayD<f32>, lengths: &[usize], tag: &str) {
-    assert_eq!(ours.shape(), theirs.shape(), "{tag}: output shapes");
-    let max = ours.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let tol = 1e-4 * max.max(1.0);
-    let mut worst = 0f32;
-    for (b, &len) in lengths.iter().enumerate() {
-        let (o, t) = (ours.index_axis(Axis(0), b), theirs.index_axis(Axis(0), b));
-        let (o, t) = if ours.ndim() == 3 {
-            (
-                o.slice_axis(Axis(0), (0..len).into()).to_owned(),
-                t.slice_axis(Axis(0), (0..len).into()).to_owned(),
-            )
-        } else {
-            (o.to_owned(), t.to_owned())
-        };
-        for (a, c) in o.iter().zip(t.iter()) {
-            worst = worst.max((a - c).abs());
-        }
-    }
-    assert!(
-        worst <= tol,
-        "{tag}: max |seqnet − ORT| = {worst:e} > {tol:e}"
-    );
-    eprintln!("{tag}: max |seqnet − ORT| = {worst:e} (tolerance {tol:e})");
-}
+use seqnet_onnx::{export_onnx, export_onnx_bytes, ExportOptions};
 
 /// Gives every learnable and statistic random values (trained-looking
 /// statistics: positive variances and deviations, `Min < Max`).
@@ -174,6 +62,11 @@ fn batch(frame: &[usize], lengths: &[usize], seed: u64) -> ArrayD<f32> {
 /// equal-length batch (with and without `sequence_lens`) and a batch of
 /// different lengths.
 fn check_graph(graph: &LayerGraph, frame: &[usize], tag: &str) {
+    check_graph_with(graph, |lengths, seed| batch(frame, lengths, seed), tag);
+}
+
+/// [`check_graph`] with batches from `make(lengths, seed)`.
+fn check_graph_with(graph: &LayerGraph, make: impl Fn(&[usize], u64) -> ArrayD<f32>, tag: &str) {
     let Some(py) = python() else { return };
     let mut net = Network::new(graph, 7).unwrap();
     randomize(&mut net, 11);
@@ -187,7 +80,7 @@ fn check_graph(graph: &LayerGraph, frame: &[usize], tag: &str) {
     )
     .unwrap();
     let equal = [9, 9, 9];
-    let x = batch(frame, &equal, 1);
+    let x = make(&equal, 1);
     let ours = run_seqnet(&mut net, &x, &equal);
     let theirs = run_ort(&py, &without, &x, None, &format!("{tag}_equal"));
     compare(
@@ -199,7 +92,7 @@ fn check_graph(graph: &LayerGraph, frame: &[usize], tag: &str) {
     let theirs = run_ort(&py, &with, &x, Some(&equal), &format!("{tag}_equal_lens"));
     compare(&ours, &theirs, &equal, &format!("{tag} equal lengths"));
     let varied = [9, 4, 1, 6];
-    let x = batch(frame, &varied, 2);
+    let x = make(&varied, 2);
     let ours = run_seqnet(&mut net, &x, &varied);
     let theirs = run_ort(&py, &with, &x, Some(&varied), &format!("{tag}_varied"));
     compare(&ours, &theirs, &varied, &format!("{tag} different lengths"));
@@ -239,7 +132,7 @@ fn every_template_with_an_lstm() {
 }
 
 #[test]
-fn recurrent_templates_with_a_bilstm_and_a_gru() {
+fn recurrent_templates_with_a_bilstm_a_gru_and_a_bigru() {
     for t in [
         Template::Seq2Label,
         Template::Seq2SeqClass,
@@ -257,4 +150,232 @@ fn recurrent_templates_with_a_bilstm_and_a_gru() {
 #[test]
 fn the_seed_video_network() {
     check_graph(&video::network().unwrap(), &[1, 28, 28], "seed_video");
+}
+
+/// Feature layers no template uses: strided 1-D convolution and pooling
+/// (lengths change), hard-sigmoid/softsign LSTM, element-wise layers, a
+/// custom layer's own export (PReLU), global max pooling, addition and
+/// concatenation.
+#[test]
+fn feature_layers_outside_the_templates() {
+    let mut g = LayerGraph::from_layers([
+        SequenceInput::new(5)
+            .normalization(Normalization::RescaleSymmetric)
+            .name("in")
+            .into(),
+        Convolution1d::new(3, 6)
+            .stride(2)
+            .padding(Padding1d::Explicit([1, 1]))
+            .name("conv")
+            .into(),
+        LeakyRelu::new(0.1).name("leaky").into(),
+        MaxPooling1d::new(2)
+            .padding(Padding1d::Explicit([1, 0]))
+            .name("maxpool")
+            .into(),
+        AveragePooling1d::new(3)
+            .padding(Padding1d::Same)
+            .name("avgpool")
+            .into(),
+        Lstm::new(5)
+            .gate_activation(GateActivation::HardSigmoid)
+            .state_activation(StateActivation::Softsign)
+            .name("lstm")
+            .into(),
+        Tanh::new().name("tanh").into(),
+        custom_layers::PRelu::new("prelu").into(),
+        FullyConnected::new(5).name("fc_a").into(),
+        Addition::new(2).name("add").into(),
+        Concatenation::new(2).name("cat").into(),
+        GlobalMaxPooling1d::new().name("gmax").into(),
+        FullyConnected::new(3).name("fc").into(),
+        Sigmoid::new().name("sigmoid").into(),
+        RegressionOutput::new().name("out").into(),
+    ])
+    .unwrap();
+    g.add_layers([FullyConnected::new(5).name("fc_b").into()])
+        .unwrap();
+    g.connect("prelu", "fc_b").unwrap();
+    g.connect("fc_b", "add/in2").unwrap();
+    g.connect("prelu", "cat/in2").unwrap();
+    check_graph(&g, &[5], "feature_layers");
+}
+
+/// Image layers no template uses: strided 'same' convolution, 2-D max and
+/// average pooling, a GRU's 'last' output after the frames.
+#[test]
+fn image_layers_outside_the_templates() {
+    let mut g = LayerGraph::from_layers([
+        SequenceInput::image([8, 7, 3]).name("in").into(),
+        SequenceFolding::new().name("fold").into(),
+        Convolution2d::new([3, 3], 4)
+            .stride([2, 1])
+            .padding(Padding::Same)
+            .name("conv")
+            .into(),
+        MaxPooling2d::new([2, 2])
+            .padding(Padding::Explicit([0, 1, 1, 0]))
+            .name("maxpool")
+            .into(),
+        AveragePooling2d::new([2, 2])
+            .stride([2, 2])
+            .name("avgpool")
+            .into(),
+        BatchNormalization::new().name("bn").into(),
+        SequenceUnfolding::new().name("unfold").into(),
+        Flatten::new().name("flatten").into(),
+        Gru::new(4).output_mode(OutputMode::Last).name("gru").into(),
+        FullyConnected::new(3).name("fc").into(),
+        Softmax::new().name("softmax").into(),
+        ClassificationOutput::new().name("out").into(),
+    ])
+    .unwrap();
+    g.connect("fold/miniBatchSize", "unfold/miniBatchSize")
+        .unwrap();
+    check_graph(&g, &[3, 8, 7], "image_layers");
+}
+
+/// A layer without an export (a custom layer that provides none) is an
+/// error naming it, and nothing is written.
+#[test]
+fn a_layer_without_an_export_is_refused_and_nothing_is_written() {
+    let mut g = LayerGraph::from_layers([
+        SequenceInput::new(3).name("in").into(),
+        Lstm::new(4)
+            .output_mode(OutputMode::Last)
+            .name("lstm")
+            .into(),
+        custom_layers::WeightedAddition::new("wadd", 2).into(),
+        RegressionOutput::new().name("out").into(),
+    ])
+    .unwrap();
+    g.connect("lstm", "wadd/in2").unwrap();
+    let model = Model {
+        network: Network::new(&g, 1).unwrap(),
+        classes: vec![],
+        options: None,
+    };
+    let path = scratch("refused.onnx");
+    let e = export_onnx(&model, &path, &ExportOptions::default()).unwrap_err();
+    let m = e.to_string();
+    assert!(m.contains("wadd") && m.contains("no ONNX export"), "{m}");
+    assert!(!path.exists(), "a refused export wrote {}", path.display());
+    let e = export_onnx_bytes(
+        &model.network,
+        &ExportOptions {
+            opset: 12,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("opset 12"), "{e}");
+    // An LSTM projection has no ONNX LSTM equivalent.
+    let g = LayerGraph::from_layers([
+        SequenceInput::new(3).name("in").into(),
+        Lstm::new(6).projection_size(2).name("projected").into(),
+        RegressionOutput::new().name("out").into(),
+    ])
+    .unwrap();
+    let net = Network::new(&g, 1).unwrap();
+    let e = export_onnx_bytes(&net, &ExportOptions::default()).unwrap_err();
+    assert!(
+        e.to_string().contains("'projected'") && e.to_string().contains("projection"),
+        "{e}"
+    );
+}
+
+/// Every GRU `ResetGateMode`, one and two directions, sequence and last.
+#[test]
+fn gru_reset_gate_modes() {
+    for mode in [
+        ResetGateMode::AfterMultiplication,
+        ResetGateMode::BeforeMultiplication,
+        ResetGateMode::RecurrentBiasAfterMultiplication,
+    ] {
+        let g = LayerGraph::from_layers([
+            SequenceInput::new(4).name("in").into(),
+            Gru::new(5).reset_gate_mode(mode).name("gru").into(),
+            BiGru::new(3)
+                .reset_gate_mode(mode)
+                .output_mode(OutputMode::Last)
+                .name("bigru")
+                .into(),
+            FullyConnected::new(2).name("fc").into(),
+            RegressionOutput::new().name("out").into(),
+        ])
+        .unwrap();
+        check_graph(&g, &[4], &format!("gru_{}", mode.label()));
+    }
+}
+
+/// Word embedding (1-based indices, noise at padded steps) and layer
+/// normalization.
+#[test]
+fn embedding_and_layer_normalization() {
+    let g = LayerGraph::from_layers([
+        SequenceInput::new(1).name("in").into(),
+        WordEmbedding::new(6, 10).name("embed").into(),
+        LayerNormalization::new().name("ln").into(),
+        Lstm::new(4).name("lstm").into(),
+        FullyConnected::new(2).name("fc").into(),
+        RegressionOutput::new().name("out").into(),
+    ])
+    .unwrap();
+    let tokens = |lengths: &[usize], seed: u64| {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let t = *lengths.iter().max().unwrap();
+        ArrayD::from_shape_fn(IxDyn(&[lengths.len(), t, 1]), |i| {
+            if i[1] < lengths[i[0]] {
+                rng.random_range(1..=10) as f32
+            } else {
+                rng.random_range(-50.0..50.0)
+            }
+        })
+    };
+    check_graph_with(&g, tokens, "embedding_layernorm");
+}
+
+/// The transformer template's graph (learned positions, self-attention,
+/// layer normalization, global average pooling over real steps).
+#[test]
+fn the_transformer_template_graph() {
+    use seqnet::templates::transformer::{graph, TransformerSizes};
+    let sizes = TransformerSizes {
+        model_dim: Some(8),
+        heads: Some(2),
+        blocks: Some(2),
+        ffn_dim: Some(12),
+        max_position: Some(16),
+    }
+    .resolve()
+    .unwrap();
+    let input = SequenceInput::new(5).name("sequenceinput");
+    check_graph(
+        &graph(input, &sizes, 3, false).unwrap(),
+        &[5],
+        "transformer",
+    );
+}
+
+/// Causal self-attention without biases, sinusoidal positions, a value and
+/// output size of their own.
+#[test]
+fn causal_attention_and_sinusoidal_positions() {
+    let mut g = LayerGraph::from_layers([
+        SequenceInput::new(6).name("in").into(),
+        SinusoidalPositionEncoding::new(6).name("pos").into(),
+        Addition::new(2).name("add").into(),
+        SelfAttention::new(3, 9)
+            .num_value_channels(6)
+            .output_size(4)
+            .attention_mask(AttentionMask::Causal)
+            .has_bias(false)
+            .name("attn")
+            .into(),
+        FullyConnected::new(2).name("fc").into(),
+        RegressionOutput::new().name("out").into(),
+    ])
+    .unwrap();
+    g.connect("in", "add/in2").unwrap();
+    check_graph(&g, &[6], "causal_attention");
 }

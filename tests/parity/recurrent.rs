@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 const FORWARD_TOL: f32 = 1e-4;
 const GRAD_TOL: f32 = 1e-3;
 /// The `spec.layer` values this module checks.
-pub const RECURRENT: [&str; 4] = ["lstm", "bilstm", "gru", "bigru"];
+pub const RECURRENT: [&str; 5] = ["lstm", "bilstm", "gru", "bigru", "lstm_proj"];
 const LOSS_BOTH: &str = "sum(output*grad_output) + sum(output_last*grad_output_last)";
 const LOSS_SEQ: &str = "sum(output*grad_output)";
 
@@ -160,6 +160,8 @@ struct Config {
     padding: PaddingDirection,
     has_bias: bool,
     loss_last: bool,
+    /// PyTorch's `proj_size` (`lstm_proj` cases).
+    proj: Option<usize>,
 }
 
 impl Config {
@@ -194,7 +196,7 @@ impl Config {
                 | "time" | "has_initial_state" | "padding" | "padding_value" | "bias" => {}
                 "batch_first" if v.as_bool() == Some(true) => {}
                 "dropout" if v.as_f64() == Some(0.0) => {}
-                "proj_size" if v.as_u64() == Some(0) => {}
+                "proj_size" if v.as_u64().is_some() => {}
                 _ => return Err(format!("unsupported config option '{k}': {v}")),
             }
         }
@@ -220,7 +222,12 @@ impl Config {
             ("gru", true) => return Err("a bidirectional GRU is spec.layer 'bigru'".into()),
             _ => {}
         }
+        let proj = usize_of("proj_size")?.filter(|&p| p > 0);
+        if proj.is_some() != (layer == "lstm_proj") {
+            return Err(format!("layer '{layer}' with proj_size {proj:?}"));
+        }
         Ok(Config {
+            proj,
             input_size: usize_of("input_size")?.ok_or("config has no input_size")?,
             hidden: usize_of("hidden_size")?.ok_or("config has no hidden_size")?,
             layers: usize_of("num_layers")?.unwrap_or(1),
@@ -241,6 +248,11 @@ impl Config {
         } else {
             1
         }
+    }
+
+    /// Each direction's hidden-state (and output) size: `P` or `H`.
+    fn out(&self) -> usize {
+        self.proj.unwrap_or(self.hidden)
     }
 
     fn is_gru(&self) -> bool {
@@ -319,7 +331,7 @@ fn bias(ts: &Tensors, cfg: &Config, l: usize, name: &str, len: usize) -> R<Array
 
 /// Layer `l`'s initial state `[B, D·H]` from `[L·D, B, H]`, as config values.
 fn state_of(s0: &ArrayD<f32>, cfg: &Config, l: usize) -> Vec<f32> {
-    let (b, h, nd) = (s0.shape()[1], cfg.hidden, cfg.dirs());
+    let (b, h, nd) = (s0.shape()[1], s0.shape()[2], cfg.dirs());
     let mut v = Vec::with_capacity(b * nd * h);
     for bi in 0..b {
         for d in 0..nd {
@@ -338,7 +350,11 @@ fn build(
     c0: Option<&ArrayD<f32>>,
 ) -> R<Rec> {
     let (h, nd) = (cfg.hidden, cfg.dirs());
-    let cin = if l == 0 { cfg.input_size } else { nd * h };
+    let cin = if l == 0 {
+        cfg.input_size
+    } else {
+        nd * cfg.out()
+    };
     let shapes = [ActShape::sequence(cin)];
     let mut rng = StdRng::seed_from_u64(0);
     let name = format!("{}{l}", cfg.layer);
@@ -363,6 +379,9 @@ fn build(
         Rec::Gru(Box::new(k.map_err(err)?))
     } else if nd == 2 {
         let mut g = BiLstm::new(h).output_mode(mode).name(name);
+        if let Some(p) = cfg.proj {
+            g = g.projection_size(p);
+        }
         if let (Some(h0), Some(c0)) = (h0, c0) {
             g = g
                 .hidden_state(state_of(h0, cfg, l))
@@ -371,6 +390,9 @@ fn build(
         Rec::Lstm(Box::new(g.kernel(&shapes, &mut rng).map_err(err)?))
     } else {
         let mut g = Lstm::new(h).output_mode(mode).name(name);
+        if let Some(p) = cfg.proj {
+            g = g.projection_size(p);
+        }
         if let (Some(h0), Some(c0)) = (h0, c0) {
             g = g
                 .hidden_state(state_of(h0, cfg, l))
@@ -390,6 +412,9 @@ fn build(
         rec.set("RecurrentBias", b_hh)?;
     } else {
         rec.set("Bias", b_ih + b_hh)?;
+    }
+    if cfg.proj.is_some() {
+        rec.set("ProjectorWeights", stacked(ts, cfg, l, "weight_hr")?)?;
     }
     Ok(rec)
 }
@@ -447,7 +472,7 @@ fn ctx(rng: &mut StdRng) -> ForwardCtx<'_> {
 fn run_case(ts: &Tensors, cfg: &Config) -> R<Vec<String>> {
     let mut report = Vec::new();
     let (h, nd, nl) = (cfg.hidden, cfg.dirs(), cfg.layers);
-    let s = nd * h;
+    let s = nd * cfg.out();
     if nl == 0 {
         return Err("num_layers is 0".into());
     }
@@ -483,7 +508,7 @@ fn run_case(ts: &Tensors, cfg: &Config) -> R<Vec<String>> {
     let x = Activation::sequence(swap_bt(&input), Some(seq.clone())).map_err(|e| e.to_string())?;
 
     let (h0, c0) = if cfg.initial_state {
-        let h0 = ts.get_shaped("h0", &[nl * nd, b, h])?;
+        let h0 = ts.get_shaped("h0", &[nl * nd, b, cfg.out()])?;
         let c0 = if cfg.is_gru() {
             None
         } else {
@@ -567,7 +592,8 @@ fn run_case(ts: &Tensors, cfg: &Config) -> R<Vec<String>> {
         if cell && cfg.is_gru() {
             return Err("a GRU case has a cell state 'cn'".into());
         }
-        let mut ours = ArrayD::<f32>::zeros(vec![nl * nd, b, h]);
+        let w = if cell { h } else { cfg.out() };
+        let mut ours = ArrayD::<f32>::zeros(vec![nl * nd, b, w]);
         for (l, rec) in stack.iter().enumerate() {
             let st = rec.final_state().ok_or("no final state")?;
             let m = if cell {
@@ -577,13 +603,13 @@ fn run_case(ts: &Tensors, cfg: &Config) -> R<Vec<String>> {
             };
             for d in 0..nd {
                 ours.slice_mut(s![l * nd + d, .., ..])
-                    .assign(&m.slice(s![.., d * h..(d + 1) * h]));
+                    .assign(&m.slice(s![.., d * w..(d + 1) * w]));
             }
         }
         compare(
             name,
             &ours,
-            &ts.get_shaped(name, &[nl * nd, b, h])?,
+            &ts.get_shaped(name, &[nl * nd, b, w])?,
             FORWARD_TOL,
             &mut report,
         )?;
@@ -597,11 +623,14 @@ fn run_case(ts: &Tensors, cfg: &Config) -> R<Vec<String>> {
         .map_err(|e| e.to_string())?
         .remove(0)
         .ok_or("no input gradient")?;
-    let names: &[&str] = if cfg.is_gru() {
-        &["InputWeights", "RecurrentWeights", "Bias", "RecurrentBias"]
-    } else {
-        &["InputWeights", "RecurrentWeights", "Bias"]
-    };
+    let mut names = vec!["InputWeights", "RecurrentWeights", "Bias"];
+    if cfg.is_gru() {
+        names.push("RecurrentBias");
+    }
+    if cfg.proj.is_some() {
+        names.push("ProjectorWeights");
+    }
+    let names = names.as_slice();
     let mut grads: Vec<BTreeMap<&str, ArrayD<f32>>> = vec![BTreeMap::new(); nl];
     for n in names {
         grads[nl - 1].insert(n, stack[nl - 1].grad(n)?);
@@ -671,6 +700,16 @@ fn run_case(ts: &Tensors, cfg: &Config) -> R<Vec<String>> {
                 GRAD_TOL,
                 &mut report,
             )?;
+            if let Some(p) = cfg.proj {
+                let q = gl["ProjectorWeights"].slice(s![d * p..(d + 1) * p, ..]);
+                compare(
+                    &format!("grad.weight_hr_{sfx}"),
+                    &q.to_owned().into_dyn(),
+                    &ts.get(&format!("grad.weight_hr_{sfx}"))?,
+                    GRAD_TOL,
+                    &mut report,
+                )?;
+            }
             if cfg.has_bias {
                 // An LSTM's Bias is bias_ih + bias_hh: both get its gradient.
                 let hh = if cfg.is_gru() {
@@ -702,7 +741,7 @@ fn run_case(ts: &Tensors, cfg: &Config) -> R<Vec<String>> {
     Ok(report)
 }
 
-/// Checks one recurrent case (`spec.layer` lstm, bilstm, gru or bigru) from a fixture
+/// Checks one recurrent case (`spec.layer` lstm, bilstm, gru, bigru or lstm_proj) from a fixture
 /// file's bytes and `spec`; right-padded cases are also re-run padded on the left.
 /// Returns a line per checked quantity.
 pub fn check_recurrent(bytes: &[u8], spec: &Value) -> R<Vec<String>> {

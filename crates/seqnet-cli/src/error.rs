@@ -18,6 +18,9 @@ pub enum CliError {
     /// An error of training, model files, import or prediction.
     #[error(transparent)]
     Train(#[from] seqnet_train::Error),
+    /// An error of ONNX export or import.
+    #[error(transparent)]
+    Onnx(#[from] seqnet_onnx::Error),
 
     /// A flag with a value it cannot take (`flag` as typed, e.g. `--epochs`).
     #[error("option {flag}: {message}")]

@@ -315,4 +315,21 @@ pub trait LayerKernel: Send {
     fn forward_step(&mut self, _x: &[f32], _out: &mut Vec<f32>) -> Result<()> {
         Err(Error::NoStreamingStep)
     }
+
+    /// Data-parallel training: the reducer that adds statistics across
+    /// ranks (`None` in a single process). Layers whose training forward
+    /// depends on the whole mini-batch (batch normalization) keep it and
+    /// reduce through it in [`Mode::Training`]; others ignore it.
+    fn set_stat_reducer(&mut self, _reducer: Option<crate::reduce::SharedReducer>) {}
+
+    /// Output layers: the number of observations the last loss was averaged
+    /// over (its normalizer), when it computed one.
+    fn loss_observations(&self) -> Option<usize> {
+        None
+    }
+
+    /// Output layers: multiplies the loss gradient the next backward starts
+    /// from by `factor` (data-parallel training weights each rank's share
+    /// by its part of the global mini-batch's normalizer).
+    fn scale_loss_gradient(&mut self, _factor: f32) {}
 }

@@ -16,6 +16,7 @@ pub mod layers;
 pub mod learnable;
 pub mod network;
 pub mod onnx;
+pub mod reduce;
 pub mod registry;
 pub mod templates;
 pub mod torch;
@@ -32,5 +33,6 @@ pub use layer::{
 };
 pub use learnable::{Initializer, Learnable, LearnableSpec, StateArray, StateSpec};
 pub use network::Network;
+pub use reduce::{SharedReducer, StatReducer};
 pub use registry::{register_layer, registered_types, Layer};
 pub use torch::{TorchLayout, TorchParam, TorchSource};

@@ -322,6 +322,40 @@ impl Network {
         self.outputs.iter().map(|&o| self.kernels[o].loss()).sum()
     }
 
+    /// Per output layer, in output order: its name, its loss of the last
+    /// forward with targets and the number of observations that loss was
+    /// averaged over (`None` where the layer computed no loss, or does not
+    /// tell its normalizer).
+    pub fn loss_terms(&self) -> Vec<(&str, Option<f32>, Option<usize>)> {
+        self.outputs
+            .iter()
+            .map(|&o| {
+                let k = &self.kernels[o];
+                (self.graph.layers[o].name(), k.loss(), k.loss_observations())
+            })
+            .collect()
+    }
+
+    /// Multiplies the loss gradient of each output layer (in output order)
+    /// by its factor before the next [`Network::backward`]: data-parallel
+    /// training weights each rank's share so that the ranks' gradients add
+    /// up to the global mini-batch's. Extra or missing factors are ignored.
+    pub fn scale_loss_gradients(&mut self, factors: &[f32]) {
+        for (&o, &f) in self.outputs.iter().zip(factors) {
+            self.kernels[o].scale_loss_gradient(f);
+        }
+    }
+
+    /// Gives every layer the reducer that adds statistics across the ranks
+    /// of a data-parallel run (`None`: a single process, the default).
+    /// Batch normalization then normalizes training mini-batches with the
+    /// statistics of the whole global mini-batch.
+    pub fn set_stat_reducer(&mut self, reducer: Option<crate::reduce::SharedReducer>) {
+        for k in &mut self.kernels {
+            k.set_stat_reducer(reducer.clone());
+        }
+    }
+
     /// Backpropagates the loss of the last forward with targets, writing every
     /// learnable's gradient and the gradient with respect to the input data.
     pub fn backward(&mut self) -> Result<()> {

@@ -186,6 +186,55 @@ fn bigru_every_reset_gate_mode_both_output_modes_both_paddings() {
 }
 
 #[test]
+fn projected_lstm_and_bilstm_both_modes_both_paddings() {
+    let p = 2;
+    for (k, dir) in DIRS.into_iter().enumerate() {
+        for mode in MODES {
+            assert_grads(
+                Lstm::new(H)
+                    .projection_size(p)
+                    .output_mode(mode)
+                    .name("lstmp"),
+                batch(dir, 200 + k as u64),
+            );
+            assert_grads(
+                BiLstm::new(H)
+                    .projection_size(p)
+                    .output_mode(mode)
+                    .name("bilstmp"),
+                batch(dir, 210 + k as u64),
+            );
+        }
+    }
+    // Initial states: hidden `P` (`D·P`) wide, cell `H` (`D·H`).
+    let layer = Lstm::new(H)
+        .projection_size(p)
+        .hidden_state(random(&[B, p], 220).into_raw_vec_and_offset().0)
+        .cell_state(random(&[H], 221).into_raw_vec_and_offset().0)
+        .gate_activation(GateActivation::HardSigmoid)
+        .state_activation(StateActivation::Softsign)
+        .name("lstmp");
+    assert_grads(layer, batch(PaddingDirection::Left, 222));
+    let layer: Layer = Lstm::new(H).projection_size(p).name("lstmp").into();
+    let report = check_layer(
+        &layer,
+        vec![batch(PaddingDirection::Right, 223)],
+        None,
+        GradCheck {
+            probes: 200,
+            ..GradCheck::default()
+        },
+    )
+    .unwrap();
+    assert!(report.probes.iter().any(|p| p.0 == "ProjectorWeights"));
+    assert!(
+        report.failures(TOL).is_empty(),
+        "{:?}",
+        report.failures(TOL)
+    );
+}
+
+#[test]
 fn gru_probes_its_recurrent_bias() {
     let layer: Layer = Gru::new(H)
         .reset_gate_mode(ResetGateMode::RecurrentBiasAfterMultiplication)
@@ -224,6 +273,8 @@ fn padded_steps_get_exactly_zero_input_gradient() {
                 .name("gb")
                 .into(),
             BiGru::new(H).name("bg").into(),
+            Lstm::new(H).projection_size(2).name("lp").into(),
+            BiLstm::new(H).projection_size(3).name("bp").into(),
         ];
         for layer in layers {
             let mut rng = StdRng::seed_from_u64(1);

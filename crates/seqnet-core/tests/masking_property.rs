@@ -1,6 +1,6 @@
 //! Masking of the recurrent layers, as a property: for random batch sizes, padded
 //! lengths and sequence lengths (including empty sequences), a padded batch through
-//! an LSTM, a BiLSTM, a GRU (each `ResetGateMode`) or a BiGRU gives each sequence exactly (≤ 1e-5) the output it
+//! an LSTM, a BiLSTM (each also projected), a GRU (each `ResetGateMode`) or a BiGRU gives each sequence exactly (≤ 1e-5) the output it
 //! gives alone, for right and left padding and both output modes; so does the
 //! gradient with respect to the input at its real steps (zero at padded steps),
 //! and the learnables' gradients of the batch are the sum of the lone ones.
@@ -60,6 +60,20 @@ fn layers(mode: OutputMode, rng: &mut StdRng) -> Vec<Layer> {
             .output_mode(mode)
             .hidden_state(v(2 * H))
             .name("bigru")
+            .into(),
+        Lstm::new(H)
+            .projection_size(2)
+            .output_mode(mode)
+            .hidden_state(v(2))
+            .cell_state(v(H))
+            .name("lstm_proj")
+            .into(),
+        BiLstm::new(H)
+            .projection_size(3)
+            .output_mode(mode)
+            .hidden_state(v(6))
+            .cell_state(v(2 * H))
+            .name("bilstm_proj")
             .into(),
         BiGru::new(H)
             .reset_gate_mode(ResetGateMode::BeforeMultiplication)

@@ -665,3 +665,47 @@ fn gru_one_step_matches_the_formula_of_each_reset_gate_mode() {
         );
     }
 }
+
+#[test]
+fn lstm_projection_shapes_json_and_errors() {
+    let seq = ActShape::sequence(3);
+    let l = BiLstm::new(5).projection_size(2).name("b");
+    assert_eq!(l.infer(&[seq]).unwrap(), vec![ActShape::sequence(4)]);
+    let shapes: Vec<_> = l
+        .learnables(&[seq])
+        .into_iter()
+        .map(|s| (s.name, s.shape))
+        .collect();
+    assert_eq!(
+        shapes,
+        vec![
+            ("InputWeights", vec![40, 3]),
+            ("RecurrentWeights", vec![40, 2]),
+            ("Bias", vec![40]),
+            ("ProjectorWeights", vec![4, 5]),
+        ]
+    );
+    let layer = Layer::from(l);
+    let json = serde_json::to_string(&layer).unwrap();
+    assert!(json.contains(r#""projectionSize":2"#), "{json}");
+    assert_eq!(serde_json::from_str::<Layer>(&json).unwrap(), layer);
+    // Unprojected layers write no field, and files without it load unprojected.
+    let plain = serde_json::to_string(&Layer::from(Lstm::new(5).name("l"))).unwrap();
+    assert!(!plain.contains("projection"), "{plain}");
+    for p in [0, 5, 9] {
+        let e = Lstm::new(5)
+            .projection_size(p)
+            .name("l")
+            .kernel(&[seq], &mut StdRng::seed_from_u64(0))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'l'") && e.contains("ProjectionSize"), "{e}");
+    }
+    // The hidden state is P wide, the cell state H.
+    assert!(Lstm::new(5)
+        .projection_size(2)
+        .hidden_state(vec![0.0; 2])
+        .cell_state(vec![0.0; 5])
+        .kernel(&[seq], &mut StdRng::seed_from_u64(0))
+        .is_ok());
+}

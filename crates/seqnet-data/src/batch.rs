@@ -51,6 +51,7 @@ use crate::datastore::{Datastore, Epoch};
 use crate::error::{Error, Result};
 use crate::observation::{FrameShape, Observation, Sequence, Signature, Target, TargetKind};
 use crate::order::{mini_batches, LastBatch};
+use crate::share::Share;
 use ndarray::{ArrayD, Axis, IxDyn};
 use seqnet_core::{Activation, PaddingDirection, SeqLengths};
 use std::ops::Range;
@@ -407,7 +408,108 @@ impl Batcher {
             batches: batches.into_iter(),
             batcher: self.clone(),
             failed: false,
+            share: None,
         })
+    }
+}
+
+/// Data-parallel training: one rank's share of each mini-batch.
+impl Batcher {
+    /// The chunks of the observations at positions `range` of a mini-batch
+    /// whose observations have the sequence lengths `lengths` (`[B]`):
+    /// `observations` are those of `range` only, and the chunks are the
+    /// rows `range` of the chunks [`Batcher::batch`] makes of the whole
+    /// mini-batch (same padded length, truncation and chunk boundaries).
+    pub fn batch_share(
+        &self,
+        observations: &[Observation],
+        lengths: &[usize],
+        range: Range<usize>,
+    ) -> Result<Vec<Chunk>> {
+        if range.is_empty() || range.end > lengths.len() || range.len() != observations.len() {
+            return Err(Error::EmptyMiniBatch);
+        }
+        let mut sig: Option<Signature> = None;
+        for (k, o) in observations.iter().enumerate() {
+            let position = range.start + k;
+            let bad = |message: String| Error::MiniBatch { position, message };
+            Signature::check(&mut sig, o).map_err(bad)?;
+            if o.len() != lengths[position] || o.is_empty() {
+                return Err(bad(format!(
+                    "the sequence has {} time steps, the datastore's lengths say {}",
+                    o.len(),
+                    lengths[position]
+                )));
+            }
+            if let Some(t) = o.target.steps() {
+                if t != o.len() {
+                    return Err(bad(format!(
+                        "the per-step target has {t} time steps, the sequence {}",
+                        o.len()
+                    )));
+                }
+            }
+        }
+        let sig = sig.ok_or(Error::EmptyMiniBatch)?;
+        if lengths.contains(&0) {
+            return Err(Error::EmptyMiniBatch);
+        }
+        let whole = Layout::new(lengths, &self.options);
+        let layout = Layout {
+            time: whole.time,
+            spans: whole.spans[range].to_vec(),
+            chunks: whole.chunks,
+        };
+        layout
+            .chunks
+            .iter()
+            .map(|c| self.chunk(observations, &layout, c, &sig))
+            .collect()
+    }
+
+    /// As [`Batcher::epoch`], but each mini-batch is this rank's `share`
+    /// of it ([`Batcher::batch_share`]), and only the share's observations
+    /// are read. `lengths` holds the sequence length of every observation of
+    /// `store` (`[N]`, [`Datastore::sequence_lengths`]); each mini-batch's
+    /// `indices` are those of the share, empty for a stand-in
+    /// ([`Share::is_stand_in`]).
+    pub fn epoch_share(
+        &self,
+        store: Arc<dyn Datastore>,
+        order: &[usize],
+        mini_batch_size: usize,
+        last: LastBatch,
+        share: Share,
+        lengths: Arc<Vec<usize>>,
+    ) -> Result<EpochBatches> {
+        let batches = mini_batches(order, mini_batch_size, last)?;
+        if let Some(&i) = order.iter().find(|&&i| i >= lengths.len()) {
+            return Err(Error::Index {
+                index: i,
+                len: lengths.len(),
+            });
+        }
+        let flat: Vec<usize> = batches
+            .iter()
+            .flat_map(|b| b[stand_in_range(share, b.len())].to_vec())
+            .collect();
+        Ok(EpochBatches {
+            epoch: Epoch::new(store, flat)?,
+            batches: batches.into_iter(),
+            batcher: self.clone(),
+            failed: false,
+            share: Some((share, lengths)),
+        })
+    }
+}
+
+/// The positions a rank reads of a mini-batch of `batch`: its share, or the
+/// first observation as its stand-in.
+fn stand_in_range(share: Share, batch: usize) -> Range<usize> {
+    if share.is_stand_in(batch) {
+        0..batch.min(1)
+    } else {
+        share.range(batch)
     }
 }
 
@@ -418,6 +520,8 @@ pub struct EpochBatches {
     batches: std::vec::IntoIter<Vec<usize>>,
     batcher: Batcher,
     failed: bool,
+    /// Data-parallel training: this rank's share and every observation's length.
+    share: Option<(Share, Arc<Vec<usize>>)>,
 }
 
 impl EpochBatches {
@@ -430,7 +534,14 @@ impl EpochBatches {
         }
     }
 
-    fn next_batch(&mut self, indices: Vec<usize>) -> Result<MiniBatch> {
+    fn next_batch(&mut self, batch: Vec<usize>) -> Result<MiniBatch> {
+        let (indices, range) = match &self.share {
+            Some((share, _)) => {
+                let range = stand_in_range(*share, batch.len());
+                (batch[range.clone()].to_vec(), Some(range))
+            }
+            None => (batch.clone(), None),
+        };
         let mut obs = Vec::with_capacity(indices.len());
         for &want in &indices {
             match self.epoch.next() {
@@ -444,7 +555,18 @@ impl EpochBatches {
                 None => return Err(Error::ReadAhead("the epoch reader ended early".into())),
             }
         }
-        let chunks = self.batcher.batch(&obs)?;
+        let chunks = match (&self.share, range) {
+            (Some((_, lengths)), Some(range)) => {
+                let lengths: Vec<usize> = batch.iter().map(|&i| lengths[i]).collect();
+                self.batcher.batch_share(&obs, &lengths, range)?
+            }
+            _ => self.batcher.batch(&obs)?,
+        };
+        let stand_in = self
+            .share
+            .as_ref()
+            .is_some_and(|(share, _)| share.is_stand_in(batch.len()));
+        let indices = if stand_in { Vec::new() } else { indices };
         Ok(MiniBatch { indices, chunks })
     }
 }

@@ -11,6 +11,7 @@
 //! | [`gemm`] | `c = a·b` on strided views through the `gemm` crate |
 //! | [`packed`] | right-hand matrices packed once, multiplied many times |
 //! | [`dot`] | the dot product |
+//! | [`fma_peak`] | the machine's FMA limit, for the benchmark's fraction-of-peak figures |
 //! | [`norm`] | layer normalization of one row |
 //! | [`softmax`] | masked softmax rows (attention) |
 //! | [`aligned`] | 64-byte aligned buffers |
@@ -31,6 +32,7 @@ pub mod act;
 pub mod aligned;
 pub mod cpu;
 pub mod dot;
+pub mod fma_peak;
 pub mod gemm;
 pub mod norm;
 pub mod packed;

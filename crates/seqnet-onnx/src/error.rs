@@ -34,6 +34,9 @@ pub enum Error {
         op_type: String,
         message: String,
     },
+    /// A raw input batch that does not fit the network.
+    #[error("input: {0}")]
+    Input(String),
     /// A model-level import problem (inputs, outputs, opset, a tensor).
     #[error("ONNX import: {0}")]
     Import(String),

@@ -7,7 +7,7 @@ use crate::options::{LastMiniBatch, Shuffle, TrainingOptions};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use seqnet_data::{BatchOptions, Batcher, Datastore, LastBatch, MiniBatch};
+use seqnet_data::{BatchOptions, Batcher, Datastore, LastBatch, MiniBatch, Share};
 use std::sync::Arc;
 
 /// What the loop needs from a data source: the mini-batches of each epoch.
@@ -37,6 +37,8 @@ pub struct DatastoreBatches {
     rng: StdRng,
     /// Epochs whose shuffle has been applied to `order`.
     shuffled_through: usize,
+    /// Data-parallel training: this rank's share and every observation's length.
+    share: Option<(Share, Arc<Vec<usize>>)>,
 }
 
 impl DatastoreBatches {
@@ -83,7 +85,20 @@ impl DatastoreBatches {
             order,
             rng: StdRng::seed_from_u64(options.seed ^ SHUFFLE_STREAM),
             shuffled_through: 0,
+            share: None,
         })
+    }
+
+    /// Data-parallel training: gives only `share` of each mini-batch (the
+    /// same shuffles on every rank), reading only the share's observations.
+    /// Reads the datastore's sequence lengths once, to pad and cut each
+    /// share as its whole mini-batch.
+    pub fn shared(mut self, share: Share) -> Result<Self> {
+        if share.ranks > 1 {
+            let lengths = self.store.sequence_lengths()?;
+            self.share = Some((share, Arc::new(lengths)));
+        }
+        Ok(self)
     }
 }
 
@@ -101,12 +116,22 @@ impl BatchSource for DatastoreBatches {
             }
             self.shuffled_through += 1;
         }
-        let batches = self.batcher.epoch(
-            self.store.clone(),
-            &self.order,
-            self.mini_batch_size,
-            self.last,
-        )?;
+        let batches = match &self.share {
+            Some((share, lengths)) => self.batcher.epoch_share(
+                self.store.clone(),
+                &self.order,
+                self.mini_batch_size,
+                self.last,
+                *share,
+                lengths.clone(),
+            )?,
+            None => self.batcher.epoch(
+                self.store.clone(),
+                &self.order,
+                self.mini_batch_size,
+                self.last,
+            )?,
+        };
         Ok(Box::new(batches.map(|b| b.map_err(Error::from))))
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod batches;
 pub mod checkpoint;
+pub mod distributed;
 pub mod error;
 pub mod events;
 pub mod import_torch;
@@ -27,6 +28,7 @@ pub mod training_loop;
 pub mod verbose;
 
 pub use batches::{BatchSource, DatastoreBatches, InMemoryBatches};
+pub use distributed::{Communicator, SingleProcess, ThreadGroup};
 pub use error::{CheckpointProblem, Error, Result};
 pub use events::{FnObserver, TrainingEvent, TrainingObserver};
 pub use import_torch::{import_torch, import_torch_files, TorchMapping};
@@ -38,8 +40,8 @@ pub use metric::{Metric, MetricAccumulator, MetricValues};
 pub use metrics::{evaluate, evaluate_with};
 pub use model::Model;
 pub use options::{
-    GradientThresholdMethod, LastMiniBatch, OutputNetwork, SequenceLength, Shuffle, Solver,
-    TrainingOptions,
+    ExecutionEnvironment, GradientThresholdMethod, LastMiniBatch, OutputNetwork, SequenceLength,
+    Shuffle, Solver, TrainingOptions,
 };
 pub use record::{IterationInfo, Metrics, StopReason, TrainingRecord};
 pub use schedule::{FrequencyUnit, LearnRateSchedule};

@@ -63,6 +63,22 @@ pub enum OutputNetwork {
 /// Training options, MATLAB's names in Rust case, MATLAB's defaults
 /// (`InitialLearnRate` 0.01 for sgdm, 0.001 otherwise; `MaxEpochs` 30;
 /// `MiniBatchSize` 128; `L2Regularization` 1e-4; `Shuffle` once; …).
+/// Where training runs (MATLAB's `ExecutionEnvironment`); in JSON `"auto"`,
+/// `"cpu"` or `"parallel"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionEnvironment {
+    /// Data-parallel over the trainer's communicator when it has several
+    /// ranks, one process otherwise.
+    #[default]
+    Auto,
+    /// This process alone, whatever communicator the trainer has.
+    Cpu,
+    /// Data-parallel over the trainer's communicator (for example
+    /// `mpirun -np N`); an error without one (see [`crate::distributed`]).
+    Parallel,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct TrainingOptions {
@@ -116,6 +132,11 @@ pub struct TrainingOptions {
     pub metrics: Vec<Metric>,
     /// Seeds initialization, shuffling and dropout.
     pub seed: u64,
+    /// One process or data-parallel (MATLAB's `ExecutionEnvironment`). A
+    /// data-parallel run trains the weights one process would on the same
+    /// global mini-batches (`mini_batch_size`), so a checkpoint resumes with
+    /// any number of processes.
+    pub execution_environment: ExecutionEnvironment,
 }
 
 impl Default for TrainingOptions {
@@ -149,6 +170,7 @@ impl Default for TrainingOptions {
             last_mini_batch: LastMiniBatch::Keep,
             metrics: Vec::new(),
             seed: 0,
+            execution_environment: ExecutionEnvironment::Auto,
         }
     }
 }
@@ -196,6 +218,7 @@ impl TrainingOptions {
         last_mini_batch: LastMiniBatch,
         metrics: Vec<Metric>,
         seed: u64,
+        execution_environment: ExecutionEnvironment,
     }
 
     pub fn checkpoint_keep(mut self, v: usize) -> Self {

@@ -5,10 +5,11 @@
 
 use crate::batches::{BatchSource, DatastoreBatches};
 use crate::checkpoint::{load_checkpoint, save_checkpoint};
+use crate::distributed::Communicator;
 use crate::error::{CheckpointProblem, Error, Result};
 use crate::events::{FnObserver, Observers, TrainingEvent, TrainingObserver};
 use crate::model::Model;
-use crate::options::TrainingOptions;
+use crate::options::{ExecutionEnvironment, TrainingOptions};
 use crate::record::{StopReason, TrainingRecord};
 use crate::schedule::FrequencyUnit;
 use crate::train::{classes_of, set_normalization, with_classes};
@@ -52,6 +53,7 @@ pub struct Trainer<'a> {
     options: TrainingOptions,
     observers: Vec<Box<dyn TrainingObserver + 'a>>,
     stop: Option<&'a AtomicBool>,
+    comm: Option<Arc<dyn Communicator>>,
 }
 
 impl<'a> Trainer<'a> {
@@ -61,6 +63,34 @@ impl<'a> Trainer<'a> {
             options,
             observers: Vec::new(),
             stop: None,
+            comm: None,
+        }
+    }
+
+    /// Trains data-parallel over `comm`'s ranks (unless `ExecutionEnvironment`
+    /// is `"cpu"`): run the same trainer, with the same options and data, on
+    /// every rank. Each rank reads and computes its share of every
+    /// mini-batch ([`crate::distributed`]); they end with the same weights.
+    /// Only rank 0 tells its observers and writes checkpoints (attach them
+    /// on every rank alike: the others' stay silent). A failure on one rank
+    /// stops all ([`Communicator::abort`]).
+    pub fn communicator(mut self, comm: Arc<dyn Communicator>) -> Self {
+        self.comm = Some(comm);
+        self
+    }
+
+    /// The communicator training runs over: `None` for one process.
+    fn parallel(&self) -> Result<Option<Arc<dyn Communicator>>> {
+        let comm = self.comm.clone().filter(|c| c.size() > 1);
+        match (self.options.execution_environment, comm) {
+            (ExecutionEnvironment::Cpu, _) => Ok(None),
+            (ExecutionEnvironment::Auto, comm) => Ok(comm),
+            (ExecutionEnvironment::Parallel, Some(comm)) => Ok(Some(comm)),
+            (ExecutionEnvironment::Parallel, None) if self.comm.is_some() => Ok(None),
+            (ExecutionEnvironment::Parallel, None) => Err(Error::InvalidOption {
+                option: "ExecutionEnvironment",
+                message: "\"parallel\" needs a communicator (Trainer::communicator; with the `mpi` feature, launch with mpirun)".into(),
+            }),
         }
     }
 
@@ -172,6 +202,9 @@ impl<'a> Trainer<'a> {
     ) -> Result<(Model, TrainingRecord)> {
         let options = self.options.clone();
         let mut source = DatastoreBatches::training(train, &options)?;
+        if let Some(comm) = self.parallel()? {
+            source = fail_all(Some(comm.as_ref()), source.shared(comm.share()))?;
+        }
         let mut val = validation
             .map(|v| DatastoreBatches::in_order(v, &options))
             .transpose()?;
@@ -187,14 +220,36 @@ impl<'a> Trainer<'a> {
     }
 
     fn run(
-        mut self,
+        self,
         network: &mut Network,
         source: &mut dyn BatchSource,
         validation: Option<&mut dyn BatchSource>,
         resume: Option<TrainingState>,
     ) -> Result<TrainingRecord> {
-        let dir = self.options.checkpoint_path.clone();
-        if self.stop.is_some() && dir.is_none() {
+        let comm = self.parallel()?;
+        let result = self.run_ranks(comm.clone(), network, source, validation, resume);
+        fail_all(comm.as_deref(), result)
+    }
+
+    /// [`Trainer::run`] on this rank of `comm` (`None`: one process).
+    fn run_ranks(
+        mut self,
+        comm: Option<Arc<dyn Communicator>>,
+        network: &mut Network,
+        source: &mut dyn BatchSource,
+        validation: Option<&mut dyn BatchSource>,
+        resume: Option<TrainingState>,
+    ) -> Result<TrainingRecord> {
+        if comm.as_ref().is_some_and(|c| !c.is_root()) {
+            // Rank 0 alone reports and writes.
+            self.observers.clear();
+        }
+        let dir = self
+            .options
+            .checkpoint_path
+            .clone()
+            .filter(|_| comm.as_ref().is_none_or(|c| c.is_root()));
+        if self.stop.is_some() && self.options.checkpoint_path.is_none() {
             return Err(Error::InvalidOption {
                 option: "CheckpointPath",
                 message: "interruptible training needs a checkpoint folder".into(),
@@ -215,7 +270,15 @@ impl<'a> Trainer<'a> {
                 .map(|dir| Checkpoints::new(dir, &classes, options))
                 .transpose()?,
         };
-        let outcome = training_loop::run(network, source, validation, options, &mut hooks, resume)?;
+        let outcome = training_loop::run(
+            network,
+            source,
+            validation,
+            options,
+            &mut hooks,
+            resume,
+            comm.clone(),
+        )?;
         let mut record = outcome.record;
         if let (StopReason::Interrupted, Some(c)) = (outcome.reason, &hooks.checkpoints) {
             let name = format!(
@@ -235,6 +298,15 @@ impl<'a> Trainer<'a> {
         });
         Ok(record)
     }
+}
+
+/// Data-parallel training: on an error, stops every rank (the others wait in
+/// a collective this rank will never reach), then returns the error.
+fn fail_all<T>(comm: Option<&dyn Communicator>, result: Result<T>) -> Result<T> {
+    if let (Err(e), Some(c)) = (&result, comm) {
+        c.abort(&format!("rank {} of {} failed: {e}", c.rank(), c.size()));
+    }
+    result
 }
 
 /// Trains `network` in place on `source` (see [`Trainer::fit`]), giving every
@@ -407,7 +479,8 @@ impl LoopHooks for RunHooks<'_, '_> {
 /// those that decide the weights (all but `maxEpochs`, `verbose`,
 /// `verboseFrequency`, `metrics` and the checkpoint options).
 fn differing_option(stored: &TrainingOptions, given: &TrainingOptions) -> Option<String> {
-    const FREE: [&str; 8] = [
+    const FREE: [&str; 9] = [
+        "executionEnvironment",
         "maxEpochs",
         "verbose",
         "verboseFrequency",

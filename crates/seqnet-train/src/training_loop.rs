@@ -3,6 +3,7 @@
 //! it through [`LoopHooks`].
 
 use crate::batches::BatchSource;
+use crate::distributed::{self, Communicator, CommunicatorReducer, StandInReducer};
 use crate::error::{Error, Result};
 use crate::events::TrainingEvent;
 use crate::metric::check_metrics;
@@ -11,8 +12,9 @@ use crate::options::{OutputNetwork, SequenceLength, TrainingOptions};
 use crate::record::{IterationInfo, Metrics, StopReason, TrainingRecord};
 use crate::solver::{self, SolverState};
 use ndarray::ArrayD;
-use seqnet_core::{Mode, Network};
+use seqnet_core::{Mode, Network, SharedReducer};
 use seqnet_data::{Chunk, MiniBatch};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Where training stands: everything a checkpoint needs so that resuming gives
@@ -68,6 +70,13 @@ pub(crate) struct Outcome {
 /// respect to the input data, so input gradients are off while it runs
 /// ([`Network::set_input_gradients`]) and restored after.
 ///
+/// With a communicator of more than one rank (data-parallel training),
+/// `source` gives this rank's share of each mini-batch: the loss gradients
+/// are weighted, the gradients and the reported loss, accuracy and RMSE
+/// summed across ranks, and a stop on any rank stops every rank (see
+/// [`crate::distributed`]). Every rank validates on the whole validation
+/// data, so that early stopping and the best network agree.
+///
 /// On a normal end (not [`StopReason::Interrupted`]) the network is the one
 /// `OutputNetwork` asks for and, when validating, the record holds its
 /// validation metrics; an interrupted run leaves the network as it is, for
@@ -79,11 +88,17 @@ pub(crate) fn run(
     options: &TrainingOptions,
     hooks: &mut dyn LoopHooks,
     resume: Option<TrainingState>,
+    comm: Option<Arc<dyn Communicator>>,
 ) -> Result<Outcome> {
     options.validate()?;
     let input_gradients = network.input_gradients_enabled();
     network.set_input_gradients(false);
-    let result = run_inner(network, source, validation, options, hooks, resume);
+    let comm = comm.filter(|c| c.size() > 1);
+    if let Some(c) = &comm {
+        network.set_stat_reducer(Some(Arc::new(CommunicatorReducer(c.clone()))));
+    }
+    let result = run_inner(network, source, validation, options, hooks, resume, comm);
+    network.set_stat_reducer(None);
     network.set_input_gradients(input_gradients);
     result
 }
@@ -95,9 +110,16 @@ fn run_inner(
     options: &TrainingOptions,
     hooks: &mut dyn LoopHooks,
     resume: Option<TrainingState>,
+    comm: Option<Arc<dyn Communicator>>,
 ) -> Result<Outcome> {
     let run = Loop {
         options,
+        comm: comm.as_deref(),
+        reducers: comm.as_ref().map(|c| {
+            let normal: SharedReducer = Arc::new(CommunicatorReducer(c.clone()));
+            let stand_in: SharedReducer = Arc::new(StandInReducer(c.clone()));
+            (normal, stand_in)
+        }),
         stateful_chunks: matches!(options.sequence_length, SequenceLength::Fixed(_)),
         classification: is_classification(network),
         start: Instant::now(),
@@ -139,6 +161,10 @@ fn run_inner(
 /// What every step of one run needs.
 struct Loop<'o> {
     options: &'o TrainingOptions,
+    /// Data-parallel training: the other ranks (more than one rank in all).
+    comm: Option<&'o dyn Communicator>,
+    /// With `comm`: batch normalization's reducers for a share and for a stand-in.
+    reducers: Option<(SharedReducer, SharedReducer)>,
     /// Split sequences carry their state from chunk to chunk.
     stateful_chunks: bool,
     classification: bool,
@@ -173,7 +199,7 @@ impl Loop<'_> {
                 // Stop between mini-batches only, so that split sequences
                 // never lose their carried state; not after the very last one,
                 // where training ends anyway.
-                if let Some(reason) = hooks.stop().filter(|_| !final_batch) {
+                if let Some(reason) = self.stop(hooks).filter(|_| !final_batch) {
                     return Ok(reason);
                 }
             }
@@ -188,6 +214,27 @@ impl Loop<'_> {
         Ok(StopReason::MaxEpochs)
     }
 
+    /// The hooks' reason to stop; with several ranks, any rank's (an
+    /// interruption on one stops all, at the same mini-batch).
+    fn stop(&self, hooks: &dyn LoopHooks) -> Option<StopReason> {
+        let mine = hooks.stop();
+        let Some(c) = self.comm else {
+            return mine;
+        };
+        let mut v = [
+            (mine == Some(StopReason::Interrupted)) as u8 as f64,
+            (mine.is_some() && mine != Some(StopReason::Interrupted)) as u8 as f64,
+        ];
+        c.sum_f64(&mut v);
+        if v[0] > 0.0 {
+            Some(StopReason::Interrupted)
+        } else if v[1] > 0.0 {
+            Some(mine.unwrap_or(StopReason::StopRequested))
+        } else {
+            None
+        }
+    }
+
     /// The chunks of one mini-batch, validating after the last one when due.
     /// Returns a stop reason when validation patience runs out.
     fn mini_batch(
@@ -195,13 +242,38 @@ impl Loop<'_> {
         network: &mut Network,
         batch: &MiniBatch,
         step: Step,
-        mut validation: Option<&mut (dyn BatchSource + '_)>,
+        validation: Option<&mut (dyn BatchSource + '_)>,
         hooks: &mut dyn LoopHooks,
         st: &mut TrainingState,
     ) -> Result<Option<StopReason>> {
         network.reset_state();
+        // A rank without observations in a mini-batch smaller than the rank
+        // count runs a stand-in that counts for nothing.
+        let stand_in = self.comm.is_some() && batch.indices.is_empty();
+        if let (true, Some((_, zero))) = (stand_in, &self.reducers) {
+            network.set_stat_reducer(Some(zero.clone()));
+        }
+        let trained = self.train_chunks(network, batch, step, stand_in, validation, hooks, st);
+        if let (true, Some((normal, _))) = (stand_in, &self.reducers) {
+            network.set_stat_reducer(Some(normal.clone()));
+        }
+        trained
+    }
+
+    /// [`Loop::mini_batch`]'s chunks; `stand_in`: this rank's chunks count for nothing.
+    #[allow(clippy::too_many_arguments)]
+    fn train_chunks(
+        &self,
+        network: &mut Network,
+        batch: &MiniBatch,
+        step: Step,
+        stand_in: bool,
+        mut validation: Option<&mut (dyn BatchSource + '_)>,
+        hooks: &mut dyn LoopHooks,
+        st: &mut TrainingState,
+    ) -> Result<Option<StopReason>> {
         for (c, chunk) in batch.chunks.iter().enumerate() {
-            let mut info = self.train_chunk(network, chunk, step, st)?;
+            let mut info = self.train_chunk(network, chunk, step, stand_in, st)?;
             let iteration = info.iteration;
             // Validate between mini-batches only, so that split sequences keep their state.
             let last_chunk = c + 1 == batch.chunks.len();
@@ -247,6 +319,7 @@ impl Loop<'_> {
         network: &mut Network,
         chunk: &Chunk,
         step: Step,
+        stand_in: bool,
         st: &mut TrainingState,
     ) -> Result<IterationInfo> {
         let lr = self.options.learn_rate_at(step.epoch, st.iteration);
@@ -257,11 +330,18 @@ impl Loop<'_> {
             return Err(Error::NoTargets { data: "training" });
         };
         let preds = run_chunk(network, chunk, Mode::Training, self.stateful_chunks)?;
-        let loss = network.loss().unwrap_or(f32::NAN);
+        let loss = match self.comm {
+            // The global mini-batch's loss, the same on every rank.
+            Some(c) => distributed::weigh_shares(network, c, stand_in)?.loss,
+            None => network.loss().unwrap_or(f32::NAN),
+        };
         if !loss.is_finite() {
             return Err(Error::NonFiniteLoss { iteration, loss });
         }
         network.backward()?;
+        if let Some(c) = self.comm {
+            distributed::sum_gradients(network, c);
+        }
         {
             let mut params: Vec<_> = network
                 .learnables_mut()
@@ -271,8 +351,11 @@ impl Loop<'_> {
             solver::step(&mut params, &mut st.solver, self.options, lr);
         }
         let mut sums = MetricSums::new(&self.options.metrics);
-        for p in &preds {
+        for p in preds.iter().filter(|_| !stand_in) {
             sums.add(p, target, self.classification);
+        }
+        if let Some(c) = self.comm {
+            distributed::sum_metrics(&mut sums, c);
         }
         Ok(IterationInfo {
             epoch: step.epoch + 1,

@@ -217,6 +217,8 @@ fn run_recurrent(fx: &Fixture, mode: OutputMode) -> ArrayD<f32> {
     } else {
         (None, None)
     };
+    // PyTorch's proj_size (lstm_proj cases): nn.LSTM's weight_hr_l{k}.
+    let proj = fx.config("proj_size").as_u64().filter(|&p| p > 0);
     let mut array: Vec<Layer> = vec![SequenceInput::new(c).name("in").into()];
     let mut pairs = Vec::new();
     let names: Vec<String> = (0..layers).map(|l| format!("rnn{l}")).collect();
@@ -249,6 +251,9 @@ fn run_recurrent(fx: &Fixture, mode: OutputMode) -> ArrayD<f32> {
             }
             (_, true) => {
                 let mut g = BiLstm::new(h).output_mode(m).name(name);
+                if let Some(p) = proj {
+                    g = g.projection_size(p as usize);
+                }
                 if let (Some(h0), Some(c0)) = (&h0, &c0) {
                     g = g
                         .hidden_state(state_of(h0, l, dirs))
@@ -258,6 +263,9 @@ fn run_recurrent(fx: &Fixture, mode: OutputMode) -> ArrayD<f32> {
             }
             _ => {
                 let mut g = Lstm::new(h).output_mode(m).name(name);
+                if let Some(p) = proj {
+                    g = g.projection_size(p as usize);
+                }
                 if let (Some(h0), Some(c0)) = (&h0, &c0) {
                     g = g
                         .hidden_state(state_of(h0, l, dirs))
@@ -553,7 +561,7 @@ fn imported_pytorch_parameters_reproduce_the_fixtures_outputs() {
         let fx = Fixture::load(path);
         let kind = fx.spec["layer"].as_str().unwrap_or_default().to_string();
         let report = match kind.as_str() {
-            "lstm" | "bilstm" | "gru" | "bigru" => check_recurrent(&fx),
+            "lstm" | "bilstm" | "gru" | "bigru" | "lstm_proj" => check_recurrent(&fx),
             "video_net" => check_video(&fx),
             "conv2d_bn_relu" => check_conv(&fx),
             "conv1d" => check_conv1d(&fx),
@@ -574,6 +582,7 @@ fn imported_pytorch_parameters_reproduce_the_fixtures_outputs() {
         "bilstm",
         "gru",
         "bigru",
+        "lstm_proj",
         "video_net",
         "conv1d",
         "cnn1d_net",

@@ -125,3 +125,53 @@ fn new_weights_reach_the_streaming_step() {
     }
     close(&run(&mut lean, false), &run(&mut full, true));
 }
+
+/// Streaming a sequence in chunks through a projected LSTM or a GRU (no lean
+/// step: the stateful batched path) gives what the whole sequence gives in
+/// one forward.
+#[test]
+fn projected_lstm_and_gru_stream_as_the_whole_sequence() {
+    let recurrent: Vec<Layer> = vec![
+        Lstm::new(6).projection_size(3).name("rnn").into(),
+        Gru::new(5).name("rnn").into(),
+        Gru::new(5)
+            .reset_gate_mode(ResetGateMode::BeforeMultiplication)
+            .name("rnn")
+            .into(),
+    ];
+    let mut rng = StdRng::seed_from_u64(9);
+    for rnn in recurrent {
+        let layers: Vec<Layer> = vec![
+            SequenceInput::new(4).name("in").into(),
+            rnn,
+            FullyConnected::new(2).name("fc").into(),
+            RegressionOutput::new().name("out").into(),
+        ];
+        let graph = LayerGraph::from_layers(layers).unwrap();
+        let mut streamed = Network::new(&graph, 3).unwrap();
+        let mut whole = Network::new(&graph, 3).unwrap();
+        assert!(!streamed.can_step());
+        let x = Array2::from_shape_simple_fn((7, 4), || rng.random_range(-1.0f32..1.0));
+        let mut got = Vec::new();
+        for (a, b) in [(0, 3), (3, 4), (4, 7)] {
+            let chunk = x.slice(ndarray::s![a..b, ..]).to_owned();
+            let y = predict_and_update_state(&mut streamed, &[Sequence::Features(chunk)]).unwrap();
+            got.extend(y[0].iter().copied());
+        }
+        let data = x
+            .clone()
+            .into_shape_with_order((7, 1, 4))
+            .unwrap()
+            .into_dyn();
+        let y = whole
+            .forward(
+                &[Activation::sequence(data, None).unwrap()],
+                None,
+                Mode::Inference,
+                false,
+            )
+            .unwrap();
+        let want = Array2::from_shape_vec((7, 2), y[0].data.iter().copied().collect()).unwrap();
+        close(&Array2::from_shape_vec((7, 2), got).unwrap(), &want);
+    }
+}

@@ -15,9 +15,12 @@ use seqnet_core::{Activation, Layer, LayerGraph, Mode, Network};
 
 const B: usize = 32;
 const T: usize = 50;
-const F: usize = 128;
-const H: usize = 256;
-const K: usize = 10;
+/// Input channels (shared with [`super::gru`]).
+pub(super) const F: usize = 128;
+/// Hidden units.
+pub(super) const H: usize = 256;
+/// Classes.
+pub(super) const K: usize = 10;
 
 fn network() -> Result<Network> {
     let layers: Vec<Layer> = vec![
@@ -34,7 +37,7 @@ fn network() -> Result<Network> {
 }
 
 /// Random `[T, B, F]` inputs and one-hot `[B, K]` targets.
-fn data() -> Result<(Activation, Activation)> {
+pub(super) fn data() -> Result<(Activation, Activation)> {
     let mut rng = StdRng::seed_from_u64(7);
     let x = ArrayD::from_shape_simple_fn(IxDyn(&[T, B, F]), || rng.random_range(-1.0f32..1.0));
     let mut y = ArrayD::<f32>::zeros(IxDyn(&[B, K]));

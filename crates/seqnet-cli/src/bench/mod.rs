@@ -10,8 +10,10 @@
 //! `/proc/self/clear_refs`; absent elsewhere).
 //!
 //! plus a `machine=gemm-f32-1024` line with the f32 matrix-product rate of a
-//! 1024³ product through the `gemm` crate as [`seqnet_core::kernels::gemm`] uses it, so
-//! that each figure can be read as a fraction of the machine's limit.
+//! 1024³ product through the `gemm` crate as [`seqnet_core::kernels::gemm`] uses it,
+//! and a `machine=fma-peak` line with the rate of a pure FMA loop on every
+//! thread ([`fma_peak`]), so that each figure can be read as a fraction of
+//! the machine's limit (`fma_peak_pct` on every line with a FLOP count).
 //!
 //! | workload | module |
 //! |---|---|
@@ -22,6 +24,7 @@
 //! | `cnn1d-train-step` | [`cnn1d`] |
 //! | `video-epoch` | [`video_epoch`] |
 //! | `transformer-train-step`, `transformer-infer` | [`transformer`] |
+//! | `gru-train-step`, `gru-infer`, `bilstm-train-step` | [`gru`] |
 //!
 //! Every figure is wall-clock time, the median of several repetitions after a
 //! warm-up, on rayon's global pool (as many threads as cores, or
@@ -29,6 +32,7 @@
 //! right after and prints the ratios.
 
 pub mod cnn1d;
+pub mod gru;
 pub mod lstm;
 mod peak_memory;
 pub mod stream;
@@ -54,6 +58,9 @@ pub const WORKLOADS: &[&str] = &[
     "video-epoch",
     "transformer-train-step",
     "transformer-infer",
+    "gru-train-step",
+    "bilstm-train-step",
+    "gru-infer",
 ];
 
 /// Timings of one workload, in milliseconds, warm-up excluded.
@@ -123,7 +130,11 @@ pub fn line(name: &str, t: &Timings, flop: Option<f64>, extra: &str) -> String {
     let med = t.median();
     let mut s = format!("workload={name} median_ms={med:.4}");
     if let Some(f) = flop {
-        s += &format!(" gflop_per_s={:.1}", f / (med * 1e-3) / 1e9);
+        let rate = f / (med * 1e-3) / 1e9;
+        s += &format!(
+            " gflop_per_s={rate:.1} fma_peak_pct={:.0}",
+            100.0 * rate / fma_peak().0
+        );
     }
     s += &format!(" reps={} min_ms={:.4}", t.0.len(), t.min());
     if !extra.is_empty() {
@@ -137,6 +148,25 @@ pub fn line(name: &str, t: &Timings, flop: Option<f64>, extra: &str) -> String {
 /// (the spec's `8·T·B·H·(F+H)`).
 pub fn lstm_forward_flop(t: usize, b: usize, f: usize, h: usize) -> f64 {
     8.0 * (t * b * h * (f + h)) as f64
+}
+
+/// The machine's FMA limit on rayon's thread count, measured once per
+/// process (about half a second): GFLOP/s on all threads, and per thread.
+pub fn fma_peak() -> (f64, f64) {
+    static PEAK: std::sync::OnceLock<(f64, f64)> = std::sync::OnceLock::new();
+    *PEAK
+        .get_or_init(|| seqnet_core::kernels::fma_peak::fma_peak(rayon::current_num_threads(), 100))
+}
+
+/// The `machine=fma-peak` line: [`fma_peak`], the yardstick of the
+/// `fma_peak_pct` field.
+pub fn fma_peak_line() -> String {
+    let (all, per) = fma_peak();
+    format!(
+        "machine=fma-peak gflop_per_s={all:.1} per_thread={per:.1} threads={} isa={}",
+        rayon::current_num_threads(),
+        seqnet_core::kernels::Isa::best().name()
+    )
 }
 
 /// The f32 product rate of a 1024³ product through [`seqnet_core::kernels::gemm::matmul_into`]
@@ -198,6 +228,9 @@ pub fn run_with(only: Option<&[String]>, machine_line: bool) -> Result<()> {
             "video-epoch" => video_epoch::run()?,
             "transformer-train-step" => transformer::train_step()?,
             "transformer-infer" => transformer::infer()?,
+            "gru-train-step" => gru::train_step()?,
+            "bilstm-train-step" => gru::bilstm_train_step()?,
+            "gru-infer" => gru::infer()?,
             _ => unreachable!("checked above"),
         };
         if let Some(mb) = peak.peak_mb() {
@@ -207,6 +240,7 @@ pub fn run_with(only: Option<&[String]>, machine_line: bool) -> Result<()> {
     }
     if machine_line {
         println!("{}", gemm_peak());
+        println!("{}", fma_peak_line());
     }
     Ok(())
 }

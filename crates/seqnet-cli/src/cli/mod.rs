@@ -12,13 +12,17 @@ mod bench;
 mod data;
 mod demo;
 mod docs_figures;
+mod export_onnx;
 mod forecast;
 mod generate_sequences;
 mod generate_videos;
+mod import_onnx;
 mod import_torch;
 mod live_plot;
 mod new;
+mod parallel;
 mod predict;
+mod predict_raw;
 mod progress;
 mod summary;
 mod train;
@@ -63,6 +67,11 @@ pub enum Command {
     Demo(demo::Args),
     /// Build a model file from a PyTorch state dict saved as safetensors.
     ImportTorch(import_torch::Args),
+    /// Write a model as an ONNX model (input 'input' batch first, optional
+    /// 'sequence_lens', output 'output').
+    ExportOnnx(export_onnx::Args),
+    /// Build a model file from an ONNX model written by torch.onnx.export.
+    ImportOnnx(import_onnx::Args),
     /// Write a synthetic video set (the class is the direction of motion) as a
     /// datastore folder.
     GenerateVideos(generate_videos::Args),
@@ -95,6 +104,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Activations(a) => done(activations::run(a)),
         Command::Demo(a) => done(demo::run(a)),
         Command::ImportTorch(a) => done(import_torch::run(a)),
+        Command::ExportOnnx(a) => done(export_onnx::run(a)),
+        Command::ImportOnnx(a) => done(import_onnx::run(a)),
         Command::GenerateVideos(a) => done(generate_videos::run(a)),
         Command::Forecast(a) => done(forecast::run(a)),
         Command::GenerateWaveforms(a) => done(generate_sequences::run_waveforms(a)),

@@ -26,9 +26,18 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
     /// The data: a .ts file or a datastore folder.
-    #[arg(long, value_name = "DATA")]
-    pub data: PathBuf,
-    /// Where to write the predictions (.csv).
+    #[arg(long, value_name = "DATA", required_unless_present = "input")]
+    pub data: Option<PathBuf>,
+    /// Instead of --data: one batch as a .npy array (float32) in the ONNX
+    /// export's layout, [B, T, C] or [B, T, C, H, W], right-padded; the
+    /// output is written as .npy ([B, K] or [B, T, K]).
+    #[arg(long, value_name = "X.npy", conflicts_with_all = ["data", "confusion", "mini_batch_size"])]
+    pub input: Option<PathBuf>,
+    /// With --input: each sequence's length (.npy, int32 or int64, [B]);
+    /// default: all fill the time axis.
+    #[arg(long, value_name = "L.npy", requires = "input")]
+    pub lengths: Option<PathBuf>,
+    /// Where to write the predictions (.csv, or .npy with --input).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
     /// Observations per mini-batch [default: the model's training mini-batch size].
@@ -323,8 +332,17 @@ pub fn run(args: Args) -> Result<()> {
         super::train::picture_extension("--confusion", p)?;
     }
     let mut model = load_model(&args.model)?;
+    let data_path = match (&args.input, &args.data) {
+        (Some(x), _) => {
+            return super::predict_raw::run(&mut model, x, args.lengths.as_deref(), &args.out)
+        }
+        (None, Some(d)) => d,
+        (None, None) => {
+            return Err(flag_error("--data", "give --data or --input"));
+        }
+    };
     let classes = model.classes.clone();
-    let data = open_data(&args.data, Some(&classes))?;
+    let data = open_data(data_path, Some(&classes))?;
     let options = predict_options(&model, args.mini_batch_size);
     let predictions = predict_data(&mut model, &data, &options)?;
     ensure_parent(&args.out)?;

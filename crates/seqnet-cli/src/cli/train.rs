@@ -3,6 +3,7 @@
 
 use super::data::{check_fits, open_data, DataSet};
 use super::live_plot::LivePlot;
+use super::parallel::Parallel;
 use super::progress::{extra_metrics, Progress, Verbosity};
 use super::{ensure_parent, flag_error, in_file, load_graph, out, read_text, shown};
 use super::{CliError, Result};
@@ -10,8 +11,8 @@ use clap::ValueEnum;
 use seqnet_core::{LayerGraph, PaddingDirection};
 use seqnet_train::checkpoint::read_options;
 use seqnet_train::{
-    FrequencyUnit, LastMiniBatch, LearnRateSchedule, Metric, Model, SequenceLength, Shuffle,
-    Solver, StopReason, Trainer, TrainingOptions, TrainingRecord,
+    Communicator, ExecutionEnvironment, FrequencyUnit, LastMiniBatch, LearnRateSchedule, Metric,
+    Model, SequenceLength, Shuffle, Solver, StopReason, Trainer, TrainingOptions, TrainingRecord,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,6 +58,17 @@ pub enum LastMiniBatchName {
     Keep,
     /// leave them out of the epoch (as MATLAB does)
     Discard,
+}
+
+/// Where training runs (MATLAB's `ExecutionEnvironment`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnvironmentName {
+    /// data-parallel when an MPI launcher started seqnet, one process otherwise
+    Auto,
+    /// this process alone
+    Cpu,
+    /// data-parallel over the processes of `mpirun -np N` (needs the `mpi` feature)
+    Parallel,
 }
 
 /// What checkpoint frequencies count.
@@ -119,6 +131,11 @@ pub struct OptionFlags {
     /// [default: none].
     #[arg(long, value_name = "NAME[:PROPERTY=VALUE,...]", value_parser = schedule)]
     pub learn_rate_schedule: Option<LearnRateSchedule>,
+    /// Where to train: auto, cpu, or parallel over MPI, launched with
+    /// `mpirun -np N seqnet train ...`; --mini-batch-size stays the global
+    /// mini-batch, shared among the processes [default: auto].
+    #[arg(long, value_enum, value_name = "ENV")]
+    pub execution_environment: Option<EnvironmentName>,
 }
 
 /// `seqnet train`'s arguments.
@@ -306,6 +323,13 @@ impl OptionFlags {
         if let Some(n) = self.mini_batch_size {
             o.mini_batch_size = n as usize;
         }
+        if let Some(e) = self.execution_environment {
+            o.execution_environment = match e {
+                EnvironmentName::Auto => ExecutionEnvironment::Auto,
+                EnvironmentName::Cpu => ExecutionEnvironment::Cpu,
+                EnvironmentName::Parallel => ExecutionEnvironment::Parallel,
+            };
+        }
         if let Some(r) = self.learn_rate {
             o.initial_learn_rate = Some(r);
         }
@@ -397,13 +421,21 @@ pub fn train_with_progress(
     if let Some(v) = validation {
         check_fits(graph, v, true)?;
     }
-    run_with_progress(train, options.clone(), display, None, None, |trainer| {
-        trainer.train(
-            graph,
-            train.store.clone(),
-            validation.map(|v| v.store.clone()),
-        )
-    })
+    run_with_progress(
+        train,
+        options.clone(),
+        display,
+        None,
+        None,
+        None,
+        |trainer| {
+            trainer.train(
+                graph,
+                train.store.clone(),
+                validation.map(|v| v.store.clone()),
+            )
+        },
+    )
 }
 
 /// Runs `run` (a training call) on a trainer with `options`, the progress
@@ -415,12 +447,19 @@ fn run_with_progress(
     display: Verbosity,
     stop: Option<&AtomicBool>,
     plot: Option<&Path>,
+    comm: Option<Arc<dyn Communicator>>,
     run: impl FnOnce(Trainer<'_>) -> seqnet_train::Result<(Model, TrainingRecord)>,
 ) -> Result<Trained> {
+    // Rank 0 alone shows progress and draws.
+    let root = comm.as_ref().is_none_or(|c| c.is_root());
+    let display = if root { display } else { Verbosity::Quiet };
     let mut progress = Progress::new(display, &options, train.store.len());
     let start = Instant::now();
     let mut trainer = Trainer::new(options).observer(&mut progress);
-    if let Some(path) = plot {
+    if let Some(c) = comm {
+        trainer = trainer.communicator(c);
+    }
+    if let Some(path) = plot.filter(|_| root) {
         trainer = trainer.observer(LivePlot::new(path));
     }
     if let Some(stop) = stop {
@@ -515,18 +554,29 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .as_ref()
         .map(|v| open_data(v, classes.as_deref()))
         .transpose()?;
+    let parallel = Parallel::start(options.execution_environment)?;
+    let comm = parallel.communicator();
     let stop = interrupt_flag();
     let plot = args.plot.as_deref();
     let trained = match (&args.resume, &args.net) {
         (Some(checkpoint), _) => {
             let stored = resume_options(&args, checkpoint, &options)?;
-            run_with_progress(&train, stored, display, Some(&stop), plot, |trainer| {
-                trainer.resume(
-                    checkpoint,
-                    train.store.clone(),
-                    validation.as_ref().map(|v| v.store.clone()),
-                )
-            })?
+            let comm = comm.clone();
+            run_with_progress(
+                &train,
+                stored,
+                display,
+                Some(&stop),
+                plot,
+                comm,
+                |trainer| {
+                    trainer.resume(
+                        checkpoint,
+                        train.store.clone(),
+                        validation.as_ref().map(|v| v.store.clone()),
+                    )
+                },
+            )?
         }
         (None, Some(net)) => {
             let graph = load_graph(net)?;
@@ -534,13 +584,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
             if let Some(v) = &validation {
                 check_fits(&graph, v, true)?;
             }
-            run_with_progress(&train, options, display, Some(&stop), plot, |trainer| {
-                trainer.train(
-                    &graph,
-                    train.store.clone(),
-                    validation.as_ref().map(|v| v.store.clone()),
-                )
-            })?
+            let comm = comm.clone();
+            run_with_progress(
+                &train,
+                options,
+                display,
+                Some(&stop),
+                plot,
+                comm,
+                |trainer| {
+                    trainer.train(
+                        &graph,
+                        train.store.clone(),
+                        validation.as_ref().map(|v| v.store.clone()),
+                    )
+                },
+            )?
         }
         (None, None) => {
             return Err(flag_error(
@@ -549,6 +608,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ))
         }
     };
+    if !parallel.is_root() {
+        // Rank 0 reports and writes the model; the others end quietly.
+        return Ok(match trained.record.stop_reason {
+            Some(StopReason::Interrupted) => ExitCode::from(130),
+            _ => ExitCode::SUCCESS,
+        });
+    }
     if let (Some(StopReason::Interrupted), Some(checkpoint)) =
         (trained.record.stop_reason, &trained.record.checkpoint)
     {
@@ -607,6 +673,8 @@ fn resume_options(
         stored.metrics = m.0.clone();
     }
     stored.checkpoint_path = given.checkpoint_path.clone();
+    // Any number of processes resumes to the same weights.
+    stored.execution_environment = given.execution_environment;
     checkpoint_flags(args, &mut stored);
     Ok(stored)
 }

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Mode, Params, ShapeError};
 use crate::learnable::{Initializer, Learnable, LearnableSpec, StateArray, StateSpec};
+use crate::reduce::{SharedReducer, StatReducer};
 use crate::torch::{TorchLayout, TorchParam};
 use ndarray::{ArcArray, Array1, ArrayD, IxDyn};
 use rayon::prelude::*;
@@ -200,6 +201,7 @@ impl LayerDef for BatchNormalization {
             mean: params.state("TrainedMean")?,
             variance: params.state("TrainedVariance")?,
             cache: None,
+            reducer: None,
         }))
     }
     fn torch_layout(&self) -> Option<TorchLayout> {
@@ -228,6 +230,8 @@ struct BatchNormKernel {
     mean: StateArray,
     variance: StateArray,
     cache: Option<Cache>,
+    /// Data-parallel training: adds the statistics of every rank's share.
+    reducer: Option<SharedReducer>,
 }
 
 /// What backward needs from its forward.
@@ -244,6 +248,9 @@ struct Cache {
     mean: Vec<f32>,
     inv_std: Vec<f32>,
     mode: Mode,
+    /// The statistics were those of every rank's share (`count` is the
+    /// global count): backward reduces its sums too.
+    reduced: bool,
 }
 
 impl Cache {
@@ -482,20 +489,26 @@ impl BatchNormKernel {
             ),
         };
         if mode == Mode::Training && count > 0 {
-            let correction = if count > 1 {
-                count as f64 / (count - 1) as f64
-            } else {
-                1.0
-            };
-            let (md, vd) = (self.mean_decay as f64, self.variance_decay as f64);
-            for (r, &m) in self.mean.value.iter_mut().zip(&mean) {
-                *r = ((1.0 - md) * *r as f64 + md * m) as f32;
-            }
-            for (r, &v) in self.variance.value.iter_mut().zip(&var) {
-                *r = ((1.0 - vd) * *r as f64 + vd * v * correction) as f32;
-            }
+            self.update_running(&mean, &var, count);
         }
         (mean, var)
+    }
+
+    /// Moves the running statistics towards the batch `mean` and `var`
+    /// (biased; taken over `count` ≥ 1 values per channel).
+    fn update_running(&mut self, mean: &[f64], var: &[f64], count: usize) {
+        let correction = if count > 1 {
+            count as f64 / (count - 1) as f64
+        } else {
+            1.0
+        };
+        let (md, vd) = (self.mean_decay as f64, self.variance_decay as f64);
+        for (r, &m) in self.mean.value.iter_mut().zip(mean) {
+            *r = ((1.0 - md) * *r as f64 + md * m) as f32;
+        }
+        for (r, &v) in self.variance.value.iter_mut().zip(var) {
+            *r = ((1.0 - vd) * *r as f64 + vd * v * correction) as f32;
+        }
     }
 }
 
@@ -641,7 +654,14 @@ impl LayerKernel for BatchNormKernel {
         let count = real_frames * spatial;
         let xs = data.as_slice().expect("standard layout");
         let is_real = |n: usize| real.as_ref().is_none_or(|r| r[n]);
-        let (mean, var) = self.statistics(ctx.mode, xs, (c, spatial), &is_real, count);
+        let reducer = self.reducer.clone().filter(|_| ctx.mode == Mode::Training);
+        let (mean, var, count) = match &reducer {
+            Some(r) => self.reduced_statistics(r.as_ref(), xs, (c, spatial), &is_real, count),
+            None => {
+                let (mean, var) = self.statistics(ctx.mode, xs, (c, spatial), &is_real, count);
+                (mean, var, count)
+            }
+        };
         let inv_std: Vec<f32> = var
             .iter()
             .map(|&v| (1.0 / (v + self.epsilon).sqrt()) as f32)
@@ -665,6 +685,7 @@ impl LayerKernel for BatchNormKernel {
             mean,
             inv_std,
             mode: ctx.mode,
+            reduced: reducer.is_some(),
         });
         Ok(vec![x.like(y)])
     }
@@ -691,7 +712,7 @@ impl LayerKernel for BatchNormKernel {
         let xs = cache.x.as_slice().expect("standard layout");
         let (c, s) = (self.in_shape.channels, cache.spatial);
         let is_real = |n: usize| cache.is_real(n);
-        let sums = grad_sums(dys, xs, (c, s), &cache.mean, &is_real);
+        let mut sums = grad_sums(dys, xs, (c, s), &cache.mean, &is_real);
         let gamma = self.scale.value.as_standard_layout();
         let gamma = gamma.as_slice().expect("standard layout");
         // dOffset = Σ dy, dScale = Σ dy·x̂ with x̂ = (x − μ)·inv.
@@ -702,6 +723,11 @@ impl LayerKernel for BatchNormKernel {
                 .map(|(&(_, b), &inv)| (b * inv as f64) as f32),
         )
         .into_dyn();
+        // The learnables' gradients stay this share's (the solver's gradient
+        // sum adds them across ranks); dx needs the global mini-batch's sums.
+        if let (true, Some(r)) = (cache.reduced, &self.reducer) {
+            sums = reduce_pairs(r.as_ref(), &sums);
+        }
         // Training: dx = γ·inv·(dy − Σdy/m − x̂·Σ(dy·x̂)/m); inference: dx = γ·inv·dy.
         let coeffs: Vec<(f32, f32, f32)> = (0..c)
             .map(|ci| {
@@ -734,5 +760,108 @@ impl LayerKernel for BatchNormKernel {
     }
     fn states_mut(&mut self) -> Vec<&mut StateArray> {
         vec![&mut self.mean, &mut self.variance]
+    }
+    fn set_stat_reducer(&mut self, reducer: Option<SharedReducer>) {
+        self.reducer = reducer;
+    }
+}
+
+// Data-parallel training: the statistics of the global mini-batch, from
+// every rank's sums over its share (as PyTorch's SyncBatchNorm).
+
+/// Per channel `Σ x` over the real values of `[N, C, S]` data.
+fn channel_sums(
+    xs: &[f32],
+    (c, s): (usize, usize),
+    is_real: &(dyn Fn(usize) -> bool + Sync),
+) -> Vec<f64> {
+    let frames = xs.len() / (c * s).max(1);
+    if s == 1 {
+        return row_sums(frames, c, |range, acc| {
+            for r in range.filter(|&r| is_real(r)) {
+                let row = &xs[r * c..(r + 1) * c];
+                acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v as f64);
+            }
+        });
+    }
+    let block = |n: usize, ci: usize| &xs[(n * c + ci) * s..(n * c + ci + 1) * s];
+    (0..c)
+        .into_par_iter()
+        .map(|ci| {
+            (0..frames)
+                .filter(|&n| is_real(n))
+                .map(|n| block_sum(block(n, ci)))
+                .sum()
+        })
+        .collect()
+}
+
+/// Per channel `Σ (x − mean)²` over the real values of `[N, C, S]` data.
+fn channel_sq_devs(
+    xs: &[f32],
+    (c, s): (usize, usize),
+    is_real: &(dyn Fn(usize) -> bool + Sync),
+    mean: &[f32],
+) -> Vec<f64> {
+    let frames = xs.len() / (c * s).max(1);
+    if s == 1 {
+        return row_sums(frames, c, |range, acc| {
+            for r in range.filter(|&r| is_real(r)) {
+                let row = &xs[r * c..(r + 1) * c];
+                for ((a, &v), &m) in acc.iter_mut().zip(row).zip(mean) {
+                    let d = (v - m) as f64;
+                    *a += d * d;
+                }
+            }
+        });
+    }
+    let block = |n: usize, ci: usize| &xs[(n * c + ci) * s..(n * c + ci + 1) * s];
+    (0..c)
+        .into_par_iter()
+        .map(|ci| {
+            (0..frames)
+                .filter(|&n| is_real(n))
+                .map(|n| block_sq_dev(block(n, ci), mean[ci]))
+                .sum()
+        })
+        .collect()
+}
+
+/// Per channel `(a, b)` pairs summed across ranks.
+fn reduce_pairs(reducer: &dyn StatReducer, pairs: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut flat: Vec<f64> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
+    reducer.sum(&mut flat);
+    flat.chunks_exact(2).map(|p| (p[0], p[1])).collect()
+}
+
+impl BatchNormKernel {
+    /// Training statistics of the global mini-batch: this share's sums and
+    /// `count` added across ranks (two reductions, both made on every rank
+    /// whatever its share holds). Returns the mean, the biased variance and
+    /// the global count of real values per channel; updates the running
+    /// statistics as one process would on the whole mini-batch.
+    fn reduced_statistics(
+        &mut self,
+        reducer: &dyn StatReducer,
+        xs: &[f32],
+        (c, spatial): (usize, usize),
+        is_real: &(dyn Fn(usize) -> bool + Sync),
+        count: usize,
+    ) -> (Vec<f64>, Vec<f64>, usize) {
+        let mut sums = channel_sums(xs, (c, spatial), is_real);
+        sums.push(count as f64);
+        reducer.sum(&mut sums);
+        let total = sums.pop().unwrap_or(0.0).round() as usize;
+        if total == 0 {
+            // Nothing real on any rank: any normalization will do.
+            return (vec![0.0; c], vec![1.0; c], 0);
+        }
+        let mean: Vec<f64> = sums.iter().map(|s| s / total as f64).collect();
+        let m32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+        let mut sq = channel_sq_devs(xs, (c, spatial), is_real, &m32);
+        reducer.sum(&mut sq);
+        let var: Vec<f64> = sq.iter().map(|q| q / total as f64).collect();
+        self.update_running(&mean, &var, total);
+        (mean, var, total)
     }
 }

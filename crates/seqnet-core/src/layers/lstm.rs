@@ -2,10 +2,14 @@
 //! sharing one fused kernel ([`LstmKernel`]).
 
 use super::name_field;
+
+#[path = "lstm_projection.rs"]
+mod projection;
 use super::recurrent::{
-    acts, check_state_len, column_sums, fill_rows, initial_state, input_steps, matrix, output_grad,
-    put_slot, recurrent_setters, take_slot, view, view_mut, weight_grad, write_outputs,
-    GateActivation, OutputMode, RecurrentOptions, RecurrentState, StateActivation, Steps,
+    acts, check_state_len, column_sums, fill_rows, gather_rows, initial_state, input_steps, matrix,
+    output_grad, put_slot, real_rows, recurrent_setters, scatter_rows, take_slot, view, view_mut,
+    weight_grad, write_outputs, GateActivation, OutputMode, RecurrentOptions, RecurrentState,
+    StateActivation, Steps,
 };
 use super::util::{no_forward, single};
 use crate::activation::Activation;
@@ -70,9 +74,18 @@ pub struct LstmConfig<const D: usize> {
     /// MATLAB's `BiasInitializer`; `unit-forget-gate` sets each direction's forget-gate quarter to 1.
     #[serde(default = "unit_forget_gate")]
     pub bias_initializer: BiasInitializer,
-    /// Initial cell state (MATLAB's `CellState`), sized as the `hidden_state` option.
+    /// Initial cell state (MATLAB's `CellState`): `D·H` values, or `B·D·H`
+    /// (`[B, D·H]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cell_state: Option<Vec<f32>>,
+    /// `P`, the size of the output projection (PyTorch's `proj_size`; MATLAB's
+    /// `lstmLayer` has no such option): `None` (the default) for none. With
+    /// `P`, each direction's hidden state and output are
+    /// `ProjectorWeights·(o ⊙ state(c))`, `P` values (`0 < P < H`), the cell
+    /// state keeps `H`; the output is `D·P` wide, `RecurrentWeights` is
+    /// `[4·D·H, P]` and `ProjectorWeights` `[D·P, H]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projection_size: Option<usize>,
 }
 
 /// MATLAB's `lstmLayer`: see [`LstmConfig`]. Output size `H`.
@@ -93,6 +106,7 @@ impl<const D: usize> LstmConfig<D> {
             options: RecurrentOptions::default(),
             bias_initializer: unit_forget_gate(),
             cell_state: None,
+            projection_size: None,
         }
     }
     /// Sets the layer's name (MATLAB's `'Name'`).
@@ -112,9 +126,21 @@ impl<const D: usize> LstmConfig<D> {
         self
     }
 
-    /// The output size `S = D·H`.
+    /// Sets the output projection's size `P` (PyTorch's `proj_size`; see
+    /// [`LstmConfig::projection_size`]).
+    pub fn projection_size(mut self, p: usize) -> Self {
+        self.projection_size = Some(p);
+        self
+    }
+
+    /// The output size `S = D·H`, or `D·P` with a projection.
     pub fn output_size(&self) -> usize {
-        D * self.num_hidden_units
+        D * self.state_size()
+    }
+
+    /// Each direction's hidden-state size: `P` with a projection, else `H`.
+    fn state_size(&self) -> usize {
+        self.projection_size.unwrap_or(self.num_hidden_units)
     }
 
     /// The settings' own problems: `(setting, message)`.
@@ -122,12 +148,24 @@ impl<const D: usize> LstmConfig<D> {
         if self.num_hidden_units == 0 {
             return Err(("NumHiddenUnits", "must be positive".into()));
         }
+        if let Some(p) = self.projection_size {
+            if p == 0 || p >= self.num_hidden_units {
+                return Err((
+                    "ProjectionSize",
+                    format!(
+                        "must be between 1 and NumHiddenUnits − 1 ({}), got {p}",
+                        self.num_hidden_units - 1
+                    ),
+                ));
+            }
+        }
         let s = self.output_size();
         if let Some(v) = &self.options.hidden_state {
             check_state_len("HiddenState", v.len(), s).map_err(|m| ("HiddenState", m))?;
         }
         if let Some(v) = &self.cell_state {
-            check_state_len("CellState", v.len(), s).map_err(|m| ("CellState", m))?;
+            check_state_len("CellState", v.len(), D * self.num_hidden_units)
+                .map_err(|m| ("CellState", m))?;
         }
         Ok(())
     }
@@ -165,6 +203,12 @@ impl<const D: usize> LstmConfig<D> {
             input_weights: params.learnable("InputWeights")?,
             recurrent_weights: params.learnable("RecurrentWeights")?,
             bias: params.learnable("Bias")?,
+            projector: match self.projection_size {
+                Some(_) => Some(params.learnable("ProjectorWeights")?),
+                None => None,
+            },
+            projected: self.state_size(),
+            proj_tape: None,
             tape: None,
             kept: None,
             final_state: None,
@@ -219,17 +263,25 @@ impl<const D: usize> LayerDef for LstmConfig<D> {
     fn learnables(&self, inputs: &[ActShape]) -> Vec<LearnableSpec> {
         let c = inputs.first().map(|s| s.channels).unwrap_or(0);
         let (h, g) = (self.num_hidden_units, 4 * D * self.num_hidden_units);
-        let [w, r] = self.options.weight_specs(g, c, h);
+        let [w, r] = self.options.weight_specs(g, c, self.state_size());
         let b = self
             .options
             .bias_spec("Bias", g, self.bias_initializer, D, 4);
-        vec![w, r, b]
+        let mut specs = vec![w, r, b];
+        if let Some(p) = self.projection_size {
+            specs.push(projection::projector_spec(&self.options, D * p, h));
+        }
+        specs
     }
     fn build(&self, inputs: &[ActShape], params: Params) -> Result<Box<dyn LayerKernel>> {
         Ok(Box::new(self.kernel_from(inputs, params)?))
     }
     fn torch_layout(&self) -> Option<TorchLayout> {
-        Some(TorchLayout::recurrent("nn.LSTM", D, false))
+        let mut layout = TorchLayout::recurrent("nn.LSTM", D, false);
+        if self.projection_size.is_some() {
+            layout.params.push(projection::projector_torch(D));
+        }
+        Some(layout)
     }
 }
 
@@ -275,6 +327,12 @@ pub struct LstmKernel {
     input_weights: Learnable,
     recurrent_weights: Learnable,
     bias: Learnable,
+    /// `ProjectorWeights` `[D·P, H]`, with a projection.
+    projector: Option<Learnable>,
+    /// Each direction's hidden-state size: `P` with a projection, else `H`.
+    projected: usize,
+    /// What a projected forward keeps for its backward.
+    proj_tape: Option<projection::ProjTape>,
     tape: Option<LstmTape>,
     kept: Option<RecurrentState>,
     final_state: Option<RecurrentState>,
@@ -359,6 +417,11 @@ impl LstmKernel {
         let w_ih = matrix(&self.input_weights.value);
         let bias = self.bias.value.as_standard_layout();
         let bias = bias.as_slice().expect("standard layout");
+        // Without the input folded into the step product, the projection
+        // of every step is one product up front, on the real steps' rows
+        // only when padding is a large share of them.
+        let real = if fold { None } else { real_rows(steps) };
+        let x_real = real.as_ref().map(|r| gather_rows(x_rows, c, r));
         for (d, dir) in dirs.iter_mut().enumerate() {
             if tape || !fold {
                 sized(&mut dir.gates, t * b * g4);
@@ -368,13 +431,26 @@ impl LstmKernel {
             }
             if !fold {
                 let rows = d * g4..(d + 1) * g4;
+                let w = w_ih.slice_axis(Axis(0), rows.clone().into());
                 fill_rows(&mut dir.gates, &bias[rows.clone()]);
-                matmul_into(
-                    view(x_rows, t * b, c),
-                    w_ih.slice_axis(Axis(0), rows.into()).t(),
-                    view_mut(&mut dir.gates, t * b, g4),
-                    true,
-                );
+                match (&real, &x_real) {
+                    (Some(real), Some(xr)) => {
+                        let mut g = dir.gates[..real.len() * g4].to_vec();
+                        matmul_into(
+                            view(xr, real.len(), c),
+                            w.t(),
+                            view_mut(&mut g, real.len(), g4),
+                            true,
+                        );
+                        scatter_rows(&g, g4, real, &mut dir.gates);
+                    }
+                    _ => matmul_into(
+                        view(x_rows, t * b, c),
+                        w.t(),
+                        view_mut(&mut dir.gates, t * b, g4),
+                        true,
+                    ),
+                }
             }
             let bufs = PassBuffers {
                 gates: &mut dir.gates,
@@ -412,11 +488,15 @@ impl LstmKernel {
 
     fn check_learnables(&self) -> Result<()> {
         let g = 4 * self.directions * self.hidden;
-        for (p, want) in [
+        let mut all = vec![
             (&self.input_weights, vec![g, self.input_size]),
-            (&self.recurrent_weights, vec![g, self.hidden]),
+            (&self.recurrent_weights, vec![g, self.projected]),
             (&self.bias, vec![g]),
-        ] {
+        ];
+        if let Some(q) = &self.projector {
+            all.push((q, vec![self.directions * self.projected, self.hidden]));
+        }
+        for (p, want) in all {
             if p.value.shape() != want.as_slice() {
                 return Err(Error::Learnable {
                     layer: self.name.clone(),
@@ -434,6 +514,9 @@ impl LayerKernel for LstmKernel {
         let x = inputs
             .first()
             .ok_or_else(|| Error::layer(&self.name, "no input"))?;
+        if self.projector.is_some() {
+            return self.forward_projected(x, ctx);
+        }
         let (h, c, nd) = (self.hidden, self.input_size, self.directions);
         let steps = input_steps(&self.name, x, c)?;
         self.check_learnables()?;
@@ -570,6 +653,9 @@ impl LayerKernel for LstmKernel {
         &mut self,
         mut grads: Vec<Option<ArrayD<f32>>>,
     ) -> Result<Vec<Option<ArrayD<f32>>>> {
+        if self.projector.is_some() {
+            return self.backward_projected(grads);
+        }
         self.check_learnables()?;
         self.complete_tape();
         let tape = self.tape.as_ref().ok_or_else(|| no_forward(&self.name))?;
@@ -588,6 +674,20 @@ impl LayerKernel for LstmKernel {
         let need_dx = self.input_grad_needed;
         let mut dx = if need_dx {
             Array2::<f32>::zeros((t * b, c))
+        } else {
+            Array2::<f32>::zeros((0, c))
+        };
+        // The input-side products on the real steps' rows only when padding
+        // is a large share (padded rows of `dg` are zero: they add nothing).
+        let x_all = tape
+            .x
+            .as_slice()
+            .ok_or_else(|| Error::layer(&self.name, "kept input not contiguous"))?;
+        let real = real_rows(steps);
+        let x_real = real.as_ref().map(|r| gather_rows(x_all, c, r));
+        let n_rows = real.as_ref().map_or(t * b, |r| r.len());
+        let mut dx_rows = if need_dx && real.is_some() {
+            Array2::<f32>::zeros((n_rows, c))
         } else {
             Array2::<f32>::zeros((0, c))
         };
@@ -615,12 +715,14 @@ impl LayerKernel for LstmKernel {
                 grad,
                 &mut self.back_threads,
             );
+            let dg_real = real.as_ref().map(|r| gather_rows(&dg, g4, r));
+            let (dg_in, x_in) = match (&dg_real, &x_real) {
+                (Some(dgr), Some(xr)) => (&dgr[..], &xr[..]),
+                _ => (&dg[..], x_all),
+            };
             weight_grad(
-                &dg,
-                tape.x
-                    .view()
-                    .into_shape_with_order((t * b, c))
-                    .map_err(|e| Error::layer(&self.name, e.to_string()))?,
+                dg_in,
+                view(x_in, n_rows, c),
                 g4,
                 dw_ih.slice_axis_mut(Axis(0), rows.clone().into()),
             );
@@ -633,13 +735,23 @@ impl LayerKernel for LstmKernel {
             );
             column_sums(&dg, &mut db[rows.clone()]);
             if need_dx {
+                let into = if real.is_some() {
+                    dx_rows.view_mut()
+                } else {
+                    dx.view_mut()
+                };
                 matmul_into(
-                    view(&dg, t * b, g4),
+                    view(dg_in, n_rows, g4),
                     w_ih.slice_axis(Axis(0), rows.into()),
-                    dx.view_mut(),
+                    into,
                     d > 0,
                 );
             }
+        }
+        if let (true, Some(real)) = (need_dx, &real) {
+            let src = dx_rows.as_slice().expect("standard layout");
+            let dst = dx.as_slice_mut().expect("standard layout");
+            scatter_rows(src, c, real, dst);
         }
         self.input_weights.grad = dw_ih.into_dyn();
         self.recurrent_weights.grad = dw_hh.into_dyn();
@@ -654,17 +766,21 @@ impl LayerKernel for LstmKernel {
     }
 
     fn learnables(&self) -> Vec<&Learnable> {
-        vec![&self.input_weights, &self.recurrent_weights, &self.bias]
+        let mut v = vec![&self.input_weights, &self.recurrent_weights, &self.bias];
+        v.extend(self.projector.as_ref());
+        v
     }
     fn learnables_mut(&mut self) -> Vec<&mut Learnable> {
         // Whoever borrows the learnables mutably may change them.
         self.step_weights_valid = false;
         self.panels_valid = false;
-        vec![
+        let mut v = vec![
             &mut self.input_weights,
             &mut self.recurrent_weights,
             &mut self.bias,
-        ]
+        ];
+        v.extend(self.projector.as_mut());
+        v
     }
     fn reset_state(&mut self) {
         self.kept = None;
@@ -674,9 +790,11 @@ impl LayerKernel for LstmKernel {
         self.input_grad_needed = needed;
     }
 
-    /// One direction only: a BiLSTM's backward direction needs the whole sequence.
+    /// One direction only: a BiLSTM's backward direction needs the whole
+    /// sequence. Not with a projection: the streaming step is the fused
+    /// unprojected one; a projected LSTM streams through stateful forwards.
     fn can_step(&self) -> bool {
-        self.directions == 1
+        self.directions == 1 && self.projector.is_none()
     }
 
     /// One step of one observation from the kept state (or the initial state
@@ -685,6 +803,12 @@ impl LayerKernel for LstmKernel {
     /// once the kept state and the step buffer exist.
     fn forward_step(&mut self, x: &[f32], out: &mut Vec<f32>) -> Result<()> {
         let (h, c) = (self.hidden, self.input_size);
+        if !self.can_step() {
+            return Err(Error::layer(
+                &self.name,
+                "has no streaming step (a BiLSTM or a projected LSTM): use a stateful forward",
+            ));
+        }
         if x.len() != c {
             return Err(Error::layer(
                 &self.name,

@@ -114,6 +114,7 @@ impl LayerDef for ClassificationOutput {
             kind: LossKind::CrossEntropy(self.class_weights.clone()),
             grad: None,
             loss: None,
+            observations: 0,
         }))
     }
 }
@@ -138,6 +139,7 @@ impl LayerDef for RegressionOutput {
             kind: LossKind::HalfMse,
             grad: None,
             loss: None,
+            observations: 0,
         }))
     }
 }
@@ -152,6 +154,8 @@ struct LossKernel {
     kind: LossKind,
     grad: Option<ArrayD<f32>>,
     loss: Option<f32>,
+    /// The observations the last loss was averaged over.
+    observations: usize,
 }
 
 /// Probabilities below this are taken as this in the log and its derivative.
@@ -239,6 +243,7 @@ impl LayerKernel for LossKernel {
             }
         }
         self.loss = Some((total / active_count.max(1) as f64) as f32);
+        self.observations = active_count;
         self.grad = Some(
             grad.into_dyn()
                 .into_shape_with_order(y.data.shape())
@@ -257,6 +262,14 @@ impl LayerKernel for LossKernel {
 
     fn loss(&self) -> Option<f32> {
         self.loss
+    }
+    fn loss_observations(&self) -> Option<usize> {
+        self.loss.map(|_| self.observations)
+    }
+    fn scale_loss_gradient(&mut self, factor: f32) {
+        if let Some(g) = &mut self.grad {
+            g.mapv_inplace(|v| v * factor);
+        }
     }
     /// Output layers end a streaming chain; the network returns their input.
     fn can_step(&self) -> bool {

@@ -1,12 +1,12 @@
 //! The built-in layers' exports, found by downcasting the layer: the simple
 //! ones here, recurrent layers in [`super::recurrent`], windows in [`super::conv`].
 
-use super::{conv, recurrent};
+use super::{attention, conv, recurrent};
 use crate::error::Result;
 use ndarray::ArrayD;
 use seqnet_core::layers::{
-    Addition, BatchNormalization, BiLstm, Concatenation, Dropout, Flatten, FullyConnected, Gru,
-    LeakyRelu, Lstm, Normalization, Relu, SequenceFolding, SequenceInput, SequenceUnfolding,
+    Addition, BatchNormalization, BiGru, BiLstm, Concatenation, Dropout, Flatten, FullyConnected,
+    Gru, LeakyRelu, Lstm, Normalization, Relu, SequenceFolding, SequenceInput, SequenceUnfolding,
     Sigmoid, Softmax, Tanh,
 };
 use seqnet_core::onnx::{OnnxAttr, OnnxGraph, OnnxLayerCtx, OnnxValue};
@@ -76,7 +76,13 @@ pub(crate) fn export_layer(
         return recurrent::lstm_like(ctx, l).map(Some);
     }
     if let Some(l) = layer.downcast_ref::<Gru>() {
-        return recurrent::gru(ctx, l).map(Some);
+        return recurrent::gru_like(ctx, l).map(Some);
+    }
+    if let Some(l) = layer.downcast_ref::<BiGru>() {
+        return recurrent::gru_like(ctx, l).map(Some);
+    }
+    if let Some(outs) = attention::export_layer(layer, ctx)? {
+        return Ok(Some(outs));
     }
     conv::export_layer(layer, ctx)
 }

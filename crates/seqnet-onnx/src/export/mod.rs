@@ -2,6 +2,7 @@
 //! plan's order, each through [`builtin::export_layer`] (the built-in layers)
 //! or the layer's own [`seqnet_core::LayerDef::onnx_export`].
 
+mod attention;
 mod builtin;
 mod conv;
 mod masks;

@@ -7,7 +7,8 @@
 use crate::error::Result;
 use ndarray::ArrayD;
 use seqnet_core::layers::{
-    GateActivation, Gru, LstmConfig, OutputMode, RecurrentOptions, StateActivation,
+    GateActivation, GruConfig, LstmConfig, OutputMode, RecurrentOptions, ResetGateMode,
+    StateActivation,
 };
 use seqnet_core::onnx::{OnnxAttr, OnnxLayerCtx, OnnxValue};
 use seqnet_core::ActShape;
@@ -73,6 +74,11 @@ pub(crate) fn lstm_like<const D: usize>(
     l: &LstmConfig<D>,
 ) -> Result<Vec<OnnxValue>> {
     check_options(ctx, &l.options, l.cell_state.is_some())?;
+    if l.projection_size.is_some() {
+        return Err(ctx
+            .unsupported("an LSTM with a projection (ProjectorWeights) has no ONNX LSTM equivalent")
+            .into());
+    }
     let x = ctx.input(0)?.clone();
     let (h, c) = (l.num_hidden_units, x.shape.channels);
     let w = reorder(ctx.param("InputWeights")?, D, h, &LSTM_ORDER);
@@ -98,28 +104,48 @@ pub(crate) fn lstm_like<const D: usize>(
     outputs(ctx, &x, &outs, D, h, l.options.output_mode)
 }
 
-/// An ONNX GRU (`linear_before_reset = 1`, seqnet's GRU) for [`Gru`].
-pub(crate) fn gru(ctx: &mut OnnxLayerCtx, l: &Gru) -> Result<Vec<OnnxValue>> {
+/// An ONNX GRU for [`seqnet_core::layers::Gru`] and [`seqnet_core::layers::BiGru`]:
+/// `linear_before_reset = 1` for the two after-multiplication modes (the
+/// recurrent bias zero when the layer has none), `0` for
+/// before-multiplication (ONNX then adds `Rb_h` outside the reset, so the
+/// one bias goes in `Wb`).
+pub(crate) fn gru_like<const D: usize>(
+    ctx: &mut OnnxLayerCtx,
+    l: &GruConfig<D>,
+) -> Result<Vec<OnnxValue>> {
     check_options(ctx, &l.options, false)?;
     let x = ctx.input(0)?.clone();
     let (h, c) = (l.num_hidden_units, x.shape.channels);
-    let w = reorder(ctx.param("InputWeights")?, 1, h, &GRU_ORDER);
-    let r = reorder(ctx.param("RecurrentWeights")?, 1, h, &GRU_ORDER);
-    let mut bias = reorder(ctx.param("Bias")?, 1, h, &GRU_ORDER);
-    bias.extend(reorder(ctx.param("RecurrentBias")?, 1, h, &GRU_ORDER));
-    let w = ctx.float("W", &[1, 3 * h, c], w);
-    let r = ctx.float("R", &[1, 3 * h, h], r);
-    let b = ctx.float("B", &[1, 6 * h], bias);
+    let w = reorder(ctx.param("InputWeights")?, D, h, &GRU_ORDER);
+    let r = reorder(ctx.param("RecurrentWeights")?, D, h, &GRU_ORDER);
+    let wb = reorder(ctx.param("Bias")?, D, h, &GRU_ORDER);
+    let rb = if l.reset_gate_mode.has_recurrent_bias() {
+        reorder(ctx.param("RecurrentBias")?, D, h, &GRU_ORDER)
+    } else {
+        vec![0.0; 3 * D * h]
+    };
+    let mut bias = Vec::with_capacity(6 * D * h);
+    for d in 0..D {
+        bias.extend_from_slice(&wb[d * 3 * h..(d + 1) * 3 * h]);
+        bias.extend_from_slice(&rb[d * 3 * h..(d + 1) * 3 * h]);
+    }
+    let w = ctx.float("W", &[D, 3 * h, c], w);
+    let r = ctx.float("R", &[D, 3 * h, h], r);
+    let b = ctx.float("B", &[D, 6 * h], bias);
+    let before = l.reset_gate_mode == ResetGateMode::BeforeMultiplication;
     let mut attrs = vec![
         ("hidden_size", OnnxAttr::Int(h as i64)),
-        ("linear_before_reset", OnnxAttr::Int(1)),
+        ("linear_before_reset", OnnxAttr::Int(i64::from(!before))),
     ];
-    attrs.extend(activations(&l.options, 1, false));
+    if D == 2 {
+        attrs.push(("direction", OnnxAttr::String("bidirectional".into())));
+    }
+    attrs.extend(activations(&l.options, D, false));
     let lens = x.lengths.clone().unwrap_or_default();
     let outs = ctx
         .graph
         .node_n(ctx.layer, "GRU", &[&x.name, &w, &r, &b, &lens], 2, attrs);
-    outputs(ctx, &x, &outs, 1, h, l.options.output_mode)
+    outputs(ctx, &x, &outs, D, h, l.options.output_mode)
 }
 
 /// The layer's output from the node's `Y` `[T, D, B, H]` and `Y_h` `[D, B, H]`:

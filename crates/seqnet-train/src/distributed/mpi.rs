@@ -1,0 +1,85 @@
+//! The [`Communicator`] over MPI (feature `mpi`): the ranks are the
+//! processes `mpirun -np N` or `srun` started, talking through the system's
+//! MPI library (rsmpi over Open MPI, MPICH, …).
+
+use super::Communicator;
+use crate::error::{Error, Result};
+use mpi::collective::SystemOperation;
+use mpi::environment::Universe;
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::{Communicator as _, CommunicatorCollectives};
+use mpi::Threading;
+use std::sync::Arc;
+
+/// MPI, initialized for this process until dropped (dropping finalizes it):
+/// hold it for as long as training runs, then drop it before the process
+/// ends. Only one can exist at a time.
+pub struct MpiSession {
+    _universe: Universe,
+    world: Arc<MpiWorld>,
+}
+
+impl MpiSession {
+    /// Initializes MPI (asking for `MPI_THREAD_FUNNELED`: only the thread
+    /// that trains calls MPI). A process not started by an MPI launcher is
+    /// rank 0 of 1.
+    pub fn start() -> Result<MpiSession> {
+        let (universe, _threading) = mpi::initialize_with_threading(Threading::Funneled)
+            .ok_or_else(|| Error::InvalidOption {
+                option: "ExecutionEnvironment",
+                message: "MPI is already initialized in this process".into(),
+            })?;
+        let world = universe.world();
+        let world = Arc::new(MpiWorld {
+            rank: world.rank() as usize,
+            size: world.size() as usize,
+        });
+        Ok(MpiSession {
+            _universe: universe,
+            world,
+        })
+    }
+
+    /// `MPI_COMM_WORLD` as a communicator.
+    pub fn world(&self) -> Arc<dyn Communicator> {
+        self.world.clone()
+    }
+}
+
+/// `MPI_COMM_WORLD`; only [`MpiSession::start`] makes one, so MPI is
+/// initialized whenever it is used.
+pub struct MpiWorld {
+    rank: usize,
+    size: usize,
+}
+
+fn world() -> SimpleCommunicator {
+    SimpleCommunicator::world()
+}
+
+impl Communicator for MpiWorld {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn size(&self) -> usize {
+        self.size
+    }
+    fn sum_f32(&self, values: &mut [f32]) {
+        let send = values.to_vec();
+        world().all_reduce_into(&send[..], values, SystemOperation::sum());
+    }
+    fn sum_f64(&self, values: &mut [f64]) {
+        let send = values.to_vec();
+        world().all_reduce_into(&send[..], values, SystemOperation::sum());
+    }
+    fn barrier(&self) {
+        world().barrier();
+    }
+    fn abort(&self, message: &str) {
+        eprintln!(
+            "seqnet: {message}\nseqnet: stopping all {} processes (MPI_Abort); the last checkpoint written stays as it was",
+            self.size
+        );
+        world().abort(1);
+    }
+}

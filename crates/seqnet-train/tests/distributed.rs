@@ -1,0 +1,406 @@
+//! Data-parallel training simulated with ranks as threads ([`ThreadGroup`]):
+//! the weighted gradients of `N` shares add up to the whole mini-batch's
+//! (masking and batch normalization included), and `N` ranks train the
+//! weights one process trains on the same global mini-batches.
+
+use ndarray::{Array2, ArrayD};
+use seqnet_core::layers::*;
+use seqnet_core::SharedReducer;
+use seqnet_core::{LayerGraph, Mode, Network};
+use seqnet_data::{
+    BatchOptions, Batcher, Datastore, InMemoryDatastore, Observation, PaddingDirection, Sequence,
+    Target,
+};
+use seqnet_train::distributed::{sum_gradients, weigh_shares, CommunicatorReducer, StandInReducer};
+use seqnet_train::*;
+use std::sync::Arc;
+
+const CLASSES: usize = 3;
+
+/// `n` sequences of 3 features and lengths 2 to 9, labelled by the sign
+/// pattern of their mean, so that there is something to learn.
+fn labelled(n: usize) -> Arc<dyn Datastore> {
+    let obs = (0..n)
+        .map(|i| {
+            let t = 2 + (i * 5) % 8;
+            let x = Array2::from_shape_fn((t, 3), |(s, c)| {
+                (((i * 7 + s * 3 + c * 11) % 13) as f32 / 6.5 - 1.0) + (i % CLASSES) as f32 * 0.3
+            });
+            Observation::new(Sequence::Features(x), Target::Class(i % CLASSES))
+        })
+        .collect();
+    let classes = (0..CLASSES).map(|k| format!("c{k}")).collect();
+    Arc::new(InMemoryDatastore::new(obs, Some(classes)).unwrap())
+}
+
+/// `n` sequences of 2 features and lengths 1 to 7 with a response per step.
+fn per_step(n: usize) -> Arc<dyn Datastore> {
+    let obs = (0..n)
+        .map(|i| {
+            let t = 1 + (i * 3) % 7;
+            let x = Array2::from_shape_fn((t, 2), |(s, c)| {
+                ((i + 2 * s + 5 * c) % 9) as f32 * 0.25 - 1.0
+            });
+            let y = Array2::from_shape_fn((t, 1), |(s, _)| x[[s, 0]] * 0.5 - x[[s, 1]]);
+            Observation::new(Sequence::Features(x), Target::ResponseSequence(y))
+        })
+        .collect();
+    Arc::new(InMemoryDatastore::new(obs, None).unwrap())
+}
+
+/// Sequence to label, with batch normalization over the real steps.
+fn classifier() -> LayerGraph {
+    LayerGraph::from_layers(vec![
+        SequenceInput::new(3).into(),
+        // Right after the input: a bias before batch normalization has no
+        // effect, so its gradient is rounding noise that Adam would amplify.
+        BatchNormalization::new().into(),
+        FullyConnected::new(6).into(),
+        Relu::new().into(),
+        Lstm::new(5).output_mode(OutputMode::Last).into(),
+        FullyConnected::new(CLASSES).into(),
+        Softmax::new().into(),
+        ClassificationOutput::new().into(),
+    ])
+    .unwrap()
+}
+
+/// Sequence to sequence regression, with batch normalization.
+fn regressor() -> LayerGraph {
+    LayerGraph::from_layers(vec![
+        SequenceInput::new(2).into(),
+        BatchNormalization::new().into(),
+        FullyConnected::new(4).into(),
+        Tanh::new().into(),
+        Lstm::new(4).into(),
+        FullyConnected::new(1).into(),
+        RegressionOutput::new().into(),
+    ])
+    .unwrap()
+}
+
+/// The largest difference between the arrays relative to the largest magnitude of `b`.
+fn relative_difference(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f32 {
+    assert_eq!(a.shape(), b.shape());
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+/// Every learnable and statistic of `a` against `b`.
+fn assert_same_weights(a: &Network, b: &Network, tolerance: f32, what: &str) {
+    for ((name, p), (_, q)) in a.learnables().iter().zip(b.learnables()) {
+        let d = relative_difference(&p.value.to_owned(), &q.value.to_owned());
+        assert!(d <= tolerance, "{what}: {name}.{} differs by {d}", p.name);
+    }
+    for ((name, p), (_, q)) in a.states().iter().zip(b.states()) {
+        let d = relative_difference(&p.value.to_owned(), &q.value.to_owned());
+        assert!(d <= tolerance, "{what}: {name}.{} differs by {d}", p.name);
+    }
+}
+
+/// The gradient of every learnable, in network order.
+fn gradients(network: &Network) -> Vec<ArrayD<f32>> {
+    network
+        .learnables()
+        .iter()
+        .map(|(_, p)| p.grad.clone())
+        .collect()
+}
+
+/// One mini-batch's gradients: the whole batch in one process against the
+/// sum of `ranks` threads' weighted share gradients.
+fn check_one_batch(
+    graph: &LayerGraph,
+    store: &Arc<dyn Datastore>,
+    indices: &[usize],
+    options: BatchOptions,
+    ranks: usize,
+) {
+    let batcher = Batcher::for_datastore(options, store.as_ref()).unwrap();
+    let lengths = store.sequence_lengths().unwrap();
+    let batch_lengths: Vec<usize> = indices.iter().map(|&i| lengths[i]).collect();
+    let obs: Vec<Observation> = indices.iter().map(|&i| store.read(i).unwrap()).collect();
+
+    // One process, the whole mini-batch (all its chunks, carrying state).
+    let mut whole = Network::new(graph, 4).unwrap();
+    whole.set_input_gradients(false);
+    let mut expected = Vec::new();
+    for chunk in batcher.batch(&obs).unwrap() {
+        whole
+            .forward(
+                std::slice::from_ref(&chunk.inputs),
+                Some(&[chunk.targets.clone().unwrap()]),
+                Mode::Training,
+                true,
+            )
+            .unwrap();
+        let loss = whole.loss().unwrap();
+        whole.backward().unwrap();
+        expected.push((loss, gradients(&whole)));
+    }
+
+    let results: Vec<Vec<(f32, Vec<ArrayD<f32>>)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = ThreadGroup::new(ranks)
+            .into_iter()
+            .map(|comm| {
+                let (batcher, obs, batch_lengths) = (&batcher, &obs, &batch_lengths);
+                s.spawn(move || {
+                    let share = comm.share();
+                    let stand_in = share.is_stand_in(obs.len());
+                    let range = if stand_in {
+                        0..1
+                    } else {
+                        share.range(obs.len())
+                    };
+                    let chunks = batcher
+                        .batch_share(&obs[range.clone()], batch_lengths, range)
+                        .unwrap();
+                    let comm: Arc<dyn Communicator> = Arc::new(comm);
+                    let mut net = Network::new(graph, 4).unwrap();
+                    net.set_input_gradients(false);
+                    let reducer: SharedReducer = if stand_in {
+                        Arc::new(StandInReducer(comm.clone()))
+                    } else {
+                        Arc::new(CommunicatorReducer(comm.clone()))
+                    };
+                    net.set_stat_reducer(Some(reducer));
+                    let mut out = Vec::new();
+                    for chunk in chunks {
+                        net.forward(
+                            std::slice::from_ref(&chunk.inputs),
+                            Some(&[chunk.targets.clone().unwrap()]),
+                            Mode::Training,
+                            true,
+                        )
+                        .unwrap();
+                        let loss = weigh_shares(&mut net, comm.as_ref(), stand_in)
+                            .unwrap()
+                            .loss;
+                        net.backward().unwrap();
+                        sum_gradients(&mut net, comm.as_ref());
+                        out.push((loss, gradients(&net)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (rank, got) in results.iter().enumerate() {
+        assert_eq!(got.len(), expected.len(), "chunks on rank {rank}");
+        for (c, ((loss, grads), (want_loss, want))) in got.iter().zip(&expected).enumerate() {
+            assert!(
+                (loss - want_loss).abs() <= 1e-5 * want_loss.abs().max(1.0),
+                "loss of chunk {c}, rank {rank}: {loss} vs {want_loss}"
+            );
+            for (k, (g, w)) in grads.iter().zip(want).enumerate() {
+                let d = relative_difference(g, w);
+                assert!(
+                    d <= 1e-4,
+                    "{ranks} ranks, chunk {c}, rank {rank}: gradient {k} differs by {d}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn weighted_share_gradients_add_up_to_the_whole_batch_gradient() {
+    let store = labelled(11);
+    let indices: Vec<usize> = (0..11).rev().collect();
+    for ranks in [2, 3, 4] {
+        for direction in [PaddingDirection::Right, PaddingDirection::Left] {
+            for sequence_length in [
+                SequenceLength::Longest,
+                SequenceLength::Fixed(3),
+                SequenceLength::Shortest,
+            ] {
+                let options = BatchOptions {
+                    sequence_length,
+                    direction,
+                    padding_value: 0.7,
+                };
+                check_one_batch(&classifier(), &store, &indices, options, ranks);
+            }
+        }
+    }
+}
+
+#[test]
+fn stand_ins_count_for_nothing_in_a_batch_smaller_than_the_rank_count() {
+    let store = labelled(5);
+    for ranks in [3, 4] {
+        for sequence_length in [SequenceLength::Longest, SequenceLength::Fixed(2)] {
+            let options = BatchOptions {
+                sequence_length,
+                ..BatchOptions::default()
+            };
+            check_one_batch(&classifier(), &store, &[4, 1], options, ranks);
+        }
+    }
+}
+
+#[test]
+fn weighted_share_gradients_add_up_per_step_with_masking() {
+    let store = per_step(7);
+    let indices: Vec<usize> = vec![3, 0, 6, 1, 5, 2, 4];
+    for ranks in [2, 3] {
+        for direction in [PaddingDirection::Right, PaddingDirection::Left] {
+            for sequence_length in [SequenceLength::Longest, SequenceLength::Fixed(2)] {
+                let options = BatchOptions {
+                    sequence_length,
+                    direction,
+                    padding_value: -3.0,
+                };
+                check_one_batch(&regressor(), &store, &indices, options, ranks);
+            }
+        }
+    }
+}
+
+/// Trains with `ranks` threads; returns each rank's model.
+fn train_ranks(
+    graph: &LayerGraph,
+    store: &Arc<dyn Datastore>,
+    options: &TrainingOptions,
+    ranks: usize,
+) -> Vec<Model> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = ThreadGroup::new(ranks)
+            .into_iter()
+            .map(|comm| {
+                let store = store.clone();
+                s.spawn(move || {
+                    Trainer::new(options.clone())
+                        .communicator(Arc::new(comm))
+                        .train(graph, store, None)
+                        .unwrap()
+                        .0
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn ranks_train_the_weights_of_one_process() {
+    let store = labelled(26);
+    let base = TrainingOptions::new(Solver::Adam)
+        .max_epochs(3)
+        .mini_batch_size(8)
+        .shuffle(Shuffle::EveryEpoch)
+        .verbose(false)
+        .seed(9);
+    for options in [
+        base.clone(),
+        base.clone()
+            .sequence_length(SequenceLength::Fixed(3))
+            .sequence_padding_direction(PaddingDirection::Left),
+        TrainingOptions {
+            solver: Solver::Sgdm,
+            ..base.clone()
+        }
+        .gradient_threshold(0.5),
+    ] {
+        let (one, record) = Trainer::new(
+            options
+                .clone()
+                .execution_environment(ExecutionEnvironment::Cpu),
+        )
+        .train(&classifier(), store.clone(), None)
+        .unwrap();
+        assert!(record.iterations.len() >= 12);
+        // 26 = 3·8 + 2: the last mini-batch is smaller than 3 ranks.
+        for ranks in [2, 3] {
+            let models = train_ranks(&classifier(), &store, &options, ranks);
+            for (rank, m) in models.iter().enumerate() {
+                assert_same_weights(
+                    &m.network,
+                    &one.network,
+                    1e-4,
+                    &format!("rank {rank} of {ranks}"),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn ranks_report_the_global_loss_and_accuracy_on_rank_zero_only() {
+    let store = labelled(16);
+    let options = TrainingOptions::new(Solver::Adam)
+        .max_epochs(1)
+        .mini_batch_size(8)
+        .verbose(false)
+        .seed(2);
+    let mut want = Vec::new();
+    Trainer::new(options.clone())
+        .on_event(|e| {
+            if let TrainingEvent::Iteration(i) = e {
+                want.push((i.loss, i.accuracy));
+            }
+        })
+        .train(&classifier(), store.clone(), None)
+        .unwrap();
+    let seen: Vec<Vec<(f32, Option<f32>)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = ThreadGroup::new(2)
+            .into_iter()
+            .map(|comm| {
+                let (store, options) = (store.clone(), options.clone());
+                s.spawn(move || {
+                    let mut seen = Vec::new();
+                    Trainer::new(options)
+                        .communicator(Arc::new(comm))
+                        .on_event(|e| {
+                            if let TrainingEvent::Iteration(i) = e {
+                                seen.push((i.loss, i.accuracy));
+                            }
+                        })
+                        .train(&classifier(), store, None)
+                        .unwrap();
+                    seen
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(seen[0].len(), want.len());
+    assert!(seen[1].is_empty(), "rank 1 reports nothing");
+    for ((loss, acc), (want_loss, want_acc)) in seen[0].iter().zip(&want) {
+        assert!(
+            (loss - want_loss).abs() <= 1e-4 * want_loss.abs().max(1.0),
+            "{loss} vs {want_loss}"
+        );
+        assert_eq!(acc, want_acc);
+    }
+}
+
+#[test]
+fn parallel_without_a_communicator_is_an_error() {
+    let options = TrainingOptions::new(Solver::Adam)
+        .max_epochs(1)
+        .verbose(false)
+        .execution_environment(ExecutionEnvironment::Parallel);
+    let Err(err) = Trainer::new(options).train(&classifier(), labelled(4), None) else {
+        panic!("trained without a communicator");
+    };
+    assert!(err.to_string().contains("ExecutionEnvironment"), "{err}");
+}
+
+#[test]
+fn a_single_process_communicator_changes_nothing() {
+    let store = labelled(12);
+    let options = TrainingOptions::new(Solver::Adam)
+        .max_epochs(2)
+        .mini_batch_size(5)
+        .verbose(false);
+    let (a, _) = Trainer::new(options.clone())
+        .train(&classifier(), store.clone(), None)
+        .unwrap();
+    let (b, _) = Trainer::new(options.execution_environment(ExecutionEnvironment::Parallel))
+        .communicator(Arc::new(SingleProcess))
+        .train(&classifier(), store, None)
+        .unwrap();
+    assert_same_weights(&a.network, &b.network, 0.0, "single process");
+}
