@@ -308,6 +308,69 @@ def cnn1d_train_step(torch, label):
     return emit("cnn1d-train-step", timeit(step, 3, 21), label, flop)
 
 
+def transformer_net(torch):
+    """fc(64 -> 128) + learned position embedding (256) -> 2 pre-LN blocks
+    (nn.TransformerEncoderLayer: 4 heads, feed-forward 512, ReLU, no dropout)
+    -> mean over time -> fc(10), as seqnet's `transformer` template."""
+    nn = torch.nn
+    torch.manual_seed(0)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc_in = nn.Linear(64, 128)
+            self.pos = nn.Parameter(torch.randn(256, 128) * 0.01)
+            self.blocks = nn.ModuleList(
+                nn.TransformerEncoderLayer(
+                    128, 4, dim_feedforward=512, dropout=0.0, norm_first=True, batch_first=True
+                )
+                for _ in range(2)
+            )
+            self.fc = nn.Linear(128, 10)
+
+        def forward(self, x):  # [B, T, 64]
+            h = self.fc_in(x) + self.pos[: x.shape[1]]
+            for blk in self.blocks:
+                h = blk(h)
+            return self.fc(h.mean(dim=1))
+
+    return Net()
+
+
+def transformer_flop():
+    b, t, f, d, ff, blocks, c = 32, 128, 64, 128, 512, 2, 10
+    return 2.0 * b * t * (f * d + blocks * (4 * d * d + 2 * t * d + 2 * d * ff)) + 2.0 * b * d * c
+
+
+def transformer_train_step(torch, label):
+    """`transformer-train-step`: one adam step, batch 32, T = 128."""
+    net = transformer_net(torch)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = torch.rand(32, 128, 64) * 2 - 1
+    y = torch.randint(0, 10, (32,))
+
+    def step():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+
+    return emit("transformer-train-step", timeit(step, 3, 11), label, 3 * transformer_flop())
+
+
+def transformer_infer(torch, label):
+    """`transformer-infer`: one forward pass without gradients (eval mode: the
+    encoder layers' fast path), batch 32, T = 128."""
+    net = transformer_net(torch).eval()
+    x = torch.rand(32, 128, 64) * 2 - 1
+
+    def run():
+        with torch.no_grad():
+            net(x)
+
+    return emit("transformer-infer", timeit(run, 3, 15), label, transformer_flop())
+
+
 def video_epoch(label, folder, mkldnn):
     """bench/video_epoch.py in its own process (its peak memory is its own):
     5 epochs after a warm-up epoch on the folder seqnet's `video-epoch` wrote."""
@@ -454,6 +517,8 @@ TARGETS = {
     "video-epoch": (2 / 3, "pytorch-default", "<= 2/3 of PyTorch's epoch (video_epoch.py)"),
     "stream-step": (0.2, "onnxruntime", "<= 1/5 of ONNX Runtime's (~3.5 us)"),
     "cnn1d-train-step": (1.0, "pytorch-best", "<= PyTorch's best path"),
+    "transformer-train-step": (1.0, "pytorch-best", "<= PyTorch's best path"),
+    "transformer-infer": (1.0, "any", "<= the faster of PyTorch and ONNX Runtime"),
     "gru-train-step": (1.0, "pytorch-best", "<= PyTorch's best path"),
     "bilstm-train-step": (1.0, "pytorch-best", "<= PyTorch's best path"),
     "gru-infer": (1.0, "any", "<= the faster of PyTorch and ONNX Runtime"),
@@ -548,6 +613,10 @@ def main():
             add("stream-step", label, stream_step(torch, label))
         if want("cnn1d-train-step"):
             add("cnn1d-train-step", label, cnn1d_train_step(torch, label))
+        if want("transformer-train-step"):
+            add("transformer-train-step", label, transformer_train_step(torch, label))
+        if want("transformer-infer"):
+            add("transformer-infer", label, transformer_infer(torch, label))
         for kind in ("gru", "bilstm"):
             if want(f"{kind}-train-step"):
                 add(f"{kind}-train-step", label, rnn_train_step(torch, label, kind))

@@ -121,7 +121,12 @@ fn template(t: Template, recurrent: RecurrentLayer, tag: &str) {
 
 #[test]
 fn every_template_with_an_lstm() {
-    for t in Template::ALL {
+    // The transformer's layers (layer norm, self-attention, position
+    // embedding) have no ONNX export yet (docs/NEXT.md, "attention").
+    for t in Template::ALL
+        .into_iter()
+        .filter(|&t| t != Template::Transformer)
+    {
         template(t, RecurrentLayer::Lstm, t.name());
     }
 }

@@ -135,6 +135,29 @@ fn every_template_is_written_and_summarised() {
             ],
             13,
         ),
+        ("transformer", vec![], 24),
+        (
+            "transformer",
+            vec![
+                "--features",
+                "3",
+                "--responses",
+                "2",
+                "--model-dim",
+                "8",
+                "--heads",
+                "2",
+                "--blocks",
+                "1",
+                "--ffn-dim",
+                "16",
+                "--max-position",
+                "40",
+                "--normalization",
+                "zscore",
+            ],
+            15,
+        ),
     ] {
         let mut args = vec!["new", template];
         args.extend(extra);
@@ -534,6 +557,12 @@ fn errors_are_one_line_and_name_what_is_at_fault() {
     assert!(e.contains("--features"), "{e}");
     let e = fails(&["new", "cnn1d", "--hidden", "5"]);
     assert!(e.contains("--hidden"), "{e}");
+    let e = fails(&["new", "transformer", "--model-dim", "10", "--heads", "4"]);
+    assert!(e.contains("--heads"), "{e}");
+    let e = fails(&["new", "seq2label", "--blocks", "2"]);
+    assert!(e.contains("--model-dim"), "{e}");
+    let e = fails(&["new", "transformer", "--layers", "2"]);
+    assert!(e.contains("--layers"), "{e}");
     let e = fails(&["new", "cnn1d", "--filters", "4,5"]);
     assert!(e.contains("--filters"), "{e}");
     let e = fails(&["new", "seq2label", "--filter-sizes", "3,3,3"]);

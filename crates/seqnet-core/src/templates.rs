@@ -5,7 +5,8 @@
 //! network (a convolutional front end on folded frames, then an LSTM).
 //! Each template's recurrent part can be an LSTM, a BiLSTM or a GRU, and a
 //! stack of such layers with dropout between them ([`TemplateOptions`]),
-//! and a 1-D convolutional network (Wang et al.'s FCN, `cnn1d`).
+//! and a 1-D convolutional network (Wang et al.'s FCN, `cnn1d`) and a
+//! pre-LN transformer encoder (`transformer`).
 //!
 //! ```
 //! use seqnet_core::templates::{Template, TemplateOptions};
@@ -53,11 +54,16 @@ pub enum Template {
     /// globalAveragePooling1d → fc(K) → softmax → classification`, or
     /// `→ fc(R) → regression` ([`TemplateOptions::regression`]).
     Cnn1d,
+    /// A pre-LN transformer encoder: `sequenceInput → fc(D) + positionEmbedding
+    /// → N × [layerNorm → selfAttention → +, layerNorm → fc(F) → relu → fc(D)
+    /// → +] → globalAveragePooling1d → fc(K) → softmax → classification`, or
+    /// `→ fc(R) → regression` (see [`transformer::graph`]).
+    Transformer,
 }
 
 impl Template {
     /// Every template, in the order `seqnet new --help` lists them.
-    pub const ALL: [Template; 7] = [
+    pub const ALL: [Template; 8] = [
         Template::Seq2Label,
         Template::Seq2SeqClass,
         Template::Seq2One,
@@ -65,6 +71,7 @@ impl Template {
         Template::DeepSeq2Label,
         Template::Video,
         Template::Cnn1d,
+        Template::Transformer,
     ];
 
     /// The template's name on the command line (`seq2label`, `video`, …).
@@ -77,6 +84,7 @@ impl Template {
             Template::DeepSeq2Label => "deep-seq2label",
             Template::Video => "video",
             Template::Cnn1d => "cnn1d",
+            Template::Transformer => "transformer",
         }
     }
 
@@ -98,6 +106,9 @@ impl Template {
             Template::Cnn1d => {
                 "1-D CNN (FCN): conv1d 8/5/3 'same' with 128/256/128 filters, batchnorm, relu, global average pooling, fc"
             }
+            Template::Transformer => {
+                "pre-LN transformer encoder: fc to the model width plus learned position embedding, blocks of self-attention and a relu feed-forward part, global average pooling, fc"
+            }
         }
     }
 
@@ -108,12 +119,12 @@ impl Template {
 
     /// Whether the template also regresses ([`TemplateOptions::regression`]).
     pub fn can_regress(self) -> bool {
-        !self.is_classification() || self == Template::Cnn1d
+        !self.is_classification() || matches!(self, Template::Cnn1d | Template::Transformer)
     }
 
     /// Whether the template has recurrent layers (whose size is `hidden`).
     pub fn is_recurrent(self) -> bool {
-        self != Template::Cnn1d
+        !matches!(self, Template::Cnn1d | Template::Transformer)
     }
 
     /// Whether the network takes image sequences (else feature sequences).
@@ -131,11 +142,11 @@ impl Template {
     /// | `seq2one` | 1 feature (a spectrum read as a sequence) | 100 | 1 response |
     /// | `seq2seq-regress` | 17 features | 200 | 1 response |
     /// | `video` | 28×28×1 frames | 200 | 10 classes |
-    /// | `cnn1d` | 12 features | – (no recurrent layer: 0) | 9 classes |
+    /// | `cnn1d`, `transformer` | 12 features | – (no recurrent layer: 0) | 9 classes |
     pub fn defaults(self) -> (InputSize, usize, usize) {
         match self {
             Template::Seq2Label | Template::DeepSeq2Label => (InputSize::Features(12), 100, 9),
-            Template::Cnn1d => (InputSize::Features(12), 0, 9),
+            Template::Cnn1d | Template::Transformer => (InputSize::Features(12), 0, 9),
             Template::Seq2SeqClass => (InputSize::Features(3), 200, 5),
             Template::Seq2One => (InputSize::Features(1), 100, 1),
             Template::Seq2SeqRegress => (InputSize::Features(17), 200, 1),
@@ -206,13 +217,19 @@ impl Template {
             };
             return bad(option, format!("the number of {option} must be at least 1"));
         }
-        let stack = self.stack(options, hidden)?;
         let input_layer = match input {
             InputSize::Features(c) => SequenceInput::new(c),
             InputSize::Image(size) => SequenceInput::image(size),
         }
         .normalization(options.normalization)
         .name("sequenceinput");
+        if self == Template::Transformer {
+            let sizes = options.transformer.resolve()?;
+            let graph = transformer::graph(input_layer, &sizes, outputs, options.regression)?;
+            graph.check()?;
+            return Ok(graph);
+        }
+        let stack = self.stack(options, hidden)?;
         let classify = |layers: &mut Vec<Layer>| {
             layers.push(FullyConnected::new(outputs).name("fc").into());
             layers.push(Softmax::new().name("softmax").into());
@@ -246,6 +263,12 @@ impl Template {
                 outputs,
                 options.regression,
             )?),
+            Template::Transformer => {
+                return Err(Error::InvalidOption {
+                    option: "template",
+                    message: "the transformer graph is built apart".into(),
+                })
+            }
             Template::Video => {
                 layers.push(SequenceFolding::new().name("fold").into());
                 layers.push(Convolution2d::new([5, 5], 20).name("conv").into());
@@ -394,7 +417,16 @@ impl Template {
                 ),
             );
         }
-        if self == Template::Cnn1d {
+        if self != Template::Transformer && options.transformer.any() {
+            return bad(
+                "model-dim",
+                format!(
+                    "the {} template has no transformer blocks (only transformer has)",
+                    self.name()
+                ),
+            );
+        }
+        if matches!(self, Template::Cnn1d | Template::Transformer) {
             if options.layers.is_some() || options.dropout.is_some() {
                 let option = if options.layers.is_some() {
                     "layers"
@@ -403,13 +435,24 @@ impl Template {
                 };
                 return bad(
                     option,
-                    "the cnn1d template has no recurrent layers to stack".into(),
+                    format!(
+                        "the {} template has no recurrent layers to stack",
+                        self.name()
+                    ),
                 );
             }
             if options.hidden.is_some() {
                 return bad(
                     "hidden",
-                    "the cnn1d template has no recurrent layer; its sizes are the filters and filter sizes".into(),
+                    format!(
+                        "the {} template has no recurrent layer; its sizes are {}",
+                        self.name(),
+                        if self == Template::Cnn1d {
+                            "the filters and filter sizes"
+                        } else {
+                            "--model-dim, --heads, --blocks, --ffn-dim, --max-position"
+                        }
+                    ),
                 );
             }
         } else if options.filters.is_some() || options.filter_sizes.is_some() {
@@ -482,6 +525,8 @@ pub struct TemplateOptions {
     pub filters: Option<[usize; 3]>,
     /// `cnn1d`: the filter sizes of its three convolutions (8, 5, 3 steps).
     pub filter_sizes: Option<[usize; 3]>,
+    /// `transformer`: model width, heads, blocks, feed-forward size, maximum position.
+    pub transformer: transformer::TransformerSizes,
 }
 
 #[cfg(test)]
@@ -711,6 +756,90 @@ mod tests {
         let summary = g.summary().unwrap();
         let c3 = summary.rows.iter().find(|r| r.name == "conv1d_3").unwrap();
         assert_eq!(c3.learnables[0], ("Weights", vec![6, 5, 2]));
+    }
+
+    #[test]
+    fn transformer_is_a_pre_ln_encoder() {
+        use super::transformer::TransformerSizes;
+        let g = Template::Transformer
+            .graph(&TemplateOptions::default())
+            .unwrap();
+        // Defaults: D 64, 4 heads, 2 blocks, F 128, 512 positions.
+        assert_eq!(count_of::<SelfAttention>(&g), 2);
+        assert_eq!(count_of::<LayerNormalization>(&g), 4);
+        assert_eq!(count_of::<Addition>(&g), 5);
+        assert_eq!(count_of::<PositionEmbedding>(&g), 1);
+        assert_eq!(count_of::<GlobalAveragePooling1d>(&g), 1);
+        assert_eq!(count_of::<ClassificationOutput>(&g), 1);
+        let summary = g.summary().unwrap();
+        let row = |n: &str| summary.rows.iter().find(|r| r.name == n).unwrap();
+        assert_eq!(row("pos").learnables[0], ("Weights", vec![512, 64]));
+        assert_eq!(row("attn_2").learnables[0], ("QueryWeights", vec![64, 64]));
+        assert_eq!(row("fc1_2").learnables[0], ("Weights", vec![128, 64]));
+        assert_eq!(row("fc").learnables[0], ("Weights", vec![9, 64]));
+        // Residuals: each block's attention adds to the block input, the
+        // feed-forward part to the attention's sum.
+        let into = |dst: &str| -> Vec<String> {
+            g.connections
+                .iter()
+                .filter(|c| c.destination.starts_with(&format!("{dst}/")))
+                .map(|c| c.source.clone())
+                .collect()
+        };
+        assert_eq!(into("add_attn_2").len(), 2);
+        assert!(into("add_attn_2").contains(&"add_ffn_1/out".to_string()));
+        assert!(into("add_ffn_2").contains(&"add_attn_2/out".to_string()));
+        assert!(into("add_pos").contains(&"fc_in/out".to_string()));
+        // Sizes as flags, regression.
+        let sizes = TransformerSizes {
+            model_dim: Some(8),
+            heads: Some(2),
+            blocks: Some(3),
+            ffn_dim: Some(5),
+            max_position: Some(30),
+        };
+        let g = Template::Transformer
+            .graph(&TemplateOptions {
+                input: Some(InputSize::Features(3)),
+                outputs: Some(2),
+                regression: true,
+                transformer: sizes,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(count_of::<SelfAttention>(&g), 3);
+        assert_eq!(count_of::<RegressionOutput>(&g), 1);
+        assert_eq!(count_of::<Softmax>(&g), 0);
+        let summary = g.summary().unwrap();
+        let fc1 = summary.rows.iter().find(|r| r.name == "fc1_3").unwrap();
+        assert_eq!(fc1.learnables[0], ("Weights", vec![5, 8]));
+    }
+
+    #[test]
+    fn transformer_options_are_checked() {
+        use super::transformer::TransformerSizes;
+        let err = |t: Template, o: TemplateOptions| match t.graph(&o) {
+            Err(Error::InvalidOption { option, .. }) => option,
+            other => panic!("{t}: expected an option error, got {other:?}"),
+        };
+        let sizes = |heads, model_dim| TransformerSizes {
+            heads: Some(heads),
+            model_dim: Some(model_dim),
+            ..Default::default()
+        };
+        let with = |transformer| TemplateOptions {
+            transformer,
+            ..Default::default()
+        };
+        assert_eq!(err(Template::Transformer, with(sizes(3, 8))), "heads");
+        assert_eq!(err(Template::Transformer, with(sizes(0, 8))), "heads");
+        assert_eq!(err(Template::Transformer, with(sizes(2, 0))), "model-dim");
+        assert_eq!(err(Template::Seq2Label, with(sizes(2, 8))), "model-dim");
+        let hidden = TemplateOptions {
+            hidden: Some(10),
+            ..Default::default()
+        };
+        assert_eq!(err(Template::Transformer, hidden), "hidden");
     }
 
     fn count_of<T: crate::LayerType>(g: &LayerGraph) -> usize {

@@ -709,3 +709,87 @@ fn lstm_projection_shapes_json_and_errors() {
         .kernel(&[seq], &mut StdRng::seed_from_u64(0))
         .is_ok());
 }
+
+/// A GRU large enough for its passes to share the observations between two
+/// threads (`B ≥ 8`, `B·H·3H ≥ 2¹⁸`) gives each padded observation what it
+/// gives alone (one thread): outputs, input gradients, and learnable
+/// gradients summing to the batch's.
+#[test]
+fn a_gru_sharing_rows_between_threads_gives_each_observation_its_lone_result() {
+    let (t, b, c, h) = (4, 9, 3, 128);
+    let lens = vec![4, 1, 3, 4, 2, 0, 4, 3, 1];
+    let train = |k: &mut dyn LayerKernel, x: &Activation, g: ArrayD<f32>| {
+        let mut rng = StdRng::seed_from_u64(0);
+        let y = k
+            .forward(
+                &[x],
+                &mut ForwardCtx {
+                    mode: Mode::Training,
+                    stateful: false,
+                    rng: &mut rng,
+                    target: None,
+                },
+            )
+            .unwrap()
+            .remove(0)
+            .data
+            .to_owned();
+        let dx = k.backward(vec![Some(g)]).unwrap().remove(0).unwrap();
+        let grads: Vec<ArrayD<f32>> = k.learnables().iter().map(|p| p.grad.clone()).collect();
+        (y, dx, grads)
+    };
+    for mode in [
+        ResetGateMode::AfterMultiplication,
+        ResetGateMode::RecurrentBiasAfterMultiplication,
+    ] {
+        let layer = Gru::new(h)
+            .reset_gate_mode(mode)
+            .bias_initializer(BiasInitializer::NarrowNormal)
+            .name("g");
+        let seq = SeqLengths::new(lens.clone(), t, PaddingDirection::Right).unwrap();
+        let x = Activation::sequence(random(&[t, b, c], 40), Some(seq.clone())).unwrap();
+        let g = random(&[t, b, h], 41);
+        let build = || {
+            layer
+                .kernel(&[x.shape()], &mut StdRng::seed_from_u64(42))
+                .unwrap()
+        };
+        let (y, dx, grads) = train(&mut build(), &x, g.clone());
+        let mut sum: Vec<ArrayD<f32>> = grads.iter().map(|a| ArrayD::zeros(a.raw_dim())).collect();
+        for (bi, &len) in lens.iter().enumerate() {
+            let lone_x = x
+                .data
+                .slice(s![..len, bi..bi + 1, ..])
+                .to_owned()
+                .into_dyn();
+            let lone_g = g.slice(s![..len, bi..bi + 1, ..]).to_owned().into_dyn();
+            let (y1, dx1, g1) = train(
+                &mut build(),
+                &Activation::sequence(lone_x, None).unwrap(),
+                lone_g,
+            );
+            assert!(close(
+                &y.slice(s![..len, bi..bi + 1, ..]).to_owned().into_dyn(),
+                &y1
+            ));
+            assert!(
+                close(
+                    &dx.slice(s![..len, bi..bi + 1, ..]).to_owned().into_dyn(),
+                    &dx1
+                ),
+                "{mode:?}: input gradient of observation {bi}"
+            );
+            for (s, a) in sum.iter_mut().zip(&g1) {
+                *s += a;
+            }
+        }
+        for (a, s) in grads.iter().zip(&sum) {
+            let err = a
+                .iter()
+                .zip(s)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0f32, f32::max);
+            assert!(err <= 1e-4, "{mode:?}: learnable gradient off by {err}");
+        }
+    }
+}

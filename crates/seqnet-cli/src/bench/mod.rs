@@ -23,6 +23,7 @@
 //! | `stream-step` | [`stream`] |
 //! | `cnn1d-train-step` | [`cnn1d`] |
 //! | `video-epoch` | [`video_epoch`] |
+//! | `transformer-train-step`, `transformer-infer` | [`transformer`] |
 //! | `gru-train-step`, `gru-infer`, `bilstm-train-step` | [`gru`] |
 //!
 //! Every figure is wall-clock time, the median of several repetitions after a
@@ -35,6 +36,7 @@ pub mod gru;
 pub mod lstm;
 mod peak_memory;
 pub mod stream;
+pub mod transformer;
 pub mod video;
 pub mod video_epoch;
 pub mod vowels;
@@ -54,6 +56,8 @@ pub const WORKLOADS: &[&str] = &[
     "stream-step",
     "cnn1d-train-step",
     "video-epoch",
+    "transformer-train-step",
+    "transformer-infer",
     "gru-train-step",
     "bilstm-train-step",
     "gru-infer",
@@ -222,6 +226,8 @@ pub fn run_with(only: Option<&[String]>, machine_line: bool) -> Result<()> {
             "stream-step" => stream::run()?,
             "cnn1d-train-step" => cnn1d::train_step()?,
             "video-epoch" => video_epoch::run()?,
+            "transformer-train-step" => transformer::train_step()?,
+            "transformer-infer" => transformer::infer()?,
             "gru-train-step" => gru::train_step()?,
             "bilstm-train-step" => gru::bilstm_train_step()?,
             "gru-infer" => gru::infer()?,

@@ -10,6 +10,7 @@ use super::Result;
 pub struct Args {
     /// Run only these workloads (comma-separated): vowels-epoch, lstm-train-step,
     /// lstm-infer, video-train-step, stream-step, cnn1d-train-step, video-epoch,
+    /// transformer-train-step, transformer-infer,
     /// gru-train-step, bilstm-train-step, gru-infer.
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     pub only: Vec<String>,

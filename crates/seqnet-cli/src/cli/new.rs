@@ -3,6 +3,7 @@
 use super::{flag_error, out, Result};
 use clap::ValueEnum;
 use seqnet_core::layers::{InputSize, Normalization};
+use seqnet_core::templates::transformer::TransformerSizes;
 use seqnet_core::templates::{RecurrentLayer, Template, TemplateOptions};
 use seqnet_core::Error;
 
@@ -26,6 +27,8 @@ pub enum TemplateName {
     Video,
     /// 1-D CNN (Wang et al.'s FCN): conv1d 8/5/3 'same' with 128/256/128 filters, each with batchnorm and relu, global average pooling, fc; classification (9 classes) or, with --responses, regression
     Cnn1d,
+    /// pre-LN transformer encoder: fc to --model-dim (64) plus learned position embedding, --blocks (2) of self-attention (--heads 4) and a relu feed-forward part (--ffn-dim 128) with residual additions, global average pooling, fc; classification (9 classes) or, with --responses, regression
+    Transformer,
 }
 
 impl From<TemplateName> for Template {
@@ -38,6 +41,7 @@ impl From<TemplateName> for Template {
             TemplateName::DeepSeq2label => Template::DeepSeq2Label,
             TemplateName::Video => Template::Video,
             TemplateName::Cnn1d => Template::Cnn1d,
+            TemplateName::Transformer => Template::Transformer,
         }
     }
 }
@@ -138,6 +142,21 @@ pub struct Args {
     /// Filter sizes in steps of the three 1-D convolutions (the cnn1d template), e.g. 8,5,3.
     #[arg(long, value_name = "K1,K2,K3", value_parser = parse_three)]
     pub filter_sizes: Option<[usize; 3]>,
+    /// Model width D of the transformer template [default: 64].
+    #[arg(long, value_name = "D", value_parser = super::count)]
+    pub model_dim: Option<u64>,
+    /// Attention heads of the transformer template; divides --model-dim [default: 4].
+    #[arg(long, value_name = "N", value_parser = super::count)]
+    pub heads: Option<u64>,
+    /// Encoder blocks of the transformer template [default: 2].
+    #[arg(long, value_name = "N", value_parser = super::count)]
+    pub blocks: Option<u64>,
+    /// Hidden size of each feed-forward part of the transformer template [default: 2·D].
+    #[arg(long, value_name = "F", value_parser = super::count)]
+    pub ffn_dim: Option<u64>,
+    /// Longest sequence the transformer's learned position embedding takes [default: 512].
+    #[arg(long, value_name = "N", value_parser = super::count)]
+    pub max_position: Option<u64>,
 }
 
 /// Parses three positive integers `a,b,c`.
@@ -225,6 +244,13 @@ pub fn graph_json(args: &Args) -> Result<String> {
         regression: template.is_classification() && args.responses.is_some(),
         filters: args.filters,
         filter_sizes: args.filter_sizes,
+        transformer: TransformerSizes {
+            model_dim: args.model_dim.map(|n| n as usize),
+            heads: args.heads.map(|n| n as usize),
+            blocks: args.blocks.map(|n| n as usize),
+            ffn_dim: args.ffn_dim.map(|n| n as usize),
+            max_position: args.max_position.map(|n| n as usize),
+        },
     };
     let graph = template.graph(&options).map_err(|e| match e {
         Error::InvalidOption { option, message } => {
@@ -238,6 +264,11 @@ pub fn graph_json(args: &Args) -> Result<String> {
                 "dropout" => "--dropout",
                 "filters" => "--filters",
                 "filter-sizes" => "--filter-sizes",
+                "model-dim" => "--model-dim",
+                "heads" => "--heads",
+                "blocks" => "--blocks",
+                "ffn-dim" => "--ffn-dim",
+                "max-position" => "--max-position",
                 other => other,
             };
             flag_error(flag, message)

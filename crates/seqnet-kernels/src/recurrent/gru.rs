@@ -202,7 +202,8 @@ fn gru_cell<G: Act, S: Act>(x: GruCell, isa: Isa) {
 /// The backward through time for the output gradient `dy` (`[T·B, H]`), from
 /// what the forward kept; `w_hh` is `R`, `[3H, H]` row-major. Returns the
 /// gradients for `W·x + b` and for `R·h + rb`, both `[T·B, 3H]` (zero at
-/// padded steps). One thread.
+/// padded steps). The observations are shared between two threads as in
+/// [`gru_forward`] when a step's product is large enough.
 ///
 /// # Panics
 /// When a slice is shorter than the sizes say, or `steps` has not one span
@@ -232,56 +233,69 @@ fn pass_back<G: Act, S: Act>(
     isa: Isa,
 ) -> (Vec<f32>, Vec<f32>) {
     let (t_len, b) = (steps.t, steps.b);
-    let (g3, bh) = (3 * h, b * h);
+    let g3 = 3 * h;
     let mut dgi = vec![0.0f32; t_len * b * g3];
     let mut dgh = vec![0.0f32; t_len * b * g3];
-    let mut dh_next = vec![0.0f32; bh];
-    let mut dh_carry = vec![0.0f32; bh];
-    // `R` packed once for the pass; `dG_h·R` of the current step in `prod`.
+    // `R` packed once for the pass, read by both threads.
     let mut pack = PackedPanels::default();
     pack.pack(g3, h, |kk, j| w_hh[kk * h + j]);
     let ld = pack.padded_cols();
-    let mut prod = vec![0.0f32; b * ld];
-    for k in (0..t_len).rev() {
-        let t = steps.step(k, reverse);
-        let (prev, _) = steps.slots(t, reverse);
-        for bi in 0..b {
-            let r = bi * h..(bi + 1) * h;
-            if !steps.real(bi, t) {
-                dh_carry[r.clone()].copy_from_slice(&dh_next[r]);
-                continue;
+    // Each observation's backward needs only its own rows (`dh_{t−1}` of
+    // row `b` is row `b` of `dG_h·R`): two threads take every other
+    // observation and never meet before the pass ends, as in the forward.
+    let parts = row_threads(b, b * h * g3);
+    let ptrs = (SharedMut(dgi.as_mut_ptr()), SharedMut(dgh.as_mut_ptr()));
+    let pack = &pack;
+    share(parts, |part| {
+        let (ip, hp) = ptrs;
+        let rows: Vec<usize> = (part..b).step_by(parts).collect();
+        let m = rows.len();
+        // This part's `dh` carried to the previous step (`[m, H]`), its
+        // step's `dG_h` rows (`[m, 3H]`, zero at padded steps) and `dG_h·R`.
+        let mut dh_next = vec![0.0f32; m * h];
+        let mut a = vec![0.0f32; m * g3];
+        let mut prod = vec![0.0f32; m * ld];
+        for k in (0..t_len).rev() {
+            let t = steps.step(k, reverse);
+            let (prev, _) = steps.slots(t, reverse);
+            for (i, &bi) in rows.iter().enumerate() {
+                let ai = &mut a[i * g3..(i + 1) * g3];
+                if !steps.real(bi, t) {
+                    // The state carries over a padded step: so does `dh`.
+                    ai.fill(0.0);
+                    continue;
+                }
+                let row = t * b + bi;
+                let g = &tape.gates[row * g3..(row + 1) * g3];
+                let (gr, gz, gn) = (&g[..h], &g[h..2 * h], &g[2 * h..]);
+                let hn = &tape.hn[row * h..(row + 1) * h];
+                let hp_row = &tape.h[(prev * b + bi) * h..][..h];
+                let dyr = &dy[row * h..(row + 1) * h];
+                // SAFETY: `row < T·B`, so both `[3H]` rows are inside their
+                // buffers (`T·B·3H` values); row `row` belongs to observation
+                // `bi`, which only this thread handles.
+                let (di, dh_row) = unsafe { (ip.at_mut(row * g3, g3), hp.at_mut(row * g3, g3)) };
+                let dhn = &mut dh_next[i * h..(i + 1) * h];
+                for j in 0..h {
+                    let dh = dhn[j] + dyr[j];
+                    let dn = dh * (1.0 - gz[j]) * S::df(gn[j]);
+                    let dz = dh * (hp_row[j] - gn[j]) * G::df(gz[j]);
+                    let dr = dn * hn[j] * G::df(gr[j]);
+                    di[j] = dr;
+                    di[h + j] = dz;
+                    di[2 * h + j] = dn;
+                    dh_row[j] = dr;
+                    dh_row[h + j] = dz;
+                    dh_row[2 * h + j] = dn * gr[j];
+                    dhn[j] = dh * gz[j];
+                }
+                ai.copy_from_slice(dh_row);
             }
-            let row = t * b + bi;
-            let g = &tape.gates[row * g3..(row + 1) * g3];
-            let (gr, gz, gn) = (&g[..h], &g[h..2 * h], &g[2 * h..]);
-            let hn = &tape.hn[row * h..(row + 1) * h];
-            let hp = &tape.h[(prev * b + bi) * h..][..h];
-            let dyr = &dy[row * h..(row + 1) * h];
-            let dhn = &dh_next[r.clone()];
-            let dhc = &mut dh_carry[r];
-            let (di_r, rest) = dgi[row * g3..(row + 1) * g3].split_at_mut(h);
-            let (di_z, di_n) = rest.split_at_mut(h);
-            let (dh_r, rest) = dgh[row * g3..(row + 1) * g3].split_at_mut(h);
-            let (dh_z, dh_n) = rest.split_at_mut(h);
-            for j in 0..h {
-                let dh = dhn[j] + dyr[j];
-                let dn = dh * (1.0 - gz[j]) * S::df(gn[j]);
-                let dz = dh * (hp[j] - gn[j]) * G::df(gz[j]);
-                let dr = dn * hn[j] * G::df(gr[j]);
-                di_r[j] = dr;
-                di_z[j] = dz;
-                di_n[j] = dn;
-                dh_r[j] = dr;
-                dh_z[j] = dz;
-                dh_n[j] = dn * gr[j];
-                dhc[j] = dh * gz[j];
+            gemm_packed_on(isa, &a, g3, m, pack, &mut prod, ld);
+            for (d, p) in dh_next.chunks_exact_mut(h).zip(prod.chunks_exact(ld)) {
+                d.iter_mut().zip(p).for_each(|(d, p)| *d += p);
             }
         }
-        std::mem::swap(&mut dh_next, &mut dh_carry);
-        gemm_packed_on(isa, &dgh[t * b * g3..], g3, b, &pack, &mut prod, ld);
-        for (d, p) in dh_next.chunks_exact_mut(h).zip(prod.chunks_exact(ld)) {
-            d.iter_mut().zip(p).for_each(|(d, p)| *d += p);
-        }
-    }
+    });
     (dgi, dgh)
 }
