@@ -128,11 +128,26 @@ fn ranks_train_the_weights_of_one_process_and_resume_with_another_count() {
     );
     let d = max_relative_difference(&two, &one);
     assert!(d <= 1e-4, "2 ranks differ from one process by {d}");
+    // Gradients summed in small buckets during backward, on a
+    // communication thread: the same sums, so exactly the same weights.
+    let bucketed = dir.join("bucketed.safetensors");
+    let small = [&ten[..], &["--gradient-bucket-size", "0.001"]].concat();
+    ok(train(2, &net, &bucketed, &small).output().unwrap());
+    let d = max_relative_difference(&bucketed, &two);
+    assert_eq!(d, 0.0, "2 ranks with buckets differ from 2 ranks without");
 
     // 27 does not split evenly into 3 shares, nor 270 into mini-batches of 16.
     let three = dir.join("three.safetensors");
     let sixteen = ["--epochs", "10", "--mini-batch-size", "16"];
     ok(train(3, &net, &three, &sixteen).output().unwrap());
+    let three_bucketed = dir.join("three_bucketed.safetensors");
+    let small16 = [&sixteen[..], &["--gradient-bucket-size", "0.001"]].concat();
+    ok(train(3, &net, &three_bucketed, &small16).output().unwrap());
+    let d = max_relative_difference(&three_bucketed, &three);
+    assert!(
+        d <= 1e-6,
+        "3 ranks with buckets differ from 3 without by {d}"
+    );
     let one16 = dir.join("one16.safetensors");
     ok(train(0, &net, &one16, &sixteen).output().unwrap());
     let d = max_relative_difference(&three, &one16);

@@ -359,6 +359,30 @@ impl Network {
     /// Backpropagates the loss of the last forward with targets, writing every
     /// learnable's gradient and the gradient with respect to the input data.
     pub fn backward(&mut self) -> Result<()> {
+        self.backward_with(&mut |_, _| {})
+    }
+
+    /// The layer indices (as in [`Network::learnables_of`]) in the order
+    /// [`Network::backward_with`] finishes them: the reverse of the forward
+    /// schedule.
+    pub fn backward_order(&self) -> Vec<usize> {
+        self.plan.order.iter().rev().copied().collect()
+    }
+
+    /// The learnables of the layer at `layer` (an index into the graph's
+    /// layers), in the order [`Network::learnables`] lists them.
+    pub fn learnables_of(&self, layer: usize) -> Vec<&Learnable> {
+        self.kernels
+            .get(layer)
+            .map_or(Vec::new(), |k| k.learnables())
+    }
+
+    /// [`Network::backward`], calling `finished(layer, learnables)` as soon
+    /// as each layer's learnables have their final gradients (in
+    /// [`Network::backward_order`], every layer once, also those backward
+    /// skips): data-parallel training starts reducing gradients while the
+    /// rest of the backward pass runs.
+    pub fn backward_with(&mut self, finished: &mut dyn FnMut(usize, &[&Learnable])) -> Result<()> {
         let mut grads: Vec<Vec<Option<ArrayD<f32>>>> = self
             .graph
             .layers
@@ -371,10 +395,12 @@ impl Network {
                 if let Some(k) = self.inputs.iter().position(|&j| j == i) {
                     self.input_grads[k] = None;
                 }
+                finished(i, &self.kernels[i].learnables());
                 continue;
             }
             let g = std::mem::take(&mut grads[i]);
             let gin = self.kernels[i].backward(g)?;
+            finished(i, &self.kernels[i].learnables());
             if let Some(k) = self.inputs.iter().position(|&j| j == i) {
                 self.input_grads[k] = gin.into_iter().next().flatten();
                 continue;

@@ -137,6 +137,13 @@ pub struct TrainingOptions {
     /// global mini-batches (`mini_batch_size`), so a checkpoint resumes with
     /// any number of processes.
     pub execution_environment: ExecutionEnvironment,
+    /// Data-parallel training: reduce the gradients over the ranks in
+    /// buckets of about this many megabytes (10^6 bytes), each started as
+    /// soon as backward has finished its layers and summed while backward
+    /// goes on (PyTorch DDP's `bucket_cap_mb`, default 25 there). `None`
+    /// (the default): one reduction of all gradients after backward. The
+    /// trained weights are the same either way. seqnet's own option.
+    pub gradient_bucket_size: Option<f64>,
 }
 
 impl Default for TrainingOptions {
@@ -171,6 +178,7 @@ impl Default for TrainingOptions {
             metrics: Vec::new(),
             seed: 0,
             execution_environment: ExecutionEnvironment::Auto,
+            gradient_bucket_size: None,
         }
     }
 }
@@ -219,6 +227,11 @@ impl TrainingOptions {
         metrics: Vec<Metric>,
         seed: u64,
         execution_environment: ExecutionEnvironment,
+    }
+
+    pub fn gradient_bucket_size(mut self, megabytes: f64) -> Self {
+        self.gradient_bucket_size = Some(megabytes);
+        self
     }
 
     pub fn checkpoint_keep(mut self, v: usize) -> Self {
@@ -282,6 +295,14 @@ impl TrainingOptions {
                 "InitialLearnRate",
                 format!("must be positive and finite, got {}", self.learn_rate()),
             );
+        }
+        if let Some(b) = self.gradient_bucket_size {
+            if !(b > 0.0 && b.is_finite()) {
+                return bad(
+                    "GradientBucketSize",
+                    format!("must be positive and finite, got {b}"),
+                );
+            }
         }
         if self.max_epochs == 0 {
             return bad("MaxEpochs", "must be at least 1".into());

@@ -93,7 +93,18 @@ pub(crate) fn run(
     options.validate()?;
     let input_gradients = network.input_gradients_enabled();
     network.set_input_gradients(false);
-    let comm = comm.filter(|c| c.size() > 1);
+    let comm = match (comm.filter(|c| c.size() > 1), options.gradient_bucket_size) {
+        (Some(c), Some(_)) if !c.threads_allowed() => {
+            return Err(Error::InvalidOption {
+                option: "GradientBucketSize",
+                message: "the MPI library does not allow MPI calls from a communication thread (MPI_THREAD_SERIALIZED): train without buckets".into(),
+            })
+        }
+        // Every collective goes through one communication thread, so the
+        // buckets' sums overlap backward in the same order on every rank.
+        (Some(c), Some(_)) => Some(Arc::new(distributed::Funnel::new(c)) as Arc<dyn Communicator>),
+        (c, _) => c,
+    };
     if let Some(c) = &comm {
         network.set_stat_reducer(Some(Arc::new(CommunicatorReducer(c.clone()))));
     }
@@ -338,9 +349,16 @@ impl Loop<'_> {
         if !loss.is_finite() {
             return Err(Error::NonFiniteLoss { iteration, loss });
         }
-        network.backward()?;
-        if let Some(c) = self.comm {
-            distributed::sum_gradients(network, c);
+        match (self.comm, self.options.gradient_bucket_size) {
+            (Some(c), Some(mb)) => {
+                let elements = (mb * 1e6 / 4.0).ceil().max(1.0) as usize;
+                distributed::backward_bucketed(network, c, elements)?;
+            }
+            (Some(c), None) => {
+                network.backward()?;
+                distributed::sum_gradients(network, c);
+            }
+            (None, _) => network.backward()?,
         }
         {
             let mut params: Vec<_> = network

@@ -404,3 +404,89 @@ fn a_single_process_communicator_changes_nothing() {
         .unwrap();
     assert_same_weights(&a.network, &b.network, 0.0, "single process");
 }
+
+/// The backward hook sees every layer once, in the reverse of the forward
+/// schedule, with gradients that backward no longer changes.
+#[test]
+fn the_backward_hook_hands_over_final_gradients_in_backward_order() {
+    let store = labelled(6);
+    let batcher = Batcher::for_datastore(BatchOptions::default(), store.as_ref()).unwrap();
+    let obs: Vec<Observation> = (0..6).map(|i| store.read(i).unwrap()).collect();
+    let chunk = batcher.batch(&obs).unwrap().remove(0);
+    let mut net = Network::new(&classifier(), 4).unwrap();
+    net.forward(
+        std::slice::from_ref(&chunk.inputs),
+        Some(&[chunk.targets.clone().unwrap()]),
+        Mode::Training,
+        true,
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut handed = Vec::new();
+    net.backward_with(&mut |layer, learnables| {
+        seen.push(layer);
+        handed.extend(learnables.iter().map(|p| p.grad.clone()));
+    })
+    .unwrap();
+    assert_eq!(seen, net.backward_order());
+    let mut sorted = seen.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..net.graph().layers.len()).collect::<Vec<_>>());
+    // Handed over in backward order; `gradients` lists them in layer order.
+    let mut by_layer: Vec<ArrayD<f32>> = Vec::new();
+    for layer in 0..net.graph().layers.len() {
+        let first: usize = seen
+            .iter()
+            .take_while(|&&l| l != layer)
+            .map(|&l| net.learnables_of(l).len())
+            .sum();
+        let n = net.learnables_of(layer).len();
+        by_layer.extend(handed[first..first + n].iter().cloned());
+    }
+    assert!(handed.iter().any(|g| g.iter().any(|&v| v != 0.0)));
+    assert_eq!(by_layer, gradients(&net));
+}
+
+/// Gradients reduced in buckets during backward (on a communication
+/// thread) train exactly the weights of one reduction after backward,
+/// whatever the bucket size: every element is the same sum over ranks.
+#[test]
+fn bucketed_reduction_trains_exactly_the_unbucketed_weights() {
+    let store = labelled(26);
+    let options = TrainingOptions::new(Solver::Adam)
+        .max_epochs(2)
+        .mini_batch_size(8)
+        .shuffle(Shuffle::EveryEpoch)
+        .verbose(false)
+        .seed(5);
+    for ranks in [2, 3] {
+        let plain = train_ranks(&classifier(), &store, &options, ranks);
+        // Every layer alone (1 byte), a few layers together, one bucket.
+        for megabytes in [1e-6, 2e-4, 25.0] {
+            let bucketed = options.clone().gradient_bucket_size(megabytes);
+            let models = train_ranks(&classifier(), &store, &bucketed, ranks);
+            for (rank, m) in models.iter().enumerate() {
+                assert_same_weights(
+                    &m.network,
+                    &plain[rank].network,
+                    0.0,
+                    &format!("rank {rank} of {ranks}, {megabytes} MB buckets"),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_bucket_size_must_be_positive() {
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let options = TrainingOptions::new(Solver::Adam)
+            .max_epochs(1)
+            .verbose(false)
+            .gradient_bucket_size(bad);
+        let Err(err) = Trainer::new(options).train(&classifier(), labelled(4), None) else {
+            panic!("trained with {bad} MB buckets");
+        };
+        assert!(err.to_string().contains("GradientBucketSize"), "{err}");
+    }
+}

@@ -18,16 +18,19 @@
 //! simulate) and, with the cargo feature `mpi`, `MpiWorld` over the
 //! system's MPI library.
 
+mod buckets;
 #[cfg(feature = "mpi")]
 pub mod mpi;
 mod threads;
 mod weights;
 
+pub use buckets::{backward_bucketed, Funnel};
 pub use threads::ThreadGroup;
 pub use weights::{sum_gradients, sum_metrics, weigh_shares, GlobalLoss};
 
 use seqnet_core::StatReducer;
 use seqnet_data::Share;
+use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 
 /// The collective operations data-parallel training needs. Every rank
@@ -49,6 +52,21 @@ pub trait Communicator: Send + Sync {
     /// (MPI: `MPI_Abort`). Implementations without other processes to stop
     /// may return, and the caller then returns its error.
     fn abort(&self, message: &str);
+
+    /// Starts replacing `values` by their sum over all ranks; the receiver
+    /// gives the result. The default sums on the spot; a [`Funnel`] sums on
+    /// its communication thread while the caller goes on.
+    fn start_sum_f32(&self, mut values: Vec<f32>) -> Receiver<Vec<f32>> {
+        self.sum_f32(&mut values);
+        let (tx, rx) = channel();
+        let _ = tx.send(values);
+        rx
+    }
+    /// Whether its collectives may be called from a thread other than the
+    /// one that created it (one thread at a time): a [`Funnel`] needs it.
+    fn threads_allowed(&self) -> bool {
+        true
+    }
 
     /// This rank's share of each mini-batch.
     fn share(&self) -> Share {

@@ -20,11 +20,13 @@ pub struct MpiSession {
 }
 
 impl MpiSession {
-    /// Initializes MPI (asking for `MPI_THREAD_FUNNELED`: only the thread
-    /// that trains calls MPI). A process not started by an MPI launcher is
-    /// rank 0 of 1.
+    /// Initializes MPI, asking for `MPI_THREAD_SERIALIZED`: the gradient
+    /// buckets' [`super::Funnel`] calls MPI from its communication thread,
+    /// one thread at a time. An MPI library giving less can still train
+    /// without buckets. A process not started by an MPI launcher is rank 0
+    /// of 1.
     pub fn start() -> Result<MpiSession> {
-        let (universe, _threading) = mpi::initialize_with_threading(Threading::Funneled)
+        let (universe, threading) = mpi::initialize_with_threading(Threading::Serialized)
             .ok_or_else(|| Error::InvalidOption {
                 option: "ExecutionEnvironment",
                 message: "MPI is already initialized in this process".into(),
@@ -33,6 +35,7 @@ impl MpiSession {
         let world = Arc::new(MpiWorld {
             rank: world.rank() as usize,
             size: world.size() as usize,
+            serialized: threading >= Threading::Serialized,
         });
         Ok(MpiSession {
             _universe: universe,
@@ -51,6 +54,8 @@ impl MpiSession {
 pub struct MpiWorld {
     rank: usize,
     size: usize,
+    /// Whether MPI gave `MPI_THREAD_SERIALIZED` (or more).
+    serialized: bool,
 }
 
 fn world() -> SimpleCommunicator {
@@ -74,6 +79,9 @@ impl Communicator for MpiWorld {
     }
     fn barrier(&self) {
         world().barrier();
+    }
+    fn threads_allowed(&self) -> bool {
+        self.serialized
     }
     fn abort(&self, message: &str) {
         eprintln!(
