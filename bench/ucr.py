@@ -94,7 +94,8 @@ def train_and_test(torch, net, data, opts, seed):
 
     opts: mini_batch, epochs, zscore (bool), shuffle (bool; else the order
     `sort` gives), sort (bool: train sorted by length), l2, no_decay (a
-    predicate on parameter names: L2 factor 0), threshold (None or float)."""
+    predicate on parameter names: L2 factor 0), threshold (None or float),
+    on_loss (optional: called with each mini-batch's loss)."""
     train, train_y, test, test_y = data
     if opts["zscore"]:
         mean, std = zscore_stats(torch, train)
@@ -142,6 +143,8 @@ def train_and_test(torch, net, data, opts, seed):
                                 p.grad.add_(p, alpha=g["fold"])
                 clip_each(net.parameters(), threshold)
             opt.step()
+            if opts.get("on_loss"):
+                opts["on_loss"](loss.item())
     train_time = time.perf_counter() - t0
     net.eval()
     correct = 0
