@@ -56,8 +56,9 @@ fn main() -> Result<()> {
         .verbose_frequency(100)
         .seed(seed);
     let start = Instant::now();
-    let (mut model, record) = train_network(&graph, Arc::new(train), None, &options, &mut |_| {})?;
+    let train: Arc<dyn Datastore> = Arc::new(train);
+    let (mut model, record) = train_network(&graph, train.clone(), None, &options, &mut |_| {})?;
     let seconds = start.elapsed().as_secs_f64();
-    common::report(&mut model, &record, seconds, test, set.mini_batch)?;
+    common::report(&mut model, &record, seconds, (train, test), set.mini_batch)?;
     Ok(())
 }

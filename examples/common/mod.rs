@@ -121,26 +121,23 @@ impl DataSet {
     }
 }
 
-/// Classifies `test` with `model` and prints the last mini-batch loss, the
-/// training time and the test accuracy (the line `bench/accuracy.sh` reads).
-/// Returns the accuracy in percent.
-pub fn report(
+/// The share of `data`'s observations `model` classifies right, in percent,
+/// and how many there are.
+pub fn accuracy(
     model: &mut Model,
-    record: &TrainingRecord,
-    train_seconds: f64,
-    test: InMemoryDatastore,
+    data: Arc<dyn Datastore>,
     mini_batch: usize,
-) -> Result<f64> {
-    let labels: Vec<usize> = (0..test.len())
+) -> Result<(f64, usize)> {
+    let labels: Vec<usize> = (0..data.len())
         .map(|i| {
-            test.read(i).map(|o| match o.target {
+            data.read(i).map(|o| match o.target {
                 Target::Class(c) => c,
                 _ => usize::MAX,
             })
         })
         .collect::<seqnet::data::Result<_>>()?;
     let predictions = model.classify(
-        Arc::new(test),
+        data,
         &PredictOptions {
             mini_batch_size: mini_batch,
             ..Default::default()
@@ -151,13 +148,31 @@ pub fn report(
         .zip(&labels)
         .filter(|(p, l)| p.classes[0] == **l)
         .count();
+    Ok((100.0 * correct as f64 / labels.len() as f64, labels.len()))
+}
+
+/// Prints the last mini-batch loss, the training time, the accuracy on the
+/// training set (in prediction mode: a network that fits its training data
+/// but predicts badly there has a prediction-mode problem, such as batch
+/// normalization's running statistics) and the test accuracy (the line
+/// `bench/accuracy.sh` reads). Returns the test accuracy in percent.
+pub fn report(
+    model: &mut Model,
+    record: &TrainingRecord,
+    train_seconds: f64,
+    (train, test): (Arc<dyn Datastore>, InMemoryDatastore),
+    mini_batch: usize,
+) -> Result<f64> {
     let last = record.iterations.last().map(|i| i.loss).unwrap_or(f32::NAN);
     println!("final mini-batch loss {last:.4}");
     println!(
         "training time {train_seconds:.2} s ({} iterations)",
         record.iterations.len()
     );
-    let accuracy = 100.0 * correct as f64 / labels.len() as f64;
-    println!("test accuracy {accuracy:.2}% ({correct}/{})", labels.len());
-    Ok(accuracy)
+    let (on_train, _) = accuracy(model, train, mini_batch)?;
+    println!("training-set accuracy {on_train:.2}%");
+    let (on_test, n) = accuracy(model, Arc::new(test), mini_batch)?;
+    let correct = (on_test * n as f64 / 100.0).round() as usize;
+    println!("test accuracy {on_test:.2}% ({correct}/{n})");
+    Ok(on_test)
 }
