@@ -90,7 +90,8 @@ def clip_each(params, threshold):
 
 def train_and_test(torch, net, data, opts, seed):
     """Trains `net` (called as net(x [B, C, T], mask [B, 1, T]) -> [B, K]
-    scores) and returns (correct, tested, train seconds, last loss).
+    scores) and returns (correct, tested, train seconds, last loss, correct on
+    the training set in eval mode).
 
     opts: mini_batch, epochs, zscore (bool), shuffle (bool; else the order
     `sort` gives), sort (bool: train sorted by length), l2, no_decay (a
@@ -147,14 +148,20 @@ def train_and_test(torch, net, data, opts, seed):
                 opts["on_loss"](loss.item())
     train_time = time.perf_counter() - t0
     net.eval()
+    on_train = evaluate(torch, net, train, train_y, m, mean, std)
+    return evaluate(torch, net, test, test_y, m, mean, std), len(test), train_time, loss.item(), on_train
+
+
+def evaluate(torch, net, seqs, labels, m, mean, std):
+    """How many of `seqs` `net` classifies right (in eval mode, mini-batches of m)."""
     correct = 0
     with torch.no_grad():
-        for b0 in range(0, len(test), m):
-            idx = list(range(b0, min(b0 + m, len(test))))
-            x, mask = batch(torch, test, idx, mean, std)
+        for b0 in range(0, len(seqs), m):
+            idx = list(range(b0, min(b0 + m, len(seqs))))
+            x, mask = batch(torch, seqs, idx, mean, std)
             pred = net(x, mask).argmax(dim=1)
-            correct += sum(int(p) == test_y[i] for p, i in zip(pred.tolist(), idx))
-    return correct, len(test), train_time, loss.item()
+            correct += sum(int(p) == labels[i] for p, i in zip(pred.tolist(), idx))
+    return correct
 
 
 def main(doc, build, options):
@@ -182,12 +189,13 @@ def main(doc, build, options):
     for seed in [int(s) for s in a.seeds.split(",") if s]:
         torch.manual_seed(seed)
         net = build(torch, train[0].shape[1], k, name)
-        correct, n, secs, loss = train_and_test(
+        correct, n, secs, loss, on_train = train_and_test(
             torch, net, (train, train_y, test, test_y), opts, seed
         )
         print(
             f"seed={seed} test_accuracy={100.0 * correct / n:.2f}% ({correct}/{n}) "
-            f"train_s={secs:.1f} final_loss={loss:.4f}",
+            f"train_s={secs:.1f} final_loss={loss:.4f} "
+            f"train_accuracy={100.0 * on_train / len(train):.2f}%",
             flush=True,
         )
     return 0
