@@ -64,3 +64,13 @@ pub fn check_shape(layer: &str, port: &str, got: &Activation, want: &ActShape) -
 pub fn no_forward(layer: &str) -> Error {
     Error::layer(layer, "backward called before forward")
 }
+
+/// `[rows, O]` with `bias` `[O]` in every row, written in one pass (a
+/// product then adds into it; zeroing first would be a second pass).
+pub fn bias_rows(bias: &[f32], rows: usize) -> ndarray::Array2<f32> {
+    let mut v = Vec::with_capacity(rows * bias.len());
+    for _ in 0..rows {
+        v.extend_from_slice(bias);
+    }
+    ndarray::Array2::from_shape_vec((rows, bias.len()), v).expect("rows × bias length")
+}
