@@ -6,10 +6,10 @@ use super::name_field;
 #[path = "lstm_projection.rs"]
 mod projection;
 use super::recurrent::{
-    acts, check_state_len, column_sums, fill_rows, gather_rows, initial_state, input_steps, matrix,
-    output_grad, put_slot, real_rows, recurrent_setters, scatter_rows, scatter_rows_or, take_slot,
-    view, view_mut, weight_grad, write_outputs, GateActivation, OutputMode, RecurrentOptions,
-    RecurrentState, StateActivation, Steps,
+    acts, check_state_len, column_sums, gather_rows, initial_state, input_steps, matrix,
+    output_grad, project_rows, put_slot, real_rows, recurrent_setters, scatter_rows,
+    scatter_rows_or, take_slot, view, weight_grad, write_outputs, GateActivation, OutputMode,
+    RecurrentOptions, RecurrentState, StateActivation, Steps,
 };
 use super::util::{no_forward, single};
 use crate::activation::Activation;
@@ -443,27 +443,11 @@ impl LstmKernel {
                         // The real rows' gates on a buffer of their own,
                         // then every row of the step buffer: the real rows
                         // from it, the padded ones the bias alone.
-                        let mut g = Vec::with_capacity(real.len() * g4);
-                        for _ in real {
-                            g.extend_from_slice(bias);
-                        }
-                        matmul_into(
-                            view(xr, real.len(), c),
-                            w.t(),
-                            view_mut(&mut g, real.len(), g4),
-                            true,
-                        );
+                        let mut g = vec![0.0; real.len() * g4];
+                        project_rows(xr, real.len(), w, bias, &mut g);
                         scatter_rows_or(&g, g4, real, &mut dir.gates, bias);
                     }
-                    _ => {
-                        fill_rows(&mut dir.gates, bias);
-                        matmul_into(
-                            view(x_rows, t * b, c),
-                            w.t(),
-                            view_mut(&mut dir.gates, t * b, g4),
-                            true,
-                        )
-                    }
+                    _ => project_rows(x_rows, t * b, w, bias, &mut dir.gates),
                 }
             }
             let bufs = PassBuffers {

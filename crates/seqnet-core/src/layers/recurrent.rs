@@ -435,6 +435,25 @@ pub(crate) fn scatter_rows_or(
     }
 }
 
+/// `out = bias + x·wᵀ` (`x` `[n, C]`, `w` `[G, C]` of any strides, `bias`
+/// `[G]`, `out` `[n, G]`): an input projection. With fewer rows than gates
+/// the product goes into a `[G, n]` buffer (`out` transposed), copied over
+/// after: the `gemm` crate then packs the `n` input rows rather than the
+/// `[G, C]` weights, and for the video network's 11520-wide projection
+/// (n ≈ 176, G = 800) runs about 1.6× as fast (`seqnet-kernels`' example
+/// `projection_speed`).
+pub(crate) fn project_rows(x: &[f32], n: usize, w: ArrayView2<f32>, bias: &[f32], out: &mut [f32]) {
+    let (g, c) = w.dim();
+    if n >= g {
+        fill_rows(out, bias);
+        matmul_into(view(x, n, c), w.t(), view_mut(out, n, g), true);
+        return;
+    }
+    let mut gt = Array2::from_shape_fn((g, n), |(j, _)| bias[j]);
+    matmul_into(view(x, n, c), w.t(), gt.view_mut().reversed_axes(), true);
+    view_mut(out, n, g).assign(&gt.t());
+}
+
 /// Column sums of a `[N, n]` buffer into `out` (`n` values).
 pub(crate) fn column_sums(rows: &[f32], out: &mut [f32]) {
     out.fill(0.0);
