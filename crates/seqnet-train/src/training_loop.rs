@@ -14,6 +14,7 @@ use crate::solver::{self, SolverState};
 use ndarray::ArrayD;
 use seqnet_core::{Mode, Network, SharedReducer};
 use seqnet_data::{Chunk, MiniBatch};
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -131,6 +132,7 @@ fn run_inner(
             let stand_in: SharedReducer = Arc::new(StandInReducer(c.clone()));
             (normal, stand_in)
         }),
+        gradient_sum: RefCell::new(distributed::GradientSum::default()),
         stateful_chunks: matches!(options.sequence_length, SequenceLength::Fixed(_)),
         classification: is_classification(network),
         start: Instant::now(),
@@ -176,6 +178,8 @@ struct Loop<'o> {
     comm: Option<&'o dyn Communicator>,
     /// With `comm`: batch normalization's reducers for a share and for a stand-in.
     reducers: Option<(SharedReducer, SharedReducer)>,
+    /// With `comm`: the gradient sum's buffers, kept from iteration to iteration.
+    gradient_sum: RefCell<distributed::GradientSum>,
     /// Split sequences carry their state from chunk to chunk.
     stateful_chunks: bool,
     classification: bool,
@@ -356,7 +360,7 @@ impl Loop<'_> {
             }
             (Some(c), None) => {
                 network.backward()?;
-                distributed::sum_gradients(network, c);
+                self.gradient_sum.borrow_mut().sum(network, c);
             }
             (None, _) => network.backward()?,
         }
