@@ -345,9 +345,19 @@ impl Loop<'_> {
             return Err(Error::NoTargets { data: "training" });
         };
         let preds = run_chunk(network, chunk, Mode::Training, self.stateful_chunks)?;
+        let mut sums = MetricSums::new(&self.options.metrics);
+        for p in preds.iter().filter(|_| !stand_in) {
+            sums.add(p, target, self.classification);
+        }
         let loss = match self.comm {
-            // The global mini-batch's loss, the same on every rank.
-            Some(c) => distributed::weigh_shares(network, c, stand_in)?.loss,
+            // The global mini-batch's loss, accuracy and RMSE sums, the same
+            // on every rank, in one reduction.
+            Some(c) => {
+                let mut v = distributed::metric_sums_to_values(&sums);
+                let loss = distributed::weigh_shares_with(network, c, stand_in, &mut v)?.loss;
+                distributed::metric_sums_from_values(&mut sums, v);
+                loss
+            }
             None => network.loss().unwrap_or(f32::NAN),
         };
         if !loss.is_finite() {
@@ -371,13 +381,6 @@ impl Loop<'_> {
                 .map(|(_, p)| p)
                 .collect();
             solver::step(&mut params, &mut st.solver, self.options, lr);
-        }
-        let mut sums = MetricSums::new(&self.options.metrics);
-        for p in preds.iter().filter(|_| !stand_in) {
-            sums.add(p, target, self.classification);
-        }
-        if let Some(c) = self.comm {
-            distributed::sum_metrics(&mut sums, c);
         }
         Ok(IterationInfo {
             epoch: step.epoch + 1,

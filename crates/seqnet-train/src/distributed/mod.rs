@@ -26,7 +26,10 @@ mod weights;
 
 pub use buckets::{backward_bucketed, Funnel};
 pub use threads::ThreadGroup;
-pub use weights::{sum_gradients, sum_metrics, weigh_shares, GlobalLoss, GradientSum};
+pub use weights::{
+    metric_sums_from_values, metric_sums_to_values, sum_gradients, sum_metrics, weigh_shares,
+    weigh_shares_with, GlobalLoss, GradientSum,
+};
 
 use seqnet_core::StatReducer;
 use seqnet_data::Share;
