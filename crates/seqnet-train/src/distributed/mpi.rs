@@ -11,13 +11,12 @@ use mpi::traits::{Communicator as _, CommunicatorCollectives};
 use mpi::Threading;
 use std::sync::{Arc, Mutex};
 
-/// The most elements one `MPI_Allreduce` sums: longer sums run piece by
-/// piece. Open MPI's large-message allreduce allocates a scratch buffer of
-/// the message's size on every call; above glibc's largest mmap threshold
-/// (32 MB) that is a fresh `mmap`, page-faulted and zeroed on every
-/// iteration (a 37.5 MB gradient: ~9000 faults per rank per iteration).
-/// Pieces of 8 MB come from the heap and are reused.
-const PIECE: usize = 1 << 21;
+/// The most elements one `MPI_Allreduce` sums (MPI counts are `int`):
+/// longer sums run piece by piece. Not smaller: on 2 ranks, 37.5 MB summed
+/// in pieces of 8 or 16 MB cost more CPU time than in one call (Open MPI
+/// picks another algorithm for the smaller messages), see
+/// docs/DISTRIBUTED.md "Open MPI settings".
+const PIECE: usize = 1 << 30;
 
 /// MPI, initialized for this process until dropped (dropping finalizes it):
 /// hold it for as long as training runs, then drop it before the process
@@ -66,7 +65,7 @@ pub struct MpiWorld {
     /// Whether MPI gave `MPI_THREAD_SERIALIZED` (or more).
     serialized: bool,
     /// The send buffer of an in-place sum (rsmpi has no `MPI_IN_PLACE`),
-    /// kept from call to call (at most [`PIECE`] elements).
+    /// kept from call to call: no allocation and page faults per call.
     scratch: Mutex<Vec<f32>>,
 }
 
