@@ -416,6 +416,25 @@ pub(crate) fn scatter_rows(src: &[f32], width: usize, rows: &[usize], dst: &mut 
     }
 }
 
+/// Writes every row of `dst` (`[N, width]`): row `rows[i]` from row `i` of
+/// `src` (`[rows.len(), width]`), the rows not in `rows` (ascending) from
+/// `fill` (`width` values).
+pub(crate) fn scatter_rows_or(
+    src: &[f32],
+    width: usize,
+    rows: &[usize],
+    dst: &mut [f32],
+    fill: &[f32],
+) {
+    let mut next = rows.iter().zip(src.chunks_exact(width)).peekable();
+    for (r, out) in dst.chunks_exact_mut(width).enumerate() {
+        match next.next_if(|&(&row, _)| row == r) {
+            Some((_, row)) => out.copy_from_slice(row),
+            None => out.copy_from_slice(fill),
+        }
+    }
+}
+
 /// Column sums of a `[N, n]` buffer into `out` (`n` values).
 pub(crate) fn column_sums(rows: &[f32], out: &mut [f32]) {
     out.fill(0.0);
