@@ -8,6 +8,8 @@
 #
 #   bench/accuracy.sh [SEEDS (default "0 1 2 3 4")] [SETS] [NETWORKS]
 #   PYTHON=/path/to/python (with torch) bench/accuracy.sh
+#   BIN=<folder with the three example binaries> bench/accuracy.sh: run those
+#   (say, copies kept while the tree is rebuilt) instead of building them
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${1:-"0 1 2 3 4"}
@@ -17,8 +19,11 @@ PYTHON=${PYTHON:-python3}
 OUT=${OUT:-out/accuracy.log}
 mkdir -p "$(dirname "$OUT")"
 export RAYON_NUM_THREADS=1 OMP_NUM_THREADS=1
-cargo build --release --example japanese_vowels --example cnn1d_japanese_vowels \
-    --example transformer_japanese_vowels
+if [ -z "${BIN:-}" ]; then
+    cargo build --release --example japanese_vowels --example cnn1d_japanese_vowels \
+        --example transformer_japanese_vowels
+fi
+BIN=${BIN:-target/release/examples}
 example() {
     case $1 in
         lstm) echo japanese_vowels ;;
@@ -28,7 +33,7 @@ example() {
 for set in $SETS; do
     for net in $NETS; do
         for seed in $SEEDS; do
-            r=$(target/release/examples/"$(example "$net")" --data "$set" --seed "$seed")
+            r=$("$BIN"/"$(example "$net")" --data "$set" --seed "$seed")
             acc=$(sed -n 's/^test accuracy \([0-9.]*\)%.*/\1/p' <<<"$r")
             secs=$(sed -n 's/^training time \([0-9.]*\) s.*/\1/p' <<<"$r")
             echo "seqnet $net $set $seed $acc $secs" | tee -a "$OUT"
