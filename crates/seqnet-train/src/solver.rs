@@ -217,18 +217,34 @@ fn gradient_preparation(params: &[&mut Learnable], options: &TrainingOptions) ->
 /// Elements per piece of work when a pass over a learnable is split over threads.
 const CHUNK: usize = 1 << 16;
 
+/// f64 partial sums [`squared_norm`] keeps apart: one serial chain of f64
+/// additions waits 4 cycles per element (a fifth of the video epoch's solver
+/// time went there); eight independent lanes vectorize and leave the pass
+/// bound by memory.
+const NORM_LANES: usize = 8;
+
 /// `Σ (g + k·w)²` in f64 (the regularized gradient rounded to f32 first, as
-/// [`add_l2`] stores it), over rayon's threads for large learnables.
+/// [`add_l2`] stores it), over rayon's threads for large learnables. Summed
+/// in [`NORM_LANES`] interleaved partial sums per chunk: the order is fixed
+/// by the lengths alone, so the result does not depend on the thread count.
 fn squared_norm(g: &[f32], w: &[f32], k: f32) -> f64 {
     use rayon::prelude::*;
+    let square = |g: f32, w: f32| {
+        let v = (g + k * w) as f64;
+        v * v
+    };
     let body = |g: &[f32], w: &[f32]| {
-        g.iter()
-            .zip(w)
-            .map(|(&g, &w)| {
-                let v = (g + k * w) as f64;
-                v * v
-            })
-            .sum::<f64>()
+        let (gc, wc) = (g.chunks_exact(NORM_LANES), w.chunks_exact(NORM_LANES));
+        let tail: f64 = (gc.remainder().iter().zip(wc.remainder()))
+            .map(|(&g, &w)| square(g, w))
+            .sum();
+        let mut lanes = [0f64; NORM_LANES];
+        for (g, w) in gc.zip(wc) {
+            for ((l, &g), &w) in lanes.iter_mut().zip(g).zip(w) {
+                *l += square(g, w);
+            }
+        }
+        lanes.iter().sum::<f64>() + tail
     };
     if g.len() < 4 * CHUNK {
         return body(g, w);

@@ -6,10 +6,10 @@ use super::name_field;
 #[path = "lstm_projection.rs"]
 mod projection;
 use super::recurrent::{
-    acts, check_state_len, column_sums, fill_rows, gather_rows, initial_state, input_steps, matrix,
-    output_grad, put_slot, real_rows, recurrent_setters, scatter_rows, take_slot, view, view_mut,
-    weight_grad, write_outputs, GateActivation, OutputMode, RecurrentOptions, RecurrentState,
-    StateActivation, Steps,
+    acts, check_state_len, column_sums, gather_rows, initial_state, input_steps, matrix,
+    output_grad, project_rows, put_slot, real_rows, recurrent_setters, scatter_rows,
+    scatter_rows_or, take_slot, view, weight_grad, write_outputs, GateActivation, OutputMode,
+    RecurrentOptions, RecurrentState, StateActivation, Steps,
 };
 use super::util::{no_forward, single};
 use crate::activation::Activation;
@@ -304,6 +304,10 @@ struct LstmTape {
     steps: Steps,
     /// The input `[T, B, C]`, standard layout (viewed as `[T·B, C]` rows).
     x: ArcArray<f32, IxDyn>,
+    /// The rows of `x` at the real steps (`real_rows`), `[N, C]`, when the
+    /// forward gathered them for its input projection: backward's
+    /// input-side products run on the same rows.
+    x_real: Option<Vec<f32>>,
     dirs: Vec<LstmDir>,
     /// Whether the forward kept what backward needs (gates, `state(c)`): in
     /// training mode only.
@@ -402,14 +406,15 @@ impl LstmKernel {
 
     /// Runs every direction's pass through time over `x` (`[T, B, C]`) from
     /// the initial states already in `dirs`' slots, with the packed panels;
-    /// with `tape`, keeps what backward needs.
+    /// with `tape`, keeps what backward needs. Returns the real steps' input
+    /// rows when the input projection gathered them.
     fn run_passes(
         &self,
         steps: &Steps,
         x: &ArcArray<f32, IxDyn>,
         dirs: &mut [LstmDir],
         tape: bool,
-    ) {
+    ) -> Option<Vec<f32>> {
         let (h, c) = (self.hidden, self.input_size);
         let (t, b, g4) = (steps.t, steps.b, 4 * h);
         let fold = self.panels[0].folded();
@@ -432,24 +437,17 @@ impl LstmKernel {
             if !fold {
                 let rows = d * g4..(d + 1) * g4;
                 let w = w_ih.slice_axis(Axis(0), rows.clone().into());
-                fill_rows(&mut dir.gates, &bias[rows.clone()]);
+                let bias = &bias[rows.clone()];
                 match (&real, &x_real) {
                     (Some(real), Some(xr)) => {
-                        let mut g = dir.gates[..real.len() * g4].to_vec();
-                        matmul_into(
-                            view(xr, real.len(), c),
-                            w.t(),
-                            view_mut(&mut g, real.len(), g4),
-                            true,
-                        );
-                        scatter_rows(&g, g4, real, &mut dir.gates);
+                        // The real rows' gates on a buffer of their own,
+                        // then every row of the step buffer: the real rows
+                        // from it, the padded ones the bias alone.
+                        let mut g = vec![0.0; real.len() * g4];
+                        project_rows(xr, real.len(), w, bias, &mut g);
+                        scatter_rows_or(&g, g4, real, &mut dir.gates, bias);
                     }
-                    _ => matmul_into(
-                        view(x_rows, t * b, c),
-                        w.t(),
-                        view_mut(&mut dir.gates, t * b, g4),
-                        true,
-                    ),
+                    _ => project_rows(x_rows, t * b, w, bias, &mut dir.gates),
                 }
             }
             let bufs = PassBuffers {
@@ -468,6 +466,7 @@ impl LstmKernel {
                 tape,
             );
         }
+        x_real
     }
 
     /// Makes the tape of an inference forward (which keeps no gates) complete
@@ -480,7 +479,7 @@ impl LstmKernel {
         };
         if !tape.complete {
             self.pack_panels(fold_input(self.input_size, self.hidden, tape.steps.b));
-            self.run_passes(&tape.steps, &tape.x, &mut tape.dirs, true);
+            tape.x_real = self.run_passes(&tape.steps, &tape.x, &mut tape.dirs, true);
             tape.complete = true;
         }
         self.tape = Some(tape);
@@ -583,7 +582,7 @@ impl LayerKernel for LstmKernel {
             put_slot(&mut dir.c, steps.initial_slot(reverse), c0, d * h, h);
             dirs.push(dir);
         }
-        self.run_passes(&steps, &x_kept, &mut dirs, tape);
+        let x_real = self.run_passes(&steps, &x_kept, &mut dirs, tape);
 
         let mut y = match self.output_mode {
             OutputMode::Sequence => vec![0.0; t * b * s],
@@ -643,6 +642,7 @@ impl LayerKernel for LstmKernel {
         self.tape = Some(LstmTape {
             steps,
             x: x_kept,
+            x_real: x_real.filter(|_| tape),
             dirs,
             complete: tape,
         });
@@ -684,7 +684,15 @@ impl LayerKernel for LstmKernel {
             .as_slice()
             .ok_or_else(|| Error::layer(&self.name, "kept input not contiguous"))?;
         let real = real_rows(steps);
-        let x_real = real.as_ref().map(|r| gather_rows(x_all, c, r));
+        let gathered;
+        let x_real: Option<&[f32]> = match (&real, &tape.x_real) {
+            (Some(_), Some(kept)) => Some(kept),
+            (Some(r), None) => {
+                gathered = gather_rows(x_all, c, r);
+                Some(&gathered)
+            }
+            (None, _) => None,
+        };
         let n_rows = real.as_ref().map_or(t * b, |r| r.len());
         let mut dx_rows = if need_dx && real.is_some() {
             Array2::<f32>::zeros((n_rows, c))
@@ -716,8 +724,8 @@ impl LayerKernel for LstmKernel {
                 &mut self.back_threads,
             );
             let dg_real = real.as_ref().map(|r| gather_rows(&dg, g4, r));
-            let (dg_in, x_in) = match (&dg_real, &x_real) {
-                (Some(dgr), Some(xr)) => (&dgr[..], &xr[..]),
+            let (dg_in, x_in) = match (&dg_real, x_real) {
+                (Some(dgr), Some(xr)) => (&dgr[..], xr),
                 _ => (&dg[..], x_all),
             };
             weight_grad(
