@@ -3,80 +3,10 @@
 //! demo, datastore folders (video classification, regression), PyTorch
 //! import, activations, and errors that are one line with a non-zero exit.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-const BIN: &str = env!("CARGO_BIN_EXE_seqnet");
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn vowels(file: &str) -> String {
-    root()
-        .join("data/japanese_vowels")
-        .join(file)
-        .display()
-        .to_string()
-}
-
-/// A fresh folder for one test.
-fn tmp(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("seqnet-cli-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Runs and expects success, returning standard output.
-fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "seqnet {args:?} failed: {}\n{}",
-        stderr(&o),
-        stdout(&o)
-    );
-    stdout(&o)
-}
-
-/// Runs and expects a one-line error, returning it.
-fn fails(args: &[&str]) -> String {
-    let o = run(args);
-    let err = stderr(&o);
-    assert!(!o.status.success(), "seqnet {args:?} should fail");
-    assert_ne!(
-        o.status.code(),
-        Some(101),
-        "seqnet {args:?} panicked: {err}"
-    );
-    assert!(!err.contains("panicked"), "seqnet {args:?}: {err}");
-    assert!(!err.contains("backtrace"), "seqnet {args:?}: {err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "seqnet {args:?}: not one line: {err}");
-    assert!(lines[0].starts_with("error: "), "seqnet {args:?}: {err}");
-    lines[0].to_string()
-}
-
-fn write(path: &Path, text: &str) -> String {
-    std::fs::write(path, text).unwrap();
-    path.display().to_string()
-}
+mod common;
+use common::{fails, ok, root, run, stderr, stdout, tmp, train_args, vowels, write};
 
 /// Writes `[shape]` f32 values as a `.npy` file (format 1.0, little endian).
 fn write_npy(path: &Path, shape: &[usize], values: &[f32]) {
@@ -198,27 +128,25 @@ fn train_then_predict_on_japanese_vowels() {
     let net = write(&dir.join("net.json"), &ok(&["new", "seq2label"]));
     let model = dir.join("out/model.safetensors").display().to_string();
     let plot = dir.join("progress.svg").display().to_string();
-    let report = ok(&[
-        "train",
-        "--net",
+    let report = ok(&train_args(
         &net,
-        "--data",
         &vowels("JapaneseVowels_TRAIN.ts"),
-        "--epochs",
-        "3",
-        "--mini-batch-size",
-        "27",
-        "--gradient-threshold",
-        "1",
-        "--shuffle",
-        "never",
-        "--sort-by-length",
-        "--out",
         &model,
-        "--plot",
-        &plot,
-        "--quiet",
-    ]);
+        &[
+            "--epochs",
+            "3",
+            "--mini-batch-size",
+            "27",
+            "--gradient-threshold",
+            "1",
+            "--shuffle",
+            "never",
+            "--sort-by-length",
+            "--plot",
+            &plot,
+            "--quiet",
+        ],
+    ));
     assert!(
         report.contains("trained 3 epochs (30 iterations)"),
         "{report}"
@@ -337,20 +265,12 @@ fn video_classification_from_a_datastore_folder() {
     );
     let model = dir.join("model.safetensors").display().to_string();
     let d = data.display().to_string();
-    ok(&[
-        "train",
-        "--net",
+    ok(&train_args(
         &net,
-        "--data",
         &d,
-        "--epochs",
-        "2",
-        "--mini-batch-size",
-        "3",
-        "--out",
         &model,
-        "--verbose",
-    ]);
+        &["--epochs", "2", "--mini-batch-size", "3", "--verbose"],
+    ));
     let csv_out = dir.join("p.csv").display().to_string();
     let o = ok(&[
         "predict", "--model", &model, "--data", &d, "--out", &csv_out,
@@ -410,22 +330,20 @@ fn regression_from_a_datastore_folder_reports_rmse() {
     );
     let model = dir.join("model.safetensors").display().to_string();
     let d = data.display().to_string();
-    let report = ok(&[
-        "train",
-        "--net",
+    let report = ok(&train_args(
         &net,
-        "--data",
         &d,
-        "--epochs",
-        "3",
-        "--mini-batch-size",
-        "4",
-        "--out",
         &model,
-        "--validation",
-        &d,
-        "--quiet",
-    ]);
+        &[
+            "--epochs",
+            "3",
+            "--mini-batch-size",
+            "4",
+            "--validation",
+            &d,
+            "--quiet",
+        ],
+    ));
     assert!(report.contains("rmse"), "{report}");
     let out = dir.join("p.csv").display().to_string();
     let o = ok(&["predict", "--model", &model, "--data", &d, "--out", &out]);
@@ -509,15 +427,7 @@ fn errors_are_one_line_and_name_what_is_at_fault() {
     );
     let e = fails(&["summary", &bad]);
     assert!(e.contains("bad.json:3:"), "{e}");
-    let e = fails(&[
-        "train",
-        "--net",
-        &bad,
-        "--data",
-        &train,
-        "--out",
-        "m.safetensors",
-    ]);
+    let e = fails(&train_args(&bad, &train, "m.safetensors", &[]));
     assert!(e.contains("bad.json:3:"), "{e}");
     // A graph that fails its checks names the layer.
     let unknown = write(
@@ -527,29 +437,19 @@ fn errors_are_one_line_and_name_what_is_at_fault() {
     let e = fails(&["summary", &unknown]);
     assert!(e.contains("'out/in'"), "{e}");
     // Unknown flag values name the flag.
-    let e = fails(&[
-        "train",
-        "--net",
+    let e = fails(&train_args(
         &bad,
-        "--data",
         &train,
-        "--out",
         "m.safetensors",
-        "--solver",
-        "nadam",
-    ]);
+        &["--solver", "nadam"],
+    ));
     assert!(e.contains("--solver"), "{e}");
-    let e = fails(&[
-        "train",
-        "--net",
+    let e = fails(&train_args(
         &bad,
-        "--data",
         &train,
-        "--out",
         "m.safetensors",
-        "--epochs",
-        "zero",
-    ]);
+        &["--epochs", "zero"],
+    ));
     assert!(e.contains("--epochs"), "{e}");
     let e = fails(&["new", "seq2label", "--normalization", "maybe"]);
     assert!(e.contains("--normalization"), "{e}");
@@ -571,32 +471,19 @@ fn errors_are_one_line_and_name_what_is_at_fault() {
     assert!(e.contains("--classes"), "{e}");
     let e = fails(&["new", "teleport"]);
     assert!(e.contains("teleport"), "{e}");
-    let e = fails(&[
-        "train",
-        "--net",
+    let e = fails(&train_args(
         &bad,
-        "--data",
         &train,
-        "--out",
         "m.safetensors",
-        "--epocs",
-        "3",
-    ]);
+        &["--epocs", "3"],
+    ));
     assert!(e.contains("--epocs") && e.contains("--epochs"), "{e}");
     // Data that does not fit the network names the data and the layer.
     let net = write(
         &dir.join("net13.json"),
         &ok(&["new", "seq2label", "--features", "13"]),
     );
-    let e = fails(&[
-        "train",
-        "--net",
-        &net,
-        "--data",
-        &train,
-        "--out",
-        "m.safetensors",
-    ]);
+    let e = fails(&train_args(&net, &train, "m.safetensors", &[]));
     assert!(
         e.contains("JapaneseVowels_TRAIN.ts") && e.contains("'sequenceinput'"),
         "{e}"
@@ -604,17 +491,12 @@ fn errors_are_one_line_and_name_what_is_at_fault() {
     // Options file: the file and line, or the option.
     let options = write(&dir.join("o.json"), "{\n  \"maxEpochs\": \"many\"\n}");
     let net = write(&dir.join("net.json"), &ok(&["new", "seq2label"]));
-    let e = fails(&[
-        "train",
-        "--net",
+    let e = fails(&train_args(
         &net,
-        "--data",
         &train,
-        "--out",
         "m.safetensors",
-        "--options",
-        &options,
-    ]);
+        &["--options", &options],
+    ));
     assert!(e.contains("o.json:2:"), "{e}");
     // Not a model file.
     let e = fails(&[
@@ -622,17 +504,12 @@ fn errors_are_one_line_and_name_what_is_at_fault() {
     ]);
     assert!(e.contains("net.json"), "{e}");
     // A picture with an unknown extension names the flag.
-    let e = fails(&[
-        "train",
-        "--net",
+    let e = fails(&train_args(
         &net,
-        "--data",
         &train,
-        "--out",
         "m.safetensors",
-        "--plot",
-        "p.jpg",
-    ]);
+        &["--plot", "p.jpg"],
+    ));
     assert!(e.contains("--plot"), "{e}");
     // No command at all is a usage error too.
     let o = run(&[]);
@@ -664,15 +541,12 @@ fn a_failing_command_exits_with_1_and_names_the_file() {
     // A missing data file.
     let net = write(&dir.join("net.json"), &ok(&["new", "seq2label"]));
     let missing = dir.join("nowhere.ts").display().to_string();
-    let o = run(&[
-        "train",
-        "--net",
+    let o = run(&train_args(
         &net,
-        "--data",
         &missing,
-        "--out",
         &dir.join("m.safetensors").display().to_string(),
-    ]);
+        &[],
+    ));
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         stderr(&o).trim_end(),
@@ -688,22 +562,20 @@ fn verbose_shows_matlab_s_table_on_standard_error() {
     let options = write(&dir.join("o.json"), r#"{"verboseFrequency": 4}"#);
     let model = dir.join("m.safetensors").display().to_string();
     let train = |display: &str| {
-        run(&[
-            "train",
-            "--net",
+        run(&train_args(
             &net,
-            "--data",
             &vowels("JapaneseVowels_TRAIN.ts"),
-            "--options",
-            &options,
-            "--epochs",
-            "1",
-            "--mini-batch-size",
-            "27",
-            "--out",
             &model,
-            display,
-        ])
+            &[
+                "--options",
+                &options,
+                "--epochs",
+                "1",
+                "--mini-batch-size",
+                "27",
+                display,
+            ],
+        ))
     };
     let o = train("--verbose");
     assert!(o.status.success(), "{}", stderr(&o));
@@ -758,20 +630,12 @@ fn generate_videos_writes_a_datastore_folder_that_trains() {
     let o = run(&["new", "video", "--classes", "3", "--hidden", "8"]);
     std::fs::write(&net, &o.stdout).unwrap();
     let model = dir.join("m.safetensors");
-    let o = run(&[
-        "train",
-        "--net",
+    let o = run(&train_args(
         net.to_str().unwrap(),
-        "--data",
         videos.to_str().unwrap(),
-        "--out",
         model.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--mini-batch-size",
-        "8",
-        "--quiet",
-    ]);
+        &["--epochs", "1", "--mini-batch-size", "8", "--quiet"],
+    ));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = run(&[
         "generate-videos",

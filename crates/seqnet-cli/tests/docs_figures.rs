@@ -1,26 +1,10 @@
 //! `seqnet docs-figures` draws the pictures of docs/LSTM.md from the
 //! repository's Japanese Vowels data, the same ones the repository holds.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_seqnet");
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Width and height of a PNG file.
-fn png_size(path: &Path) -> (u32, u32) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(
-        bytes.starts_with(b"\x89PNG"),
-        "{} is no PNG",
-        path.display()
-    );
-    let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-    (be(16), be(20))
-}
+mod common;
+use common::{png_size, root, BIN};
 
 #[test]
 fn docs_figures_are_drawn_as_the_docs_show_them() {

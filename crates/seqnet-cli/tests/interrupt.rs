@@ -2,30 +2,12 @@
 //! checkpoint and says how to resume; `seqnet train --resume` then ends with the
 //! same weights, bit for bit, as a run that was never interrupted.
 
-use safetensors::SafeTensors;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_seqnet");
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Every tensor of a model file except those of training state, by name.
-fn weights(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let mut w: Vec<(String, Vec<u8>)> = st
-        .tensors()
-        .into_iter()
-        .filter(|(n, _)| !n.starts_with("training."))
-        .map(|(n, t)| (n, t.data().to_vec()))
-        .collect();
-    w.sort();
-    w
-}
+mod common;
+use common::{root, weights, BIN};
 
 #[test]
 fn ctrl_c_writes_a_checkpoint_and_resume_matches_an_uninterrupted_run() {

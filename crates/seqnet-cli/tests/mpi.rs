@@ -342,3 +342,97 @@ fn a_killed_rank_stops_every_rank_and_the_checkpoint_stays_intact() {
     assert!(resumed.is_file());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SIGUSR1 to `mpirun` (which forwards it to every rank) stops every rank
+/// after the same mini-batch: the job ends with 130, rank 0 writes the
+/// interrupted run's checkpoint and says how to resume, and it resumes.
+#[test]
+fn sigusr1_to_mpirun_stops_every_rank_with_a_checkpoint() {
+    let dir = tmp("sigusr1");
+    let net = network(&dir);
+    let ck = dir.join("ck");
+    let out = dir.join("never.safetensors");
+    let mut job = Job(train(
+        2,
+        &net,
+        &out,
+        &[
+            "--epochs",
+            "2000",
+            "--mini-batch-size",
+            "27",
+            "--checkpoint-dir",
+            ck.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap());
+    // After the first checkpoint, every rank has its handler.
+    let start = Instant::now();
+    while checkpoints(&ck).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint written"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = Command::new("kill")
+        .args(["-USR1", &job.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = job.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the job did not stop on SIGUSR1"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = job.0.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("training interrupted after iteration"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("resume with:"), "{stderr}");
+    assert!(!out.exists(), "no model from an interrupted run");
+    let interrupted = checkpoints(&ck)
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("checkpoint_iteration"))
+        .expect("the interrupted run's checkpoint");
+    // The interrupted epoch is at most one after the last finished one.
+    let finished = checkpoints(&ck)
+        .iter()
+        .filter_map(|p| {
+            let stem = p.file_stem()?.to_string_lossy().into_owned();
+            stem.strip_prefix("checkpoint_epoch")?.parse::<usize>().ok()
+        })
+        .max()
+        .expect("an epoch checkpoint");
+    let data = root().join("data/japanese_vowels/JapaneseVowels_TRAIN.ts");
+    let resumed = dir.join("resumed.safetensors");
+    ok(Command::new(BIN)
+        .args(["train", "--resume"])
+        .arg(&interrupted)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&resumed)
+        .args(["--epochs", &(finished + 2).to_string(), "--quiet"])
+        .arg("--checkpoint-dir")
+        .arg(dir.join("ck2"))
+        .output()
+        .unwrap());
+    assert!(resumed.is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}

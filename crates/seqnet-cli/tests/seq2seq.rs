@@ -4,56 +4,9 @@
 //! recurrent-layer options of the templates.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_seqnet");
-
-/// A fresh folder for one test.
-fn tmp(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("seqnet-s2s-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-/// Runs and expects success, returning standard output.
-fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "seqnet {args:?} failed: {}\n{out}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
-}
-
-/// Runs and expects a one-line error, returning it.
-fn fails(args: &[&str]) -> String {
-    let o = run(args);
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(!o.status.success(), "seqnet {args:?} should fail");
-    assert_ne!(
-        o.status.code(),
-        Some(101),
-        "seqnet {args:?} panicked: {err}"
-    );
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "seqnet {args:?}: not one line: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    lines[0].to_string()
-}
-
-fn p(path: &Path) -> String {
-    path.display().to_string()
-}
+mod common;
+use common::{fails, ok, p, tmp, train_args};
 
 /// Writes a `.npy` file (format 1.0) of `shape` with element type `descr`
 /// (`<f4`, `<i8`, …) from its little-endian bytes.
@@ -154,22 +107,20 @@ fn sequence_to_sequence_classification_from_target_files() {
     )
     .unwrap();
     let model = dir.join("model.safetensors");
-    let trained = ok(&[
-        "train",
-        "--net",
+    let trained = ok(&train_args(
         &p(&net),
-        "--data",
         &p(&train),
-        "--epochs",
-        "40",
-        "--mini-batch-size",
-        "8",
-        "--learn-rate",
-        "0.02",
-        "--quiet",
-        "--out",
         &p(&model),
-    ]);
+        &[
+            "--epochs",
+            "40",
+            "--mini-batch-size",
+            "8",
+            "--learn-rate",
+            "0.02",
+            "--quiet",
+        ],
+    ));
     assert!(trained.contains("accuracy"), "{trained}");
     let csv = dir.join("pred.csv");
     let out = ok(&[
@@ -247,22 +198,20 @@ fn sequence_to_sequence_regression_from_csv_sequences() {
     )
     .unwrap();
     let model = dir.join("model.safetensors");
-    ok(&[
-        "train",
-        "--net",
+    ok(&train_args(
         &p(&net),
-        "--data",
         &p(&dir.join("train")),
-        "--epochs",
-        "60",
-        "--mini-batch-size",
-        "8",
-        "--learn-rate",
-        "0.01",
-        "--quiet",
-        "--out",
         &p(&model),
-    ]);
+        &[
+            "--epochs",
+            "60",
+            "--mini-batch-size",
+            "8",
+            "--learn-rate",
+            "0.01",
+            "--quiet",
+        ],
+    ));
     let csv = dir.join("pred.csv");
     let out = ok(&[
         "predict",
@@ -342,24 +291,22 @@ fn forecasting_closed_and_open_loop() {
     )
     .unwrap();
     let model = dir.join("model.safetensors");
-    ok(&[
-        "train",
-        "--net",
+    ok(&train_args(
         &p(&net),
-        "--data",
         &p(&train),
-        "--epochs",
-        "60",
-        "--mini-batch-size",
-        "8",
-        "--learn-rate",
-        "0.01",
-        "--gradient-threshold",
-        "1",
-        "--quiet",
-        "--out",
         &p(&model),
-    ]);
+        &[
+            "--epochs",
+            "60",
+            "--mini-batch-size",
+            "8",
+            "--learn-rate",
+            "0.01",
+            "--gradient-threshold",
+            "1",
+            "--quiet",
+        ],
+    ));
     // Prime on 60 of the 79 steps, forecast 19: every forecast step has its true value.
     let mut rmse = Vec::new();
     for mode in ["closed-loop", "open-loop"] {
@@ -475,18 +422,12 @@ fn forecasting_closed_and_open_loop() {
     )
     .unwrap();
     let cmodel = dir.join("cmodel.safetensors");
-    ok(&[
-        "train",
-        "--net",
+    ok(&train_args(
         &p(&cnet),
-        "--data",
         &p(&cls),
-        "--epochs",
-        "1",
-        "--quiet",
-        "--out",
         &p(&cmodel),
-    ]);
+        &["--epochs", "1", "--quiet"],
+    ));
     let e = fails(&[
         "forecast",
         "--model",
@@ -520,18 +461,12 @@ fn bad_target_files_name_the_files() {
     )
     .unwrap();
     let train = |data: &Path| {
-        fails(&[
-            "train",
-            "--net",
+        fails(&train_args(
             &p(&net),
-            "--data",
             &p(data),
-            "--epochs",
-            "1",
-            "--quiet",
-            "--out",
             &p(&dir.join("m.safetensors")),
-        ])
+            &["--epochs", "1", "--quiet"],
+        ))
     };
     // A folder of two good observations; `mutate` spoils it.
     let folder = |name: &str, mutate: &dyn Fn(&Path)| {

@@ -3,60 +3,18 @@
 //! picture, the confusion matrix of `predict`, and checkpoints that keep only
 //! the latest K files (and resume to the same weights).
 
-use safetensors::SafeTensors;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_seqnet");
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::{fails, ok_both as ok, p, png_size, root, run, tmp, train_args, weights, BIN};
 
 fn vowels(split: &str) -> String {
     root()
         .join(format!("data/japanese_vowels/JapaneseVowels_{split}.ts"))
         .display()
         .to_string()
-}
-
-/// A fresh folder for one test.
-fn tmp(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("seqnet-opts-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn p(path: &Path) -> String {
-    path.display().to_string()
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-/// Runs and expects success; returns standard output and standard error.
-fn ok(args: &[&str]) -> (String, String) {
-    let o = run(args);
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "seqnet {args:?} failed: {err}\n{out}");
-    (out, err)
-}
-
-/// Runs and expects a one-line error with exit code 1; returns it.
-fn fails(args: &[&str]) -> String {
-    let o = run(args);
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(1), "seqnet {args:?}: {err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "seqnet {args:?}: not one line: {err}");
-    lines[0].to_string()
 }
 
 /// A small Japanese Vowels network (12 features, 9 classes) in `dir`.
@@ -171,29 +129,19 @@ fn metrics_reach_the_table_and_the_results() {
         assert!((0.0..=1.0).contains(&value), "{validation}");
     }
     // A regression metric for a classifier, and an unknown name.
-    let err = fails(&[
-        "train",
-        "--net",
+    let err = fails(&train_args(
         &net,
-        "--data",
         &vowels("TRAIN"),
-        "--out",
         &p(&out),
-        "--metrics",
-        "mae",
-    ]);
+        &["--metrics", "mae"],
+    ));
     assert!(err.contains("Metrics") && err.contains("'mae'"), "{err}");
-    let o = run(&[
-        "train",
-        "--net",
+    let o = run(&train_args(
         &net,
-        "--data",
         &vowels("TRAIN"),
-        "--out",
         &p(&out),
-        "--metrics",
-        "r2",
-    ]);
+        &["--metrics", "r2"],
+    ));
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown metric 'r2'"));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -226,22 +174,20 @@ fn regression_metrics_on_forecasting_data() {
         "8",
     ]);
     std::fs::write(&net, json).unwrap();
-    let (results, _) = ok(&[
-        "train",
-        "--net",
+    let (results, _) = ok(&train_args(
         &p(&net),
-        "--data",
         &p(&data),
-        "--out",
         &p(&dir.join("m.safetensors")),
-        "--epochs",
-        "2",
-        "--mini-batch-size",
-        "4",
-        "--metrics",
-        "rmse,mae,mape",
-        "--quiet",
-    ]);
+        &[
+            "--epochs",
+            "2",
+            "--mini-batch-size",
+            "4",
+            "--metrics",
+            "rmse,mae,mape",
+            "--quiet",
+        ],
+    ));
     let last = results.lines().nth(1).unwrap();
     let value = |name: &str| -> f64 {
         last.split(", ")
@@ -340,17 +286,12 @@ fn learn_rate_schedules_follow_their_formulas() {
             .map(|f| f * 1e-3)
             .collect::<Vec<f64>>(),
     );
-    let o = run(&[
-        "train",
-        "--net",
+    let o = run(&train_args(
         &net,
-        "--data",
         &vowels("TRAIN"),
-        "--out",
         &p(&out),
-        "--learn-rate-schedule",
-        "warmup:numSteps=0",
-    ]);
+        &["--learn-rate-schedule", "warmup:numSteps=0"],
+    ));
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("NumSteps"));
     // In an options file too, named by MATLAB's property name.
@@ -359,29 +300,19 @@ fn learn_rate_schedules_follow_their_formulas() {
         r#"{"learnRateSchedule": {"type": "cyclical", "stepRatio": 2}}"#,
     )
     .unwrap();
-    let err = fails(&[
-        "train",
-        "--net",
+    let err = fails(&train_args(
         &net,
-        "--data",
         &vowels("TRAIN"),
-        "--out",
         &p(&out),
-        "--options",
-        &p(&options),
-    ]);
+        &["--options", &p(&options)],
+    ));
     assert!(err.contains("StepRatio"), "{err}");
-    let o = run(&[
-        "train",
-        "--net",
+    let o = run(&train_args(
         &net,
-        "--data",
         &vowels("TRAIN"),
-        "--out",
         &p(&out),
-        "--learn-rate-schedule",
-        "cosine:perod=3",
-    ]);
+        &["--learn-rate-schedule", "cosine:perod=3"],
+    ));
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no property 'perod'"));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -445,14 +376,6 @@ fn the_progress_picture_is_drawn_while_training_runs() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Width and height of a PNG file.
-fn png_size(path: &Path) -> (u32, u32) {
-    let bytes = std::fs::read(path).unwrap();
-    assert!(bytes.starts_with(b"\x89PNG"), "{} is no PNG", p(path));
-    let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-    (be(16), be(20))
-}
-
 #[test]
 fn predict_draws_the_confusion_matrix_of_any_classification() {
     let dir = tmp("confusion");
@@ -507,20 +430,12 @@ fn predict_draws_the_confusion_matrix_of_any_classification() {
     ]);
     std::fs::write(&net, json).unwrap();
     let model = dir.join("waves.safetensors");
-    ok(&[
-        "train",
-        "--net",
+    ok(&train_args(
         &p(&net),
-        "--data",
         &p(&waves),
-        "--out",
         &p(&model),
-        "--epochs",
-        "1",
-        "--mini-batch-size",
-        "6",
-        "--quiet",
-    ]);
+        &["--epochs", "1", "--mini-batch-size", "6", "--quiet"],
+    ));
     let picture = dir.join("waves.svg");
     let (out, _) = ok(&[
         "predict",
@@ -560,20 +475,6 @@ fn predict_draws_the_confusion_matrix_of_any_classification() {
     ]);
     assert!(err.contains("--confusion"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// Every tensor of a model file except those of training state, by name.
-fn weights(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let mut w: Vec<(String, Vec<u8>)> = st
-        .tensors()
-        .into_iter()
-        .filter(|(n, _)| !n.starts_with("training."))
-        .map(|(n, t)| (n, t.data().to_vec()))
-        .collect();
-    w.sort();
-    w
 }
 
 /// The file names in `dir`, sorted.
@@ -674,17 +575,12 @@ fn checkpoints_keep_the_latest_k_and_resume_to_the_same_weights() {
         weights(&whole),
         "resumed weights differ"
     );
-    let o = run(&[
-        "train",
-        "--net",
+    let o = run(&train_args(
         &net,
-        "--data",
         &vowels("TRAIN"),
-        "--out",
         &p(&whole),
-        "--checkpoint-keep",
-        "0",
-    ]);
+        &["--checkpoint-keep", "0"],
+    ));
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--checkpoint-keep"));
     std::fs::remove_dir_all(&dir).unwrap();

@@ -140,3 +140,39 @@ fn position_embedding_weights() {
         assert_grads(PositionEmbedding::new(3, 6).name("pos"), x, &["Weights"]);
     }
 }
+
+/// After an inference pass self-attention keeps no attention weights (they
+/// are the largest thing it would keep); its backward recomputes them.
+#[test]
+fn self_attention_backward_after_an_inference_pass() {
+    for (i, mask) in [AttentionMask::None, AttentionMask::Causal]
+        .into_iter()
+        .enumerate()
+    {
+        let x = batch(
+            random(&[5, 3, 4], 30 + i as u64),
+            &[5, 3, 1],
+            DIRS[i],
+            f32::NAN,
+        );
+        let layer: Layer = SelfAttention::new(2, 6)
+            .attention_mask(mask)
+            .name(format!("attn_inf{i}"))
+            .into();
+        let cfg = GradCheck {
+            mode: Mode::Inference,
+            probes: 60,
+            ..GradCheck::default()
+        };
+        let report = check_layer(&layer, vec![x], None, cfg).expect("layer runs");
+        for what in ["input 0", "QueryWeights", "KeyWeights"] {
+            assert!(report.probes.iter().any(|p| p.0 == what), "{what}");
+        }
+        let failures = report.failures(TOL);
+        assert!(
+            failures.is_empty(),
+            "{:?}",
+            &failures[..failures.len().min(5)]
+        );
+    }
+}

@@ -71,6 +71,69 @@ fn tecator() {
     assert!(matches!(&test.labels, TsLabels::Targets(t) if t.shape() == [43, 1]));
 }
 
+/// Class counts of a classification file, in the header's class order.
+fn class_counts(d: &TsDataset) -> (Vec<String>, Vec<usize>) {
+    match &d.labels {
+        TsLabels::Classes { names, labels } => {
+            let mut c = vec![0; names.len()];
+            for &k in labels {
+                c[k] += 1;
+            }
+            (names.clone(), c)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// BasicMotions as the UEA archive describes it (Bagnall et al. 2018, and
+/// the file's own header): 6 dimensions (3-D accelerometer and gyroscope),
+/// equal length 100 (ten seconds at 10 Hz), 40 train and 40 test cases, four
+/// activities recorded five times by each of four students, so 20 per class,
+/// split evenly.
+#[test]
+fn basic_motions() {
+    let train = read("basic_motions/BasicMotions_TRAIN.ts");
+    let test = read("basic_motions/BasicMotions_TEST.ts");
+    assert_eq!(train.problem_name.as_deref(), Some("BasicMotions"));
+    assert_eq!((train.len(), test.len()), (40, 40));
+    assert_eq!((train.dimensions(), test.dimensions()), (6, 6));
+    assert!(train
+        .lengths()
+        .iter()
+        .chain(&test.lengths())
+        .all(|&l| l == 100));
+    let names = ["Standing", "Running", "Walking", "Badminton"].map(String::from);
+    assert_eq!(class_counts(&train), (names.to_vec(), vec![10; 4]));
+    assert_eq!(class_counts(&test), (names.to_vec(), vec![10; 4]));
+    // The first value of the file's first case (line 14, after the header).
+    assert_eq!(train.lines[0], 14);
+    assert_eq!(train.series[0][[0, 0]], 0.079106);
+}
+
+/// GunPoint as the UCR archive describes it (Dau et al. 2019): univariate,
+/// equal length 150, 50 train and 150 test cases, two classes named "1"
+/// (Gun-Draw) and "2" (Point).
+#[test]
+fn gun_point() {
+    let train = read("gun_point/GunPoint_TRAIN.ts");
+    let test = read("gun_point/GunPoint_TEST.ts");
+    assert_eq!(train.problem_name.as_deref(), Some("GunPoint"));
+    assert_eq!((train.len(), test.len()), (50, 150));
+    assert_eq!((train.dimensions(), test.dimensions()), (1, 1));
+    assert!(train
+        .lengths()
+        .iter()
+        .chain(&test.lengths())
+        .all(|&l| l == 150));
+    for d in [&train, &test] {
+        let (names, counts) = class_counts(d);
+        assert_eq!(names, ["1", "2"].map(String::from));
+        assert_eq!(counts.iter().sum::<usize>(), d.len());
+        assert!(counts.iter().all(|&c| c > 0));
+    }
+    assert_eq!(train.series[0][[0, 0]], -0.6478854);
+}
+
 /// MATLAB's Japanese Vowels example: sort by length, mini-batches of 27,
 /// padded to the longest — with zscore statistics from the training set.
 #[test]

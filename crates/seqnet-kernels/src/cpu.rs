@@ -61,6 +61,16 @@ impl Isa {
     }
 }
 
+/// Whether the CPU has AVX2 and FMA: kernels without an AVX-512 version of
+/// their own compile their portable loops for these too (detected once).
+#[cfg(target_arch = "x86_64")]
+pub fn avx2_fma() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    })
+}
+
 fn detect() -> Isa {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {

@@ -99,8 +99,7 @@ pub fn model_bytes_with(
     {
         let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         let mut push = |name: String, value: ndarray::ArrayViewD<f32>| {
-            let bytes: Vec<u8> = value.iter().flat_map(|v| v.to_le_bytes()).collect();
-            tensors.push((name, value.shape().to_vec(), bytes));
+            tensors.push((name, value.shape().to_vec(), le_bytes(&value)));
         };
         for (layer, p) in network.learnables() {
             push(format!("{layer}.{}", p.name), p.value.view());
@@ -136,6 +135,19 @@ pub fn model_bytes_with(
         }
         Ok(safetensors::serialize(views, Some(meta))?)
     }
+}
+
+/// The values of `value` in logical order as little-endian bytes, in one
+/// loop over a buffer made at its size (a chain of per-value byte iterators
+/// was 2 % of a data-parallel video epoch's samples, for its checkpoint).
+fn le_bytes(value: &ndarray::ArrayViewD<f32>) -> Vec<u8> {
+    let mut bytes = vec![0u8; value.len() * 4];
+    let write = |(out, v): (&mut [u8], &f32)| out.copy_from_slice(&v.to_le_bytes());
+    match value.as_slice() {
+        Some(values) => bytes.chunks_exact_mut(4).zip(values).for_each(write),
+        None => bytes.chunks_exact_mut(4).zip(value.iter()).for_each(write),
+    }
+    bytes
 }
 
 impl Model {

@@ -14,6 +14,7 @@ use crate::solver::{self, SolverState};
 use ndarray::ArrayD;
 use seqnet_core::{Mode, Network, SharedReducer};
 use seqnet_data::{Chunk, MiniBatch};
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -131,6 +132,7 @@ fn run_inner(
             let stand_in: SharedReducer = Arc::new(StandInReducer(c.clone()));
             (normal, stand_in)
         }),
+        gradient_sum: RefCell::new(distributed::GradientSum::default()),
         stateful_chunks: matches!(options.sequence_length, SequenceLength::Fixed(_)),
         classification: is_classification(network),
         start: Instant::now(),
@@ -176,6 +178,8 @@ struct Loop<'o> {
     comm: Option<&'o dyn Communicator>,
     /// With `comm`: batch normalization's reducers for a share and for a stand-in.
     reducers: Option<(SharedReducer, SharedReducer)>,
+    /// With `comm`: the gradient sum's buffers, kept from iteration to iteration.
+    gradient_sum: RefCell<distributed::GradientSum>,
     /// Split sequences carry their state from chunk to chunk.
     stateful_chunks: bool,
     classification: bool,
@@ -341,9 +345,19 @@ impl Loop<'_> {
             return Err(Error::NoTargets { data: "training" });
         };
         let preds = run_chunk(network, chunk, Mode::Training, self.stateful_chunks)?;
+        let mut sums = MetricSums::new(&self.options.metrics);
+        for p in preds.iter().filter(|_| !stand_in) {
+            sums.add(p, target, self.classification);
+        }
         let loss = match self.comm {
-            // The global mini-batch's loss, the same on every rank.
-            Some(c) => distributed::weigh_shares(network, c, stand_in)?.loss,
+            // The global mini-batch's loss, accuracy and RMSE sums, the same
+            // on every rank, in one reduction.
+            Some(c) => {
+                let mut v = distributed::metric_sums_to_values(&sums);
+                let loss = distributed::weigh_shares_with(network, c, stand_in, &mut v)?.loss;
+                distributed::metric_sums_from_values(&mut sums, v);
+                loss
+            }
             None => network.loss().unwrap_or(f32::NAN),
         };
         if !loss.is_finite() {
@@ -356,7 +370,7 @@ impl Loop<'_> {
             }
             (Some(c), None) => {
                 network.backward()?;
-                distributed::sum_gradients(network, c);
+                self.gradient_sum.borrow_mut().sum(network, c);
             }
             (None, _) => network.backward()?,
         }
@@ -367,13 +381,6 @@ impl Loop<'_> {
                 .map(|(_, p)| p)
                 .collect();
             solver::step(&mut params, &mut st.solver, self.options, lr);
-        }
-        let mut sums = MetricSums::new(&self.options.metrics);
-        for p in preds.iter().filter(|_| !stand_in) {
-            sums.add(p, target, self.classification);
-        }
-        if let Some(c) = self.comm {
-            distributed::sum_metrics(&mut sums, c);
         }
         Ok(IterationInfo {
             epoch: step.epoch + 1,

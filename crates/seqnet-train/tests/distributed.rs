@@ -490,3 +490,71 @@ fn a_bucket_size_must_be_positive() {
         assert!(err.to_string().contains("GradientBucketSize"), "{err}");
     }
 }
+
+/// A rank's made-up gradient for learnable `p`, element `i`, round `round`.
+fn made_up(rank: usize, p: usize, i: usize, round: usize) -> f32 {
+    ((rank * 31 + p * 7 + i * 3 + round * 5) % 17) as f32 - 8.0
+}
+
+/// [`GradientSum`] with its kept buffers, over 3 ranks and 3 rounds, gives
+/// every element its sum over the ranks: small gradients packed, large ones
+/// (a 300×256 fully connected weight, once in column-major layout) summed
+/// on their own and swapped in, the buffers reused from round to round.
+#[test]
+fn kept_buffers_sum_every_gradient_over_the_ranks() {
+    let graph = LayerGraph::from_layers(vec![
+        SequenceInput::new(256).into(),
+        FullyConnected::new(300).into(),
+        Relu::new().into(),
+        FullyConnected::new(CLASSES).into(),
+        Softmax::new().into(),
+        ClassificationOutput::new().into(),
+    ])
+    .unwrap();
+    let ranks = 3;
+    let results: Vec<Vec<Vec<ArrayD<f32>>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = ThreadGroup::new(ranks)
+            .into_iter()
+            .map(|comm| {
+                let graph = &graph;
+                s.spawn(move || {
+                    let mut network = Network::new(graph, 1).unwrap();
+                    let mut sum = seqnet_train::distributed::GradientSum::default();
+                    let mut rounds = Vec::new();
+                    for round in 0..3 {
+                        for (p, (_, l)) in network.learnables_mut().into_iter().enumerate() {
+                            let shape = l.grad.shape().to_vec();
+                            let mut g = ArrayD::<f32>::zeros(shape.clone());
+                            if round == 1 && shape.len() == 2 {
+                                // Column-major: not in standard layout.
+                                g = ArrayD::zeros(vec![shape[1], shape[0]]).reversed_axes();
+                            }
+                            // In logical order, whatever the layout.
+                            for (i, v) in g.iter_mut().enumerate() {
+                                *v = made_up(comm.rank(), p, i, round);
+                            }
+                            l.grad = g;
+                        }
+                        sum.sum(&mut network, &comm);
+                        rounds.push(gradients(&network));
+                    }
+                    rounds
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let big = results[0][0].iter().filter(|g| g.len() >= 1 << 16).count();
+    assert_eq!(big, 1, "one gradient takes the unpacked path");
+    for (rank, rounds) in results.iter().enumerate() {
+        for (round, grads) in rounds.iter().enumerate() {
+            for (p, g) in grads.iter().enumerate() {
+                let mut expected = ArrayD::<f32>::zeros(g.shape());
+                for (i, v) in expected.iter_mut().enumerate() {
+                    *v = (0..ranks).map(|r| made_up(r, p, i, round)).sum();
+                }
+                assert_eq!(g, &expected, "rank {rank}, round {round}, learnable {p}");
+            }
+        }
+    }
+}

@@ -185,6 +185,32 @@ fn swap01(a: &ArrayD<f32>) -> ArrayD<f32> {
     v.as_standard_layout().into_owned()
 }
 
+/// Imports the fixture's state dict `bytes` into `graph` through `mapping`
+/// and runs one forward of `x` in `mode`; returns the network's output.
+fn import_and_run(
+    fx: &Fixture,
+    graph: &LayerGraph,
+    bytes: &[u8],
+    mapping: &TorchMapping,
+    x: Activation,
+    mode: Mode,
+) -> Activation {
+    let mut model = import_torch(graph, bytes, &fx.name, mapping)
+        .unwrap_or_else(|e| panic!("{}: {e}", fx.name));
+    model
+        .network
+        .forward(&[x], None, mode, false)
+        .unwrap()
+        .remove(0)
+}
+
+/// Checks `got` against the fixture's tensor `key` (PyTorch's output);
+/// returns the line reporting the largest difference.
+fn compared(fx: &Fixture, key: &str, got: &ArrayD<f32>) -> Vec<String> {
+    let err = assert_close(&format!("{} {key}", fx.name), got, &fx.array(key));
+    vec![format!("{} {key}: {err:.1e}", fx.name)]
+}
+
 /// Layer `l`'s initial state `[B, D·H]` (row-major) from PyTorch's `[L·D, B, H]`.
 fn state_of(s0: &ArrayD<f32>, l: usize, dirs: usize) -> Vec<f32> {
     let b = s0.shape()[1];
@@ -371,12 +397,7 @@ fn check_video(fx: &Fixture) -> Vec<String> {
         .forward(&[x], None, Mode::Training, false)
         .unwrap()
         .remove(0);
-    let err = assert_close(
-        &format!("{} probs", fx.name),
-        &probs.data.to_owned(),
-        &fx.array("probs"),
-    );
-    vec![format!("{} probs: {err:.1e}", fx.name)]
+    compared(fx, "probs", &probs.data.to_owned())
 }
 
 /// Convolution → batch normalization (batch statistics) → ReLU on images,
@@ -418,14 +439,8 @@ fn check_conv(fx: &Fixture) -> Vec<String> {
         ("param.bn.running_var", ArrayD::ones(IxDyn(&[f]))),
     ]);
     let mapping = TorchMapping::new([("conv", "param.conv"), ("bn", "param.bn")]);
-    let mut model = import_torch(&graph, &sd, &fx.name, &mapping)
-        .unwrap_or_else(|e| panic!("{}: {e}", fx.name));
     let x = Activation::image_sequence(input.insert_axis(Axis(0)), None).unwrap();
-    let y = model
-        .network
-        .forward(&[x], None, Mode::Training, false)
-        .unwrap()
-        .remove(0);
+    let y = import_and_run(fx, &graph, &sd, &mapping, x, Mode::Training);
     // [1, N, F·H·W] in (F, H, W) order → [N, F, H, W].
     let want = fx.array("output");
     let got = y
@@ -486,19 +501,15 @@ fn check_conv1d(fx: &Fixture) -> Vec<String> {
     ];
     let graph = LayerGraph::from_layers(layers).unwrap();
     let mapping = TorchMapping::new([("conv", "param")]);
-    let mut model = import_torch(&graph, &fx.bytes, &fx.name, &mapping)
-        .unwrap_or_else(|e| panic!("{}: {e}", fx.name));
-    let y = model
-        .network
-        .forward(&[sequence_input(fx)], None, Mode::Inference, false)
-        .unwrap()
-        .remove(0);
-    let err = assert_close(
-        &format!("{} output", fx.name),
-        &swap01(&y.data.to_owned()),
-        &fx.array("output"),
+    let y = import_and_run(
+        fx,
+        &graph,
+        &fx.bytes,
+        &mapping,
+        sequence_input(fx),
+        Mode::Inference,
     );
-    vec![format!("{} output: {err:.1e}", fx.name)]
+    compared(fx, "output", &swap01(&y.data.to_owned()))
 }
 
 /// The `cnn1d_net` state dict (`nn.Conv1d`, `nn.BatchNorm1d` with its running
@@ -533,19 +544,15 @@ fn check_cnn1d_net(fx: &Fixture) -> Vec<String> {
         ("c2", "param.c2"),
         ("fc", "param.fc"),
     ]);
-    let mut model = import_torch(&graph, &sd, &fx.name, &mapping)
-        .unwrap_or_else(|e| panic!("{}: {e}", fx.name));
-    let probs = model
-        .network
-        .forward(&[sequence_input(fx)], None, Mode::Training, false)
-        .unwrap()
-        .remove(0);
-    let err = assert_close(
-        &format!("{} probs", fx.name),
-        &probs.data.to_owned(),
-        &fx.array("probs"),
+    let probs = import_and_run(
+        fx,
+        &graph,
+        &sd,
+        &mapping,
+        sequence_input(fx),
+        Mode::Training,
     );
-    vec![format!("{} probs: {err:.1e}", fx.name)]
+    compared(fx, "probs", &probs.data.to_owned())
 }
 
 #[test]
@@ -649,19 +656,15 @@ fn check_transformer_block(fx: &Fixture) -> Vec<String> {
         ("fc2_1", "param.fc2"),
         ("fc", "param.fc_out"),
     ]);
-    let mut model = import_torch(&graph, &bytes, &fx.name, &mapping)
-        .unwrap_or_else(|e| panic!("{}: {e}", fx.name));
-    let probs = model
-        .network
-        .forward(&[sequence_input(fx)], None, Mode::Inference, false)
-        .unwrap()
-        .remove(0);
-    let err = assert_close(
-        &format!("{} probs", fx.name),
-        &probs.data.to_owned(),
-        &fx.array("probs"),
+    let probs = import_and_run(
+        fx,
+        &graph,
+        &bytes,
+        &mapping,
+        sequence_input(fx),
+        Mode::Inference,
     );
-    vec![format!("{} probs: {err:.1e}", fx.name)]
+    compared(fx, "probs", &probs.data.to_owned())
 }
 
 /// One layer of the attention family imported from a PyTorch state dict and
@@ -715,8 +718,6 @@ fn check_attention_family(fx: &Fixture) -> Vec<String> {
     ])
     .unwrap();
     let mapping = TorchMapping::new([("layer", prefix)]);
-    let mut model = import_torch(&graph, &bytes, &fx.name, &mapping)
-        .unwrap_or_else(|e| panic!("{}: {e}", fx.name));
     let mut input = fx.array("input");
     if input.ndim() == 2 {
         input = input.insert_axis(Axis(2));
@@ -725,17 +726,8 @@ fn check_attention_family(fx: &Fixture) -> Vec<String> {
     let lengths: Vec<usize> = fx.array("lengths").iter().map(|&v| v as usize).collect();
     let seq = SeqLengths::new(lengths, t, PaddingDirection::Right).unwrap();
     let x = Activation::sequence(swap01(&input), Some(seq)).unwrap();
-    let y = model
-        .network
-        .forward(&[x], None, Mode::Inference, false)
-        .unwrap()
-        .remove(0);
-    let err = assert_close(
-        &format!("{} output", fx.name),
-        &swap01(&y.data.to_owned()),
-        &fx.array("output"),
-    );
-    vec![format!("{} output: {err:.1e}", fx.name)]
+    let y = import_and_run(fx, &graph, &bytes, &mapping, x, Mode::Inference);
+    compared(fx, "output", &swap01(&y.data.to_owned()))
 }
 
 /// The fixture of a one-layer LSTM with a graph and a mapping that fit it.

@@ -486,9 +486,18 @@ fn run_with_progress(
 }
 
 /// The flag Ctrl-C sets: training stops after the current mini-batch.
-/// A second Ctrl-C ends the program at once.
+/// A second Ctrl-C ends the program at once. On Unix, SIGUSR1 sets it too:
+/// `mpirun` and `srun` forward SIGUSR1 to every rank (while Ctrl-C makes
+/// `mpirun` kill the job), so `kill -USR1 <mpirun>`, `scancel
+/// --signal=USR1` or `#SBATCH --signal=USR1@120` stop a data-parallel run
+/// after the same mini-batch on every rank, with a checkpoint.
 fn interrupt_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
+    #[cfg(unix)]
+    {
+        // Fails only for a signal that cannot be caught; SIGUSR1 can.
+        let _ = signal_hook::flag::register(signal_hook::consts::SIGUSR1, flag.clone());
+    }
     let f = flag.clone();
     // Fails only when a handler is already installed (tests running several commands).
     let _ = ctrlc::set_handler(move || {

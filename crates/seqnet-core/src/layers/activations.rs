@@ -1,7 +1,7 @@
 //! Element-wise activation layers: `Relu`, `LeakyRelu`, `Tanh`, `Sigmoid`.
 //! Input and output have the same shape and format, any format.
 
-use super::util::{grad_or_zeros, no_forward, single};
+use super::util::{grad_or_zeros, no_forward, par_map, single};
 use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
@@ -77,7 +77,18 @@ impl LayerKernel for ElementwiseKernel {
             .first()
             .ok_or_else(|| Error::layer(&self.name, "no input"))?;
         let f = self.func;
-        let y = x.data.mapv(|v| f.apply(v)).into_shared();
+        let y = match x.data.as_slice() {
+            // The ReLU's own closure, so that its loop has no `match` inside.
+            Some(xs) => {
+                let y = match f {
+                    Func::Relu => par_map(xs, |v| v.max(0.0)),
+                    _ => par_map(xs, |v| f.apply(v)),
+                };
+                ArrayD::from_shape_vec(x.data.shape(), y).expect("same shape")
+            }
+            None => x.data.mapv(|v| f.apply(v)),
+        }
+        .into_shared();
         self.cache = Some((x.data.clone(), y.clone()));
         Ok(vec![Activation {
             data: y,
@@ -92,10 +103,19 @@ impl LayerKernel for ElementwiseKernel {
         let (x, y) = self.cache.as_ref().ok_or_else(|| no_forward(&self.name))?;
         let mut g = grad_or_zeros(&mut grads, x.shape());
         let f = self.func;
-        Zip::from(&mut g)
-            .and(x)
-            .and(y)
-            .for_each(|g, &x, &y| *g *= f.derivative(x, y));
+        match (g.as_slice_mut(), x.as_slice(), y.as_slice()) {
+            (Some(gs), Some(xs), Some(ys)) if gs.len() == xs.len() && gs.len() == ys.len() => {
+                use rayon::prelude::*;
+                gs.par_iter_mut()
+                    .zip(xs.par_iter().zip(ys.par_iter()))
+                    .with_min_len(1 << 14)
+                    .for_each(|(g, (&x, &y))| *g *= f.derivative(x, y));
+            }
+            _ => Zip::from(&mut g)
+                .and(x)
+                .and(y)
+                .for_each(|g, &x, &y| *g *= f.derivative(x, y)),
+        }
         Ok(vec![Some(g)])
     }
     fn can_step(&self) -> bool {

@@ -1,6 +1,6 @@
 //! `FullyConnected`: an affine map applied at every time step.
 
-use super::util::{grad_or_zeros, no_forward, single};
+use super::util::{bias_rows, grad_or_zeros, no_forward, single};
 use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
@@ -9,7 +9,7 @@ use crate::init::{BiasInitializer, WeightsInitializer};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
 use crate::learnable::{Initializer, Learnable, LearnableSpec};
 use crate::torch::TorchLayout;
-use ndarray::{Array2, ArrayD, Axis, Ix2};
+use ndarray::{ArcArray, ArrayD, Axis, Ix2, IxDyn};
 use seqnet_kernels::gemm::matmul_into;
 use serde::{Deserialize, Serialize};
 
@@ -136,8 +136,9 @@ struct FullyConnectedKernel {
     name: String,
     weights: Learnable,
     bias: Learnable,
-    /// The last forward's input, as `[N, In]` rows, and its original shape.
-    input: Option<(Array2<f32>, Vec<usize>)>,
+    /// The last forward's input (standard layout, shared with the network's
+    /// values, not copied) and its number of rows `N` (it is `[N, In]`).
+    input: Option<(ArcArray<f32, IxDyn>, usize)>,
     /// Whether backward returns the input's gradient.
     input_grad_needed: bool,
 }
@@ -172,10 +173,13 @@ impl LayerKernel for FullyConnectedKernel {
                 ),
             ));
         }
-        let xm = x
-            .data
-            .as_standard_layout()
-            .into_owned()
+        let xd = if x.data.is_standard_layout() {
+            x.data.clone()
+        } else {
+            x.data.as_standard_layout().into_owned().into_shared()
+        };
+        let xm = xd
+            .view()
             .into_shape_with_order((rows, n_in))
             .map_err(|e| Error::layer(&self.name, e.to_string()))?;
         let w = self
@@ -184,19 +188,13 @@ impl LayerKernel for FullyConnectedKernel {
             .view()
             .into_dimensionality::<Ix2>()
             .expect("Weights is 2-D");
-        let mut y = Array2::zeros((rows, o));
-        y.assign(
-            &self
-                .bias
-                .value
-                .view()
-                .into_dimensionality::<ndarray::Ix1>()
-                .expect("Bias is 1-D")
-                .broadcast((rows, o))
-                .expect("broadcast"),
-        );
-        matmul_into(xm.view(), w.t(), y.view_mut(), true);
-        self.input = Some((xm, x.data.shape().to_vec()));
+        let bias = self.bias.value.as_slice().expect("Bias is 1-D");
+        if bias.len() != o {
+            return Err(Error::layer(&self.name, "Bias and Weights sizes differ"));
+        }
+        let mut y = bias_rows(bias, rows);
+        matmul_into(xm, w.t(), y.view_mut(), true);
+        self.input = Some((xd, rows));
         let y = y
             .into_dyn()
             .into_shape_with_order(out_shape)
@@ -212,9 +210,13 @@ impl LayerKernel for FullyConnectedKernel {
         &mut self,
         mut grads: Vec<Option<ArrayD<f32>>>,
     ) -> Result<Vec<Option<ArrayD<f32>>>> {
-        let (xm, in_shape) = self.input.as_ref().ok_or_else(|| no_forward(&self.name))?;
-        let o = self.weights.value.shape()[0];
-        let rows = xm.nrows();
+        let (xd, rows) = self.input.as_ref().ok_or_else(|| no_forward(&self.name))?;
+        let (o, rows) = (self.weights.value.shape()[0], *rows);
+        let n_in = self.weights.value.shape()[1];
+        let xm = xd
+            .view()
+            .into_shape_with_order((rows, n_in))
+            .map_err(|e| Error::layer(&self.name, e.to_string()))?;
         let g = grad_or_zeros(&mut grads, &[rows, o])
             .into_shape_with_order((rows, o))
             .map_err(|e| Error::layer(&self.name, e.to_string()))?;
@@ -230,7 +232,7 @@ impl LayerKernel for FullyConnectedKernel {
             .view_mut()
             .into_dimensionality::<Ix2>()
             .expect("2-D");
-        matmul_into(g.t(), xm.view(), dw.view_mut(), false);
+        matmul_into(g.t(), xm, dw.view_mut(), false);
         self.bias.grad = g.sum_axis(Axis(0)).into_dyn();
         if !self.input_grad_needed {
             return Ok(vec![None]);
@@ -238,7 +240,7 @@ impl LayerKernel for FullyConnectedKernel {
         let dx = seqnet_kernels::gemm::matmul(g.view(), w);
         Ok(vec![Some(
             dx.into_dyn()
-                .into_shape_with_order(in_shape.clone())
+                .into_shape_with_order(xd.shape())
                 .expect("same element count"),
         )])
     }

@@ -10,6 +10,7 @@ use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
 use crate::learnable::{Initializer, Learnable, LearnableSpec};
 use crate::torch::{TorchLayout, TorchParam};
 use ndarray::ArrayD;
+use rayon::prelude::*;
 use seqnet_kernels::norm::{layer_norm_row, layer_norm_row_backward};
 use serde::{Deserialize, Serialize};
 
@@ -225,19 +226,23 @@ impl LayerKernel for LayerNormKernel {
         let mut y = vec![0f32; xs.len()];
         let mut xhat = vec![0f32; xs.len()];
         let mut inv_std = vec![0f32; real.len()];
-        for (r, &is_real) in real.iter().enumerate() {
-            if is_real {
-                let at = r * c..(r + 1) * c;
-                inv_std[r] = layer_norm_row(
-                    &xs[at.clone()],
+        // Rows in parallel, in runs long enough to pay for the hand-off.
+        y.par_chunks_mut(c)
+            .zip(xhat.par_chunks_mut(c))
+            .zip(inv_std.par_iter_mut())
+            .enumerate()
+            .with_min_len(256)
+            .filter(|(r, _)| real[*r])
+            .for_each(|(r, ((y, xhat), inv))| {
+                *inv = layer_norm_row(
+                    &xs[r * c..(r + 1) * c],
                     scale,
                     offset,
                     self.epsilon,
-                    &mut y[at.clone()],
-                    &mut xhat[at],
+                    y,
+                    xhat,
                 );
-            }
-        }
+            });
         let shape = x.data.shape().to_vec();
         self.cache = Some(Cache {
             xhat,

@@ -1,7 +1,7 @@
 //! `Addition` and `Concatenation`: layers with several inputs, so that real DAGs
 //! (residual connections, parallel branches) can be built.
 
-use super::util::no_forward;
+use super::util::{no_forward, par_sum};
 use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
@@ -101,21 +101,31 @@ impl LayerKernel for AdditionKernel {
         let first = inputs
             .first()
             .ok_or_else(|| Error::layer(&self.name, "no input"))?;
-        let mut sum = first.data.to_owned();
         for (i, x) in inputs.iter().enumerate().skip(1) {
-            if x.data.shape() != sum.shape() {
+            if x.data.shape() != first.data.shape() {
                 return Err(Error::layer(
                     &self.name,
                     format!(
                         "input port '{}' has shape {:?}, 'in1' has {:?}",
                         PORTS[i],
                         x.data.shape(),
-                        sum.shape()
+                        first.data.shape()
                     ),
                 ));
             }
-            sum += &x.data;
         }
+        let slices: Option<Vec<&[f32]>> = inputs.iter().map(|x| x.data.as_slice()).collect();
+        let sum = match slices {
+            // One pass on rayon's threads when every input is in standard layout.
+            Some(s) => ArrayD::from_shape_vec(first.data.shape(), par_sum(&s)).expect("same shape"),
+            None => {
+                let mut sum = first.data.to_owned();
+                for x in &inputs[1..] {
+                    sum += &x.data;
+                }
+                sum
+            }
+        };
         self.ran = true;
         Ok(vec![first.like(sum)])
     }

@@ -64,3 +64,47 @@ pub fn check_shape(layer: &str, port: &str, got: &Activation, want: &ActShape) -
 pub fn no_forward(layer: &str) -> Error {
     Error::layer(layer, "backward called before forward")
 }
+
+/// `[rows, O]` with `bias` `[O]` in every row, written in one pass (a
+/// product then adds into it; zeroing first would be a second pass).
+pub fn bias_rows(bias: &[f32], rows: usize) -> ndarray::Array2<f32> {
+    let mut v = Vec::with_capacity(rows * bias.len());
+    for _ in 0..rows {
+        v.extend_from_slice(bias);
+    }
+    ndarray::Array2::from_shape_vec((rows, bias.len()), v).expect("rows × bias length")
+}
+
+/// Elements per rayon job in the element-wise passes below: long enough that
+/// handing a run to the other thread pays off.
+const RUN: usize = 1 << 14;
+
+/// `f(x[i])` for every element, on rayon's threads, as a new vector
+/// (written once: no zeroing first).
+pub fn par_map(x: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
+    use rayon::prelude::*;
+    x.par_iter().with_min_len(RUN).map(|&v| f(v)).collect()
+}
+
+/// `Σ xs[j][i]` for every element (added in the order of `xs`), on rayon's
+/// threads, as a new vector. All slices have the length of `xs[0]`.
+pub fn par_sum(xs: &[&[f32]]) -> Vec<f32> {
+    use rayon::prelude::*;
+    let (first, rest) = xs.split_first().expect("at least one input");
+    let mut sum: Vec<f32> = match rest.split_first() {
+        Some((second, _)) => first
+            .par_iter()
+            .zip(second.par_iter())
+            .with_min_len(RUN)
+            .map(|(a, b)| a + b)
+            .collect(),
+        None => first.to_vec(),
+    };
+    for x in rest.iter().skip(1) {
+        sum.par_iter_mut()
+            .zip(x.par_iter())
+            .with_min_len(RUN)
+            .for_each(|(s, v)| *s += v);
+    }
+    sum
+}

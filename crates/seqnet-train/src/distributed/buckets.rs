@@ -144,7 +144,10 @@ pub fn backward_bucketed(
             return;
         }
         for p in learnables {
-            values.extend(p.grad.iter().copied());
+            match p.grad.as_slice() {
+                Some(g) => values.extend_from_slice(g),
+                None => values.extend(p.grad.iter().copied()),
+            }
         }
         layers.push(layer);
         if values.len() >= bucket_elements {
@@ -168,10 +171,11 @@ pub fn backward_bucketed(
         for layer in bucket.layers {
             for (_, p) in &mut params[firsts[layer]..firsts[layer + 1]] {
                 let n = p.grad.len();
-                p.grad
-                    .iter_mut()
-                    .zip(&sum[at..at + n])
-                    .for_each(|(g, s)| *g = *s);
+                let sum = &sum[at..at + n];
+                match p.grad.as_slice_mut() {
+                    Some(g) => g.copy_from_slice(sum),
+                    None => p.grad.iter_mut().zip(sum).for_each(|(g, s)| *g = *s),
+                }
                 at += n;
             }
         }

@@ -26,7 +26,10 @@ mod weights;
 
 pub use buckets::{backward_bucketed, Funnel};
 pub use threads::ThreadGroup;
-pub use weights::{sum_gradients, sum_metrics, weigh_shares, GlobalLoss};
+pub use weights::{
+    metric_sums_from_values, metric_sums_to_values, sum_gradients, sum_metrics, weigh_shares,
+    weigh_shares_with, GlobalLoss, GradientSum,
+};
 
 use seqnet_core::StatReducer;
 use seqnet_data::Share;
@@ -46,6 +49,13 @@ pub trait Communicator: Send + Sync {
     fn sum_f32(&self, values: &mut [f32]);
     /// Replaces every element by its sum over all ranks.
     fn sum_f64(&self, values: &mut [f64]);
+    /// Writes into `sums` the element-wise sum over all ranks of `values`
+    /// (same lengths). The default copies and sums in place; MPI sums
+    /// straight from `values` into `sums`, without a copy.
+    fn sum_f32_into(&self, values: &[f32], sums: &mut [f32]) {
+        sums.copy_from_slice(values);
+        self.sum_f32(sums);
+    }
     /// Waits until every rank has called it.
     fn barrier(&self);
     /// Stops every rank at once after a failure on this one, with `message`

@@ -4,6 +4,7 @@
 use super::Communicator;
 use crate::error::{Error, Result};
 use crate::metrics::MetricSums;
+use ndarray::ArrayD;
 use seqnet_core::Network;
 
 /// The global mini-batch's loss, the same on every rank.
@@ -33,6 +34,18 @@ pub fn weigh_shares(
     comm: &dyn Communicator,
     stand_in: bool,
 ) -> Result<GlobalLoss> {
+    weigh_shares_with(network, comm, stand_in, &mut [])
+}
+
+/// [`weigh_shares`], also summing `extra` over the ranks in the same
+/// reduction (the mini-batch's accuracy and RMSE sums, see
+/// [`metric_sums_to_values`]): one latency instead of two per iteration.
+pub fn weigh_shares_with(
+    network: &mut Network,
+    comm: &dyn Communicator,
+    stand_in: bool,
+    extra: &mut [f64],
+) -> Result<GlobalLoss> {
     let mut terms = network.loss_terms();
     if stand_in {
         for (_, loss, n) in &mut terms {
@@ -43,7 +56,8 @@ pub fn weigh_shares(
         }
     }
     let k = terms.len();
-    let mut v = vec![0f64; 2 * k];
+    let mut v = vec![0f64; 2 * k + extra.len()];
+    v[2 * k..].copy_from_slice(extra);
     let mut unweighable = None;
     for (i, (name, loss, n)) in terms.iter().enumerate() {
         match (loss, n) {
@@ -64,6 +78,7 @@ pub fn weigh_shares(
         });
     }
     comm.sum_f64(&mut v);
+    extra.copy_from_slice(&v[2 * k..]);
     let mut factors = Vec::with_capacity(k);
     let mut loss = 0f64;
     for (i, (_, _, n)) in terms.iter().enumerate() {
@@ -83,20 +98,99 @@ pub fn weigh_shares(
 }
 
 /// Replaces every learnable's gradient by its sum over ranks (one
-/// reduction of all gradients, in network order).
+/// reduction of the small gradients packed, one per large gradient, in
+/// network order). [`GradientSum`] does the same with buffers kept from
+/// one iteration to the next.
 pub fn sum_gradients(network: &mut Network, comm: &dyn Communicator) {
-    let mut params = network.learnables_mut();
-    let total: usize = params.iter().map(|(_, p)| p.grad.len()).sum();
-    let mut flat = Vec::with_capacity(total);
-    for (_, p) in &params {
-        flat.extend(p.grad.iter().copied());
+    GradientSum::default().sum(network, comm);
+}
+
+/// Gradients of at least this many elements are summed on their own,
+/// straight from the gradient into a buffer that then takes its place;
+/// smaller ones are packed into one reduction (each reduction costs a
+/// latency, each packed element two copies).
+const DIRECT: usize = 1 << 16;
+
+/// Sums the gradients over ranks every iteration with the same buffers:
+/// no allocation and no page faults per iteration, whole-slice copies
+/// only. A gradient of at least [`DIRECT`] elements is summed from its
+/// array into a spare array of its shape, which is then swapped in (the
+/// layer's next backward overwrites whatever its gradient holds); the
+/// others are copied into one packed buffer, summed, and copied back.
+#[derive(Default)]
+pub struct GradientSum {
+    /// The small gradients of this rank, one after the other.
+    packed: Vec<f32>,
+    /// Their sums over ranks.
+    packed_sums: Vec<f32>,
+    /// Per learnable (network order): the array a large gradient's sum
+    /// is written into; after the swap, the one the next sum goes to.
+    spares: Vec<Option<ArrayD<f32>>>,
+}
+
+impl GradientSum {
+    /// Replaces every learnable's gradient by its sum over `comm`'s ranks.
+    /// Every rank must call it at the same point with the same network
+    /// (the learnables' sizes decide the reductions).
+    pub fn sum(&mut self, network: &mut Network, comm: &dyn Communicator) {
+        let mut params = network.learnables_mut();
+        self.spares.resize_with(params.len(), || None);
+        self.packed.clear();
+        for (_, p) in params.iter().filter(|(_, p)| p.grad.len() < DIRECT) {
+            match p.grad.as_slice() {
+                Some(g) => self.packed.extend_from_slice(g),
+                None => self.packed.extend(p.grad.iter().copied()),
+            }
+        }
+        if !self.packed.is_empty() {
+            self.packed_sums.resize(self.packed.len(), 0.0);
+            comm.sum_f32_into(&self.packed, &mut self.packed_sums);
+        }
+        let mut at = 0;
+        for ((_, p), spare) in params.iter_mut().zip(&mut self.spares) {
+            let n = p.grad.len();
+            if n < DIRECT {
+                let sums = &self.packed_sums[at..at + n];
+                match p.grad.as_slice_mut() {
+                    Some(g) => g.copy_from_slice(sums),
+                    None => p.grad.iter_mut().zip(sums).for_each(|(g, s)| *g = *s),
+                }
+                at += n;
+            } else {
+                sum_into_spare(&mut p.grad, spare, comm);
+            }
+        }
     }
-    comm.sum_f32(&mut flat);
-    let mut at = 0;
-    for (_, p) in params.iter_mut() {
-        for g in p.grad.iter_mut() {
-            *g = flat[at];
-            at += 1;
+}
+
+/// Sums `grad` over the ranks into `spare` (made or reshaped to `grad`'s
+/// shape when needed) and swaps the two: `grad` holds the sum.
+fn sum_into_spare(
+    grad: &mut ArrayD<f32>,
+    spare: &mut Option<ArrayD<f32>>,
+    comm: &dyn Communicator,
+) {
+    if !grad.is_standard_layout() {
+        *grad = grad.as_standard_layout().into_owned();
+    }
+    let fits = spare
+        .as_ref()
+        .is_some_and(|s| s.shape() == grad.shape() && s.is_standard_layout());
+    if !fits {
+        *spare = Some(ArrayD::zeros(grad.raw_dim()));
+    }
+    let Some(sums) = spare.as_mut() else { return };
+    match (grad.as_slice(), sums.as_slice_mut()) {
+        (Some(values), Some(out)) => {
+            comm.sum_f32_into(values, out);
+            std::mem::swap(grad, sums);
+        }
+        // Not reached (both are in standard layout); the sum still takes
+        // part in the reduction, as every rank's does.
+        _ => {
+            let mut v: Vec<f32> = grad.iter().copied().collect();
+            comm.sum_f32(&mut v);
+            grad.iter_mut().zip(v).for_each(|(g, s)| *g = s);
         }
     }
 }
@@ -105,13 +199,24 @@ pub fn sum_gradients(network: &mut Network, comm: &dyn Communicator) {
 /// mini-batch's reported accuracy and RMSE are the global mini-batch's.
 /// The extra metrics (`Metrics` option) stay this rank's share's.
 pub fn sum_metrics(sums: &mut MetricSums, comm: &dyn Communicator) {
-    let mut v = [
+    let mut v = metric_sums_to_values(sums);
+    comm.sum_f64(&mut v);
+    metric_sums_from_values(sums, v);
+}
+
+/// The accuracy and RMSE sums as the numbers a reduction adds.
+pub fn metric_sums_to_values(sums: &MetricSums) -> [f64; 4] {
+    [
         sums.correct as f64,
         sums.count as f64,
         sums.squared_error,
         sums.elements as f64,
-    ];
-    comm.sum_f64(&mut v);
+    ]
+}
+
+/// Puts back the accuracy and RMSE sums from [`metric_sums_to_values`]'s
+/// numbers (summed over ranks).
+pub fn metric_sums_from_values(sums: &mut MetricSums, v: [f64; 4]) {
     sums.correct = v[0].round() as usize;
     sums.count = v[1].round() as usize;
     sums.squared_error = v[2];

@@ -4,10 +4,10 @@
 use crate::activation::{Activation, SeqLengths};
 use crate::error::{Error, Result};
 use crate::format::Format;
-use crate::layer::{ForwardCtx, LayerKernel};
-use crate::layers::util::{grad_or_zeros, no_forward};
+use crate::layer::{ForwardCtx, LayerKernel, Mode};
+use crate::layers::util::{bias_rows, grad_or_zeros, no_forward};
 use crate::learnable::Learnable;
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, Axis, Ix1, Ix2, Slice};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, Axis, Ix2, Slice};
 use rayon::prelude::*;
 use seqnet_kernels::gemm::{matmul_into, matmul_into_threads};
 use seqnet_kernels::softmax::{masked_softmax_row, softmax_row_backward};
@@ -37,6 +37,9 @@ pub(super) struct AttentionKernel {
     /// Their biases (`[K]`, `[K]`, `[V]`, `[O]`), with `HasBias`.
     biases: Option<[Learnable; 4]>,
     cache: Option<Cache>,
+    /// Attention-weight buffers of the last inference pass, reused by the
+    /// next pass (a product overwrites them: no zeroing, no fresh pages).
+    spare: Vec<Vec<f32>>,
     input_grad_needed: bool,
 }
 
@@ -52,8 +55,9 @@ struct Cache {
     q: Array2<f32>,
     k: Array2<f32>,
     v: Array2<f32>,
-    /// Per sequence of length `L`: each head's attention weights `[h, L, L]`.
-    probs: Vec<Vec<f32>>,
+    /// Per sequence of length `L`: each head's attention weights `[h, L, L]`
+    /// (training passes; after an inference pass backward recomputes them).
+    probs: Option<Vec<Vec<f32>>>,
     /// The heads' outputs concatenated, `[N, V]`.
     concat: Array2<f32>,
     /// `[T, B]` of the input.
@@ -82,12 +86,11 @@ fn mat(l: &Learnable) -> ArrayView2<'_, f32> {
 /// `x·wᵀ + b` for packed rows `x` `[N, in]`, `w` `[out, in]`, `b` `[out]`.
 fn project(x: ArrayView2<f32>, w: &Learnable, b: Option<&Learnable>) -> Array2<f32> {
     let w = mat(w);
-    let mut y = Array2::zeros((x.nrows(), w.nrows()));
-    if let Some(b) = b {
-        let b = b.value.view().into_dimensionality::<Ix1>().expect("1-D");
-        y.rows_mut().into_iter().for_each(|mut r| r.assign(&b));
-    }
-    matmul_into(x, w.t(), y.view_mut(), true);
+    let mut y = match b {
+        Some(b) => bias_rows(b.value.as_slice().expect("1-D"), x.nrows()),
+        None => Array2::zeros((x.nrows(), w.nrows())),
+    };
+    matmul_into(x, w.t(), y.view_mut(), b.is_some());
     y
 }
 
@@ -119,6 +122,7 @@ impl AttentionKernel {
             weights,
             biases,
             cache: None,
+            spare: Vec::new(),
             input_grad_needed: true,
         }
     }
@@ -141,33 +145,45 @@ impl AttentionKernel {
         (rows, seqs)
     }
 
+    /// Head `j`'s attention weights for one sequence (`q`, `k` `[L, K]`):
+    /// the masked softmax of `q_j·k_jᵀ/sqrt(K/h)` written to `p` `[L, L]`.
+    fn head_probs(s: &Sizes, q: ArrayView2<f32>, k: ArrayView2<f32>, j: usize, p: &mut [f32]) {
+        let l = q.nrows();
+        let dk = s.k / s.heads;
+        let scale = 1.0 / (dk as f32).sqrt();
+        let mut pm = ArrayViewMut2::from_shape((l, l), p).expect("[L, L]");
+        let (qj, kj) = (cols(q, j * dk..(j + 1) * dk), cols(k, j * dk..(j + 1) * dk));
+        matmul_into_threads(qj, kj.t(), pm.view_mut(), false, 1);
+        for (i, mut row) in pm.rows_mut().into_iter().enumerate() {
+            let visible = if s.causal { i + 1 } else { l };
+            masked_softmax_row(row.as_slice_mut().expect("contiguous"), visible, scale);
+        }
+    }
+
     /// Attention of one sequence (`q`, `k` `[L, K]`, `v` `[L, V]`): writes the
-    /// heads' outputs into `out` `[L, V]` and returns the weights `[h, L, L]`.
+    /// heads' outputs into `out` `[L, V]`. Returns `buf` (any contents, reused
+    /// as scratch) holding every head's weights `[h, L, L]` when `keep`, one
+    /// head's `[L, L]` otherwise.
     fn attend(
         s: &Sizes,
-        q: ArrayView2<f32>,
-        k: ArrayView2<f32>,
-        v: ArrayView2<f32>,
+        (q, k, v): (ArrayView2<f32>, ArrayView2<f32>, ArrayView2<f32>),
         mut out: ArrayViewMut2<f32>,
+        mut buf: Vec<f32>,
+        keep: bool,
     ) -> Vec<f32> {
         let l = q.nrows();
-        let (dk, dv) = (s.k / s.heads, s.v / s.heads);
-        let scale = 1.0 / (dk as f32).sqrt();
-        let mut probs = vec![0f32; s.heads * l * l];
-        for (j, p) in probs.chunks_exact_mut(l * l).enumerate() {
-            let mut pm = ArrayViewMut2::from_shape((l, l), p).expect("[L, L]");
-            let (qj, kj) = (cols(q, j * dk..(j + 1) * dk), cols(k, j * dk..(j + 1) * dk));
-            matmul_into_threads(qj, kj.t(), pm.view_mut(), false, 1);
-            for (i, mut row) in pm.rows_mut().into_iter().enumerate() {
-                row.mapv_inplace(|x| x * scale);
-                let visible = if s.causal { i + 1 } else { l };
-                masked_softmax_row(row.as_slice_mut().expect("contiguous"), visible);
-            }
+        let dv = s.v / s.heads;
+        let per_head = if keep { l * l } else { 0 };
+        buf.resize(if keep { s.heads * l * l } else { l * l }, 0.0);
+        for j in 0..s.heads {
+            let p = &mut buf[j * per_head..j * per_head + l * l];
+            Self::head_probs(s, q, k, j, p);
+            let pm = ArrayView2::from_shape((l, l), &*p).expect("[L, L]");
             let vj = cols(v, j * dv..(j + 1) * dv);
             let oj = cols_mut(out.view_mut(), j * dv..(j + 1) * dv);
-            matmul_into_threads(pm.view(), vj, oj, false, 1);
+            matmul_into_threads(pm, vj, oj, false, 1);
         }
-        probs
+        buf
     }
 
     /// The backward of [`Self::attend`] for one sequence: from `dout` `[L, V]`
@@ -178,7 +194,7 @@ impl AttentionKernel {
         q: ArrayView2<f32>,
         k: ArrayView2<f32>,
         v: ArrayView2<f32>,
-        probs: &[f32],
+        probs: Option<&[f32]>,
         dout: ArrayView2<f32>,
         mut dq: ArrayViewMut2<f32>,
         mut dk: ArrayViewMut2<f32>,
@@ -188,7 +204,16 @@ impl AttentionKernel {
         let (hk, hv) = (s.k / s.heads, s.v / s.heads);
         let scale = 1.0 / (hk as f32).sqrt();
         let mut ds = Array2::<f32>::zeros((l, l));
-        for (j, p) in probs.chunks_exact(l * l).enumerate() {
+        let mut scratch = Vec::new();
+        for j in 0..s.heads {
+            let p = match probs {
+                Some(p) => &p[j * l * l..(j + 1) * l * l],
+                None => {
+                    scratch.resize(l * l, 0.0);
+                    Self::head_probs(s, q, k, j, &mut scratch);
+                    &scratch[..]
+                }
+            };
             let pm = ArrayView2::from_shape((l, l), p).expect("[L, L]");
             let (ck, cv) = (j * hk..(j + 1) * hk, j * hv..(j + 1) * hv);
             let doj = cols(dout, cv.clone());
@@ -197,8 +222,7 @@ impl AttentionKernel {
             matmul_into_threads(pm.t(), doj, cols_mut(dv.view_mut(), cv), false, 1);
             for (prow, mut drow) in pm.rows().into_iter().zip(ds.rows_mut()) {
                 let d = drow.as_slice_mut().expect("contiguous");
-                softmax_row_backward(prow.as_slice().expect("contiguous"), d);
-                d.iter_mut().for_each(|x| *x *= scale);
+                softmax_row_backward(prow.as_slice().expect("contiguous"), d, scale);
             }
             // dQ_j = dS·K_j, dK_j = dSᵀ·Q_j.
             let (qj, kj) = (cols(q, ck.clone()), cols(k, ck.clone()));
@@ -210,31 +234,34 @@ impl AttentionKernel {
 
 /// Rows `rows` of `data` (`[T·B, C]` as a slice) packed into `[N, C]`.
 fn gather(data: &[f32], c: usize, rows: &[usize]) -> Array2<f32> {
-    let mut out = Array2::zeros((rows.len(), c));
-    for (mut o, &r) in out.rows_mut().into_iter().zip(rows) {
-        o.as_slice_mut()
-            .expect("contiguous")
-            .copy_from_slice(&data[r * c..(r + 1) * c]);
+    let mut out = Vec::with_capacity(rows.len() * c);
+    for &r in rows {
+        out.extend_from_slice(&data[r * c..(r + 1) * c]);
     }
-    out
+    Array2::from_shape_vec((rows.len(), c), out).expect("[N, C]")
 }
 
-/// Packed rows `[N, C]` put back at rows `rows` of a zero `[T, B, C]` array.
+/// Packed rows `[N, C]` put back at rows `rows` of a `[T, B, C]` array, 0
+/// elsewhere, written in one pass.
 fn scatter(packed: &Array2<f32>, rows: &[usize], (t, b): (usize, usize)) -> ArrayD<f32> {
     let c = packed.ncols();
-    let mut out = vec![0f32; t * b * c];
-    for (p, &r) in packed.rows().into_iter().zip(rows) {
-        out[r * c..(r + 1) * c].copy_from_slice(p.as_slice().expect("contiguous"));
+    let mut at = vec![usize::MAX; t * b];
+    for (p, &r) in rows.iter().enumerate() {
+        at[r] = p;
+    }
+    let packed = packed.as_slice().expect("standard layout");
+    let mut out = Vec::with_capacity(t * b * c);
+    for &p in &at {
+        match p {
+            usize::MAX => out.resize(out.len() + c, 0.0),
+            p => out.extend_from_slice(&packed[p * c..(p + 1) * c]),
+        }
     }
     ArrayD::from_shape_vec(vec![t, b, c], out).expect("[T, B, C]")
 }
 
 impl LayerKernel for AttentionKernel {
-    fn forward(
-        &mut self,
-        inputs: &[&Activation],
-        _ctx: &mut ForwardCtx,
-    ) -> Result<Vec<Activation>> {
+    fn forward(&mut self, inputs: &[&Activation], ctx: &mut ForwardCtx) -> Result<Vec<Activation>> {
         let x = inputs
             .first()
             .ok_or_else(|| Error::layer(&self.name, "no input"))?;
@@ -258,14 +285,30 @@ impl LayerKernel for AttentionKernel {
         let v = project(xp.view(), &self.weights[V], self.bias(V));
         let mut concat = Array2::zeros((rows.len(), s.v));
         let parts = split_rows(concat.view_mut(), &seqs);
-        let probs: Vec<Vec<f32>> = parts
+        let keep = ctx.mode == Mode::Training;
+        let mut spare = std::mem::take(&mut self.spare);
+        spare.extend(
+            self.cache
+                .take()
+                .and_then(|c| c.probs)
+                .into_iter()
+                .flatten(),
+        );
+        spare.resize_with(seqs.len(), Vec::new);
+        let bufs: Vec<Vec<f32>> = parts
             .into_par_iter()
-            .zip(seqs.par_iter())
-            .map(|(out, r)| {
+            .zip(seqs.par_iter().zip(spare))
+            .map(|(out, (r, buf))| {
                 let at = |a| rows_of(a, r.clone());
-                Self::attend(&s, at(&q), at(&k), at(&v), out)
+                Self::attend(&s, (at(&q), at(&k), at(&v)), out, buf, keep)
             })
             .collect();
+        let probs = if keep {
+            Some(bufs)
+        } else {
+            self.spare = bufs;
+            None
+        };
         let y = project(concat.view(), &self.weights[OUT], self.bias(OUT));
         let time_batch = (x.time(), x.batch());
         let y = scatter(&y, &rows, time_batch);
@@ -324,24 +367,22 @@ impl LayerKernel for AttentionKernel {
             .into_iter()
             .zip(split_rows(dk.view_mut(), &c.seqs))
             .zip(split_rows(dv.view_mut(), &c.seqs))
-            .zip(c.seqs.iter().zip(&c.probs))
+            .zip(c.seqs.iter().enumerate())
             .collect::<Vec<_>>();
-        parts
-            .into_par_iter()
-            .for_each(|(((dq, dk), dv), (r, probs))| {
-                let at = |a| rows_of(a, r.clone());
-                Self::attend_backward(
-                    &s,
-                    at(&c.q),
-                    at(&c.k),
-                    at(&c.v),
-                    probs,
-                    at(&dconcat),
-                    dq,
-                    dk,
-                    dv,
-                );
-            });
+        parts.into_par_iter().for_each(|(((dq, dk), dv), (i, r))| {
+            let at = |a| rows_of(a, r.clone());
+            Self::attend_backward(
+                &s,
+                at(&c.q),
+                at(&c.k),
+                at(&c.v),
+                c.probs.as_ref().map(|p| &p[i][..]),
+                at(&dconcat),
+                dq,
+                dk,
+                dv,
+            );
+        });
         // Input projections.
         let mut dx = Array2::zeros((n, s.c));
         let mut dws = Vec::with_capacity(3);
