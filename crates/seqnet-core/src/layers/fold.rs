@@ -8,7 +8,7 @@ use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
-use ndarray::ArrayD;
+use ndarray::{ArcArray, ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 
 /// The gradient of output port 0 reshaped back to the last forward's input
@@ -24,6 +24,17 @@ fn grad_in_shape(
             .into_shape_with_order(shape)
             .map_err(|e| Error::layer(name, e.to_string())),
         None => Ok(ArrayD::zeros(shape)),
+    }
+}
+
+/// `data` in standard layout, shared with the input when it already is (a
+/// reshape then costs nothing; the video network's frames are 8 MB), copied
+/// otherwise.
+fn shared_standard(data: &ArcArray<f32, IxDyn>) -> ArcArray<f32, IxDyn> {
+    if data.is_standard_layout() {
+        data.clone()
+    } else {
+        data.as_standard_layout().into_owned().into_shared()
     }
 }
 
@@ -92,10 +103,7 @@ impl LayerKernel for FoldKernel {
         let mut folded = vec![t * b];
         folded.extend_from_slice(&shape[2..]);
         let format = x.format.to_owned();
-        let data = x
-            .data
-            .as_standard_layout()
-            .into_owned()
+        let data = shared_standard(&x.data)
             .into_shape_with_order(folded)
             .map_err(|e| Error::layer(&self.name, e.to_string()))?;
         let out_format = if format == Format::SSCBT {
@@ -105,7 +113,7 @@ impl LayerKernel for FoldKernel {
         };
         self.in_shape = Some(shape);
         let frames = Activation {
-            data: data.into_shared(),
+            data,
             format: out_format,
             lengths: x.lengths.clone(),
         };
@@ -209,15 +217,12 @@ impl LayerKernel for UnfoldKernel {
         } else {
             Format::CBT
         };
-        let data = x
-            .data
-            .as_standard_layout()
-            .into_owned()
+        let data = shared_standard(&x.data)
             .into_shape_with_order(unfolded)
             .map_err(|e| Error::layer(&self.name, e.to_string()))?;
         self.in_shape = Some(shape);
         Ok(vec![Activation {
-            data: data.into_shared(),
+            data,
             format,
             lengths: m.lengths.clone(),
         }])
@@ -290,14 +295,9 @@ impl LayerKernel for FlattenKernel {
         };
         let mut flat = shape[..lead].to_vec();
         flat.push(shape[lead..].iter().product());
-        // A reshape: free (shared) for an input in standard layout.
-        let data = if x.data.is_standard_layout() {
-            x.data.clone()
-        } else {
-            x.data.as_standard_layout().into_owned().into_shared()
-        }
-        .into_shape_with_order(flat)
-        .map_err(|e| Error::layer(&self.name, e.to_string()))?;
+        let data = shared_standard(&x.data)
+            .into_shape_with_order(flat)
+            .map_err(|e| Error::layer(&self.name, e.to_string()))?;
         self.in_shape = Some(shape);
         Ok(vec![Activation {
             data,
