@@ -75,8 +75,8 @@ pub(crate) struct Outcome {
 /// `source` gives this rank's share of each mini-batch: the loss gradients
 /// are weighted, the gradients and the reported loss, accuracy and RMSE
 /// summed across ranks, and a stop on any rank stops every rank (see
-/// [`crate::distributed`]). Every rank validates on the whole validation
-/// data, so that early stopping and the best network agree.
+/// [`crate::distributed`]). Rank 0 alone validates and gives the others its
+/// metrics, so that early stopping and the best network agree.
 ///
 /// On a normal end (not [`StopReason::Interrupted`]) the network is the one
 /// `OutputNetwork` asks for and, when validating, the record holds its
@@ -156,12 +156,7 @@ fn run_inner(
             }
         }
         if let Some(v) = validation {
-            record.final_validation = Some(evaluate_with(
-                network,
-                v,
-                run.stateful_chunks,
-                &options.metrics,
-            )?);
+            record.final_validation = Some(run.validate(network, v)?);
         }
     }
     Ok(Outcome {
@@ -227,6 +222,27 @@ impl Loop<'_> {
             hooks.epoch_finished(network, st)?;
         }
         Ok(StopReason::MaxEpochs)
+    }
+
+    /// The metrics of the network on `validation`. With several ranks, rank
+    /// 0 alone evaluates and the others receive its metrics (a failure on
+    /// rank 0 aborts them all, see `Trainer`).
+    fn validate(
+        &self,
+        network: &mut Network,
+        validation: &mut (dyn BatchSource + '_),
+    ) -> Result<Metrics> {
+        let evaluate = |network: &mut Network, v: &mut (dyn BatchSource + '_)| {
+            evaluate_with(network, v, self.stateful_chunks, &self.options.metrics)
+        };
+        match self.comm {
+            Some(c) if c.is_root() => {
+                let mine = evaluate(network, validation)?;
+                Ok(distributed::share_root_metrics(c, Some(&mine)))
+            }
+            Some(c) => Ok(distributed::share_root_metrics(c, None)),
+            None => evaluate(network, validation),
+        }
     }
 
     /// The hooks' reason to stop; with several ranks, any rank's (an
@@ -300,12 +316,7 @@ impl Loop<'_> {
             info.validation = match validation.as_deref_mut() {
                 Some(v) if last_chunk && due => {
                     st.last_validated = Some(iteration);
-                    Some(evaluate_with(
-                        network,
-                        v,
-                        self.stateful_chunks,
-                        &self.options.metrics,
-                    )?)
+                    Some(self.validate(network, v)?)
                 }
                 _ => None,
             };

@@ -558,3 +558,97 @@ fn kept_buffers_sum_every_gradient_over_the_ranks() {
         }
     }
 }
+
+/// A datastore that counts the observations read from it.
+struct Counted {
+    inner: Arc<dyn Datastore>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl Datastore for Counted {
+    fn len(&self) -> usize {
+        self.inner.len()
+    }
+    fn read(&self, i: usize) -> seqnet_data::Result<Observation> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.read(i)
+    }
+    fn classes(&self) -> Option<&[String]> {
+        self.inner.classes()
+    }
+    fn sequence_lengths(&self) -> seqnet_data::Result<Vec<usize>> {
+        self.inner.sequence_lengths()
+    }
+    fn frame_shape(&self) -> seqnet_data::Result<Option<seqnet_data::FrameShape>> {
+        self.inner.frame_shape()
+    }
+    fn target_kind(&self) -> seqnet_data::Result<Option<seqnet_data::TargetKind>> {
+        self.inner.target_kind()
+    }
+}
+
+/// Rank 0 alone reads the validation data; every rank gets its metrics
+/// (the same on every rank, those of one process within rounding), so the
+/// records, early stopping and the best network agree.
+#[test]
+fn rank_zero_alone_validates_and_every_rank_gets_its_metrics() {
+    let store = labelled(24);
+    let validation = labelled(11);
+    let options = TrainingOptions {
+        validation_frequency: 2,
+        ..TrainingOptions::new(Solver::Adam)
+            .max_epochs(2)
+            .mini_batch_size(8)
+            .verbose(false)
+            .seed(4)
+    };
+    let (_, one) = Trainer::new(options.clone())
+        .train(&classifier(), store.clone(), Some(validation.clone()))
+        .unwrap();
+    let ranks: Vec<(TrainingRecord, usize)> = std::thread::scope(|s| {
+        let handles: Vec<_> = ThreadGroup::new(2)
+            .into_iter()
+            .map(|comm| {
+                let (store, validation, options) =
+                    (store.clone(), validation.clone(), options.clone());
+                s.spawn(move || {
+                    let counted = Arc::new(Counted {
+                        inner: validation,
+                        reads: Default::default(),
+                    });
+                    let (_, record) = Trainer::new(options)
+                        .communicator(Arc::new(comm))
+                        .train(&classifier(), store, Some(counted.clone()))
+                        .unwrap();
+                    let reads = counted.reads.load(std::sync::atomic::Ordering::SeqCst);
+                    (record, reads)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(ranks[0].1 > 0, "rank 0 validates");
+    assert_eq!(ranks[1].1, 0, "rank 1 reads no validation data");
+    let validations = |r: &TrainingRecord| -> Vec<Metrics> {
+        r.iterations.iter().filter_map(|i| i.validation).collect()
+    };
+    let (v0, v1, want) = (
+        validations(&ranks[0].0),
+        validations(&ranks[1].0),
+        validations(&one),
+    );
+    assert_eq!(v0.len(), want.len());
+    assert!(v0.len() >= 3);
+    assert_eq!(v0, v1, "every rank has rank 0's metrics");
+    assert_eq!(ranks[0].0.final_validation, ranks[1].0.final_validation);
+    assert!(ranks[0].0.final_validation.is_some());
+    for (got, want) in v0.iter().zip(&want) {
+        assert!(
+            (got.loss - want.loss).abs() <= 1e-4 * want.loss.abs().max(1.0),
+            "{} vs {}",
+            got.loss,
+            want.loss
+        );
+        assert_eq!(got.accuracy, want.accuracy);
+    }
+}

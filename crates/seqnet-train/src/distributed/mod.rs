@@ -21,10 +21,12 @@
 mod buckets;
 #[cfg(feature = "mpi")]
 pub mod mpi;
+mod root;
 mod threads;
 mod weights;
 
 pub use buckets::{backward_bucketed, Funnel};
+pub use root::share_root_metrics;
 pub use threads::ThreadGroup;
 pub use weights::{
     metric_sums_from_values, metric_sums_to_values, sum_gradients, sum_metrics, weigh_shares,
