@@ -14,8 +14,6 @@ mod common;
 use seqnet::data::sort_by_length;
 use seqnet::prelude::*;
 use seqnet::train::Shuffle;
-use std::sync::Arc;
-use std::time::Instant;
 
 fn main() -> Result<()> {
     let set = common::data_set();
@@ -55,10 +53,6 @@ fn main() -> Result<()> {
         .shuffle(Shuffle::Never)
         .verbose_frequency(100)
         .seed(seed);
-    let start = Instant::now();
-    let train: Arc<dyn Datastore> = Arc::new(train);
-    let (mut model, record) = train_network(&graph, train.clone(), None, &options, &mut |_| {})?;
-    let seconds = start.elapsed().as_secs_f64();
-    common::report(&mut model, &record, seconds, (train, test), set.mini_batch)?;
+    common::train_and_report(&graph, (train, test), &options)?;
     Ok(())
 }

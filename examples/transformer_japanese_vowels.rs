@@ -19,9 +19,6 @@ mod common;
 use seqnet::core::templates::transformer::TransformerSizes;
 use seqnet::core::templates::{Template, TemplateOptions};
 use seqnet::prelude::*;
-use seqnet::train::Shuffle;
-use std::sync::Arc;
-use std::time::Instant;
 
 fn main() -> Result<()> {
     let set = common::data_set();
@@ -44,19 +41,7 @@ fn main() -> Result<()> {
     })?;
     println!("{}: {}\n", set.name, graph.summary()?);
 
-    let options = TrainingOptions::new(Solver::Adam)
-        .initial_learn_rate(1e-3)
-        .l2_regularization(1e-4)
-        .max_epochs(epochs)
-        .mini_batch_size(set.mini_batch)
-        .sequence_length(SequenceLength::Longest)
-        .shuffle(Shuffle::EveryEpoch)
-        .verbose_frequency(100)
-        .seed(seed);
-    let start = Instant::now();
-    let train: Arc<dyn Datastore> = Arc::new(train);
-    let (mut model, record) = train_network(&graph, train.clone(), None, &options, &mut |_| {})?;
-    let seconds = start.elapsed().as_secs_f64();
-    common::report(&mut model, &record, seconds, (train, test), set.mini_batch)?;
+    let options = common::adam_options(&set, epochs, seed);
+    common::train_and_report(&graph, (train, test), &options)?;
     Ok(())
 }

@@ -8,8 +8,9 @@
 
 use seqnet::data::{Datastore, InMemoryDatastore, TsOptions};
 use seqnet::prelude::*;
-use seqnet::train::{Model, PredictOptions, TrainingRecord};
+use seqnet::train::{Model, PredictOptions, Shuffle, TrainingRecord};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// A classification set of the UCR/UEA archive shipped in `data/`, and the
 /// options every example trains it with.
@@ -149,6 +150,43 @@ pub fn accuracy(
         .filter(|(p, l)| p.classes[0] == **l)
         .count();
     Ok((100.0 * correct as f64 / labels.len() as f64, labels.len()))
+}
+
+/// The options the FCN and the transformer examples train with on `set`
+/// (as `bench/ucr.py` does): Adam at 1e-3, L2 1e-4, shuffled every epoch,
+/// padded to the longest sequence of each mini-batch.
+// The LSTM example trains with MATLAB's example options instead.
+#[allow(dead_code)]
+pub fn adam_options(set: &DataSet, epochs: usize, seed: u64) -> TrainingOptions {
+    TrainingOptions::new(Solver::Adam)
+        .initial_learn_rate(1e-3)
+        .l2_regularization(1e-4)
+        .max_epochs(epochs)
+        .mini_batch_size(set.mini_batch)
+        .sequence_length(SequenceLength::Longest)
+        .shuffle(Shuffle::EveryEpoch)
+        .verbose_frequency(100)
+        .seed(seed)
+}
+
+/// Trains `graph` on `train` with `options`, timing it, then [`report`]s
+/// on both sets. Returns the test accuracy in percent.
+pub fn train_and_report(
+    graph: &LayerGraph,
+    (train, test): (InMemoryDatastore, InMemoryDatastore),
+    options: &TrainingOptions,
+) -> Result<f64> {
+    let start = Instant::now();
+    let train: Arc<dyn Datastore> = Arc::new(train);
+    let (mut model, record) = train_network(graph, train.clone(), None, options, &mut |_| {})?;
+    let seconds = start.elapsed().as_secs_f64();
+    report(
+        &mut model,
+        &record,
+        seconds,
+        (train, test),
+        options.mini_batch_size,
+    )
 }
 
 /// Prints the last mini-batch loss, the training time, the accuracy on the
