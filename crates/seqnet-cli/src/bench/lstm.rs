@@ -3,11 +3,8 @@
 //! the same length). A training step is forward, backward and an adam update
 //! (no clipping, no L2); inference is one forward pass without gradients.
 
-use super::{line, lstm_forward_flop, time_reps, time_train_step};
+use super::{line, lstm_forward_flop, random_batch, time_reps, time_train_step};
 use crate::Result;
-use ndarray::{ArrayD, IxDyn};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use seqnet_core::layers::{
     ClassificationOutput, FullyConnected, Lstm, OutputMode, SequenceInput, Softmax,
 };
@@ -38,13 +35,7 @@ fn network() -> Result<Network> {
 
 /// Random `[T, B, F]` inputs and one-hot `[B, K]` targets.
 pub(super) fn data() -> Result<(Activation, Activation)> {
-    let mut rng = StdRng::seed_from_u64(7);
-    let x = ArrayD::from_shape_simple_fn(IxDyn(&[T, B, F]), || rng.random_range(-1.0f32..1.0));
-    let mut y = ArrayD::<f32>::zeros(IxDyn(&[B, K]));
-    for b in 0..B {
-        y[[b, rng.random_range(0..K)]] = 1.0;
-    }
-    Ok((Activation::sequence(x, None)?, Activation::features(y)?))
+    random_batch(T, B, F, K)
 }
 
 /// `lstm-train-step`.

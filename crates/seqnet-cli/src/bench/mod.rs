@@ -63,6 +63,21 @@ pub const WORKLOADS: &[&str] = &[
     "gru-infer",
 ];
 
+/// Random `[t, b, f]` inputs in [-1, 1) and one-hot `[b, k]` targets, from
+/// a fixed seed (every run of a workload gets the same numbers).
+fn random_batch(t: usize, b: usize, f: usize, k: usize) -> Result<(Activation, Activation)> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let x = ndarray::ArrayD::from_shape_simple_fn(ndarray::IxDyn(&[t, b, f]), || {
+        rng.random_range(-1.0f32..1.0)
+    });
+    let mut y = ndarray::ArrayD::<f32>::zeros(ndarray::IxDyn(&[b, k]));
+    for row in 0..b {
+        y[[row, rng.random_range(0..k)]] = 1.0;
+    }
+    Ok((Activation::sequence(x, None)?, Activation::features(y)?))
+}
+
 /// Timings of one workload, in milliseconds, warm-up excluded.
 #[derive(Debug, Clone)]
 pub struct Timings(pub Vec<f64>);

@@ -7,11 +7,8 @@
 //! length). A step is forward, backward and an adam update (no clipping, no
 //! L2); inference is one forward pass without gradients.
 
-use super::{line, time_reps, time_train_step};
+use super::{line, random_batch, time_reps, time_train_step};
 use crate::Result;
-use ndarray::{ArrayD, IxDyn};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use seqnet_core::layers::InputSize;
 use seqnet_core::templates::transformer::TransformerSizes;
 use seqnet_core::templates::{Template, TemplateOptions};
@@ -49,13 +46,7 @@ fn network() -> Result<Network> {
 }
 
 fn data() -> Result<(Activation, Activation)> {
-    let mut rng = StdRng::seed_from_u64(7);
-    let x = ArrayD::from_shape_simple_fn(IxDyn(&[T, B, F]), || rng.random_range(-1.0f32..1.0));
-    let mut y = ArrayD::<f32>::zeros(IxDyn(&[B, K]));
-    for b in 0..B {
-        y[[b, rng.random_range(0..K)]] = 1.0;
-    }
-    Ok((Activation::sequence(x, None)?, Activation::features(y)?))
+    random_batch(T, B, F, K)
 }
 
 /// `transformer-train-step`.
