@@ -53,9 +53,7 @@ fn network(dir: &Path) -> PathBuf {
 /// [`network`] with `hidden` LSTM units.
 fn network_of(dir: &Path, hidden: usize) -> PathBuf {
     let net = dir.join("net.json");
-    let hidden = hidden.to_string();
-    let text = common::ok(&["new", "seq2label", "--hidden", &hidden]);
-    std::fs::write(&net, text).unwrap();
+    common::new_net(&net, &format!("seq2label --hidden {hidden}"));
     net
 }
 

@@ -637,8 +637,8 @@ fn wide_classifier() -> LayerGraph {
 /// The sharded solver (each rank updates its shard of each large learnable
 /// and the ranks exchange the weights) trains the weights of one process,
 /// for every solver and clipping by norm (per learnable and global, whose
-/// norms add the shards' partial sums), and its checkpoints hold the whole
-/// solver state: that of one process.
+/// norms add the shards' partial sums), with gradient buckets too, and its
+/// checkpoints hold the whole solver state: that of one process.
 #[test]
 fn the_sharded_solver_trains_the_weights_and_solver_state_of_one_process() {
     let store = labelled(26);
@@ -664,6 +664,9 @@ fn the_sharded_solver_trains_the_weights_and_solver_state_of_one_process() {
             .gradient_threshold_method(GradientThresholdMethod::GlobalL2norm),
         base(Solver::Sgdm).gradient_threshold(0.05),
         base(Solver::Rmsprop),
+        // Buckets sum the gradients whole during backward; the sharded
+        // step then updates the shards and gathers the weights.
+        base(Solver::Adam).gradient_bucket_size(0.5),
     ]
     .into_iter()
     .enumerate()
