@@ -47,8 +47,13 @@ fn max_relative_difference(a: &Path, b: &Path) -> f32 {
 
 /// `seqnet new seq2label` for Japanese Vowels, written to `dir/net.json`.
 fn network(dir: &Path) -> PathBuf {
+    network_of(dir, 24)
+}
+
+/// [`network`] with `hidden` LSTM units.
+fn network_of(dir: &Path, hidden: usize) -> PathBuf {
     let net = dir.join("net.json");
-    std::fs::write(&net, common::ok(&["new", "seq2label", "--hidden", "24"])).unwrap();
+    common::new_net(&net, &format!("seq2label --hidden {hidden}"));
     net
 }
 
@@ -169,6 +174,42 @@ fn ranks_train_the_weights_of_one_process_and_resume_with_another_count() {
         d <= 1e-4,
         "resumed on 2 ranks differs from one process by {d}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--shard-solver` (the ring reduce-scatter and all-gather over MPI
+/// point-to-point messages): 2 and 3 ranks train one process's weights,
+/// and a checkpoint of 3 sharded ranks, which holds the whole solver state,
+/// resumes in one process to them.
+#[test]
+fn sharded_solver_ranks_train_the_weights_of_one_process() {
+    let dir = tmp("sharded");
+    // 128 units: the LSTM's 4·128×128 recurrent weights are sharded.
+    let net = network_of(&dir, 128);
+    let four = ["--epochs", "4", "--mini-batch-size", "16"];
+    let four = [&four[..], &["--gradient-threshold", "0.5"]].concat();
+    let one = dir.join("one.safetensors");
+    ok(train(0, &net, &one, &four).output().unwrap());
+    let sharded = [&four[..], &["--shard-solver"]].concat();
+    for ranks in [2, 3] {
+        let out = dir.join(format!("{ranks}.safetensors"));
+        ok(train(ranks, &net, &out, &sharded).output().unwrap());
+        let d = max_relative_difference(&out, &one);
+        assert!(
+            d <= 1e-4,
+            "{ranks} sharded ranks differ from one process by {d}"
+        );
+    }
+    let ck = dir.join("ck");
+    let mut half = sharded.clone();
+    half[1] = "2";
+    half.extend(["--checkpoint-dir", ck.to_str().unwrap()]);
+    ok(train(3, &net, &dir.join("half.safetensors"), &half)
+        .output()
+        .unwrap());
+    let resumed = resume(0, &ck.join("checkpoint_epoch0002.safetensors"), 4, &dir);
+    let d = max_relative_difference(&resumed, &one);
+    assert!(d <= 1e-4, "resumed in one process differs by {d}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

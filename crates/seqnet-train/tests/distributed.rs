@@ -619,3 +619,95 @@ fn rank_zero_alone_validates_and_every_rank_gets_its_metrics() {
         assert_eq!(got.accuracy, want.accuracy);
     }
 }
+
+/// Sequence to label with two learnables large enough to be sharded (the
+/// LSTM's 160000 input and recurrent weights).
+fn wide_classifier() -> LayerGraph {
+    LayerGraph::from_layers(vec![
+        SequenceInput::new(3).into(),
+        FullyConnected::new(200).into(),
+        Lstm::new(200).output_mode(OutputMode::Last).into(),
+        FullyConnected::new(CLASSES).into(),
+        Softmax::new().into(),
+        ClassificationOutput::new().into(),
+    ])
+    .unwrap()
+}
+
+/// The sharded solver (each rank updates its shard of each large learnable
+/// and the ranks exchange the weights) trains the weights of one process,
+/// for every solver and clipping by norm (per learnable and global, whose
+/// norms add the shards' partial sums), with gradient buckets too, and its
+/// checkpoints hold the whole solver state: that of one process.
+#[test]
+fn the_sharded_solver_trains_the_weights_and_solver_state_of_one_process() {
+    let store = labelled(26);
+    let dir = std::env::temp_dir().join(format!("seqnet-sharded-{}", std::process::id()));
+    let base = |solver| {
+        TrainingOptions::new(solver)
+            .max_epochs(2)
+            .mini_batch_size(8)
+            .shuffle(Shuffle::EveryEpoch)
+            .verbose(false)
+            .seed(6)
+    };
+    let large = Network::new(&wide_classifier(), 1).unwrap();
+    let large = large
+        .learnables()
+        .iter()
+        .filter(|(_, p)| p.value.len() >= 1 << 16)
+        .count();
+    assert_eq!(large, 2, "two learnables are sharded");
+    for (k, options) in [
+        base(Solver::Adam)
+            .gradient_threshold(0.05)
+            .gradient_threshold_method(GradientThresholdMethod::GlobalL2norm),
+        base(Solver::Sgdm).gradient_threshold(0.05),
+        base(Solver::Rmsprop),
+        // Buckets sum the gradients whole during backward; the sharded
+        // step then updates the shards and gathers the weights.
+        base(Solver::Adam).gradient_bucket_size(0.5),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let checkpoints = |what: &str| dir.join(format!("{k}-{what}"));
+        let one_options = options
+            .clone()
+            .execution_environment(ExecutionEnvironment::Cpu)
+            .checkpoint_path(checkpoints("one"));
+        let (one, _) = Trainer::new(one_options)
+            .train(&wide_classifier(), store.clone(), None)
+            .unwrap();
+        for ranks in [2, 3] {
+            let sharded = options
+                .clone()
+                .shard_solver(true)
+                .checkpoint_path(checkpoints(&format!("{ranks}")));
+            let models = train_ranks(&wide_classifier(), &store, &sharded, ranks);
+            for (rank, m) in models.iter().enumerate() {
+                let what = format!("{:?}, rank {rank} of {ranks}", options.solver);
+                assert_same_weights(&m.network, &one.network, 1e-4, &what);
+            }
+            let file = "checkpoint_epoch0001.safetensors";
+            let (_, want) = checkpoint::load_checkpoint(&checkpoints("one").join(file)).unwrap();
+            let (_, got) =
+                checkpoint::load_checkpoint(&checkpoints(&format!("{ranks}")).join(file)).unwrap();
+            assert_eq!(got.solver.steps, want.solver.steps);
+            let arrays = |s: &solver::SolverState| [s.first.clone(), s.second.clone()].concat();
+            for (i, (g, w)) in arrays(&got.solver)
+                .iter()
+                .zip(&arrays(&want.solver))
+                .enumerate()
+            {
+                let d = relative_difference(g, w);
+                assert!(
+                    d <= 1e-4,
+                    "{:?}, {ranks} ranks: solver array {i} differs by {d}",
+                    options.solver
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
