@@ -6,7 +6,7 @@
 use std::path::Path;
 
 mod common;
-use common::{fails, ok, root, run, stderr, stdout, tmp, train_args, vowels, write};
+use common::{fails, new_net, ok, root, run, stderr, stdout, tmp, train_args, vowels, write};
 
 /// Writes `[shape]` f32 values as a `.npy` file (format 1.0, little endian).
 fn write_npy(path: &Path, shape: &[usize], values: &[f32]) {
@@ -125,7 +125,7 @@ fn every_template_is_written_and_summarised() {
 #[test]
 fn train_then_predict_on_japanese_vowels() {
     let dir = tmp("vowels");
-    let net = write(&dir.join("net.json"), &ok(&["new", "seq2label"]));
+    let net = new_net(&dir.join("net.json"), "seq2label");
     let model = dir.join("out/model.safetensors").display().to_string();
     let plot = dir.join("progress.svg").display().to_string();
     let report = ok(&train_args(
@@ -250,18 +250,9 @@ fn video_classification_from_a_datastore_folder() {
         csv.push_str(&format!("{name},{class}\n"));
     }
     write(&data.join("labels.csv"), &csv);
-    let net = write(
+    let net = new_net(
         &dir.join("net.json"),
-        &ok(&[
-            "new",
-            "video",
-            "--image",
-            "8,8,1",
-            "--hidden",
-            "6",
-            "--classes",
-            "2",
-        ]),
+        "video --image 8,8,1 --hidden 6 --classes 2",
     );
     let model = dir.join("model.safetensors").display().to_string();
     let d = data.display().to_string();
@@ -315,18 +306,9 @@ fn regression_from_a_datastore_folder_reports_rmse() {
         csv.push_str(&format!("{name},{}\n", i as f32 * 0.5));
     }
     write(&data.join("labels.csv"), &csv);
-    let net = write(
+    let net = new_net(
         &dir.join("net.json"),
-        &ok(&[
-            "new",
-            "seq2one",
-            "--features",
-            "2",
-            "--hidden",
-            "5",
-            "--normalization",
-            "zscore",
-        ]),
+        "seq2one --features 2 --hidden 5 --normalization zscore",
     );
     let model = dir.join("model.safetensors").display().to_string();
     let d = data.display().to_string();
@@ -479,10 +461,7 @@ fn errors_are_one_line_and_name_what_is_at_fault() {
     ));
     assert!(e.contains("--epocs") && e.contains("--epochs"), "{e}");
     // Data that does not fit the network names the data and the layer.
-    let net = write(
-        &dir.join("net13.json"),
-        &ok(&["new", "seq2label", "--features", "13"]),
-    );
+    let net = new_net(&dir.join("net13.json"), "seq2label --features 13");
     let e = fails(&train_args(&net, &train, "m.safetensors", &[]));
     assert!(
         e.contains("JapaneseVowels_TRAIN.ts") && e.contains("'sequenceinput'"),
@@ -490,7 +469,7 @@ fn errors_are_one_line_and_name_what_is_at_fault() {
     );
     // Options file: the file and line, or the option.
     let options = write(&dir.join("o.json"), "{\n  \"maxEpochs\": \"many\"\n}");
-    let net = write(&dir.join("net.json"), &ok(&["new", "seq2label"]));
+    let net = new_net(&dir.join("net.json"), "seq2label");
     let e = fails(&train_args(
         &net,
         &train,
@@ -539,7 +518,7 @@ fn a_failing_command_exits_with_1_and_names_the_file() {
     );
     assert!(!dir.join("p.csv").exists());
     // A missing data file.
-    let net = write(&dir.join("net.json"), &ok(&["new", "seq2label"]));
+    let net = new_net(&dir.join("net.json"), "seq2label");
     let missing = dir.join("nowhere.ts").display().to_string();
     let o = run(&train_args(
         &net,
@@ -558,7 +537,7 @@ fn a_failing_command_exits_with_1_and_names_the_file() {
 #[test]
 fn verbose_shows_matlab_s_table_on_standard_error() {
     let dir = tmp("verbose");
-    let net = write(&dir.join("net.json"), &ok(&["new", "seq2label"]));
+    let net = new_net(&dir.join("net.json"), "seq2label");
     let options = write(&dir.join("o.json"), r#"{"verboseFrequency": 4}"#);
     let model = dir.join("m.safetensors").display().to_string();
     let train = |display: &str| {

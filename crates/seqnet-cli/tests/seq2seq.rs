@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{fails, ok, p, tmp, train_args};
+use common::{fails, new_net, ok, p, tmp, train_args};
 
 /// Writes a `.npy` file (format 1.0) of `shape` with element type `descr`
 /// (`<f4`, `<i8`, …) from its little-endian bytes.
@@ -92,20 +92,7 @@ fn sequence_to_sequence_classification_from_target_files() {
     let (train, _) = class_folder(&dir.join("train"), 48, 1);
     let (test, steps) = class_folder(&dir.join("test"), 16, 2);
     let net = dir.join("net.json");
-    std::fs::write(
-        &net,
-        ok(&[
-            "new",
-            "seq2seq-class",
-            "--features",
-            "1",
-            "--classes",
-            "2",
-            "--hidden",
-            "16",
-        ]),
-    )
-    .unwrap();
+    new_net(&net, "seq2seq-class --features 1 --classes 2 --hidden 16");
     let model = dir.join("model.safetensors");
     let trained = ok(&train_args(
         &p(&net),
@@ -181,22 +168,10 @@ fn sequence_to_sequence_regression_from_csv_sequences() {
         std::fs::write(d.join("labels.csv"), csv).unwrap();
     }
     let net = dir.join("net.json");
-    std::fs::write(
+    new_net(
         &net,
-        ok(&[
-            "new",
-            "seq2seq-regress",
-            "--features",
-            "1",
-            "--responses",
-            "1",
-            "--hidden",
-            "16",
-            "--layer",
-            "gru",
-        ]),
-    )
-    .unwrap();
+        "seq2seq-regress --features 1 --responses 1 --hidden 16 --layer gru",
+    );
     let model = dir.join("model.safetensors");
     ok(&train_args(
         &p(&net),
@@ -276,20 +251,10 @@ fn forecasting_closed_and_open_loop() {
         "2",
     ]);
     let net = dir.join("net.json");
-    std::fs::write(
+    new_net(
         &net,
-        ok(&[
-            "new",
-            "seq2seq-regress",
-            "--features",
-            "1",
-            "--responses",
-            "1",
-            "--hidden",
-            "32",
-        ]),
-    )
-    .unwrap();
+        "seq2seq-regress --features 1 --responses 1 --hidden 32",
+    );
     let model = dir.join("model.safetensors");
     ok(&train_args(
         &p(&net),
@@ -407,20 +372,7 @@ fn forecasting_closed_and_open_loop() {
     assert!(e.contains("--prime") && e.contains("only 79"), "{e}");
     let (cls, _) = class_folder(&dir.join("cls"), 8, 3);
     let cnet = dir.join("cnet.json");
-    std::fs::write(
-        &cnet,
-        ok(&[
-            "new",
-            "seq2seq-class",
-            "--features",
-            "1",
-            "--classes",
-            "2",
-            "--hidden",
-            "4",
-        ]),
-    )
-    .unwrap();
+    new_net(&cnet, "seq2seq-class --features 1 --classes 2 --hidden 4");
     let cmodel = dir.join("cmodel.safetensors");
     ok(&train_args(
         &p(&cnet),
@@ -446,20 +398,7 @@ fn forecasting_closed_and_open_loop() {
 fn bad_target_files_name_the_files() {
     let dir = tmp("bad");
     let net = dir.join("net.json");
-    std::fs::write(
-        &net,
-        ok(&[
-            "new",
-            "seq2seq-class",
-            "--features",
-            "1",
-            "--classes",
-            "2",
-            "--hidden",
-            "4",
-        ]),
-    )
-    .unwrap();
+    new_net(&net, "seq2seq-class --features 1 --classes 2 --hidden 4");
     let train = |data: &Path| {
         fails(&train_args(
             &p(&net),

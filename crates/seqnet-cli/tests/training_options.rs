@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{fails, ok_both as ok, p, png_size, root, run, tmp, train_args, weights, BIN};
+use common::{
+    fails, new_net, ok_both as ok, p, png_size, root, run, tmp, train_args, weights, BIN,
+};
 
 fn vowels(split: &str) -> String {
     root()
@@ -19,10 +21,7 @@ fn vowels(split: &str) -> String {
 
 /// A small Japanese Vowels network (12 features, 9 classes) in `dir`.
 fn vowels_net(dir: &Path) -> String {
-    let net = dir.join("net.json");
-    let (json, _) = ok(&["new", "seq2label", "--hidden", "16"]);
-    std::fs::write(&net, json).unwrap();
-    p(&net)
+    new_net(&dir.join("net.json"), "seq2label --hidden 16")
 }
 
 /// `seqnet train` on the Japanese Vowels training set with `extra` flags.
@@ -163,17 +162,10 @@ fn regression_metrics_on_forecasting_data() {
         "1",
     ]);
     let net = dir.join("net.json");
-    let (json, _) = ok(&[
-        "new",
-        "seq2seq-regress",
-        "--features",
-        "1",
-        "--responses",
-        "1",
-        "--hidden",
-        "8",
-    ]);
-    std::fs::write(&net, json).unwrap();
+    new_net(
+        &net,
+        "seq2seq-regress --features 1 --responses 1 --hidden 8",
+    );
     let (results, _) = ok(&train_args(
         &p(&net),
         &p(&data),
@@ -418,17 +410,7 @@ fn predict_draws_the_confusion_matrix_of_any_classification() {
         "1",
     ]);
     let net = dir.join("waves.json");
-    let (json, _) = ok(&[
-        "new",
-        "seq2seq-class",
-        "--features",
-        "1",
-        "--classes",
-        "3",
-        "--hidden",
-        "8",
-    ]);
-    std::fs::write(&net, json).unwrap();
+    new_net(&net, "seq2seq-class --features 1 --classes 3 --hidden 8");
     let model = dir.join("waves.safetensors");
     ok(&train_args(
         &p(&net),

@@ -17,6 +17,19 @@ use std::sync::Arc;
 
 const CLASSES: usize = 3;
 
+/// Runs `rank(comm)` for each of `ranks` ranks of a [`ThreadGroup`], each
+/// on its own thread; returns the results in rank order.
+fn on_ranks<T: Send>(ranks: usize, rank: impl Fn(ThreadGroup) -> T + Sync) -> Vec<T> {
+    std::thread::scope(|s| {
+        let rank = &rank;
+        let handles: Vec<_> = ThreadGroup::new(ranks)
+            .into_iter()
+            .map(|comm| s.spawn(move || rank(comm)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
 /// `n` sequences of 3 features and lengths 2 to 9, labelled by the sign
 /// pattern of their mean, so that there is something to learn.
 fn labelled(n: usize) -> Arc<dyn Datastore> {
@@ -139,52 +152,43 @@ fn check_one_batch(
         expected.push((loss, gradients(&whole)));
     }
 
-    let results: Vec<Vec<(f32, Vec<ArrayD<f32>>)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = ThreadGroup::new(ranks)
-            .into_iter()
-            .map(|comm| {
-                let (batcher, obs, batch_lengths) = (&batcher, &obs, &batch_lengths);
-                s.spawn(move || {
-                    let share = comm.share();
-                    let stand_in = share.is_stand_in(obs.len());
-                    let range = if stand_in {
-                        0..1
-                    } else {
-                        share.range(obs.len())
-                    };
-                    let chunks = batcher
-                        .batch_share(&obs[range.clone()], batch_lengths, range)
-                        .unwrap();
-                    let comm: Arc<dyn Communicator> = Arc::new(comm);
-                    let mut net = Network::new(graph, 4).unwrap();
-                    net.set_input_gradients(false);
-                    let reducer: SharedReducer = if stand_in {
-                        Arc::new(StandInReducer(comm.clone()))
-                    } else {
-                        Arc::new(CommunicatorReducer(comm.clone()))
-                    };
-                    net.set_stat_reducer(Some(reducer));
-                    let mut out = Vec::new();
-                    for chunk in chunks {
-                        net.forward(
-                            std::slice::from_ref(&chunk.inputs),
-                            Some(&[chunk.targets.clone().unwrap()]),
-                            Mode::Training,
-                            true,
-                        )
-                        .unwrap();
-                        let loss = weigh_shares(&mut net, comm.as_ref(), stand_in)
-                            .unwrap()
-                            .loss;
-                        net.backward().unwrap();
-                        sum_gradients(&mut net, comm.as_ref());
-                        out.push((loss, gradients(&net)));
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let results: Vec<Vec<(f32, Vec<ArrayD<f32>>)>> = on_ranks(ranks, |comm| {
+        let share = comm.share();
+        let stand_in = share.is_stand_in(obs.len());
+        let range = if stand_in {
+            0..1
+        } else {
+            share.range(obs.len())
+        };
+        let chunks = batcher
+            .batch_share(&obs[range.clone()], &batch_lengths, range)
+            .unwrap();
+        let comm: Arc<dyn Communicator> = Arc::new(comm);
+        let mut net = Network::new(graph, 4).unwrap();
+        net.set_input_gradients(false);
+        let reducer: SharedReducer = if stand_in {
+            Arc::new(StandInReducer(comm.clone()))
+        } else {
+            Arc::new(CommunicatorReducer(comm.clone()))
+        };
+        net.set_stat_reducer(Some(reducer));
+        let mut out = Vec::new();
+        for chunk in chunks {
+            net.forward(
+                std::slice::from_ref(&chunk.inputs),
+                Some(&[chunk.targets.clone().unwrap()]),
+                Mode::Training,
+                true,
+            )
+            .unwrap();
+            let loss = weigh_shares(&mut net, comm.as_ref(), stand_in)
+                .unwrap()
+                .loss;
+            net.backward().unwrap();
+            sum_gradients(&mut net, comm.as_ref());
+            out.push((loss, gradients(&net)));
+        }
+        out
     });
     for (rank, got) in results.iter().enumerate() {
         assert_eq!(got.len(), expected.len(), "chunks on rank {rank}");
@@ -265,21 +269,12 @@ fn train_ranks(
     options: &TrainingOptions,
     ranks: usize,
 ) -> Vec<Model> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = ThreadGroup::new(ranks)
-            .into_iter()
-            .map(|comm| {
-                let store = store.clone();
-                s.spawn(move || {
-                    Trainer::new(options.clone())
-                        .communicator(Arc::new(comm))
-                        .train(graph, store, None)
-                        .unwrap()
-                        .0
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    on_ranks(ranks, |comm| {
+        Trainer::new(options.clone())
+            .communicator(Arc::new(comm))
+            .train(graph, store.clone(), None)
+            .unwrap()
+            .0
     })
 }
 
@@ -343,27 +338,18 @@ fn ranks_report_the_global_loss_and_accuracy_on_rank_zero_only() {
         })
         .train(&classifier(), store.clone(), None)
         .unwrap();
-    let seen: Vec<Vec<(f32, Option<f32>)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = ThreadGroup::new(2)
-            .into_iter()
-            .map(|comm| {
-                let (store, options) = (store.clone(), options.clone());
-                s.spawn(move || {
-                    let mut seen = Vec::new();
-                    Trainer::new(options)
-                        .communicator(Arc::new(comm))
-                        .on_event(|e| {
-                            if let TrainingEvent::Iteration(i) = e {
-                                seen.push((i.loss, i.accuracy));
-                            }
-                        })
-                        .train(&classifier(), store, None)
-                        .unwrap();
-                    seen
-                })
+    let seen: Vec<Vec<(f32, Option<f32>)>> = on_ranks(2, |comm| {
+        let mut seen = Vec::new();
+        Trainer::new(options.clone())
+            .communicator(Arc::new(comm))
+            .on_event(|e| {
+                if let TrainingEvent::Iteration(i) = e {
+                    seen.push((i.loss, i.accuracy));
+                }
             })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+            .train(&classifier(), store.clone(), None)
+            .unwrap();
+        seen
     });
     assert_eq!(seen[0].len(), want.len());
     assert!(seen[1].is_empty(), "rank 1 reports nothing");
@@ -512,37 +498,28 @@ fn kept_buffers_sum_every_gradient_over_the_ranks() {
     ])
     .unwrap();
     let ranks = 3;
-    let results: Vec<Vec<Vec<ArrayD<f32>>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = ThreadGroup::new(ranks)
-            .into_iter()
-            .map(|comm| {
-                let graph = &graph;
-                s.spawn(move || {
-                    let mut network = Network::new(graph, 1).unwrap();
-                    let mut sum = seqnet_train::distributed::GradientSum::default();
-                    let mut rounds = Vec::new();
-                    for round in 0..3 {
-                        for (p, (_, l)) in network.learnables_mut().into_iter().enumerate() {
-                            let shape = l.grad.shape().to_vec();
-                            let mut g = ArrayD::<f32>::zeros(shape.clone());
-                            if round == 1 && shape.len() == 2 {
-                                // Column-major: not in standard layout.
-                                g = ArrayD::zeros(vec![shape[1], shape[0]]).reversed_axes();
-                            }
-                            // In logical order, whatever the layout.
-                            for (i, v) in g.iter_mut().enumerate() {
-                                *v = made_up(comm.rank(), p, i, round);
-                            }
-                            l.grad = g;
-                        }
-                        sum.sum(&mut network, &comm);
-                        rounds.push(gradients(&network));
-                    }
-                    rounds
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let results: Vec<Vec<Vec<ArrayD<f32>>>> = on_ranks(ranks, |comm| {
+        let mut network = Network::new(&graph, 1).unwrap();
+        let mut sum = seqnet_train::distributed::GradientSum::default();
+        let mut rounds = Vec::new();
+        for round in 0..3 {
+            for (p, (_, l)) in network.learnables_mut().into_iter().enumerate() {
+                let shape = l.grad.shape().to_vec();
+                let mut g = ArrayD::<f32>::zeros(shape.clone());
+                if round == 1 && shape.len() == 2 {
+                    // Column-major: not in standard layout.
+                    g = ArrayD::zeros(vec![shape[1], shape[0]]).reversed_axes();
+                }
+                // In logical order, whatever the layout.
+                for (i, v) in g.iter_mut().enumerate() {
+                    *v = made_up(comm.rank(), p, i, round);
+                }
+                l.grad = g;
+            }
+            sum.sum(&mut network, &comm);
+            rounds.push(gradients(&network));
+        }
+        rounds
     });
     let big = results[0][0].iter().filter(|g| g.len() >= 1 << 16).count();
     assert_eq!(big, 1, "one gradient takes the unpacked path");
@@ -605,27 +582,17 @@ fn rank_zero_alone_validates_and_every_rank_gets_its_metrics() {
     let (_, one) = Trainer::new(options.clone())
         .train(&classifier(), store.clone(), Some(validation.clone()))
         .unwrap();
-    let ranks: Vec<(TrainingRecord, usize)> = std::thread::scope(|s| {
-        let handles: Vec<_> = ThreadGroup::new(2)
-            .into_iter()
-            .map(|comm| {
-                let (store, validation, options) =
-                    (store.clone(), validation.clone(), options.clone());
-                s.spawn(move || {
-                    let counted = Arc::new(Counted {
-                        inner: validation,
-                        reads: Default::default(),
-                    });
-                    let (_, record) = Trainer::new(options)
-                        .communicator(Arc::new(comm))
-                        .train(&classifier(), store, Some(counted.clone()))
-                        .unwrap();
-                    let reads = counted.reads.load(std::sync::atomic::Ordering::SeqCst);
-                    (record, reads)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let ranks: Vec<(TrainingRecord, usize)> = on_ranks(2, |comm| {
+        let counted = Arc::new(Counted {
+            inner: validation.clone(),
+            reads: Default::default(),
+        });
+        let (_, record) = Trainer::new(options.clone())
+            .communicator(Arc::new(comm))
+            .train(&classifier(), store.clone(), Some(counted.clone()))
+            .unwrap();
+        let reads = counted.reads.load(std::sync::atomic::Ordering::SeqCst);
+        (record, reads)
     });
     assert!(ranks[0].1 > 0, "rank 0 validates");
     assert_eq!(ranks[1].1, 0, "rank 1 reads no validation data");

@@ -111,6 +111,16 @@ pub fn weights(path: &Path) -> Vec<(String, Vec<u8>)> {
     w
 }
 
+/// Writes the network of `seqnet new <template…>` to `path` (`template`:
+/// the template and its flags, separated by spaces, e.g.
+/// `"seq2seq-class --features 1 --classes 2"`); returns the path as an
+/// argument.
+pub fn new_net(path: &Path, template: &str) -> String {
+    let mut args = vec!["new"];
+    args.extend(template.split_whitespace());
+    write(path, &ok(&args))
+}
+
 /// Width and height of a PNG file, from its header.
 pub fn png_size(path: &Path) -> (u32, u32) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", p(path)));
