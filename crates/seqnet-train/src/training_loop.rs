@@ -134,6 +134,7 @@ fn run_inner(
         }),
         gradient_sum: RefCell::new(distributed::GradientSum::default()),
         gathered_at: Cell::new(0),
+        stale_shards: Cell::new(false),
         stateful_chunks: matches!(options.sequence_length, SequenceLength::Fixed(_)),
         classification: is_classification(network),
         start: Instant::now(),
@@ -182,6 +183,9 @@ struct Loop<'o> {
     /// With `ShardSolver`: the iteration count at the last gathering of
     /// the solver state for a checkpoint by iterations (or at the start).
     gathered_at: Cell<usize>,
+    /// With `ShardSolver`: whether sharded steps were taken since the
+    /// solver state was last gathered.
+    stale_shards: Cell<bool>,
     /// Split sequences carry their state from chunk to chunk.
     stateful_chunks: bool,
     classification: bool,
@@ -235,10 +239,12 @@ impl Loop<'_> {
 
     /// With `ShardSolver`: gathers the solver state's shards on every rank
     /// ([`distributed::gather_solver_state`]), so that a checkpoint or an
-    /// observer sees all of it. Every rank calls it at the same points.
+    /// observer sees all of it. Every rank calls it at the same points (and
+    /// every rank's state is stale or not alike).
     fn gather_solver_state(&self, network: &Network, st: &mut TrainingState) {
-        if let Some(c) = self.comm.filter(|_| self.options.shard_solver) {
+        if let Some(c) = self.comm.filter(|_| self.stale_shards.get()) {
             distributed::gather_solver_state(network, &mut st.solver, self.options.solver, c);
+            self.stale_shards.set(false);
         }
     }
 
@@ -426,6 +432,7 @@ impl Loop<'_> {
             let unsummed = self.options.gradient_bucket_size.is_none();
             let sums = Some(&mut *sums).filter(|_| unsummed);
             distributed::sharded_step(network, &mut st.solver, self.options, lr, c, sums);
+            self.stale_shards.set(true);
         } else {
             let mut params: Vec<_> = network
                 .learnables_mut()

@@ -638,7 +638,8 @@ fn wide_classifier() -> LayerGraph {
 /// and the ranks exchange the weights) trains the weights of one process,
 /// for every solver and clipping by norm (per learnable and global, whose
 /// norms add the shards' partial sums), with gradient buckets too, and its
-/// checkpoints hold the whole solver state: that of one process.
+/// checkpoints (at an epoch's end, by iterations within an epoch) hold the
+/// whole solver state: that of one process.
 #[test]
 fn the_sharded_solver_trains_the_weights_and_solver_state_of_one_process() {
     let store = labelled(26);
@@ -658,15 +659,26 @@ fn the_sharded_solver_trains_the_weights_and_solver_state_of_one_process() {
         .filter(|(_, p)| p.value.len() >= 1 << 16)
         .count();
     assert_eq!(large, 2, "two learnables are sharded");
-    for (k, options) in [
-        base(Solver::Adam)
-            .gradient_threshold(0.05)
-            .gradient_threshold_method(GradientThresholdMethod::GlobalL2norm),
-        base(Solver::Sgdm).gradient_threshold(0.05),
-        base(Solver::Rmsprop),
+    let epoch = "checkpoint_epoch0001.safetensors";
+    for (k, (options, file)) in [
+        (
+            base(Solver::Adam)
+                .gradient_threshold(0.05)
+                .gradient_threshold_method(GradientThresholdMethod::GlobalL2norm),
+            epoch,
+        ),
+        (base(Solver::Sgdm).gradient_threshold(0.05), epoch),
+        (base(Solver::Rmsprop), epoch),
         // Buckets sum the gradients whole during backward; the sharded
         // step then updates the shards and gathers the weights.
-        base(Solver::Adam).gradient_bucket_size(0.5),
+        (base(Solver::Adam).gradient_bucket_size(0.5), epoch),
+        // A checkpoint in the middle of the first epoch (4 iterations).
+        (
+            base(Solver::Adam)
+                .checkpoint_frequency_unit(FrequencyUnit::Iteration)
+                .checkpoint_frequency(3),
+            "checkpoint_iteration000003.safetensors",
+        ),
     ]
     .into_iter()
     .enumerate()
@@ -689,7 +701,6 @@ fn the_sharded_solver_trains_the_weights_and_solver_state_of_one_process() {
                 let what = format!("{:?}, rank {rank} of {ranks}", options.solver);
                 assert_same_weights(&m.network, &one.network, 1e-4, &what);
             }
-            let file = "checkpoint_epoch0001.safetensors";
             let (_, want) = checkpoint::load_checkpoint(&checkpoints("one").join(file)).unwrap();
             let (_, got) =
                 checkpoint::load_checkpoint(&checkpoints(&format!("{ranks}")).join(file)).unwrap();
