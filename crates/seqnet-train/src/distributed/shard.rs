@@ -45,11 +45,11 @@ pub fn shard_parts(network: &Network, comm: &dyn Communicator) -> Vec<Option<Ran
 }
 
 /// One solver step of the sharded solver after backward: sums the
-/// gradients (small ones whole, large ones this rank's shard:
-/// `sums.sum_shards`; with `summed`, the gradients are already summed
-/// whole, as the buckets do), updates this rank's parts, then gathers the
-/// large learnables' weights from their shards' ranks. Every rank ends
-/// with the same weights.
+/// gradients with `sums` ([`GradientSum::sum_shards`]: small ones whole,
+/// large ones this rank's shard; `None` when they are already summed
+/// whole, as the gradient buckets do), updates this rank's parts, then
+/// gathers the large learnables' weights from their shards' ranks. Every
+/// rank ends with the same weights.
 pub fn sharded_step(
     network: &mut Network,
     state: &mut SolverState,
