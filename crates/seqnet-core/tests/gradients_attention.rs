@@ -133,6 +133,40 @@ fn self_attention_every_mask_and_bias_setting() {
     }
 }
 
+/// Unpadded batches take another path (strided views of the input's rows,
+/// no packing): every mask and bias setting there too.
+#[test]
+fn self_attention_on_unpadded_batches() {
+    for (i, (mask, bias)) in [(AttentionMask::None, true), (AttentionMask::Causal, false)]
+        .into_iter()
+        .enumerate()
+    {
+        let data = random(&[4, 3, 5], 40 + i as u64);
+        let x = if bias {
+            batch(data, &[4, 4, 4], DIRS[0], f32::NAN)
+        } else {
+            Activation::sequence(data, None).unwrap()
+        };
+        let layer = SelfAttention::new(2, 6)
+            .num_value_channels(4)
+            .output_size(3)
+            .attention_mask(mask)
+            .has_bias(bias)
+            .name(format!("attn_full{i}"));
+        let mut expected = vec![
+            "input 0",
+            "QueryWeights",
+            "KeyWeights",
+            "ValueWeights",
+            "OutputWeights",
+        ];
+        if bias {
+            expected.extend(["QueryBias", "KeyBias", "ValueBias", "OutputBias"]);
+        }
+        assert_grads(layer, x, &expected);
+    }
+}
+
 #[test]
 fn position_embedding_weights() {
     for dir in DIRS {

@@ -236,6 +236,31 @@ fn both_directions_on_a_fixed_batch() {
     }
 }
 
+/// Without padding self-attention works on the input's own rows (each
+/// sequence a strided view of `[T, B, C]`) instead of packed copies: the
+/// same property, with the lengths given and without them.
+#[test]
+fn unpadded_batches_with_and_without_lengths() {
+    for (batch, time, seed) in [(3, 7, 11), (2, 1, 12), (5, 4, 13)] {
+        check(
+            batch,
+            time,
+            vec![time; batch],
+            PaddingDirection::Right,
+            0.0,
+            seed,
+        )
+        .unwrap();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let data =
+            ArrayD::from_shape_simple_fn(vec![time, batch, C], || rng.random_range(-1.0..1.0));
+        let x = Activation::sequence(data, None).unwrap();
+        for layer in layers() {
+            check_alone(&layer, C, &x, &mut rng).unwrap();
+        }
+    }
+}
+
 #[test]
 fn word_embedding_rejects_bad_indices_at_real_steps_only() {
     let emb: Layer = WordEmbedding::new(2, 3).name("words").into();

@@ -35,6 +35,7 @@ impl Func {
         }
     }
     /// The derivative from the input `x` and output `y`.
+    /// The derivative at input `x` with output `y`.
     fn derivative(self, x: f32, y: f32) -> f32 {
         match self {
             Func::Relu => (x > 0.0) as u8 as f32,
@@ -59,12 +60,17 @@ fn infer_elementwise(inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
     Ok(vec![x])
 }
 
+/// An array shared with the network's activations.
+type Shared = ArcArray<f32, IxDyn>;
+
 struct ElementwiseKernel {
     name: String,
     func: Func,
-    /// Input and output of the last forward, shared with the activations
-    /// (no copies).
-    cache: Option<(ArcArray<f32, IxDyn>, ArcArray<f32, IxDyn>)>,
+    /// What backward needs of the last forward, shared with the activations
+    /// (no copies): the output, and the input only where the derivative
+    /// needs it (a ReLU's `x > 0` is its `y > 0`; holding its input would
+    /// keep the producer from reusing that allocation).
+    cache: Option<(Option<Shared>, Shared)>,
 }
 
 impl LayerKernel for ElementwiseKernel {
@@ -89,7 +95,8 @@ impl LayerKernel for ElementwiseKernel {
             None => x.data.mapv(|v| f.apply(v)),
         }
         .into_shared();
-        self.cache = Some((x.data.clone(), y.clone()));
+        let keep_x = matches!(f, Func::LeakyRelu(_));
+        self.cache = Some((keep_x.then(|| x.data.clone()), y.clone()));
         Ok(vec![Activation {
             data: y,
             format: x.format,
@@ -101,7 +108,10 @@ impl LayerKernel for ElementwiseKernel {
         mut grads: Vec<Option<ArrayD<f32>>>,
     ) -> Result<Vec<Option<ArrayD<f32>>>> {
         let (x, y) = self.cache.as_ref().ok_or_else(|| no_forward(&self.name))?;
-        let mut g = grad_or_zeros(&mut grads, x.shape());
+        // Where the input was not kept the output stands in for it (ReLU:
+        // `y > 0` exactly where `x > 0`; tanh and sigmoid read `y` only).
+        let x = x.as_ref().unwrap_or(y);
+        let mut g = grad_or_zeros(&mut grads, y.shape());
         let f = self.func;
         match (g.as_slice_mut(), x.as_slice(), y.as_slice()) {
             (Some(gs), Some(xs), Some(ys)) if gs.len() == xs.len() && gs.len() == ys.len() => {

@@ -1,6 +1,6 @@
 //! `FullyConnected`: an affine map applied at every time step.
 
-use super::util::{bias_rows, grad_or_zeros, no_forward, single};
+use super::util::{bias_rows, grad_or_zeros, no_forward, recycled, single};
 use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
@@ -124,6 +124,7 @@ impl LayerDef for FullyConnected {
             weights: params.learnable("Weights")?,
             bias: params.learnable("Bias")?,
             input: None,
+            last_output: None,
             input_grad_needed: true,
         }))
     }
@@ -139,6 +140,9 @@ struct FullyConnectedKernel {
     /// The last forward's input (standard layout, shared with the network's
     /// values, not copied) and its number of rows `N` (it is `[N, In]`).
     input: Option<(ArcArray<f32, IxDyn>, usize)>,
+    /// The last forward's output (shared): its allocation is reused by the
+    /// next forward once nothing else holds it.
+    last_output: Option<ArcArray<f32, IxDyn>>,
     /// Whether backward returns the input's gradient.
     input_grad_needed: bool,
 }
@@ -192,15 +196,17 @@ impl LayerKernel for FullyConnectedKernel {
         if bias.len() != o {
             return Err(Error::layer(&self.name, "Bias and Weights sizes differ"));
         }
-        let mut y = bias_rows(bias, rows);
+        let mut y = bias_rows(bias, rows, recycled(self.last_output.take()));
         matmul_into(xm, w.t(), y.view_mut(), true);
         self.input = Some((xd, rows));
         let y = y
             .into_dyn()
             .into_shape_with_order(out_shape)
-            .expect("same element count");
+            .expect("same element count")
+            .into_shared();
+        self.last_output = Some(y.clone());
         Ok(vec![Activation {
-            data: y.into_shared(),
+            data: y,
             format,
             lengths: x.lengths.clone(),
         }])

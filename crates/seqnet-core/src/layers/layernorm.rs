@@ -9,9 +9,9 @@ use crate::format::{ActShape, Format};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
 use crate::learnable::{Initializer, Learnable, LearnableSpec};
 use crate::torch::{TorchLayout, TorchParam};
-use ndarray::ArrayD;
+use ndarray::{ArcArray, ArrayD, IxDyn};
 use rayon::prelude::*;
-use seqnet_kernels::norm::{layer_norm_row, layer_norm_row_backward};
+use seqnet_kernels::norm::{layer_norm_row, layer_norm_row_backward, RowStats};
 use serde::{Deserialize, Serialize};
 
 /// MATLAB's `layerNormalizationLayer`: each time step's channels normalized,
@@ -172,14 +172,18 @@ struct LayerNormKernel {
 }
 
 struct Cache {
-    /// The normalized input, `[rows, C]` (0 at padded rows).
-    xhat: Vec<f32>,
-    /// `1/sqrt(var + eps)` of each row (0 at padded rows).
-    inv_std: Vec<f32>,
+    /// The input, `[rows, C]` in standard layout (shared with the network's
+    /// values, not copied): backward recomputes `xhat` from it.
+    x: ArcArray<f32, IxDyn>,
+    /// Each row's mean and `1/sqrt(var + eps)` (defaults at padded rows).
+    stats: Vec<RowStats>,
     /// Whether each row (`t·B + b`) is a real step.
     real: Vec<bool>,
-    shape: Vec<usize>,
 }
+
+/// Rows per job of the backward: enough work to pay for the hand-off; the
+/// partial learnable gradients are added in job order (deterministic).
+const BACKWARD_ROWS: usize = 64;
 
 /// Whether each row of `x` (`[B, C]`: every one; `[T, B, C]`: row `t·B + b`)
 /// is a real step.
@@ -216,41 +220,30 @@ impl LayerKernel for LayerNormKernel {
             ));
         }
         let real = real_rows(x);
-        let data = x.data.as_standard_layout();
-        let xs = data.as_slice().expect("standard layout");
+        let xd = if x.data.is_standard_layout() {
+            x.data.clone()
+        } else {
+            x.data.as_standard_layout().into_owned().into_shared()
+        };
+        let xs = xd.as_slice().expect("standard layout");
         let (scale, offset) = (self.scale.value.to_owned(), self.offset.value.to_owned());
         let (scale, offset) = (
             scale.as_slice().expect("1-D"),
             offset.as_slice().expect("1-D"),
         );
         let mut y = vec![0f32; xs.len()];
-        let mut xhat = vec![0f32; xs.len()];
-        let mut inv_std = vec![0f32; real.len()];
+        let mut stats = vec![RowStats::default(); real.len()];
         // Rows in parallel, in runs long enough to pay for the hand-off.
         y.par_chunks_mut(c)
-            .zip(xhat.par_chunks_mut(c))
-            .zip(inv_std.par_iter_mut())
+            .zip(stats.par_iter_mut())
             .enumerate()
             .with_min_len(256)
             .filter(|(r, _)| real[*r])
-            .for_each(|(r, ((y, xhat), inv))| {
-                *inv = layer_norm_row(
-                    &xs[r * c..(r + 1) * c],
-                    scale,
-                    offset,
-                    self.epsilon,
-                    y,
-                    xhat,
-                );
+            .for_each(|(r, (y, st))| {
+                *st = layer_norm_row(&xs[r * c..(r + 1) * c], scale, offset, self.epsilon, y);
             });
-        let shape = x.data.shape().to_vec();
-        self.cache = Some(Cache {
-            xhat,
-            inv_std,
-            real,
-            shape: shape.clone(),
-        });
-        let y = ArrayD::from_shape_vec(shape, y).expect("output size");
+        let y = ArrayD::from_shape_vec(xd.shape(), y).expect("output size");
+        self.cache = Some(Cache { x: xd, stats, real });
         Ok(vec![x.like(y)])
     }
 
@@ -260,40 +253,50 @@ impl LayerKernel for LayerNormKernel {
     ) -> Result<Vec<Option<ArrayD<f32>>>> {
         let cache = self.cache.as_ref().ok_or_else(|| no_forward(&self.name))?;
         let c = self.channels;
-        let dy = grad_or_zeros(&mut grads, &cache.shape);
-        if dy.shape() != cache.shape.as_slice() {
+        let shape = cache.x.shape();
+        let dy = grad_or_zeros(&mut grads, shape);
+        if dy.shape() != shape {
             return Err(Error::layer(
                 &self.name,
                 format!(
                     "output gradient of shape {:?}, expected {:?}",
                     dy.shape(),
-                    cache.shape
+                    shape
                 ),
             ));
         }
         let dy = dy.as_standard_layout();
         let dys = dy.as_slice().expect("standard layout");
+        let xs = cache.x.as_slice().expect("standard layout");
         let scale = self.scale.value.to_owned();
         let scale = scale.as_slice().expect("1-D");
-        let (mut dscale, mut doffset) = (vec![0f32; c], vec![0f32; c]);
         let mut dx = vec![0f32; dys.len()];
-        for (r, &is_real) in cache.real.iter().enumerate() {
-            if is_real {
-                let at = r * c..(r + 1) * c;
-                layer_norm_row_backward(
-                    &dys[at.clone()],
-                    &cache.xhat[at.clone()],
-                    cache.inv_std[r],
-                    scale,
-                    &mut dx[at],
-                    &mut dscale,
-                    &mut doffset,
-                );
-            }
+        // Jobs of rows in parallel, each with its partial `dScale`, `dOffset`.
+        let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
+            .par_chunks_mut(BACKWARD_ROWS * c)
+            .enumerate()
+            .map(|(job, dxs)| {
+                let (mut ds, mut doff) = (vec![0f32; c], vec![0f32; c]);
+                for (j, dx) in dxs.chunks_mut(c).enumerate() {
+                    let r = job * BACKWARD_ROWS + j;
+                    if cache.real[r] {
+                        let at = r * c..(r + 1) * c;
+                        let (dy, x) = (&dys[at.clone()], &xs[at]);
+                        let st = cache.stats[r];
+                        layer_norm_row_backward(dy, x, st, scale, dx, &mut ds, &mut doff);
+                    }
+                }
+                (ds, doff)
+            })
+            .collect();
+        let (mut dscale, mut doffset) = (vec![0f32; c], vec![0f32; c]);
+        for (ds, doff) in partials {
+            dscale.iter_mut().zip(ds).for_each(|(a, b)| *a += b);
+            doffset.iter_mut().zip(doff).for_each(|(a, b)| *a += b);
         }
         self.scale.grad = ArrayD::from_shape_vec(vec![c], dscale).expect("[C]");
         self.offset.grad = ArrayD::from_shape_vec(vec![c], doffset).expect("[C]");
-        let dx = ArrayD::from_shape_vec(cache.shape.clone(), dx).expect("input size");
+        let dx = ArrayD::from_shape_vec(shape, dx).expect("input size");
         Ok(vec![Some(dx)])
     }
 

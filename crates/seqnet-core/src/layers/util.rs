@@ -66,13 +66,35 @@ pub fn no_forward(layer: &str) -> Error {
 }
 
 /// `[rows, O]` with `bias` `[O]` in every row, written in one pass (a
-/// product then adds into it; zeroing first would be a second pass).
-pub fn bias_rows(bias: &[f32], rows: usize) -> ndarray::Array2<f32> {
-    let mut v = Vec::with_capacity(rows * bias.len());
+/// product then adds into it; zeroing first would be a second pass) into
+/// `buf`'s allocation (see [`recycled`]) when it is large enough.
+pub fn bias_rows(bias: &[f32], rows: usize, buf: Vec<f32>) -> ndarray::Array2<f32> {
+    let mut v = buf;
+    v.clear();
+    v.reserve(rows * bias.len());
     for _ in 0..rows {
         v.extend_from_slice(bias);
     }
     ndarray::Array2::from_shape_vec((rows, bias.len()), v).expect("rows × bias length")
+}
+
+/// The allocation of `last` (a layer's previous output or scratch array),
+/// emptied, when nothing else holds it anymore; else an empty vector.
+/// Reusing it keeps its pages mapped: a fresh allocation of a few MB is
+/// mapped anew by the allocator and faulted in page by page on every pass.
+pub fn recycled<S, D>(last: Option<ndarray::ArrayBase<S, D>>) -> Vec<f32>
+where
+    S: ndarray::Data<Elem = f32>,
+    D: ndarray::Dimension,
+{
+    match last.map(ndarray::ArrayBase::try_into_owned_nocopy) {
+        Some(Ok(a)) => {
+            let (mut v, _) = a.into_raw_vec_and_offset();
+            v.clear();
+            v
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// Elements per rayon job in the element-wise passes below: long enough that

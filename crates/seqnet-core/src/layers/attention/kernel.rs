@@ -1,13 +1,16 @@
-//! The self-attention kernel: the real steps of every sequence packed into
-//! rows, projected with one product each, then attention per sequence and head.
+//! The self-attention kernel: the rows of every sequence's real steps
+//! projected with one product each, then attention per sequence and head.
+//! Without padding the products work on the input's own rows `[T·B, C]`
+//! (each sequence a strided view); with padding the real steps are packed
+//! first and the output scattered back.
 
 use crate::activation::{Activation, SeqLengths};
 use crate::error::{Error, Result};
 use crate::format::Format;
 use crate::layer::{ForwardCtx, LayerKernel, Mode};
-use crate::layers::util::{bias_rows, grad_or_zeros, no_forward};
+use crate::layers::util::{bias_rows, grad_or_zeros, no_forward, recycled};
 use crate::learnable::Learnable;
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, Axis, Ix2, Slice};
+use ndarray::{ArcArray, Array2, ArrayD, ArrayView2, ArrayViewMut2, Axis, Ix2, IxDyn, Slice};
 use rayon::prelude::*;
 use seqnet_kernels::gemm::{matmul_into, matmul_into_threads};
 use seqnet_kernels::softmax::{masked_softmax_row, softmax_row_backward};
@@ -40,28 +43,155 @@ pub(super) struct AttentionKernel {
     /// Attention-weight buffers of the last inference pass, reused by the
     /// next pass (a product overwrites them: no zeroing, no fresh pages).
     spare: Vec<Vec<f32>>,
+    /// The last forward's output (shared): its allocation is reused by the
+    /// next forward once nothing else holds it.
+    last_output: Option<ArcArray<f32, IxDyn>>,
     input_grad_needed: bool,
 }
 
-/// What backward needs. "Packed" arrays hold the `N` real steps of the
-/// mini-batch, sequence after sequence.
+/// Where each sequence's steps are in the rows the products work on.
+enum Layout {
+    /// No step padded: the input's own rows (`t·B + b`), `[T·B, ·]`;
+    /// sequence `b` is every `B`-th row from row `b`.
+    Full { time: usize, batch: usize },
+    /// Some steps padded: the `N` real steps packed, sequence after sequence.
+    Packed {
+        /// The input row (`t·B + b`) of each packed row, `[N]`.
+        rows: Vec<usize>,
+        /// Each sequence's packed rows (empty sequences left out).
+        seqs: Vec<Range<usize>>,
+        /// `[T, B]` of the input.
+        time_batch: (usize, usize),
+    },
+}
+
+impl Layout {
+    /// The layout of a batch with these lengths.
+    fn of(lengths: &SeqLengths) -> Layout {
+        let (time, batch) = (lengths.time, lengths.lengths.len());
+        if time * batch > 0 && lengths.lengths.iter().all(|&l| l == time) {
+            return Layout::Full { time, batch };
+        }
+        let (mut rows, mut seqs) = (Vec::new(), Vec::new());
+        for b in 0..batch {
+            let start = rows.len();
+            rows.extend(lengths.span(b).map(|t| t * batch + b));
+            if rows.len() > start {
+                seqs.push(start..rows.len());
+            }
+        }
+        Layout::Packed {
+            rows,
+            seqs,
+            time_batch: (time, batch),
+        }
+    }
+
+    /// The number of rows the products work on.
+    fn rows(&self) -> usize {
+        match self {
+            Layout::Full { time, batch } => time * batch,
+            Layout::Packed { rows, .. } => rows.len(),
+        }
+    }
+
+    /// `[T, B]` of the input.
+    fn time_batch(&self) -> (usize, usize) {
+        match self {
+            Layout::Full { time, batch } => (*time, *batch),
+            Layout::Packed { time_batch, .. } => *time_batch,
+        }
+    }
+
+    /// The rows of `data` (`[T, B, C]`, shared) the products work on, `[rows, C]`.
+    fn take_in(&self, data: &ArcArray<f32, IxDyn>) -> ArcArray<f32, Ix2> {
+        let c = data.shape()[2];
+        let data = if data.is_standard_layout() {
+            data.clone()
+        } else {
+            data.as_standard_layout().into_owned().into_shared()
+        };
+        match self {
+            Layout::Full { .. } => data
+                .into_shape_with_order((self.rows(), c))
+                .expect("[T·B, C]"),
+            Layout::Packed { rows, .. } => {
+                gather(data.as_slice().expect("standard layout"), c, rows).into_shared()
+            }
+        }
+    }
+
+    /// Rows `[rows, C]` put back as `[T, B, C]` (0 at padded steps).
+    fn put_out(&self, y: Array2<f32>) -> ArrayD<f32> {
+        match self {
+            Layout::Full { time, batch } => {
+                let c = y.ncols();
+                y.into_shape_with_order(vec![*time, *batch, c])
+                    .expect("[T, B, C]")
+            }
+            Layout::Packed {
+                rows, time_batch, ..
+            } => scatter(&y, rows, *time_batch),
+        }
+    }
+
+    /// Each sequence's rows of `a` `[rows, C]`, `[L, C]` each.
+    fn seqs<'a>(&self, a: ArrayView2<'a, f32>) -> Vec<ArrayView2<'a, f32>> {
+        match self {
+            Layout::Full { time, batch } => {
+                let a = a
+                    .into_shape_with_order((*time, *batch, a.ncols()))
+                    .expect("[T, B, C]");
+                (0..*batch).map(|b| a.index_axis_move(Axis(1), b)).collect()
+            }
+            Layout::Packed { seqs, .. } => seqs
+                .iter()
+                .map(|r| a.slice_axis_move(Axis(0), Slice::from(r.clone())))
+                .collect(),
+        }
+    }
+
+    /// Each sequence's rows of `a` `[rows, C]`, mutable, `[L, C]` each.
+    fn seqs_mut<'a>(&self, a: ArrayViewMut2<'a, f32>) -> Vec<ArrayViewMut2<'a, f32>> {
+        let mut parts = Vec::new();
+        match self {
+            Layout::Full { time, batch } => {
+                let c = a.ncols();
+                let mut a = a
+                    .into_shape_with_order((*time, *batch, c))
+                    .expect("[T, B, C]");
+                for _ in 0..*batch {
+                    let (head, tail) = a.split_at(Axis(1), 1);
+                    parts.push(head.index_axis_move(Axis(1), 0));
+                    a = tail;
+                }
+            }
+            Layout::Packed { seqs, .. } => {
+                let mut a = a;
+                for r in seqs {
+                    let (head, tail) = a.split_at(Axis(0), r.len());
+                    parts.push(head);
+                    a = tail;
+                }
+            }
+        }
+        parts
+    }
+}
+
+/// What backward needs, in the rows of the [`Layout`].
 struct Cache {
-    /// The input row (`t·B + b`) of each packed row, `[N]`.
-    rows: Vec<usize>,
-    /// Each sequence's packed rows (empty sequences left out).
-    seqs: Vec<Range<usize>>,
-    /// Input `[N, C]`, queries and keys `[N, K]`, values `[N, V]`.
-    x: Array2<f32>,
+    layout: Layout,
+    /// Input `[rows, C]`, queries and keys `[rows, K]`, values `[rows, V]`.
+    x: ArcArray<f32, Ix2>,
     q: Array2<f32>,
     k: Array2<f32>,
     v: Array2<f32>,
     /// Per sequence of length `L`: each head's attention weights `[h, L, L]`
     /// (training passes; after an inference pass backward recomputes them).
     probs: Option<Vec<Vec<f32>>>,
-    /// The heads' outputs concatenated, `[N, V]`.
+    /// The heads' outputs concatenated, `[rows, V]`.
     concat: Array2<f32>,
-    /// `[T, B]` of the input.
-    time_batch: (usize, usize),
 }
 
 /// Columns `r` of `a`.
@@ -74,39 +204,20 @@ fn cols_mut(a: ArrayViewMut2<'_, f32>, r: Range<usize>) -> ArrayViewMut2<'_, f32
     a.slice_axis_move(Axis(1), Slice::from(r))
 }
 
-/// Rows `r` of `a`.
-fn rows_of(a: &Array2<f32>, r: Range<usize>) -> ArrayView2<'_, f32> {
-    a.slice_axis(Axis(0), Slice::from(r))
-}
-
 fn mat(l: &Learnable) -> ArrayView2<'_, f32> {
     l.value.view().into_dimensionality::<Ix2>().expect("2-D")
 }
 
-/// `x·wᵀ + b` for packed rows `x` `[N, in]`, `w` `[out, in]`, `b` `[out]`.
-fn project(x: ArrayView2<f32>, w: &Learnable, b: Option<&Learnable>) -> Array2<f32> {
+/// `x·wᵀ + b` for rows `x` `[N, in]`, `w` `[out, in]`, `b` `[out]`, written
+/// into `buf`'s allocation (see [`recycled`]) when it is large enough.
+fn project(x: ArrayView2<f32>, w: &Learnable, b: Option<&Learnable>, buf: Vec<f32>) -> Array2<f32> {
     let w = mat(w);
     let mut y = match b {
-        Some(b) => bias_rows(b.value.as_slice().expect("1-D"), x.nrows()),
-        None => Array2::zeros((x.nrows(), w.nrows())),
+        Some(b) => bias_rows(b.value.as_slice().expect("1-D"), x.nrows(), buf),
+        None => bias_rows(&vec![0.0; w.nrows()], x.nrows(), buf),
     };
     matmul_into(x, w.t(), y.view_mut(), b.is_some());
     y
-}
-
-/// `a`'s rows split into one mutable view per range of `seqs` (consecutive,
-/// starting at 0).
-fn split_rows<'a>(
-    mut a: ArrayViewMut2<'a, f32>,
-    seqs: &[Range<usize>],
-) -> Vec<ArrayViewMut2<'a, f32>> {
-    let mut parts = Vec::with_capacity(seqs.len());
-    for r in seqs {
-        let (head, tail) = a.split_at(Axis(0), r.len());
-        parts.push(head);
-        a = tail;
-    }
-    parts
 }
 
 impl AttentionKernel {
@@ -123,26 +234,13 @@ impl AttentionKernel {
             biases,
             cache: None,
             spare: Vec::new(),
+            last_output: None,
             input_grad_needed: true,
         }
     }
 
     fn bias(&self, i: usize) -> Option<&Learnable> {
         self.biases.as_ref().map(|b| &b[i])
-    }
-
-    /// The packed rows of the real steps and each sequence's range of them.
-    fn pack(lengths: &SeqLengths) -> (Vec<usize>, Vec<Range<usize>>) {
-        let batch = lengths.lengths.len();
-        let (mut rows, mut seqs) = (Vec::new(), Vec::new());
-        for b in 0..batch {
-            let start = rows.len();
-            rows.extend(lengths.span(b).map(|t| t * batch + b));
-            if rows.len() > start {
-                seqs.push(start..rows.len());
-            }
-        }
-        (rows, seqs)
     }
 
     /// Head `j`'s attention weights for one sequence (`q`, `k` `[L, K]`):
@@ -276,32 +374,41 @@ impl LayerKernel for AttentionKernel {
                 ),
             ));
         }
-        let lengths = x.seq_lengths();
-        let (rows, seqs) = Self::pack(&lengths);
-        let data = x.data.as_standard_layout();
-        let xp = gather(data.as_slice().expect("standard layout"), s.c, &rows);
-        let q = project(xp.view(), &self.weights[Q], self.bias(Q));
-        let k = project(xp.view(), &self.weights[K], self.bias(K));
-        let v = project(xp.view(), &self.weights[V], self.bias(V));
-        let mut concat = Array2::zeros((rows.len(), s.v));
-        let parts = split_rows(concat.view_mut(), &seqs);
+        let layout = Layout::of(&x.seq_lengths());
+        let xp = layout.take_in(&x.data);
+        // The last pass's arrays, their allocations reused (no fresh pages).
+        let last = self.cache.take();
+        let (mut old, mut old_probs) = (Vec::new(), None);
+        if let Some(c) = last {
+            old = vec![c.q, c.k, c.v, c.concat];
+            old_probs = c.probs;
+        }
+        let mut old = old.into_iter().map(|a| recycled(Some(a)));
+        let mut buf = || old.next().unwrap_or_default();
+        let q = project(xp.view(), &self.weights[Q], self.bias(Q), buf());
+        let k = project(xp.view(), &self.weights[K], self.bias(K), buf());
+        let v = project(xp.view(), &self.weights[V], self.bias(V), buf());
+        let mut concat = buf();
+        concat.resize(layout.rows() * s.v, 0.0);
+        concat.fill(0.0);
+        let mut concat = Array2::from_shape_vec((layout.rows(), s.v), concat).expect("[rows, V]");
+        let parts = layout.seqs_mut(concat.view_mut());
         let keep = ctx.mode == Mode::Training;
         let mut spare = std::mem::take(&mut self.spare);
-        spare.extend(
-            self.cache
-                .take()
-                .and_then(|c| c.probs)
-                .into_iter()
-                .flatten(),
-        );
-        spare.resize_with(seqs.len(), Vec::new);
+        spare.extend(old_probs.into_iter().flatten());
+        spare.resize_with(parts.len(), Vec::new);
+        let qkv = layout
+            .seqs(q.view())
+            .into_iter()
+            .zip(layout.seqs(k.view()))
+            .zip(layout.seqs(v.view()))
+            .map(|((q, k), v)| (q, k, v));
         let bufs: Vec<Vec<f32>> = parts
+            .into_iter()
+            .zip(qkv.zip(spare))
+            .collect::<Vec<_>>()
             .into_par_iter()
-            .zip(seqs.par_iter().zip(spare))
-            .map(|(out, (r, buf))| {
-                let at = |a| rows_of(a, r.clone());
-                Self::attend(&s, (at(&q), at(&k), at(&v)), out, buf, keep)
-            })
+            .map(|(out, (qkv, buf))| Self::attend(&s, qkv, out, buf, keep))
             .collect();
         let probs = if keep {
             Some(bufs)
@@ -309,21 +416,27 @@ impl LayerKernel for AttentionKernel {
             self.spare = bufs;
             None
         };
-        let y = project(concat.view(), &self.weights[OUT], self.bias(OUT));
-        let time_batch = (x.time(), x.batch());
-        let y = scatter(&y, &rows, time_batch);
+        let y = match &layout {
+            Layout::Full { .. } => recycled(self.last_output.take()),
+            Layout::Packed { .. } => Vec::new(),
+        };
+        let y = project(concat.view(), &self.weights[OUT], self.bias(OUT), y);
+        let y = layout.put_out(y).into_shared();
+        self.last_output = Some(y.clone());
         self.cache = Some(Cache {
-            rows,
-            seqs,
+            layout,
             x: xp,
             q,
             k,
             v,
             probs,
             concat,
-            time_batch,
         });
-        Ok(vec![x.like(y)])
+        Ok(vec![Activation {
+            data: y,
+            format: x.format,
+            lengths: x.lengths.clone(),
+        }])
     }
 
     fn backward(
@@ -332,7 +445,7 @@ impl LayerKernel for AttentionKernel {
     ) -> Result<Vec<Option<ArrayD<f32>>>> {
         let c = self.cache.as_ref().ok_or_else(|| no_forward(&self.name))?;
         let s = self.sizes;
-        let (t, b) = c.time_batch;
+        let (t, b) = c.layout.time_batch();
         let dy = grad_or_zeros(&mut grads, &[t, b, s.o]);
         if dy.shape() != [t, b, s.o] {
             return Err(Error::layer(
@@ -344,9 +457,8 @@ impl LayerKernel for AttentionKernel {
                 ),
             ));
         }
-        let dy = dy.as_standard_layout();
-        let dyp = gather(dy.as_slice().expect("standard layout"), s.o, &c.rows);
-        let n = c.rows.len();
+        let dyp = c.layout.take_in(&dy.into_shared());
+        let n = c.layout.rows();
         // Output projection.
         let mut dwo = Array2::zeros((s.o, s.v));
         matmul_into(dyp.t(), c.concat.view(), dwo.view_mut(), false);
@@ -363,26 +475,24 @@ impl LayerKernel for AttentionKernel {
             Array2::zeros((n, s.k)),
             Array2::zeros((n, s.v)),
         );
-        let parts = split_rows(dq.view_mut(), &c.seqs)
+        let l = &c.layout;
+        let probs = (0..).map(|i| c.probs.as_ref().map(|p| &p[i][..]));
+        let parts = l
+            .seqs_mut(dq.view_mut())
             .into_iter()
-            .zip(split_rows(dk.view_mut(), &c.seqs))
-            .zip(split_rows(dv.view_mut(), &c.seqs))
-            .zip(c.seqs.iter().enumerate())
+            .zip(l.seqs_mut(dk.view_mut()))
+            .zip(l.seqs_mut(dv.view_mut()))
+            .zip(l.seqs(c.q.view()))
+            .zip(l.seqs(c.k.view()))
+            .zip(l.seqs(c.v.view()))
+            .zip(l.seqs(dconcat.view()))
+            .zip(probs)
             .collect::<Vec<_>>();
-        parts.into_par_iter().for_each(|(((dq, dk), dv), (i, r))| {
-            let at = |a| rows_of(a, r.clone());
-            Self::attend_backward(
-                &s,
-                at(&c.q),
-                at(&c.k),
-                at(&c.v),
-                c.probs.as_ref().map(|p| &p[i][..]),
-                at(&dconcat),
-                dq,
-                dk,
-                dv,
-            );
-        });
+        parts
+            .into_par_iter()
+            .for_each(|(((((((dq, dk), dv), q), k), v), dout), p)| {
+                Self::attend_backward(&s, q, k, v, p, dout, dq, dk, dv);
+            });
         // Input projections.
         let mut dx = Array2::zeros((n, s.c));
         let mut dws = Vec::with_capacity(3);
@@ -394,10 +504,9 @@ impl LayerKernel for AttentionKernel {
                 matmul_into(d.view(), mat(&self.weights[i]), dx.view_mut(), true);
             }
         }
-        let dbs = [&dq, &dk, &dv, &dyp].map(|d| d.sum_axis(Axis(0)).into_dyn());
-        let dx = self
-            .input_grad_needed
-            .then(|| scatter(&dx, &c.rows, (t, b)));
+        let dbs =
+            [dq.view(), dk.view(), dv.view(), dyp.view()].map(|d| d.sum_axis(Axis(0)).into_dyn());
+        let dx = self.input_grad_needed.then(|| c.layout.put_out(dx));
         dws.push(dwo);
         for (w, dw) in self.weights.iter_mut().zip(dws) {
             w.grad = dw.into_dyn();
