@@ -47,7 +47,7 @@ pub struct OutputGrad<'a> {
 /// * `grad`: the output's gradient and this direction's columns `offset..offset + H`.
 ///
 /// Two threads share the rows when a step's product is large enough
-/// ([`row_threads`]); each row's gradients are the same bits on one thread
+/// ([`back_threads`]); each row's gradients are the same bits on one thread
 /// or two.
 ///
 /// # Panics
@@ -71,12 +71,25 @@ pub fn lstm_backward(
     assert!(trace.tc.len() >= t * b * h, "lstm_backward: tc");
     assert!(grad.offset + h <= grad.width, "lstm_backward: columns");
     assert!(grad.dy.len() >= t * b * grad.width, "lstm_backward: dy");
-    // A step's product: `[B, 4H]·[4H, H]`.
-    let threads = row_threads(b, b * 4 * h * h);
+    let threads = back_threads(b, h);
     with_acts!(
         acts,
         pass_back(steps, reverse, w_hh, h, trace, grad, threads, Isa::best())
     )
+}
+
+/// How many threads share one direction's backward: as for the forward
+/// ([`row_threads`] of a step's `[B, 4H]·[4H, H]` product), but one below
+/// 2^21 multiply-adds per step. (Japanese Vowels' 27×400·400×100, 1M, gave
+/// `vowels-epoch` medians 1.3× slower on two threads than on one at load 7,
+/// equal minima: the pass is too short to pay for the hand-over.)
+fn back_threads(b: usize, h: usize) -> usize {
+    let macs = b * 4 * h * h;
+    if macs >= 1 << 21 {
+        row_threads(b, macs)
+    } else {
+        1
+    }
 }
 
 /// Whether a pass multiplies by packed weights ([`PackedPanels`]): packing
