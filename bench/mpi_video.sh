@@ -2,8 +2,9 @@
 # Issue 14's speed target, side by side on a QUIET host: one epoch of the
 # seed's video network (400 videos, mini-batch 16) on 1 rank x 1 thread,
 # 2 ranks x 1 thread (MPI; default Open MPI settings, then the ring
-# allreduce bound to cores and unbound) and 1 rank x 2 threads, 5 rounds
-# interleaved. Prints, per run, the wall time of the whole command and the
+# allreduce bound to cores and unbound, then the sharded solver
+# `--shard-solver` unbound and bound) and 1 rank x 2 threads, 5 rounds
+# interleaved (MPI_VIDEO_RUNS="1x1 2x1-shard" picks some). Prints, per run, the wall time of the whole command and the
 # training loop's own time ("trained 1 epoch ... in X s"), then medians.
 # The 2-rank weights must equal each other to the bit and one process's
 # within rounding (see docs/DISTRIBUTED.md "Equality with one process").
@@ -24,10 +25,13 @@ declare -A RUNS=(
   [2x1]="$MPI --bind-to none $B $COMMON --out m21.safetensors --execution-environment parallel"
   [2x1-ring-core]="$MPI --bind-to core $RING $B $COMMON --out m21rc.safetensors --execution-environment parallel"
   [2x1-ring-none]="$MPI --bind-to none $RING $B $COMMON --out m21rn.safetensors --execution-environment parallel"
+  [2x1-shard]="$MPI --bind-to none $RING $B $COMMON --out m21s.safetensors --execution-environment parallel --shard-solver"
+  [2x1-shard-core]="$MPI --bind-to core $RING $B $COMMON --out m21sc.safetensors --execution-environment parallel --shard-solver"
   [1x2]="env RAYON_NUM_THREADS=2 $B $COMMON --out m12.safetensors --execution-environment cpu"
 )
-ORDER="1x1 2x1 2x1-ring-core 2x1-ring-none 1x2"
+ORDER="${MPI_VIDEO_RUNS:-1x1 2x1 2x1-ring-core 2x1-ring-none 2x1-shard 2x1-shard-core 1x2}"
 : > times.txt
+rm -f m21.safetensors m21rc.safetensors m21s.safetensors
 for round in $(seq 1 "$ROUNDS"); do
   line="round $round"
   for r in $ORDER; do
@@ -65,9 +69,16 @@ def load(p):
     h = json.loads(b[8:8 + n]); d = b[8 + n:]
     return {k: array.array("f", d[v["data_offsets"][0]:v["data_offsets"][1]])
             for k, v in h.items() if k != "__metadata__" and not k.startswith("training.")}
-a, b, c = load("m21.safetensors"), load("m21rc.safetensors"), load("m11.safetensors")
-print("2x1 default vs ring: bit-identical" if a == b else "2x1 default vs ring: DIFFER")
-worst = max(max(abs(x - y) for x, y in zip(a[k], c[k])) / max(max(map(abs, c[k])), 1e-6)
-            for k in c if k not in ("conv.Bias", "bn.TrainedMean"))
-print(f"2x1 vs 1x1, largest relative difference (conv.Bias, bn.TrainedMean aside): {worst:.2e}")
+import os
+c = load("m11.safetensors")
+if os.path.exists("m21.safetensors") and os.path.exists("m21rc.safetensors"):
+    a, b = load("m21.safetensors"), load("m21rc.safetensors")
+    print("2x1 default vs ring: bit-identical" if a == b else "2x1 default vs ring: DIFFER")
+for f in ("m21.safetensors", "m21s.safetensors"):
+    if not os.path.exists(f):
+        continue
+    a = load(f)
+    worst = max(max(abs(x - y) for x, y in zip(a[k], c[k])) / max(max(map(abs, c[k])), 1e-6)
+                for k in c if k not in ("conv.Bias", "bn.TrainedMean"))
+    print(f"{f} vs 1x1, largest relative difference (conv.Bias, bn.TrainedMean aside): {worst:.2e}")
 PY

@@ -12,9 +12,9 @@
 //! `param.<name>` by name: `Scale` → `weight`, `Offset` → `bias`, `Weights`
 //! → `weight`, `QueryWeights` → `query_weight`, `QueryBias` → `query_bias`, …
 
-use super::conv_bn_relu::{compare, Fixture, FORWARD_TOL, GRADIENT_TOL};
+use super::conv_bn_relu::{check_probs_and_loss, compare, Fixture, FORWARD_TOL, GRADIENT_TOL};
 use super::sequence_cnn::{from_right, swap01, to_right, zero_outside};
-use ndarray::{s, Array2, ArrayD};
+use ndarray::{s, ArrayD};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use seqnet::prelude::*;
@@ -250,15 +250,7 @@ fn check_transformer_block(fx: &Fixture) -> R<Vec<String>> {
             .replace_layer(ln, LayerNormalization::new().epsilon(eps).name(ln).into())
             .map_err(err)?;
     }
-    let labels = fx.ints("labels")?;
-    let mut onehot = Array2::<f32>::zeros((labels.len(), classes));
-    for (b, &l) in labels.iter().enumerate() {
-        let l = usize::try_from(l)
-            .ok()
-            .filter(|&l| l < classes)
-            .ok_or(format!("label {l} out of range"))?;
-        onehot[[b, l]] = 1.0;
-    }
+    let onehot = fx.onehot_labels(classes)?;
     let x = fx.array("input")?;
     let t = x.shape()[1];
     let mut report = Vec::new();
@@ -283,23 +275,12 @@ fn check_transformer_block(fx: &Fixture) -> R<Vec<String>> {
         let probs = net
             .forward(&[xa], Some(&[target]), Mode::Training, false)
             .map_err(err)?;
+        check_probs_and_loss(&net, &probs[0], fx, &format!("{dir:?} "), &mut report)?;
         let mut cmp = |what: &str, got: &ArrayD<f32>, want: &ArrayD<f32>, tol| -> R<()> {
             let e = compare(&format!("{dir:?} {what}"), got, want, tol)?;
             report.push(format!("{dir:?} {what}: scaled error {e:.2e}"));
             Ok(())
         };
-        cmp(
-            "probs",
-            &probs[0].data.to_owned(),
-            &fx.array("probs")?,
-            FORWARD_TOL,
-        )?;
-        let loss = ndarray::arr1(&[net.loss().ok_or("no loss")?]).into_dyn();
-        let want_loss = fx
-            .array("loss")?
-            .into_shape_with_order(vec![1])
-            .map_err(|e| e.to_string())?;
-        cmp("loss", &loss, &want_loss, FORWARD_TOL)?;
         net.backward().map_err(err)?;
         let gx = net.input_gradients()[0]
             .clone()

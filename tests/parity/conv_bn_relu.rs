@@ -73,6 +73,20 @@ impl<'a> Fixture<'a> {
             .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
             .collect())
     }
+
+    /// The `labels` tensor (I64, `[B]`) as one-hot targets `[B, classes]`.
+    pub fn onehot_labels(&self, classes: usize) -> Result<ndarray::Array2<f32>, String> {
+        let labels = self.ints("labels")?;
+        let mut onehot = ndarray::Array2::<f32>::zeros((labels.len(), classes));
+        for (b, &l) in labels.iter().enumerate() {
+            let l = usize::try_from(l)
+                .ok()
+                .filter(|&l| l < classes)
+                .ok_or(format!("label {l} out of range"))?;
+            onehot[[b, l]] = 1.0;
+        }
+        Ok(onehot)
+    }
 }
 
 /// `conv.<key>` as `[rows, columns]` from a number or a pair (PyTorch's `int | (int, int)`).
@@ -116,6 +130,32 @@ pub fn convolution(conv: &serde_json::Value, filters: usize) -> Result<Convoluti
         .stride(or_one("stride")?)
         .dilation_factor(or_one("dilation")?)
         .padding(padding))
+}
+
+/// Compares a classification network's `probs` (`[B, K]`, from a training
+/// forward with targets) and its loss with the fixture's `probs` and `loss`,
+/// within [`FORWARD_TOL`]; pushes `"{tag}probs: scaled error …"` lines.
+pub fn check_probs_and_loss(
+    net: &seqnet_core::Network,
+    probs: &Activation,
+    fx: &Fixture,
+    tag: &str,
+    report: &mut Vec<String>,
+) -> Result<(), String> {
+    let loss = ndarray::arr1(&[net.loss().ok_or("no loss")?]).into_dyn();
+    let want_loss = fx
+        .array("loss")?
+        .into_shape_with_order(vec![1])
+        .map_err(|e| e.to_string())?;
+    let probs = probs.data.to_owned();
+    for (what, got, want) in [
+        ("probs", &probs, &fx.array("probs")?),
+        ("loss", &loss, &want_loss),
+    ] {
+        let e = compare(&format!("{tag}{what}"), got, want, FORWARD_TOL)?;
+        report.push(format!("{tag}{what}: scaled error {e:.2e}"));
+    }
+    Ok(())
 }
 
 /// `Ok(scaled error)` when `max|got − want| ≤ tol · max(1, max|want|)`, else a message.

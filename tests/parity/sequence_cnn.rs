@@ -9,8 +9,8 @@
 //! sequence moved to the end, padded steps set to 7.5), which must give every
 //! sequence the same values at its real steps and zeros elsewhere.
 
-use super::conv_bn_relu::{compare, Fixture, FORWARD_TOL, GRADIENT_TOL};
-use ndarray::{s, Array2, ArrayD};
+use super::conv_bn_relu::{check_probs_and_loss, compare, Fixture, FORWARD_TOL, GRADIENT_TOL};
+use ndarray::{s, ArrayD};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use seqnet::prelude::*;
@@ -285,15 +285,7 @@ fn check_cnn1d_net(fx: &Fixture) -> R<Vec<String>> {
         ClassificationOutput::new().name("output").into(),
     ];
     let graph = LayerGraph::from_layers(layers).map_err(err)?;
-    let labels = fx.ints("labels")?;
-    let mut onehot = Array2::<f32>::zeros((labels.len(), classes));
-    for (b, &l) in labels.iter().enumerate() {
-        let l = usize::try_from(l)
-            .ok()
-            .filter(|&l| l < classes)
-            .ok_or(format!("label {l} out of range"))?;
-        onehot[[b, l]] = 1.0;
-    }
+    let onehot = fx.onehot_labels(classes)?;
     let params = ["c1", "c2", "fc"]
         .iter()
         .flat_map(|l| [(*l, "Weights", "weight"), (*l, "Bias", "bias")])
@@ -313,23 +305,12 @@ fn check_cnn1d_net(fx: &Fixture) -> R<Vec<String>> {
         let probs = net
             .forward(&[x], Some(&[t]), Mode::Training, false)
             .map_err(err)?;
+        check_probs_and_loss(&net, &probs[0], fx, &format!("{dir:?} "), &mut report)?;
         let mut cmp = |what: &str, got: &ArrayD<f32>, want: &ArrayD<f32>, tol| -> R<()> {
             let e = compare(&format!("{dir:?} {what}"), got, want, tol)?;
             report.push(format!("{dir:?} {what}: scaled error {e:.2e}"));
             Ok(())
         };
-        cmp(
-            "probs",
-            &probs[0].data.to_owned(),
-            &fx.array("probs")?,
-            FORWARD_TOL,
-        )?;
-        let loss = ndarray::arr1(&[net.loss().ok_or("no loss")?]).into_dyn();
-        let want_loss = fx
-            .array("loss")?
-            .into_shape_with_order(vec![1])
-            .map_err(|e| e.to_string())?;
-        cmp("loss", &loss, &want_loss, FORWARD_TOL)?;
         let m = lengths.real_steps() as f32;
         let state = |name: &str| -> R<ArrayD<f32>> {
             net.states()

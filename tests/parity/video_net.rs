@@ -3,8 +3,8 @@
 //! `(C, H, W)` order, LSTM 'last', fully connected, softmax, mean cross-entropy.
 //! Checks `probs`, `loss`, `grad.input` and every parameter gradient.
 
-use super::conv_bn_relu::{compare, convolution, Fixture, FORWARD_TOL, GRADIENT_TOL};
-use ndarray::{Array2, ArrayD};
+use super::conv_bn_relu::{check_probs_and_loss, compare, convolution, Fixture, GRADIENT_TOL};
+use ndarray::ArrayD;
 use seqnet::prelude::*;
 
 fn config_usize(fx: &Fixture, path: &[&str]) -> Result<usize, String> {
@@ -90,42 +90,20 @@ pub fn check_video_net(bytes: &[u8]) -> Result<Vec<String>, String> {
         .permuted_axes(vec![1, 0, 2, 3, 4])
         .as_standard_layout()
         .to_owned();
-    let labels = fx.ints("labels")?;
-    let mut onehot = Array2::<f32>::zeros((labels.len(), classes));
-    for (b, &l) in labels.iter().enumerate() {
-        let l = usize::try_from(l)
-            .ok()
-            .filter(|&l| l < classes)
-            .ok_or(format!("label {l} out of range"))?;
-        onehot[[b, l]] = 1.0;
-    }
+    let onehot = fx.onehot_labels(classes)?;
     let x = Activation::image_sequence(x, None).map_err(err)?;
     let t = Activation::features(onehot.into_dyn()).map_err(err)?;
     let probs = net
         .forward(&[x], Some(&[t]), Mode::Training, false)
         .map_err(err)?;
     let mut report = Vec::new();
+    check_probs_and_loss(&net, &probs[0], &fx, "", &mut report)?;
     let mut check =
         |what: &str, got: &ArrayD<f32>, want: &ArrayD<f32>, tol: f32| -> Result<(), String> {
             let e = compare(what, got, want, tol)?;
             report.push(format!("{what}: scaled error {e:.2e}"));
             Ok(())
         };
-    check(
-        "probs",
-        &probs[0].data.to_owned(),
-        &fx.array("probs")?,
-        FORWARD_TOL,
-    )?;
-    let loss = ndarray::arr1(&[net.loss().ok_or("no loss")?]).into_dyn();
-    check(
-        "loss",
-        &loss,
-        &fx.array("loss")?
-            .into_shape_with_order(vec![1])
-            .map_err(|e| e.to_string())?,
-        FORWARD_TOL,
-    )?;
     net.backward().map_err(err)?;
     let gx = net.input_gradients()[0]
         .clone()

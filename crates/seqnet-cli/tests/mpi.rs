@@ -1,48 +1,30 @@
 //! `seqnet train --execution-environment parallel` under `mpirun` (feature
 //! `mpi`; needs Open MPI's `mpirun` on the PATH, which `.ci/run` installs):
 //! N processes train the weights one process trains, a checkpoint resumes
-//! with another process count, and a killed rank stops the job with the
-//! last checkpoint intact.
+//! with another process count, and a killed rank or SIGUSR1 stops the job
+//! with a checkpoint that resumes.
 
 #![cfg(feature = "mpi")]
 
-use safetensors::SafeTensors;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_seqnet");
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("seqnet-mpi-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod common;
+use common::{tmp, vowels, BIN};
 
 /// Every learnable and statistic of a model file, by name, as f32 values.
 fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let mut w: Vec<(String, Vec<f32>)> = st
-        .tensors()
+    common::weights(path)
         .into_iter()
-        .filter(|(n, _)| !n.starts_with("training."))
-        .map(|(n, t)| {
-            let v = t
-                .data()
+        .map(|(n, bytes)| {
+            let v = bytes
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect();
             (n, v)
         })
-        .collect();
-    w.sort_by(|a, b| a.0.cmp(&b.0));
-    w
+        .collect()
 }
 
 /// The largest difference of any array, relative to that array's largest magnitude.
@@ -65,20 +47,19 @@ fn max_relative_difference(a: &Path, b: &Path) -> f32 {
 
 /// `seqnet new seq2label` for Japanese Vowels, written to `dir/net.json`.
 fn network(dir: &Path) -> PathBuf {
+    network_of(dir, 24)
+}
+
+/// [`network`] with `hidden` LSTM units.
+fn network_of(dir: &Path, hidden: usize) -> PathBuf {
     let net = dir.join("net.json");
-    let out = Command::new(BIN)
-        .args(["new", "seq2label", "--hidden", "24"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    std::fs::write(&net, &out.stdout).unwrap();
+    common::new_net(&net, &format!("seq2label --hidden {hidden}"));
     net
 }
 
-/// `seqnet train` on Japanese Vowels with `ranks` processes (`mpirun -np`;
-/// one process without mpirun when `ranks` is 0).
-fn train(ranks: usize, net: &Path, out: &Path, extra: &[&str]) -> Command {
-    let data = root().join("data/japanese_vowels/JapaneseVowels_TRAIN.ts");
+/// `seqnet` under `mpirun -np ranks` (alone without mpirun when `ranks` is
+/// 0), one compute thread per process (the ranks share the machine's cores).
+fn seqnet(ranks: usize) -> Command {
     let mut c = if ranks == 0 {
         Command::new(BIN)
     } else {
@@ -87,17 +68,42 @@ fn train(ranks: usize, net: &Path, out: &Path, extra: &[&str]) -> Command {
         c.arg(ranks.to_string()).arg(BIN);
         c
     };
-    c.args(["train", "--net"]).arg(net).arg("--data").arg(data);
+    c.env("RAYON_NUM_THREADS", "1");
+    c
+}
+
+/// `seqnet train` on Japanese Vowels with `ranks` processes (see [`seqnet`]).
+fn train(ranks: usize, net: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut c = seqnet(ranks);
+    c.args(["train", "--net"]).arg(net);
+    c.args(["--data", &vowels("JapaneseVowels_TRAIN.ts")]);
     c.arg("--out").arg(out);
     c.args(["--shuffle", "every-epoch", "--seed", "7", "--quiet"]);
     c.args([
         "--execution-environment",
         if ranks == 0 { "cpu" } else { "parallel" },
     ]);
-    // One thread per process: the ranks share the machine's cores.
-    c.env("RAYON_NUM_THREADS", "1");
     c.args(extra);
     c
+}
+
+/// `seqnet train --resume checkpoint` to `epochs` epochs with `ranks`
+/// processes (see [`seqnet`]), writing `dir/resumed.safetensors`, which it
+/// returns; checkpoints go to `dir/ck2`.
+fn resume(ranks: usize, checkpoint: &Path, epochs: usize, dir: &Path) -> PathBuf {
+    let resumed = dir.join("resumed.safetensors");
+    let mut c = seqnet(ranks);
+    c.args(["train", "--resume"]).arg(checkpoint);
+    c.args(["--data", &vowels("JapaneseVowels_TRAIN.ts")]);
+    c.arg("--out").arg(&resumed);
+    c.args(["--epochs", &epochs.to_string(), "--quiet"]);
+    c.arg("--checkpoint-dir").arg(dir.join("ck2"));
+    if ranks > 0 {
+        c.args(["--execution-environment", "parallel"]);
+    }
+    ok(c.output().unwrap());
+    assert!(resumed.is_file());
+    resumed
 }
 
 fn ok(o: Output) -> Output {
@@ -162,39 +168,48 @@ fn ranks_train_the_weights_of_one_process_and_resume_with_another_count() {
     ok(train(3, &net, &half, &first).output().unwrap());
     let checkpoint = ck.join("checkpoint_epoch0005.safetensors");
     assert!(checkpoint.is_file());
-    let resumed = dir.join("resumed.safetensors");
-    let data = root().join("data/japanese_vowels/JapaneseVowels_TRAIN.ts");
-    let mut c = Command::new("mpirun");
-    c.args([
-        "--allow-run-as-root",
-        "--oversubscribe",
-        "-np",
-        "2",
-        BIN,
-        "train",
-        "--resume",
-    ])
-    .arg(&checkpoint)
-    .arg("--data")
-    .arg(&data)
-    .arg("--out")
-    .arg(&resumed)
-    .args([
-        "--epochs",
-        "10",
-        "--quiet",
-        "--execution-environment",
-        "parallel",
-    ])
-    .arg("--checkpoint-dir")
-    .arg(dir.join("ck2"))
-    .env("RAYON_NUM_THREADS", "1");
-    ok(c.output().unwrap());
+    let resumed = resume(2, &checkpoint, 10, &dir);
     let d = max_relative_difference(&resumed, &one);
     assert!(
         d <= 1e-4,
         "resumed on 2 ranks differs from one process by {d}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--shard-solver` (the ring reduce-scatter and all-gather over MPI
+/// point-to-point messages): 2 and 3 ranks train one process's weights,
+/// and a checkpoint of 3 sharded ranks, which holds the whole solver state,
+/// resumes in one process to them.
+#[test]
+fn sharded_solver_ranks_train_the_weights_of_one_process() {
+    let dir = tmp("sharded");
+    // 128 units: the LSTM's 4·128×128 recurrent weights are sharded.
+    let net = network_of(&dir, 128);
+    let four = ["--epochs", "4", "--mini-batch-size", "16"];
+    let four = [&four[..], &["--gradient-threshold", "0.5"]].concat();
+    let one = dir.join("one.safetensors");
+    ok(train(0, &net, &one, &four).output().unwrap());
+    let sharded = [&four[..], &["--shard-solver"]].concat();
+    for ranks in [2, 3] {
+        let out = dir.join(format!("{ranks}.safetensors"));
+        ok(train(ranks, &net, &out, &sharded).output().unwrap());
+        let d = max_relative_difference(&out, &one);
+        assert!(
+            d <= 1e-4,
+            "{ranks} sharded ranks differ from one process by {d}"
+        );
+    }
+    let ck = dir.join("ck");
+    let mut half = sharded.clone();
+    half[1] = "2";
+    half.extend(["--checkpoint-dir", ck.to_str().unwrap()]);
+    ok(train(3, &net, &dir.join("half.safetensors"), &half)
+        .output()
+        .unwrap());
+    let resumed = resume(0, &ck.join("checkpoint_epoch0002.safetensors"), 4, &dir);
+    let d = max_relative_difference(&resumed, &one);
+    assert!(d <= 1e-4, "resumed in one process differs by {d}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -225,26 +240,6 @@ fn descendants(pid: u32) -> Vec<u32> {
     found
 }
 
-/// The process of MPI rank `rank` among `mpirun`'s descendants.
-fn rank_process(mpirun: &Child, rank: usize) -> Option<u32> {
-    descendants(mpirun.id()).into_iter().find(|p| {
-        std::fs::read(format!("/proc/{p}/environ")).is_ok_and(|env| {
-            env.split(|&b| b == 0)
-                .any(|v| v == format!("OMPI_COMM_WORLD_RANK={rank}").as_bytes())
-        })
-    })
-}
-
-/// A job killed when the test ends, however it ends.
-struct Job(Child);
-
-impl Drop for Job {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The checkpoint files in `dir`, sorted by name.
 fn checkpoints(dir: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -258,88 +253,130 @@ fn checkpoints(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// The epoch number of a `checkpoint_epochNNNN` file; `None` for others.
+fn checkpoint_epoch(path: &Path) -> Option<usize> {
+    let stem = path.file_stem()?.to_string_lossy().into_owned();
+    stem.strip_prefix("checkpoint_epoch")?.parse().ok()
+}
+
+/// A 2-rank training job of 2000 epochs, killed when the test ends, however
+/// it ends.
+struct Job {
+    mpirun: Child,
+    /// Its checkpoint folder.
+    checkpoints: PathBuf,
+    /// The model it would write at its end.
+    out: PathBuf,
+}
+
+impl Job {
+    /// Starts the job in `dir` and returns once it has written its first
+    /// checkpoint (by then every rank has its signal handler).
+    fn start(dir: &Path) -> Job {
+        let net = network(dir);
+        let checkpoints = dir.join("ck");
+        let out = dir.join("never.safetensors");
+        let mut c = train(
+            2,
+            &net,
+            &out,
+            &["--epochs", "2000", "--mini-batch-size", "27"],
+        );
+        c.arg("--checkpoint-dir").arg(&checkpoints);
+        let mpirun = c
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let job = Job {
+            mpirun,
+            checkpoints,
+            out,
+        };
+        let start = Instant::now();
+        while job.checkpoints().is_empty() {
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "no checkpoint written"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        job
+    }
+
+    /// The process of MPI rank `rank` among `mpirun`'s descendants.
+    fn rank_process(&self, rank: usize) -> Option<u32> {
+        let wanted = format!("OMPI_COMM_WORLD_RANK={rank}");
+        descendants(self.mpirun.id()).into_iter().find(|p| {
+            std::fs::read(format!("/proc/{p}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == wanted.as_bytes()))
+        })
+    }
+
+    /// Sends `signal` (`kill -signal`) to process `pid`.
+    fn signal(pid: u32, signal: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    /// Waits at most a minute for the job to end (`what` names what should
+    /// have ended it); returns its exit status and standard error.
+    fn end(&mut self, what: &str) -> (ExitStatus, String) {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = self.mpirun.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the job went on after {what}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        if let Some(mut e) = self.mpirun.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut stderr);
+        }
+        assert!(!self.out.exists(), "no model from a stopped job: {stderr}");
+        (status, stderr)
+    }
+
+    /// The checkpoint files written so far, sorted by name.
+    fn checkpoints(&self) -> Vec<PathBuf> {
+        checkpoints(&self.checkpoints)
+    }
+
+    /// The last finished epoch with a checkpoint, and that checkpoint.
+    fn last_epoch(&self) -> (usize, PathBuf) {
+        let epochs = self.checkpoints().into_iter();
+        let epochs = epochs.filter_map(|p| Some((checkpoint_epoch(&p)?, p)));
+        epochs.max().expect("an epoch checkpoint")
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        let _ = self.mpirun.kill();
+        let _ = self.mpirun.wait();
+    }
+}
+
 #[test]
 fn a_killed_rank_stops_every_rank_and_the_checkpoint_stays_intact() {
     let dir = tmp("killed");
-    let net = network(&dir);
-    let ck = dir.join("ck");
-    let out = dir.join("never.safetensors");
-    let mut job = Job(train(
-        2,
-        &net,
-        &out,
-        &[
-            "--epochs",
-            "2000",
-            "--mini-batch-size",
-            "27",
-            "--checkpoint-dir",
-            ck.to_str().unwrap(),
-        ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap());
-    let start = Instant::now();
-    while checkpoints(&ck).is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no checkpoint written"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let victim = rank_process(&job.0, 1).expect("rank 1's process");
-    let killed = Command::new("kill")
-        .args(["-9", &victim.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = job.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the job went on without rank 1"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut job = Job::start(&dir);
+    let victim = job.rank_process(1).expect("rank 1's process");
+    Job::signal(victim, "9");
+    let (status, stderr) = job.end("rank 1 was killed");
     assert!(!status.success());
-    assert!(!out.exists(), "no model from a failed job");
-    // The checkpoints left are whole: resume from the latest in one process.
-    let mut stderr = String::new();
-    if let Some(mut e) = job.0.stderr.take() {
-        use std::io::Read;
-        let _ = e.read_to_string(&mut stderr);
-    }
     eprintln!("the job said: {stderr}");
-    let left = checkpoints(&ck);
-    let latest = left.last().expect("a checkpoint stays");
-    let data = root().join("data/japanese_vowels/JapaneseVowels_TRAIN.ts");
-    let resumed = dir.join("resumed.safetensors");
-    let epochs = latest
-        .file_stem()
-        .unwrap()
-        .to_string_lossy()
-        .trim_start_matches("checkpoint_epoch")
-        .parse::<usize>()
-        .unwrap()
-        + 1;
-    ok(Command::new(BIN)
-        .args(["train", "--resume"])
-        .arg(latest)
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(&resumed)
-        .args(["--epochs", &epochs.to_string(), "--quiet"])
-        .arg("--checkpoint-dir")
-        .arg(dir.join("ck2"))
-        .output()
-        .unwrap());
-    assert!(resumed.is_file());
+    // The checkpoints left are whole: resume from the latest in one process.
+    let (last, latest) = job.last_epoch();
+    resume(0, &latest, last + 1, &dir);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -349,90 +386,21 @@ fn a_killed_rank_stops_every_rank_and_the_checkpoint_stays_intact() {
 #[test]
 fn sigusr1_to_mpirun_stops_every_rank_with_a_checkpoint() {
     let dir = tmp("sigusr1");
-    let net = network(&dir);
-    let ck = dir.join("ck");
-    let out = dir.join("never.safetensors");
-    let mut job = Job(train(
-        2,
-        &net,
-        &out,
-        &[
-            "--epochs",
-            "2000",
-            "--mini-batch-size",
-            "27",
-            "--checkpoint-dir",
-            ck.to_str().unwrap(),
-        ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap());
-    // After the first checkpoint, every rank has its handler.
-    let start = Instant::now();
-    while checkpoints(&ck).is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no checkpoint written"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let sent = Command::new("kill")
-        .args(["-USR1", &job.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = job.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the job did not stop on SIGUSR1"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    if let Some(mut e) = job.0.stderr.take() {
-        use std::io::Read;
-        let _ = e.read_to_string(&mut stderr);
-    }
+    let mut job = Job::start(&dir);
+    Job::signal(job.mpirun.id(), "USR1");
+    let (status, stderr) = job.end("SIGUSR1");
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(
         stderr.contains("training interrupted after iteration"),
         "{stderr}"
     );
     assert!(stderr.contains("resume with:"), "{stderr}");
-    assert!(!out.exists(), "no model from an interrupted run");
-    let interrupted = checkpoints(&ck)
+    let interrupted = job
+        .checkpoints()
         .into_iter()
         .find(|p| p.to_string_lossy().contains("checkpoint_iteration"))
         .expect("the interrupted run's checkpoint");
     // The interrupted epoch is at most one after the last finished one.
-    let finished = checkpoints(&ck)
-        .iter()
-        .filter_map(|p| {
-            let stem = p.file_stem()?.to_string_lossy().into_owned();
-            stem.strip_prefix("checkpoint_epoch")?.parse::<usize>().ok()
-        })
-        .max()
-        .expect("an epoch checkpoint");
-    let data = root().join("data/japanese_vowels/JapaneseVowels_TRAIN.ts");
-    let resumed = dir.join("resumed.safetensors");
-    ok(Command::new(BIN)
-        .args(["train", "--resume"])
-        .arg(&interrupted)
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(&resumed)
-        .args(["--epochs", &(finished + 2).to_string(), "--quiet"])
-        .arg("--checkpoint-dir")
-        .arg(dir.join("ck2"))
-        .output()
-        .unwrap());
-    assert!(resumed.is_file());
+    resume(0, &interrupted, job.last_epoch().0 + 2, &dir);
     let _ = std::fs::remove_dir_all(&dir);
 }

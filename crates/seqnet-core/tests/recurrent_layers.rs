@@ -793,3 +793,75 @@ fn a_gru_sharing_rows_between_threads_gives_each_observation_its_lone_result() {
         }
     }
 }
+
+/// The fused GRU pass keeps no gates in inference: a backward after an
+/// inference forward gives what it gives after a training forward (in every
+/// mode, one and two directions, padded batch, a batch large enough for the
+/// input to be folded into the step product), and weights changed between
+/// forwards through `learnables_mut` are the ones the next forward uses.
+#[test]
+fn gru_backward_after_inference_forward_and_changed_weights() {
+    let (t, b, c, h) = (5, 9, 4, 6);
+    let lengths =
+        SeqLengths::new(vec![5, 3, 5, 1, 4, 5, 2, 5, 3], 5, PaddingDirection::Right).unwrap();
+    let x = Activation::sequence(random(&[t, b, c], 8), Some(lengths)).unwrap();
+    let g = random(&[t, b, 2 * h], 9);
+    let run = |k: &mut dyn LayerKernel, mode: Mode| {
+        let mut rng = StdRng::seed_from_u64(0);
+        let mut ctx = ForwardCtx {
+            mode,
+            stateful: false,
+            rng: &mut rng,
+            target: None,
+        };
+        let y = k
+            .forward(&[&x], &mut ctx)
+            .unwrap()
+            .remove(0)
+            .data
+            .to_owned();
+        let dx = k
+            .backward(vec![Some(g.clone())])
+            .unwrap()
+            .remove(0)
+            .unwrap();
+        let grads: Vec<ArrayD<f32>> = k.learnables().iter().map(|p| p.grad.clone()).collect();
+        (y, dx, grads)
+    };
+    for mode in [
+        ResetGateMode::AfterMultiplication,
+        ResetGateMode::BeforeMultiplication,
+        ResetGateMode::RecurrentBiasAfterMultiplication,
+    ] {
+        let def = BiGru::new(h).reset_gate_mode(mode).name("g");
+        let kernel = || {
+            def.kernel(&[x.shape()], &mut StdRng::seed_from_u64(1))
+                .unwrap()
+        };
+        let (mut k1, mut k2) = (kernel(), kernel());
+        let (y1, dx1, g1) = run(&mut k1, Mode::Training);
+        let (y2, dx2, g2) = run(&mut k2, Mode::Inference);
+        assert!(close(&y1, &y2), "{mode:?}: outputs");
+        assert!(close(&dx1, &dx2), "{mode:?}: input gradients");
+        for (a, b) in g1.iter().zip(&g2) {
+            assert!(close(a, b), "{mode:?}: learnable gradients");
+        }
+        // Halved recurrent weights: the next forward must see them (a
+        // fresh kernel with the same weights gives the same output).
+        for p in k2.learnables_mut() {
+            if p.name == "RecurrentWeights" {
+                p.value = p.value.mapv(|v| v * 0.5).into();
+            }
+        }
+        let (y3, _, _) = run(&mut k2, Mode::Inference);
+        let mut k3 = kernel();
+        for p in k3.learnables_mut() {
+            if p.name == "RecurrentWeights" {
+                p.value = p.value.mapv(|v| v * 0.5).into();
+            }
+        }
+        let (y4, _, _) = run(&mut k3, Mode::Training);
+        assert!(close(&y3, &y4), "{mode:?}: changed weights");
+        assert!(!close(&y3, &y2), "{mode:?}: the weights' change shows");
+    }
+}

@@ -13,17 +13,6 @@ unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 
 impl SharedMut {
-    /// `len` values at `offset`, as a slice.
-    ///
-    /// # Safety
-    /// The range is inside the buffer and, while the slice lives, no thread
-    /// writes it.
-    #[inline(always)]
-    pub unsafe fn at<'a>(self, offset: usize, len: usize) -> &'a [f32] {
-        // SAFETY: the caller's contract.
-        unsafe { std::slice::from_raw_parts(self.0.add(offset), len) }
-    }
-
     /// `len` values at `offset`, as a mutable slice.
     ///
     /// # Safety

@@ -144,6 +144,16 @@ pub struct TrainingOptions {
     /// (the default): one reduction of all gradients after backward. The
     /// trained weights are the same either way. seqnet's own option.
     pub gradient_bucket_size: Option<f64>,
+    /// Data-parallel training: shard the solver (ZeRO stage 1). Each rank
+    /// receives the summed gradient of its shard of each large learnable
+    /// only (reduce-scatter), updates that shard of the weights and of the
+    /// solver state, and the ranks exchange the updated weights
+    /// (all-gather): the solver step's work is divided by the rank count.
+    /// The weights are those of the unsharded solver within rounding (the
+    /// clipping norms add the shards' partial sums); checkpoints hold the
+    /// whole solver state, so they resume with any number of ranks, sharded
+    /// or not. seqnet's own option; off by default.
+    pub shard_solver: bool,
 }
 
 impl Default for TrainingOptions {
@@ -179,6 +189,7 @@ impl Default for TrainingOptions {
             seed: 0,
             execution_environment: ExecutionEnvironment::Auto,
             gradient_bucket_size: None,
+            shard_solver: false,
         }
     }
 }
@@ -227,6 +238,7 @@ impl TrainingOptions {
         metrics: Vec<Metric>,
         seed: u64,
         execution_environment: ExecutionEnvironment,
+        shard_solver: bool,
     }
 
     pub fn gradient_bucket_size(mut self, megabytes: f64) -> Self {

@@ -3,6 +3,7 @@
 use crate::options::{GradientThresholdMethod, Solver, TrainingOptions};
 use ndarray::{ArrayD, Zip};
 use seqnet_core::Learnable;
+use std::ops::Range;
 
 /// A solver's per-learnable state (velocities and moment estimates), in the
 /// order of `Network::learnables`.
@@ -82,7 +83,32 @@ pub fn step(
     options: &TrainingOptions,
     lr: f32,
 ) {
-    let prepare = gradient_preparation(params, options);
+    let whole = vec![None; params.len()];
+    step_parts(params, state, options, lr, &whole, &mut |_| {});
+}
+
+/// [`step`] on parts of the learnables only: the sharded solver of
+/// data-parallel training, where each rank updates its part of each large
+/// learnable (and of its solver state) and the ranks then exchange the
+/// updated weights.
+///
+/// `parts[i]`: the elements of learnable `i` (in standard-layout order) to
+/// update, `None` for all of them; only those elements of its gradient
+/// need to hold the (summed) gradient, and only those of its weights and
+/// solver state change. Clipping needs the norms of whole gradients:
+/// `sum_parts` receives the squared norms of the parts (one per `Some`
+/// part, in order) and must replace each by its sum over all the parts of
+/// that learnable (over the ranks); it is called once, and only when a
+/// gradient threshold by norm is set.
+pub fn step_parts(
+    params: &mut [&mut Learnable],
+    state: &mut SolverState,
+    options: &TrainingOptions,
+    lr: f32,
+    parts: &[Option<Range<usize>>],
+    sum_parts: &mut dyn FnMut(&mut [f64]),
+) {
+    let prepare = gradient_preparation(params, options, parts, sum_parts);
     if state.first.len() != params.len() {
         state.first = params
             .iter()
@@ -101,11 +127,12 @@ pub fn step(
     let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
     let mu = options.momentum;
     let solver = options.solver;
-    for (((p, m), v), prep) in params
+    for ((((p, m), v), prep), part) in params
         .iter_mut()
         .zip(&mut state.first)
         .zip(&mut state.second)
         .zip(prepare)
+        .zip(parts)
     {
         let a = lr * p.learn_rate_factor;
         let Learnable { value, grad, .. } = &mut **p;
@@ -120,6 +147,15 @@ pub fn step(
             grad.as_slice(),
         ) else {
             unreachable!("standard-layout arrays have slices")
+        };
+        let (w, m, v, g) = match part.clone() {
+            Some(r) => (
+                &mut w[r.clone()],
+                &mut m[r.clone()],
+                &mut v[r.clone()],
+                &g[r],
+            ),
+            None => (w, m, v, g),
         };
         match solver {
             Solver::Sgdm => update_chunks(w, m, v, g, |w, m, _, g| {
@@ -166,7 +202,14 @@ impl Preparation {
 
 /// Each learnable's [`Preparation`] under `options`: its L2 factor, and the
 /// clipping scale from the norms of the regularized gradients.
-fn gradient_preparation(params: &[&mut Learnable], options: &TrainingOptions) -> Vec<Preparation> {
+/// With `parts` (see [`step_parts`]), the norms come from the parts'
+/// squared norms, summed by `sum_parts`.
+fn gradient_preparation(
+    params: &[&mut Learnable],
+    options: &TrainingOptions,
+    parts: &[Option<Range<usize>>],
+    sum_parts: &mut dyn FnMut(&mut [f64]),
+) -> Vec<Preparation> {
     let mut prep: Vec<Preparation> = params
         .iter()
         .map(|p| Preparation {
@@ -178,38 +221,49 @@ fn gradient_preparation(params: &[&mut Learnable], options: &TrainingOptions) ->
     let Some(threshold) = options.gradient_threshold else {
         return prep;
     };
-    let norm = |p: &Learnable, k: f32| {
+    let method = options.gradient_threshold_method;
+    if method == GradientThresholdMethod::AbsoluteValue {
+        prep.iter_mut().for_each(|p| p.clamp = Some(threshold));
+        return prep;
+    }
+    let squared = |p: &Learnable, k: f32, part: &Option<Range<usize>>| {
         let grad = p.grad.as_standard_layout();
         let value = p.value.as_standard_layout();
-        match (grad.as_slice(), value.as_slice()) {
-            (Some(g), Some(w)) => squared_norm(g, w, k).sqrt(),
+        match (grad.as_slice(), value.as_slice(), part.clone()) {
+            (Some(g), Some(w), None) => squared_norm(g, w, k),
+            (Some(g), Some(w), Some(r)) => squared_norm(&g[r.clone()], &w[r], k),
             _ => unreachable!("standard-layout arrays have slices"),
         }
     };
-    match options.gradient_threshold_method {
+    let mut squares: Vec<f64> = (params.iter().zip(&prep).zip(parts))
+        .map(|((p, prep), part)| squared(p, prep.l2, part))
+        .collect();
+    let mut partial: Vec<f64> = (squares.iter().zip(parts))
+        .filter(|(_, part)| part.is_some())
+        .map(|(s, _)| *s)
+        .collect();
+    if !partial.is_empty() {
+        sum_parts(&mut partial);
+        let sharded = squares.iter_mut().zip(parts).filter(|(_, p)| p.is_some());
+        sharded.zip(partial).for_each(|((s, _), sum)| *s = sum);
+    }
+    match method {
         GradientThresholdMethod::L2norm => {
-            for (p, prep) in params.iter().zip(&mut prep) {
-                let n = norm(p, prep.l2);
+            for (s, prep) in squares.iter().zip(&mut prep) {
+                let n = s.sqrt();
                 if n > threshold as f64 {
                     prep.scale = (threshold as f64 / n) as f32;
                 }
             }
         }
         GradientThresholdMethod::GlobalL2norm => {
-            let n = params
-                .iter()
-                .zip(&prep)
-                .map(|(p, prep)| norm(p, prep.l2).powi(2))
-                .sum::<f64>()
-                .sqrt();
+            let n = squares.iter().map(|s| s.sqrt().powi(2)).sum::<f64>().sqrt();
             if n > threshold as f64 {
                 let s = (threshold as f64 / n) as f32;
                 prep.iter_mut().for_each(|p| p.scale = s);
             }
         }
-        GradientThresholdMethod::AbsoluteValue => {
-            prep.iter_mut().for_each(|p| p.clamp = Some(threshold));
-        }
+        GradientThresholdMethod::AbsoluteValue => {}
     }
     prep
 }

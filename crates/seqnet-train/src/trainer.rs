@@ -477,10 +477,13 @@ impl LoopHooks for RunHooks<'_, '_> {
 
 /// The first option (camelCase) in which `stored` and `given` differ, among
 /// those that decide the weights (all but `maxEpochs`, `verbose`,
-/// `verboseFrequency`, `metrics` and the checkpoint options).
+/// `verboseFrequency`, `metrics`, the checkpoint options, and the
+/// execution environment and `shardSolver`, which change them only within
+/// rounding).
 fn differing_option(stored: &TrainingOptions, given: &TrainingOptions) -> Option<String> {
-    const FREE: [&str; 9] = [
+    const FREE: [&str; 10] = [
         "executionEnvironment",
+        "shardSolver",
         "maxEpochs",
         "verbose",
         "verboseFrequency",

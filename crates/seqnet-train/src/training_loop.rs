@@ -8,13 +8,13 @@ use crate::error::{Error, Result};
 use crate::events::TrainingEvent;
 use crate::metric::check_metrics;
 use crate::metrics::{evaluate_with, is_classification, run_chunk, MetricSums};
-use crate::options::{OutputNetwork, SequenceLength, TrainingOptions};
+use crate::options::{FrequencyUnit, OutputNetwork, SequenceLength, TrainingOptions};
 use crate::record::{IterationInfo, Metrics, StopReason, TrainingRecord};
 use crate::solver::{self, SolverState};
 use ndarray::ArrayD;
 use seqnet_core::{Mode, Network, SharedReducer};
 use seqnet_data::{Chunk, MiniBatch};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -133,6 +133,8 @@ fn run_inner(
             (normal, stand_in)
         }),
         gradient_sum: RefCell::new(distributed::GradientSum::default()),
+        gathered_at: Cell::new(0),
+        stale_shards: Cell::new(false),
         stateful_chunks: matches!(options.sequence_length, SequenceLength::Fixed(_)),
         classification: is_classification(network),
         start: Instant::now(),
@@ -144,7 +146,10 @@ fn run_inner(
         validating: validation.is_some(),
         iterations_done: st.iteration,
     });
+    run.gathered_at.set(st.iteration);
     let reason = run.epochs(network, source, validation.as_deref_mut(), hooks, &mut st)?;
+    // The state handed out (an interrupted run's checkpoint) is whole.
+    run.gather_solver_state(network, &mut st);
     st.elapsed += run.start.elapsed().as_secs_f64();
     network.reset_state();
     let mut record = st.record.clone();
@@ -175,6 +180,12 @@ struct Loop<'o> {
     reducers: Option<(SharedReducer, SharedReducer)>,
     /// With `comm`: the gradient sum's buffers, kept from iteration to iteration.
     gradient_sum: RefCell<distributed::GradientSum>,
+    /// With `ShardSolver`: the iteration count at the last gathering of
+    /// the solver state for a checkpoint by iterations (or at the start).
+    gathered_at: Cell<usize>,
+    /// With `ShardSolver`: whether sharded steps were taken since the
+    /// solver state was last gathered.
+    stale_shards: Cell<bool>,
     /// Split sequences carry their state from chunk to chunk.
     stateful_chunks: bool,
     classification: bool,
@@ -202,6 +213,7 @@ impl Loop<'_> {
                 let patience =
                     self.mini_batch(network, &batch, step, validation.as_deref_mut(), hooks, st)?;
                 st.batches_done += 1;
+                self.gather_for_checkpoint(network, st);
                 hooks.batch_finished(network, st)?;
                 if let Some(reason) = patience {
                     return Ok(reason);
@@ -219,9 +231,36 @@ impl Loop<'_> {
             }
             st.epoch += 1;
             st.batches_done = 0;
+            self.gather_solver_state(network, st);
             hooks.epoch_finished(network, st)?;
         }
         Ok(StopReason::MaxEpochs)
+    }
+
+    /// With `ShardSolver`: gathers the solver state's shards on every rank
+    /// ([`distributed::gather_solver_state`]), so that a checkpoint or an
+    /// observer sees all of it. Every rank calls it at the same points (and
+    /// every rank's state is stale or not alike).
+    fn gather_solver_state(&self, network: &Network, st: &mut TrainingState) {
+        if let Some(c) = self.comm.filter(|_| self.stale_shards.get()) {
+            distributed::gather_solver_state(network, &mut st.solver, self.options.solver, c);
+            self.stale_shards.set(false);
+        }
+    }
+
+    /// [`Loop::gather_solver_state`] after a mini-batch when a checkpoint by
+    /// iterations is due there (the trainer's rule, known to every rank).
+    fn gather_for_checkpoint(&self, network: &Network, st: &mut TrainingState) {
+        let o = self.options;
+        let every = o.checkpoint_frequency.max(1);
+        let by_iterations = o.checkpoint_frequency_unit == FrequencyUnit::Iteration;
+        if o.checkpoint_path.is_some()
+            && by_iterations
+            && st.iteration / every > self.gathered_at.get() / every
+        {
+            self.gathered_at.set(st.iteration);
+            self.gather_solver_state(network, st);
+        }
     }
 
     /// The metrics of the network on `validation`. With several ranks, rank
@@ -374,18 +413,27 @@ impl Loop<'_> {
         if !loss.is_finite() {
             return Err(Error::NonFiniteLoss { iteration, loss });
         }
+        let sharded = self.comm.filter(|_| self.options.shard_solver);
         match (self.comm, self.options.gradient_bucket_size) {
             (Some(c), Some(mb)) => {
                 let elements = (mb * 1e6 / 4.0).ceil().max(1.0) as usize;
                 distributed::backward_bucketed(network, c, elements)?;
             }
+            // The sharded step sums the gradients it needs itself.
+            (Some(_), None) if sharded.is_some() => network.backward()?,
             (Some(c), None) => {
                 network.backward()?;
                 self.gradient_sum.borrow_mut().sum(network, c);
             }
             (None, _) => network.backward()?,
         }
-        {
+        if let Some(c) = sharded {
+            let mut sums = self.gradient_sum.borrow_mut();
+            let unsummed = self.options.gradient_bucket_size.is_none();
+            let sums = Some(&mut *sums).filter(|_| unsummed);
+            distributed::sharded_step(network, &mut st.solver, self.options, lr, c, sums);
+            self.stale_shards.set(true);
+        } else {
             let mut params: Vec<_> = network
                 .learnables_mut()
                 .into_iter()

@@ -17,6 +17,19 @@ use std::sync::Arc;
 
 const CLASSES: usize = 3;
 
+/// Runs `rank(comm)` for each of `ranks` ranks of a [`ThreadGroup`], each
+/// on its own thread; returns the results in rank order.
+fn on_ranks<T: Send>(ranks: usize, rank: impl Fn(ThreadGroup) -> T + Sync) -> Vec<T> {
+    std::thread::scope(|s| {
+        let rank = &rank;
+        let handles: Vec<_> = ThreadGroup::new(ranks)
+            .into_iter()
+            .map(|comm| s.spawn(move || rank(comm)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
 /// `n` sequences of 3 features and lengths 2 to 9, labelled by the sign
 /// pattern of their mean, so that there is something to learn.
 fn labelled(n: usize) -> Arc<dyn Datastore> {
@@ -139,52 +152,43 @@ fn check_one_batch(
         expected.push((loss, gradients(&whole)));
     }
 
-    let results: Vec<Vec<(f32, Vec<ArrayD<f32>>)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = ThreadGroup::new(ranks)
-            .into_iter()
-            .map(|comm| {
-                let (batcher, obs, batch_lengths) = (&batcher, &obs, &batch_lengths);
-                s.spawn(move || {
-                    let share = comm.share();
-                    let stand_in = share.is_stand_in(obs.len());
-                    let range = if stand_in {
-                        0..1
-                    } else {
-                        share.range(obs.len())
-                    };
-                    let chunks = batcher
-                        .batch_share(&obs[range.clone()], batch_lengths, range)
-                        .unwrap();
-                    let comm: Arc<dyn Communicator> = Arc::new(comm);
-                    let mut net = Network::new(graph, 4).unwrap();
-                    net.set_input_gradients(false);
-                    let reducer: SharedReducer = if stand_in {
-                        Arc::new(StandInReducer(comm.clone()))
-                    } else {
-                        Arc::new(CommunicatorReducer(comm.clone()))
-                    };
-                    net.set_stat_reducer(Some(reducer));
-                    let mut out = Vec::new();
-                    for chunk in chunks {
-                        net.forward(
-                            std::slice::from_ref(&chunk.inputs),
-                            Some(&[chunk.targets.clone().unwrap()]),
-                            Mode::Training,
-                            true,
-                        )
-                        .unwrap();
-                        let loss = weigh_shares(&mut net, comm.as_ref(), stand_in)
-                            .unwrap()
-                            .loss;
-                        net.backward().unwrap();
-                        sum_gradients(&mut net, comm.as_ref());
-                        out.push((loss, gradients(&net)));
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let results: Vec<Vec<(f32, Vec<ArrayD<f32>>)>> = on_ranks(ranks, |comm| {
+        let share = comm.share();
+        let stand_in = share.is_stand_in(obs.len());
+        let range = if stand_in {
+            0..1
+        } else {
+            share.range(obs.len())
+        };
+        let chunks = batcher
+            .batch_share(&obs[range.clone()], &batch_lengths, range)
+            .unwrap();
+        let comm: Arc<dyn Communicator> = Arc::new(comm);
+        let mut net = Network::new(graph, 4).unwrap();
+        net.set_input_gradients(false);
+        let reducer: SharedReducer = if stand_in {
+            Arc::new(StandInReducer(comm.clone()))
+        } else {
+            Arc::new(CommunicatorReducer(comm.clone()))
+        };
+        net.set_stat_reducer(Some(reducer));
+        let mut out = Vec::new();
+        for chunk in chunks {
+            net.forward(
+                std::slice::from_ref(&chunk.inputs),
+                Some(&[chunk.targets.clone().unwrap()]),
+                Mode::Training,
+                true,
+            )
+            .unwrap();
+            let loss = weigh_shares(&mut net, comm.as_ref(), stand_in)
+                .unwrap()
+                .loss;
+            net.backward().unwrap();
+            sum_gradients(&mut net, comm.as_ref());
+            out.push((loss, gradients(&net)));
+        }
+        out
     });
     for (rank, got) in results.iter().enumerate() {
         assert_eq!(got.len(), expected.len(), "chunks on rank {rank}");
@@ -265,21 +269,12 @@ fn train_ranks(
     options: &TrainingOptions,
     ranks: usize,
 ) -> Vec<Model> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = ThreadGroup::new(ranks)
-            .into_iter()
-            .map(|comm| {
-                let store = store.clone();
-                s.spawn(move || {
-                    Trainer::new(options.clone())
-                        .communicator(Arc::new(comm))
-                        .train(graph, store, None)
-                        .unwrap()
-                        .0
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    on_ranks(ranks, |comm| {
+        Trainer::new(options.clone())
+            .communicator(Arc::new(comm))
+            .train(graph, store.clone(), None)
+            .unwrap()
+            .0
     })
 }
 
@@ -343,27 +338,18 @@ fn ranks_report_the_global_loss_and_accuracy_on_rank_zero_only() {
         })
         .train(&classifier(), store.clone(), None)
         .unwrap();
-    let seen: Vec<Vec<(f32, Option<f32>)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = ThreadGroup::new(2)
-            .into_iter()
-            .map(|comm| {
-                let (store, options) = (store.clone(), options.clone());
-                s.spawn(move || {
-                    let mut seen = Vec::new();
-                    Trainer::new(options)
-                        .communicator(Arc::new(comm))
-                        .on_event(|e| {
-                            if let TrainingEvent::Iteration(i) = e {
-                                seen.push((i.loss, i.accuracy));
-                            }
-                        })
-                        .train(&classifier(), store, None)
-                        .unwrap();
-                    seen
-                })
+    let seen: Vec<Vec<(f32, Option<f32>)>> = on_ranks(2, |comm| {
+        let mut seen = Vec::new();
+        Trainer::new(options.clone())
+            .communicator(Arc::new(comm))
+            .on_event(|e| {
+                if let TrainingEvent::Iteration(i) = e {
+                    seen.push((i.loss, i.accuracy));
+                }
             })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+            .train(&classifier(), store.clone(), None)
+            .unwrap();
+        seen
     });
     assert_eq!(seen[0].len(), want.len());
     assert!(seen[1].is_empty(), "rank 1 reports nothing");
@@ -512,37 +498,28 @@ fn kept_buffers_sum_every_gradient_over_the_ranks() {
     ])
     .unwrap();
     let ranks = 3;
-    let results: Vec<Vec<Vec<ArrayD<f32>>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = ThreadGroup::new(ranks)
-            .into_iter()
-            .map(|comm| {
-                let graph = &graph;
-                s.spawn(move || {
-                    let mut network = Network::new(graph, 1).unwrap();
-                    let mut sum = seqnet_train::distributed::GradientSum::default();
-                    let mut rounds = Vec::new();
-                    for round in 0..3 {
-                        for (p, (_, l)) in network.learnables_mut().into_iter().enumerate() {
-                            let shape = l.grad.shape().to_vec();
-                            let mut g = ArrayD::<f32>::zeros(shape.clone());
-                            if round == 1 && shape.len() == 2 {
-                                // Column-major: not in standard layout.
-                                g = ArrayD::zeros(vec![shape[1], shape[0]]).reversed_axes();
-                            }
-                            // In logical order, whatever the layout.
-                            for (i, v) in g.iter_mut().enumerate() {
-                                *v = made_up(comm.rank(), p, i, round);
-                            }
-                            l.grad = g;
-                        }
-                        sum.sum(&mut network, &comm);
-                        rounds.push(gradients(&network));
-                    }
-                    rounds
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let results: Vec<Vec<Vec<ArrayD<f32>>>> = on_ranks(ranks, |comm| {
+        let mut network = Network::new(&graph, 1).unwrap();
+        let mut sum = seqnet_train::distributed::GradientSum::default();
+        let mut rounds = Vec::new();
+        for round in 0..3 {
+            for (p, (_, l)) in network.learnables_mut().into_iter().enumerate() {
+                let shape = l.grad.shape().to_vec();
+                let mut g = ArrayD::<f32>::zeros(shape.clone());
+                if round == 1 && shape.len() == 2 {
+                    // Column-major: not in standard layout.
+                    g = ArrayD::zeros(vec![shape[1], shape[0]]).reversed_axes();
+                }
+                // In logical order, whatever the layout.
+                for (i, v) in g.iter_mut().enumerate() {
+                    *v = made_up(comm.rank(), p, i, round);
+                }
+                l.grad = g;
+            }
+            sum.sum(&mut network, &comm);
+            rounds.push(gradients(&network));
+        }
+        rounds
     });
     let big = results[0][0].iter().filter(|g| g.len() >= 1 << 16).count();
     assert_eq!(big, 1, "one gradient takes the unpacked path");
@@ -605,27 +582,17 @@ fn rank_zero_alone_validates_and_every_rank_gets_its_metrics() {
     let (_, one) = Trainer::new(options.clone())
         .train(&classifier(), store.clone(), Some(validation.clone()))
         .unwrap();
-    let ranks: Vec<(TrainingRecord, usize)> = std::thread::scope(|s| {
-        let handles: Vec<_> = ThreadGroup::new(2)
-            .into_iter()
-            .map(|comm| {
-                let (store, validation, options) =
-                    (store.clone(), validation.clone(), options.clone());
-                s.spawn(move || {
-                    let counted = Arc::new(Counted {
-                        inner: validation,
-                        reads: Default::default(),
-                    });
-                    let (_, record) = Trainer::new(options)
-                        .communicator(Arc::new(comm))
-                        .train(&classifier(), store, Some(counted.clone()))
-                        .unwrap();
-                    let reads = counted.reads.load(std::sync::atomic::Ordering::SeqCst);
-                    (record, reads)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let ranks: Vec<(TrainingRecord, usize)> = on_ranks(2, |comm| {
+        let counted = Arc::new(Counted {
+            inner: validation.clone(),
+            reads: Default::default(),
+        });
+        let (_, record) = Trainer::new(options.clone())
+            .communicator(Arc::new(comm))
+            .train(&classifier(), store.clone(), Some(counted.clone()))
+            .unwrap();
+        let reads = counted.reads.load(std::sync::atomic::Ordering::SeqCst);
+        (record, reads)
     });
     assert!(ranks[0].1 > 0, "rank 0 validates");
     assert_eq!(ranks[1].1, 0, "rank 1 reads no validation data");
@@ -651,4 +618,107 @@ fn rank_zero_alone_validates_and_every_rank_gets_its_metrics() {
         );
         assert_eq!(got.accuracy, want.accuracy);
     }
+}
+
+/// Sequence to label with two learnables large enough to be sharded (the
+/// LSTM's 160000 input and recurrent weights).
+fn wide_classifier() -> LayerGraph {
+    LayerGraph::from_layers(vec![
+        SequenceInput::new(3).into(),
+        FullyConnected::new(200).into(),
+        Lstm::new(200).output_mode(OutputMode::Last).into(),
+        FullyConnected::new(CLASSES).into(),
+        Softmax::new().into(),
+        ClassificationOutput::new().into(),
+    ])
+    .unwrap()
+}
+
+/// The sharded solver (each rank updates its shard of each large learnable
+/// and the ranks exchange the weights) trains the weights of one process,
+/// for every solver and clipping by norm (per learnable and global, whose
+/// norms add the shards' partial sums), with gradient buckets too, and its
+/// checkpoints (at an epoch's end, by iterations within an epoch) hold the
+/// whole solver state: that of one process.
+#[test]
+fn the_sharded_solver_trains_the_weights_and_solver_state_of_one_process() {
+    let store = labelled(26);
+    let dir = std::env::temp_dir().join(format!("seqnet-sharded-{}", std::process::id()));
+    let base = |solver| {
+        TrainingOptions::new(solver)
+            .max_epochs(2)
+            .mini_batch_size(8)
+            .shuffle(Shuffle::EveryEpoch)
+            .verbose(false)
+            .seed(6)
+    };
+    let large = Network::new(&wide_classifier(), 1).unwrap();
+    let large = large
+        .learnables()
+        .iter()
+        .filter(|(_, p)| p.value.len() >= 1 << 16)
+        .count();
+    assert_eq!(large, 2, "two learnables are sharded");
+    let epoch = "checkpoint_epoch0001.safetensors";
+    for (k, (options, file)) in [
+        (
+            base(Solver::Adam)
+                .gradient_threshold(0.05)
+                .gradient_threshold_method(GradientThresholdMethod::GlobalL2norm),
+            epoch,
+        ),
+        (base(Solver::Sgdm).gradient_threshold(0.05), epoch),
+        (base(Solver::Rmsprop), epoch),
+        // Buckets sum the gradients whole during backward; the sharded
+        // step then updates the shards and gathers the weights.
+        (base(Solver::Adam).gradient_bucket_size(0.5), epoch),
+        // A checkpoint in the middle of the first epoch (4 iterations).
+        (
+            base(Solver::Adam)
+                .checkpoint_frequency_unit(FrequencyUnit::Iteration)
+                .checkpoint_frequency(3),
+            "checkpoint_iteration000003.safetensors",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let checkpoints = |what: &str| dir.join(format!("{k}-{what}"));
+        let one_options = options
+            .clone()
+            .execution_environment(ExecutionEnvironment::Cpu)
+            .checkpoint_path(checkpoints("one"));
+        let (one, _) = Trainer::new(one_options)
+            .train(&wide_classifier(), store.clone(), None)
+            .unwrap();
+        for ranks in [2, 3] {
+            let sharded = options
+                .clone()
+                .shard_solver(true)
+                .checkpoint_path(checkpoints(&format!("{ranks}")));
+            let models = train_ranks(&wide_classifier(), &store, &sharded, ranks);
+            for (rank, m) in models.iter().enumerate() {
+                let what = format!("{:?}, rank {rank} of {ranks}", options.solver);
+                assert_same_weights(&m.network, &one.network, 1e-4, &what);
+            }
+            let (_, want) = checkpoint::load_checkpoint(&checkpoints("one").join(file)).unwrap();
+            let (_, got) =
+                checkpoint::load_checkpoint(&checkpoints(&format!("{ranks}")).join(file)).unwrap();
+            assert_eq!(got.solver.steps, want.solver.steps);
+            let arrays = |s: &solver::SolverState| [s.first.clone(), s.second.clone()].concat();
+            for (i, (g, w)) in arrays(&got.solver)
+                .iter()
+                .zip(&arrays(&want.solver))
+                .enumerate()
+            {
+                let d = relative_difference(g, w);
+                assert!(
+                    d <= 1e-4,
+                    "{:?}, {ranks} ranks: solver array {i} differs by {d}",
+                    options.solver
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -142,6 +142,12 @@ pub struct OptionFlags {
     /// [default: one sum after backward].
     #[arg(long, value_name = "MB")]
     pub gradient_bucket_size: Option<f64>,
+    /// Parallel training: shard the solver (ZeRO stage 1): each process
+    /// receives the summed gradients of its share of each large learnable,
+    /// updates that share of the weights and solver state, and the
+    /// processes exchange the weights [default: every process updates all].
+    #[arg(long)]
+    pub shard_solver: bool,
 }
 
 /// `seqnet train`'s arguments.
@@ -338,6 +344,9 @@ impl OptionFlags {
         }
         if let Some(mb) = self.gradient_bucket_size {
             o.gradient_bucket_size = Some(mb);
+        }
+        if self.shard_solver {
+            o.shard_solver = true;
         }
         if let Some(r) = self.learn_rate {
             o.initial_learn_rate = Some(r);
@@ -695,6 +704,7 @@ fn resume_options(
     // Any number of processes resumes to the same weights.
     stored.execution_environment = given.execution_environment;
     stored.gradient_bucket_size = given.gradient_bucket_size;
+    stored.shard_solver = given.shard_solver;
     checkpoint_flags(args, &mut stored);
     Ok(stored)
 }

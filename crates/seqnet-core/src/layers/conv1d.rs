@@ -362,6 +362,9 @@ struct Cache {
     /// The im2col matrix `[T'·B, K·C]`, row `t'·B + b`, column `k·C + c`;
     /// rows of padded output steps are 0.
     col: Vec<f32>,
+    /// The weights as the product's right-hand side `[K·C, F]`
+    /// ([`Conv1dKernel::taps_matrix`]), as the forward used them.
+    wr: Vec<f32>,
     windows: BatchWindows,
     /// The input's `[T, B]`.
     time: usize,
@@ -496,23 +499,27 @@ impl LayerKernel for Conv1dKernel {
         col.resize(rows * row_len, 0.0);
         self.im2col(xs, batch, &windows, &mut col);
         let wr = self.taps_matrix();
+        // Real rows start from the bias, padded ones from 0 (their `col`
+        // rows are 0), and the product adds onto them: no pass of its own
+        // over `y` for the bias.
         let mut y = vec![0f32; rows * f];
-        matmul_into(
-            view(&col, rows, row_len),
-            view(&wr, row_len, f),
-            view_mut(&mut y, rows, f),
-            false,
-        );
         let bias = self.bias.value.as_standard_layout();
         let bias = bias.as_slice().expect("standard layout");
         for (r, yr) in y.chunks_exact_mut(f).enumerate() {
             if windows.out_lengths.is_real(r % batch, r / batch) {
-                yr.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+                yr.copy_from_slice(bias);
             }
         }
+        matmul_into(
+            view(&col, rows, row_len),
+            view(&wr, row_len, f),
+            view_mut(&mut y, rows, f),
+            true,
+        );
         let lengths = Arc::new(windows.out_lengths.clone());
         self.cache = Some(Cache {
             col,
+            wr,
             windows,
             time,
             batch,
@@ -577,12 +584,11 @@ impl LayerKernel for Conv1dKernel {
             return Ok(vec![None]);
         }
         // dcol = dY·Wrᵀ ([T'·B, F]·[F, K·C]), then scattered back onto the input.
-        let wr = self.taps_matrix();
         let mut dcol = std::mem::take(&mut self.dcol);
         dcol.resize(rows * row_len, 0.0);
         matmul_into(
             view(dys, rows, f),
-            view(&wr, row_len, f).t(),
+            view(&cache.wr, row_len, f).t(),
             view_mut(&mut dcol, rows, row_len),
             false,
         );

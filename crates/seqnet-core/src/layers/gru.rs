@@ -14,14 +14,15 @@ use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
 use crate::init::{BiasInitializer, WeightsInitializer};
-use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
+use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Mode, Params, ShapeError};
 use crate::learnable::{Learnable, LearnableSpec};
 use crate::torch::TorchLayout;
 use ndarray::{Array1, Array2, ArrayD, Axis};
 use rand::rngs::StdRng;
 use seqnet_kernels::gemm::matmul_into;
 use seqnet_kernels::recurrent::{
-    gru_backward, gru_before_backward, gru_before_forward, gru_forward, GruBuffers, GruTrace,
+    fold_input, gru_backward, gru_before_backward, gru_before_forward, gru_forward, GruBuffers,
+    GruPanels, GruTrace,
 };
 use serde::{Deserialize, Serialize};
 
@@ -226,6 +227,8 @@ impl<const D: usize> GruConfig<D> {
             recurrent_weights: params.learnable("RecurrentWeights")?,
             bias: params.learnable("Bias")?,
             recurrent_bias,
+            panels: Vec::new(),
+            panels_valid: false,
             tape: None,
             kept: None,
             final_state: None,
@@ -272,12 +275,13 @@ impl<const D: usize> LayerDef for GruConfig<D> {
 }
 
 /// What one direction's forward keeps for its backward.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct GruDir {
-    /// Activated `r, z, n` of every step, `[T·B, 3H]` (unused at padded steps).
+    /// Activated `r, z, n` of every step, `[T·B, 3H]` (unused at padded
+    /// steps; stale or empty after an inference forward, see [`GruTape`]).
     gates: Vec<f32>,
     /// `R_n·h + rb_n` (after-multiplication modes) or `r ⊙ h`
-    /// (before-multiplication) of every step, `[T·B, H]`.
+    /// (before-multiplication) of every step, `[T·B, H]` (as `gates`).
     hn: Vec<f32>,
     /// Hidden states, `T + 2` slots of `[B, H]` (see [`super::recurrent`]).
     h: Vec<f32>,
@@ -290,6 +294,9 @@ struct GruTape {
     /// The input as `[T·B, C]` rows.
     x: Array2<f32>,
     dirs: Vec<GruDir>,
+    /// Whether `dirs` hold the gates and `hn` (a training forward), not only
+    /// the states (an inference forward of the fused pass keeps no gates).
+    complete: bool,
 }
 
 /// The kernel of [`Gru`] and [`BiGru`]: learnables `InputWeights` `[3·D·H, C]`,
@@ -311,6 +318,11 @@ pub struct GruKernel {
     recurrent_weights: Learnable,
     bias: Learnable,
     recurrent_bias: Option<Learnable>,
+    /// Each direction's weights packed for [`gru_forward`] (after-multiplication
+    /// modes), valid while `panels_valid` (cleared whenever the learnables
+    /// are borrowed mutably).
+    panels: Vec<GruPanels>,
+    panels_valid: bool,
     tape: Option<GruTape>,
     kept: Option<RecurrentState>,
     final_state: Option<RecurrentState>,
@@ -352,24 +364,73 @@ impl GruKernel {
         Ok(())
     }
 
+    /// Packs each direction's weights for the fused pass ([`GruPanels`]),
+    /// unless the packed copy is still valid and has the input folded in or
+    /// not as `fold` asks.
+    fn pack_panels(&mut self, fold: bool) {
+        let (h, c, nd) = (self.hidden, self.input_size, self.directions);
+        if self.panels_valid && self.panels.len() == nd && self.panels[0].fits(c, h, fold) {
+            return;
+        }
+        let g3 = 3 * h;
+        let w_ih = self.input_weights.value.as_standard_layout();
+        let w_ih = w_ih.as_slice().expect("standard layout");
+        let w_hh = self.recurrent_weights.value.as_standard_layout();
+        let w_hh = w_hh.as_slice().expect("standard layout");
+        let bias = self.bias.value.as_standard_layout();
+        let bias = bias.as_slice().expect("standard layout");
+        let rb = self
+            .recurrent_bias
+            .as_ref()
+            .map(|rb| rb.value.as_standard_layout());
+        let rb = rb
+            .as_ref()
+            .map(|rb| rb.as_slice().expect("standard layout"));
+        self.panels.resize_with(nd, GruPanels::default);
+        for (d, p) in self.panels.iter_mut().enumerate() {
+            let rows = d * g3..(d + 1) * g3;
+            p.pack(
+                &w_ih[rows.start * c..rows.end * c],
+                c,
+                &w_hh[rows.start * h..rows.end * h],
+                h,
+                &bias[rows.clone()],
+                rb.map(|rb| &rb[rows]),
+                fold,
+            );
+        }
+        self.panels_valid = true;
+    }
+
     /// Direction `d`'s pass through time over `x` (`[T·B, C]`) from the
-    /// initial state already in `dir.h`'s slot.
-    fn run_pass(&self, steps: &Steps, x: &Array2<f32>, d: usize, dir: &mut GruDir) {
+    /// initial state already in `dir.h`'s slot; with `tape` (always in
+    /// `before-multiplication` mode), keeps the gates and `hn` for backward.
+    /// The after-multiplication modes need [`Self::pack_panels`] first.
+    fn run_pass(&self, steps: &Steps, x: &Array2<f32>, d: usize, dir: &mut GruDir, tape: bool) {
         let h = self.hidden;
         let (t, b, g3) = (steps.t, steps.b, 3 * h);
         let rows = d * g3..(d + 1) * g3;
-        let w_ih = matrix(&self.input_weights.value);
-        let bias = self.bias.value.as_standard_layout();
-        let bias = bias.as_slice().expect("standard layout");
-        fill_rows(&mut dir.gates, &bias[rows.clone()]);
-        matmul_into(
-            x.view(),
-            w_ih.slice_axis(Axis(0), rows.clone().into()).t(),
-            view_mut(&mut dir.gates, t * b, g3),
-            true,
-        );
-        let w_hh = self.recurrent_weights.value.as_standard_layout();
-        let w_hh = &w_hh.as_slice().expect("standard layout")[rows.start * h..rows.end * h];
+        let before = self.reset_gate_mode == ResetGateMode::BeforeMultiplication;
+        let fold = !before && self.panels[d].folded();
+        if tape || before || !fold {
+            sized(&mut dir.gates, t * b * g3);
+        }
+        if tape || before {
+            sized(&mut dir.hn, t * b * h);
+        }
+        if !fold {
+            // The input projection of every step, one product up front.
+            let w_ih = matrix(&self.input_weights.value);
+            let bias = self.bias.value.as_standard_layout();
+            let bias = bias.as_slice().expect("standard layout");
+            fill_rows(&mut dir.gates, &bias[rows.clone()]);
+            matmul_into(
+                x.view(),
+                w_ih.slice_axis(Axis(0), rows.clone().into()).t(),
+                view_mut(&mut dir.gates, t * b, g3),
+                true,
+            );
+        }
         let acts = acts(self.gate, self.state);
         let bufs = GruBuffers {
             gates: &mut dir.gates,
@@ -377,19 +438,32 @@ impl GruKernel {
             h: &mut dir.h,
         };
         let reverse = d == 1;
-        match (self.reset_gate_mode, &self.recurrent_bias) {
-            (ResetGateMode::BeforeMultiplication, _) => {
-                gru_before_forward(acts, steps, reverse, w_hh, h, bufs)
-            }
-            (_, Some(rb)) => {
-                let rb = rb.value.as_standard_layout();
-                let rb = &rb.as_slice().expect("standard layout")[rows];
-                gru_forward(acts, steps, reverse, w_hh, h, rb, bufs)
-            }
-            // After multiplication without a recurrent bias: the same pass
-            // with that bias zero.
-            (_, None) => gru_forward(acts, steps, reverse, w_hh, h, &vec![0.0; g3], bufs),
+        if before {
+            let w_hh = self.recurrent_weights.value.as_standard_layout();
+            let w_hh = &w_hh.as_slice().expect("standard layout")[rows.start * h..rows.end * h];
+            gru_before_forward(acts, steps, reverse, w_hh, h, bufs)
+        } else {
+            let x = x.as_slice().expect("standard layout");
+            gru_forward(acts, steps, reverse, x, &self.panels[d], bufs, tape)
         }
+    }
+
+    /// Makes the tape of an inference forward (which keeps no gates) complete
+    /// for backward, by running its passes again with the tape on (a
+    /// backward after an inference forward is rare: training forwards keep
+    /// the whole tape).
+    fn complete_tape(&mut self) {
+        let Some(mut tape) = self.tape.take() else {
+            return;
+        };
+        if !tape.complete {
+            self.pack_panels(fold_input(self.input_size, self.hidden, tape.steps.b));
+            for (d, dir) in tape.dirs.iter_mut().enumerate() {
+                self.run_pass(&tape.steps, &tape.x, d, dir, true);
+            }
+            tape.complete = true;
+        }
+        self.tape = Some(tape);
     }
 
     /// The initial state `[B, D·H]` of a forward over `b` observations.
@@ -429,16 +503,26 @@ impl LayerKernel for GruKernel {
             hidden: Array2::zeros((b, s)),
             cell: None,
         };
+        let tape = ctx.mode == Mode::Training;
+        if self.reset_gate_mode != ResetGateMode::BeforeMultiplication {
+            self.pack_panels(fold_input(c, h, b));
+        }
+        // Last forward's buffers, reused: every value a pass or its backward
+        // reads is written first (states slot by slot, gates and `hn` at real
+        // steps), so buffers of the same size need no clearing.
+        let mut old = self
+            .tape
+            .take()
+            .map(|tp| tp.dirs)
+            .unwrap_or_default()
+            .into_iter();
         let mut dirs = Vec::with_capacity(nd);
         for d in 0..nd {
             let reverse = d == 1;
-            let mut dir = GruDir {
-                gates: vec![0.0; t * b * 3 * h],
-                hn: vec![0.0; t * b * h],
-                h: vec![0.0; (t + 2) * b * h],
-            };
+            let mut dir = old.next().unwrap_or_default();
+            sized(&mut dir.h, (t + 2) * b * h);
             put_slot(&mut dir.h, steps.initial_slot(reverse), &h0, d * h, h);
-            self.run_pass(&steps, &xr, d, &mut dir);
+            self.run_pass(&steps, &xr, d, &mut dir, tape);
             write_outputs(&steps, &dir.h, h, &mut y, s, d * h);
             take_slot(&dir.h, steps.final_slot(reverse), &mut fin.hidden, d * h, h);
             dirs.push(dir);
@@ -469,7 +553,12 @@ impl LayerKernel for GruKernel {
                 last
             }
         };
-        self.tape = Some(GruTape { steps, x: xr, dirs });
+        self.tape = Some(GruTape {
+            steps,
+            x: xr,
+            dirs,
+            complete: tape || self.reset_gate_mode == ResetGateMode::BeforeMultiplication,
+        });
         Ok(vec![out])
     }
 
@@ -478,6 +567,7 @@ impl LayerKernel for GruKernel {
         mut grads: Vec<Option<ArrayD<f32>>>,
     ) -> Result<Vec<Option<ArrayD<f32>>>> {
         self.check_learnables()?;
+        self.complete_tape();
         let tape = self.tape.as_ref().ok_or_else(|| no_forward(&self.name))?;
         let steps = &tape.steps;
         let (h, c, nd) = (self.hidden, self.input_size, self.directions);
@@ -576,6 +666,8 @@ impl LayerKernel for GruKernel {
         v
     }
     fn learnables_mut(&mut self) -> Vec<&mut Learnable> {
+        // Whoever borrows the learnables mutably may change them.
+        self.panels_valid = false;
         let mut v = vec![
             &mut self.input_weights,
             &mut self.recurrent_weights,
@@ -589,5 +681,14 @@ impl LayerKernel for GruKernel {
     }
     fn set_input_grad_needed(&mut self, needed: bool) {
         self.input_grad_needed = needed;
+    }
+}
+
+/// `v` with `n` values: kept as it is when it has them already (its values
+/// are overwritten before they are read), else zeros.
+fn sized(v: &mut Vec<f32>, n: usize) {
+    if v.len() != n {
+        v.clear();
+        v.resize(n, 0.0);
     }
 }

@@ -26,7 +26,6 @@ use seqnet_kernels::recurrent::{
     fold_input, lstm_backward, lstm_forward, GatePanels, LstmTrace, OutputGrad, PassBuffers,
     StepWeights,
 };
-use seqnet_kernels::ThreadPolicy;
 use serde::{Deserialize, Serialize};
 
 /// The settings of an LSTM layer with `D` directions; use the aliases [`Lstm`]
@@ -219,7 +218,6 @@ impl<const D: usize> LstmConfig<D> {
             panels: Vec::new(),
             panels_valid: false,
             input_grad_needed: true,
-            back_threads: ThreadPolicy::new(),
         })
     }
 }
@@ -356,9 +354,6 @@ pub struct LstmKernel {
     /// Whether backward returns the input's gradient (see
     /// [`LayerKernel::set_input_grad_needed`]).
     input_grad_needed: bool,
-    /// How many threads the backward passes get (this layer's own history
-    /// of busy hosts).
-    back_threads: ThreadPolicy,
 }
 
 impl LstmKernel {
@@ -721,7 +716,6 @@ impl LayerKernel for LstmKernel {
                 h,
                 trace,
                 grad,
-                &mut self.back_threads,
             );
             let dg_real = real.as_ref().map(|r| gather_rows(&dg, g4, r));
             let (dg_in, x_in) = match (&dg_real, x_real) {

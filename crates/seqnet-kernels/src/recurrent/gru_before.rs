@@ -10,11 +10,12 @@
 //! ```
 //!
 //! Each step takes two products (`[R_r; R_z]·h`, then `R_n·(r ⊙ h)`), so this
-//! path is simpler than the after-multiplication one ([`super::gru`]): one
+//! path is simpler than the after-multiplication one ([`super::gru_forward()`]): one
 //! thread, no fused tiles. It reuses [`GruBuffers`] and [`GruTrace`], with
 //! `hn` holding `r ⊙ h` (the right-hand side of `R_n`'s gradient).
 
-use super::gru::{GruBuffers, GruTrace};
+use super::gru::GruTrace;
+use super::gru_forward::GruBuffers;
 use super::Steps;
 use crate::act::{with_acts, Act, Acts};
 use crate::cpu::Isa;

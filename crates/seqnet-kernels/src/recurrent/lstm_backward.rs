@@ -1,16 +1,16 @@
 //! The LSTM's backward pass through time, one direction: from the gates and
 //! cell states its forward kept, the gradient for every step's gate
-//! pre-activations, walking the steps backwards. Two threads split the hidden
-//! units and meet at a barrier once per step (a step's `dh_prev = dG·R`
-//! needs every unit's gate gradients); the caller's [`ThreadPolicy`] says
-//! whether a team pays.
+//! pre-activations, walking the steps backwards. Two threads split the
+//! observations (rows) as the forward pass does and never meet before the
+//! pass ends: each computes its rows' `dh_prev = dG·R` over every unit (the
+//! weight gradients are whole-sequence products the caller makes afterwards).
 
 use super::Steps;
 use crate::act::{with_acts, Act, Acts};
 use crate::cpu::Isa;
 use crate::packed::{gemm_packed_on, PackedPanels};
 use crate::shared::SharedMut;
-use crate::threads::{team, ThreadPolicy};
+use crate::threads::{row_threads, share};
 
 /// What one direction's forward kept for its backward (see the module docs
 /// of [`super`] for the slots).
@@ -45,11 +45,10 @@ pub struct OutputGrad<'a> {
 /// * `w_hh`: the direction's recurrent weights `R`, `[4H, H]` row-major.
 /// * `trace`: what the forward kept (`tape` on).
 /// * `grad`: the output's gradient and this direction's columns `offset..offset + H`.
-/// * `policy`: how many threads run the pass
-///   ([`ThreadPolicy::lstm_backward_threads`]); told how the team fared.
 ///
-/// Threads split the hidden units: each computes its units' gate gradients,
-/// then (after the step's barrier) its units' share of `dh_prev = dG·R`.
+/// Two threads share the rows when a step's product is large enough
+/// ([`back_threads`]); each row's gradients are the same bits on one thread
+/// or two.
 ///
 /// # Panics
 /// When a slice is shorter than the sizes say, `offset + H > S`, or `steps`
@@ -63,7 +62,6 @@ pub fn lstm_backward(
     h: usize,
     trace: LstmTrace,
     grad: OutputGrad,
-    policy: &mut ThreadPolicy,
 ) -> Vec<f32> {
     steps.check();
     let (t, b) = (steps.t, steps.b);
@@ -73,14 +71,25 @@ pub fn lstm_backward(
     assert!(trace.tc.len() >= t * b * h, "lstm_backward: tc");
     assert!(grad.offset + h <= grad.width, "lstm_backward: columns");
     assert!(grad.dy.len() >= t * b * grad.width, "lstm_backward: dy");
-    let threads = policy.lstm_backward_threads(b, h);
-    let isa = Isa::best();
-    let (dg, report) = with_acts!(
+    let threads = back_threads(b, h);
+    with_acts!(
         acts,
-        pass_back(steps, reverse, w_hh, h, trace, grad, threads, isa)
-    );
-    policy.record(report);
-    dg
+        pass_back(steps, reverse, w_hh, h, trace, grad, threads, Isa::best())
+    )
+}
+
+/// How many threads share one direction's backward: as for the forward
+/// ([`row_threads`] of a step's `[B, 4H]·[4H, H]` product), but one below
+/// 2^21 multiply-adds per step. (Japanese Vowels' 27×400·400×100, 1M, gave
+/// `vowels-epoch` medians 1.3× slower on two threads than on one at load 7,
+/// equal minima: the pass is too short to pay for the hand-over.)
+fn back_threads(b: usize, h: usize) -> usize {
+    let macs = b * 4 * h * h;
+    if macs >= 1 << 21 {
+        row_threads(b, macs)
+    } else {
+        1
+    }
 }
 
 /// Whether a pass multiplies by packed weights ([`PackedPanels`]): packing
@@ -147,8 +156,14 @@ fn cell_back<G: Act, S: Act>(x: CellBack, isa: Isa) {
     cell_back_body::<G, S>(x)
 }
 
-/// [`lstm_backward`] on `threads` threads with the loops of `isa`; also
-/// returns how the team fared.
+/// [`lstm_backward`] on `threads` threads with the loops of `isa`.
+///
+/// The rows (observations) are shared between the threads, interleaved as
+/// in the forward pass ([`share`]); each thread walks the steps backwards
+/// for its rows alone, its `dh_prev = dG_t·R` over every unit (the packed
+/// `R`, read by both threads), so the threads never meet before the pass
+/// ends: no barrier per step, and a thread the host deschedules holds up
+/// nobody but itself until the end.
 #[allow(clippy::too_many_arguments)]
 fn pass_back<G: Act, S: Act>(
     steps: &Steps,
@@ -159,108 +174,257 @@ fn pass_back<G: Act, S: Act>(
     grad: OutputGrad,
     threads: usize,
     isa: Isa,
-) -> (Vec<f32>, crate::threads::TeamReport) {
+) -> Vec<f32> {
     let (t_len, b) = (steps.t, steps.b);
-    let (dy, s, offset) = (grad.dy, grad.width, grad.offset);
     let g4 = 4 * h;
     let mut dg = vec![0.0f32; t_len * b * g4];
-    let rows = steps.active_rows();
-    let dgp = SharedMut(dg.as_mut_ptr());
-    let report = team(threads, |ti, size, barrier| {
-        let r = ti * h / size..(ti + 1) * h / size;
-        let (u0, n) = (r.start, r.len());
-        // Column `j`: unit `u0 + j` of `dh_prev`, a column of `R` `[4H, H]`.
-        let packed = use_packing(t_len, b);
-        let mut pack = PackedPanels::default();
-        if packed {
-            pack.pack(g4, n, |kk, j| w_hh[kk * h + u0 + j]);
+    let active = steps.active_rows();
+    // `R` `[4H, H]` packed once for every step of both threads.
+    let pack = use_packing(t_len, b).then(|| {
+        let mut p = PackedPanels::default();
+        p.pack(g4, h, |kk, j| w_hh[kk * h + j]);
+        p
+    });
+    let cx = BackCtx {
+        steps,
+        reverse,
+        w_hh,
+        h,
+        dir,
+        grad,
+        pack: pack.as_ref(),
+        active: &active,
+        dg: SharedMut(dg.as_mut_ptr()),
+        isa,
+    };
+    let parts = threads.clamp(1, b.max(1));
+    if parts == 1 {
+        back_rows::<G, S>(&cx, 0, 1);
+    } else {
+        share(parts, |part| back_rows::<G, S>(&cx, part, parts));
+    }
+    dg
+}
+
+/// What every thread of a backward pass reads; `dg` (`[T·B, 4H]`) is written
+/// at the rows a thread owns.
+struct BackCtx<'a> {
+    steps: &'a Steps,
+    reverse: bool,
+    w_hh: &'a [f32],
+    h: usize,
+    dir: LstmTrace<'a>,
+    grad: OutputGrad<'a>,
+    /// `R` packed, when the pass is long enough to pay for packing.
+    pack: Option<&'a PackedPanels>,
+    /// Per step, one past the last row with a real step ([`Steps::active_rows`]).
+    active: &'a [usize],
+    dg: SharedMut,
+    isa: Isa,
+}
+
+/// The backward pass for rows `part, part + parts, …` (see [`pass_back`]).
+fn back_rows<G: Act, S: Act>(cx: &BackCtx, part: usize, parts: usize) {
+    let (steps, h) = (cx.steps, cx.h);
+    let (b, g4) = (steps.b, 4 * h);
+    let (dy, s, offset) = (cx.grad.dy, cx.grad.width, cx.grad.offset);
+    let mine: Vec<usize> = (part..b).step_by(parts).collect();
+    let n = mine.len();
+    let ldc = cx.pack.map_or(h, |p| p.padded_cols());
+    // This step's gate gradients of the thread's rows, `[n, 4H]` (zero at
+    // padded rows), then their product by `R`.
+    let mut dg_t = vec![0f32; n * g4];
+    let mut prod = vec![0f32; n * ldc];
+    // Gradients for the hidden and cell state after the step being
+    // processed, `[n, H]`, and the part of `dh` passed through unchanged.
+    let mut dh_next = vec![0f32; n * h];
+    let mut dh_carry = vec![0f32; n * h];
+    let mut dc = vec![0f32; n * h];
+    for k in (0..steps.t).rev() {
+        let t = steps.step(k, cx.reverse);
+        let (prev, _) = steps.slots(t, cx.reverse);
+        for (j, &bi) in mine.iter().enumerate() {
+            let rj = j * h..(j + 1) * h;
+            let dgj = &mut dg_t[j * g4..(j + 1) * g4];
+            if !steps.real(bi, t) {
+                // The state passes through unchanged: so does its gradient.
+                dh_carry[rj.clone()].copy_from_slice(&dh_next[rj]);
+                dgj.fill(0.0);
+                continue;
+            }
+            dh_carry[rj.clone()].fill(0.0);
+            let row = t * b + bi;
+            let g = &cx.dir.gates[row * g4..(row + 1) * g4];
+            let (di, rest) = dgj.split_at_mut(h);
+            let (df, rest) = rest.split_at_mut(h);
+            let (dgg, d_o) = rest.split_at_mut(h);
+            cell_back::<G, S>(
+                CellBack {
+                    gates: [&g[..h], &g[h..2 * h], &g[2 * h..3 * h], &g[3 * h..]],
+                    c_prev: &cx.dir.c[(prev * b + bi) * h..][..h],
+                    tc: &cx.dir.tc[row * h..][..h],
+                    dy: &dy[row * s + offset..][..h],
+                    dh_next: &dh_next[rj.clone()],
+                    dc: &mut dc[rj],
+                    dg: [di, df, dgg, d_o],
+                },
+                cx.isa,
+            );
+            // SAFETY: `dg` holds `[T·B, 4H]` and `row < T·B`; row `bi` is
+            // this thread's alone, and nobody reads `dg` before the pass ends.
+            unsafe { cx.dg.at_mut(row * g4, g4) }.copy_from_slice(dgj);
         }
-        let ldc = if packed { pack.padded_cols() } else { n };
-        let mut prod = vec![0f32; b * ldc];
-        // Gradients for this thread's units of the hidden and cell state after
-        // the step being processed, `[B, n]`.
-        let mut dh_next = vec![0.0f32; b * n];
-        let mut dh_carry = vec![0.0f32; b * n];
-        let mut dc = vec![0.0f32; b * n];
+        // dh_prev = carried part + dG_t·R, for the rows up to the step's
+        // last real one (a padded row's zero `dG` adds zero).
+        let m = mine.iter().take_while(|&&bi| bi < cx.active[t]).count();
+        match cx.pack {
+            Some(pack) => gemm_packed_on(cx.isa, &dg_t, g4, m, pack, &mut prod, ldc),
+            None => plain_product(&dg_t[..m * g4], cx.w_hh, h, &mut prod),
+        }
+        for j in 0..n {
+            let rj = j * h..(j + 1) * h;
+            if j < m {
+                for ((d, c), p) in dh_next[rj.clone()]
+                    .iter_mut()
+                    .zip(&dh_carry[rj])
+                    .zip(&prod[j * ldc..j * ldc + h])
+                {
+                    *d = c + p;
+                }
+            } else {
+                dh_next[rj.clone()].copy_from_slice(&dh_carry[rj]);
+            }
+        }
+    }
+}
+
+/// `out = dG·R` row by row for short passes (no packing): `dg` `[m, 4H]`,
+/// `R` `[4H, H]`, `out` `[m, H]`; the same sums in the same order as
+/// [`gemm_packed_on`].
+fn plain_product(dg: &[f32], w_hh: &[f32], h: usize, out: &mut [f32]) {
+    for (dgr, o) in dg.chunks_exact(4 * h).zip(out.chunks_exact_mut(h)) {
+        o.fill(0.0);
+        for (kk, &g) in dgr.iter().enumerate() {
+            for (ov, &w) in o.iter_mut().zip(&w_hh[kk * h..(kk + 1) * h]) {
+                *ov = g.mul_add(w, *ov);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::act::{SigmoidAct, TanhAct};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    fn random(n: usize, lo: f32, hi: f32, rng: &mut StdRng) -> Vec<f32> {
+        (0..n).map(|_| rng.random_range(lo..hi)).collect()
+    }
+
+    /// The gate gradients `[T·B, 4H]` in f64, straight from the LSTM's
+    /// backward equations (sigmoid gates, `tanh` state).
+    fn reference(
+        steps: &Steps,
+        reverse: bool,
+        w_hh: &[f32],
+        h: usize,
+        tr: &LstmTrace,
+        gr: &OutputGrad,
+    ) -> Vec<f64> {
+        let (t_len, b, g4) = (steps.t, steps.b, 4 * h);
+        let mut dg = vec![0f64; t_len * b * g4];
+        let mut dh_next = vec![0f64; b * h];
+        let mut dc = vec![0f64; b * h];
         for k in (0..t_len).rev() {
             let t = steps.step(k, reverse);
-            let (prev, _) = steps.slots(t, reverse);
-            for bi in 0..b {
-                let rb = bi * n..(bi + 1) * n;
-                if !steps.real(bi, t) {
-                    // The state passes through unchanged: so does its gradient.
-                    dh_carry[rb.clone()].copy_from_slice(&dh_next[rb]);
-                    continue;
-                }
-                dh_carry[rb.clone()].fill(0.0);
+            let prev = steps.slots(t, reverse).0;
+            for bi in (0..b).filter(|&bi| steps.real(bi, t)) {
                 let row = t * b + bi;
-                let g = &dir.gates[row * g4 + u0..];
-                let g0 = row * g4 + u0;
-                // SAFETY: `dg` holds `[T·B, 4H]` and `row < T·B`, `u0 + n ≤ H`;
-                // this thread alone writes units `u0..u0 + n` of row `row`,
-                // and nobody reads them before the step's barrier.
-                let dgs = unsafe {
-                    [
-                        dgp.at_mut(g0, n),
-                        dgp.at_mut(g0 + h, n),
-                        dgp.at_mut(g0 + 2 * h, n),
-                        dgp.at_mut(g0 + 3 * h, n),
-                    ]
-                };
-                cell_back::<G, S>(
-                    CellBack {
-                        gates: [
-                            &g[..n],
-                            &g[h..h + n],
-                            &g[2 * h..2 * h + n],
-                            &g[3 * h..3 * h + n],
-                        ],
-                        c_prev: &dir.c[(prev * b + bi) * h + u0..][..n],
-                        tc: &dir.tc[row * h + u0..][..n],
-                        dy: &dy[row * s + offset + u0..][..n],
-                        dh_next: &dh_next[rb.clone()],
-                        dc: &mut dc[rb],
-                        dg: dgs,
-                    },
-                    isa,
-                );
-            }
-            barrier.wait_as(ti);
-            // dh_prev = carried part + dG_t·R, for this thread's units.
-            let m = rows[t];
-            // SAFETY: step `t`'s gate gradients (`B` rows of `4H` from row
-            // `t·B`, inside `dg`) are complete (written before the barrier)
-            // and nobody writes them again.
-            let dg_t = unsafe { dgp.at(t * b * g4, b * g4) };
-            if packed {
-                gemm_packed_on(isa, dg_t, g4, m, &pack, &mut prod, ldc);
-            } else {
-                for bi in 0..m {
-                    let out = &mut prod[bi * ldc..bi * ldc + n];
-                    out.fill(0.0);
-                    for (kk, &g) in dg_t[bi * g4..(bi + 1) * g4].iter().enumerate() {
-                        let wr = &w_hh[kk * h + u0..kk * h + u0 + n];
-                        for (o, &w) in out.iter_mut().zip(wr) {
-                            *o = g.mul_add(w, *o);
-                        }
-                    }
+                for u in 0..h {
+                    let q = |j: usize| tr.gates[row * g4 + j * h + u] as f64;
+                    let (i, f, g, o) = (q(0), q(1), q(2), q(3));
+                    let tc = tr.tc[row * h + u] as f64;
+                    let cp = tr.c[(prev * b + bi) * h + u] as f64;
+                    let dh = dh_next[bi * h + u] + gr.dy[row * gr.width + gr.offset + u] as f64;
+                    let dcv = dc[bi * h + u] + dh * o * (1.0 - tc * tc);
+                    let d = &mut dg[row * g4..];
+                    d[u] = dcv * g * i * (1.0 - i);
+                    d[h + u] = dcv * cp * f * (1.0 - f);
+                    d[2 * h + u] = dcv * i * (1.0 - g * g);
+                    d[3 * h + u] = dh * tc * o * (1.0 - o);
+                    dc[bi * h + u] = dcv * f;
                 }
             }
+            // dh_prev = dh (padded rows: passed through) + dG·R (zero there).
             for bi in 0..b {
-                let rb = bi * n..(bi + 1) * n;
-                if bi < m {
-                    for ((d, c), p) in dh_next[rb.clone()]
-                        .iter_mut()
-                        .zip(&dh_carry[rb])
-                        .zip(&prod[bi * ldc..bi * ldc + n])
-                    {
-                        *d = c + p;
+                let row = t * b + bi;
+                let real = steps.real(bi, t);
+                for u in 0..h {
+                    let mut v = if real { 0.0 } else { dh_next[bi * h + u] };
+                    for kk in 0..g4 {
+                        v += dg[row * g4 + kk] * w_hh[kk * h + u] as f64;
                     }
-                } else {
-                    dh_next[rb.clone()].copy_from_slice(&dh_carry[rb]);
+                    dh_next[bi * h + u] = v;
                 }
             }
         }
-    });
-    (dg, report)
+        dg
+    }
+
+    /// The backward against the equations for both product paths (packed
+    /// `R`, and the plain loop of short passes), both instruction sets, one
+    /// or two threads (the same bits), forward and reverse, padding at both
+    /// ends, a hidden size that is not a multiple of 16 and an output
+    /// gradient with this direction's columns in the middle.
+    #[test]
+    fn backward_matches_the_equations() {
+        let mut rng = StdRng::seed_from_u64(11);
+        for (t_len, b, h) in [(7usize, 11usize, 21usize), (2, 3, 5), (5, 9, 16)] {
+            let spans: Vec<std::ops::Range<usize>> = (0..b)
+                .map(|i| match i % 4 {
+                    0 => 0..t_len,
+                    1 => 0..t_len.div_ceil(2),
+                    2 => 1..t_len,
+                    _ => t_len - 1..t_len,
+                })
+                .collect();
+            let steps = Steps::new(t_len, spans);
+            let g4 = 4 * h;
+            let gates = random(t_len * b * g4, 0.05, 0.95, &mut rng);
+            let c = random((t_len + 2) * b * h, -1.5, 1.5, &mut rng);
+            let tc = random(t_len * b * h, -0.9, 0.9, &mut rng);
+            let (width, offset) = (3 * h, h);
+            let dy = random(t_len * b * width, -1.0, 1.0, &mut rng);
+            let w_hh = random(g4 * h, -0.3, 0.3, &mut rng);
+            let tr = LstmTrace {
+                gates: &gates,
+                c: &c,
+                tc: &tc,
+            };
+            let gr = OutputGrad {
+                dy: &dy,
+                width,
+                offset,
+            };
+            for reverse in [false, true] {
+                let want = reference(&steps, reverse, &w_hh, h, &tr, &gr);
+                for isa in Isa::all() {
+                    let one =
+                        pass_back::<SigmoidAct, TanhAct>(&steps, reverse, &w_hh, h, tr, gr, 1, isa);
+                    for (i, (&got, &w)) in one.iter().zip(&want).enumerate() {
+                        assert!(
+                            (got as f64 - w).abs() < 1e-4 * (1.0 + w.abs()),
+                            "dg[{i}] {got} vs {w} (T {t_len}, B {b}, H {h}, reverse {reverse}, {})",
+                            isa.name()
+                        );
+                    }
+                    let two =
+                        pass_back::<SigmoidAct, TanhAct>(&steps, reverse, &w_hh, h, tr, gr, 2, isa);
+                    assert_eq!(one, two, "threads change bits");
+                }
+            }
+        }
+    }
 }

@@ -1,8 +1,8 @@
 //! The recurrent layers' passes through time: the LSTM's fused forward
 //! ([`lstm_forward()`]), backward ([`lstm_backward()`]) and streaming step
-//! ([`lstm_step`]), and the GRU's forward and backward ([`gru`], and
-//! [`gru_before`] for the reset gate before the multiplication), and the
-//! projected LSTM's ([`lstm_proj`]).
+//! ([`lstm_step`]), the GRU's fused forward ([`gru_forward()`]) and backward
+//! ([`gru`]) (and [`gru_before`] for the reset gate before the
+//! multiplication), and the projected LSTM's ([`lstm_proj`]).
 //!
 //! # Conventions
 //!
@@ -26,13 +26,15 @@
 
 pub mod gru;
 pub mod gru_before;
+pub mod gru_forward;
 pub mod lstm_backward;
 pub mod lstm_forward;
 pub mod lstm_proj;
 pub mod lstm_step;
 
-pub use gru::{gru_backward, gru_forward, GruBuffers, GruTrace};
+pub use gru::{gru_backward, GruTrace};
 pub use gru_before::{gru_before_backward, gru_before_forward};
+pub use gru_forward::{gru_forward, GruBuffers, GruPanels};
 pub use lstm_backward::{lstm_backward, LstmTrace, OutputGrad};
 pub use lstm_forward::{fold_input, lstm_forward, GatePanels, PassBuffers};
 pub use lstm_proj::{lstm_proj_backward, lstm_proj_forward, ProjBuffers, ProjTrace, ProjWeights};

@@ -11,6 +11,16 @@
 //! Runtime's spinning thread pool). Back-to-back passes (a prediction loop,
 //! training) find it awake.
 //!
+//! On a busy host, waiting by yielding costs the thread that does the work:
+//! the scheduler gives the process (its session's group, with autogroup) a
+//! share of the CPUs, and a thread yielding in a loop spends that share
+//! (profiled: 8 % of `lstm-train-step`'s CPU time went to the caller's
+//! yields at the end of the forward pass, at load 8). So the caller,
+//! waiting for the helper to finish its part, goes to sleep as soon as a
+//! yield shows that another thread wanted the CPU (the yield took longer
+//! than [`BUSY_YIELD`]), and the helper wakes it; the decision is taken anew
+//! in every wait, nothing is carried from one pass to the next.
+//!
 //! One caller at a time: a caller that finds the helper taken by another
 //! thread runs alone.
 
@@ -23,6 +33,23 @@ use std::time::{Duration, Instant};
 const SPIN: Duration = Duration::from_millis(2);
 /// The first part of [`SPIN`], spent in a pure spin loop.
 const HOT: Duration = Duration::from_micros(50);
+/// A yield that takes longer than this gave the CPU to another thread: the
+/// host is busy, and a waiting thread goes to sleep instead of yielding on.
+const BUSY_YIELD: Duration = Duration::from_micros(20);
+
+/// Yields the CPU; returns whether another thread ran meanwhile (the yield
+/// took longer than [`BUSY_YIELD`]).
+fn yield_was_busy() -> bool {
+    let t0 = Instant::now();
+    std::thread::yield_now();
+    t0.elapsed() > BUSY_YIELD
+}
+
+thread_local! {
+    /// How this thread's waits in [`with_helper`] yield ([`yield_was_busy`];
+    /// the tests swap in a yield that always reports a busy host).
+    static WAIT_YIELD: std::cell::Cell<fn() -> bool> = const { std::cell::Cell::new(yield_was_busy) };
+}
 
 /// A job's state (one job at a time).
 const IDLE: u8 = 0;
@@ -45,6 +72,10 @@ struct Shared {
     state: AtomicU8,
     job: Mutex<Option<JobPtr>>,
     parked: AtomicBool,
+    /// The caller waiting in [`with_helper`] for the job to finish, asleep
+    /// (the helper wakes it when the job is DONE).
+    caller: Mutex<Option<Thread>>,
+    caller_parked: AtomicBool,
     /// Held by the one caller using the helper.
     busy: Mutex<()>,
     /// A panic of the job on the helper thread, for the caller to raise again.
@@ -56,6 +87,8 @@ static SHARED: Shared = Shared {
     state: AtomicU8::new(IDLE),
     job: Mutex::new(None),
     parked: AtomicBool::new(false),
+    caller: Mutex::new(None),
+    caller_parked: AtomicBool::new(false),
     busy: Mutex::new(()),
     panic: Mutex::new(None),
 };
@@ -87,6 +120,7 @@ fn helper_loop() {
             if idle < HOT {
                 std::hint::spin_loop();
             } else if idle < SPIN {
+                // (On a busy host, one yield here usually outlasts `SPIN`.)
                 std::thread::yield_now();
             } else {
                 s.parked.store(true, SeqCst);
@@ -114,7 +148,12 @@ fn helper_loop() {
                     *s.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
                 }
             }
-            s.state.store(DONE, Release);
+            s.state.store(DONE, SeqCst);
+            if s.caller_parked.load(SeqCst) {
+                if let Some(t) = &*s.caller.lock().unwrap_or_else(|e| e.into_inner()) {
+                    t.unpark();
+                }
+            }
         }
         since = Instant::now();
     }
@@ -146,6 +185,30 @@ impl Posted {
     /// Whether a helper was there to post the job to at all.
     pub fn available(&self) -> bool {
         self.active
+    }
+}
+
+/// Waits until the helper has finished the job it entered: spinning, then
+/// yielding, and asleep once a yield shows the host busy (the helper wakes
+/// a sleeping caller when the job is DONE). `yield_busy` yields and tells
+/// whether the host is busy ([`yield_was_busy`]; tests force either answer).
+fn wait_done(yield_busy: fn() -> bool) {
+    let s = &SHARED;
+    let t0 = Instant::now();
+    while s.state.load(Acquire) != DONE {
+        if t0.elapsed() < HOT {
+            std::hint::spin_loop();
+        } else if yield_busy() {
+            *s.caller.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::thread::current());
+            s.caller_parked.store(true, SeqCst);
+            // Parks until the helper's unpark (which may come before the
+            // park: the token then makes it return at once) or spuriously.
+            while s.state.load(SeqCst) != DONE {
+                std::thread::park();
+            }
+            s.caller_parked.store(false, SeqCst);
+            return;
+        }
     }
 }
 
@@ -186,14 +249,7 @@ pub fn with_helper<R>(job: &(dyn Fn() + Sync), caller: impl FnOnce(&Posted) -> R
     impl Drop for Finish<'_> {
         fn drop(&mut self) {
             if !self.0.withdraw() {
-                let t0 = Instant::now();
-                while SHARED.state.load(Acquire) != DONE {
-                    if t0.elapsed() < HOT {
-                        std::hint::spin_loop();
-                    } else {
-                        std::thread::yield_now();
-                    }
-                }
+                wait_done(WAIT_YIELD.with(|y| y.get()));
             }
             *SHARED.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
             SHARED.state.store(IDLE, Release);
@@ -261,6 +317,31 @@ mod tests {
             wait_entered(p, Duration::from_secs(5)) || !p.withdraw()
         });
         assert_eq!(ran.load(SeqCst), usize::from(entered));
+    }
+
+    /// On a busy host the caller sleeps until the helper has finished, and
+    /// the helper wakes it (a yield that always reports a busy host).
+    #[test]
+    fn a_sleeping_caller_is_woken_when_the_job_is_done() {
+        let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+        fn busy() -> bool {
+            std::thread::yield_now();
+            true
+        }
+        WAIT_YIELD.with(|y| y.set(busy));
+        for _ in 0..20 {
+            let ran = AtomicUsize::new(0);
+            let job = || {
+                std::thread::sleep(Duration::from_millis(2));
+                ran.fetch_add(1, SeqCst);
+            };
+            let entered = with_helper(&job, |p| {
+                wait_entered(p, Duration::from_secs(5)) || !p.withdraw()
+            });
+            // Returned only after the job finished (or it never ran).
+            assert_eq!(ran.load(SeqCst), usize::from(entered));
+        }
+        WAIT_YIELD.with(|y| y.set(yield_was_busy));
     }
 
     #[test]

@@ -22,11 +22,13 @@ mod buckets;
 #[cfg(feature = "mpi")]
 pub mod mpi;
 mod root;
+mod shard;
 mod threads;
 mod weights;
 
 pub use buckets::{backward_bucketed, Funnel};
 pub use root::share_root_metrics;
+pub use shard::{gather_solver_state, shard_parts, shard_range, sharded_step};
 pub use threads::ThreadGroup;
 pub use weights::{
     metric_sums_from_values, metric_sums_to_values, sum_gradients, sum_metrics, weigh_shares,
@@ -57,6 +59,21 @@ pub trait Communicator: Send + Sync {
     fn sum_f32_into(&self, values: &[f32], sums: &mut [f32]) {
         sums.copy_from_slice(values);
         self.sum_f32(sums);
+    }
+    /// Reduce-scatter: afterwards, this rank's shard of `values`
+    /// ([`shard_range`]) holds that shard's sum over all ranks; the rest of
+    /// `values` is unspecified. The default sums all of `values`.
+    fn reduce_scatter_f32(&self, values: &mut [f32]) {
+        self.sum_f32(values);
+    }
+    /// All-gather: every rank gives its shard of `values` ([`shard_range`]);
+    /// afterwards all of `values` holds, shard by shard, what each shard's
+    /// rank gave. The default zeroes the other shards and sums.
+    fn all_gather_f32(&self, values: &mut [f32]) {
+        let mine = shard_range(values.len(), self.rank(), self.size());
+        values[..mine.start].fill(0.0);
+        values[mine.end..].fill(0.0);
+        self.sum_f32(values);
     }
     /// Waits until every rank has called it.
     fn barrier(&self);

@@ -5,7 +5,7 @@ use super::Communicator;
 use crate::error::{Error, Result};
 use crate::metrics::MetricSums;
 use ndarray::ArrayD;
-use seqnet_core::Network;
+use seqnet_core::{Learnable, Network};
 
 /// The global mini-batch's loss, the same on every rank.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -109,7 +109,7 @@ pub fn sum_gradients(network: &mut Network, comm: &dyn Communicator) {
 /// straight from the gradient into a buffer that then takes its place;
 /// smaller ones are packed into one reduction (each reduction costs a
 /// latency, each packed element two copies).
-const DIRECT: usize = 1 << 16;
+pub(super) const DIRECT: usize = 1 << 16;
 
 /// Sums the gradients over ranks every iteration with the same buffers:
 /// no allocation and no page faults per iteration, whole-slice copies
@@ -135,6 +135,35 @@ impl GradientSum {
     pub fn sum(&mut self, network: &mut Network, comm: &dyn Communicator) {
         let mut params = network.learnables_mut();
         self.spares.resize_with(params.len(), || None);
+        self.sum_packed(&mut params, comm);
+        for ((_, p), spare) in params.iter_mut().zip(&mut self.spares) {
+            if p.grad.len() >= DIRECT {
+                sum_into_spare(&mut p.grad, spare, comm);
+            }
+        }
+    }
+
+    /// For the sharded solver ([`super::sharded_step`]): sums the small
+    /// gradients over the ranks as [`GradientSum::sum`] does, and of each
+    /// gradient of at least [`DIRECT`] elements only this rank's shard
+    /// ([`super::shard_parts`]) in place (reduce-scatter; the rest of it is
+    /// then unspecified).
+    pub fn sum_shards(&mut self, network: &mut Network, comm: &dyn Communicator) {
+        let mut params = network.learnables_mut();
+        self.sum_packed(&mut params, comm);
+        for (_, p) in params.iter_mut().filter(|(_, p)| p.grad.len() >= DIRECT) {
+            if !p.grad.is_standard_layout() {
+                p.grad = p.grad.as_standard_layout().into_owned();
+            }
+            if let Some(g) = p.grad.as_slice_mut() {
+                comm.reduce_scatter_f32(g);
+            }
+        }
+    }
+
+    /// Sums the gradients of fewer than [`DIRECT`] elements over the ranks,
+    /// packed into one reduction.
+    fn sum_packed(&mut self, params: &mut [(&str, &mut Learnable)], comm: &dyn Communicator) {
         self.packed.clear();
         for (_, p) in params.iter().filter(|(_, p)| p.grad.len() < DIRECT) {
             match p.grad.as_slice() {
@@ -147,18 +176,14 @@ impl GradientSum {
             comm.sum_f32_into(&self.packed, &mut self.packed_sums);
         }
         let mut at = 0;
-        for ((_, p), spare) in params.iter_mut().zip(&mut self.spares) {
+        for (_, p) in params.iter_mut().filter(|(_, p)| p.grad.len() < DIRECT) {
             let n = p.grad.len();
-            if n < DIRECT {
-                let sums = &self.packed_sums[at..at + n];
-                match p.grad.as_slice_mut() {
-                    Some(g) => g.copy_from_slice(sums),
-                    None => p.grad.iter_mut().zip(sums).for_each(|(g, s)| *g = *s),
-                }
-                at += n;
-            } else {
-                sum_into_spare(&mut p.grad, spare, comm);
+            let sums = &self.packed_sums[at..at + n];
+            match p.grad.as_slice_mut() {
+                Some(g) => g.copy_from_slice(sums),
+                None => p.grad.iter_mut().zip(sums).for_each(|(g, s)| *g = *s),
             }
+            at += n;
         }
     }
 }
