@@ -34,7 +34,6 @@ impl Func {
             Func::Sigmoid => 1.0 / (1.0 + (-x).exp()),
         }
     }
-    /// The derivative from the input `x` and output `y`.
     /// The derivative at input `x` with output `y`.
     fn derivative(self, x: f32, y: f32) -> f32 {
         match self {
