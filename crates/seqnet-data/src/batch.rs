@@ -415,23 +415,51 @@ impl Batcher {
 
 /// Data-parallel training: one rank's share of each mini-batch.
 impl Batcher {
-    /// The chunks of the observations at positions `range` of a mini-batch
-    /// whose observations have the sequence lengths `lengths` (`[B]`):
-    /// `observations` are those of `range` only, and the chunks are the
-    /// rows `range` of the chunks [`Batcher::batch`] makes of the whole
-    /// mini-batch (same padded length, truncation and chunk boundaries).
+    /// The real work each observation of a mini-batch with the sequence
+    /// lengths `lengths` (`[B]`) brings: its time steps kept in the whole
+    /// mini-batch's layout (all of them, or the shortest's count with
+    /// [`SequenceLength::Shortest`]), `[B]`. What [`Share::positions`]
+    /// balances.
+    pub fn share_costs(&self, lengths: &[usize]) -> Vec<usize> {
+        Layout::new(lengths, &self.options)
+            .spans
+            .iter()
+            .map(|s| s.1)
+            .collect()
+    }
+
+    /// The positions of `share` in a mini-batch with the sequence lengths
+    /// `lengths` (`[B]`): [`Share::positions`] of [`Batcher::share_costs`],
+    /// or position 0 as a stand-in ([`Share::is_stand_in`]).
+    pub fn share_positions(&self, share: Share, lengths: &[usize]) -> Vec<usize> {
+        if share.is_stand_in(lengths.len()) {
+            return (0..lengths.len().min(1)).collect();
+        }
+        share.positions(&self.share_costs(lengths))
+    }
+
+    /// The chunks of the observations at `positions` (ascending) of a
+    /// mini-batch whose observations have the sequence lengths `lengths`
+    /// (`[B]`): `observations` are those of `positions` only, in that
+    /// order, and the chunks are the rows `positions` of the chunks
+    /// [`Batcher::batch`] makes of the whole mini-batch (same padded length,
+    /// truncation and chunk boundaries).
     pub fn batch_share(
         &self,
         observations: &[Observation],
         lengths: &[usize],
-        range: Range<usize>,
+        positions: &[usize],
     ) -> Result<Vec<Chunk>> {
-        if range.is_empty() || range.end > lengths.len() || range.len() != observations.len() {
+        let ascending = positions.windows(2).all(|w| w[0] < w[1]);
+        if positions.is_empty()
+            || !ascending
+            || positions.iter().any(|&p| p >= lengths.len())
+            || positions.len() != observations.len()
+        {
             return Err(Error::EmptyMiniBatch);
         }
         let mut sig: Option<Signature> = None;
-        for (k, o) in observations.iter().enumerate() {
-            let position = range.start + k;
+        for (o, &position) in observations.iter().zip(positions) {
             let bad = |message: String| Error::MiniBatch { position, message };
             Signature::check(&mut sig, o).map_err(bad)?;
             if o.len() != lengths[position] || o.is_empty() {
@@ -457,7 +485,7 @@ impl Batcher {
         let whole = Layout::new(lengths, &self.options);
         let layout = Layout {
             time: whole.time,
-            spans: whole.spans[range].to_vec(),
+            spans: positions.iter().map(|&p| whole.spans[p]).collect(),
             chunks: whole.chunks,
         };
         layout
@@ -491,7 +519,13 @@ impl Batcher {
         }
         let flat: Vec<usize> = batches
             .iter()
-            .flat_map(|b| b[stand_in_range(share, b.len())].to_vec())
+            .flat_map(|b| {
+                let batch_lengths: Vec<usize> = b.iter().map(|&i| lengths[i]).collect();
+                self.share_positions(share, &batch_lengths)
+                    .into_iter()
+                    .map(|p| b[p])
+                    .collect::<Vec<_>>()
+            })
             .collect();
         Ok(EpochBatches {
             epoch: Epoch::new(store, flat)?,
@@ -500,16 +534,6 @@ impl Batcher {
             failed: false,
             share: Some((share, lengths)),
         })
-    }
-}
-
-/// The positions a rank reads of a mini-batch of `batch`: its share, or the
-/// first observation as its stand-in.
-fn stand_in_range(share: Share, batch: usize) -> Range<usize> {
-    if share.is_stand_in(batch) {
-        0..batch.min(1)
-    } else {
-        share.range(batch)
     }
 }
 
@@ -535,10 +559,12 @@ impl EpochBatches {
     }
 
     fn next_batch(&mut self, batch: Vec<usize>) -> Result<MiniBatch> {
-        let (indices, range) = match &self.share {
-            Some((share, _)) => {
-                let range = stand_in_range(*share, batch.len());
-                (batch[range.clone()].to_vec(), Some(range))
+        let (indices, positions) = match &self.share {
+            Some((share, lengths)) => {
+                let batch_lengths: Vec<usize> = batch.iter().map(|&i| lengths[i]).collect();
+                let positions = self.batcher.share_positions(*share, &batch_lengths);
+                let indices = positions.iter().map(|&p| batch[p]).collect();
+                (indices, Some((positions, batch_lengths)))
             }
             None => (batch.clone(), None),
         };
@@ -555,12 +581,9 @@ impl EpochBatches {
                 None => return Err(Error::ReadAhead("the epoch reader ended early".into())),
             }
         }
-        let chunks = match (&self.share, range) {
-            (Some((_, lengths)), Some(range)) => {
-                let lengths: Vec<usize> = batch.iter().map(|&i| lengths[i]).collect();
-                self.batcher.batch_share(&obs, &lengths, range)?
-            }
-            _ => self.batcher.batch(&obs)?,
+        let chunks = match positions {
+            Some((positions, lengths)) => self.batcher.batch_share(&obs, &lengths, &positions)?,
+            None => self.batcher.batch(&obs)?,
         };
         let stand_in = self
             .share

@@ -82,7 +82,7 @@ pub use memory::InMemoryDatastore;
 pub use observation::{FrameShape, Observation, Sequence, Target, TargetKind};
 pub use order::{mini_batches, sort_by_length, LastBatch};
 pub use seqnet_core::PaddingDirection;
-pub use share::Share;
+pub use share::{balanced_owners, Share};
 pub use stats::{ChannelStats, StatsAccumulator};
 pub use synthetic::{SyntheticVideo, SyntheticVideos};
 pub use targets::{ClassList, StepTargetKind};

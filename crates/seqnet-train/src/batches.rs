@@ -116,6 +116,20 @@ impl BatchSource for DatastoreBatches {
             }
             self.shuffled_through += 1;
         }
+        if let Some((share, lengths)) = &self.share {
+            if share.rank == 0 && std::env::var_os("SEQNET_MPI_TIMES").is_some() {
+                eprintln!(
+                    "{}",
+                    share_balance(
+                        &self.batcher,
+                        &self.order,
+                        self.mini_batch_size,
+                        lengths,
+                        share.ranks
+                    )
+                );
+            }
+        }
         let batches = match &self.share {
             Some((share, lengths)) => self.batcher.epoch_share(
                 self.store.clone(),
@@ -134,4 +148,67 @@ impl BatchSource for DatastoreBatches {
         };
         Ok(Box::new(batches.map(|b| b.map_err(Error::from))))
     }
+}
+
+/// How evenly an epoch's shares divide the real work (time steps) among
+/// `ranks`, by equal observation counts ([`Share::range`]) and as balanced
+/// ([`Share::positions`]): the mean and worst per-mini-batch ratio of the
+/// largest to the smallest share, and the sum over mini-batches of the
+/// largest share against the even split (what the slowest rank computes,
+/// the others waiting for it). Printed by rank 0 with `SEQNET_MPI_TIMES`.
+fn share_balance(
+    batcher: &Batcher,
+    order: &[usize],
+    mini_batch_size: usize,
+    lengths: &[usize],
+    ranks: usize,
+) -> String {
+    let mut stats = [(0.0f64, 1.0f64, 0usize); 2];
+    let (mut even, mut batches) = (0.0f64, 0usize);
+    for batch in order.chunks(mini_batch_size.max(1)) {
+        if batch.len() < ranks {
+            continue;
+        }
+        let batch_lengths: Vec<usize> = batch.iter().map(|&i| lengths[i]).collect();
+        let costs = batcher.share_costs(&batch_lengths);
+        let by_count: Vec<usize> = (0..ranks)
+            .map(|rank| {
+                Share { rank, ranks }
+                    .range(costs.len())
+                    .map(|p| costs[p])
+                    .sum()
+            })
+            .collect();
+        let mut balanced = vec![0usize; ranks];
+        for (p, r) in seqnet_data::balanced_owners(&costs, ranks)
+            .into_iter()
+            .enumerate()
+        {
+            balanced[r] += costs[p];
+        }
+        for (k, totals) in [by_count, balanced].iter().enumerate() {
+            let max = *totals.iter().max().unwrap_or(&0) as f64;
+            let min = (*totals.iter().min().unwrap_or(&0)).max(1) as f64;
+            stats[k].0 += max / min;
+            stats[k].1 = stats[k].1.max(max / min);
+            stats[k].2 += max as usize;
+        }
+        even += costs.iter().sum::<usize>() as f64 / ranks as f64;
+        batches += 1;
+    }
+    let n = batches.max(1) as f64;
+    let line = |(sum, worst, slowest): (f64, f64, usize)| {
+        format!(
+            "max/min mean {:.3} worst {:.3}, slowest share {:.0} steps ({:.3} of even)",
+            sum / n,
+            worst,
+            slowest,
+            slowest as f64 / even.max(1.0)
+        )
+    };
+    format!(
+        "shares' time steps over {batches} mini-batches of {ranks} ranks: by count: {}; balanced: {}",
+        line(stats[0]),
+        line(stats[1])
+    )
 }

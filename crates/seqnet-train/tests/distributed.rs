@@ -9,7 +9,7 @@ use seqnet_core::SharedReducer;
 use seqnet_core::{LayerGraph, Mode, Network};
 use seqnet_data::{
     BatchOptions, Batcher, Datastore, InMemoryDatastore, Observation, PaddingDirection, Sequence,
-    Target,
+    Share, Target,
 };
 use seqnet_train::distributed::{sum_gradients, weigh_shares, CommunicatorReducer, StandInReducer};
 use seqnet_train::*;
@@ -33,9 +33,14 @@ fn on_ranks<T: Send>(ranks: usize, rank: impl Fn(ThreadGroup) -> T + Sync) -> Ve
 /// `n` sequences of 3 features and lengths 2 to 9, labelled by the sign
 /// pattern of their mean, so that there is something to learn.
 fn labelled(n: usize) -> Arc<dyn Datastore> {
+    labelled_with(n, |i| 2 + (i * 5) % 8)
+}
+
+/// As [`labelled`], observation `i` of `length(i)` steps.
+fn labelled_with(n: usize, length: impl Fn(usize) -> usize) -> Arc<dyn Datastore> {
     let obs = (0..n)
         .map(|i| {
-            let t = 2 + (i * 5) % 8;
+            let t = length(i);
             let x = Array2::from_shape_fn((t, 3), |(s, c)| {
                 (((i * 7 + s * 3 + c * 11) % 13) as f32 / 6.5 - 1.0) + (i % CLASSES) as f32 * 0.3
             });
@@ -155,13 +160,10 @@ fn check_one_batch(
     let results: Vec<Vec<(f32, Vec<ArrayD<f32>>)>> = on_ranks(ranks, |comm| {
         let share = comm.share();
         let stand_in = share.is_stand_in(obs.len());
-        let range = if stand_in {
-            0..1
-        } else {
-            share.range(obs.len())
-        };
+        let positions = batcher.share_positions(share, &batch_lengths);
+        let mine: Vec<Observation> = positions.iter().map(|&p| obs[p].clone()).collect();
         let chunks = batcher
-            .batch_share(&obs[range.clone()], &batch_lengths, range)
+            .batch_share(&mine, &batch_lengths, &positions)
             .unwrap();
         let comm: Arc<dyn Communicator> = Arc::new(comm);
         let mut net = Network::new(graph, 4).unwrap();
@@ -226,6 +228,71 @@ fn weighted_share_gradients_add_up_to_the_whole_batch_gradient() {
                 };
                 check_one_batch(&classifier(), &store, &indices, options, ranks);
             }
+        }
+    }
+}
+
+/// Every 5th sequence 16 steps long, the others 2: shares balanced by time
+/// steps have unequal observation counts.
+fn skewed(n: usize) -> Arc<dyn Datastore> {
+    labelled_with(n, |i| if i % 5 == 0 { 16 } else { 2 + i % 3 })
+}
+
+#[test]
+fn shares_balanced_by_time_steps_with_unequal_counts_add_up_and_train_alike() {
+    let store = skewed(23);
+    // One 16-step sequence and nine of 2–4 steps.
+    let indices: Vec<usize> = vec![0, 1, 2, 3, 4, 6, 7, 8, 9, 11];
+    let lengths = store.sequence_lengths().unwrap();
+    let batch_lengths: Vec<usize> = indices.iter().map(|&i| lengths[i]).collect();
+    for ranks in [2, 3] {
+        for direction in [PaddingDirection::Right, PaddingDirection::Left] {
+            for sequence_length in [SequenceLength::Longest, SequenceLength::Fixed(3)] {
+                let options = BatchOptions {
+                    sequence_length,
+                    direction,
+                    padding_value: 0.7,
+                };
+                let batcher = Batcher::for_datastore(options, store.as_ref()).unwrap();
+                let counts: Vec<usize> = (0..ranks)
+                    .map(|rank| {
+                        batcher
+                            .share_positions(Share { rank, ranks }, &batch_lengths)
+                            .len()
+                    })
+                    .collect();
+                assert!(
+                    counts.iter().min() < counts.iter().max(),
+                    "{ranks} ranks: counts {counts:?} should differ"
+                );
+                check_one_batch(&classifier(), &store, &indices, options, ranks);
+            }
+        }
+    }
+    let options = TrainingOptions::new(Solver::Adam)
+        .max_epochs(3)
+        .mini_batch_size(10)
+        .shuffle(Shuffle::EveryEpoch)
+        .verbose(false)
+        .seed(4);
+    let (one, _) = Trainer::new(
+        options
+            .clone()
+            .execution_environment(ExecutionEnvironment::Cpu),
+    )
+    .train(&classifier(), store.clone(), None)
+    .unwrap();
+    for ranks in [2, 3] {
+        for (rank, m) in train_ranks(&classifier(), &store, &options, ranks)
+            .iter()
+            .enumerate()
+        {
+            assert_same_weights(
+                &m.network,
+                &one.network,
+                1e-4,
+                &format!("rank {rank} of {ranks}"),
+            );
         }
     }
 }
