@@ -566,6 +566,7 @@ pub fn save_model(model: &Model, path: &Path) -> Result<()> {
 /// Runs `seqnet train`: success, or 130 when Ctrl-C stopped training (a
 /// checkpoint was written and the command that resumes is shown).
 pub fn run(args: Args) -> Result<ExitCode> {
+    seqnet_train::distributed::phases::mark("started");
     let options = options_of(&args)?;
     let display = Verbosity::from_flags(args.quiet, args.verbose);
     if let Some(p) = &args.plot {
@@ -582,7 +583,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .as_ref()
         .map(|v| open_data(v, classes.as_deref()))
         .transpose()?;
+    seqnet_train::distributed::phases::mark("data indexed");
     let parallel = Parallel::start(options.execution_environment)?;
+    seqnet_train::distributed::phases::mark("MPI started");
     let comm = parallel.communicator();
     let stop = interrupt_flag();
     let plot = args.plot.as_deref();
@@ -636,6 +639,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ))
         }
     };
+    seqnet_train::distributed::phases::mark("trained");
     if !parallel.is_root() {
         // Rank 0 reports and writes the model; the others end quietly.
         return Ok(match trained.record.stop_reason {
@@ -655,6 +659,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::from(130));
     }
     save_model(&trained.model, &args.out)?;
+    seqnet_train::distributed::phases::mark("model written");
     let mut text = report(&trained.record, trained.seconds);
     text.push_str(&format!("model written to {}\n", shown(&args.out)));
     if let Some(p) = &args.plot {
