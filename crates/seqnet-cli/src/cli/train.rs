@@ -573,19 +573,29 @@ pub fn run(args: Args) -> Result<ExitCode> {
         // Refuse a bad picture name before training, not after.
         picture_extension("--plot", p)?;
     }
-    let mut train = open_data(&args.data, None)?;
-    if args.sort_by_length {
-        train = train.sorted_by_length()?;
-    }
-    let classes = train.store.classes().map(<[String]>::to_vec);
-    let validation = args
-        .validation
-        .as_ref()
-        .map(|v| open_data(v, classes.as_deref()))
-        .transpose()?;
-    seqnet_train::distributed::phases::mark("data indexed");
-    let parallel = Parallel::start(options.execution_environment)?;
-    seqnet_train::distributed::phases::mark("MPI started");
+    // MPI's start-up mostly waits (for the launcher and the other ranks):
+    // the data's index is read meanwhile on another thread. MPI starts on
+    // this thread, which also ends it (MPI wants both on one thread).
+    let (parallel, data) = std::thread::scope(|s| {
+        let data = s.spawn(|| open_train_and_validation(&args));
+        let parallel = Parallel::start(options.execution_environment);
+        seqnet_train::distributed::phases::mark("MPI started");
+        (parallel, data.join())
+    });
+    let data = data.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    let (train, validation) = match (
+        data,
+        parallel.as_ref().ok().and_then(Parallel::communicator),
+    ) {
+        // Every rank reads the same folders and fails alike, but a rank
+        // failing alone would leave the others waiting in a collective.
+        (Err(e), Some(c)) => {
+            c.abort(&format!("rank {} of {} failed: {e}", c.rank(), c.size()));
+            return Err(e);
+        }
+        (data, _) => data?,
+    };
+    let parallel = parallel?;
     let comm = parallel.communicator();
     let stop = interrupt_flag();
     let plot = args.plot.as_deref();
@@ -669,6 +679,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     out(&text)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The training data (sorted by length with `--sort-by-length`) and the
+/// validation data, with the training data's classes.
+fn open_train_and_validation(args: &Args) -> Result<(DataSet, Option<DataSet>)> {
+    let mut train = open_data(&args.data, None)?;
+    if args.sort_by_length {
+        train = train.sorted_by_length()?;
+    }
+    let classes = train.store.classes().map(<[String]>::to_vec);
+    let validation = args
+        .validation
+        .as_ref()
+        .map(|v| open_data(v, classes.as_deref()))
+        .transpose()?;
+    seqnet_train::distributed::phases::mark("data indexed");
+    Ok((train, validation))
 }
 
 /// The training options of `seqnet train`'s flags.
