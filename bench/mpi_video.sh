@@ -3,8 +3,10 @@
 # seed's video network (400 videos, mini-batch 16) on 1 rank x 1 thread,
 # 2 ranks x 1 thread (MPI; default Open MPI settings, then the ring
 # allreduce bound to cores and unbound, then the sharded solver
-# `--shard-solver` unbound and bound) and 1 rank x 2 threads, 5 rounds
-# interleaved (MPI_VIDEO_RUNS="1x1 2x1-shard" picks some). Prints, per run, the wall time of the whole command and the
+# `--shard-solver` unbound and bound, then sharded with Open MPI's fast
+# start on one machine `2x1-fast`: `--mca pml ob1 --mca btl self,vader`)
+# and 1 rank x 2 threads, 5 rounds interleaved (MPI_VIDEO_RUNS="1x1
+# 2x1-shard" picks some). Prints, per run, the wall time of the whole command and the
 # training loop's own time ("trained 1 epoch ... in X s"), then medians.
 # The 2-rank weights must equal each other to the bit and one process's
 # within rounding (see docs/DISTRIBUTED.md "Equality with one process").
@@ -20,6 +22,9 @@ mkdir -p "$W" && cd "$W"
 COMMON="train --net video.json --data vids --epochs 1 --mini-batch-size 16 --learn-rate 0.0002 --gradient-threshold 1 --shuffle every-epoch --seed 3 --quiet"
 MPI="mpirun --allow-run-as-root -np 2 -x RAYON_NUM_THREADS=1"
 RING="--mca coll_tuned_use_dynamic_rules 1 --mca coll_tuned_allreduce_algorithm 4"
+# One machine: no probing for InfiniBand/OFI transports in MPI_Init
+# (docs/DISTRIBUTED.md "Open MPI settings").
+FAST="--mca pml ob1 --mca btl self,vader"
 declare -A RUNS=(
   [1x1]="env RAYON_NUM_THREADS=1 $B $COMMON --out m11.safetensors --execution-environment cpu"
   [2x1]="$MPI --bind-to none $B $COMMON --out m21.safetensors --execution-environment parallel"
@@ -27,11 +32,12 @@ declare -A RUNS=(
   [2x1-ring-none]="$MPI --bind-to none $RING $B $COMMON --out m21rn.safetensors --execution-environment parallel"
   [2x1-shard]="$MPI --bind-to none $RING $B $COMMON --out m21s.safetensors --execution-environment parallel --shard-solver"
   [2x1-shard-core]="$MPI --bind-to core $RING $B $COMMON --out m21sc.safetensors --execution-environment parallel --shard-solver"
+  [2x1-fast]="$MPI --bind-to none $RING $FAST $B $COMMON --out m21f.safetensors --execution-environment parallel --shard-solver"
   [1x2]="env RAYON_NUM_THREADS=2 $B $COMMON --out m12.safetensors --execution-environment cpu"
 )
-ORDER="${MPI_VIDEO_RUNS:-1x1 2x1 2x1-ring-core 2x1-ring-none 2x1-shard 2x1-shard-core 1x2}"
+ORDER="${MPI_VIDEO_RUNS:-1x1 2x1 2x1-ring-core 2x1-ring-none 2x1-shard 2x1-shard-core 2x1-fast 1x2}"
 : > times.txt
-rm -f m21.safetensors m21rc.safetensors m21s.safetensors
+rm -f m21.safetensors m21rc.safetensors m21s.safetensors m21f.safetensors
 for round in $(seq 1 "$ROUNDS"); do
   line="round $round"
   for r in $ORDER; do
@@ -74,7 +80,7 @@ c = load("m11.safetensors")
 if os.path.exists("m21.safetensors") and os.path.exists("m21rc.safetensors"):
     a, b = load("m21.safetensors"), load("m21rc.safetensors")
     print("2x1 default vs ring: bit-identical" if a == b else "2x1 default vs ring: DIFFER")
-for f in ("m21.safetensors", "m21s.safetensors"):
+for f in ("m21.safetensors", "m21s.safetensors", "m21f.safetensors"):
     if not os.path.exists(f):
         continue
     a = load(f)

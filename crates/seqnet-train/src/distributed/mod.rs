@@ -2,8 +2,8 @@
 //! PyTorch's DistributedDataParallel): `N` processes (ranks) train one
 //! network on the same global mini-batches.
 //!
-//! Every rank draws the same shuffles from the seed and takes its
-//! contiguous share of each mini-batch ([`seqnet_data::Share`]). After its
+//! Every rank draws the same shuffles from the seed and takes its share of
+//! each mini-batch, balanced by time steps ([`seqnet_data::Share::positions`]). After its
 //! forward pass, each rank weights its share's loss gradient by its part of
 //! the global mini-batch's loss normalizer ([`weigh_shares`]: the output
 //! layers average over observations, so rank `r` with `n_r` of the `N`
