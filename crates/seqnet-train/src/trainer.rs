@@ -143,6 +143,7 @@ impl<'a> Trainer<'a> {
         self.options.validate()?;
         let graph = with_classes(graph, train.classes())?;
         let mut network = Network::new(&graph, self.options.seed)?;
+        crate::distributed::phases::mark("network built");
         set_normalization(&mut network, &train)?;
         self.run_datastores(network, train, validation, None)
     }

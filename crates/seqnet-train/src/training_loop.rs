@@ -124,6 +124,7 @@ fn run_inner(
     resume: Option<TrainingState>,
     comm: Option<Arc<dyn Communicator>>,
 ) -> Result<Outcome> {
+    distributed::phases::mark("loop starting");
     let run = Loop {
         options,
         comm: comm.as_deref(),
@@ -148,8 +149,10 @@ fn run_inner(
     });
     run.gathered_at.set(st.iteration);
     let reason = run.epochs(network, source, validation.as_deref_mut(), hooks, &mut st)?;
+    distributed::phases::mark("epochs done");
     // The state handed out (an interrupted run's checkpoint) is whole.
     run.gather_solver_state(network, &mut st);
+    distributed::phases::mark("solver state gathered");
     st.elapsed += run.start.elapsed().as_secs_f64();
     network.reset_state();
     let mut record = st.record.clone();
@@ -231,8 +234,11 @@ impl Loop<'_> {
             }
             st.epoch += 1;
             st.batches_done = 0;
+            distributed::phases::mark("epoch's mini-batches done");
             self.gather_solver_state(network, st);
+            distributed::phases::mark("epoch's solver state gathered");
             hooks.epoch_finished(network, st)?;
+            distributed::phases::mark("epoch finished (checkpoint)");
         }
         Ok(StopReason::MaxEpochs)
     }

@@ -144,7 +144,12 @@ pub fn main() -> ExitCode {
         Ok(Err(e)) => return clap_error(e),
         Err(_) => return internal_error(),
     };
-    match std::panic::catch_unwind(|| run(cli)) {
+    let result = std::panic::catch_unwind(|| run(cli));
+    seqnet_train::distributed::phases::mark("ended");
+    if let Some(line) = seqnet_train::distributed::phases::report() {
+        eprintln!("{line}");
+    }
+    match result {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => report(&e),
         Err(_) => internal_error(),

@@ -566,23 +566,36 @@ pub fn save_model(model: &Model, path: &Path) -> Result<()> {
 /// Runs `seqnet train`: success, or 130 when Ctrl-C stopped training (a
 /// checkpoint was written and the command that resumes is shown).
 pub fn run(args: Args) -> Result<ExitCode> {
+    seqnet_train::distributed::phases::mark("started");
     let options = options_of(&args)?;
     let display = Verbosity::from_flags(args.quiet, args.verbose);
     if let Some(p) = &args.plot {
         // Refuse a bad picture name before training, not after.
         picture_extension("--plot", p)?;
     }
-    let mut train = open_data(&args.data, None)?;
-    if args.sort_by_length {
-        train = train.sorted_by_length()?;
-    }
-    let classes = train.store.classes().map(<[String]>::to_vec);
-    let validation = args
-        .validation
-        .as_ref()
-        .map(|v| open_data(v, classes.as_deref()))
-        .transpose()?;
-    let parallel = Parallel::start(options.execution_environment)?;
+    // MPI's start-up mostly waits (for the launcher and the other ranks):
+    // the data's index is read meanwhile on another thread. MPI starts on
+    // this thread, which also ends it (MPI wants both on one thread).
+    let (parallel, data) = std::thread::scope(|s| {
+        let data = s.spawn(|| open_train_and_validation(&args));
+        let parallel = Parallel::start(options.execution_environment);
+        seqnet_train::distributed::phases::mark("MPI started");
+        (parallel, data.join())
+    });
+    let data = data.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    let (train, validation) = match (
+        data,
+        parallel.as_ref().ok().and_then(Parallel::communicator),
+    ) {
+        // Every rank reads the same folders and fails alike, but a rank
+        // failing alone would leave the others waiting in a collective.
+        (Err(e), Some(c)) => {
+            c.abort(&format!("rank {} of {} failed: {e}", c.rank(), c.size()));
+            return Err(e);
+        }
+        (data, _) => data?,
+    };
+    let parallel = parallel?;
     let comm = parallel.communicator();
     let stop = interrupt_flag();
     let plot = args.plot.as_deref();
@@ -636,6 +649,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ))
         }
     };
+    seqnet_train::distributed::phases::mark("trained");
     if !parallel.is_root() {
         // Rank 0 reports and writes the model; the others end quietly.
         return Ok(match trained.record.stop_reason {
@@ -655,6 +669,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::from(130));
     }
     save_model(&trained.model, &args.out)?;
+    seqnet_train::distributed::phases::mark("model written");
     let mut text = report(&trained.record, trained.seconds);
     text.push_str(&format!("model written to {}\n", shown(&args.out)));
     if let Some(p) = &args.plot {
@@ -664,6 +679,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     out(&text)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The training data (sorted by length with `--sort-by-length`) and the
+/// validation data, with the training data's classes.
+fn open_train_and_validation(args: &Args) -> Result<(DataSet, Option<DataSet>)> {
+    let mut train = open_data(&args.data, None)?;
+    if args.sort_by_length {
+        train = train.sorted_by_length()?;
+    }
+    let classes = train.store.classes().map(<[String]>::to_vec);
+    let validation = args
+        .validation
+        .as_ref()
+        .map(|v| open_data(v, classes.as_deref()))
+        .transpose()?;
+    seqnet_train::distributed::phases::mark("data indexed");
+    Ok((train, validation))
 }
 
 /// The training options of `seqnet train`'s flags.

@@ -21,6 +21,7 @@
 mod buckets;
 #[cfg(feature = "mpi")]
 pub mod mpi;
+pub mod phases;
 mod root;
 mod shard;
 mod threads;

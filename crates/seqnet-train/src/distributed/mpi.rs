@@ -43,6 +43,7 @@ impl MpiSession {
                 message: "MPI is already initialized in this process".into(),
             })?;
         let world = universe.world();
+        super::phases::set_rank(world.rank() as usize, world.size() as usize);
         let world = Arc::new(MpiWorld {
             rank: world.rank() as usize,
             size: world.size() as usize,
@@ -72,6 +73,7 @@ impl Drop for MpiSession {
         if std::env::var_os("SEQNET_MPI_TIMES").is_none() {
             return;
         }
+        super::phases::mark("finalizing");
         let w = &self.world;
         let (g, gn) = w.gradient_time.read();
         let (s, sn) = w.small_time.read();
