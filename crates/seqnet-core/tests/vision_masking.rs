@@ -197,3 +197,67 @@ fn padded_frames_change_nothing_in_training() {
         assert!(close(u, v), "{u} vs {v}");
     }
 }
+
+/// The convolution skips padded frames in training: they come out as zeros,
+/// get no input gradient, and whatever their values and output gradients,
+/// the real frames' outputs, input gradients and the weight and bias
+/// gradients are those of the real frames packed without padding.
+#[test]
+fn convolution_skips_padded_frames_in_training() {
+    let mut rng = StdRng::seed_from_u64(3);
+    for dir in [PaddingDirection::Right, PaddingDirection::Left] {
+        let lengths = SeqLengths::new(vec![3, 1, 2], 3, dir).unwrap();
+        let real: Vec<usize> = (0..9).filter(|&n| lengths.is_real(n % 3, n / 3)).collect();
+        let x = random(&[3, 3, 1, H, W], &mut rng, 1.0);
+        let dy = random(&[9, C, H, W], &mut rng, 1.0);
+        let mut garbage = x.clone();
+        let mut garbage_dy = dy.clone();
+        for n in (0..9).filter(|n| !real.contains(n)) {
+            garbage
+                .index_axis_mut(Axis(0), n / 3)
+                .index_axis_mut(Axis(0), n % 3)
+                .mapv_inplace(|v| 1e3 * v + 7.0);
+            garbage_dy.index_axis_mut(Axis(0), n).fill(-5.0);
+        }
+        let padded_a = fold(x, lengths.clone());
+        let padded_b = fold(garbage, lengths.clone());
+        let packed = Activation::images(padded_a.data.select(Axis(0), &real)).unwrap();
+        let packed_dy = dy.select(Axis(0), &real);
+        let mut results = Vec::new();
+        for (input, g) in [
+            (&padded_a, &dy),
+            (&padded_b, &garbage_dy),
+            (&packed, &packed_dy),
+        ] {
+            let (mut conv, _) = conv_bn();
+            let y = run(conv.as_mut(), input, Mode::Training);
+            let dx = conv
+                .backward(vec![Some(g.clone())])
+                .unwrap()
+                .remove(0)
+                .unwrap();
+            let grads: Vec<ArrayD<f32>> =
+                conv.learnables().iter().map(|p| p.grad.clone()).collect();
+            results.push((y.data.to_owned(), dx, grads));
+        }
+        let (a, b, p) = (&results[0], &results[1], &results[2]);
+        for r in [a, b] {
+            assert_eq!(r.0.select(Axis(0), &real), p.0, "{dir:?}: real outputs");
+            assert_eq!(r.1.select(Axis(0), &real), p.1, "{dir:?}: input gradients");
+            for n in (0..9).filter(|n| !real.contains(n)) {
+                assert!(r.0.index_axis(Axis(0), n).iter().all(|&v| v == 0.0));
+                assert!(r.1.index_axis(Axis(0), n).iter().all(|&v| v == 0.0));
+            }
+        }
+        // The weight gradients sum the same frames; only the tasks' split of
+        // the frames (a function of the frame count) may order them differently.
+        for (u, v) in a.2.iter().chain(&b.2).zip(p.2.iter().chain(&p.2)) {
+            let close = u
+                .iter()
+                .zip(v)
+                .all(|(s, t)| (s - t).abs() <= 1e-5 * t.abs().max(1.0));
+            assert!(close, "{dir:?}: weight/bias gradients {u} vs {v}");
+        }
+        assert_eq!(a.2, b.2, "{dir:?}: both paddings, the same gradients");
+    }
+}

@@ -17,13 +17,13 @@
 //! | [`aligned`] | 64-byte aligned buffers |
 //! | [`act`] | the recurrent layers' activations, scalar |
 //! | `simd` | the same activations on AVX-512 registers |
-//! | [`threads`] | the helper thread, teams meeting at a barrier, row sharing, thread policy |
+//! | [`threads`] | the helper thread, row sharing, thread policy |
 //! | [`recurrent`] | the LSTM's and the GRU's passes through time |
 //!
 //! CPU features are detected once ([`cpu::Isa::best`]); a kernel with an
 //! AVX-512 version picks it from that value, so no caller threads a flag
-//! through. Thread policy is a value ([`threads::ThreadPolicy`]) that the
-//! caller owns, not a global.
+//! through. How many threads a pass gets depends on its size alone
+//! ([`threads::row_threads`]): no state is carried between passes.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -45,4 +45,3 @@ pub mod threads;
 
 pub use act::{Acts, GateAct, StateAct};
 pub use cpu::Isa;
-pub use threads::ThreadPolicy;

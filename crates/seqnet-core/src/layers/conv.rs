@@ -440,6 +440,7 @@ impl LayerDef for Convolution2d {
             weights: params.learnable("Weights")?,
             bias: params.learnable("Bias")?,
             input: None,
+            real: None,
             input_grad_needed: true,
         }))
     }
@@ -458,9 +459,38 @@ struct ConvKernel {
     bias: Learnable,
     /// The last forward's input `[N, C, H, W]`, standard layout.
     input: Option<ArcArray<f32, IxDyn>>,
+    /// Which of the last forward's frames are real (see [`real_frames`]);
+    /// `None` when none is padded.
+    real: Option<Vec<bool>>,
     /// Whether backward returns the input's gradient (skipping `Wᵀ·dY` and
     /// col2im when not, e.g. for a convolution right after the input layer).
     input_grad_needed: bool,
+}
+
+/// Which of `frames` frames are real when they are folded sequences with
+/// padding (frame `n` is step `n / B` of observation `n % B`, as the folding
+/// layer makes them); `None` when no frame is padded or the input carries no
+/// lengths that fit its frames. Padded frames are skipped: their output is
+/// zeros, they get no input gradient and add nothing to the weight and bias
+/// gradients (the video network's mini-batches are a fifth padding).
+fn real_frames(x: &Activation, frames: usize) -> Option<Vec<bool>> {
+    let l = x.lengths.as_ref().filter(|l| !l.is_full())?;
+    let b = l.lengths.len();
+    (b * l.time == frames).then(|| (0..frames).map(|n| l.is_real(n % b, n / b)).collect())
+}
+
+/// `Σ row` in f64, in eight interleaved partial sums (a single chain of f64
+/// additions waits 4 cycles per element; this vectorizes).
+fn sum_f64(row: &[f32]) -> f64 {
+    let mut lanes = [0f64; 8];
+    let chunks = row.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|&v| v as f64).sum();
+    for c in chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += v as f64;
+        }
+    }
+    lanes.iter().sum::<f64>() + tail
 }
 
 /// Frames per parallel task. A function of `n` only, so that the order of the
@@ -536,37 +566,47 @@ impl LayerKernel for ConvKernel {
         let bias = bias.as_slice().expect("standard layout");
         let xs = data.as_slice().expect("standard layout");
         let pointwise = self.is_pointwise();
+        let real = real_frames(x, n);
+        let is_real = |i: usize| real.as_ref().is_none_or(|r| r[i]);
         let mut y = vec![0f32; n * f * p];
         let per = frames_per_task(n);
         let threads = gemm_threads(n);
         y.par_chunks_mut(per * f * p)
             .zip(xs.par_chunks(per * frame_in))
-            .for_each(|(yc, xc)| {
+            .enumerate()
+            .for_each(|(task, (yc, xc))| {
                 let mut col = if pointwise {
                     Vec::new()
                 } else {
                     vec![0f32; k * p]
                 };
-                for (yn, xn) in yc.chunks_exact_mut(f * p).zip(xc.chunks_exact(frame_in)) {
+                let frames = yc.chunks_exact_mut(f * p).zip(xc.chunks_exact(frame_in));
+                for (i, (yn, xn)) in frames.enumerate() {
+                    if !is_real(task * per + i) {
+                        continue; // stays zeros
+                    }
                     let colm: &[f32] = if pointwise {
                         xn
                     } else {
                         im2col(xn, c, &g, &mut col);
                         &col
                     };
-                    for (row, &b) in yn.chunks_exact_mut(p).zip(bias) {
-                        row.fill(b);
-                    }
+                    // The product overwrites the frame (the gemm crate reads
+                    // `C` only when accumulating), then the bias is added.
                     gemm_frame(
                         view(w, f, k),
                         view(colm, k, p),
                         view_mut(yn, f, p),
-                        true,
+                        false,
                         threads,
                     );
+                    for (row, &b) in yn.chunks_exact_mut(p).zip(bias) {
+                        row.iter_mut().for_each(|v| *v += b);
+                    }
                 }
             });
         self.input = Some(data);
+        self.real = real;
         let y =
             ArrayD::from_shape_vec(vec![n, f, g.output[0], g.output[1]], y).expect("output size");
         Ok(vec![x.like(y)])
@@ -602,6 +642,8 @@ impl LayerKernel for ConvKernel {
         let w = w.as_slice().expect("standard layout");
         let pointwise = self.is_pointwise();
         let need_dx = self.input_grad_needed;
+        let real = self.real.as_deref().filter(|r| r.len() == n);
+        let is_real = |i: usize| real.is_none_or(|r| r[i]);
         let mut dx = vec![0f32; n * frame_in];
         let per = frames_per_task(n);
         let threads = gemm_threads(n);
@@ -610,7 +652,8 @@ impl LayerKernel for ConvKernel {
             .par_chunks_mut(per * frame_in)
             .zip(xs.par_chunks(per * frame_in))
             .zip(dys.par_chunks(per * f * p))
-            .map(|((dxc, xc), dyc)| {
+            .enumerate()
+            .map(|(task, ((dxc, xc), dyc))| {
                 let mut dw = vec![0f32; f * k];
                 let mut db = vec![0f64; f];
                 let (mut col, mut dcol) = if pointwise {
@@ -618,13 +661,16 @@ impl LayerKernel for ConvKernel {
                 } else {
                     (vec![0f32; k * p], vec![0f32; k * p])
                 };
-                for ((dxn, xn), dyn_) in dxc
+                let frames = dxc
                     .chunks_exact_mut(frame_in)
                     .zip(xc.chunks_exact(frame_in))
-                    .zip(dyc.chunks_exact(f * p))
-                {
+                    .zip(dyc.chunks_exact(f * p));
+                for (i, ((dxn, xn), dyn_)) in frames.enumerate() {
+                    if !is_real(task * per + i) {
+                        continue; // no gradient to or from a padded frame
+                    }
                     for (s, row) in db.iter_mut().zip(dyn_.chunks_exact(p)) {
-                        *s += row.iter().map(|&v| v as f64).sum::<f64>();
+                        *s += sum_f64(row);
                     }
                     let dym = view(dyn_, f, p);
                     // dW += dY·colᵀ: [F, P]·[P, K].

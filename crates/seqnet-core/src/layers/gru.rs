@@ -6,8 +6,9 @@ use super::lstm::infer_recurrent;
 use super::name_field;
 use super::recurrent::{
     acts, check_state_len, column_sums, fill_rows, initial_state, input_steps, matrix, output_grad,
-    put_slot, recurrent_setters, take_slot, view, view_mut, weight_grad, write_outputs,
-    GateActivation, OutputMode, RecurrentOptions, RecurrentState, StateActivation, Steps,
+    pack_directions, put_slot, recurrent_setters, take_slot, view, view_mut, weight_grad,
+    write_outputs, GateActivation, OutputMode, RecurrentOptions, RecurrentState, StackedWeights,
+    StateActivation, Steps,
 };
 use super::util::no_forward;
 use crate::activation::Activation;
@@ -368,38 +369,16 @@ impl GruKernel {
     /// unless the packed copy is still valid and has the input folded in or
     /// not as `fold` asks.
     fn pack_panels(&mut self, fold: bool) {
-        let (h, c, nd) = (self.hidden, self.input_size, self.directions);
-        if self.panels_valid && self.panels.len() == nd && self.panels[0].fits(c, h, fold) {
-            return;
-        }
-        let g3 = 3 * h;
-        let w_ih = self.input_weights.value.as_standard_layout();
-        let w_ih = w_ih.as_slice().expect("standard layout");
-        let w_hh = self.recurrent_weights.value.as_standard_layout();
-        let w_hh = w_hh.as_slice().expect("standard layout");
-        let bias = self.bias.value.as_standard_layout();
-        let bias = bias.as_slice().expect("standard layout");
-        let rb = self
-            .recurrent_bias
-            .as_ref()
-            .map(|rb| rb.value.as_standard_layout());
-        let rb = rb
-            .as_ref()
-            .map(|rb| rb.as_slice().expect("standard layout"));
-        self.panels.resize_with(nd, GruPanels::default);
-        for (d, p) in self.panels.iter_mut().enumerate() {
-            let rows = d * g3..(d + 1) * g3;
-            p.pack(
-                &w_ih[rows.start * c..rows.end * c],
-                c,
-                &w_hh[rows.start * h..rows.end * h],
-                h,
-                &bias[rows.clone()],
-                rb.map(|rb| &rb[rows]),
-                fold,
-            );
-        }
-        self.panels_valid = true;
+        let w = StackedWeights {
+            input_weights: &self.input_weights,
+            recurrent_weights: &self.recurrent_weights,
+            bias: &self.bias,
+            recurrent_bias: self.recurrent_bias.as_ref(),
+            c: self.input_size,
+            h: self.hidden,
+            directions: self.directions,
+        };
+        pack_directions(&mut self.panels, &mut self.panels_valid, &w, fold);
     }
 
     /// Direction `d`'s pass through time over `x` (`[T·B, C]`) from the

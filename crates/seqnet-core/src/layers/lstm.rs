@@ -7,9 +7,9 @@ use super::name_field;
 mod projection;
 use super::recurrent::{
     acts, check_state_len, column_sums, gather_rows, initial_state, input_steps, matrix,
-    output_grad, project_rows, put_slot, real_rows, recurrent_setters, scatter_rows,
-    scatter_rows_or, take_slot, view, weight_grad, write_outputs, GateActivation, OutputMode,
-    RecurrentOptions, RecurrentState, StateActivation, Steps,
+    output_grad, pack_directions, project_rows, put_slot, real_rows, recurrent_setters,
+    scatter_rows, scatter_rows_or, take_slot, view, weight_grad, write_outputs, GateActivation,
+    OutputMode, RecurrentOptions, RecurrentState, StackedWeights, StateActivation, Steps,
 };
 use super::util::{no_forward, single};
 use crate::activation::Activation;
@@ -373,30 +373,16 @@ impl LstmKernel {
     /// unless the packed copy is still valid (the weights unchanged since) and
     /// has the input folded in or not as `fold` asks.
     fn pack_panels(&mut self, fold: bool) {
-        let (h, c, nd) = (self.hidden, self.input_size, self.directions);
-        if self.panels_valid && self.panels.len() == nd && self.panels[0].fits(c, h, fold) {
-            return;
-        }
-        let g4 = 4 * h;
-        let w_ih = self.input_weights.value.as_standard_layout();
-        let w_ih = w_ih.as_slice().expect("standard layout");
-        let w_hh = self.recurrent_weights.value.as_standard_layout();
-        let w_hh = w_hh.as_slice().expect("standard layout");
-        let bias = self.bias.value.as_standard_layout();
-        let bias = bias.as_slice().expect("standard layout");
-        self.panels.resize_with(nd, GatePanels::default);
-        for (d, p) in self.panels.iter_mut().enumerate() {
-            let rows = d * g4..(d + 1) * g4;
-            p.pack(
-                &w_ih[rows.start * c..rows.end * c],
-                c,
-                &w_hh[rows.start * h..rows.end * h],
-                h,
-                &bias[rows],
-                fold,
-            );
-        }
-        self.panels_valid = true;
+        let w = StackedWeights {
+            input_weights: &self.input_weights,
+            recurrent_weights: &self.recurrent_weights,
+            bias: &self.bias,
+            recurrent_bias: None,
+            c: self.input_size,
+            h: self.hidden,
+            directions: self.directions,
+        };
+        pack_directions(&mut self.panels, &mut self.panels_valid, &w, fold);
     }
 
     /// Runs every direction's pass through time over `x` (`[T, B, C]`) from

@@ -7,11 +7,14 @@
 
 use crate::error::{Error, Result};
 use crate::init::{BiasInitializer, WeightsInitializer};
+use crate::learnable::Learnable;
 use crate::learnable::{Initializer, LearnableSpec};
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Ix2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, CowArray, Ix2, IxDyn};
 use seqnet_kernels::gemm::matmul_into;
+use seqnet_kernels::recurrent::{GatePanels, GruPanels};
 use seqnet_kernels::{Acts, GateAct, StateAct};
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 
 pub(crate) use seqnet_kernels::recurrent::Steps;
 
@@ -254,6 +257,105 @@ macro_rules! recurrent_setters {
     };
 }
 pub(crate) use recurrent_setters;
+
+/// One direction's weights, row-major, `G` gates of `H` rows each: `w_ih`
+/// `[G·H, C]`, `w_hh` `[G·H, H]`, `bias` `[G·H]` and the recurrent bias
+/// `[G·H]` of a layer that has one (PyTorch's GRU).
+pub(crate) struct DirectionWeights<'a> {
+    pub w_ih: &'a [f32],
+    pub w_hh: &'a [f32],
+    pub bias: &'a [f32],
+    pub rb: Option<&'a [f32]>,
+}
+
+/// One direction's weights packed for a fused pass through time (the LSTM's
+/// [`GatePanels`], the GRU's [`GruPanels`]).
+pub(crate) trait DirectionPanels: Default {
+    /// Gates per hidden unit (rows of `H` in each direction's weights).
+    const GATES: usize;
+    /// Whether the panels hold `h` units with the input (`c` features)
+    /// folded in or not, as `fold` says.
+    fn fits(&self, c: usize, h: usize, fold: bool) -> bool;
+    /// Packs `w` (`c` inputs, `h` units), folding the input in when `fold`.
+    fn pack_direction(&mut self, w: DirectionWeights<'_>, c: usize, h: usize, fold: bool);
+}
+
+impl DirectionPanels for GatePanels {
+    const GATES: usize = 4;
+    fn fits(&self, c: usize, h: usize, fold: bool) -> bool {
+        GatePanels::fits(self, c, h, fold)
+    }
+    fn pack_direction(&mut self, w: DirectionWeights<'_>, c: usize, h: usize, fold: bool) {
+        self.pack(w.w_ih, c, w.w_hh, h, w.bias, fold);
+    }
+}
+
+impl DirectionPanels for GruPanels {
+    const GATES: usize = 3;
+    fn fits(&self, c: usize, h: usize, fold: bool) -> bool {
+        GruPanels::fits(self, c, h, fold)
+    }
+    fn pack_direction(&mut self, w: DirectionWeights<'_>, c: usize, h: usize, fold: bool) {
+        self.pack(w.w_ih, c, w.w_hh, h, w.bias, w.rb, fold);
+    }
+}
+
+/// A recurrent layer's stacked learnables (directions one after the other,
+/// each [`DirectionWeights`]) and its sizes.
+pub(crate) struct StackedWeights<'a> {
+    pub input_weights: &'a Learnable,
+    pub recurrent_weights: &'a Learnable,
+    pub bias: &'a Learnable,
+    pub recurrent_bias: Option<&'a Learnable>,
+    /// Input features `C`.
+    pub c: usize,
+    /// Hidden units `H`.
+    pub h: usize,
+    /// Directions (1, or 2 for a bidirectional layer).
+    pub directions: usize,
+}
+
+/// Packs each direction's weights of `w` into `panels` for the fused pass
+/// through time, unless the packed copy is still `valid` (the weights
+/// unchanged since) and has the input folded in or not as `fold` asks;
+/// `valid` afterwards.
+pub(crate) fn pack_directions<P: DirectionPanels>(
+    panels: &mut Vec<P>,
+    valid: &mut bool,
+    w: &StackedWeights,
+    fold: bool,
+) {
+    let (h, c, nd) = (w.h, w.c, w.directions);
+    if *valid && panels.len() == nd && panels[0].fits(c, h, fold) {
+        return;
+    }
+    fn standard(l: &Learnable) -> CowArray<'_, f32, IxDyn> {
+        l.value.as_standard_layout()
+    }
+    /// Rows `rows` of a standard-layout matrix `width` wide.
+    fn values<'a>(a: &'a CowArray<'_, f32, IxDyn>, rows: Range<usize>, width: usize) -> &'a [f32] {
+        &a.as_slice().expect("standard layout")[rows.start * width..rows.end * width]
+    }
+    let (w_ih, w_hh, bias) = (
+        standard(w.input_weights),
+        standard(w.recurrent_weights),
+        standard(w.bias),
+    );
+    let rb = w.recurrent_bias.map(standard);
+    let gh = P::GATES * h;
+    panels.resize_with(nd, P::default);
+    for (d, p) in panels.iter_mut().enumerate() {
+        let rows = d * gh..(d + 1) * gh;
+        let dir = DirectionWeights {
+            w_ih: values(&w_ih, rows.clone(), c),
+            w_hh: values(&w_hh, rows.clone(), h),
+            bias: values(&bias, rows.clone(), 1),
+            rb: rb.as_ref().map(|rb| values(rb, rows.clone(), 1)),
+        };
+        p.pack_direction(dir, c, h, fold);
+    }
+    *valid = true;
+}
 
 /// A 2-D learnable's value as a matrix (its shape checked by the kernel's
 /// `check_learnables` before any use).

@@ -50,10 +50,18 @@ pub fn gru_backward(
 ) -> (Vec<f32>, Vec<f32>) {
     steps.check();
     assert!(w_hh.len() >= 3 * h * h, "gru_backward: w_hh");
+    // A step's product `dG_h·R`: `[B, 3H]·[3H, H]`.
+    let threads = row_threads(steps.b, steps.b * h * 3 * h);
     let isa = Isa::best();
-    with_acts!(acts, pass_back(steps, reverse, w_hh, h, trace, dy, isa))
+    with_acts!(
+        acts,
+        pass_back(steps, reverse, w_hh, h, trace, dy, threads, isa)
+    )
 }
 
+/// [`gru_backward`] on `threads` threads (at most one a row) with the
+/// products of `isa`.
+#[allow(clippy::too_many_arguments)]
 fn pass_back<G: Act, S: Act>(
     steps: &Steps,
     reverse: bool,
@@ -61,6 +69,7 @@ fn pass_back<G: Act, S: Act>(
     h: usize,
     tape: GruTrace,
     dy: &[f32],
+    threads: usize,
     isa: Isa,
 ) -> (Vec<f32>, Vec<f32>) {
     let (t_len, b) = (steps.t, steps.b);
@@ -74,7 +83,7 @@ fn pass_back<G: Act, S: Act>(
     // Each observation's backward needs only its own rows (`dh_{t−1}` of
     // row `b` is row `b` of `dG_h·R`): two threads take every other
     // observation and never meet before the pass ends, as in the forward.
-    let parts = row_threads(b, b * h * g3);
+    let parts = threads.clamp(1, b.max(1));
     let ptrs = (SharedMut(dgi.as_mut_ptr()), SharedMut(dgh.as_mut_ptr()));
     let pack = &pack;
     share(parts, |part| {
@@ -129,4 +138,174 @@ fn pass_back<G: Act, S: Act>(
         }
     });
     (dgi, dgh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::act::{SigmoidAct, TanhAct};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    fn random(n: usize, scale: f32, rng: &mut StdRng) -> Vec<f32> {
+        (0..n).map(|_| rng.random_range(-scale..scale)).collect()
+    }
+
+    fn sig(x: f64) -> f64 {
+        1.0 / (1.0 + (-x).exp())
+    }
+
+    /// A forward trace (`r, z, n`, `R_n·h + rb_n`, the states in their
+    /// slots) from the GRU's equations in f64, rounded to f32 as the forward
+    /// keeps it; the input projection `W·x + b` is random (the backward does
+    /// not see `W`).
+    fn trace(
+        steps: &Steps,
+        reverse: bool,
+        w_hh: &[f32],
+        h: usize,
+        rng: &mut StdRng,
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (t_len, b, g3) = (steps.t, steps.b, 3 * h);
+        let wx = random(t_len * b * g3, 1.0, rng);
+        let rb = random(g3, 0.3, rng);
+        let mut hs = vec![0f32; (t_len + 2) * b * h];
+        let init = steps.initial_slot(reverse) * b * h;
+        hs[init..init + b * h].copy_from_slice(&random(b * h, 0.5, rng));
+        let mut gates = vec![0f32; t_len * b * g3];
+        let mut hn = vec![0f32; t_len * b * h];
+        for k in 0..t_len {
+            let t = steps.step(k, reverse);
+            let (prev, out) = steps.slots(t, reverse);
+            for bi in 0..b {
+                let (po, oo) = ((prev * b + bi) * h, (out * b + bi) * h);
+                let row = t * b + bi;
+                for u in 0..h {
+                    if !steps.real(bi, t) {
+                        hs[oo + u] = hs[po + u];
+                        continue;
+                    }
+                    let rh = |q: usize| -> f64 {
+                        let r = q * h + u;
+                        let mut v = rb[r] as f64;
+                        for kk in 0..h {
+                            v += w_hh[r * h + kk] as f64 * hs[po + kk] as f64;
+                        }
+                        v
+                    };
+                    let x = |q: usize| wx[row * g3 + q * h + u] as f64;
+                    let r = sig(x(0) + rh(0));
+                    let z = sig(x(1) + rh(1));
+                    let n = (x(2) + r * rh(2)).tanh();
+                    let g = &mut gates[row * g3..];
+                    (g[u], g[h + u], g[2 * h + u]) = (r as f32, z as f32, n as f32);
+                    hn[row * h + u] = rh(2) as f32;
+                    hs[oo + u] = ((1.0 - z) * n + z * hs[po + u] as f64) as f32;
+                }
+            }
+        }
+        (gates, hn, hs)
+    }
+
+    /// The gradients for `W·x + b` and `R·h + rb` (`[T·B, 3H]` each), in
+    /// f64 from the chain rule through the equations, for sigmoid gates and
+    /// tanh state: `dh = dh_next + dy`, `dn = dh·(1 − z)·(1 − n²)`, `dz =
+    /// dh·(h_prev − n)·z·(1 − z)`, `dr = dn·hn·r·(1 − r)`; `dh_prev = dh·z +
+    /// [dr, dz, dn·r]·R`, carried unchanged over padded steps.
+    fn reference(
+        steps: &Steps,
+        reverse: bool,
+        w_hh: &[f32],
+        h: usize,
+        tr: &GruTrace,
+        dy: &[f32],
+    ) -> (Vec<f64>, Vec<f64>) {
+        let (t_len, b, g3) = (steps.t, steps.b, 3 * h);
+        let mut dgi = vec![0f64; t_len * b * g3];
+        let mut dgh = vec![0f64; t_len * b * g3];
+        let mut dh_next = vec![0f64; b * h];
+        for k in (0..t_len).rev() {
+            let t = steps.step(k, reverse);
+            let (prev, _) = steps.slots(t, reverse);
+            for bi in (0..b).filter(|&bi| steps.real(bi, t)) {
+                let row = t * b + bi;
+                let g = |q: usize, u: usize| tr.gates[row * g3 + q * h + u] as f64;
+                let mut dh_prev = vec![0f64; h];
+                for u in 0..h {
+                    let dh = dh_next[bi * h + u] + dy[row * h + u] as f64;
+                    let (r, z, n) = (g(0, u), g(1, u), g(2, u));
+                    let hp = tr.h[(prev * b + bi) * h + u] as f64;
+                    let dn = dh * (1.0 - z) * (1.0 - n * n);
+                    let dz = dh * (hp - n) * z * (1.0 - z);
+                    let dr = dn * tr.hn[row * h + u] as f64 * r * (1.0 - r);
+                    let (di, dhr) = (&mut dgi[row * g3..], &mut dgh[row * g3..]);
+                    (di[u], di[h + u], di[2 * h + u]) = (dr, dz, dn);
+                    (dhr[u], dhr[h + u], dhr[2 * h + u]) = (dr, dz, dn * r);
+                    dh_prev[u] += dh * z;
+                }
+                for (j, d) in dh_prev.iter_mut().enumerate() {
+                    for q in 0..g3 {
+                        *d += dgh[row * g3 + q] * w_hh[q * h + j] as f64;
+                    }
+                }
+                dh_next[bi * h..(bi + 1) * h].copy_from_slice(&dh_prev);
+            }
+        }
+        (dgi, dgh)
+    }
+
+    /// The backward against the chain rule in f64, for both ISAs' products,
+    /// one or two threads (the same bits), forward or reverse, padding at
+    /// both ends and hidden sizes that are not multiples of the panels'.
+    #[test]
+    fn backward_matches_the_equations() {
+        let mut rng = StdRng::seed_from_u64(17);
+        for (t_len, b, h) in [(6, 11, 21), (4, 9, 5), (3, 8, 16)] {
+            let spans: Vec<std::ops::Range<usize>> = (0..b)
+                .map(|i| match i % 4 {
+                    0 => 0..t_len,
+                    1 => 0..2,
+                    2 => 1..t_len,
+                    _ => 1..2,
+                })
+                .collect();
+            let steps = Steps { t: t_len, b, spans };
+            let w_hh = random(3 * h * h, 0.5, &mut rng);
+            let dy = random(t_len * b * h, 1.0, &mut rng);
+            for reverse in [false, true] {
+                let (gates, hn, hs) = trace(&steps, reverse, &w_hh, h, &mut rng);
+                let tr = GruTrace {
+                    gates: &gates,
+                    hn: &hn,
+                    h: &hs,
+                };
+                let (want_i, want_h) = reference(&steps, reverse, &w_hh, h, &tr, &dy);
+                for isa in Isa::all() {
+                    let mut first: Option<(Vec<f32>, Vec<f32>)> = None;
+                    for threads in [1, 2] {
+                        let got = pass_back::<SigmoidAct, TanhAct>(
+                            &steps, reverse, &w_hh, h, tr, &dy, threads, isa,
+                        );
+                        let case = format!(
+                            "H {h}, reverse {reverse}, {}, {threads} threads",
+                            isa.name()
+                        );
+                        for (what, g, w) in [("dgi", &got.0, &want_i), ("dgh", &got.1, &want_h)] {
+                            assert_eq!(g.len(), w.len());
+                            for (i, (&g, &w)) in g.iter().zip(w.iter()).enumerate() {
+                                assert!(
+                                    (g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                                    "{what}[{i}] {g} vs {w} ({case})"
+                                );
+                            }
+                        }
+                        match &first {
+                            None => first = Some(got),
+                            Some(one) => assert_eq!(one, &got, "threads change bits ({case})"),
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -24,17 +24,13 @@
 //! whichever thread computes it: a sequence gets the same bits in any batch,
 //! padded or not.
 
+use super::row_pass::{load, run, store, units, Cell, RowPass, Step, LANES};
 use super::Steps;
 use crate::act::{with_acts, Act, Acts};
 use crate::aligned::AlignedBuf;
 use crate::cpu::Isa;
 use crate::shared::SharedMut;
-use crate::threads::{row_threads, share};
-
-/// Hidden units per group: one 16-lane vector per sum.
-const LANES: usize = 16;
-/// Rows per register tile at most: 6 rows × 4 sums = 24 accumulators.
-const MAX_ROWS: usize = 6;
+use crate::threads::row_threads;
 
 /// One direction's GRU weights, packed for [`gru_forward`]: the hidden units
 /// in groups of 16, and for each group and gate `q` (`r, z, n`) a panel
@@ -197,37 +193,33 @@ fn pass<G: Act, S: Act>(
     if tape {
         assert!(bufs.hn.len() >= t_len * b * h, "gru_forward: hn");
     }
-    let cx = PassCtx {
+    let hp = SharedMut(bufs.h.as_mut_ptr());
+    let rp = RowPass {
         steps,
         reverse,
-        x: x.as_ptr(),
-        c: kx,
+        x: &x[..t_len * b * kx],
+        kx,
+        h,
+        hp,
+        recurrent_finite: panels.recurrent_finite,
+        isa,
+    };
+    let cx = PassCtx {
         panels,
         h,
         b,
         gp: SharedMut(bufs.gates.as_mut_ptr()),
-        hp: SharedMut(bufs.h.as_mut_ptr()),
+        hp,
         np: SharedMut(bufs.hn.as_mut_ptr()),
         tape,
-        isa,
     };
-    let parts = threads.clamp(1, b.max(1));
-    if parts == 1 {
-        run_rows::<G, S>(&cx, 0, 1);
-    } else {
-        share(parts, |part| run_rows::<G, S>(&cx, part, parts));
-    }
+    run::<G, S, _>(&rp, &cx, threads);
 }
 
 /// What every tile of a pass needs. The buffers' lengths were checked
-/// against the sizes in [`pass`]: `x` `[T·B, C]`, states `[(T+2)·B, H]`,
-/// and (when used) gates `[T·B, 3H]` and `hn` `[T·B, H]`.
+/// against the sizes in [`pass`]: states `[(T+2)·B, H]`, and (when used)
+/// gates `[T·B, 3H]` and `hn` `[T·B, H]`.
 struct PassCtx<'a> {
-    steps: &'a Steps,
-    reverse: bool,
-    /// The input `[T·B, C]`.
-    x: *const f32,
-    c: usize,
     panels: &'a GruPanels,
     h: usize,
     b: usize,
@@ -235,120 +227,32 @@ struct PassCtx<'a> {
     hp: SharedMut,
     np: SharedMut,
     tape: bool,
-    isa: Isa,
 }
 
 // SAFETY: the raw pointers are read, or written at rows that one thread owns
-// (see `run_rows`); the threads meet only when the pass ends.
+// (see `row_pass`); the threads meet only when the pass ends.
 unsafe impl Sync for PassCtx<'_> {}
 
-/// The pass for rows `part, part + parts, …` (interleaved, so that a batch
-/// sorted by length shares its long sequences between the threads).
-///
-/// At each step the thread's real rows are cut into tiles of at most
-/// [`MAX_ROWS`], each row's `[x_t, h_{t-1}]` is copied into `a` (`[rows, K]`),
-/// and each tile goes through every unit group.
-fn run_rows<G: Act, S: Act>(cx: &PassCtx, part: usize, parts: usize) {
-    let (b, h, kx) = (cx.b, cx.h, cx.panels.kx);
-    let k = kx + h;
-    let bh = b * h;
-    let mine = b.saturating_sub(part).div_ceil(parts);
-    let mut real = Vec::with_capacity(mine);
-    let mut a = vec![0f32; mine * k];
-    for kt in 0..cx.steps.t {
-        let t = cx.steps.step(kt, cx.reverse);
-        let (prev, out) = cx.steps.slots(t, cx.reverse);
-        real.clear();
-        // From a zero state (every forward's first step, unless a state was
-        // given or kept), the recurrent part of the product is exactly zero.
-        let mut zero_state = kt == 0 && cx.panels.recurrent_finite;
-        for bi in (part..b).step_by(parts) {
-            // SAFETY: `t < T` and `bi < B`, so the input row and both state
-            // rows are inside the checked buffers; row `bi` of both slots is
-            // this thread's; the slots differ; slot `prev` is complete and
-            // only read in this step.
-            unsafe {
-                let (po, oo) = (prev * bh + bi * h, out * bh + bi * h);
-                if cx.steps.real(bi, t) {
-                    let ar = &mut a[real.len() * k..][..k];
-                    let xr = std::slice::from_raw_parts(cx.x.add((t * b + bi) * cx.c), kx);
-                    ar[..kx].copy_from_slice(xr);
-                    let hr = std::slice::from_raw_parts(cx.hp.0.add(po), h);
-                    ar[kx..].copy_from_slice(hr);
-                    zero_state = zero_state && hr.iter().all(|&v| v == 0.0);
-                    real.push(bi);
-                } else {
-                    std::ptr::copy_nonoverlapping(cx.hp.0.add(po), cx.hp.0.add(oo), h);
-                }
-            }
-        }
-        let step = Step {
-            t,
-            prev,
-            out,
-            k_end: if zero_state { kx } else { k },
-        };
-        for g in 0..h.div_ceil(LANES) {
-            let mut r0 = 0;
-            for rows in tiles(&real) {
-                // SAFETY: `rows` are this thread's real rows at step `t`.
-                unsafe { tile::<G, S>(cx, &step, g, rows, &a[r0 * k..(r0 + rows.len()) * k]) };
-                r0 += rows.len();
-            }
-        }
-    }
-}
+impl Cell for PassCtx<'_> {
+    /// The GRU's state is `h` alone.
+    unsafe fn carry(&self, _prev: usize, _out: usize) {}
 
-/// `rows` in consecutive tiles of at most [`MAX_ROWS`], as even as possible.
-fn tiles(rows: &[usize]) -> impl Iterator<Item = &[usize]> {
-    let n = rows.len();
-    let count = n.div_ceil(MAX_ROWS);
-    let (base, extra) = (n / count.max(1), n % count.max(1));
-    let mut start = 0;
-    (0..count).map(move |i| {
-        let len = base + usize::from(i < extra);
-        let r = &rows[start..start + len];
-        start += len;
-        r
-    })
-}
-
-/// The step a tile belongs to: time `t`, state slots before and after, and
-/// the panel rows to multiply (`K`, or only the input's from a zero state).
-struct Step {
-    t: usize,
-    prev: usize,
-    out: usize,
-    k_end: usize,
-}
-
-/// One tile: rows `rows` (≤ [`MAX_ROWS`]) of unit group `g` at one step; `a`
-/// holds the rows' `[x_t, h_{t-1}]`, `[R, K]`.
-///
-/// # Safety
-/// The rows are real at the step, inside the batch and owned by the calling
-/// thread; `g` is inside the unit groups.
-unsafe fn tile<G: Act, S: Act>(cx: &PassCtx, st: &Step, g: usize, rows: &[usize], a: &[f32]) {
-    assert!(a.len() >= (cx.panels.kx + cx.h) * rows.len());
     #[cfg(target_arch = "x86_64")]
-    if cx.isa.avx512() {
-        let a = a.as_ptr();
-        // SAFETY: `cx.isa` allows AVX-512 (the CPU has AVX-512F); `a` holds
-        // the tile's rows; the rest is this function's contract.
-        unsafe {
-            match rows.len() {
-                1 => avx512::tile::<1, G, S>(cx, st, g, rows, a),
-                2 => avx512::tile::<2, G, S>(cx, st, g, rows, a),
-                3 => avx512::tile::<3, G, S>(cx, st, g, rows, a),
-                4 => avx512::tile::<4, G, S>(cx, st, g, rows, a),
-                5 => avx512::tile::<5, G, S>(cx, st, g, rows, a),
-                _ => avx512::tile::<6, G, S>(cx, st, g, rows, a),
-            }
-        }
-        return;
+    unsafe fn avx512_tile<const R: usize, G: Act, S: Act>(
+        &self,
+        st: &Step,
+        g: usize,
+        rows: &[usize],
+        a: *const f32,
+    ) {
+        // SAFETY: the contract.
+        unsafe { avx512::tile::<R, G, S>(self, st, g, rows, a) }
     }
-    // SAFETY: this function's contract.
-    unsafe { portable_tile::<G, S>(cx, st, g, rows, a) };
+
+    unsafe fn portable_tile<G: Act, S: Act>(&self, st: &Step, g: usize, rows: &[usize], a: &[f32]) {
+        // SAFETY: the contract.
+        unsafe { portable_tile::<G, S>(self, st, g, rows, a) }
+    }
 }
 
 /// Where a tile's row reads and writes (pointers for row `row` of group `g`).
@@ -383,17 +287,11 @@ impl RowPtrs {
     }
 }
 
-/// Units of group `g` (16, or fewer in the last group).
-#[inline(always)]
-fn units(h: usize, g: usize) -> usize {
-    (h - g * LANES).min(LANES)
-}
-
 /// The reference tile for CPUs without AVX-512: the same sums in the same
 /// order as the AVX-512 tile.
 ///
 /// # Safety
-/// As [`tile`].
+/// As [`Cell::avx512_tile`], on any CPU.
 unsafe fn portable_tile<G: Act, S: Act>(
     cx: &PassCtx,
     st: &Step,
@@ -462,28 +360,6 @@ unsafe fn portable_tile<G: Act, S: Act>(
     }
 }
 
-/// `n ≤ 16` values from `p`, zeros after.
-///
-/// # Safety
-/// `p` holds `n` values.
-#[inline(always)]
-unsafe fn load(p: *const f32, n: usize) -> [f32; LANES] {
-    let mut v = [0f32; LANES];
-    // SAFETY: this function's contract; `v` holds 16 values.
-    unsafe { std::ptr::copy_nonoverlapping(p, v.as_mut_ptr(), n.min(LANES)) };
-    v
-}
-
-/// The first `n ≤ 16` values of `v` to `p`.
-///
-/// # Safety
-/// `p` has room for `n` values.
-#[inline(always)]
-unsafe fn store(p: *mut f32, v: &[f32; LANES], n: usize) {
-    // SAFETY: this function's contract.
-    unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), p, n.min(LANES)) };
-}
-
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{units, Act, PassCtx, RowPtrs, Step, LANES};
@@ -507,12 +383,12 @@ mod avx512 {
         }
     }
 
-    /// [`super::tile`] for `R` rows: `R × 4` accumulators (`r`, `z`,
+    /// [`Cell::avx512_tile`](super::Cell::avx512_tile) for `R` rows: `R × 4` accumulators (`r`, `z`,
     /// `W_n·x`, `R_n·h`) over the panels' `K` rows, then the cell update per
     /// row.
     ///
     /// # Safety
-    /// As [`super::tile`], on a CPU with AVX-512F; `a` holds `R` rows of `K`.
+    /// As [`Cell::avx512_tile`](super::Cell::avx512_tile).
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::needless_range_loop)] // plain index loops over `acc`, fully unrolled
     pub(super) unsafe fn tile<const R: usize, G: Act, S: Act>(

@@ -31,6 +31,7 @@ pub mod lstm_backward;
 pub mod lstm_forward;
 pub mod lstm_proj;
 pub mod lstm_step;
+mod row_pass;
 
 pub use gru::{gru_backward, GruTrace};
 pub use gru_before::{gru_before_backward, gru_before_forward};
