@@ -1,6 +1,7 @@
 //! `Convolution1d`: MATLAB's `convolution1dLayer`, by im2col over each
 //! sequence's own windows and one matrix product for the whole mini-batch.
 
+use super::conv::weight_bias_options;
 use super::util::{grad_or_zeros, no_forward, single};
 use super::window1d::{per_sequence_grad, BatchWindows, Padding1d, Window1d};
 use super::{name_field, named};
@@ -224,36 +225,7 @@ impl Convolution1d {
         self.padding_value = v;
         self
     }
-    /// How `Weights` `[F, C, K]` start.
-    pub fn weights_initializer(mut self, i: WeightsInitializer) -> Self {
-        self.weights_initializer = i;
-        self
-    }
-    /// How `Bias` `[F]` starts.
-    pub fn bias_initializer(mut self, i: BiasInitializer) -> Self {
-        self.bias_initializer = i;
-        self
-    }
-    /// L2 factor of `Weights`.
-    pub fn weight_l2_factor(mut self, f: f32) -> Self {
-        self.weight_l2_factor = f;
-        self
-    }
-    /// L2 factor of `Bias`.
-    pub fn bias_l2_factor(mut self, f: f32) -> Self {
-        self.bias_l2_factor = f;
-        self
-    }
-    /// Learning-rate factor of `Weights`.
-    pub fn weight_learn_rate_factor(mut self, f: f32) -> Self {
-        self.weight_learn_rate_factor = f;
-        self
-    }
-    /// Learning-rate factor of `Bias`.
-    pub fn bias_learn_rate_factor(mut self, f: f32) -> Self {
-        self.bias_learn_rate_factor = f;
-        self
-    }
+    weight_bias_options!("[F, C, K]");
 
     fn window(&self, x: &ActShape) -> std::result::Result<Window1d, ShapeError> {
         if x.format != Format::CBT {

@@ -162,24 +162,30 @@ enum Kind {
     Average(PoolPaddingValue),
 }
 
+/// Implements [`LayerDef`] for a pooling config (fields `name`, `pool_size`,
+/// `stride`, `padding`; `pool_window(&x, pool_size, stride, padding)` and a
+/// `Kind` in the calling module): `$kernel` is the kernel struct (fields
+/// `name`, `in_shape`, `window`, `kind`, `cache`), `|$s| $kind` the pooling
+/// kind from the config, `|$x, $g| $out` the output shape from the input
+/// shape and the window. Shared by the 2-D and 1-D pooling layers.
 macro_rules! pool_def {
-    ($ty:ty, $type_name:literal, |$s:ident| $kind:expr) => {
+    ($ty:ty, $type_name:literal, $kernel:ident, |$s:ident| $kind:expr, |$x:ident, $g:ident| $out:expr) => {
         impl LayerDef for $ty {
             name_field!();
             fn type_name(&self) -> &'static str {
                 $type_name
             }
             fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
-                let x = single(inputs)?;
-                let g = pool_window(&x, self.pool_size, self.stride, self.padding)?;
-                Ok(vec![ActShape::images(g.output[0], g.output[1], x.channels)])
+                let $x = single(inputs)?;
+                let $g = pool_window(&$x, self.pool_size, self.stride, self.padding)?;
+                Ok(vec![$out])
             }
             fn build(&self, inputs: &[ActShape], _params: Params) -> Result<Box<dyn LayerKernel>> {
                 let x = single(inputs).map_err(|e| Error::layer(&self.name, e.message))?;
                 let window = pool_window(&x, self.pool_size, self.stride, self.padding)
                     .map_err(|e| Error::layer(&self.name, e.message))?;
                 let $s = self;
-                Ok(Box::new(PoolKernel {
+                Ok(Box::new($kernel {
                     name: self.name.clone(),
                     in_shape: x,
                     window,
@@ -190,11 +196,22 @@ macro_rules! pool_def {
         }
     };
 }
+pub(super) use pool_def;
 
-pool_def!(MaxPooling2d, "2-D Max Pooling", |_s| Kind::Max);
-pool_def!(AveragePooling2d, "2-D Average Pooling", |s| Kind::Average(
-    s.padding_value
-));
+pool_def!(
+    MaxPooling2d,
+    "2-D Max Pooling",
+    PoolKernel,
+    |_s| Kind::Max,
+    |x, g| { ActShape::images(g.output[0], g.output[1], x.channels) }
+);
+pool_def!(
+    AveragePooling2d,
+    "2-D Average Pooling",
+    PoolKernel,
+    |s| Kind::Average(s.padding_value),
+    |x, g| ActShape::images(g.output[0], g.output[1], x.channels)
+);
 
 struct PoolKernel {
     name: String,

@@ -2,7 +2,7 @@
 //! `averagePooling1dLayer`, each channel pooled over time, each sequence over
 //! its own windows (see [`super::window1d`]).
 
-use super::pooling::PoolPaddingValue;
+use super::pooling::{pool_def, PoolPaddingValue};
 use super::util::{check_shape, grad_or_zeros, no_forward, single};
 use super::window1d::{per_sequence_grad, BatchWindows, Padding1d, Window1d};
 use super::{name_field, named};
@@ -163,39 +163,21 @@ enum Kind {
     Average(PoolPaddingValue),
 }
 
-macro_rules! pool_def {
-    ($ty:ty, $type_name:literal, |$s:ident| $kind:expr) => {
-        impl LayerDef for $ty {
-            name_field!();
-            fn type_name(&self) -> &'static str {
-                $type_name
-            }
-            fn infer(&self, inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
-                let x = single(inputs)?;
-                pool_window(&x, self.pool_size, self.stride, self.padding)?;
-                Ok(vec![x])
-            }
-            fn build(&self, inputs: &[ActShape], _params: Params) -> Result<Box<dyn LayerKernel>> {
-                let x = single(inputs).map_err(|e| Error::layer(&self.name, e.message))?;
-                let window = pool_window(&x, self.pool_size, self.stride, self.padding)
-                    .map_err(|e| Error::layer(&self.name, e.message))?;
-                let $s = self;
-                Ok(Box::new(Pool1dKernel {
-                    name: self.name.clone(),
-                    in_shape: x,
-                    window,
-                    kind: $kind,
-                    cache: None,
-                }))
-            }
-        }
-    };
-}
-
-pool_def!(MaxPooling1d, "1-D Max Pooling", |_s| Kind::Max);
-pool_def!(AveragePooling1d, "1-D Average Pooling", |s| Kind::Average(
-    s.padding_value
-));
+// The output keeps the input's shape description (the steps are not part of it).
+pool_def!(
+    MaxPooling1d,
+    "1-D Max Pooling",
+    Pool1dKernel,
+    |_s| Kind::Max,
+    |x, _g| x
+);
+pool_def!(
+    AveragePooling1d,
+    "1-D Average Pooling",
+    Pool1dKernel,
+    |s| Kind::Average(s.padding_value),
+    |x, _g| x
+);
 
 struct Pool1dKernel {
     name: String,
