@@ -1,6 +1,6 @@
 //! `FullyConnected`: an affine map applied at every time step.
 
-use super::util::{bias_rows, grad_or_zeros, no_forward, recycled, single};
+use super::util::{grad_or_zeros, no_forward, recycled, single};
 use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
@@ -10,7 +10,7 @@ use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
 use crate::learnable::{Initializer, Learnable, LearnableSpec};
 use crate::torch::TorchLayout;
 use ndarray::{ArcArray, ArrayD, Axis, Ix2, IxDyn};
-use seqnet_kernels::gemm::matmul_into;
+use seqnet_kernels::gemm::{matmul_bias, matmul_into};
 use serde::{Deserialize, Serialize};
 
 /// MATLAB's `fullyConnectedLayer`: `y = W·x + b` for each observation and time step.
@@ -196,8 +196,7 @@ impl LayerKernel for FullyConnectedKernel {
         if bias.len() != o {
             return Err(Error::layer(&self.name, "Bias and Weights sizes differ"));
         }
-        let mut y = bias_rows(bias, rows, recycled(self.last_output.take()));
-        matmul_into(xm, w.t(), y.view_mut(), true);
+        let y = matmul_bias(xm, w.t(), bias, recycled(self.last_output.take()));
         self.input = Some((xd, rows));
         let y = y
             .into_dyn()

@@ -65,19 +65,6 @@ pub fn no_forward(layer: &str) -> Error {
     Error::layer(layer, "backward called before forward")
 }
 
-/// `[rows, O]` with `bias` `[O]` in every row, written in one pass (a
-/// product then adds into it; zeroing first would be a second pass) into
-/// `buf`'s allocation (see [`recycled`]) when it is large enough.
-pub fn bias_rows(bias: &[f32], rows: usize, buf: Vec<f32>) -> ndarray::Array2<f32> {
-    let mut v = buf;
-    v.clear();
-    v.reserve(rows * bias.len());
-    for _ in 0..rows {
-        v.extend_from_slice(bias);
-    }
-    ndarray::Array2::from_shape_vec((rows, bias.len()), v).expect("rows × bias length")
-}
-
 /// The allocation of `last` (a layer's previous output or scratch array),
 /// emptied, when nothing else holds it anymore; else an empty vector.
 /// Reusing it keeps its pages mapped: a fresh allocation of a few MB is

@@ -1,5 +1,6 @@
 //! The self-attention kernel: the rows of every sequence's real steps
-//! projected with one product each, then attention per sequence and head.
+//! projected to queries, keys and values with one product (the three
+//! weights stacked), then attention per sequence and head.
 //! Without padding the products work on the input's own rows `[T·B, C]`
 //! (each sequence a strided view); with padding the real steps are packed
 //! first and the output scattered back.
@@ -8,11 +9,11 @@ use crate::activation::{Activation, SeqLengths};
 use crate::error::{Error, Result};
 use crate::format::Format;
 use crate::layer::{ForwardCtx, LayerKernel, Mode};
-use crate::layers::util::{bias_rows, grad_or_zeros, no_forward, recycled};
+use crate::layers::util::{grad_or_zeros, no_forward, recycled};
 use crate::learnable::Learnable;
 use ndarray::{ArcArray, Array2, ArrayD, ArrayView2, ArrayViewMut2, Axis, Ix2, IxDyn, Slice};
 use rayon::prelude::*;
-use seqnet_kernels::gemm::{matmul_into, matmul_into_threads};
+use seqnet_kernels::gemm::{matmul_bias, matmul_into, matmul_into_threads};
 use seqnet_kernels::softmax::{masked_softmax_row, softmax_row_backward};
 use std::ops::Range;
 
@@ -182,11 +183,12 @@ impl Layout {
 /// What backward needs, in the rows of the [`Layout`].
 struct Cache {
     layout: Layout,
-    /// Input `[rows, C]`, queries and keys `[rows, K]`, values `[rows, V]`.
+    /// Input `[rows, C]`.
     x: ArcArray<f32, Ix2>,
-    q: Array2<f32>,
-    k: Array2<f32>,
-    v: Array2<f32>,
+    /// Queries, keys and values side by side, `[rows, K + K + V]`.
+    qkv: Array2<f32>,
+    /// The query, key and value weights stacked, `[K + K + V, C]`.
+    w_qkv: Array2<f32>,
     /// Per sequence of length `L`: each head's attention weights `[h, L, L]`
     /// (training passes; after an inference pass backward recomputes them).
     probs: Option<Vec<Vec<f32>>>,
@@ -208,16 +210,55 @@ fn mat(l: &Learnable) -> ArrayView2<'_, f32> {
     l.value.view().into_dimensionality::<Ix2>().expect("2-D")
 }
 
+/// Each sequence's queries `[L, K]`, keys `[L, K]` and values `[L, V]`
+/// from the rows of `qkv` `[rows, K + K + V]`.
+fn split_qkv<'a>(
+    layout: &Layout,
+    s: &Sizes,
+    qkv: ArrayView2<'a, f32>,
+) -> Vec<(
+    ArrayView2<'a, f32>,
+    ArrayView2<'a, f32>,
+    ArrayView2<'a, f32>,
+)> {
+    let (k, v) = (s.k, s.v);
+    layout
+        .seqs(qkv)
+        .into_iter()
+        .map(|a| (cols(a, 0..k), cols(a, k..2 * k), cols(a, 2 * k..2 * k + v)))
+        .collect()
+}
+
+/// The mutable counterpart of [`split_qkv`].
+#[allow(clippy::type_complexity)]
+fn split_qkv_mut<'a>(
+    layout: &Layout,
+    s: &Sizes,
+    qkv: ArrayViewMut2<'a, f32>,
+) -> Vec<(
+    ArrayViewMut2<'a, f32>,
+    ArrayViewMut2<'a, f32>,
+    ArrayViewMut2<'a, f32>,
+)> {
+    layout
+        .seqs_mut(qkv)
+        .into_iter()
+        .map(|a| {
+            let (q, rest) = a.split_at(Axis(1), s.k);
+            let (k, v) = rest.split_at(Axis(1), s.k);
+            (q, k, v)
+        })
+        .collect()
+}
+
 /// `x·wᵀ + b` for rows `x` `[N, in]`, `w` `[out, in]`, `b` `[out]`, written
 /// into `buf`'s allocation (see [`recycled`]) when it is large enough.
 fn project(x: ArrayView2<f32>, w: &Learnable, b: Option<&Learnable>, buf: Vec<f32>) -> Array2<f32> {
     let w = mat(w);
-    let mut y = match b {
-        Some(b) => bias_rows(b.value.as_slice().expect("1-D"), x.nrows(), buf),
-        None => bias_rows(&vec![0.0; w.nrows()], x.nrows(), buf),
-    };
-    matmul_into(x, w.t(), y.view_mut(), b.is_some());
-    y
+    match b {
+        Some(b) => matmul_bias(x, w.t(), b.value.as_slice().expect("1-D"), buf),
+        None => matmul_bias(x, w.t(), &vec![0.0; w.nrows()], buf),
+    }
 }
 
 impl AttentionKernel {
@@ -241,6 +282,24 @@ impl AttentionKernel {
 
     fn bias(&self, i: usize) -> Option<&Learnable> {
         self.biases.as_ref().map(|b| &b[i])
+    }
+
+    /// The query, key and value weights stacked `[K + K + V, C]` and their
+    /// biases `[K + K + V]` (zeros without `HasBias`), for one product.
+    fn stacked_qkv(&self) -> (Array2<f32>, Vec<f32>) {
+        let s = self.sizes;
+        let mut w = Vec::with_capacity((2 * s.k + s.v) * s.c);
+        let mut b = Vec::with_capacity(2 * s.k + s.v);
+        for i in [Q, K, V] {
+            let wi = &self.weights[i].value;
+            w.extend(wi.iter());
+            match self.bias(i) {
+                Some(bi) => b.extend(bi.value.iter()),
+                None => b.resize(b.len() + wi.shape()[0], 0.0),
+            }
+        }
+        let w = Array2::from_shape_vec((2 * s.k + s.v, s.c), w).expect("[K + K + V, C]");
+        (w, b)
     }
 
     /// Head `j`'s attention weights for one sequence (`q`, `k` `[L, K]`):
@@ -380,14 +439,13 @@ impl LayerKernel for AttentionKernel {
         let last = self.cache.take();
         let (mut old, mut old_probs) = (Vec::new(), None);
         if let Some(c) = last {
-            old = vec![c.q, c.k, c.v, c.concat];
+            old = vec![c.qkv, c.concat];
             old_probs = c.probs;
         }
         let mut old = old.into_iter().map(|a| recycled(Some(a)));
         let mut buf = || old.next().unwrap_or_default();
-        let q = project(xp.view(), &self.weights[Q], self.bias(Q), buf());
-        let k = project(xp.view(), &self.weights[K], self.bias(K), buf());
-        let v = project(xp.view(), &self.weights[V], self.bias(V), buf());
+        let (w_qkv, b_qkv) = self.stacked_qkv();
+        let qkv = matmul_bias(xp.view(), w_qkv.t(), &b_qkv, buf());
         let mut concat = buf();
         concat.resize(layout.rows() * s.v, 0.0);
         concat.fill(0.0);
@@ -397,15 +455,9 @@ impl LayerKernel for AttentionKernel {
         let mut spare = std::mem::take(&mut self.spare);
         spare.extend(old_probs.into_iter().flatten());
         spare.resize_with(parts.len(), Vec::new);
-        let qkv = layout
-            .seqs(q.view())
-            .into_iter()
-            .zip(layout.seqs(k.view()))
-            .zip(layout.seqs(v.view()))
-            .map(|((q, k), v)| (q, k, v));
         let bufs: Vec<Vec<f32>> = parts
             .into_iter()
-            .zip(qkv.zip(spare))
+            .zip(split_qkv(&layout, &s, qkv.view()).into_iter().zip(spare))
             .collect::<Vec<_>>()
             .into_par_iter()
             .map(|(out, (qkv, buf))| Self::attend(&s, qkv, out, buf, keep))
@@ -426,9 +478,8 @@ impl LayerKernel for AttentionKernel {
         self.cache = Some(Cache {
             layout,
             x: xp,
-            q,
-            k,
-            v,
+            qkv,
+            w_qkv,
             probs,
             concat,
         });
@@ -469,44 +520,51 @@ impl LayerKernel for AttentionKernel {
             dconcat.view_mut(),
             false,
         );
-        // Attention, per sequence.
-        let (mut dq, mut dk, mut dv) = (
-            Array2::zeros((n, s.k)),
-            Array2::zeros((n, s.k)),
-            Array2::zeros((n, s.v)),
-        );
+        // Attention, per sequence, into the gradients of the stacked
+        // queries, keys and values `[rows, K + K + V]`.
+        let mut dqkv = Array2::zeros((n, 2 * s.k + s.v));
         let l = &c.layout;
         let probs = (0..).map(|i| c.probs.as_ref().map(|p| &p[i][..]));
-        let parts = l
-            .seqs_mut(dq.view_mut())
+        let parts = split_qkv_mut(l, &s, dqkv.view_mut())
             .into_iter()
-            .zip(l.seqs_mut(dk.view_mut()))
-            .zip(l.seqs_mut(dv.view_mut()))
-            .zip(l.seqs(c.q.view()))
-            .zip(l.seqs(c.k.view()))
-            .zip(l.seqs(c.v.view()))
+            .zip(split_qkv(l, &s, c.qkv.view()))
             .zip(l.seqs(dconcat.view()))
             .zip(probs)
             .collect::<Vec<_>>();
         parts
             .into_par_iter()
-            .for_each(|(((((((dq, dk), dv), q), k), v), dout), p)| {
+            .for_each(|((((dq, dk, dv), (q, k, v)), dout), p)| {
                 Self::attend_backward(&s, q, k, v, p, dout, dq, dk, dv);
             });
-        // Input projections.
-        let mut dx = Array2::zeros((n, s.c));
-        let mut dws = Vec::with_capacity(3);
-        for (i, d) in [(Q, &dq), (K, &dk), (V, &dv)] {
-            let mut dw = Array2::zeros(mat(&self.weights[i]).raw_dim());
-            matmul_into(d.t(), c.x.view(), dw.view_mut(), false);
-            dws.push(dw);
-            if self.input_grad_needed {
-                matmul_into(d.view(), mat(&self.weights[i]), dx.view_mut(), true);
-            }
-        }
-        let dbs =
-            [dq.view(), dk.view(), dv.view(), dyp.view()].map(|d| d.sum_axis(Axis(0)).into_dyn());
-        let dx = self.input_grad_needed.then(|| c.layout.put_out(dx));
+        // Input projections: one product each for the stacked weights'
+        // gradient `[K + K + V, C]` and the input's.
+        let mut dw_qkv = Array2::zeros(c.w_qkv.raw_dim());
+        matmul_into(dqkv.t(), c.x.view(), dw_qkv.view_mut(), false);
+        let split = [0, s.k, 2 * s.k, 2 * s.k + s.v];
+        let mut dws: Vec<Array2<f32>> = split
+            .windows(2)
+            .map(|r| {
+                dw_qkv
+                    .slice_axis(Axis(0), Slice::from(r[0]..r[1]))
+                    .to_owned()
+            })
+            .collect();
+        let dx = self.input_grad_needed.then(|| {
+            let mut dx = Array2::zeros((n, s.c));
+            matmul_into(dqkv.view(), c.w_qkv.view(), dx.view_mut(), false);
+            c.layout.put_out(dx)
+        });
+        let db_qkv = dqkv.sum_axis(Axis(0));
+        let mut dbs: Vec<ArrayD<f32>> = split
+            .windows(2)
+            .map(|r| {
+                db_qkv
+                    .slice_axis(Axis(0), Slice::from(r[0]..r[1]))
+                    .to_owned()
+                    .into_dyn()
+            })
+            .collect();
+        dbs.push(dyp.sum_axis(Axis(0)).into_dyn());
         dws.push(dwo);
         for (w, dw) in self.weights.iter_mut().zip(dws) {
             w.grad = dw.into_dyn();
