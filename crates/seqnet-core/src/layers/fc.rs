@@ -10,7 +10,7 @@ use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
 use crate::learnable::{Initializer, Learnable, LearnableSpec};
 use crate::torch::TorchLayout;
 use ndarray::{ArcArray, ArrayD, Axis, Ix2, IxDyn};
-use seqnet_kernels::gemm::{matmul_bias, matmul_into};
+use seqnet_kernels::gemm::{matmul_bias_packed, matmul_into};
 use serde::{Deserialize, Serialize};
 
 /// MATLAB's `fullyConnectedLayer`: `y = W·x + b` for each observation and time step.
@@ -196,7 +196,7 @@ impl LayerKernel for FullyConnectedKernel {
         if bias.len() != o {
             return Err(Error::layer(&self.name, "Bias and Weights sizes differ"));
         }
-        let y = matmul_bias(xm, w.t(), bias, recycled(self.last_output.take()));
+        let y = matmul_bias_packed(xm, w.t(), bias, recycled(self.last_output.take()));
         self.input = Some((xd, rows));
         let y = y
             .into_dyn()

@@ -13,7 +13,7 @@ use crate::layers::util::{grad_or_zeros, no_forward, recycled};
 use crate::learnable::Learnable;
 use ndarray::{ArcArray, Array2, ArrayD, ArrayView2, ArrayViewMut2, Axis, Ix2, IxDyn, Slice};
 use rayon::prelude::*;
-use seqnet_kernels::gemm::{matmul_bias, matmul_into, matmul_into_threads};
+use seqnet_kernels::gemm::{matmul_bias_packed, matmul_into, matmul_into_threads};
 use seqnet_kernels::softmax::{masked_softmax_row, softmax_row_backward};
 use std::ops::Range;
 
@@ -256,8 +256,8 @@ fn split_qkv_mut<'a>(
 fn project(x: ArrayView2<f32>, w: &Learnable, b: Option<&Learnable>, buf: Vec<f32>) -> Array2<f32> {
     let w = mat(w);
     match b {
-        Some(b) => matmul_bias(x, w.t(), b.value.as_slice().expect("1-D"), buf),
-        None => matmul_bias(x, w.t(), &vec![0.0; w.nrows()], buf),
+        Some(b) => matmul_bias_packed(x, w.t(), b.value.as_slice().expect("1-D"), buf),
+        None => matmul_bias_packed(x, w.t(), &vec![0.0; w.nrows()], buf),
     }
 }
 
@@ -445,7 +445,7 @@ impl LayerKernel for AttentionKernel {
         let mut old = old.into_iter().map(|a| recycled(Some(a)));
         let mut buf = || old.next().unwrap_or_default();
         let (w_qkv, b_qkv) = self.stacked_qkv();
-        let qkv = matmul_bias(xp.view(), w_qkv.t(), &b_qkv, buf());
+        let qkv = matmul_bias_packed(xp.view(), w_qkv.t(), &b_qkv, buf());
         let mut concat = buf();
         concat.resize(layout.rows() * s.v, 0.0);
         concat.fill(0.0);
