@@ -3,7 +3,7 @@
 //! ([`Padding`], output sizes) shared with the pooling layers.
 
 use super::util::{check_shape, grad_or_zeros, no_forward, single};
-use super::{name_field, named};
+use super::{name_field, named, weight_bias_options};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
@@ -290,46 +290,6 @@ pub struct Convolution2d {
     pub bias_learn_rate_factor: f32,
 }
 
-/// The builder setters of a layer config with `Weights` and `Bias` learnables
-/// (fields `weights_initializer`, `bias_initializer`, `weight_l2_factor`,
-/// `bias_l2_factor`, `weight_learn_rate_factor`, `bias_learn_rate_factor`),
-/// inside its `impl`; the argument is the weights' shape for the docs.
-macro_rules! weight_bias_options {
-    ($shape:literal) => {
-        #[doc = concat!("How `Weights` `", $shape, "` start.")]
-        pub fn weights_initializer(mut self, i: WeightsInitializer) -> Self {
-            self.weights_initializer = i;
-            self
-        }
-        /// How `Bias` `[F]` starts.
-        pub fn bias_initializer(mut self, i: BiasInitializer) -> Self {
-            self.bias_initializer = i;
-            self
-        }
-        /// L2 factor of `Weights`.
-        pub fn weight_l2_factor(mut self, f: f32) -> Self {
-            self.weight_l2_factor = f;
-            self
-        }
-        /// L2 factor of `Bias`.
-        pub fn bias_l2_factor(mut self, f: f32) -> Self {
-            self.bias_l2_factor = f;
-            self
-        }
-        /// Learning-rate factor of `Weights`.
-        pub fn weight_learn_rate_factor(mut self, f: f32) -> Self {
-            self.weight_learn_rate_factor = f;
-            self
-        }
-        /// Learning-rate factor of `Bias`.
-        pub fn bias_learn_rate_factor(mut self, f: f32) -> Self {
-            self.bias_learn_rate_factor = f;
-            self
-        }
-    };
-}
-pub(super) use weight_bias_options;
-
 fn glorot() -> WeightsInitializer {
     WeightsInitializer::Glorot
 }
@@ -375,7 +335,7 @@ impl Convolution2d {
         self.dilation_factor = dilation;
         self
     }
-    weight_bias_options!("[F, C, fh, fw]");
+    weight_bias_options!("[F, C, fh, fw]", "[F]");
 
     fn window(&self, x: &ActShape) -> std::result::Result<Window, ShapeError> {
         match x.format {

@@ -1,10 +1,9 @@
 //! `Convolution1d`: MATLAB's `convolution1dLayer`, by im2col over each
 //! sequence's own windows and one matrix product for the whole mini-batch.
 
-use super::conv::weight_bias_options;
 use super::util::{grad_or_zeros, no_forward, single};
 use super::window1d::{per_sequence_grad, BatchWindows, Padding1d, Window1d};
-use super::{name_field, named};
+use super::{name_field, named, weight_bias_options};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
@@ -225,7 +224,7 @@ impl Convolution1d {
         self.padding_value = v;
         self
     }
-    weight_bias_options!("[F, C, K]");
+    weight_bias_options!("[F, C, K]", "[F]");
 
     fn window(&self, x: &ActShape) -> std::result::Result<Window1d, ShapeError> {
         if x.format != Format::CBT {

@@ -1,7 +1,7 @@
 //! `FullyConnected`: an affine map applied at every time step.
 
 use super::util::{grad_or_zeros, no_forward, recycled, single};
-use super::{name_field, named};
+use super::{name_field, named, weight_bias_options};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
@@ -63,22 +63,7 @@ impl FullyConnected {
             bias_learn_rate_factor: 1.0,
         }
     }
-    pub fn weights_initializer(mut self, i: WeightsInitializer) -> Self {
-        self.weights_initializer = i;
-        self
-    }
-    pub fn bias_initializer(mut self, i: BiasInitializer) -> Self {
-        self.bias_initializer = i;
-        self
-    }
-    pub fn weight_l2_factor(mut self, f: f32) -> Self {
-        self.weight_l2_factor = f;
-        self
-    }
-    pub fn bias_l2_factor(mut self, f: f32) -> Self {
-        self.bias_l2_factor = f;
-        self
-    }
+    weight_bias_options!("[O, In]", "[O]");
 }
 
 impl LayerDef for FullyConnected {
@@ -282,5 +267,28 @@ impl LayerKernel for FullyConnectedKernel {
     }
     fn learnables_mut(&mut self) -> Vec<&mut Learnable> {
         vec![&mut self.weights, &mut self.bias]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The factor setters reach the learnables' specs (MATLAB's
+    /// `WeightLearnRateFactor`, `BiasL2Factor`, ...).
+    #[test]
+    fn factor_setters_reach_the_learnables() {
+        let fc = FullyConnected::new(3)
+            .weight_l2_factor(0.25)
+            .bias_l2_factor(0.5)
+            .weight_learn_rate_factor(2.0)
+            .bias_learn_rate_factor(0.0);
+        let specs = fc.learnables(&[ActShape::features(4)]);
+        assert_eq!(specs[0].shape, vec![3, 4]);
+        assert_eq!(
+            (specs[0].l2_factor, specs[0].learn_rate_factor),
+            (0.25, 2.0)
+        );
+        assert_eq!((specs[1].l2_factor, specs[1].learn_rate_factor), (0.5, 0.0));
     }
 }

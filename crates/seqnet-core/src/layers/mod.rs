@@ -133,3 +133,44 @@ macro_rules! named {
     };
 }
 pub(crate) use named;
+
+/// The builder setters of a layer config with `Weights` and `Bias` learnables
+/// (fields `weights_initializer`, `bias_initializer`, `weight_l2_factor`,
+/// `bias_l2_factor`, `weight_learn_rate_factor`, `bias_learn_rate_factor`),
+/// inside its `impl`; the arguments are the weights' and the bias's shapes
+/// for the docs.
+macro_rules! weight_bias_options {
+    ($weights:literal, $bias:literal) => {
+        #[doc = concat!("How `Weights` `", $weights, "` start.")]
+        pub fn weights_initializer(mut self, i: WeightsInitializer) -> Self {
+            self.weights_initializer = i;
+            self
+        }
+        #[doc = concat!("How `Bias` `", $bias, "` starts.")]
+        pub fn bias_initializer(mut self, i: BiasInitializer) -> Self {
+            self.bias_initializer = i;
+            self
+        }
+        /// L2 factor of `Weights`.
+        pub fn weight_l2_factor(mut self, f: f32) -> Self {
+            self.weight_l2_factor = f;
+            self
+        }
+        /// L2 factor of `Bias`.
+        pub fn bias_l2_factor(mut self, f: f32) -> Self {
+            self.bias_l2_factor = f;
+            self
+        }
+        /// Learning-rate factor of `Weights`.
+        pub fn weight_learn_rate_factor(mut self, f: f32) -> Self {
+            self.weight_learn_rate_factor = f;
+            self
+        }
+        /// Learning-rate factor of `Bias`.
+        pub fn bias_learn_rate_factor(mut self, f: f32) -> Self {
+            self.bias_learn_rate_factor = f;
+            self
+        }
+    };
+}
+pub(crate) use weight_bias_options;
