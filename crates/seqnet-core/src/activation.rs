@@ -66,6 +66,16 @@ impl SeqLengths {
         self.span(b).contains(&t)
     }
 
+    /// Whether each row of a `[T, B, …]` sequence, or each frame the folding
+    /// layer makes of it, is real: `[T·B]`, row `r` being step `r / B` of
+    /// observation `r % B`.
+    pub fn real_rows(&self) -> Vec<bool> {
+        let b = self.lengths.len();
+        (0..self.time * b)
+            .map(|r| self.is_real(r % b, r / b))
+            .collect()
+    }
+
     /// Whether no observation is padded.
     pub fn is_full(&self) -> bool {
         self.lengths.iter().all(|&l| l == self.time)

@@ -117,7 +117,7 @@ impl BatchSource for DatastoreBatches {
             self.shuffled_through += 1;
         }
         if let Some((share, lengths)) = &self.share {
-            if share.rank == 0 && std::env::var_os("SEQNET_MPI_TIMES").is_some() {
+            if share.rank == 0 && crate::distributed::phases::enabled() {
                 eprintln!(
                     "{}",
                     share_balance(

@@ -452,7 +452,7 @@ impl BatchNormKernel {
                         format!("the input's sequence lengths ({b} sequences of {} steps) do not fit its {frames} frames", l.time),
                     ));
                 }
-                Ok(Some((0..frames).map(|n| l.is_real(n % b, n / b)).collect()))
+                Ok(Some(l.real_rows()))
             }
             _ => Ok(None),
         }

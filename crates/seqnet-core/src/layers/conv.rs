@@ -446,8 +446,7 @@ struct ConvKernel {
 /// gradients (the video network's mini-batches are a fifth padding).
 fn real_frames(x: &Activation, frames: usize) -> Option<Vec<bool>> {
     let l = x.lengths.as_ref().filter(|l| !l.is_full())?;
-    let b = l.lengths.len();
-    (b * l.time == frames).then(|| (0..frames).map(|n| l.is_real(n % b, n / b)).collect())
+    (l.lengths.len() * l.time == frames).then(|| l.real_rows())
 }
 
 /// `Σ row` in f64, in eight interleaved partial sums (a single chain of f64

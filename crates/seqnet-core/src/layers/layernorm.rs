@@ -3,7 +3,7 @@
 
 use super::util::{grad_or_zeros, no_forward, single};
 use super::{name_field, named};
-use crate::activation::{Activation, SeqLengths};
+use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
@@ -189,15 +189,9 @@ const BACKWARD_ROWS: usize = 64;
 /// is a real step.
 pub(crate) fn real_rows(x: &Activation) -> Vec<bool> {
     match &x.lengths {
-        Some(l) if x.format == Format::CBT => real_rows_of(l),
+        Some(l) if x.format == Format::CBT => l.real_rows(),
         _ => vec![true; x.data.len() / x.data.shape().last().copied().unwrap_or(1).max(1)],
     }
-}
-
-/// [`real_rows`] from the lengths of a `[T, B, …]` sequence.
-pub(crate) fn real_rows_of(l: &SeqLengths) -> Vec<bool> {
-    let b = l.lengths.len();
-    (0..l.time * b).map(|r| l.is_real(r % b, r / b)).collect()
 }
 
 impl LayerKernel for LayerNormKernel {

@@ -70,7 +70,7 @@ impl Drop for MpiSession {
     /// waiting for the other ranks), to see where a data-parallel run's time
     /// goes (docs/DISTRIBUTED.md "Sharded solver").
     fn drop(&mut self) {
-        if std::env::var_os("SEQNET_MPI_TIMES").is_none() {
+        if !super::phases::enabled() {
             return;
         }
         super::phases::mark("finalizing");
