@@ -82,32 +82,85 @@ pub fn scatter_slots(
     time: usize,
 ) -> Vec<f32> {
     let batch = spans.len();
-    let mut dst = vec![0f32; time * batch * width];
     if let Some(bias) = bias {
         assert_eq!(bias.len(), width, "scatter_slots: bias length");
     }
     if width == 0 || batch == 0 {
-        return dst;
+        return vec![0.0; time * batch * width];
     }
-    dst.par_chunks_mut(batch * width)
-        .enumerate()
-        .for_each(|(t, rows)| {
-            for (b, (row, sp)) in rows.chunks_exact_mut(width).zip(spans).enumerate() {
-                let Some(i) = t.checked_sub(sp.time_start).filter(|&i| i < sp.len) else {
-                    continue;
-                };
-                let at = (b * slot_rows + sp.slot_start + i) * width;
-                let s = &src[at..at + width];
-                match bias {
-                    Some(bias) => row
-                        .iter_mut()
-                        .zip(s.iter().zip(bias))
-                        .for_each(|(d, (v, c))| *d = v + c),
-                    None => row.copy_from_slice(s),
+    fresh_rows(time, batch * width, 1, |t, rows| {
+        for (b, (row, sp)) in rows.chunks_exact_mut(width).zip(spans).enumerate() {
+            let Some(i) = t.checked_sub(sp.time_start).filter(|&i| i < sp.len) else {
+                row.fill(0.0);
+                continue;
+            };
+            let at = (b * slot_rows + sp.slot_start + i) * width;
+            let s = &src[at..at + width];
+            match bias {
+                Some(bias) => row
+                    .iter_mut()
+                    .zip(s.iter().zip(bias))
+                    .for_each(|(d, (v, c))| *d = v + c),
+                None => row.copy_from_slice(s),
+            }
+        }
+    })
+}
+
+/// A new `[rows, width]` buffer whose rows `fill(first, block)` writes, in
+/// parallel blocks of at most `block_rows` rows (`first` is the block's first
+/// row, `block` `[r, width]`), each block written once: no zeroing pass
+/// before (as `vec![0.0; n]` costs when the allocator recycles memory), no
+/// page touched twice. `block` arrives holding unspecified values: `fill`
+/// writes every element.
+pub fn fresh_rows(
+    rows: usize,
+    width: usize,
+    block_rows: usize,
+    fill: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let n = rows * width;
+    let mut dst: Vec<f32> = Vec::with_capacity(n);
+    if n > 0 {
+        let block = block_rows.max(1) * width;
+        dst.spare_capacity_mut()[..n]
+            .par_chunks_mut(block)
+            .enumerate()
+            .for_each_init(Vec::new, |buf: &mut Vec<f32>, (i, out)| {
+                buf.resize(out.len(), 0.0);
+                fill(i * block_rows.max(1), buf);
+                for (d, &v) in out.iter_mut().zip(buf.iter()) {
+                    d.write(v);
+                }
+            });
+    }
+    // SAFETY: the chunks cover all `n` elements of the spare capacity
+    // (`capacity ≥ n`), and each element of each chunk was written from `buf`
+    // (resized to the chunk's length) above.
+    unsafe { dst.set_len(n) };
+    dst
+}
+
+/// `dst` `[cols, rows]`: `src` `[rows, cols]` transposed, in tiles of
+/// `16 × 16` so that both sides stay in cache.
+///
+/// # Panics
+/// When a slice is shorter than `rows·cols`.
+pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    const TILE: usize = 16;
+    assert!(
+        src.len() >= rows * cols && dst.len() >= rows * cols,
+        "transpose: sizes"
+    );
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    dst[c * rows + r] = src[r * cols + c];
                 }
             }
-        });
-    dst
+        }
+    }
 }
 
 /// The view of `rows` overlapping rows of `width` values, row `i` starting
@@ -209,6 +262,29 @@ mod tests {
                         .sum();
                     let got = out_t[p * n + j] as f64;
                     assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{p},{j}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fresh_rows_writes_every_row_once_and_transpose_matches() {
+        for (rows, width, block) in [(0, 3, 2), (1, 1, 1), (7, 3, 2), (100, 5, 16), (33, 0, 4)] {
+            let got = fresh_rows(rows, width, block, |first, out| {
+                for (i, v) in out.iter_mut().enumerate() {
+                    *v = (first * width + i) as f32;
+                }
+            });
+            let want: Vec<f32> = (0..rows * width).map(|i| i as f32).collect();
+            assert_eq!(got, want, "{rows}x{width} in blocks of {block}");
+        }
+        for (rows, cols) in [(1, 1), (3, 40), (17, 16), (33, 5)] {
+            let src = values(rows * cols, 5);
+            let mut dst = vec![f32::NAN; rows * cols];
+            transpose(&src, rows, cols, &mut dst);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(dst[c * rows + r], src[r * cols + c]);
                 }
             }
         }

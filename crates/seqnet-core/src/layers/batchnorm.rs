@@ -12,6 +12,7 @@ use crate::reduce::{SharedReducer, StatReducer};
 use crate::torch::{TorchLayout, TorchParam};
 use ndarray::{ArcArray, Array1, ArrayD, IxDyn};
 use rayon::prelude::*;
+use seqnet_kernels::conv1d::fresh_rows;
 use serde::{Deserialize, Serialize};
 
 /// MATLAB's `batchNormalizationLayer`:
@@ -534,14 +535,19 @@ fn normalize(
     is_real: &(dyn Fn(usize) -> bool + Sync),
     f: &Affine,
 ) -> Vec<f32> {
-    let mut y = vec![0f32; xs.len()];
-    y.par_chunks_mut(c * spatial)
-        .zip(xs.par_chunks(c * spatial))
-        .with_min_len(min_frames_per_task(c * spatial))
-        .enumerate()
-        .for_each(|(n, (yn, xn))| {
+    let frame = c * spatial;
+    if frame == 0 {
+        return Vec::new();
+    }
+    // Each output frame written once (no zeroing pass before).
+    let frames = xs.len() / frame;
+    fresh_rows(frames, frame, min_frames_per_task(frame), |first, ys| {
+        for (i, yn) in ys.chunks_exact_mut(frame).enumerate() {
+            let n = first + i;
+            let xn = &xs[n * frame..(n + 1) * frame];
             if !is_real(n) {
-                return;
+                yn.fill(0.0);
+                continue;
             }
             if spatial == 1 {
                 // Feature rows: one value per channel, a loop the compiler vectorizes.
@@ -549,7 +555,7 @@ fn normalize(
                 for ((yv, &xv), (((&g, &inv), &m), &b)) in yn.iter_mut().zip(xn).zip(coeffs) {
                     *yv = g * inv * (xv - m) + b;
                 }
-                return;
+                continue;
             }
             for ci in 0..c {
                 let (a, m, b) = (f.gamma[ci] * f.inv_std[ci], f.mean[ci], f.beta[ci]);
@@ -558,8 +564,8 @@ fn normalize(
                     *yv = a * (xv - m) + b;
                 }
             }
-        });
-    y
+        }
+    })
 }
 
 /// Per channel `(Σ dy, Σ dy·(x − μ))` over the real values of `[N, C, S]` data.
@@ -603,15 +609,22 @@ fn input_grad(
         coeffs.iter().map(|c| c.1).collect(),
         coeffs.iter().map(|c| c.2).collect(),
     );
-    let mut dx = vec![0f32; xs.len()];
-    dx.par_chunks_mut(c * s)
-        .zip(dys.par_chunks(c * s))
-        .zip(xs.par_chunks(c * s))
-        .with_min_len(min_frames_per_task(c * s))
-        .enumerate()
-        .for_each(|(n, ((dxn, dyn_), xn))| {
+    let frame = c * s;
+    if frame == 0 {
+        return Vec::new();
+    }
+    // Each frame of `dx` written once (no zeroing pass before).
+    let frames = xs.len() / frame;
+    fresh_rows(frames, frame, min_frames_per_task(frame), |first, dxs| {
+        for (i, dxn) in dxs.chunks_exact_mut(frame).enumerate() {
+            let n = first + i;
+            let (dyn_, xn) = (
+                &dys[n * frame..(n + 1) * frame],
+                &xs[n * frame..(n + 1) * frame],
+            );
             if !is_real(n) {
-                return;
+                dxn.fill(0.0);
+                continue;
             }
             if s == 1 {
                 // Feature rows: one value per channel, a loop the compiler vectorizes.
@@ -620,7 +633,7 @@ fn input_grad(
                 for (((d, &g), &v), (((&a, &k0), &k1), &m)) in values.zip(per_channel) {
                     *d = a * (g - k0 - (v - m) * k1);
                 }
-                return;
+                continue;
             }
             let blocks = dxn
                 .chunks_exact_mut(s)
@@ -631,8 +644,8 @@ fn input_grad(
                     *d = a * (g - k0 - (v - m) * k1);
                 }
             }
-        });
-    dx
+        }
+    })
 }
 
 impl LayerKernel for BatchNormKernel {
