@@ -16,6 +16,7 @@
 //! | [`norm`] | layer normalization of one row |
 //! | [`softmax`] | masked softmax rows (attention) |
 //! | [`aligned`] | 64-byte aligned buffers |
+//! | [`attention`] | fused multi-head attention of one sequence (inference) |
 //! | [`act`] | the recurrent layers' activations, scalar |
 //! | `simd` | the same activations on AVX-512 registers |
 //! | [`threads`] | the helper thread, row sharing, thread policy |
@@ -31,6 +32,7 @@
 
 pub mod act;
 pub mod aligned;
+pub mod attention;
 pub mod conv1d;
 pub mod cpu;
 pub mod dot;

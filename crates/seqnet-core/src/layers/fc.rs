@@ -1,6 +1,6 @@
 //! `FullyConnected`: an affine map applied at every time step.
 
-use super::util::{grad_or_zeros, no_forward, recycled, single};
+use super::util::{grad_or_zeros, no_forward, recycled_len, single};
 use super::{name_field, named, weight_bias_options};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
@@ -181,7 +181,8 @@ impl LayerKernel for FullyConnectedKernel {
         if bias.len() != o {
             return Err(Error::layer(&self.name, "Bias and Weights sizes differ"));
         }
-        let y = matmul_bias_packed(xm, w.t(), bias, recycled(self.last_output.take()));
+        let buf = recycled_len(self.last_output.take(), rows * o);
+        let y = matmul_bias_packed(xm, w.t(), bias, buf);
         self.input = Some((xd, rows));
         let y = y
             .into_dyn()

@@ -1,7 +1,7 @@
 //! `LayerNormalization`: MATLAB's `layerNormalizationLayer`, over the
 //! channels of each time step.
 
-use super::util::{grad_or_zeros, no_forward, single};
+use super::util::{grad_or_zeros, no_forward, recycled_len, single};
 use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
@@ -148,6 +148,7 @@ impl LayerDef for LayerNormalization {
             scale: params.learnable("Scale")?,
             offset: params.learnable("Offset")?,
             cache: None,
+            last_output: None,
         }))
     }
     fn torch_layout(&self) -> Option<TorchLayout> {
@@ -169,6 +170,9 @@ struct LayerNormKernel {
     scale: Learnable,
     offset: Learnable,
     cache: Option<Cache>,
+    /// The last forward's output (shared): its allocation is reused by the
+    /// next forward once nothing else holds it.
+    last_output: Option<ArcArray<f32, IxDyn>>,
 }
 
 struct Cache {
@@ -225,20 +229,31 @@ impl LayerKernel for LayerNormKernel {
             scale.as_slice().expect("1-D"),
             offset.as_slice().expect("1-D"),
         );
-        let mut y = vec![0f32; xs.len()];
+        // The last output's allocation: every row is written (padded rows 0).
+        let mut y = recycled_len(self.last_output.take(), xs.len());
         let mut stats = vec![RowStats::default(); real.len()];
         // Rows in parallel, in runs long enough to pay for the hand-off.
         y.par_chunks_mut(c)
             .zip(stats.par_iter_mut())
             .enumerate()
             .with_min_len(256)
-            .filter(|(r, _)| real[*r])
             .for_each(|(r, (y, st))| {
-                *st = layer_norm_row(&xs[r * c..(r + 1) * c], scale, offset, self.epsilon, y);
+                if real[r] {
+                    *st = layer_norm_row(&xs[r * c..(r + 1) * c], scale, offset, self.epsilon, y);
+                } else {
+                    y.fill(0.0);
+                }
             });
-        let y = ArrayD::from_shape_vec(xd.shape(), y).expect("output size");
+        let y = ArrayD::from_shape_vec(xd.shape(), y)
+            .expect("output size")
+            .into_shared();
+        self.last_output = Some(y.clone());
         self.cache = Some(Cache { x: xd, stats, real });
-        Ok(vec![x.like(y)])
+        Ok(vec![Activation {
+            data: y,
+            format: x.format,
+            lengths: x.lengths.clone(),
+        }])
     }
 
     fn backward(

@@ -1,13 +1,14 @@
 //! `Addition` and `Concatenation`: layers with several inputs, so that real DAGs
 //! (residual connections, parallel branches) can be built.
 
-use super::util::{no_forward, par_sum};
+use super::util::{no_forward, recycled_len};
 use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
-use ndarray::{ArrayD, Axis};
+use ndarray::{ArcArray, ArrayD, Axis, IxDyn};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Port names `in1` … `in16`; merge layers take at most this many inputs.
@@ -82,6 +83,7 @@ impl LayerDef for Addition {
             name: self.name.clone(),
             n: self.num_inputs,
             ran: false,
+            last_output: None,
         }))
     }
 }
@@ -90,6 +92,28 @@ struct AdditionKernel {
     name: String,
     n: usize,
     ran: bool,
+    /// The last forward's output (shared): its allocation is reused by the
+    /// next forward once nothing else holds it (no fresh pages per pass).
+    last_output: Option<ArcArray<f32, IxDyn>>,
+}
+
+/// Elements per rayon job of [`sum_into`]: long enough that handing a run
+/// to the other thread pays off.
+const RUN: usize = 1 << 14;
+
+/// `out = Σ xs` element by element (every slice as long as `out`), in one
+/// pass on rayon's threads.
+fn sum_into(xs: &[&[f32]], out: &mut [f32]) {
+    let (first, rest) = xs.split_first().expect("at least one input");
+    out.par_chunks_mut(RUN).enumerate().for_each(|(i, o)| {
+        let run = i * RUN..i * RUN + o.len();
+        o.copy_from_slice(&first[run.clone()]);
+        for x in rest {
+            for (s, v) in o.iter_mut().zip(&x[run.clone()]) {
+                *s += v;
+            }
+        }
+    });
 }
 
 impl LayerKernel for AdditionKernel {
@@ -116,8 +140,13 @@ impl LayerKernel for AdditionKernel {
         }
         let slices: Option<Vec<&[f32]>> = inputs.iter().map(|x| x.data.as_slice()).collect();
         let sum = match slices {
-            // One pass on rayon's threads when every input is in standard layout.
-            Some(s) => ArrayD::from_shape_vec(first.data.shape(), par_sum(&s)).expect("same shape"),
+            // One pass on rayon's threads when every input is in standard
+            // layout, into the last output's allocation.
+            Some(s) => {
+                let mut out = recycled_len(self.last_output.take(), first.data.len());
+                sum_into(&s, &mut out);
+                ArrayD::from_shape_vec(first.data.shape(), out).expect("same shape")
+            }
             None => {
                 let mut sum = first.data.to_owned();
                 for x in &inputs[1..] {
@@ -125,9 +154,15 @@ impl LayerKernel for AdditionKernel {
                 }
                 sum
             }
-        };
+        }
+        .into_shared();
+        self.last_output = Some(sum.clone());
         self.ran = true;
-        Ok(vec![first.like(sum)])
+        Ok(vec![Activation {
+            data: sum,
+            format: first.format,
+            lengths: first.lengths.clone(),
+        }])
     }
     fn backward(
         &mut self,

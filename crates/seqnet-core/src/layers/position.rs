@@ -2,7 +2,7 @@
 //! `positionEmbeddingLayer` and `sinusoidalPositionEncodingLayer`, a vector
 //! per position of each sequence, counted from its first real step.
 
-use super::util::{no_forward, single};
+use super::util::{no_forward, recycled_len, single};
 use super::{name_field, named};
 use crate::activation::{Activation, SeqLengths};
 use crate::error::{Error, Result};
@@ -11,7 +11,7 @@ use crate::init::WeightsInitializer;
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
 use crate::learnable::{Initializer, Learnable, LearnableSpec};
 use crate::torch::{TorchLayout, TorchParam};
-use ndarray::ArrayD;
+use ndarray::{ArcArray, ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 
 /// MATLAB's `positionEmbeddingLayer(outputSize, maxPosition)`: a learned
@@ -152,6 +152,7 @@ impl LayerDef for PositionEmbedding {
             output_size: self.output_size,
             table: Table::Learned(Box::new(params.learnable("Weights")?)),
             lengths: None,
+            last_output: None,
         }))
     }
     fn torch_layout(&self) -> Option<TorchLayout> {
@@ -185,6 +186,7 @@ impl LayerDef for SinusoidalPositionEncoding {
             output_size: self.output_size,
             table: Table::Sinusoidal,
             lengths: None,
+            last_output: None,
         }))
     }
 }
@@ -201,6 +203,9 @@ struct PositionKernel {
     output_size: usize,
     table: Table,
     lengths: Option<SeqLengths>,
+    /// The last forward's output (shared): its allocation is reused by the
+    /// next forward once nothing else holds it.
+    last_output: Option<ArcArray<f32, IxDyn>>,
 }
 
 /// The sinusoidal vector of position `p`, written into `row` `[O]`.
@@ -238,7 +243,11 @@ impl LayerKernel for PositionKernel {
             }
         }
         let (time, batch) = (lengths.time, lengths.lengths.len());
-        let mut y = vec![0f32; time * batch * o];
+        // Every real step is written below; padded steps are 0.
+        let mut y = recycled_len(self.last_output.take(), time * batch * o);
+        if lengths.lengths.iter().any(|&l| l < time) {
+            y.fill(0.0);
+        }
         let table = match &self.table {
             Table::Learned(w) => {
                 w.value
@@ -263,8 +272,15 @@ impl LayerKernel for PositionKernel {
             }
         }
         self.lengths = Some(lengths);
-        let y = ArrayD::from_shape_vec(vec![time, batch, o], y).expect("output size");
-        Ok(vec![x.like(y)])
+        let y = ArrayD::from_shape_vec(vec![time, batch, o], y)
+            .expect("output size")
+            .into_shared();
+        self.last_output = Some(y.clone());
+        Ok(vec![Activation {
+            data: y,
+            format: x.format,
+            lengths: x.lengths.clone(),
+        }])
     }
 
     fn backward(

@@ -66,22 +66,28 @@ pub fn no_forward(layer: &str) -> Error {
 }
 
 /// The allocation of `last` (a layer's previous output or scratch array),
-/// emptied, when nothing else holds it anymore; else an empty vector.
-/// Reusing it keeps its pages mapped: a fresh allocation of a few MB is
-/// mapped anew by the allocator and faulted in page by page on every pass.
-pub fn recycled<S, D>(last: Option<ndarray::ArrayBase<S, D>>) -> Vec<f32>
+/// when nothing else holds it anymore, holding exactly `len` values, for a
+/// caller that overwrites every one of them. Reusing it keeps its pages
+/// mapped: a fresh allocation of a few MB is mapped anew by the allocator
+/// and faulted in page by page on every pass. Its values: the last pass's
+/// values are kept where the allocation had them (no zeroing pass over
+/// memory about to be written), zeros past them. A fresh vector of zeros
+/// when nothing can be reused.
+pub fn recycled_len<S, D>(last: Option<ndarray::ArrayBase<S, D>>, len: usize) -> Vec<f32>
 where
     S: ndarray::Data<Elem = f32>,
     D: ndarray::Dimension,
 {
-    match last.map(ndarray::ArrayBase::try_into_owned_nocopy) {
-        Some(Ok(a)) => {
-            let (mut v, _) = a.into_raw_vec_and_offset();
-            v.clear();
-            v
-        }
+    let mut v = match last.map(ndarray::ArrayBase::try_into_owned_nocopy) {
+        Some(Ok(a)) if a.is_standard_layout() => a.into_raw_vec_and_offset().0,
         _ => Vec::new(),
+    };
+    if v.len() >= len {
+        v.truncate(len);
+    } else {
+        v.resize(len, 0.0);
     }
+    v
 }
 
 /// Elements per rayon job in the element-wise passes below: long enough that
@@ -93,27 +99,4 @@ const RUN: usize = 1 << 14;
 pub fn par_map(x: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
     use rayon::prelude::*;
     x.par_iter().with_min_len(RUN).map(|&v| f(v)).collect()
-}
-
-/// `Σ xs[j][i]` for every element (added in the order of `xs`), on rayon's
-/// threads, as a new vector. All slices have the length of `xs[0]`.
-pub fn par_sum(xs: &[&[f32]]) -> Vec<f32> {
-    use rayon::prelude::*;
-    let (first, rest) = xs.split_first().expect("at least one input");
-    let mut sum: Vec<f32> = match rest.split_first() {
-        Some((second, _)) => first
-            .par_iter()
-            .zip(second.par_iter())
-            .with_min_len(RUN)
-            .map(|(a, b)| a + b)
-            .collect(),
-        None => first.to_vec(),
-    };
-    for x in rest.iter().skip(1) {
-        sum.par_iter_mut()
-            .zip(x.par_iter())
-            .with_min_len(RUN)
-            .for_each(|(s, v)| *s += v);
-    }
-    sum
 }

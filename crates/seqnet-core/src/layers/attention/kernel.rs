@@ -9,10 +9,11 @@ use crate::activation::{Activation, SeqLengths};
 use crate::error::{Error, Result};
 use crate::format::Format;
 use crate::layer::{ForwardCtx, LayerKernel, Mode};
-use crate::layers::util::{grad_or_zeros, no_forward, recycled};
+use crate::layers::util::{grad_or_zeros, no_forward, recycled_len};
 use crate::learnable::Learnable;
 use ndarray::{ArcArray, Array2, ArrayD, ArrayView2, ArrayViewMut2, Axis, Ix2, IxDyn, Slice};
 use rayon::prelude::*;
+use seqnet_kernels::attention::{attend_heads, AttentionScratch};
 use seqnet_kernels::gemm::{matmul_bias_packed, matmul_into, matmul_into_threads};
 use seqnet_kernels::softmax::{masked_softmax_row, softmax_row_backward};
 use std::ops::Range;
@@ -41,8 +42,9 @@ pub(super) struct AttentionKernel {
     /// Their biases (`[K]`, `[K]`, `[V]`, `[O]`), with `HasBias`.
     biases: Option<[Learnable; 4]>,
     cache: Option<Cache>,
-    /// Attention-weight buffers of the last inference pass, reused by the
-    /// next pass (a product overwrites them: no zeroing, no fresh pages).
+    /// Attention-weight buffers of the last training pass, kept through
+    /// inference passes for the next training pass (a product overwrites
+    /// them: no zeroing, no fresh pages).
     spare: Vec<Vec<f32>>,
     /// The last forward's output (shared): its allocation is reused by the
     /// next forward once nothing else holds it.
@@ -252,7 +254,7 @@ fn split_qkv_mut<'a>(
 }
 
 /// `x·wᵀ + b` for rows `x` `[N, in]`, `w` `[out, in]`, `b` `[out]`, written
-/// into `buf`'s allocation (see [`recycled`]) when it is large enough.
+/// into `buf`'s allocation (see [`recycled_len`]) when it is large enough.
 fn project(x: ArrayView2<f32>, w: &Learnable, b: Option<&Learnable>, buf: Vec<f32>) -> Array2<f32> {
     let w = mat(w);
     match b {
@@ -317,23 +319,22 @@ impl AttentionKernel {
         }
     }
 
-    /// Attention of one sequence (`q`, `k` `[L, K]`, `v` `[L, V]`): writes the
-    /// heads' outputs into `out` `[L, V]`. Returns `buf` (any contents, reused
-    /// as scratch) holding every head's weights `[h, L, L]` when `keep`, one
-    /// head's `[L, L]` otherwise.
+    /// Attention of one sequence in training (`q`, `k` `[L, K]`, `v`
+    /// `[L, V]`): writes the heads' outputs into `out` `[L, V]`. Returns
+    /// `buf` (any contents, reused as scratch) holding every head's weights
+    /// `[h, L, L]` for backward. (Inference takes the fused
+    /// [`attend_heads`].)
     fn attend(
         s: &Sizes,
         (q, k, v): (ArrayView2<f32>, ArrayView2<f32>, ArrayView2<f32>),
         mut out: ArrayViewMut2<f32>,
         mut buf: Vec<f32>,
-        keep: bool,
     ) -> Vec<f32> {
         let l = q.nrows();
         let dv = s.v / s.heads;
-        let per_head = if keep { l * l } else { 0 };
-        buf.resize(if keep { s.heads * l * l } else { l * l }, 0.0);
+        buf.resize(s.heads * l * l, 0.0);
         for j in 0..s.heads {
-            let p = &mut buf[j * per_head..j * per_head + l * l];
+            let p = &mut buf[j * l * l..(j + 1) * l * l];
             Self::head_probs(s, q, k, j, p);
             let pm = ArrayView2::from_shape((l, l), &*p).expect("[L, L]");
             let vj = cols(v, j * dv..(j + 1) * dv);
@@ -436,40 +437,52 @@ impl LayerKernel for AttentionKernel {
         let layout = Layout::of(&x.seq_lengths());
         let xp = layout.take_in(&x.data);
         // The last pass's arrays, their allocations reused (no fresh pages).
-        let last = self.cache.take();
-        let (mut old, mut old_probs) = (Vec::new(), None);
-        if let Some(c) = last {
-            old = vec![c.qkv, c.concat];
-            old_probs = c.probs;
-        }
-        let mut old = old.into_iter().map(|a| recycled(Some(a)));
-        let mut buf = || old.next().unwrap_or_default();
+        // Every value of these is overwritten below (each head writes its
+        // columns of `concat` for every row).
+        let (old_qkv, old_concat, old_probs) = match self.cache.take() {
+            Some(c) => (Some(c.qkv), Some(c.concat), c.probs),
+            None => (None, None, None),
+        };
+        let n = layout.rows();
         let (w_qkv, b_qkv) = self.stacked_qkv();
-        let qkv = matmul_bias_packed(xp.view(), w_qkv.t(), &b_qkv, buf());
-        let mut concat = buf();
-        concat.resize(layout.rows() * s.v, 0.0);
-        concat.fill(0.0);
-        let mut concat = Array2::from_shape_vec((layout.rows(), s.v), concat).expect("[rows, V]");
+        let buf = recycled_len(old_qkv, n * (2 * s.k + s.v));
+        let qkv = matmul_bias_packed(xp.view(), w_qkv.t(), &b_qkv, buf);
+        let concat = recycled_len(old_concat, n * s.v);
+        let mut concat = Array2::from_shape_vec((n, s.v), concat).expect("[rows, V]");
         let parts = layout.seqs_mut(concat.view_mut());
-        let keep = ctx.mode == Mode::Training;
-        let mut spare = std::mem::take(&mut self.spare);
-        spare.extend(old_probs.into_iter().flatten());
-        spare.resize_with(parts.len(), Vec::new);
-        let bufs: Vec<Vec<f32>> = parts
-            .into_iter()
-            .zip(split_qkv(&layout, &s, qkv.view()).into_iter().zip(spare))
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .map(|(out, (qkv, buf))| Self::attend(&s, qkv, out, buf, keep))
-            .collect();
-        let probs = if keep {
+        let seqs = split_qkv(&layout, &s, qkv.view());
+        let probs = if ctx.mode == Mode::Training {
+            // Every head's weights kept for backward, in the last training
+            // pass's buffers.
+            let mut spare = std::mem::take(&mut self.spare);
+            spare.extend(old_probs.into_iter().flatten());
+            spare.resize_with(parts.len(), Vec::new);
+            let bufs: Vec<Vec<f32>> = parts
+                .into_iter()
+                .zip(seqs.into_iter().zip(spare))
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .map(|(out, (qkv, buf))| Self::attend(&s, qkv, out, buf))
+                .collect();
             Some(bufs)
         } else {
-            self.spare = bufs;
+            // Scores, softmax and values fused per block of queries: no
+            // `[L, L]` matrix per head (backward, if called, recomputes them).
+            if self.spare.is_empty() {
+                self.spare = old_probs.unwrap_or_default();
+            }
+            parts
+                .into_iter()
+                .zip(seqs)
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .for_each_init(AttentionScratch::default, |scratch, (out, (q, k, v))| {
+                    attend_heads(q, k, v, s.heads, s.causal, out, scratch);
+                });
             None
         };
         let y = match &layout {
-            Layout::Full { .. } => recycled(self.last_output.take()),
+            Layout::Full { .. } => recycled_len(self.last_output.take(), n * s.o),
             Layout::Packed { .. } => Vec::new(),
         };
         let y = project(concat.view(), &self.weights[OUT], self.bias(OUT), y);
