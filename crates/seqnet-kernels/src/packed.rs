@@ -37,6 +37,44 @@ impl PackedPanels {
         }
     }
 
+    /// Packs the row-major `b` `[k, n]` (row `r` at `b[r·n..]`), reusing the
+    /// allocation: the same panels as [`PackedPanels::pack`] with `value(r, c)
+    /// = b[r·n + c]`, copied a panel row (16 values) at a time instead of
+    /// element by element down the columns, and every value written once (no
+    /// clearing first).
+    ///
+    /// # Panics
+    /// When `b` holds fewer than `k·n` values.
+    pub fn pack_row_major(&mut self, b: &[f32], k: usize, n: usize) {
+        assert!(
+            b.len() >= k * n,
+            "pack_row_major: b holds fewer than k·n values"
+        );
+        let panels = n.div_ceil(PANEL);
+        self.k = k;
+        self.n = n;
+        self.data.resize(panels * k * PANEL, 0.0);
+        if k == 0 {
+            return;
+        }
+        for (p, panel) in self.data.chunks_exact_mut(k * PANEL).enumerate() {
+            let (c0, w) = (p * PANEL, (n - p * PANEL).min(PANEL));
+            for (row, dst) in panel.chunks_exact_mut(PANEL).enumerate() {
+                let src = &b[row * n + c0..][..w];
+                if let (Ok(d), Ok(s)) = (
+                    <&mut [f32; PANEL]>::try_from(&mut *dst),
+                    <&[f32; PANEL]>::try_from(src),
+                ) {
+                    // A whole panel row: a copy of constant size, not a call.
+                    *d = *s;
+                } else {
+                    dst[..w].copy_from_slice(src);
+                    dst[w..].fill(0.0);
+                }
+            }
+        }
+    }
+
     /// Rows `k`.
     pub fn rows(&self) -> usize {
         self.k
@@ -259,6 +297,31 @@ mod tests {
     use super::*;
     use crate::gemm::matmul;
     use ndarray::Array2;
+
+    #[test]
+    fn row_major_packing_matches_packing_by_element() {
+        // One buffer for every size, so that each packing starts from the
+        // previous one's values (a reused buffer must be overwritten).
+        let mut got = PackedPanels::default();
+        got.pack(40, 70, |_, _| f32::NAN);
+        for &(k, n) in &[
+            (3, 17),
+            (1, 1),
+            (40, 70),
+            (7, 16),
+            (5, 33),
+            (0, 4),
+            (4, 0),
+            (2, 9),
+        ] {
+            let b: Vec<f32> = (0..k * n).map(|i| (i % 13) as f32 - 6.0).collect();
+            let mut want = PackedPanels::default();
+            want.pack(k, n, |r, c| b[r * n + c]);
+            got.pack_row_major(&b, k, n);
+            assert_eq!((got.rows(), got.cols()), (k, n));
+            assert_eq!(got.data, want.data, "{k}x{n}");
+        }
+    }
 
     #[test]
     fn packed_product_matches_gemm_on_ragged_sizes() {

@@ -23,7 +23,7 @@ use ndarray::{ArcArray, Array1, Array2, ArrayD, Axis, Ix2, IxDyn};
 use rand::rngs::StdRng;
 use seqnet_kernels::gemm::matmul_into;
 use seqnet_kernels::recurrent::{
-    fold_input, lstm_backward, lstm_forward, GatePanels, LstmTrace, OutputGrad, PassBuffers,
+    fold_input, lstm_backward_into, lstm_forward, GatePanels, LstmTrace, OutputGrad, PassBuffers,
     StepWeights,
 };
 use serde::{Deserialize, Serialize};
@@ -217,6 +217,7 @@ impl<const D: usize> LstmConfig<D> {
             step_weights_valid: false,
             panels: Vec::new(),
             panels_valid: false,
+            dg_buf: Vec::new(),
             input_grad_needed: true,
         })
     }
@@ -351,6 +352,10 @@ pub struct LstmKernel {
     /// while `panels_valid` (cleared as `step_weights_valid` is).
     panels: Vec<GatePanels>,
     panels_valid: bool,
+    /// The gate gradients of one direction's backward, `[T·B, 4H]`, kept
+    /// between backwards (every value is overwritten: no clearing, no page
+    /// faults for a fresh 6.5 MB per training step).
+    dg_buf: Vec<f32>,
     /// Whether backward returns the input's gradient (see
     /// [`LayerKernel::set_input_grad_needed`]).
     input_grad_needed: bool,
@@ -694,7 +699,7 @@ impl LayerKernel for LstmKernel {
                 width: s,
                 offset: d * h,
             };
-            let dg = lstm_backward(
+            lstm_backward_into(
                 acts(self.gate, self.state),
                 steps,
                 reverse,
@@ -702,11 +707,13 @@ impl LayerKernel for LstmKernel {
                 h,
                 trace,
                 grad,
+                &mut self.dg_buf,
             );
-            let dg_real = real.as_ref().map(|r| gather_rows(&dg, g4, r));
+            let dg = &self.dg_buf[..t * b * g4];
+            let dg_real = real.as_ref().map(|r| gather_rows(dg, g4, r));
             let (dg_in, x_in) = match (&dg_real, x_real) {
                 (Some(dgr), Some(xr)) => (&dgr[..], xr),
-                _ => (&dg[..], x_all),
+                _ => (dg, x_all),
             };
             weight_grad(
                 dg_in,
@@ -716,12 +723,12 @@ impl LayerKernel for LstmKernel {
             );
             let p0 = steps.prev_start(reverse);
             weight_grad(
-                &dg,
+                dg,
                 view(&dir.h[p0 * b * h..], t * b, h),
                 g4,
                 dw_hh.slice_axis_mut(Axis(0), rows.clone().into()),
             );
-            column_sums(&dg, &mut db[rows.clone()]);
+            column_sums(dg, &mut db[rows.clone()]);
             if need_dx {
                 let into = if real.is_some() {
                     dx_rows.view_mut()

@@ -78,7 +78,7 @@ fn pass_back<G: Act, S: Act>(
     let mut dgh = vec![0.0f32; t_len * b * g3];
     // `R` packed once for the pass, read by both threads.
     let mut pack = PackedPanels::default();
-    pack.pack(g3, h, |kk, j| w_hh[kk * h + j]);
+    pack.pack_row_major(w_hh, g3, h);
     let ld = pack.padded_cols();
     // Each observation's backward needs only its own rows (`dh_{t−1}` of
     // row `b` is row `b` of `dG_h·R`): two threads take every other

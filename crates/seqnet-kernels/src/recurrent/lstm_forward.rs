@@ -55,9 +55,15 @@ impl GatePanels {
         let kx = if fold { c } else { 0 };
         let k = kx + h;
         let groups = h.div_ceil(LANES);
+        // Every value but the units past `H` in the last group is written
+        // below; those stay zero from the last zeroing when the shape is the
+        // same (the training step repacks at every iteration: no 1.5 MB clear).
+        let len = groups * 4 * k * LANES;
+        if self.kx != kx || self.h != h || self.data.as_slice().len() != len {
+            self.data.zeroed(len);
+        }
         self.kx = kx;
         self.h = h;
-        self.data.zeroed(groups * 4 * k * LANES);
         let data = self.data.as_mut_slice();
         self.bias.clear();
         self.bias.resize(groups * 4 * LANES, 0.0);
@@ -553,6 +559,36 @@ mod tests {
     /// or two threads, forward or reverse, with padding at both ends and a
     /// hidden size that is not a multiple of 16. The tape holds the activated
     /// gates; one or two threads give the same bits.
+    #[test]
+    fn repacking_gives_what_a_fresh_packing_gives() {
+        // A reused `GatePanels` skips its clearing when the shape is the
+        // same: the padding units (H = 21: 11 in the last group) must stay
+        // zero through packings of other weights and other shapes.
+        let mut rng = StdRng::seed_from_u64(5);
+        let (c, h) = (6, 21);
+        let mut w = || -> Vec<f32> {
+            (0..4 * h * (c + h) + 4 * h)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect()
+        };
+        let (a, b) = (w(), w());
+        let split = |v: &[f32]| -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+            let (ih, rest) = v.split_at(4 * h * c);
+            let (hh, bias) = rest.split_at(4 * h * h);
+            (ih.to_vec(), hh.to_vec(), bias.to_vec())
+        };
+        let ((ai, ah, ab), (bi, bh, bb)) = (split(&a), split(&b));
+        let mut reused = GatePanels::default();
+        for fold in [true, false, true] {
+            reused.pack(&ai, c, &ah, h, &ab, fold);
+            reused.pack(&bi, c, &bh, h, &bb, fold);
+            let mut fresh = GatePanels::default();
+            fresh.pack(&bi, c, &bh, h, &bb, fold);
+            assert_eq!(reused.data.as_slice(), fresh.data.as_slice(), "fold {fold}");
+            assert_eq!(reused.bias, fresh.bias);
+        }
+    }
+
     #[test]
     fn pass_matches_the_equations() {
         let mut rng = StdRng::seed_from_u64(7);

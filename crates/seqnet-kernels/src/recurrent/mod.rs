@@ -36,7 +36,7 @@ mod row_pass;
 pub use gru::{gru_backward, GruTrace};
 pub use gru_before::{gru_before_backward, gru_before_forward};
 pub use gru_forward::{gru_forward, GruBuffers, GruPanels};
-pub use lstm_backward::{lstm_backward, LstmTrace, OutputGrad};
+pub use lstm_backward::{lstm_backward, lstm_backward_into, LstmTrace, OutputGrad};
 pub use lstm_forward::{fold_input, lstm_forward, GatePanels, PassBuffers};
 pub use lstm_proj::{lstm_proj_backward, lstm_proj_forward, ProjBuffers, ProjTrace, ProjWeights};
 pub use lstm_step::StepWeights;
