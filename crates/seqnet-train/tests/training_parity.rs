@@ -159,7 +159,8 @@ fn comparable(values: Vec<(String, ArrayD<f32>)>) -> Vec<(String, ArrayD<f32>)> 
 
 /// Trains from the fixture's initial parameters; returns the worst relative
 /// loss difference and the worst parameter difference (relative to the
-/// parameter's largest magnitude), each with where it is.
+/// parameter's largest magnitude, or to how far Adam can have moved it when
+/// that is larger), each with where it is.
 fn check(path: &Path) -> ((f32, usize), (f32, String)) {
     let (spec, torch_losses, bytes) = open(path);
     let graph = template(&spec);
@@ -193,6 +194,7 @@ fn check(path: &Path) -> ((f32, usize), (f32, String)) {
         .map(|(i, (a, b))| ((a - b).abs() / b.abs().max(1e-3), i))
         .fold((0.0f32, 0), |m, x| if x.0 > m.0 { x } else { m });
     let mut param_err = (0.0f32, String::new());
+    let travel = spec["learn_rate"].as_f64().unwrap() as f32 * losses.len() as f32;
     let (got, want) = (
         comparable(learnables(&model)),
         comparable(learnables(&want)),
@@ -209,11 +211,22 @@ fn check(path: &Path) -> ((f32, usize), (f32, String)) {
         // A running mean follows the batch means of past iterations, and so
         // the drift of the convolution's bias over them (see `comparable`):
         // it is held to 1e-2, ten steps of the learning rate, at the 1e-3
-        // threshold. Every other value relative to its largest magnitude.
+        // threshold. Every other value relative to its largest magnitude, or
+        // to `travel` when that is larger: how far Adam can have moved a
+        // value (about one learning rate per iteration). Adam divides each
+        // gradient by its own running size, so a gradient near 0 whose f32
+        // rounding depends on the summation order becomes steps of up to the
+        // learning rate either way; a value that started at 0 (batch norm's
+        // offsets) is only as large as those steps. Measured on the cnn1d
+        // fixture: summing the convolutions' weight gradients over three
+        // blocks of rows instead of one (as exact an order as any) moved
+        // `batchnorm_2/Offset` by 8.5e-6 — 1.04e-3 of its largest value
+        // 8.15e-3, 2.8e-4 of the 0.03 it could travel — while every loss
+        // stayed within 1.1e-5 of PyTorch's.
         let scale = if name.ends_with("/TrainedMean") {
             10.0
         } else {
-            want.iter().fold(1e-3f32, |m, v| m.max(v.abs()))
+            want.iter().fold(travel.max(1e-3), |m, v| m.max(v.abs()))
         };
         let diff = got
             .iter()
