@@ -6,10 +6,10 @@ use super::name_field;
 #[path = "lstm_projection.rs"]
 mod projection;
 use super::recurrent::{
-    acts, check_state_len, column_sums, gather_rows, initial_state, input_steps, matrix,
-    output_grad, pack_directions, project_rows, put_slot, real_rows, recurrent_setters,
-    scatter_rows, scatter_rows_or, take_slot, view, weight_grad, write_outputs, GateActivation,
-    OutputMode, RecurrentOptions, RecurrentState, StackedWeights, StateActivation, Steps,
+    acts, check_state_len, gather_rows, initial_state, input_steps, matrix, output_grad,
+    pack_directions, project_rows, put_slot, real_rows, recurrent_setters, scatter_rows,
+    scatter_rows_or, take_slot, view, weight_grad, write_outputs, GateActivation, OutputMode,
+    RecurrentOptions, RecurrentState, StackedWeights, StateActivation, Steps,
 };
 use super::util::{no_forward, single};
 use crate::activation::Activation;
@@ -708,6 +708,7 @@ impl LayerKernel for LstmKernel {
                 trace,
                 grad,
                 &mut self.dg_buf,
+                &mut db[rows.clone()],
             );
             let dg = &self.dg_buf[..t * b * g4];
             let dg_real = real.as_ref().map(|r| gather_rows(dg, g4, r));
@@ -728,7 +729,6 @@ impl LayerKernel for LstmKernel {
                 g4,
                 dw_hh.slice_axis_mut(Axis(0), rows.clone().into()),
             );
-            column_sums(dg, &mut db[rows.clone()]);
             if need_dx {
                 let into = if real.is_some() {
                     dx_rows.view_mut()

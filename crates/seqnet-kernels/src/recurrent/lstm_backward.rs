@@ -63,18 +63,22 @@ pub fn lstm_backward(
     trace: LstmTrace,
     grad: OutputGrad,
 ) -> Vec<f32> {
-    let mut dg = Vec::new();
-    lstm_backward_into(acts, steps, reverse, w_hh, h, trace, grad, &mut dg);
+    let (mut dg, mut db) = (Vec::new(), vec![0f32; 4 * h]);
+    lstm_backward_into(acts, steps, reverse, w_hh, h, trace, grad, &mut dg, &mut db);
     dg
 }
 
 /// [`lstm_backward`] into a buffer kept by the caller: `dg` is resized to
 /// `[T·B, 4H]` and every value overwritten (zero at padded steps), so a
 /// buffer reused between backwards is neither cleared nor faulted in anew
-/// (`[T·B, 4H]` is 6.5 MB for the `lstm-train-step` workload).
+/// (`[T·B, 4H]` is 6.5 MB for the `lstm-train-step` workload). Also writes
+/// the bias gradient `db` `[4H]`, the column sums of `dg`, summed by the
+/// threads as they go (each observation's steps in the pass's order, then
+/// the observations in order: the same bits on one thread or two), so that
+/// no pass over `dg` follows on one thread.
 ///
 /// # Panics
-/// As [`lstm_backward`].
+/// As [`lstm_backward`], or when `db` holds fewer than `4H` values.
 #[allow(clippy::too_many_arguments)]
 pub fn lstm_backward_into(
     acts: Acts,
@@ -85,6 +89,7 @@ pub fn lstm_backward_into(
     trace: LstmTrace,
     grad: OutputGrad,
     dg: &mut Vec<f32>,
+    db: &mut [f32],
 ) {
     steps.check();
     let (t, b) = (steps.t, steps.b);
@@ -94,6 +99,7 @@ pub fn lstm_backward_into(
     assert!(trace.tc.len() >= t * b * h, "lstm_backward: tc");
     assert!(grad.offset + h <= grad.width, "lstm_backward: columns");
     assert!(grad.dy.len() >= t * b * grad.width, "lstm_backward: dy");
+    assert!(db.len() >= 4 * h, "lstm_backward: db");
     let threads = back_threads(b, h);
     dg.resize(t * b * 4 * h, 0.0);
     with_acts!(
@@ -107,7 +113,8 @@ pub fn lstm_backward_into(
             grad,
             threads,
             Isa::best(),
-            dg
+            dg,
+            &mut db[..4 * h]
         )
     )
 }
@@ -148,6 +155,8 @@ struct CellBack<'a> {
     dc: &'a mut [f32],
     /// Gradient for the gate pre-activations (out).
     dg: [&'a mut [f32]; 4],
+    /// The observation's running sums of `dg` over its steps (in and out).
+    sums: &'a mut [f32],
 }
 
 #[inline(always)]
@@ -159,6 +168,10 @@ fn cell_back_body<G: Act, S: Act>(x: CellBack) {
     let dcr = &mut x.dc[..n];
     let [di, df, dgg, d_o] = x.dg;
     let (di, df, dgg, d_o) = (&mut di[..n], &mut df[..n], &mut dgg[..n], &mut d_o[..n]);
+    let (si, rest) = x.sums.split_at_mut(n);
+    let (sf, rest) = rest.split_at_mut(n);
+    let (sg, so) = rest.split_at_mut(n);
+    let (sg, so) = (&mut sg[..n], &mut so[..n]);
     for j in 0..n {
         let dh = dhn[j] + dyr[j];
         let dcv = dcr[j] + dh * go[j] * S::df(tc[j]);
@@ -167,6 +180,10 @@ fn cell_back_body<G: Act, S: Act>(x: CellBack) {
         df[j] = dcv * cp[j] * G::df(gf[j]);
         dgg[j] = dcv * gi[j] * S::df(gg[j]);
         dcr[j] = dcv * gf[j];
+        si[j] += di[j];
+        sf[j] += df[j];
+        sg[j] += dgg[j];
+        so[j] += d_o[j];
     }
 }
 
@@ -209,10 +226,14 @@ fn pass_back<G: Act, S: Act>(
     threads: usize,
     isa: Isa,
     dg: &mut [f32],
+    db: &mut [f32],
 ) {
     let (t_len, b) = (steps.t, steps.b);
     let g4 = 4 * h;
     assert!(dg.len() >= t_len * b * g4, "lstm_backward: dg");
+    assert!(db.len() == g4, "lstm_backward: db");
+    // Each observation's sum of its gate gradients over the steps, `[B, 4H]`.
+    let mut row_sums = vec![0f32; b * g4];
     let active = steps.active_rows();
     // `R` `[4H, H]` packed once for every step of both threads.
     let pack = use_packing(t_len, b).then(|| {
@@ -230,6 +251,7 @@ fn pass_back<G: Act, S: Act>(
         pack: pack.as_ref(),
         active: &active,
         dg: SharedMut(dg.as_mut_ptr()),
+        row_sums: SharedMut(row_sums.as_mut_ptr()),
         isa,
     };
     let parts = threads.clamp(1, b.max(1));
@@ -237,6 +259,12 @@ fn pass_back<G: Act, S: Act>(
         back_rows::<G, S>(&cx, 0, 1);
     } else {
         share(parts, |part| back_rows::<G, S>(&cx, part, parts));
+    }
+    db.fill(0.0);
+    for r in row_sums.chunks_exact(g4) {
+        for (d, v) in db.iter_mut().zip(r) {
+            *d += v;
+        }
     }
 }
 
@@ -254,6 +282,9 @@ struct BackCtx<'a> {
     /// Per step, one past the last row with a real step ([`Steps::active_rows`]).
     active: &'a [usize],
     dg: SharedMut,
+    /// `[B, 4H]`: each row's sum of its gate gradients, written once by the
+    /// row's thread when its pass ends.
+    row_sums: SharedMut,
     isa: Isa,
 }
 
@@ -274,6 +305,7 @@ fn back_rows<G: Act, S: Act>(cx: &BackCtx, part: usize, parts: usize) {
     let mut dh_next = vec![0f32; n * h];
     let mut dh_carry = vec![0f32; n * h];
     let mut dc = vec![0f32; n * h];
+    let mut sums = vec![0f32; n * g4];
     for k in (0..steps.t).rev() {
         let t = steps.step(k, cx.reverse);
         let (prev, _) = steps.slots(t, cx.reverse);
@@ -303,6 +335,7 @@ fn back_rows<G: Act, S: Act>(cx: &BackCtx, part: usize, parts: usize) {
                     dh_next: &dh_next[rj.clone()],
                     dc: &mut dc[rj],
                     dg: [di, df, dgg, d_o],
+                    sums: &mut sums[j * g4..(j + 1) * g4],
                 },
                 cx.isa,
             );
@@ -331,6 +364,11 @@ fn back_rows<G: Act, S: Act>(cx: &BackCtx, part: usize, parts: usize) {
                 dh_next[rj.clone()].copy_from_slice(&dh_carry[rj]);
             }
         }
+    }
+    for (j, &bi) in mine.iter().enumerate() {
+        // SAFETY: `row_sums` holds `[B, 4H]` and `bi < B`; row `bi` is this
+        // thread's alone, read only after the pass ends.
+        unsafe { cx.row_sums.at_mut(bi * g4, g4) }.copy_from_slice(&sums[j * g4..(j + 1) * g4]);
     }
 }
 
@@ -451,17 +489,26 @@ mod tests {
                     // value, padded steps' zeros included, must be written.
                     let pass = |threads, garbage| {
                         let mut dg = vec![garbage; t_len * b * g4];
+                        let mut db = vec![garbage; g4];
                         pass_back::<SigmoidAct, TanhAct>(
-                            &steps, reverse, &w_hh, h, tr, gr, threads, isa, &mut dg,
+                            &steps, reverse, &w_hh, h, tr, gr, threads, isa, &mut dg, &mut db,
                         );
-                        dg
+                        (dg, db)
                     };
                     let one = pass(1, f32::NAN);
-                    for (i, (&got, &w)) in one.iter().zip(&want).enumerate() {
+                    for (i, (&got, &w)) in one.0.iter().zip(&want).enumerate() {
                         assert!(
                             (got as f64 - w).abs() < 1e-4 * (1.0 + w.abs()),
                             "dg[{i}] {got} vs {w} (T {t_len}, B {b}, H {h}, reverse {reverse}, {})",
                             isa.name()
+                        );
+                    }
+                    // The bias gradient: the reference's column sums.
+                    for (q, &got) in one.1.iter().enumerate() {
+                        let w: f64 = want.chunks_exact(g4).map(|r| r[q]).sum();
+                        assert!(
+                            (got as f64 - w).abs() < 1e-4 * (1.0 + w.abs()),
+                            "db[{q}] {got} vs {w} (T {t_len}, B {b}, H {h}, reverse {reverse})"
                         );
                     }
                     let two = pass(2, 7.0);
