@@ -378,6 +378,9 @@ impl Direct {
     }
 }
 
+/// Rows per part of the bias gradient's sum.
+const BIAS_GRAD_ROWS: usize = 512;
+
 /// A row-major `[rows, cols]` view of a slice holding exactly that many elements.
 fn view(s: &[f32], rows: usize, cols: usize) -> ArrayView2<'_, f32> {
     ArrayView2::from_shape((rows, cols), &s[..rows * cols])
@@ -750,11 +753,26 @@ impl LayerKernel for Conv1dKernel {
                 }
             }
         }
+        // Σ dY over the real rows in f64: parts of a fixed number of rows on
+        // rayon's threads, added in order (the same sum on any thread count).
+        let out_lengths = &cache.windows.out_lengths;
+        let parts: Vec<Vec<f64>> = dys
+            .par_chunks(f * BIAS_GRAD_ROWS)
+            .enumerate()
+            .map(|(p, part)| {
+                let mut acc = vec![0f64; f];
+                for (i, g) in part.chunks_exact(f).enumerate() {
+                    let r = p * BIAS_GRAD_ROWS + i;
+                    if out_lengths.is_real(r % batch, r / batch) {
+                        acc.iter_mut().zip(g).for_each(|(a, &v)| *a += v as f64);
+                    }
+                }
+                acc
+            })
+            .collect();
         let mut db = vec![0f64; f];
-        for (r, g) in dys.chunks_exact(f).enumerate() {
-            if cache.windows.out_lengths.is_real(r % batch, r / batch) {
-                db.iter_mut().zip(g).for_each(|(a, &v)| *a += v as f64);
-            }
+        for p in parts {
+            db.iter_mut().zip(p).for_each(|(a, v)| *a += v);
         }
         self.weights.grad = ArrayD::from_shape_vec(vec![f, c, k], dw).expect("weights size");
         self.bias.grad =
