@@ -129,13 +129,21 @@ pub fn fresh_rows(
             .for_each_init(Vec::new, |buf: &mut Vec<f32>, (i, out)| {
                 buf.resize(out.len(), 0.0);
                 fill(i * block_rows.max(1), buf);
-                for (d, &v) in out.iter_mut().zip(buf.iter()) {
-                    d.write(v);
-                }
+                // SAFETY: `buf` holds `out.len()` initialized values and is a
+                // different allocation from `out`; `MaybeUninit<f32>` has
+                // `f32`'s layout. (Element by element, `MaybeUninit::write`
+                // did not become a `memcpy`.)
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        buf.as_ptr(),
+                        out.as_mut_ptr().cast::<f32>(),
+                        out.len(),
+                    )
+                };
             });
     }
     // SAFETY: the chunks cover all `n` elements of the spare capacity
-    // (`capacity ≥ n`), and each element of each chunk was written from `buf`
+    // (`capacity ≥ n`), and every element of each chunk was copied from `buf`
     // (resized to the chunk's length) above.
     unsafe { dst.set_len(n) };
     dst

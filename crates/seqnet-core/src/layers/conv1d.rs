@@ -378,6 +378,21 @@ impl Direct {
     }
 }
 
+/// Whether the direct path ([`Direct`]) is taken where the settings allow it.
+/// Off: its forward product rounds differently from im2col's (with the
+/// weight and input gradients taken as im2col does, the result below stays;
+/// the `gemm` crate blocks `B·S − K + 1` rows otherwise than `T'·B`), and
+/// that moved seqnet-train's `cnn1d_follows_pytorchs_training_trajectory`
+/// past its 1e-3 bound (batchnorm_2/Offset 1.04e-3 against 4.1e-4 with
+/// im2col; loss 1.0e-5 against 2e-7), though forward, gradients and masking
+/// match the definition (`value_padding_matches_the_definition`, with it
+/// on). On, cnn1d-train-step took ~0.88 of im2col's time. See docs/NEXT.md
+/// "cnn1dperf (session 8)".
+const SLOTS_PATH: bool = false;
+
+/// Rows per part of the bias gradient's sum.
+const BIAS_GRAD_ROWS: usize = 512;
+
 /// A row-major `[rows, cols]` view of a slice holding exactly that many elements.
 fn view(s: &[f32], rows: usize, cols: usize) -> ArrayView2<'_, f32> {
     ArrayView2::from_shape((rows, cols), &s[..rows * cols])
@@ -427,11 +442,15 @@ impl Conv1dKernel {
         wr
     }
 
-    /// The direct layout for these windows, if the layer's settings allow it.
+    /// The direct layout for these windows, if the layer's settings allow
+    /// it and [`SLOTS_PATH`] is on.
     fn direct(&self, windows: &BatchWindows, time: usize) -> Option<Direct> {
         let ConvPaddingValue::Value(fill) = self.padding_value else {
             return None;
         };
+        if !SLOTS_PATH {
+            return None;
+        }
         let k = self.window.size;
         if self.window.stride != 1 || self.window.dilation != 1 {
             return None;
@@ -750,11 +769,26 @@ impl LayerKernel for Conv1dKernel {
                 }
             }
         }
+        // Σ dY over the real rows in f64: parts of a fixed number of rows on
+        // rayon's threads, added in order (the same sum on any thread count).
+        let out_lengths = &cache.windows.out_lengths;
+        let parts: Vec<Vec<f64>> = dys
+            .par_chunks(f * BIAS_GRAD_ROWS)
+            .enumerate()
+            .map(|(p, part)| {
+                let mut acc = vec![0f64; f];
+                for (i, g) in part.chunks_exact(f).enumerate() {
+                    let r = p * BIAS_GRAD_ROWS + i;
+                    if out_lengths.is_real(r % batch, r / batch) {
+                        acc.iter_mut().zip(g).for_each(|(a, &v)| *a += v as f64);
+                    }
+                }
+                acc
+            })
+            .collect();
         let mut db = vec![0f64; f];
-        for (r, g) in dys.chunks_exact(f).enumerate() {
-            if cache.windows.out_lengths.is_real(r % batch, r / batch) {
-                db.iter_mut().zip(g).for_each(|(a, &v)| *a += v as f64);
-            }
+        for p in parts {
+            db.iter_mut().zip(p).for_each(|(a, v)| *a += v);
         }
         self.weights.grad = ArrayD::from_shape_vec(vec![f, c, k], dw).expect("weights size");
         self.bias.grad =
