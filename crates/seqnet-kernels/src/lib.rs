@@ -10,6 +10,7 @@
 //! | [`cpu`] | the instruction set, detected once ([`cpu::Isa`]) |
 //! | [`gemm`] | `c = a·b` on strided views through the `gemm` crate |
 //! | [`packed`] | right-hand matrices packed once, multiplied many times |
+//! | [`conv1d`] | 1-D convolution as one product on overlapping windows (no im2col) |
 //! | [`dot`] | the dot product |
 //! | [`fma_peak`] | the machine's FMA limit, for the benchmark's fraction-of-peak figures |
 //! | [`norm`] | layer normalization of one row |
@@ -32,6 +33,7 @@
 pub mod act;
 pub mod aligned;
 pub mod attention;
+pub mod conv1d;
 pub mod cpu;
 pub mod dot;
 pub mod fma_peak;

@@ -115,10 +115,16 @@ impl LayerKernel for ElementwiseKernel {
         match (g.as_slice_mut(), x.as_slice(), y.as_slice()) {
             (Some(gs), Some(xs), Some(ys)) if gs.len() == xs.len() && gs.len() == ys.len() => {
                 use rayon::prelude::*;
-                gs.par_iter_mut()
-                    .zip(xs.par_iter().zip(ys.par_iter()))
-                    .with_min_len(1 << 14)
-                    .for_each(|(g, (&x, &y))| *g *= f.derivative(x, y));
+                let pairs = gs.par_iter_mut().zip(xs.par_iter().zip(ys.par_iter()));
+                let pairs = pairs.with_min_len(1 << 14);
+                match f {
+                    // The ReLU's own closure: a select the compiler
+                    // vectorizes (`derivative`'s `match` kept the loop scalar).
+                    Func::Relu => {
+                        pairs.for_each(|(g, (_, &y))| *g *= if y > 0.0 { 1.0 } else { 0.0 })
+                    }
+                    _ => pairs.for_each(|(g, (&x, &y))| *g *= f.derivative(x, y)),
+                }
             }
             _ => Zip::from(&mut g)
                 .and(x)

@@ -1,5 +1,8 @@
-//! `Convolution1d`: MATLAB's `convolution1dLayer`, by im2col over each
-//! sequence's own windows and one matrix product for the whole mini-batch.
+//! `Convolution1d`: MATLAB's `convolution1dLayer`, one matrix product for the
+//! whole mini-batch: on the sequences copied into slots, whose overlapping
+//! windows are the im2col matrix without writing it
+//! ([`seqnet_kernels::conv1d`]), when the stride and dilation are 1 and the
+//! padding is a value; otherwise by im2col over each sequence's own windows.
 
 use super::util::{grad_or_zeros, no_forward, single};
 use super::window1d::{per_sequence_grad, BatchWindows, Padding1d, Window1d};
@@ -13,6 +16,9 @@ use crate::learnable::{Initializer, Learnable, LearnableSpec};
 use crate::torch::TorchLayout;
 use ndarray::{ArrayD, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
+use seqnet_kernels::conv1d::{
+    gather_slots, scatter_slots, windows_product, windows_t_product, Span,
+};
 use seqnet_kernels::gemm::matmul_into;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::sync::Arc;
@@ -301,6 +307,7 @@ impl LayerDef for Convolution1d {
             bias: params.learnable("Bias")?,
             cache: None,
             dcol: Vec::new(),
+            scratch: Vec::new(),
             input_grad_needed: true,
         }))
     }
@@ -323,6 +330,9 @@ struct Conv1dKernel {
     /// Backward's `[T'·B, K·C]` buffer, kept between passes (a fresh one
     /// would be zeroed and page-faulted in every time).
     dcol: Vec<f32>,
+    /// The direct path's product output (forward `[M, F]`, backward the
+    /// output gradient in slots `[B, S, F]`), kept between passes.
+    scratch: Vec<f32>,
     /// Whether backward returns the input's gradient (skipping `dY·Wᵀ` and
     /// col2im when not, e.g. for a convolution right after the input layer).
     input_grad_needed: bool,
@@ -330,9 +340,11 @@ struct Conv1dKernel {
 
 /// What backward needs from its forward.
 struct Cache {
-    /// The im2col matrix `[T'·B, K·C]`, row `t'·B + b`, column `k·C + c`;
-    /// rows of padded output steps are 0.
+    /// Without `direct`, the im2col matrix `[T'·B, K·C]`, row `t'·B + b`,
+    /// column `k·C + c`; rows of padded output steps are 0. With `direct`,
+    /// the input in slots `[B, S, C]` ([`Direct`]).
     col: Vec<f32>,
+    direct: Option<Direct>,
     /// The weights as the product's right-hand side `[K·C, F]`
     /// ([`Conv1dKernel::taps_matrix`]), as the forward used them.
     wr: Vec<f32>,
@@ -340,6 +352,30 @@ struct Cache {
     /// The input's `[T, B]`.
     time: usize,
     batch: usize,
+}
+
+/// The direct path's layout (stride and dilation 1, a padding value, the
+/// same padding before every sequence): sequence `b`'s input step `i` is row
+/// `b·S + before + i` of the slots `[B, S, C]`, the rest of its slot holds the
+/// padding value, and output `j` of sequence `b` is the window of `K` rows
+/// from slot row `b·S + j`; its output gradient sits at slot row
+/// `b·S + K − 1 − before + j`, so input step `i`'s gradient is the window of
+/// `K` gradient rows from `b·S + i` times the flipped filter.
+/// `S = max(T, T') + K − 1` keeps every window needed inside its slot.
+#[derive(Debug, Clone, Copy)]
+struct Direct {
+    /// `S`.
+    slot_rows: usize,
+    before: usize,
+    /// The padding value.
+    fill: f32,
+}
+
+impl Direct {
+    /// Windows computed: every slot row whose window ends inside the slots.
+    fn rows(&self, batch: usize, k: usize) -> usize {
+        batch * self.slot_rows - (k - 1)
+    }
 }
 
 /// A row-major `[rows, cols]` view of a slice holding exactly that many elements.
@@ -384,6 +420,167 @@ impl Conv1dKernel {
             }
         }
         wr
+    }
+
+    /// The direct layout for these windows, if the layer's settings allow it.
+    fn direct(&self, windows: &BatchWindows, time: usize) -> Option<Direct> {
+        let ConvPaddingValue::Value(fill) = self.padding_value else {
+            return None;
+        };
+        let k = self.window.size;
+        if self.window.stride != 1 || self.window.dilation != 1 {
+            return None;
+        }
+        let mut real = windows.seqs.iter().filter(|s| s.len > 0);
+        let before = real.next().map_or(0, |s| s.before);
+        if before >= k || real.any(|s| s.before != before) {
+            return None;
+        }
+        Some(Direct {
+            slot_rows: time.max(windows.out_time()) + k - 1,
+            before,
+            fill,
+        })
+    }
+
+    /// The weights `[K·C, F]` of [`Conv1dKernel::taps_matrix`] flipped for
+    /// the input gradient: `[K·F, C]`, row `k'·F + f` holding
+    /// `W[f, ·, K − 1 − k']`.
+    fn flipped_taps(&self, wr: &[f32]) -> Vec<f32> {
+        let (f, c, k) = (self.filters, self.channels, self.window.size);
+        let mut wf = vec![0f32; k * f * c];
+        for kf in 0..k {
+            for fi in 0..f {
+                let row = &mut wf[(kf * f + fi) * c..(kf * f + fi + 1) * c];
+                for (ci, v) in row.iter_mut().enumerate() {
+                    *v = wr[((k - 1 - kf) * c + ci) * f + fi];
+                }
+            }
+        }
+        wf
+    }
+
+    /// Forward on the direct path: the input into `col` as slots, one
+    /// product, the real rows with their bias out as `[T', B, F]`.
+    fn forward_direct(
+        &mut self,
+        xs: &[f32],
+        windows: &BatchWindows,
+        d: Direct,
+        col: &mut Vec<f32>,
+        wr: &[f32],
+    ) -> Vec<f32> {
+        let (c, k, f) = (self.channels, self.window.size, self.filters);
+        let spans: Vec<Span> = windows
+            .seqs
+            .iter()
+            .map(|s| Span {
+                time_start: s.in_start,
+                slot_start: d.before,
+                len: s.len,
+            })
+            .collect();
+        gather_slots(xs, c, &spans, d.slot_rows, d.fill, col);
+        let m = d.rows(spans.len(), k);
+        let mut yp = std::mem::take(&mut self.scratch);
+        yp.resize(m * f, 0.0);
+        windows_product(col, c, m, k * c, wr, f, &mut yp);
+        let out: Vec<Span> = windows
+            .seqs
+            .iter()
+            .map(|s| Span {
+                time_start: s.out_start,
+                slot_start: 0,
+                len: s.out_len,
+            })
+            .collect();
+        let bias = self.bias.value.as_standard_layout();
+        let bias = bias.as_slice().expect("standard layout");
+        let y = scatter_slots(&yp, f, &out, d.slot_rows, Some(bias), windows.out_time());
+        self.scratch = yp;
+        y
+    }
+
+    /// Backward on the direct path: `dWr` `[K·C, F]` into `dwr`, and the
+    /// input gradient `[T, B, C]` when `input_grad` is set.
+    fn backward_direct(
+        &mut self,
+        dys: &[f32],
+        d: Direct,
+        dwr: &mut [f32],
+        input_grad: bool,
+    ) -> Option<Vec<f32>> {
+        let (c, k, f) = (self.channels, self.window.size, self.filters);
+        let cache = self.cache.take().expect("checked by the caller");
+        let o = k - 1 - d.before;
+        let spans: Vec<Span> = cache
+            .windows
+            .seqs
+            .iter()
+            .map(|s| Span {
+                time_start: s.out_start,
+                slot_start: o,
+                len: s.out_len,
+            })
+            .collect();
+        let mut dyq = std::mem::take(&mut self.scratch);
+        gather_slots(dys, f, &spans, d.slot_rows, 0.0, &mut dyq);
+        // Window row r's output gradient is slot row r + o: from `o` on, with
+        // zeros wherever a row is not a real output.
+        let m = d.rows(cache.batch, k);
+        windows_t_product(&cache.col, c, m, k * c, &dyq[o * f..], f, dwr);
+        let dx = input_grad.then(|| {
+            let wf = self.flipped_taps(&cache.wr);
+            let mut dxp = std::mem::take(&mut self.dcol);
+            dxp.resize(m * c, 0.0);
+            windows_product(&dyq, f, m, k * f, &wf, c, &mut dxp);
+            let spans: Vec<Span> = cache
+                .windows
+                .seqs
+                .iter()
+                .map(|s| Span {
+                    time_start: s.in_start,
+                    slot_start: 0,
+                    len: s.len,
+                })
+                .collect();
+            let dx = scatter_slots(&dxp, c, &spans, d.slot_rows, None, cache.time);
+            self.dcol = dxp;
+            dx
+        });
+        self.scratch = dyq;
+        self.cache = Some(cache);
+        dx
+    }
+
+    /// Keeps what backward needs and wraps `y` `[T', B, F]` as the output.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_forward(
+        &mut self,
+        y: Vec<f32>,
+        col: Vec<f32>,
+        wr: Vec<f32>,
+        windows: BatchWindows,
+        direct: Option<Direct>,
+        time: usize,
+        batch: usize,
+    ) -> Vec<Activation> {
+        let shape = vec![windows.out_time(), batch, self.filters];
+        let lengths = Arc::new(windows.out_lengths.clone());
+        self.cache = Some(Cache {
+            col,
+            direct,
+            wr,
+            windows,
+            time,
+            batch,
+        });
+        let y = ArrayD::from_shape_vec(shape, y).expect("output size");
+        vec![Activation {
+            data: y.into_shared(),
+            format: Format::CBT,
+            lengths: Some(lengths),
+        }]
     }
 
     /// Fills `col` (`[T'·B, K·C]`, every element written) from `xs`
@@ -465,11 +662,16 @@ impl LayerKernel for Conv1dKernel {
         let (c, k, f) = (self.channels, self.window.size, self.filters);
         let (t_out, row_len) = (windows.out_time(), k * c);
         let rows = t_out * batch;
-        // The last pass's buffer, reused: im2col writes every element.
+        // The last pass's buffer, reused: im2col and the slots write every element.
         let mut col = self.cache.take().map(|c| c.col).unwrap_or_default();
+        let wr = self.taps_matrix();
+        let direct = self.direct(&windows, time);
+        if let Some(d) = direct {
+            let y = self.forward_direct(xs, &windows, d, &mut col, &wr);
+            return Ok(self.finish_forward(y, col, wr, windows, direct, time, batch));
+        }
         col.resize(rows * row_len, 0.0);
         self.im2col(xs, batch, &windows, &mut col);
-        let wr = self.taps_matrix();
         // The product overwrites `y`, then the bias is added on real rows
         // (padded rows stay 0: their `col` rows are 0). Starting `y` from
         // the bias and letting the product add onto it was no faster: it
@@ -490,20 +692,7 @@ impl LayerKernel for Conv1dKernel {
                 yr.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
             }
         }
-        let lengths = Arc::new(windows.out_lengths.clone());
-        self.cache = Some(Cache {
-            col,
-            wr,
-            windows,
-            time,
-            batch,
-        });
-        let y = ArrayD::from_shape_vec(vec![t_out, batch, f], y).expect("output size");
-        Ok(vec![Activation {
-            data: y.into_shared(),
-            format: Format::CBT,
-            lengths: Some(lengths),
-        }])
+        Ok(self.finish_forward(y, col, wr, windows, None, time, batch))
     }
 
     fn backward(
@@ -528,14 +717,22 @@ impl LayerKernel for Conv1dKernel {
         }
         let dy = dy.as_standard_layout();
         let dys = dy.as_slice().expect("standard layout");
-        // dWr = colᵀ·dY ([K·C, T'·B]·[T'·B, F]); padded rows of col are 0.
         let mut dwr = vec![0f32; row_len * f];
-        matmul_into(
-            view(&cache.col, rows, row_len).t(),
-            view(dys, rows, f),
-            view_mut(&mut dwr, row_len, f),
-            false,
-        );
+        let direct = cache.direct;
+        let dx_direct = match direct {
+            Some(d) => self.backward_direct(dys, d, &mut dwr, self.input_grad_needed),
+            None => {
+                // dWr = colᵀ·dY ([K·C, T'·B]·[T'·B, F]); padded rows of col are 0.
+                matmul_into(
+                    view(&cache.col, rows, row_len).t(),
+                    view(dys, rows, f),
+                    view_mut(&mut dwr, row_len, f),
+                    false,
+                );
+                None
+            }
+        };
+        let cache = self.cache.as_ref().ok_or_else(|| no_forward(&self.name))?;
         let mut dw = vec![0f32; f * c * k];
         for fi in 0..f {
             for ci in 0..c {
@@ -556,6 +753,10 @@ impl LayerKernel for Conv1dKernel {
                 .expect("bias size");
         if !self.input_grad_needed {
             return Ok(vec![None]);
+        }
+        if let Some(dx) = dx_direct {
+            let dx = ArrayD::from_shape_vec(vec![cache.time, batch, c], dx).expect("input size");
+            return Ok(vec![Some(dx)]);
         }
         // dcol = dY·Wrᵀ ([T'·B, F]·[F, K·C]), then scattered back onto the input.
         let mut dcol = std::mem::take(&mut self.dcol);
@@ -638,6 +839,149 @@ mod tests {
             };
             assert_eq!(run(&mut reused), run(&mut build()), "batch {i}");
         }
+    }
+
+    /// `(y, dx, dW, db)` of one padded batch from the definition, in f64:
+    /// each sequence alone, window positions outside its real steps reading
+    /// `fill`, outputs where the windows say.
+    #[allow(clippy::type_complexity)]
+    fn reference(
+        def: &Convolution1d,
+        x: &ArrayD<f32>,
+        l: &SeqLengths,
+        w: &ArrayD<f32>,
+        bias: &ArrayD<f32>,
+        dy: impl Fn(usize, usize, usize) -> f64,
+        fill: f64,
+    ) -> (ArrayD<f64>, ArrayD<f64>, ArrayD<f64>, ArrayD<f64>) {
+        let (t, batch, c) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+        let (f, k) = (def.num_filters, def.filter_size);
+        let windows = Window1d::new(k, 1, 1, def.padding, "FilterSize")
+            .unwrap()
+            .batch(l)
+            .unwrap();
+        let t_out = windows.out_time();
+        let mut y = ArrayD::<f64>::zeros(vec![t_out, batch, f]);
+        let mut dx = ArrayD::<f64>::zeros(vec![t, batch, c]);
+        let mut dw = ArrayD::<f64>::zeros(vec![f, c, k]);
+        let mut db = ArrayD::<f64>::zeros(vec![f]);
+        for (b, sw) in windows.seqs.iter().enumerate() {
+            let xv = |p: isize, ci: usize| {
+                if (0..sw.len as isize).contains(&p) {
+                    x[[sw.in_start + p as usize, b, ci]] as f64
+                } else {
+                    fill
+                }
+            };
+            for j in 0..sw.out_len {
+                let to = sw.out_start + j;
+                for fi in 0..f {
+                    let g = dy(to, b, fi);
+                    db[[fi]] += g;
+                    let mut acc = bias[[fi]] as f64;
+                    for ki in 0..k {
+                        let p = j as isize + ki as isize - sw.before as isize;
+                        for ci in 0..c {
+                            acc += w[[fi, ci, ki]] as f64 * xv(p, ci);
+                            dw[[fi, ci, ki]] += g * xv(p, ci);
+                            if (0..sw.len as isize).contains(&p) {
+                                dx[[sw.in_start + p as usize, b, ci]] += g * w[[fi, ci, ki]] as f64;
+                            }
+                        }
+                    }
+                    y[[to, b, fi]] = acc;
+                }
+            }
+        }
+        (y, dx, dw, db)
+    }
+
+    /// The slots path (stride 1, a padding value) against the definition:
+    /// even and odd filters, padded lengths shorter than the filter, one
+    /// sequence and several of other lengths (empty ones too), both padding
+    /// directions, every padding kind.
+    #[test]
+    fn value_padding_matches_the_definition() {
+        let close = |got: &ArrayD<f32>, want: &ArrayD<f64>, what: &str| {
+            assert_eq!(got.shape(), want.shape(), "{what}");
+            for (g, w) in got.iter().zip(want) {
+                assert!(
+                    (*g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()),
+                    "{what}: {g} vs {w}"
+                );
+            }
+        };
+        let (mut case, mut direct) = (0, 0);
+        for k in [1, 2, 3, 4, 5] {
+            for padding in [
+                Padding1d::Same,
+                Padding1d::Causal,
+                Padding1d::Explicit([1, 0]),
+                Padding1d::Explicit([0, 3]),
+            ] {
+                for (t, lens) in [
+                    (1, vec![1]),
+                    (3, vec![3]),
+                    (7, vec![7, 2, 0, 5]),
+                    (2, vec![2, 1]),
+                ] {
+                    for dir in [PaddingDirection::Right, PaddingDirection::Left] {
+                        case += 1;
+                        let fill = [0.0, 0.7][case % 2];
+                        let def = Convolution1d::new(k, 3)
+                            .padding(padding)
+                            .padding_value(ConvPaddingValue::Value(fill));
+                        let l = SeqLengths::new(lens.clone(), t, dir).unwrap();
+                        let Ok(windows) = def.window(&ActShape::sequence(2)).unwrap().batch(&l)
+                        else {
+                            continue; // the padded length is shorter than the window
+                        };
+                        let mut kernel = def
+                            .build_kernel(&[ActShape::sequence(2)], &mut StdRng::seed_from_u64(3))
+                            .unwrap();
+                        let b = lens.len();
+                        let x = ArrayD::from_shape_fn(vec![t, b, 2], |ix| {
+                            ((ix[0] * 5 + ix[1] * 3 + ix[2] * 7 + case) % 11) as f32 * 0.2 - 1.0
+                        });
+                        let bias = ArrayD::from_shape_fn(vec![3], |ix| ix[0] as f32 * 0.3 - 0.4);
+                        kernel.learnables_mut()[1].value = bias.clone().into();
+                        let w = kernel.learnables()[0].value.to_owned();
+                        let dy = |t: usize, b: usize, f: usize| {
+                            ((t * 3 + b * 5 + f) % 7) as f64 * 0.25 - 0.75
+                        };
+                        let input = Activation::sequence(x.clone(), Some(l.clone())).unwrap();
+                        let mut rng = StdRng::seed_from_u64(0);
+                        let mut ctx = ForwardCtx {
+                            mode: Mode::Training,
+                            stateful: false,
+                            rng: &mut rng,
+                            target: None,
+                        };
+                        let y = kernel.forward(&[&input], &mut ctx).unwrap().remove(0);
+                        let g = y.data.to_owned();
+                        let g =
+                            ArrayD::from_shape_fn(g.shape(), |ix| dy(ix[0], ix[1], ix[2]) as f32);
+                        let dx = kernel.backward(vec![Some(g)]).unwrap().remove(0).unwrap();
+                        let (ry, rdx, rdw, rdb) =
+                            reference(&def, &x, &l, &w, &bias, dy, fill as f64);
+                        // Padded output steps send back no gradient: the
+                        // reference reads `dy` at real outputs only.
+                        let what = format!("k {k} {padding:?} t {t} {lens:?} {dir:?}");
+                        if windows.seqs.iter().all(|s| s.len == 0 || s.before < k) {
+                            direct += 1;
+                        }
+                        close(&y.data.to_owned(), &ry, &format!("y, {what}"));
+                        close(&dx, &rdx, &format!("dx, {what}"));
+                        close(&kernel.learnables()[0].grad, &rdw, &format!("dW, {what}"));
+                        close(&kernel.learnables()[1].grad, &rdb, &format!("db, {what}"));
+                    }
+                }
+            }
+        }
+        assert!(
+            case > 100 && direct > 100,
+            "{case} cases, {direct} on the slots path"
+        );
     }
 
     #[test]
