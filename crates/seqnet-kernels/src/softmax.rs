@@ -31,9 +31,46 @@ pub fn masked_softmax_row(row: &mut [f32], visible: usize, scale: f32) {
     softmax_body(row, visible, scale)
 }
 
-/// [`masked_softmax_row`]'s loops, written in 16 lanes so that they vectorize.
+/// [`masked_softmax_row`]'s loops with [`fast_exp`], written in 16 lanes so
+/// that they vectorize (the portable version: `mul_add` without FMA
+/// hardware is a library call).
 #[inline(always)]
 fn softmax_body(row: &mut [f32], visible: usize, scale: f32) {
+    softmax_with(row, visible, scale, fast_exp)
+}
+
+/// [`softmax_body`] with [`fast_exp_fma`], for the versions compiled with FMA.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn softmax_body_fma(row: &mut [f32], visible: usize, scale: f32) {
+    softmax_with(row, visible, scale, fast_exp_fma)
+}
+
+/// [`fast_exp`]'s polynomial with fused multiply-adds: 7 operations fewer per
+/// value (the exponentials were most of the softmax's time), within 1 ulp of
+/// it. Only for code compiled with FMA.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn fast_exp_fma(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    let x = x.clamp(-87.3, 88.37);
+    let n = x.mul_add(LOG2E, 0.5).floor();
+    let r = n.mul_add(2.121_944_4e-4, n.mul_add(-0.693_359_4, x));
+    let p = 1.987_569_1e-4f32;
+    let p = p.mul_add(r, 1.398_2e-3);
+    let p = p.mul_add(r, 8.333_452e-3);
+    let p = p.mul_add(r, 4.166_579_6e-2);
+    let p = p.mul_add(r, 1.666_666_5e-1);
+    let p = p.mul_add(r, 0.5);
+    let y = (p * r).mul_add(r, r + 1.0);
+    // 2^n by bits, as in `fast_exp`.
+    let n_bits = (n + 12_582_912.0).to_bits().wrapping_sub(0x4B40_0000);
+    y * f32::from_bits(n_bits.wrapping_add(127) << 23)
+}
+
+/// The softmax loops with the exponential `exp`.
+#[inline(always)]
+fn softmax_with(row: &mut [f32], visible: usize, scale: f32, exp: impl Fn(f32) -> f32) {
     let (seen, masked) = row.split_at_mut(visible);
     masked.fill(0.0);
     if seen.is_empty() {
@@ -57,13 +94,13 @@ fn softmax_body(row: &mut [f32], visible: usize, scale: f32) {
     let mut chunks = seen.chunks_exact_mut(16);
     for c in &mut chunks {
         for l in 0..16 {
-            c[l] = fast_exp(c[l] * scale - shift);
+            c[l] = exp(c[l] * scale - shift);
             sums[l] += c[l];
         }
     }
     let mut sum = 0f32;
     for v in chunks.into_remainder() {
-        *v = fast_exp(*v * scale - shift);
+        *v = exp(*v * scale - shift);
         sum += *v;
     }
     let inv = 1.0 / (sums.iter().sum::<f32>() + sum);
@@ -74,14 +111,14 @@ fn softmax_body(row: &mut [f32], visible: usize, scale: f32) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn softmax_512(row: &mut [f32], visible: usize, scale: f32) {
-    softmax_body(row, visible, scale)
+    softmax_body_fma(row, visible, scale)
 }
 
 /// [`softmax_body`] compiled for AVX2 with FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn softmax_256(row: &mut [f32], visible: usize, scale: f32) {
-    softmax_body(row, visible, scale)
+    softmax_body_fma(row, visible, scale)
 }
 
 /// The backward of a scaled softmax row: from the probabilities `p` `[n]` and
@@ -157,6 +194,27 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn fma_exponential_is_within_two_ulp_of_f64() {
+        if !crate::cpu::avx2_fma() {
+            return;
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn with_fma(x: f32) -> f32 {
+            fast_exp_fma(x)
+        }
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            let got = unsafe { with_fma(x) };
+            let want = (x as f64).exp();
+            let ulp = (want as f32).to_bits().abs_diff(got.to_bits());
+            assert!(ulp <= 2, "{x}: {got} vs {want} ({ulp} ulp)");
+            x += 0.0137;
         }
     }
 
