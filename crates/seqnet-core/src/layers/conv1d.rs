@@ -371,6 +371,33 @@ struct Direct {
     fill: f32,
 }
 
+/// Which of a sequence's steps a [`Span`] places: its input or its output.
+#[derive(Debug, Clone, Copy)]
+enum Steps {
+    Input,
+    Output,
+}
+
+/// One [`Span`] per sequence of `windows`: its input or output steps, from
+/// row `slot_start` of its slot.
+fn spans(windows: &BatchWindows, steps: Steps, slot_start: usize) -> Vec<Span> {
+    windows
+        .seqs
+        .iter()
+        .map(|s| {
+            let (time_start, len) = match steps {
+                Steps::Input => (s.in_start, s.len),
+                Steps::Output => (s.out_start, s.out_len),
+            };
+            Span {
+                time_start,
+                slot_start,
+                len,
+            }
+        })
+        .collect()
+}
+
 impl Direct {
     /// Windows computed: every slot row whose window ends inside the slots.
     fn rows(&self, batch: usize, k: usize) -> usize {
@@ -495,29 +522,13 @@ impl Conv1dKernel {
         wr: &[f32],
     ) -> Vec<f32> {
         let (c, k, f) = (self.channels, self.window.size, self.filters);
-        let spans: Vec<Span> = windows
-            .seqs
-            .iter()
-            .map(|s| Span {
-                time_start: s.in_start,
-                slot_start: d.before,
-                len: s.len,
-            })
-            .collect();
-        gather_slots(xs, c, &spans, d.slot_rows, d.fill, col);
-        let m = d.rows(spans.len(), k);
+        let input = spans(windows, Steps::Input, d.before);
+        gather_slots(xs, c, &input, d.slot_rows, d.fill, col);
+        let m = d.rows(input.len(), k);
         let mut yp = std::mem::take(&mut self.scratch);
         yp.resize(m * f, 0.0);
         windows_product(col, c, m, k * c, wr, f, &mut yp);
-        let out: Vec<Span> = windows
-            .seqs
-            .iter()
-            .map(|s| Span {
-                time_start: s.out_start,
-                slot_start: 0,
-                len: s.out_len,
-            })
-            .collect();
+        let out = spans(windows, Steps::Output, 0);
         let bias = self.bias.value.as_standard_layout();
         let bias = bias.as_slice().expect("standard layout");
         let y = scatter_slots(&yp, f, &out, d.slot_rows, Some(bias), windows.out_time());
@@ -537,18 +548,9 @@ impl Conv1dKernel {
         let (c, k, f) = (self.channels, self.window.size, self.filters);
         let cache = self.cache.take().expect("checked by the caller");
         let o = k - 1 - d.before;
-        let spans: Vec<Span> = cache
-            .windows
-            .seqs
-            .iter()
-            .map(|s| Span {
-                time_start: s.out_start,
-                slot_start: o,
-                len: s.out_len,
-            })
-            .collect();
+        let out = spans(&cache.windows, Steps::Output, o);
         let mut dyq = std::mem::take(&mut self.scratch);
-        gather_slots(dys, f, &spans, d.slot_rows, 0.0, &mut dyq);
+        gather_slots(dys, f, &out, d.slot_rows, 0.0, &mut dyq);
         // Window row r's output gradient is slot row r + o: from `o` on, with
         // zeros wherever a row is not a real output.
         let m = d.rows(cache.batch, k);
@@ -558,17 +560,8 @@ impl Conv1dKernel {
             let mut dxp = std::mem::take(&mut self.dcol);
             dxp.resize(m * c, 0.0);
             windows_product(&dyq, f, m, k * f, &wf, c, &mut dxp);
-            let spans: Vec<Span> = cache
-                .windows
-                .seqs
-                .iter()
-                .map(|s| Span {
-                    time_start: s.in_start,
-                    slot_start: 0,
-                    len: s.len,
-                })
-                .collect();
-            let dx = scatter_slots(&dxp, c, &spans, d.slot_rows, None, cache.time);
+            let input = spans(&cache.windows, Steps::Input, 0);
+            let dx = scatter_slots(&dxp, c, &input, d.slot_rows, None, cache.time);
             self.dcol = dxp;
             dx
         });
