@@ -90,17 +90,43 @@ pub struct SoftsignAct;
 /// range `[-87.3, 88.37]`; NaN stays NaN.
 #[inline(always)]
 pub fn fast_exp(x: f32) -> f32 {
+    fast_exp_with::<false>(x)
+}
+
+/// `a·b + c`: fused (one rounding) when `FUSED`, else a product then a sum.
+#[inline(always)]
+fn madd<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FUSED {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// [`fast_exp`]'s algorithm, its multiply-adds fused when `FUSED` (7
+/// operations fewer per value, within 1 ulp of the unfused result; only for
+/// code compiled with FMA, else `mul_add` is a library call). Unfused it is
+/// [`fast_exp`], bit for bit.
+#[inline(always)]
+pub fn fast_exp_with<const FUSED: bool>(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     let x = x.clamp(-87.3, 88.37);
-    let n = (x * LOG2E + 0.5).floor();
-    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let n = madd::<FUSED>(x, LOG2E, 0.5).floor();
+    // `x − n·ln 2` with `ln 2` in two parts (the first exact in few bits).
+    let r = madd::<FUSED>(n, 2.121_944_4e-4, madd::<FUSED>(n, -0.693_359_4, x));
     let p = 1.987_569_1e-4;
-    let p = p * r + 1.398_2e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 0.5;
-    let y = p * r * r + r + 1.0;
+    let p = madd::<FUSED>(p, r, 1.398_2e-3);
+    let p = madd::<FUSED>(p, r, 8.333_452e-3);
+    let p = madd::<FUSED>(p, r, 4.166_579_6e-2);
+    let p = madd::<FUSED>(p, r, 1.666_666_5e-1);
+    let p = madd::<FUSED>(p, r, 0.5);
+    // `p·r² + r + 1`: fused, `(p·r)·r + (r + 1)` in one rounding; unfused in
+    // the order the recurrent kernels' exact tests were written against.
+    let y = if FUSED {
+        (p * r).mul_add(r, r + 1.0)
+    } else {
+        p * r * r + r + 1.0
+    };
     // 2^n by bits, without a float-to-int conversion (Rust's `as i32`
     // saturates and maps NaN to 0, which does not vectorize): adding 1.5·2^23
     // puts the integer `n ∈ [-126, 127]` in the low mantissa bits.

@@ -46,26 +46,12 @@ fn softmax_body_fma(row: &mut [f32], visible: usize, scale: f32) {
     softmax_with(row, visible, scale, fast_exp_fma)
 }
 
-/// [`fast_exp`]'s polynomial with fused multiply-adds: 7 operations fewer per
-/// value (the exponentials were most of the softmax's time), within 1 ulp of
-/// it. Only for code compiled with FMA.
+/// [`fast_exp`] with fused multiply-adds (the exponentials were most of the
+/// softmax's time). Only for code compiled with FMA.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn fast_exp_fma(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    let x = x.clamp(-87.3, 88.37);
-    let n = x.mul_add(LOG2E, 0.5).floor();
-    let r = n.mul_add(2.121_944_4e-4, n.mul_add(-0.693_359_4, x));
-    let p = 1.987_569_1e-4f32;
-    let p = p.mul_add(r, 1.398_2e-3);
-    let p = p.mul_add(r, 8.333_452e-3);
-    let p = p.mul_add(r, 4.166_579_6e-2);
-    let p = p.mul_add(r, 1.666_666_5e-1);
-    let p = p.mul_add(r, 0.5);
-    let y = (p * r).mul_add(r, r + 1.0);
-    // 2^n by bits, as in `fast_exp`.
-    let n_bits = (n + 12_582_912.0).to_bits().wrapping_sub(0x4B40_0000);
-    y * f32::from_bits(n_bits.wrapping_add(127) << 23)
+    crate::act::fast_exp_with::<true>(x)
 }
 
 /// The softmax loops with the exponential `exp`.
