@@ -10,7 +10,7 @@
 //! for the backward pass.
 
 use crate::cpu::Isa;
-use crate::softmax::masked_softmax_exp_row;
+use crate::softmax::masked_softmax_row;
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 use std::borrow::Cow;
 
@@ -81,11 +81,6 @@ pub(crate) fn attend_heads_on(
     let lp = l.next_multiple_of(LANES);
     let dvp = dv.next_multiple_of(LANES);
     let scale = 1.0 / (dk as f32).sqrt();
-    // Queries and values read where they are (no copies) by the AVX-512
-    // products when their rows have unit column stride (the layer's do),
-    // and, for the values, when a head's columns fill whole registers.
-    let q_at = in_place(isa, &q, dk);
-    let v_at = in_place(isa, &v, dv).filter(|_| dv % LANES == 0);
     let AttentionScratch {
         q: qp,
         kt,
@@ -93,96 +88,37 @@ pub(crate) fn attend_heads_on(
         s,
         o,
     } = scratch;
-    fit(qp, if q_at.is_some() { 0 } else { l * dk });
+    fit(qp, l * dk);
     fit(kt, dk * lp);
-    fit(vp, if v_at.is_some() { 0 } else { l * dvp });
+    fit(vp, l * dvp);
     fit(s, QUERY_BLOCK * lp);
     fit(o, QUERY_BLOCK * dvp);
-    let mut inv = [0f32; QUERY_BLOCK];
     // Each step's row once as a slice, for every head's packing.
     let (qr, kr, vr) = (rows_of(q), rows_of(k), rows_of(v));
     for j in 0..heads {
-        let packed = (q_at.is_none(), v_at.is_none());
-        pack_head((&qr, &kr, &vr), j, (dk, dv), (lp, dvp), packed, qp, kt, vp);
+        pack_head((&qr, &kr, &vr), j, (dk, dv), (lp, dvp), qp, kt, vp);
         for i0 in (0..l).step_by(QUERY_BLOCK) {
             let mb = QUERY_BLOCK.min(l - i0);
             // Keys any query of the block sees.
             let keys = if causal { i0 + mb } else { l };
             let key_cols = keys.next_multiple_of(LANES);
-            // Both in-place products below are sound: `in_place` returned
-            // the views' first element and row stride only for AVX-512
-            // (allowed by `isa`) and unit column strides; rows `i0..i0 + mb`
-            // of `q` (columns `j·dk..(j + 1)·dk`) and rows `0..keys` of `v`
-            // (columns `j·dv..(j + 1)·dv`, `dv` a multiple of 16) are
-            // elements of the views, `kt` holds `dk` rows of `lp ≥ key_cols`
-            // values, `s` and `o` `mb` rows of `lp` and `dvp` values.
-            match q_at {
-                #[cfg(target_arch = "x86_64")]
-                Some((at, ld)) => {
-                    // SAFETY: see above.
-                    unsafe {
-                        avx512::product(
-                            at.add(i0 * ld + j * dk),
-                            ld,
-                            mb,
-                            dk,
-                            kt.as_ptr(),
-                            lp,
-                            key_cols,
-                            s.as_mut_ptr(),
-                            lp,
-                        )
-                    }
-                }
-                _ => product(isa, &qp[i0 * dk..], dk, mb, dk, kt, lp, key_cols, s, lp),
-            }
-            for (r, inv) in inv[..mb].iter_mut().enumerate() {
+            product(isa, &qp[i0 * dk..], dk, mb, dk, kt, lp, key_cols, s, lp);
+            for r in 0..mb {
                 let visible = if causal { i0 + r + 1 } else { l };
-                *inv = masked_softmax_exp_row(&mut s[r * lp..r * lp + keys], visible, scale);
+                masked_softmax_row(&mut s[r * lp..r * lp + keys], visible, scale);
             }
-            match v_at {
-                #[cfg(target_arch = "x86_64")]
-                Some((at, ld)) => {
-                    // SAFETY: see above.
-                    unsafe {
-                        avx512::product(
-                            s.as_ptr(),
-                            lp,
-                            mb,
-                            keys,
-                            at.add(j * dv),
-                            ld,
-                            dv,
-                            o.as_mut_ptr(),
-                            dvp,
-                        )
-                    }
-                }
-                _ => product(isa, s, lp, mb, keys, vp, dvp, dvp, o, dvp),
-            }
-            // Each row of `P·V` times its `1 / Σ` (the softmax's last step,
-            // on `dv` values instead of `keys`).
-            for (r, &f) in inv[..mb].iter().enumerate() {
+            product(isa, s, lp, mb, keys, vp, dvp, dvp, o, dvp);
+            for r in 0..mb {
                 let mut row = out.row_mut(i0 + r);
                 let mut dst = row.slice_axis_mut(Axis(0), (j * dv..(j + 1) * dv).into());
                 let src = &o[r * dvp..r * dvp + dv];
                 match dst.as_slice_mut() {
-                    Some(d) => d.iter_mut().zip(src).for_each(|(d, &x)| *d = x * f),
-                    None => dst.iter_mut().zip(src).for_each(|(d, &x)| *d = x * f),
+                    Some(d) => copy_short(d, src),
+                    None => dst.iter_mut().zip(src).for_each(|(d, &x)| *d = x),
                 }
             }
         }
     }
-}
-
-/// The first element and row stride of `a` `[L, heads·d]` for products
-/// that read it in place: with AVX-512 (`isa`), unit column stride and a
-/// non-negative row stride; `None` otherwise (the head is packed).
-fn in_place(isa: Isa, a: &ArrayView2<f32>, d: usize) -> Option<(*const f32, usize)> {
-    let (rs, cs) = (a.strides()[0], a.strides()[1]);
-    let unit = cs == 1 || a.ncols() <= 1;
-    (cfg!(target_arch = "x86_64") && isa.avx512() && unit && rs >= 0 && d > 0)
-        .then(|| (a.as_ptr(), rs as usize))
 }
 
 /// `buf` with at least `len` values (new ones 0; the old ones are
@@ -193,23 +129,21 @@ fn fit(buf: &mut Vec<f32>, len: usize) {
     }
 }
 
-/// Head `j`'s keys transposed `[dk, lp]` (columns past `L` zero), and
-/// where `(queries, values)` say so its queries `[L, dk]` (rows `dk`
-/// apart) and values `[L, dvp]` (columns past `dv` zero), copied out of
-/// each step's rows of queries, keys and values.
-#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+/// Head `j`'s queries `[L, dk]` (rows `dk` apart), keys transposed
+/// `[dk, lp]` (columns past `L` zero) and values `[L, dvp]` (columns past
+/// `dv` zero), copied out of each step's rows of queries, keys and values.
+#[allow(clippy::type_complexity)]
 fn pack_head(
     (q, k, v): (&[Cow<[f32]>], &[Cow<[f32]>], &[Cow<[f32]>]),
     j: usize,
     (dk, dv): (usize, usize),
     (lp, dvp): (usize, usize),
-    (queries, values): (bool, bool),
     qp: &mut [f32],
     kt: &mut [f32],
     vp: &mut [f32],
 ) {
-    let l = k.len();
-    for (i, row) in q.iter().enumerate().filter(|_| queries) {
+    let l = q.len();
+    for (i, row) in q.iter().enumerate() {
         copy_short(&mut qp[i * dk..(i + 1) * dk], &row[j * dk..(j + 1) * dk]);
     }
     // Keys transposed in 16 × 16 tiles: each cache line of a key row is read
@@ -237,7 +171,7 @@ fn pack_head(
     for d in 0..dk {
         kt[d * lp + l..(d + 1) * lp].fill(0.0);
     }
-    for (i, row) in v.iter().enumerate().filter(|_| values) {
+    for (i, row) in v.iter().enumerate() {
         let dst = &mut vp[i * dvp..(i + 1) * dvp];
         copy_short(&mut dst[..dv], &row[j * dv..(j + 1) * dv]);
         dst[dv..].fill(0.0);
@@ -549,9 +483,7 @@ mod tests {
     #[test]
     fn matches_f64_reference_on_every_shape_and_isa() {
         // (L, heads, dk, dv): T not a multiple of the block or of 16, one
-        // head, odd head sizes, the workload's 128 × 4 × 32. With AVX-512
-        // the unit-stride queries (and values of 16·n columns) are read in
-        // place, the other ISAs pack them.
+        // head, odd head sizes, the workload's 128 × 4 × 32.
         let shapes = [
             (1, 1, 1, 1),
             (7, 1, 5, 3),
@@ -560,8 +492,6 @@ mod tests {
             (40, 4, 8, 8),
             (128, 4, 32, 32),
             (130, 1, 33, 48),
-            // Values read in place (whole registers per head), odd dk.
-            (21, 2, 7, 16),
         ];
         for &(l, heads, dk, dv) in &shapes {
             // Strided views: q, k, v side by side in one matrix, as the

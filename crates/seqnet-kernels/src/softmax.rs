@@ -17,51 +17,33 @@ use crate::cpu::Isa;
 /// # Panics
 /// When `visible > row.len()` (a bug in the caller).
 pub fn masked_softmax_row(row: &mut [f32], visible: usize, scale: f32) {
-    softmax_on::<true>(row, visible, scale);
-}
-
-/// [`masked_softmax_row`] without its last pass: the row is left holding
-/// `exp(scale·(s − max))` (0 past `visible`) and the factor that turns it
-/// into probabilities, `1 / Σ`, is returned (so a caller that multiplies
-/// the row by a matrix scales the product's rows instead: fewer values).
-/// Returns 0 when `visible` is 0.
-///
-/// # Panics
-/// When `visible > row.len()` (a bug in the caller).
-pub fn masked_softmax_exp_row(row: &mut [f32], visible: usize, scale: f32) -> f32 {
-    softmax_on::<false>(row, visible, scale)
-}
-
-/// The softmax of the best version for this CPU; `NORMALIZE`: whether the
-/// row is scaled by the returned `1 / Σ` (else left as exponentials).
-fn softmax_on<const NORMALIZE: bool>(row: &mut [f32], visible: usize, scale: f32) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
         if Isa::best().avx512() {
             // SAFETY: `Isa::best` allows AVX-512 only when the CPU has AVX-512F.
-            return unsafe { softmax_512::<NORMALIZE>(row, visible, scale) };
+            return unsafe { softmax_512(row, visible, scale) };
         }
         if crate::cpu::avx2_fma() {
             // SAFETY: `avx2_fma` is true only when the CPU has AVX2 and FMA.
-            return unsafe { softmax_256::<NORMALIZE>(row, visible, scale) };
+            return unsafe { softmax_256(row, visible, scale) };
         }
     }
-    softmax_body::<NORMALIZE>(row, visible, scale)
+    softmax_body(row, visible, scale)
 }
 
 /// [`masked_softmax_row`]'s loops with [`fast_exp`], written in 16 lanes so
 /// that they vectorize (the portable version: `mul_add` without FMA
 /// hardware is a library call).
 #[inline(always)]
-fn softmax_body<const NORMALIZE: bool>(row: &mut [f32], visible: usize, scale: f32) -> f32 {
-    softmax_with::<NORMALIZE>(row, visible, scale, fast_exp)
+fn softmax_body(row: &mut [f32], visible: usize, scale: f32) {
+    softmax_with(row, visible, scale, fast_exp)
 }
 
 /// [`softmax_body`] with [`fast_exp_fma`], for the versions compiled with FMA.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn softmax_body_fma<const NORMALIZE: bool>(row: &mut [f32], visible: usize, scale: f32) -> f32 {
-    softmax_with::<NORMALIZE>(row, visible, scale, fast_exp_fma)
+fn softmax_body_fma(row: &mut [f32], visible: usize, scale: f32) {
+    softmax_with(row, visible, scale, fast_exp_fma)
 }
 
 /// [`fast_exp`] with fused multiply-adds (the exponentials were most of the
@@ -72,19 +54,13 @@ fn fast_exp_fma(x: f32) -> f32 {
     crate::act::fast_exp_with::<true>(x)
 }
 
-/// The softmax loops with the exponential `exp`; returns `1 / Σ`, by which
-/// the row is scaled when `NORMALIZE` (see [`masked_softmax_exp_row`]).
+/// The softmax loops with the exponential `exp`.
 #[inline(always)]
-fn softmax_with<const NORMALIZE: bool>(
-    row: &mut [f32],
-    visible: usize,
-    scale: f32,
-    exp: impl Fn(f32) -> f32,
-) -> f32 {
+fn softmax_with(row: &mut [f32], visible: usize, scale: f32, exp: impl Fn(f32) -> f32) {
     let (seen, masked) = row.split_at_mut(visible);
     masked.fill(0.0);
     if seen.is_empty() {
-        return 0.0;
+        return;
     }
     let mut lanes = [f32::NEG_INFINITY; 16];
     let chunks = seen.chunks_exact(16);
@@ -114,24 +90,21 @@ fn softmax_with<const NORMALIZE: bool>(
         sum += *v;
     }
     let inv = 1.0 / (sums.iter().sum::<f32>() + sum);
-    if NORMALIZE {
-        seen.iter_mut().for_each(|v| *v *= inv);
-    }
-    inv
+    seen.iter_mut().for_each(|v| *v *= inv);
 }
 
 /// [`softmax_body`] compiled for AVX-512.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn softmax_512<const NORMALIZE: bool>(row: &mut [f32], visible: usize, scale: f32) -> f32 {
-    softmax_body_fma::<NORMALIZE>(row, visible, scale)
+fn softmax_512(row: &mut [f32], visible: usize, scale: f32) {
+    softmax_body_fma(row, visible, scale)
 }
 
 /// [`softmax_body`] compiled for AVX2 with FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn softmax_256<const NORMALIZE: bool>(row: &mut [f32], visible: usize, scale: f32) -> f32 {
-    softmax_body_fma::<NORMALIZE>(row, visible, scale)
+fn softmax_256(row: &mut [f32], visible: usize, scale: f32) {
+    softmax_body_fma(row, visible, scale)
 }
 
 /// The backward of a scaled softmax row: from the probabilities `p` `[n]` and
@@ -181,9 +154,6 @@ mod tests {
         let mut z = [5.0f32, 6.0];
         masked_softmax_row(&mut z, 0, 1.0);
         assert_eq!(z, [0.0, 0.0]);
-        let mut z = [5.0f32, 6.0];
-        assert_eq!(masked_softmax_exp_row(&mut z, 0, 1.0), 0.0);
-        assert_eq!(z, [0.0, 0.0]);
     }
 
     #[test]
@@ -194,22 +164,16 @@ mod tests {
                 let want = reference(&s, visible, 0.17);
                 let mut got = vec![s.clone(), s.clone(), s.clone()];
                 masked_softmax_row(&mut got[0], visible, 0.17);
-                softmax_body::<true>(&mut got[1], visible, 0.17);
+                softmax_body(&mut got[1], visible, 0.17);
                 #[cfg(target_arch = "x86_64")]
                 if crate::cpu::avx2_fma() {
                     // SAFETY: the CPU has AVX2 and FMA (just checked).
-                    unsafe { softmax_256::<true>(&mut got[2], visible, 0.17) };
+                    unsafe { softmax_256(&mut got[2], visible, 0.17) };
                 } else {
-                    softmax_body::<true>(&mut got[2], visible, 0.17);
+                    softmax_body(&mut got[2], visible, 0.17);
                 }
                 #[cfg(not(target_arch = "x86_64"))]
-                softmax_body::<true>(&mut got[2], visible, 0.17);
-                // The exponentials-only version, scaled here by what it returns.
-                let mut e = s.clone();
-                let inv = masked_softmax_exp_row(&mut e, visible, 0.17);
-                assert!(e[visible..].iter().all(|&x| x == 0.0));
-                e.iter_mut().for_each(|x| *x *= inv);
-                got.push(e);
+                softmax_body(&mut got[2], visible, 0.17);
                 for g in &got {
                     for (a, b) in g.iter().zip(&want) {
                         assert!((*a as f64 - b).abs() < 1e-6, "{n} {visible}: {a} vs {b}");
