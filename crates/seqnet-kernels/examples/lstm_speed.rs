@@ -3,7 +3,8 @@
 //! and without the tape: `cargo run --release -p seqnet-kernels --example
 //! lstm_speed` (`RAYON_NUM_THREADS=1` for one thread). Prints the minimum and
 //! median of the passes and the GFLOP/s at the minimum (`8·T·B·H·(C+H)`); on
-//! a loaded host only the minimum means much. Last, the best rate of a pure
+//! a loaded host only the minimum means much. Then the time of packing the
+//! layer's panels ([`GatePanels::pack`], at every training step). Last, the best rate of a pure
 //! FMA loop on this thread ([`fma_loop`]), the one-thread peak to compare with.
 
 use seqnet_kernels::act::Acts;
@@ -65,6 +66,20 @@ fn main() {
             flop / min / 1e9
         );
     }
+    // Packing the panels, as the training step does at every iteration.
+    let mut times: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t0 = Instant::now();
+            panels.pack(&w_ih, c, &w_hh, h, &bias, true);
+            t0.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "GatePanels::pack: min {:.1} µs, median {:.1} µs",
+        times[0] * 1e6,
+        times[times.len() / 2] * 1e6
+    );
     let mut best = 0f64;
     for _ in 0..50 {
         let t0 = Instant::now();

@@ -1,7 +1,7 @@
 //! Element-wise activation layers: `Relu`, `LeakyRelu`, `Tanh`, `Sigmoid`.
 //! Input and output have the same shape and format, any format.
 
-use super::util::{grad_or_zeros, no_forward, par_map, single};
+use super::util::{grad_or_zeros, no_forward, recycled_len, single};
 use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
@@ -62,6 +62,54 @@ fn infer_elementwise(inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
 /// An array shared with the network's activations.
 type Shared = ArcArray<f32, IxDyn>;
 
+/// A layer's last two outputs, whose allocations its next forward reuses.
+///
+/// Why two: a consumer that keeps its input for backward (fully connected,
+/// layer normalization, attention) still holds the last output when this
+/// layer runs again (it runs after this layer), so that allocation is not
+/// free; the one before it is (the consumer let it go in the last pass).
+/// Reusing it keeps its pages mapped: a fresh allocation of a few MB is
+/// mapped anew, zeroed and faulted in page by page on every pass.
+#[derive(Default)]
+pub(crate) struct LastOutputs([Option<Shared>; 2]);
+
+impl LastOutputs {
+    /// `len` values for the next output, for a caller that overwrites every
+    /// one: the older output's allocation when nothing else holds it, else
+    /// the newer one's, else a fresh vector (values as [`recycled_len`]
+    /// leaves them).
+    pub(crate) fn buffer(&mut self, len: usize) -> Vec<f32> {
+        for slot in [1, 0] {
+            if let Some(a) = self.0[slot].take() {
+                match a.try_into_owned_nocopy() {
+                    Ok(a) => return recycled_len(Some(a), len),
+                    // Still held elsewhere: kept for a later pass.
+                    Err(a) => self.0[slot] = Some(a),
+                }
+            }
+        }
+        recycled_len(None::<Shared>, len)
+    }
+
+    /// Records `y` as the newest output (the older one is let go).
+    pub(crate) fn keep(&mut self, y: &Shared) {
+        self.0[1] = self.0[0].take();
+        self.0[0] = Some(y.clone());
+    }
+}
+
+/// Elements per rayon job of the element-wise forward: long enough that
+/// handing a run to the other thread pays off.
+const RUN: usize = 1 << 14;
+
+/// `y[i] = f(x[i])` on rayon's threads (`y` as long as `x`).
+fn map_into(x: &[f32], y: &mut [f32], f: impl Fn(f32) -> f32 + Sync + Send) {
+    use rayon::prelude::*;
+    y.par_chunks_mut(RUN)
+        .zip(x.par_chunks(RUN))
+        .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = f(x)));
+}
+
 struct ElementwiseKernel {
     name: String,
     func: Func,
@@ -70,6 +118,8 @@ struct ElementwiseKernel {
     /// needs it (a ReLU's `x > 0` is its `y > 0`; holding its input would
     /// keep the producer from reusing that allocation).
     cache: Option<(Option<Shared>, Shared)>,
+    /// The last outputs, for their allocations.
+    last: LastOutputs,
 }
 
 impl LayerKernel for ElementwiseKernel {
@@ -82,18 +132,23 @@ impl LayerKernel for ElementwiseKernel {
             .first()
             .ok_or_else(|| Error::layer(&self.name, "no input"))?;
         let f = self.func;
+        // The last pass's output (cached for backward) may be the buffer
+        // reused below: let go of it first.
+        self.cache = None;
         let y = match x.data.as_slice() {
-            // The ReLU's own closure, so that its loop has no `match` inside.
             Some(xs) => {
-                let y = match f {
-                    Func::Relu => par_map(xs, |v| v.max(0.0)),
-                    _ => par_map(xs, |v| f.apply(v)),
-                };
+                let mut y = self.last.buffer(xs.len());
+                match f {
+                    // The ReLU's own closure, so that its loop has no `match` inside.
+                    Func::Relu => map_into(xs, &mut y, |v| v.max(0.0)),
+                    _ => map_into(xs, &mut y, |v| f.apply(v)),
+                }
                 ArrayD::from_shape_vec(x.data.shape(), y).expect("same shape")
             }
             None => x.data.mapv(|v| f.apply(v)),
         }
         .into_shared();
+        self.last.keep(&y);
         let keep_x = matches!(f, Func::LeakyRelu(_));
         self.cache = Some((keep_x.then(|| x.data.clone()), y.clone()));
         Ok(vec![Activation {
@@ -172,6 +227,7 @@ macro_rules! elementwise_layer {
                     name: self.name.clone(),
                     func: $func,
                     cache: None,
+                    last: LastOutputs::default(),
                 }))
             }
         }
@@ -235,6 +291,7 @@ impl LayerDef for LeakyRelu {
             name: self.name.clone(),
             func: Func::LeakyRelu(self.scale),
             cache: None,
+            last: LastOutputs::default(),
         }))
     }
 }

@@ -1,7 +1,8 @@
 //! `LayerNormalization`: MATLAB's `layerNormalizationLayer`, over the
 //! channels of each time step.
 
-use super::util::{grad_or_zeros, no_forward, recycled_len, single};
+use super::activations::LastOutputs;
+use super::util::{grad_or_zeros, no_forward, single};
 use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
@@ -148,7 +149,7 @@ impl LayerDef for LayerNormalization {
             scale: params.learnable("Scale")?,
             offset: params.learnable("Offset")?,
             cache: None,
-            last_output: None,
+            last_output: LastOutputs::default(),
         }))
     }
     fn torch_layout(&self) -> Option<TorchLayout> {
@@ -170,9 +171,9 @@ struct LayerNormKernel {
     scale: Learnable,
     offset: Learnable,
     cache: Option<Cache>,
-    /// The last forward's output (shared): its allocation is reused by the
-    /// next forward once nothing else holds it.
-    last_output: Option<ArcArray<f32, IxDyn>>,
+    /// The last two outputs (shared): their allocations are reused by
+    /// the next forward once nothing else holds them.
+    last_output: LastOutputs,
 }
 
 struct Cache {
@@ -230,7 +231,7 @@ impl LayerKernel for LayerNormKernel {
             offset.as_slice().expect("1-D"),
         );
         // The last output's allocation: every row is written (padded rows 0).
-        let mut y = recycled_len(self.last_output.take(), xs.len());
+        let mut y = self.last_output.buffer(xs.len());
         let mut stats = vec![RowStats::default(); real.len()];
         // Rows in parallel, in runs long enough to pay for the hand-off.
         y.par_chunks_mut(c)
@@ -247,7 +248,7 @@ impl LayerKernel for LayerNormKernel {
         let y = ArrayD::from_shape_vec(xd.shape(), y)
             .expect("output size")
             .into_shared();
-        self.last_output = Some(y.clone());
+        self.last_output.keep(&y);
         self.cache = Some(Cache { x: xd, stats, real });
         Ok(vec![Activation {
             data: y,

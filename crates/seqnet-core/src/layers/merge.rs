@@ -1,13 +1,14 @@
 //! `Addition` and `Concatenation`: layers with several inputs, so that real DAGs
 //! (residual connections, parallel branches) can be built.
 
-use super::util::{no_forward, recycled_len};
+use super::activations::LastOutputs;
+use super::util::no_forward;
 use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::{ActShape, Format};
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
-use ndarray::{ArcArray, ArrayD, Axis, IxDyn};
+use ndarray::{ArrayD, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -83,7 +84,7 @@ impl LayerDef for Addition {
             name: self.name.clone(),
             n: self.num_inputs,
             ran: false,
-            last_output: None,
+            last_output: LastOutputs::default(),
         }))
     }
 }
@@ -92,9 +93,9 @@ struct AdditionKernel {
     name: String,
     n: usize,
     ran: bool,
-    /// The last forward's output (shared): its allocation is reused by the
-    /// next forward once nothing else holds it (no fresh pages per pass).
-    last_output: Option<ArcArray<f32, IxDyn>>,
+    /// The last two outputs (shared): their allocations are reused by
+    /// the next forward once nothing else holds them.
+    last_output: LastOutputs,
 }
 
 /// Elements per rayon job of [`sum_into`]: long enough that handing a run
@@ -143,7 +144,7 @@ impl LayerKernel for AdditionKernel {
             // One pass on rayon's threads when every input is in standard
             // layout, into the last output's allocation.
             Some(s) => {
-                let mut out = recycled_len(self.last_output.take(), first.data.len());
+                let mut out = self.last_output.buffer(first.data.len());
                 sum_into(&s, &mut out);
                 ArrayD::from_shape_vec(first.data.shape(), out).expect("same shape")
             }
@@ -156,7 +157,7 @@ impl LayerKernel for AdditionKernel {
             }
         }
         .into_shared();
-        self.last_output = Some(sum.clone());
+        self.last_output.keep(&sum);
         self.ran = true;
         Ok(vec![Activation {
             data: sum,

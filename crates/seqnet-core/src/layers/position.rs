@@ -2,7 +2,8 @@
 //! `positionEmbeddingLayer` and `sinusoidalPositionEncodingLayer`, a vector
 //! per position of each sequence, counted from its first real step.
 
-use super::util::{no_forward, recycled_len, single};
+use super::activations::LastOutputs;
+use super::util::{no_forward, single};
 use super::{name_field, named};
 use crate::activation::{Activation, SeqLengths};
 use crate::error::{Error, Result};
@@ -11,7 +12,7 @@ use crate::init::WeightsInitializer;
 use crate::layer::{ForwardCtx, LayerDef, LayerKernel, Params, ShapeError};
 use crate::learnable::{Initializer, Learnable, LearnableSpec};
 use crate::torch::{TorchLayout, TorchParam};
-use ndarray::{ArcArray, ArrayD, IxDyn};
+use ndarray::ArrayD;
 use serde::{Deserialize, Serialize};
 
 /// MATLAB's `positionEmbeddingLayer(outputSize, maxPosition)`: a learned
@@ -152,7 +153,7 @@ impl LayerDef for PositionEmbedding {
             output_size: self.output_size,
             table: Table::Learned(Box::new(params.learnable("Weights")?)),
             lengths: None,
-            last_output: None,
+            last_output: LastOutputs::default(),
         }))
     }
     fn torch_layout(&self) -> Option<TorchLayout> {
@@ -186,7 +187,7 @@ impl LayerDef for SinusoidalPositionEncoding {
             output_size: self.output_size,
             table: Table::Sinusoidal,
             lengths: None,
-            last_output: None,
+            last_output: LastOutputs::default(),
         }))
     }
 }
@@ -203,9 +204,9 @@ struct PositionKernel {
     output_size: usize,
     table: Table,
     lengths: Option<SeqLengths>,
-    /// The last forward's output (shared): its allocation is reused by the
-    /// next forward once nothing else holds it.
-    last_output: Option<ArcArray<f32, IxDyn>>,
+    /// The last two outputs (shared): their allocations are reused by
+    /// the next forward once nothing else holds them.
+    last_output: LastOutputs,
 }
 
 /// The sinusoidal vector of position `p`, written into `row` `[O]`.
@@ -244,7 +245,7 @@ impl LayerKernel for PositionKernel {
         }
         let (time, batch) = (lengths.time, lengths.lengths.len());
         // Every real step is written below; padded steps are 0.
-        let mut y = recycled_len(self.last_output.take(), time * batch * o);
+        let mut y = self.last_output.buffer(time * batch * o);
         if lengths.lengths.iter().any(|&l| l < time) {
             y.fill(0.0);
         }
@@ -275,7 +276,7 @@ impl LayerKernel for PositionKernel {
         let y = ArrayD::from_shape_vec(vec![time, batch, o], y)
             .expect("output size")
             .into_shared();
-        self.last_output = Some(y.clone());
+        self.last_output.keep(&y);
         Ok(vec![Activation {
             data: y,
             format: x.format,

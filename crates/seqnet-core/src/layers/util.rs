@@ -89,14 +89,3 @@ where
     }
     v
 }
-
-/// Elements per rayon job in the element-wise passes below: long enough that
-/// handing a run to the other thread pays off.
-const RUN: usize = 1 << 14;
-
-/// `f(x[i])` for every element, on rayon's threads, as a new vector
-/// (written once: no zeroing first).
-pub fn par_map(x: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
-    use rayon::prelude::*;
-    x.par_iter().with_min_len(RUN).map(|&v| f(v)).collect()
-}

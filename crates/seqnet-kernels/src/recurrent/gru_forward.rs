@@ -24,7 +24,7 @@
 //! whichever thread computes it: a sequence gets the same bits in any batch,
 //! padded or not.
 
-use super::row_pass::{load, run, store, units, Cell, RowPass, Step, LANES};
+use super::row_pass::{load, pack_units, run, store, units, Cell, RowPass, Step, LANES};
 use super::Steps;
 use crate::act::{with_acts, Act, Acts};
 use crate::aligned::AlignedBuf;
@@ -76,9 +76,6 @@ impl GruPanels {
         let kx = if fold { c } else { 0 };
         let k = kx + h;
         let groups = h.div_ceil(LANES);
-        // Every value but the units past `H` in the last group is written
-        // below; those stay zero from the last zeroing when the shape is the
-        // same (the training step repacks at every iteration: no 1.5 MB clear).
         let len = groups * 3 * k * LANES;
         if self.kx != kx || self.h != h || self.data.as_slice().len() != len {
             self.data.zeroed(len);
@@ -88,30 +85,33 @@ impl GruPanels {
         let data = self.data.as_mut_slice();
         self.start.clear();
         self.start.resize(groups * 4 * LANES, 0.0);
-        let mut finite = true;
-        for q in 0..3 {
-            for u in 0..h {
-                let r = q * h + u;
-                let (g, l) = (u / LANES, u % LANES);
-                let panel = &mut data[(g * 3 + q) * k * LANES + l..];
-                for (kk, &v) in w_ih[r * c..(r + 1) * c][..kx].iter().enumerate() {
-                    panel[kk * LANES] = v;
-                }
-                for (kk, &v) in w_hh[r * h..(r + 1) * h].iter().enumerate() {
-                    panel[(kx + kk) * LANES] = v;
-                    finite &= v.is_finite();
-                }
-                let rbv = rb.map_or(0.0, |rb| rb[r]);
-                let b = if fold { bias[r] } else { 0.0 };
-                let start = &mut self.start[g * 4 * LANES + l..];
-                if q < 2 {
-                    start[q * LANES] = b + rbv;
-                } else {
-                    start[2 * LANES] = b;
-                    start[3 * LANES] = rbv;
+        // Every panel value is written (the padding units' zeros too): the
+        // training step repacks at every iteration, into the same buffer.
+        for g in 0..groups {
+            let n = units(h, g);
+            for q in 0..3 {
+                let r0 = q * h + g * LANES;
+                let panel = &mut data[(g * 3 + q) * k * LANES..][..k * LANES];
+                let (px, ph) = panel.split_at_mut(kx * LANES);
+                pack_units(w_ih, c, r0, n, kx, px);
+                pack_units(w_hh, h, r0, n, h, ph);
+                for l in 0..n {
+                    let r = r0 + l;
+                    let rbv = rb.map_or(0.0, |rb| rb[r]);
+                    let b = if fold { bias[r] } else { 0.0 };
+                    let start = &mut self.start[g * 4 * LANES + l..];
+                    if q < 2 {
+                        start[q * LANES] = b + rbv;
+                    } else {
+                        start[2 * LANES] = b;
+                        start[3 * LANES] = rbv;
+                    }
                 }
             }
         }
+        let finite = w_hh[..3 * h * h]
+            .iter()
+            .fold(true, |all, v| all & v.is_finite());
         self.recurrent_finite = finite;
     }
 

@@ -12,7 +12,7 @@
 //! with it and whichever thread computes it: a sequence gets the same bits in
 //! any batch, padded or not.
 
-use super::row_pass::{load, run, store, units, Cell, RowPass, Step, LANES};
+use super::row_pass::{load, pack_units, run, store, units, Cell, RowPass, Step, LANES};
 use super::Steps;
 use crate::act::{with_acts, Act, Acts};
 use crate::aligned::AlignedBuf;
@@ -55,9 +55,6 @@ impl GatePanels {
         let kx = if fold { c } else { 0 };
         let k = kx + h;
         let groups = h.div_ceil(LANES);
-        // Every value but the units past `H` in the last group is written
-        // below; those stay zero from the last zeroing when the shape is the
-        // same (the training step repacks at every iteration: no 1.5 MB clear).
         let len = groups * 4 * k * LANES;
         if self.kx != kx || self.h != h || self.data.as_slice().len() != len {
             self.data.zeroed(len);
@@ -67,23 +64,22 @@ impl GatePanels {
         let data = self.data.as_mut_slice();
         self.bias.clear();
         self.bias.resize(groups * 4 * LANES, 0.0);
-        let mut finite = true;
-        for q in 0..4 {
-            for u in 0..h {
-                let r = q * h + u;
-                let (g, l) = (u / LANES, u % LANES);
-                let base = (g * 4 + q) * k * LANES + l;
-                let panel = &mut data[base..];
-                for (kk, &v) in w_ih[r * c..(r + 1) * c][..kx].iter().enumerate() {
-                    panel[kk * LANES] = v;
-                }
-                for (kk, &v) in w_hh[r * h..(r + 1) * h].iter().enumerate() {
-                    panel[(kx + kk) * LANES] = v;
-                    finite &= v.is_finite();
-                }
-                self.bias[(g * 4 + q) * LANES + l] = bias[r];
+        // Every panel value is written (the padding units' zeros too): the
+        // training step repacks at every iteration, into the same buffer.
+        for g in 0..groups {
+            let n = units(h, g);
+            for q in 0..4 {
+                let r0 = q * h + g * LANES;
+                let panel = &mut data[(g * 4 + q) * k * LANES..][..k * LANES];
+                let (px, ph) = panel.split_at_mut(kx * LANES);
+                pack_units(w_ih, c, r0, n, kx, px);
+                pack_units(w_hh, h, r0, n, h, ph);
+                self.bias[(g * 4 + q) * LANES..][..n].copy_from_slice(&bias[r0..r0 + n]);
             }
         }
+        let finite = w_hh[..4 * h * h]
+            .iter()
+            .fold(true, |all, v| all & v.is_finite());
         self.recurrent_finite = finite;
     }
 

@@ -214,6 +214,86 @@ pub(super) fn units(h: usize, g: usize) -> usize {
     (h - g * LANES).min(LANES)
 }
 
+/// One gate panel's rows from a row-major weight matrix: `panel[kk·16 + l] =
+/// src[(r0 + l)·ld + kk]` for the group's `n ≤ 16` units `l` and the `cols`
+/// columns `kk`, zero for lanes `l ≥ n`. In blocks of 16 columns transposed
+/// through a 1 KB block on the stack, so `src` is read 16 values at a time
+/// and every panel row is written whole (the column-by-column copy wrote
+/// each value 64 bytes from the last).
+///
+/// Shapes: `src` holds rows `r0..r0 + n` of `ld ≥ cols` values, `panel`
+/// holds `cols` rows of 16.
+///
+/// # Panics
+/// When `src` or `panel` is shorter than that (a bug of the caller).
+pub(super) fn pack_units(
+    src: &[f32],
+    ld: usize,
+    r0: usize,
+    n: usize,
+    cols: usize,
+    panel: &mut [f32],
+) {
+    assert!(
+        n <= LANES && panel.len() >= cols * LANES,
+        "pack_units: sizes"
+    );
+    if cols == 0 {
+        return;
+    }
+    assert!(src.len() >= (r0 + n - 1) * ld + cols, "pack_units: source");
+    #[cfg(target_arch = "x86_64")]
+    if n == LANES && ld <= (i32::MAX as usize) / LANES && Isa::best().avx512() {
+        // SAFETY: the CPU has AVX-512F; the asserts above bound every read
+        // (rows `r0..r0 + 16`, columns `< cols ≤ ld`) and write.
+        unsafe { avx512_pack::gather(src, ld, r0, cols, panel) };
+        return;
+    }
+    for k0 in (0..cols).step_by(LANES) {
+        let m = (cols - k0).min(LANES);
+        let mut block = [[0f32; LANES]; LANES];
+        for l in 0..n {
+            let row = &src[(r0 + l) * ld + k0..][..m];
+            for (b, &v) in block.iter_mut().zip(row) {
+                b[l] = v;
+            }
+        }
+        for (dst, b) in panel[k0 * LANES..(k0 + m) * LANES]
+            .chunks_exact_mut(LANES)
+            .zip(&block)
+        {
+            dst.copy_from_slice(b);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512_pack {
+    use super::LANES;
+    use std::arch::x86_64::*;
+
+    /// [`super::pack_units`] for a full group: each panel row one gather of
+    /// the 16 rows' column `kk`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `src` holds rows `r0..r0 + 16` of `ld ≥ cols`
+    /// values (`16·ld` fits an `i32`), `panel` `cols` rows of 16.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn gather(src: &[f32], ld: usize, r0: usize, cols: usize, panel: &mut [f32]) {
+        // SAFETY: this function's contract.
+        unsafe {
+            let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+            let idx = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(ld as i32));
+            let base = src.as_ptr().add(r0 * ld);
+            let out = panel.as_mut_ptr();
+            for kk in 0..cols {
+                let v = _mm512_i32gather_ps::<4>(idx, base.add(kk));
+                _mm512_storeu_ps(out.add(kk * LANES), v);
+            }
+        }
+    }
+}
+
 /// `n ≤ 16` values from `p`, zeros after.
 ///
 /// # Safety
@@ -252,6 +332,40 @@ pub(super) unsafe fn store(p: *mut f32, v: &[f32; LANES], n: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every panel value at `kk·16 + l` is the matrix's `[r0 + l, kk]`, zero
+    /// past `n`, for column counts around the 16-column blocks, over a
+    /// panel full of garbage.
+    #[test]
+    fn pack_units_puts_each_weight_where_the_tiles_read_it() {
+        let ld = 45;
+        let src: Vec<f32> = (0..40 * ld).map(|i| i as f32 + 0.5).collect();
+        for (r0, n, cols) in [
+            (0, 16, 45),
+            (3, 5, 17),
+            (20, 16, 16),
+            (24, 1, 1),
+            (7, 9, 0),
+            (1, 16, 33),
+        ] {
+            let mut panel = vec![f32::NAN; cols * LANES + 3];
+            pack_units(&src, ld, r0, n, cols, &mut panel);
+            for kk in 0..cols {
+                for l in 0..LANES {
+                    let want = if l < n { src[(r0 + l) * ld + kk] } else { 0.0 };
+                    assert_eq!(
+                        panel[kk * LANES + l],
+                        want,
+                        "r0 {r0} n {n} cols {cols}: [{kk}, {l}]"
+                    );
+                }
+            }
+            assert!(
+                panel[cols * LANES..].iter().all(|v| v.is_nan()),
+                "wrote past the panel"
+            );
+        }
+    }
 
     #[test]
     fn tiles_are_even_and_cover_the_rows() {
