@@ -208,3 +208,28 @@ fn layers_reusing_their_last_output_give_fresh_results() {
         &pairs,
     );
 }
+
+#[test]
+fn addition_gives_the_elementwise_sum_of_two_and_three_inputs() {
+    // Long enough for several rayon runs of the one-pass two-input sum and
+    // a partial last one.
+    let (t, b, c) = (70, 3, 161);
+    let xs: Vec<Activation> = (0..3)
+        .map(|i| Activation::sequence(random(&[t, b, c], 60 + i), None).unwrap())
+        .collect();
+    for n in [2usize, 3] {
+        let shapes = vec![ActShape::sequence(c); n];
+        let mut k = build(&Addition::new(n).name("add").into(), &shapes);
+        let inputs: Vec<&Activation> = xs[..n].iter().collect();
+        for _ in 0..3 {
+            let y = forward(k.as_mut(), &inputs, Mode::Inference)
+                .data
+                .to_owned();
+            let mut want = xs[0].data.to_owned();
+            for x in &xs[1..n] {
+                want.zip_mut_with(&x.data, |s, &v| *s += v);
+            }
+            assert_eq!(y, want, "{n} inputs");
+        }
+    }
+}

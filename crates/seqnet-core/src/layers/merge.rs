@@ -108,6 +108,14 @@ fn sum_into(xs: &[&[f32]], out: &mut [f32]) {
     let (first, rest) = xs.split_first().expect("at least one input");
     out.par_chunks_mut(RUN).enumerate().for_each(|(i, o)| {
         let run = i * RUN..i * RUN + o.len();
+        if let [second] = rest {
+            // Two inputs (a residual connection): one pass, `a + b` as below.
+            let (a, b) = (&first[run.clone()], &second[run]);
+            o.iter_mut()
+                .zip(a.iter().zip(b))
+                .for_each(|(s, (a, b))| *s = a + b);
+            return;
+        }
         o.copy_from_slice(&first[run.clone()]);
         for x in rest {
             for (s, v) in o.iter_mut().zip(&x[run.clone()]) {
