@@ -16,6 +16,7 @@
 //! | [`norm`] | layer normalization of one row |
 //! | [`softmax`] | masked softmax rows (attention) |
 //! | [`aligned`] | 64-byte aligned buffers |
+//! | [`fresh`] | new buffers written once, in parallel blocks of rows (no zeroing first) |
 //! | [`attention`] | fused multi-head attention of one sequence (inference) |
 //! | [`act`] | the recurrent layers' activations, scalar |
 //! | `simd` | the same activations on AVX-512 registers |
@@ -37,6 +38,7 @@ pub mod conv1d;
 pub mod cpu;
 pub mod dot;
 pub mod fma_peak;
+pub mod fresh;
 pub mod gemm;
 pub mod norm;
 pub mod packed;

@@ -12,7 +12,7 @@ use crate::reduce::{SharedReducer, StatReducer};
 use crate::torch::{TorchLayout, TorchParam};
 use ndarray::{ArcArray, Array1, ArrayD, IxDyn};
 use rayon::prelude::*;
-use seqnet_kernels::conv1d::fresh_rows;
+use seqnet_kernels::fresh::fresh_rows;
 use serde::{Deserialize, Serialize};
 
 /// MATLAB's `batchNormalizationLayer`:
