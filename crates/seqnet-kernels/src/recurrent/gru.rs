@@ -181,24 +181,38 @@ fn pass_back<G: Act, S: Act>(
                 let dyr = &dy[row * h..(row + 1) * h];
                 let dhn = &mut dh_next[i * h..(i + 1) * h];
                 let (si, sh) = sums[i * 2 * g3..(i + 1) * 2 * g3].split_at_mut(g3);
+                // Each gate's `H` values as a slice of its own, so the loop
+                // below indexes no slice past a length it cannot see.
+                let [di_r, di_z, di_n] = split3(&mut *di, h);
+                let [dh_r, dh_z, dh_n] = split3(&mut *dh_row, h);
+                let [si_r, si_z, si_n] = split3(si, h);
+                let [sh_r, sh_z, sh_n] = split3(sh, h);
+                let (gz, gn, gr, hn, hp_row, dyr) = (
+                    &gz[..h],
+                    &gn[..h],
+                    &gr[..h],
+                    &hn[..h],
+                    &hp_row[..h],
+                    &dyr[..h],
+                );
                 for j in 0..h {
                     let dh = dhn[j] + dyr[j];
                     let dn = dh * (1.0 - gz[j]) * S::df(gn[j]);
                     let dz = dh * (hp_row[j] - gn[j]) * G::df(gz[j]);
                     let dr = dn * hn[j] * G::df(gr[j]);
                     let dnh = dn * gr[j];
-                    di[j] = dr;
-                    di[h + j] = dz;
-                    di[2 * h + j] = dn;
-                    dh_row[j] = dr;
-                    dh_row[h + j] = dz;
-                    dh_row[2 * h + j] = dnh;
-                    si[j] += dr;
-                    si[h + j] += dz;
-                    si[2 * h + j] += dn;
-                    sh[j] += dr;
-                    sh[h + j] += dz;
-                    sh[2 * h + j] += dnh;
+                    di_r[j] = dr;
+                    di_z[j] = dz;
+                    di_n[j] = dn;
+                    dh_r[j] = dr;
+                    dh_z[j] = dz;
+                    dh_n[j] = dnh;
+                    si_r[j] += dr;
+                    si_z[j] += dz;
+                    si_n[j] += dn;
+                    sh_r[j] += dr;
+                    sh_z[j] += dz;
+                    sh_n[j] += dnh;
                     dhn[j] = dh * gz[j];
                 }
                 ai.copy_from_slice(dh_row);
@@ -222,6 +236,13 @@ fn pass_back<G: Act, S: Act>(
         out.db.iter_mut().zip(ri).for_each(|(d, v)| *d += v);
         out.drb.iter_mut().zip(rh).for_each(|(d, v)| *d += v);
     }
+}
+
+/// `v`'s first `3h` values as the three gates' `[h]` slices.
+fn split3(v: &mut [f32], h: usize) -> [&mut [f32]; 3] {
+    let (r, rest) = v.split_at_mut(h);
+    let (z, n) = rest.split_at_mut(h);
+    [r, z, &mut n[..h]]
 }
 
 #[cfg(test)]
