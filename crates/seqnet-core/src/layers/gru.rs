@@ -22,8 +22,8 @@ use ndarray::{Array1, Array2, ArrayD, Axis};
 use rand::rngs::StdRng;
 use seqnet_kernels::gemm::matmul_into;
 use seqnet_kernels::recurrent::{
-    fold_input, gru_backward, gru_before_backward, gru_before_forward, gru_forward, GruBuffers,
-    GruPanels, GruTrace,
+    fold_input, gru_backward_into, gru_before_backward, gru_before_forward, gru_forward,
+    GruBuffers, GruGrads, GruPanels, GruTrace,
 };
 use serde::{Deserialize, Serialize};
 
@@ -234,6 +234,8 @@ impl<const D: usize> GruConfig<D> {
             kept: None,
             final_state: None,
             input_grad_needed: true,
+            dgi_buf: Vec::new(),
+            dgh_buf: Vec::new(),
         })
     }
 }
@@ -328,6 +330,10 @@ pub struct GruKernel {
     kept: Option<RecurrentState>,
     final_state: Option<RecurrentState>,
     input_grad_needed: bool,
+    /// The backward's gate gradients (`[T·B, 3H]` each), kept between
+    /// backwards so that they are neither allocated nor faulted in anew.
+    dgi_buf: Vec<f32>,
+    dgh_buf: Vec<f32>,
 }
 
 impl GruKernel {
@@ -581,13 +587,27 @@ impl LayerKernel for GruKernel {
                 hn: &dir.hn,
                 h: &dir.h,
             };
-            let (dgi, dgh) = if before {
-                gru_before_backward(acts, steps, reverse, w_hh, h, trace, &dy)
+            let (db_d, drb_d) = (&mut db[rows.clone()], &mut drb[rows.clone()]);
+            let fresh;
+            let (dgi, dgh): (&[f32], &[f32]) = if before {
+                fresh = gru_before_backward(acts, steps, reverse, w_hh, h, trace, &dy);
+                column_sums(&fresh.0, db_d);
+                column_sums(&fresh.1, drb_d);
+                (&fresh.0, &fresh.1)
             } else {
-                gru_backward(acts, steps, reverse, w_hh, h, trace, &dy)
+                // The bias gradients are summed in the pass (no column sums
+                // on one thread afterwards).
+                let out = GruGrads {
+                    dgi: &mut self.dgi_buf,
+                    dgh: &mut self.dgh_buf,
+                    db: db_d,
+                    drb: drb_d,
+                };
+                gru_backward_into(acts, steps, reverse, w_hh, h, trace, &dy, out);
+                (&self.dgi_buf, &self.dgh_buf)
             };
             weight_grad(
-                &dgi,
+                dgi,
                 tape.x.view(),
                 g3,
                 dw_ih.slice_axis_mut(Axis(0), rows.clone().into()),
@@ -596,7 +616,7 @@ impl LayerKernel for GruKernel {
             let mut dr = dw_hh.slice_axis_mut(Axis(0), rows.clone().into());
             if before {
                 // `R_r`, `R_z` against `h_{t−1}`; `R_n` against `r ⊙ h_{t−1}`.
-                let dgh = view(&dgh, t * b, g3);
+                let dgh = view(dgh, t * b, g3);
                 let (rz, n) = (0..2 * h, 2 * h..g3);
                 matmul_into(
                     dgh.slice_axis(Axis(1), rz.clone().into()).t(),
@@ -611,13 +631,11 @@ impl LayerKernel for GruKernel {
                     false,
                 );
             } else {
-                weight_grad(&dgh, h_prev, g3, dr);
+                weight_grad(dgh, h_prev, g3, dr);
             }
-            column_sums(&dgi, &mut db[rows.clone()]);
-            column_sums(&dgh, &mut drb[rows.clone()]);
             if need_dx {
                 matmul_into(
-                    view(&dgi, t * b, g3),
+                    view(dgi, t * b, g3),
                     w_ih.slice_axis(Axis(0), rows.into()),
                     dx.view_mut(),
                     d > 0,

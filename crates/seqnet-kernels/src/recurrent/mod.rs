@@ -33,7 +33,7 @@ pub mod lstm_proj;
 pub mod lstm_step;
 mod row_pass;
 
-pub use gru::{gru_backward, GruTrace};
+pub use gru::{gru_backward, gru_backward_into, GruGrads, GruTrace};
 pub use gru_before::{gru_before_backward, gru_before_forward};
 pub use gru_forward::{gru_forward, GruBuffers, GruPanels};
 pub use lstm_backward::{lstm_backward, lstm_backward_into, LstmTrace, OutputGrad};
