@@ -62,7 +62,12 @@ pub fn run_ort(
         "{tag}: ONNX Runtime failed:\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    read_npy(&out).unwrap()
+    let y = read_npy(&out).unwrap();
+    // The files stay behind only when a run fails (above), to look at.
+    for f in [m, xi, out, scratch(&format!("{tag}_l.npy"))] {
+        let _ = std::fs::remove_file(f);
+    }
+    y
 }
 
 /// seqnet's prediction for the batch-first `x` with `lengths` (right padding), batch first.
