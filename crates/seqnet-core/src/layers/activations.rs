@@ -1,7 +1,7 @@
 //! Element-wise activation layers: `Relu`, `LeakyRelu`, `Tanh`, `Sigmoid`.
 //! Input and output have the same shape and format, any format.
 
-use super::util::{grad_or_zeros, no_forward, recycled_len, single};
+use super::util::{grad_or_zeros, no_forward, single, LastOutputs, RUN};
 use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
@@ -61,46 +61,6 @@ fn infer_elementwise(inputs: &[ActShape]) -> Result<Vec<ActShape>, ShapeError> {
 
 /// An array shared with the network's activations.
 type Shared = ArcArray<f32, IxDyn>;
-
-/// A layer's last two outputs, whose allocations its next forward reuses.
-///
-/// Why two: a consumer that keeps its input for backward (fully connected,
-/// layer normalization, attention) still holds the last output when this
-/// layer runs again (it runs after this layer), so that allocation is not
-/// free; the one before it is (the consumer let it go in the last pass).
-/// Reusing it keeps its pages mapped: a fresh allocation of a few MB is
-/// mapped anew, zeroed and faulted in page by page on every pass.
-#[derive(Default)]
-pub(crate) struct LastOutputs([Option<Shared>; 2]);
-
-impl LastOutputs {
-    /// `len` values for the next output, for a caller that overwrites every
-    /// one: the older output's allocation when nothing else holds it, else
-    /// the newer one's, else a fresh vector (values as [`recycled_len`]
-    /// leaves them).
-    pub(crate) fn buffer(&mut self, len: usize) -> Vec<f32> {
-        for slot in [1, 0] {
-            if let Some(a) = self.0[slot].take() {
-                match a.try_into_owned_nocopy() {
-                    Ok(a) => return recycled_len(Some(a), len),
-                    // Still held elsewhere: kept for a later pass.
-                    Err(a) => self.0[slot] = Some(a),
-                }
-            }
-        }
-        recycled_len(None::<Shared>, len)
-    }
-
-    /// Records `y` as the newest output (the older one is let go).
-    pub(crate) fn keep(&mut self, y: &Shared) {
-        self.0[1] = self.0[0].take();
-        self.0[0] = Some(y.clone());
-    }
-}
-
-/// Elements per rayon job of the element-wise forward: long enough that
-/// handing a run to the other thread pays off.
-const RUN: usize = 1 << 14;
 
 /// `y[i] = f(x[i])` on rayon's threads (`y` as long as `x`).
 fn map_into(x: &[f32], y: &mut [f32], f: impl Fn(f32) -> f32 + Sync + Send) {
@@ -171,7 +131,7 @@ impl LayerKernel for ElementwiseKernel {
             (Some(gs), Some(xs), Some(ys)) if gs.len() == xs.len() && gs.len() == ys.len() => {
                 use rayon::prelude::*;
                 let pairs = gs.par_iter_mut().zip(xs.par_iter().zip(ys.par_iter()));
-                let pairs = pairs.with_min_len(1 << 14);
+                let pairs = pairs.with_min_len(RUN);
                 match f {
                     // The ReLU's own closure: a select the compiler
                     // vectorizes (`derivative`'s `match` kept the loop scalar).

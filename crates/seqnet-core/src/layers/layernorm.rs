@@ -1,8 +1,7 @@
 //! `LayerNormalization`: MATLAB's `layerNormalizationLayer`, over the
 //! channels of each time step.
 
-use super::activations::LastOutputs;
-use super::util::{grad_or_zeros, no_forward, single};
+use super::util::{grad_or_zeros, no_forward, single, LastOutputs};
 use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};

@@ -1,8 +1,7 @@
 //! `Addition` and `Concatenation`: layers with several inputs, so that real DAGs
 //! (residual connections, parallel branches) can be built.
 
-use super::activations::LastOutputs;
-use super::util::no_forward;
+use super::util::{no_forward, LastOutputs, RUN};
 use super::{name_field, named};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
@@ -98,26 +97,28 @@ struct AdditionKernel {
     last_output: LastOutputs,
 }
 
-/// Elements per rayon job of [`sum_into`]: long enough that handing a run
-/// to the other thread pays off.
-const RUN: usize = 1 << 14;
-
 /// `out = Σ xs` element by element (every slice as long as `out`), in one
 /// pass on rayon's threads.
 fn sum_into(xs: &[&[f32]], out: &mut [f32]) {
     let (first, rest) = xs.split_first().expect("at least one input");
     out.par_chunks_mut(RUN).enumerate().for_each(|(i, o)| {
         let run = i * RUN..i * RUN + o.len();
-        if let [second] = rest {
-            // Two inputs (a residual connection): one pass, `a + b` as below.
-            let (a, b) = (&first[run.clone()], &second[run]);
-            o.iter_mut()
-                .zip(a.iter().zip(b))
-                .for_each(|(s, (a, b))| *s = a + b);
-            return;
-        }
-        o.copy_from_slice(&first[run.clone()]);
-        for x in rest {
+        // The first two in one pass (`a + b`, the same bits as copying `a`
+        // and adding `b`), then the others added in order.
+        let more = match rest.split_first() {
+            Some((second, more)) => {
+                let (a, b) = (&first[run.clone()], &second[run.clone()]);
+                o.iter_mut()
+                    .zip(a.iter().zip(b))
+                    .for_each(|(s, (a, b))| *s = a + b);
+                more
+            }
+            None => {
+                o.copy_from_slice(&first[run.clone()]);
+                rest
+            }
+        };
+        for x in more {
             for (s, v) in o.iter_mut().zip(&x[run.clone()]) {
                 *s += v;
             }

@@ -2,8 +2,7 @@
 //! `positionEmbeddingLayer` and `sinusoidalPositionEncodingLayer`, a vector
 //! per position of each sequence, counted from its first real step.
 
-use super::activations::LastOutputs;
-use super::util::{no_forward, single};
+use super::util::{no_forward, single, LastOutputs};
 use super::{name_field, named};
 use crate::activation::{Activation, SeqLengths};
 use crate::error::{Error, Result};

@@ -4,7 +4,7 @@ use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::format::ActShape;
 use crate::layer::ShapeError;
-use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, Ix2};
+use ndarray::{ArcArray, ArrayD, ArrayView2, ArrayViewMut2, Ix2, IxDyn};
 
 /// The one input's shape, or a shape error at port 0.
 pub fn single(inputs: &[ActShape]) -> Result<ActShape, ShapeError> {
@@ -89,3 +89,43 @@ where
     }
     v
 }
+
+/// A layer's last two outputs, whose allocations its next forward reuses.
+///
+/// Why two: a consumer that keeps its input for backward (fully connected,
+/// layer normalization, attention) still holds the last output when this
+/// layer runs again (it runs after this layer), so that allocation is not
+/// free; the one before it is (the consumer let it go in the last pass).
+/// Reusing it keeps its pages mapped: a fresh allocation of a few MB is
+/// mapped anew, zeroed and faulted in page by page on every pass.
+#[derive(Default)]
+pub struct LastOutputs([Option<ArcArray<f32, IxDyn>>; 2]);
+
+impl LastOutputs {
+    /// `len` values for the next output, for a caller that overwrites every
+    /// one: the older output's allocation when nothing else holds it, else
+    /// the newer one's, else a fresh vector (values as [`recycled_len`]
+    /// leaves them).
+    pub fn buffer(&mut self, len: usize) -> Vec<f32> {
+        for slot in [1, 0] {
+            if let Some(a) = self.0[slot].take() {
+                match a.try_into_owned_nocopy() {
+                    Ok(a) => return recycled_len(Some(a), len),
+                    // Still held elsewhere: kept for a later pass.
+                    Err(a) => self.0[slot] = Some(a),
+                }
+            }
+        }
+        recycled_len(None::<ArcArray<f32, IxDyn>>, len)
+    }
+
+    /// Records `y` as the newest output (the older one is let go).
+    pub fn keep(&mut self, y: &ArcArray<f32, IxDyn>) {
+        self.0[1] = self.0[0].take();
+        self.0[0] = Some(y.clone());
+    }
+}
+
+/// Elements per rayon job in the element-wise passes (activations, addition):
+/// long enough that handing a run to the other thread pays off.
+pub const RUN: usize = 1 << 14;
