@@ -8,7 +8,7 @@
 //! h' = (1 − z) ⊙ n + z ⊙ h
 //! ```
 //!
-//! This file holds the backward pass ([`gru_backward`]); the forward is
+//! This file holds the backward pass ([`gru_backward_into`]); the forward is
 //! [`super::gru_forward()`] (fused, as the LSTM's).
 
 use super::Steps;
@@ -30,36 +30,6 @@ pub struct GruTrace<'a> {
     pub h: &'a [f32],
 }
 
-/// The backward through time for the output gradient `dy` (`[T·B, H]`), from
-/// what the forward kept; `w_hh` is `R`, `[3H, H]` row-major. Returns the
-/// gradients for `W·x + b` and for `R·h + rb`, both `[T·B, 3H]` (zero at
-/// padded steps). The observations are shared between two threads as in
-/// [`super::gru_forward()`] when a step's product is large enough.
-///
-/// # Panics
-/// When a slice is shorter than the sizes say, or `steps` has not one span
-/// per observation.
-pub fn gru_backward(
-    acts: Acts,
-    steps: &Steps,
-    reverse: bool,
-    w_hh: &[f32],
-    h: usize,
-    trace: GruTrace,
-    dy: &[f32],
-) -> (Vec<f32>, Vec<f32>) {
-    let (mut dgi, mut dgh) = (Vec::new(), Vec::new());
-    let (mut db, mut drb) = (vec![0f32; 3 * h], vec![0f32; 3 * h]);
-    let out = GruGrads {
-        dgi: &mut dgi,
-        dgh: &mut dgh,
-        db: &mut db,
-        drb: &mut drb,
-    };
-    gru_backward_into(acts, steps, reverse, w_hh, h, trace, dy, out);
-    (dgi, dgh)
-}
-
 /// What [`gru_backward_into`] writes: the gate gradients into buffers the
 /// caller keeps, and their column sums.
 #[derive(Debug)]
@@ -74,17 +44,22 @@ pub struct GruGrads<'a> {
     pub drb: &'a mut [f32],
 }
 
-/// [`gru_backward`] into buffers kept by the caller: `dgi` and `dgh` are
-/// resized to `[T·B, 3H]` and every value overwritten (zero at padded
-/// steps), so buffers reused between backwards are neither cleared nor
-/// faulted in anew (2 × 4.8 MB for the `gru-train-step` workload). Also
+/// The backward through time for the output gradient `dy` (`[T·B, H]`), from
+/// what the forward kept; `w_hh` is `R`, `[3H, H]` row-major. Writes the
+/// gradients for `W·x + b` and for `R·h + rb` into `dgi` and `dgh`, buffers
+/// kept by the caller, resized to `[T·B, 3H]` and every value overwritten
+/// (zero at padded steps), so buffers reused between backwards are neither
+/// cleared nor faulted in anew (2 × 4.8 MB for the `gru-train-step` workload). Also
 /// writes `db` and `drb`, the column sums of `dgi` and `dgh`, summed by the
 /// threads as they go (each observation's steps in the pass's order, then
 /// the observations in order: the same bits on one thread or two), so that
-/// no pass over the gradients follows on one thread.
+/// no pass over the gradients follows on one thread. The observations are
+/// shared between two threads as in [`super::gru_forward()`] when a step's
+/// product is large enough.
 ///
 /// # Panics
-/// As [`gru_backward`], or when `db` or `drb` does not hold `3H` values.
+/// When a slice is shorter than the sizes say, `steps` has not one span per
+/// observation, or `db` or `drb` does not hold `3H` values.
 #[allow(clippy::too_many_arguments)]
 pub fn gru_backward_into(
     acts: Acts,

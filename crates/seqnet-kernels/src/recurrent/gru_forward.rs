@@ -150,7 +150,7 @@ pub struct GruBuffers<'a> {
 ///   ([`super::fold_input`]; may be empty otherwise).
 /// * `panels`: the direction's weights, packed ([`GruPanels::pack`]).
 /// * `bufs`: the states in and out, and with `tape` the activated gates and
-///   `R_n·h + rb_n` kept for [`super::gru_backward()`] (see [`GruBuffers`]).
+///   `R_n·h + rb_n` kept for [`super::gru_backward_into()`] (see [`GruBuffers`]).
 ///
 /// Padded steps carry the state over unchanged. Each row's result is the
 /// same bits on one thread or two.

@@ -37,9 +37,16 @@ pub struct OutputGrad<'a> {
     pub offset: usize,
 }
 
-/// One direction's backward through time. Returns the gradient for the gate
-/// pre-activations, `[T·B, 4H]` (zero at padded steps), from which the
-/// caller makes the weight and input gradients.
+/// One direction's backward through time. Writes the gradient for the gate
+/// pre-activations, from which the caller makes the weight and input
+/// gradients, into `dg`, a buffer kept by the caller: resized to
+/// `[T·B, 4H]` and every value overwritten (zero at padded steps), so a
+/// buffer reused between backwards is neither cleared nor faulted in anew
+/// (`[T·B, 4H]` is 6.5 MB for the `lstm-train-step` workload). Also writes
+/// the bias gradient `db` `[4H]`, the column sums of `dg`, summed by the
+/// threads as they go (each observation's steps in the pass's order, then
+/// the observations in order: the same bits on one thread or two), so that
+/// no pass over `dg` follows on one thread.
 ///
 /// * `steps`, `reverse`: as the forward ran ([`super::lstm_forward()`]).
 /// * `w_hh`: the direction's recurrent weights `R`, `[4H, H]` row-major.
@@ -51,34 +58,9 @@ pub struct OutputGrad<'a> {
 /// or two.
 ///
 /// # Panics
-/// When a slice is shorter than the sizes say, `offset + H > S`, or `steps`
-/// has not one span per observation (checked before any thread starts).
-#[allow(clippy::too_many_arguments)]
-pub fn lstm_backward(
-    acts: Acts,
-    steps: &Steps,
-    reverse: bool,
-    w_hh: &[f32],
-    h: usize,
-    trace: LstmTrace,
-    grad: OutputGrad,
-) -> Vec<f32> {
-    let (mut dg, mut db) = (Vec::new(), vec![0f32; 4 * h]);
-    lstm_backward_into(acts, steps, reverse, w_hh, h, trace, grad, &mut dg, &mut db);
-    dg
-}
-
-/// [`lstm_backward`] into a buffer kept by the caller: `dg` is resized to
-/// `[T·B, 4H]` and every value overwritten (zero at padded steps), so a
-/// buffer reused between backwards is neither cleared nor faulted in anew
-/// (`[T·B, 4H]` is 6.5 MB for the `lstm-train-step` workload). Also writes
-/// the bias gradient `db` `[4H]`, the column sums of `dg`, summed by the
-/// threads as they go (each observation's steps in the pass's order, then
-/// the observations in order: the same bits on one thread or two), so that
-/// no pass over `dg` follows on one thread.
-///
-/// # Panics
-/// As [`lstm_backward`], or when `db` holds fewer than `4H` values.
+/// When a slice is shorter than the sizes say, `offset + H > S`, `steps`
+/// has not one span per observation (checked before any thread starts), or
+/// `db` holds fewer than `4H` values.
 #[allow(clippy::too_many_arguments)]
 pub fn lstm_backward_into(
     acts: Acts,
@@ -207,7 +189,7 @@ fn cell_back<G: Act, S: Act>(x: CellBack, isa: Isa) {
     cell_back_body::<G, S>(x)
 }
 
-/// [`lstm_backward`] on `threads` threads with the loops of `isa`.
+/// [`lstm_backward_into`] on `threads` threads with the loops of `isa`.
 ///
 /// The rows (observations) are shared between the threads, interleaved as
 /// in the forward pass ([`share`]); each thread walks the steps backwards

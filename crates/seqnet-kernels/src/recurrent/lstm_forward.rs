@@ -126,7 +126,7 @@ pub struct PassBuffers<'a> {
 ///   ([`fold_input`]; may be empty otherwise).
 /// * `panels`: the direction's weights, packed ([`GatePanels::pack`]).
 /// * `bufs`: the states in and out, and with `tape` the activated gates and
-///   `state(c)` kept for [`super::lstm_backward()`] (see [`PassBuffers`]).
+///   `state(c)` kept for [`super::lstm_backward_into()`] (see [`PassBuffers`]).
 ///
 /// Padded steps carry the state over unchanged. Each row's result is the
 /// same bits on one thread or two.

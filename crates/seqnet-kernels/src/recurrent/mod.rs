@@ -1,5 +1,5 @@
 //! The recurrent layers' passes through time: the LSTM's fused forward
-//! ([`lstm_forward()`]), backward ([`lstm_backward()`]) and streaming step
+//! ([`lstm_forward()`]), backward ([`lstm_backward_into()`]) and streaming step
 //! ([`lstm_step`]), the GRU's fused forward ([`gru_forward()`]) and backward
 //! ([`gru`]) (and [`gru_before`] for the reset gate before the
 //! multiplication), and the projected LSTM's ([`lstm_proj`]).
@@ -33,10 +33,10 @@ pub mod lstm_proj;
 pub mod lstm_step;
 mod row_pass;
 
-pub use gru::{gru_backward, gru_backward_into, GruGrads, GruTrace};
+pub use gru::{gru_backward_into, GruGrads, GruTrace};
 pub use gru_before::{gru_before_backward, gru_before_forward};
 pub use gru_forward::{gru_forward, GruBuffers, GruPanels};
-pub use lstm_backward::{lstm_backward, lstm_backward_into, LstmTrace, OutputGrad};
+pub use lstm_backward::{lstm_backward_into, LstmTrace, OutputGrad};
 pub use lstm_forward::{fold_input, lstm_forward, GatePanels, PassBuffers};
 pub use lstm_proj::{lstm_proj_backward, lstm_proj_forward, ProjBuffers, ProjTrace, ProjWeights};
 pub use lstm_step::StepWeights;
